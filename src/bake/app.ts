@@ -1,0 +1,123 @@
+/**
+ * App layer: the app's files (with production dependencies) under /app, plus kiln/ with the
+ * command, the baked environment and the launch settings the init reads. It is the only layer
+ * that changes when the app does.
+ */
+import { access, constants, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { InputError } from "../errors.js";
+import { parseElf, isElf } from "../elf/elf.js";
+import { makeErofs } from "../image/erofs.js";
+import { exists, hashTree, listTree, sha256File } from "../fsutil.js";
+import type { Spec } from "../spec/types.js";
+import type { Baker, Runtime } from "./baker.js";
+import type { BakeContext } from "./context.js";
+import { APP_GID, APP_UID } from "./system.js";
+
+export interface StagedApp {
+  /** Directory that becomes the app partition: app/ and kiln/. */
+  readonly root: string;
+  readonly appDir: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface AppLayer {
+  readonly path: string;
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly cached: boolean;
+  readonly appBytes: number;
+  readonly fileCount: number;
+}
+
+/** Resolves the program the way the image will: relative to /app, or on the runtime's PATH. */
+async function resolveProgram(spec: Spec, argv0: string, appDir: string, runtime: Runtime): Promise<string> {
+  if (argv0.startsWith("/")) {
+    if (argv0.startsWith("/app/")) await checkAppProgram(spec, path.join(appDir, argv0.slice(5)), argv0);
+    else if (!runtime.files.some((f) => f.dest === argv0)) throw new InputError(`cmd: program ${argv0} is not in the image`, { hint: "use a path inside the app (./server) or the runtime's program (node)" });
+    return argv0;
+  }
+  if (argv0.includes("/")) {
+    const imagePath = path.posix.join("/app", argv0);
+    await checkAppProgram(spec, path.join(appDir, argv0), imagePath);
+    return imagePath;
+  }
+  for (const dir of runtime.path) if (runtime.files.some((f) => f.dest === `${dir}/${argv0}`)) return `${dir}/${argv0}`;
+  if (await exists(path.join(appDir, argv0))) {
+    const imagePath = `/app/${argv0}`;
+    await checkAppProgram(spec, path.join(appDir, argv0), imagePath);
+    return imagePath;
+  }
+  throw new InputError(`cmd: program '${argv0}' is neither in the app directory nor provided by the ${spec.baker} runtime`, { hint: `use a path relative to the app directory, e.g. ./${argv0}` });
+}
+
+async function checkAppProgram(spec: Spec, hostPath: string, imagePath: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(hostPath);
+  } catch {
+    throw new InputError(`cmd: ${imagePath.replace(/^\/app\//, "./")} does not exist in ${spec.appDir}`, { hint: "check cmd in kiln.yml or --cmd; paths are relative to the app directory" });
+  }
+  if (!info.isFile()) throw new InputError(`cmd: ${imagePath} is not a file`);
+  try {
+    await access(hostPath, constants.X_OK);
+  } catch {
+    throw new InputError(`cmd: ${imagePath.replace(/^\/app\//, "./")} is not executable`, { hint: `chmod +x ${hostPath}` });
+  }
+  const bytes = await readFile(hostPath);
+  if (isElf(bytes)) {
+    const elf = parseElf(bytes, imagePath);
+    if (elf.machineName !== "x86-64" || elf.bits !== 64) {
+      throw new InputError(`${path.basename(hostPath)} is a ${elf.bits}-bit ${elf.machineName} executable, but kiln images run on x86-64`, { hint: "build it for linux/amd64 (e.g. GOARCH=amd64, --target x86_64-unknown-linux-gnu, or gcc without -m32)" });
+    }
+  } else if (bytes.subarray(0, 2).toString() === "#!") {
+    throw new InputError(`cmd: ${imagePath} is a script (${bytes.subarray(0, bytes.indexOf(10)).toString()}), but kiln images have no shell or script interpreters`, { hint: "run a compiled program, or use the baker for the script's language" });
+  }
+}
+
+export async function stageApp(spec: Spec, baker: Baker, runtime: Runtime, ctx: BakeContext): Promise<StagedApp> {
+  const root = path.join(ctx.scratch, "app-layer");
+  const appDir = path.join(root, "app");
+  await mkdir(appDir, { recursive: true });
+  await baker.stageApp(spec, ctx, appDir, runtime);
+  const cmd = spec.cmd!;
+  const argv = [await resolveProgram(spec, cmd[0]!, appDir, runtime), ...cmd.slice(1)];
+  const env: Record<string, string> = {
+    PATH: [...runtime.path, "/app"].join(":"),
+    HOME: "/tmp",
+    TMPDIR: "/tmp",
+    LANG: "C.UTF-8",
+    ...(spec.port !== undefined ? { PORT: String(spec.port) } : {}),
+    ...spec.env,
+    KILN_IMAGE: `${spec.name}:${spec.version}`,
+  };
+  const launch = {
+    KILN_APP_NAME: spec.name,
+    KILN_UID: String(APP_UID),
+    KILN_GID: String(APP_GID),
+    KILN_PORT: String(spec.port ?? ""),
+    KILN_HEALTH_PATH: spec.healthcheck.path,
+    KILN_STOP_TIMEOUT: String(spec.stopTimeoutSeconds),
+    KILN_MAX_CRASHES: String(spec.restarts.maxQuickExits),
+    KILN_CRASH_WINDOW: String(spec.restarts.windowSeconds),
+  };
+  await mkdir(path.join(root, "kiln"), { recursive: true });
+  await writeFile(path.join(root, "kiln", "cmd"), argv.map((a) => `${a}\n`).join(""));
+  await writeFile(path.join(root, "kiln", "env"), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(""));
+  await writeFile(path.join(root, "kiln", "launch.conf"), Object.entries(launch).map(([k, v]) => `${k}='${v.replaceAll("'", "")}'\n`).join(""));
+  return { root, appDir, argv, env };
+}
+
+export async function buildAppLayer(staged: StagedApp, ctx: BakeContext): Promise<AppLayer> {
+  const key = (await hashTree(staged.root)).slice(0, 32);
+  const entries = await listTree(staged.appDir);
+  const appBytes = entries.reduce((a, e) => a + e.size, 0);
+  const out = path.join(ctx.layers, `app-${key}.erofs`);
+  if (await exists(out)) return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: true, appBytes, fileCount: entries.length };
+  const tmp = path.join(ctx.scratch, `app-${key}.erofs`);
+  await makeErofs(staged.root, tmp, key);
+  await mkdir(ctx.layers, { recursive: true });
+  await rename(tmp, out);
+  return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: false, appBytes, fileCount: entries.length };
+}

@@ -1,0 +1,101 @@
+/**
+ * kiln bake: spec → layers → disk → store. Reads like a table of contents; each stage is a
+ * timed step on stderr, each layer is cached by the identity of its inputs, and the image
+ * enters the store only when complete.
+ */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { requireTools } from "../exec.js";
+import { makeScratchDir, removeDir } from "../fsutil.js";
+import type { KilnHome } from "../home.js";
+import { assembleDisk, diskSignatureFor } from "../image/disk.js";
+import type { ImageManifest } from "../image/manifest.js";
+import { ImageStore, type StoredImage } from "../image/store.js";
+import { buildLock, readLock, writeLock } from "../packages/lock.js";
+import { formatBytes, type Progress } from "../progress.js";
+import { loadSpec } from "../spec/load.js";
+import type { SpecOverrides } from "../spec/types.js";
+import { buildAppLayer, stageApp } from "./app.js";
+import { loadBakers } from "./bakers.js";
+import { buildBootPartition } from "./boot.js";
+import { createBakeContext } from "./context.js";
+import { buildInitramfs } from "./initramfs.js";
+import { prepareKernel } from "./kernel.js";
+import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
+import { buildSystemLayer } from "./system.js";
+
+export const BAKE_TOOLS = ["apt-cache", "apt-get", "dpkg-deb", "dpkg", "mkfs.erofs", "mkfs.fat", "mcopy", "mmd", "syslinux", "gcc", "npm"] as const;
+
+export interface BakeResult {
+  readonly image: StoredImage;
+  readonly lockChanged: boolean;
+  readonly seconds: number;
+}
+
+export async function bake(target: string, overrides: SpecOverrides, home: KilnHome, progress: Progress): Promise<BakeResult> {
+  const started = performance.now();
+  const bakers = await loadBakers();
+  const spec = await loadSpec(target, overrides, bakers);
+  const baker = bakers.find((b) => b.name === spec.baker)!;
+  await requireTools(BAKE_TOOLS);
+  progress.info(`Baking ${spec.name}:${spec.version} (${spec.baker}) from ${spec.appFile ?? spec.appDir}`);
+
+  await mkdir(home.tmp, { recursive: true });
+  const scratch = await makeScratchDir(home.tmp, "bake");
+  try {
+    const ctx = createBakeContext(home, scratch, await readLock(spec.appDir), progress);
+    const signature = diskSignatureFor(spec.name);
+    const signatureHex = signature.toString(16).padStart(8, "0");
+
+    const kernel = await progress.step("Kernel", () => prepareKernel(spec, ctx), (k) => `${k.release}, ${k.modules.size} modules`);
+    const init = await progress.step("Initramfs", () => buildInitramfs(kernel, ctx), (i) => `${formatBytes(i.bytes)}${i.cached ? " (cached)" : ""}`);
+    const boot = await progress.step("Boot partition (BIOS + UEFI)", () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx), (b) => (b.cached ? "(cached)" : ""));
+    const runtime = await progress.step(`Runtime (${spec.baker})`, () => baker.prepareRuntime(spec, ctx), (r) => r.packages.map((p) => `${p.name} ${p.version}`).join(", "));
+    const staged = await progress.step("App files", () => stageApp(spec, baker, runtime, ctx));
+    const libs = await progress.step("Shared libraries", async () => {
+      const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app"))];
+      for (const file of runtime.files) {
+        const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest));
+        roots.push(...found.filter((f) => f.hostPath === file.source));
+      }
+      return collectLibraries(spec, roots, new Map([["/app", staged.appDir]]), ctx);
+    }, (l) => `${l.length} files`);
+    const system = await progress.step("System layer", () => buildSystemLayer(runtime, libs, ctx), (s) => `${formatBytes(s.bytes)}${s.cached ? " (cached)" : ""}`);
+    const app = await progress.step("App layer", () => buildAppLayer(staged, ctx), (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`);
+
+    const imageDir = await makeScratchDir(home.tmp, "image");
+    try {
+      const disk = await progress.step("Disk", () => assembleDisk({
+        bootCode: boot.mbrCode, diskSignature: signature,
+        boot: { path: boot.path, bytes: boot.bytes }, system: { path: system.path, bytes: system.bytes }, app: { path: app.path, bytes: app.bytes },
+      }, path.join(imageDir, "disk.raw")), (d) => `${formatBytes(d.layout.totalBytes)} ${d.digest.slice(0, 19)}`);
+      const { stat } = await import("node:fs/promises");
+      const allocated = (await stat(path.join(imageDir, "disk.raw"))).blocks * 512;
+      const kernelBytes = (await stat(kernel.vmlinuz)).size;
+      const manifest: ImageManifest = {
+        manifestVersion: 1, name: spec.name, version: spec.version, digest: disk.digest, baker: spec.baker,
+        bakedAt: new Date().toISOString(), cmd: staged.argv, port: spec.port, env: staged.env,
+        healthcheck: spec.healthcheck, resources: spec.resources,
+        kernel: { package: kernel.package.name, version: kernel.package.version, release: kernel.release, cmdline: boot.cmdline },
+        diskSignature: signatureHex, layout: disk.layout,
+        layers: [
+          { name: "kernel", sha256: kernel.package.sha256, bytes: kernelBytes, cached: true },
+          { name: "init", sha256: init.sha256, bytes: init.bytes, cached: init.cached },
+          { name: "boot", sha256: boot.sha256, bytes: boot.bytes, cached: boot.cached },
+          { name: "system", sha256: system.sha256, bytes: system.bytes, cached: system.cached },
+          { name: "app", sha256: app.sha256, bytes: app.bytes, cached: app.cached },
+        ],
+        sizes: { kernel: kernelBytes, init: init.bytes, libs: system.libBytes, runtime: system.runtimeBytes, app: app.appBytes, rawDisk: disk.layout.totalBytes, allocated },
+        packages: buildLock(ctx.used).packages,
+        files: system.files,
+      };
+      const image = await new ImageStore(home).commit(imageDir, manifest);
+      const lockChanged = await writeLock(spec.appDir, buildLock(ctx.used));
+      return { image, lockChanged, seconds: (performance.now() - started) / 1000 };
+    } finally {
+      await removeDir(imageDir);
+    }
+  } finally {
+    await removeDir(scratch);
+  }
+}

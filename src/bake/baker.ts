@@ -1,0 +1,55 @@
+/**
+ * A baker knows one kind of app (Node.js, a native executable, …): how to recognise it,
+ * which runtime goes into the system layer, and how to stage the app layer. Bakers live in
+ * bakers/<name>/index.ts and are found by folder name, so adding one does not touch src/.
+ */
+import type { Spec } from "../spec/types.js";
+import type { LockEntry } from "../packages/lock.js";
+import type { BakeContext } from "./context.js";
+
+export interface AppSource {
+  readonly dir: string;
+  /** Set when the user gave a single file rather than a directory. */
+  readonly file: string | undefined;
+}
+
+/** What a baker can tell from the app's files alone, before kiln.yml and flags apply. */
+export interface Detection {
+  readonly name?: string;
+  readonly version?: string;
+  readonly cmd?: readonly string[];
+  readonly port?: number;
+  readonly nodeVersion?: string;
+  /** Problems found while detecting (e.g. an unusable scripts.start), reported with the spec's. */
+  readonly problems?: readonly string[];
+}
+
+export interface RuntimeFile {
+  /** Absolute path inside the image's root, e.g. /usr/bin/node. */
+  readonly dest: string;
+  readonly source: string;
+  readonly mode: number;
+}
+
+export interface Runtime {
+  /** Stable identity of the runtime's inputs, part of the system layer's cache key. */
+  readonly key: string;
+  readonly files: readonly RuntimeFile[];
+  readonly packages: readonly LockEntry[];
+  /** PATH inside the image, for resolving the command's program. */
+  readonly path: readonly string[];
+  /** Headers for native extensions built against this runtime (Node: include/node). */
+  readonly headersDir?: string;
+}
+
+export interface Baker {
+  readonly name: string;
+  /** Returns undefined when the app is not of this baker's kind. */
+  detect(source: AppSource): Promise<Detection | undefined>;
+  /** Fetches the runtime (pinned by the lock) for the system layer. */
+  prepareRuntime(spec: Spec, ctx: BakeContext): Promise<Runtime>;
+  /** Copies the app (and its production dependencies) into `dest`, which becomes /app. */
+  stageApp(spec: Spec, ctx: BakeContext, dest: string, runtime: Runtime): Promise<void>;
+  /** Extra inputs that decide the app layer besides its files (e.g. the Node version for addons). */
+  appKey?(spec: Spec, runtime: Runtime): string;
+}

@@ -1,0 +1,46 @@
+/** Everything a bake stage needs besides the Spec: caches, package sources, scratch space. */
+import path from "node:path";
+import type { KilnHome } from "../home.js";
+import { installRoot } from "../home.js";
+import { AptSource } from "../packages/apt.js";
+import { NpmSource } from "../packages/npm.js";
+import type { Lock, LockEntry } from "../packages/lock.js";
+import type { Progress } from "../progress.js";
+
+export interface BakeContext {
+  readonly home: KilnHome;
+  /** Per-bake scratch directory, removed when the bake ends. */
+  readonly scratch: string;
+  readonly apt: AptSource;
+  readonly npm: NpmSource;
+  /** The lock as it was before this bake (pins versions). */
+  readonly previousLock: Lock | undefined;
+  /** Packages this bake used, to write the new lock. */
+  readonly used: LockEntry[];
+  readonly progress: Progress;
+  readonly templates: string;
+  readonly kernelConfigs: string;
+  /** Cache directory for built layers. */
+  readonly layers: string;
+}
+
+export function createBakeContext(home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress): BakeContext {
+  const root = installRoot();
+  return {
+    home,
+    scratch,
+    apt: new AptSource(home.cache),
+    npm: new NpmSource(home.cache),
+    previousLock,
+    used: [],
+    progress,
+    templates: path.join(root, "templates"),
+    kernelConfigs: path.join(root, "kernel-configs"),
+    layers: path.join(home.cache, "layers"),
+  };
+}
+
+/** Version pinned in the previous lock for a package, if any. */
+export function pinned(ctx: BakeContext, name: string): string | undefined {
+  return ctx.previousLock?.packages.find((p) => p.name === name)?.version;
+}

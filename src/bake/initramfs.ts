@@ -1,0 +1,78 @@
+/**
+ * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, and the
+ * kernel modules with their load-order and alias tables, as a reproducible gzipped cpio.
+ * It depends only on the kernel, busybox and kiln's templates, never on the app, so every
+ * app baked with the same kernel shares it.
+ */
+import { mkdir, readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { buildCpio, gzipDeterministic, type CpioEntry } from "../image/cpio.js";
+import { renderAliasTable, renderDepTable } from "../kmod/module-set.js";
+import { run } from "../exec.js";
+import { exists, sha256, sha256File, writeFileAtomic } from "../fsutil.js";
+import { lockEntryOf } from "../packages/apt.js";
+import { pinned, type BakeContext } from "./context.js";
+import type { KernelLayer } from "./kernel.js";
+
+export interface InitLayer {
+  readonly path: string;
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly cached: boolean;
+  readonly busyboxVersion: string;
+}
+
+/** Compiles templates/init/kiln-exec.c once per (source, compiler); it has no libc, so it is tiny. */
+async function buildKilnExec(ctx: BakeContext): Promise<Buffer> {
+  const source = path.join(ctx.templates, "init", "kiln-exec.c");
+  const compiler = (await run(["gcc", "--version"])).stdout.split("\n")[0] ?? "";
+  const key = sha256(`${await sha256File(source)}\0${compiler}`).slice(0, 24);
+  const out = path.join(ctx.layers, `kiln-exec-${key}`);
+  if (!(await exists(out))) {
+    await mkdir(ctx.layers, { recursive: true });
+    const tmp = `${out}.tmp-${process.pid}`;
+    await run(["gcc", "-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-Os", "-fno-stack-protector",
+      "-fno-asynchronous-unwind-tables", "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096", "-s", "-o", tmp, source]);
+    const { rename } = await import("node:fs/promises");
+    await rename(tmp, out);
+  }
+  return readFile(out);
+}
+
+export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Promise<InitLayer> {
+  const busyboxPkg = await ctx.apt.resolve("busybox-static", pinned(ctx, "busybox-static"));
+  ctx.used.push(lockEntryOf(busyboxPkg, "init"));
+  const kilnExec = await buildKilnExec(ctx);
+  const initScript = await readFile(path.join(ctx.templates, "init", "init"));
+  const dhcpScript = await readFile(path.join(ctx.templates, "init", "kiln-dhcp"));
+  const key = sha256([kernel.package.sha256, busyboxPkg.sha256, sha256(kilnExec), sha256(initScript), sha256(dhcpScript), kernel.loadOrder.join(",")].join("\0")).slice(0, 32);
+  const out = path.join(ctx.layers, `initramfs-${key}.img`);
+  if (await exists(out)) {
+    return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: true, busyboxVersion: busyboxPkg.version };
+  }
+
+  const busyboxTree = await ctx.apt.unpack(busyboxPkg);
+  const busyboxPath = path.join(busyboxTree, "bin", "busybox");
+  const busybox = await readFile(busyboxPath);
+  const applets = (await run([busyboxPath, "--list"])).stdout.split("\n").map((a) => a.trim()).filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== "busybox");
+
+  const entries: CpioEntry[] = [
+    { path: "init", type: "file", mode: 0o755, data: initScript },
+    { path: "bin/busybox", type: "file", mode: 0o755, data: busybox },
+    { path: "bin/kiln-exec", type: "file", mode: 0o755, data: kilnExec },
+    { path: "bin/kiln-dhcp", type: "file", mode: 0o755, data: dhcpScript },
+    { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },
+    { path: "lib/modules/kiln.alias", type: "file", mode: 0o644, data: Buffer.from(renderAliasTable([...kernel.modules.values()].map((m) => m.info))) },
+    { path: "lib/modules/kiln.deps", type: "file", mode: 0o644, data: Buffer.from(renderDepTable(new Map([...kernel.modules].map(([n, m]) => [n, m.info])), [...kernel.modules.keys()])) },
+    { path: "dev/console", type: "char", mode: 0o600, major: 5, minor: 1 },
+    { path: "dev/null", type: "char", mode: 0o666, major: 1, minor: 3 },
+    ...["proc", "sys", "run", "tmp", "mnt"].map((d): CpioEntry => ({ path: d, type: "dir", mode: 0o755 })),
+  ];
+  for (const applet of applets) entries.push({ path: `bin/${applet}`, type: "symlink", target: "busybox" });
+  for (const name of [...kernel.modules.keys()].sort()) {
+    entries.push({ path: `lib/modules/${name}.ko`, type: "file", mode: 0o644, data: await readFile(kernel.modules.get(name)!.path) });
+  }
+  const image = gzipDeterministic(buildCpio(entries));
+  await writeFileAtomic(out, image);
+  return { path: out, sha256: sha256(image), bytes: image.length, cached: false, busyboxVersion: busyboxPkg.version };
+}

@@ -1,0 +1,89 @@
+/**
+ * Kernel layer: the Debian kernel package (pinned), checked against kernel-configs/, and the
+ * modules the initramfs needs with their load order and device aliases.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { InputError, KilnError } from "../errors.js";
+import { parseModinfo, type ModuleInfo } from "../kmod/modinfo.js";
+import { checkKernelConfig, parseFragment, parseKernelConfig } from "../kmod/kconfig.js";
+import { planModuleLoad } from "../kmod/module-set.js";
+import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
+import type { Spec } from "../spec/types.js";
+import type { BakeContext } from "./context.js";
+
+export interface KernelLayer {
+  readonly package: DebianPackage;
+  /** `uname -r` of the kernel, e.g. 6.1.0-56-cloud-amd64. */
+  readonly release: string;
+  readonly vmlinuz: string;
+  readonly modules: ReadonlyMap<string, { path: string; info: ModuleInfo }>;
+  /** Modules in load order (dependencies first). */
+  readonly loadOrder: readonly string[];
+  /** Filesystem and input modules loaded unconditionally; device drivers are loaded by alias. */
+  readonly alwaysLoad: readonly string[];
+}
+
+const ALWAYS_LOAD = ["erofs", "vfat", "nls_cp437", "nls_ascii", "evdev", "button"];
+
+/** A metapackage (linux-image-cloud-amd64) depends on exactly one versioned image package. */
+async function resolveKernelPackage(spec: Spec, ctx: BakeContext): Promise<DebianPackage> {
+  const lockedImage = ctx.previousLock?.packages.find((p) => p.role === "kernel");
+  if (lockedImage) return ctx.apt.resolve(lockedImage.name, lockedImage.version);
+  const meta = await ctx.apt.resolve(spec.kernel.package);
+  if (/^linux-image-\d/.test(meta.name)) return meta;
+  const target = /(linux-image-\d[^\s,(|]*)/.exec(meta.depends)?.[1];
+  if (!target) throw new InputError(`kernel.package ${spec.kernel.package} is not a Linux kernel image package (it depends on: ${meta.depends || "nothing"})`, { hint: "use linux-image-cloud-amd64 or a versioned linux-image-* package" });
+  const version = /\(=\s*([^)\s]+)\)/.exec(meta.depends)?.[1];
+  return ctx.apt.resolve(target, version);
+}
+
+export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<KernelLayer> {
+  const pkg = await resolveKernelPackage(spec, ctx);
+  const tree = await ctx.apt.unpack(pkg);
+  ctx.used.push(lockEntryOf(pkg, "kernel"));
+  const boot = path.join(tree, "boot");
+  const files = await readdir(boot);
+  const vmlinuzName = files.find((f) => f.startsWith("vmlinuz-"));
+  const configName = files.find((f) => f.startsWith("config-"));
+  if (!vmlinuzName || !configName) throw new KilnError(`kernel package ${pkg.name} has no /boot/vmlinuz-* or /boot/config-*`);
+  const release = vmlinuzName.slice("vmlinuz-".length);
+
+  const fragment = parseFragment(await readFile(path.join(ctx.kernelConfigs, "kiln.config"), "utf8"));
+  const check = checkKernelConfig(fragment, parseKernelConfig(await readFile(path.join(boot, configName), "utf8")));
+  if (check.missing.length > 0) {
+    throw new InputError(`kernel ${pkg.name} ${pkg.version} lacks features kiln images need:\n${check.missing.map((m) => `  - ${m}`).join("\n")}`, {
+      hint: "choose another kernel.package in kiln.yml (the default linux-image-cloud-amd64 has all of them)",
+    });
+  }
+  const wanted = [...new Set([...check.modules, ...ALWAYS_LOAD])];
+  const modules = await readModules(path.join(tree, "lib", "modules", release), wanted);
+  const plan = planModuleLoad(new Map([...modules].map(([name, m]) => [name, m.info])), wanted);
+  // Built-in drivers (nvme in the cloud kernel) are "missing" as modules and need nothing.
+  return { package: pkg, release, vmlinuz: path.join(boot, vmlinuzName), modules, loadOrder: plan.order, alwaysLoad: ALWAYS_LOAD.filter((m) => modules.has(m)) };
+}
+
+/** Reads .modinfo of the wanted modules and everything they depend on. */
+async function readModules(modulesDir: string, wanted: readonly string[]): Promise<Map<string, { path: string; info: ModuleInfo }>> {
+  const paths = new Map<string, string>();
+  async function index(dir: string): Promise<void> {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) await index(full);
+      else if (entry.name.endsWith(".ko")) paths.set(entry.name.slice(0, -3).replace(/-/g, "_"), full);
+    }
+  }
+  await index(path.join(modulesDir, "kernel"));
+  const found = new Map<string, { path: string; info: ModuleInfo }>();
+  const queue = [...wanted];
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    if (found.has(name)) continue;
+    const file = paths.get(name);
+    if (!file) continue;
+    const info = parseModinfo(await readFile(file), path.basename(file));
+    found.set(name, { path: file, info });
+    queue.push(...info.depends, ...info.softdepsPre);
+  }
+  return found;
+}

@@ -1,0 +1,184 @@
+/**
+ * Shared libraries for the image: the ELF closure of the runtime and of every ELF file in the
+ * app, each library taken from its pinned Debian package (never from the build host's disk),
+ * plus the dynamic loader. Libraries the app ships itself (RUNPATH $ORIGIN) stay in the app.
+ */
+import { lstat, readFile, readlink, readdir } from "node:fs/promises";
+import path from "node:path";
+import { InputError } from "../errors.js";
+import { computeLibClosure, type LibRequest, type ResolvedLib } from "../elf/closure.js";
+import { isElf, parseElf, type ElfInfo } from "../elf/elf.js";
+import { exists } from "../fsutil.js";
+import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
+import type { Spec } from "../spec/types.js";
+import { pinned, type BakeContext } from "./context.js";
+
+export const LIB_DIR = "/lib/x86_64-linux-gnu";
+const TREE_LIB_DIRS = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"];
+const HOST_LIB_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"];
+
+export interface ElfRoot {
+  /** Path inside the image, e.g. /usr/bin/node or /app/server. */
+  readonly imagePath: string;
+  /** Where the file is on the build host right now. */
+  readonly hostPath: string;
+  readonly info: ElfInfo;
+}
+
+export interface LibFile {
+  readonly dest: string;
+  readonly source: string;
+  /** package sha256 + path in the package: identity without hashing the bytes again. */
+  readonly identity: string;
+}
+
+/** Follows symlinks inside an unpacked package tree (absolute links re-rooted at the tree). */
+async function realPathInTree(tree: string, rel: string, depth = 0): Promise<string | undefined> {
+  const full = path.join(tree, rel);
+  let info;
+  try {
+    info = await lstat(full);
+  } catch {
+    return undefined;
+  }
+  if (!info.isSymbolicLink()) return info.isFile() ? full : undefined;
+  if (depth > 16) return undefined;
+  const target = await readlink(full);
+  const next = target.startsWith("/") ? target.slice(1) : path.join(path.dirname(rel), target);
+  return realPathInTree(tree, next, depth + 1);
+}
+
+/** Finds every ELF file under a staged directory (app files, node_modules addons). */
+export async function findElfFiles(stagedDir: string, imageDir: string): Promise<ElfRoot[]> {
+  const out: ElfRoot[] = [];
+  async function walk(rel: string): Promise<void> {
+    for (const entry of (await readdir(path.join(stagedDir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) await walk(childRel);
+      else if (entry.isFile()) {
+        const hostPath = path.join(stagedDir, childRel);
+        const head = Buffer.alloc(4);
+        const { open } = await import("node:fs/promises");
+        const fh = await open(hostPath, "r");
+        try {
+          await fh.read(head, 0, 4, 0);
+        } finally {
+          await fh.close();
+        }
+        if (!isElf(head)) continue;
+        const info = parseElf(await readFile(hostPath), `${imageDir}/${childRel}`);
+        // Prebuilt binaries for other platforms (common in node_modules) are never loaded here.
+        if (info.machineName !== "x86-64" || info.bits !== 64) continue;
+        if (info.type === "exec" || info.type === "dyn") out.push({ imagePath: `${imageDir}/${childRel}`, hostPath, info });
+      }
+    }
+  }
+  await walk("");
+  return out;
+}
+
+interface PackageTree {
+  readonly pkg: DebianPackage;
+  readonly tree: string;
+}
+
+class LibraryResolver {
+  private readonly trees: PackageTree[] = [];
+  constructor(private readonly ctx: BakeContext, private readonly stagedRoots: ReadonlyMap<string, string>) {}
+
+  async addPackage(name: string): Promise<PackageTree> {
+    const existing = this.trees.find((t) => t.pkg.name === name);
+    if (existing) return existing;
+    const pkg = await this.ctx.apt.resolve(name, pinned(this.ctx, name));
+    const entry = { pkg, tree: await this.ctx.apt.unpack(pkg) };
+    this.trees.push(entry);
+    return entry;
+  }
+
+  get packages(): readonly DebianPackage[] {
+    return this.trees.map((t) => t.pkg);
+  }
+
+  /** Maps an image path to the staged host path, for libraries the app ships itself. */
+  private staged(imagePath: string): string | undefined {
+    for (const [prefix, dir] of this.stagedRoots) if (imagePath === prefix || imagePath.startsWith(`${prefix}/`)) return path.join(dir, imagePath.slice(prefix.length));
+    return undefined;
+  }
+
+  async resolve(req: LibRequest): Promise<(ResolvedLib & { identity: string; fromApp: boolean }) | undefined> {
+    for (const dir of [...req.rpath, ...req.runpath]) {
+      const imageDir = dir.replaceAll("$ORIGIN", req.origin).replaceAll("${ORIGIN}", req.origin);
+      const host = this.staged(path.posix.join(imageDir, req.soname));
+      if (host && (await exists(host))) return { soname: req.soname, path: host, info: parseElf(await readFile(host), host), identity: `app:${host}`, fromApp: true };
+    }
+    const inTree = await this.findInTrees(req.soname);
+    if (inTree) return inTree;
+    const owner = await this.hostOwner(req.soname);
+    if (!owner) return undefined;
+    await this.addPackage(owner);
+    return this.findInTrees(req.soname);
+  }
+
+  private async findInTrees(soname: string): Promise<(ResolvedLib & { identity: string; fromApp: boolean }) | undefined> {
+    for (const { pkg, tree } of this.trees) {
+      for (const dir of TREE_LIB_DIRS) {
+        const real = await realPathInTree(tree, `${dir}/${soname}`);
+        if (real) return { soname, path: real, info: parseElf(await readFile(real), `${pkg.name}:${soname}`), identity: `${pkg.sha256}:${path.relative(tree, real)}`, fromApp: false };
+      }
+    }
+    return undefined;
+  }
+
+  /** Which Debian package ships this library on the build host; that package is then fetched. */
+  private async hostOwner(soname: string): Promise<string | undefined> {
+    for (const dir of HOST_LIB_DIRS) {
+      const candidate = path.join(dir, soname);
+      if (await exists(candidate)) {
+        const owner = await this.ctx.apt.ownerOf(candidate);
+        if (owner) return owner.replace(/:amd64$/, "");
+      }
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Computes the libraries the image needs. `stagedRoots` maps image directories (/app) to
+ * where their files are staged, so app-shipped libraries resolve inside the app.
+ */
+export async function collectLibraries(spec: Spec, roots: readonly ElfRoot[], stagedRoots: ReadonlyMap<string, string>, ctx: BakeContext): Promise<LibFile[]> {
+  const dynamic = roots.filter((r) => !r.info.isStatic);
+  if (dynamic.length === 0) return [];
+  const resolver = new LibraryResolver(ctx, stagedRoots);
+  const libc = await resolver.addPackage("libc6");
+  for (const extra of spec.packages) await resolver.addPackage(extra);
+
+  const files = new Map<string, LibFile>();
+  const missing: string[] = [];
+  for (const root of dynamic) {
+    const identities = new Map<string, string>();
+    const closure = await computeLibClosure({ path: root.imagePath, info: root.info }, async (req) => {
+      const found = await resolver.resolve(req);
+      if (found) identities.set(found.soname, found.fromApp ? "" : found.identity);
+      return found;
+    });
+    for (const m of closure.missing) missing.push(`${m.soname} (needed by ${m.neededBy})`);
+    for (const lib of closure.libs) {
+      const identity = identities.get(lib.soname);
+      if (identity) files.set(`${LIB_DIR}/${lib.soname}`, { dest: `${LIB_DIR}/${lib.soname}`, source: lib.path, identity });
+    }
+    if (closure.interpreter && !files.has(closure.interpreter)) {
+      const real = await realPathInTree(libc.tree, closure.interpreter.slice(1));
+      if (!real) missing.push(`${closure.interpreter} (the dynamic loader of ${root.imagePath}, not in libc6)`);
+      else files.set(closure.interpreter, { dest: closure.interpreter, source: real, identity: `${libc.pkg.sha256}:${closure.interpreter}` });
+    }
+  }
+  if (missing.length > 0) {
+    const unique = [...new Set(missing)].sort();
+    throw new InputError(`shared libraries not found:\n${unique.map((m) => `  - ${m}`).join("\n")}`, {
+      hint: "add the Debian packages that ship them to packages: in kiln.yml (apt-file search <lib> names them), or ship the library in the app directory with RUNPATH $ORIGIN",
+    });
+  }
+  for (const pkg of resolver.packages) ctx.used.push(lockEntryOf(pkg, "lib"));
+  return [...files.values()].sort((a, b) => (a.dest < b.dest ? -1 : 1));
+}

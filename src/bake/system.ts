@@ -1,0 +1,79 @@
+/**
+ * System layer: everything in the app's root that is not the app — the runtime, the shared
+ * libraries, a few /etc files and the mount points the init fills (app, tmp, run, proc, dev).
+ * No shell, no busybox, no package manager. Cached by the identities of its inputs.
+ */
+import { chmod, copyFile, mkdir, rename, stat, symlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { makeErofs } from "../image/erofs.js";
+import { exists, makeScratchDir, removeDir, sha256, sha256File } from "../fsutil.js";
+import type { Runtime } from "./baker.js";
+import type { BakeContext } from "./context.js";
+import type { LibFile } from "./libs.js";
+
+export const APP_UID = 1000;
+export const APP_GID = 1000;
+
+export interface SystemLayer {
+  readonly path: string;
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly cached: boolean;
+  /** Uncompressed sizes, for `kiln inspect` and the size report. */
+  readonly runtimeBytes: number;
+  readonly libBytes: number;
+  readonly files: readonly { path: string; bytes: number; kind: "runtime" | "lib" | "etc" }[];
+}
+
+const ETC_FILES: Record<string, string> = {
+  "etc/passwd": `root:x:0:0:root:/nonexistent:/nonexistent\napp:x:${APP_UID}:${APP_GID}:app:/tmp:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n`,
+  "etc/group": `root:x:0:\napp:x:${APP_GID}:\nnogroup:x:65534:\n`,
+  "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
+  "etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
+  "etc/os-release": 'NAME="kiln"\nID=kiln\nPRETTY_NAME="kiln minimal image"\n',
+};
+
+export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[], ctx: BakeContext): Promise<SystemLayer> {
+  const inputs = [
+    ...runtime.files.map((f) => `${f.dest}\0${runtime.key}\0${f.mode}`),
+    ...libs.map((l) => `${l.dest}\0${l.identity}`),
+    ...Object.entries(ETC_FILES).map(([p, c]) => `${p}\0${sha256(c)}`),
+  ];
+  const key = sha256(inputs.join("\n")).slice(0, 32);
+  const out = path.join(ctx.layers, `system-${key}.erofs`);
+  const sizes = await Promise.all([
+    ...runtime.files.map(async (f) => ({ path: f.dest, bytes: (await stat(f.source)).size, kind: "runtime" as const })),
+    ...libs.map(async (l) => ({ path: l.dest, bytes: (await stat(l.source)).size, kind: "lib" as const })),
+  ]);
+  const files = [...sizes, ...Object.entries(ETC_FILES).map(([p, c]) => ({ path: `/${p}`, bytes: c.length, kind: "etc" as const }))];
+  const summary = {
+    runtimeBytes: sizes.filter((s) => s.kind === "runtime").reduce((a, s) => a + s.bytes, 0),
+    libBytes: sizes.filter((s) => s.kind === "lib").reduce((a, s) => a + s.bytes, 0),
+    files,
+  };
+  if (await exists(out)) return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: true, ...summary };
+
+  const root = await makeScratchDir(ctx.scratch, "system");
+  try {
+    for (const dir of ["app", "tmp", "run", "proc", "dev", "etc", "usr/bin", "lib/x86_64-linux-gnu"]) await mkdir(path.join(root, dir), { recursive: true });
+    for (const [rel, content] of Object.entries(ETC_FILES)) await writeFile(path.join(root, rel), content);
+    // The init writes DNS servers from DHCP to the writable /run.
+    await symlink("/run/resolv.conf", path.join(root, "etc/resolv.conf"));
+    for (const f of runtime.files) await place(root, f.dest, f.source, f.mode);
+    for (const l of libs) await place(root, l.dest, l.source, 0o755);
+    const tmp = path.join(ctx.scratch, `system-${key}.erofs`);
+    await makeErofs(root, tmp, key);
+    await mkdir(ctx.layers, { recursive: true });
+    await rename(tmp, out);
+  } finally {
+    await removeDir(root);
+  }
+  return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: false, ...summary };
+}
+
+async function place(root: string, dest: string, source: string, mode: number): Promise<void> {
+  const target = path.join(root, dest);
+  await mkdir(path.dirname(target), { recursive: true });
+  await copyFile(source, target);
+  await chmod(target, mode);
+}

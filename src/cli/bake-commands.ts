@@ -1,0 +1,91 @@
+/** bake, images, inspect, rm. */
+import type { Command } from "commander";
+import { bake } from "../bake/bake.js";
+import type { KilnHome } from "../home.js";
+import { ImageStore, type StoredImage } from "../image/store.js";
+import { formatBytes, stderrProgress } from "../progress.js";
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function summary(image: StoredImage) {
+  const m = image.manifest;
+  return { ref: image.ref, name: m.name, version: m.version, digest: image.digest, baker: m.baker, bakedAt: m.bakedAt, rawBytes: m.sizes.rawDisk, allocatedBytes: m.sizes.allocated, disk: image.disk };
+}
+
+export function registerBakeCommands(program: Command, home: () => KilnHome): void {
+  program
+    .command("bake")
+    .description("bake an app directory (or a single executable) into a bootable image")
+    .argument("[path]", "app directory or executable", ".")
+    .option("--cmd <command>", "start command (native apps), e.g. \"./server --port 8080\"")
+    .option("--port <port>", "port the app listens on")
+    .option("--name <name>", "image name (default: package.json name or the directory name)")
+    .option("--version <version>", "image version (default: package.json version or 0.1.0)")
+    .option("--baker <baker>", "force a baker instead of detecting one")
+    .option("--json", "print one JSON object with the result")
+    .action(async (target: string, opts: { cmd?: string; port?: string; name?: string; version?: string; baker?: string; json?: boolean }) => {
+      const { json, ...overrides } = opts;
+      const result = await bake(target, overrides, home(), stderrProgress());
+      const m = result.image.manifest;
+      if (json) {
+        printJson({ ...summary(result.image), seconds: Number(result.seconds.toFixed(3)), layers: m.layers, sizes: m.sizes, lockChanged: result.lockChanged });
+      } else {
+        process.stdout.write(`${result.image.ref}  ${result.image.digest}  (${formatBytes(m.sizes.rawDisk)} raw, ${formatBytes(m.sizes.allocated)} allocated, ${result.seconds.toFixed(2)}s)\n`);
+      }
+    });
+
+  program
+    .command("images")
+    .description("list the images in the local store")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const images = await new ImageStore(home()).list();
+      if (opts.json) return printJson(images.map(summary));
+      if (images.length === 0) return void process.stdout.write("no images yet: kiln bake ./myapp\n");
+      process.stdout.write(`${"IMAGE".padEnd(32)} ${"DIGEST".padEnd(20)} ${"SIZE".padStart(10)}  BAKED\n`);
+      for (const i of images) process.stdout.write(`${i.ref.padEnd(32)} ${i.digest.slice(0, 19).padEnd(20)} ${formatBytes(i.manifest.sizes.allocated).padStart(10)}  ${i.manifest.bakedAt}\n`);
+    });
+
+  program
+    .command("inspect")
+    .description("show an image's layers, files and sizes, and packages with versions")
+    .argument("<ref>", "name:version or sha256:…")
+    .option("--json", "print the manifest as JSON")
+    .action(async (ref: string, opts: { json?: boolean }) => {
+      const image = await new ImageStore(home()).resolve(ref);
+      const m = image.manifest;
+      if (opts.json) return printJson({ ...m, disk: image.disk });
+      const out: string[] = [
+        `${image.ref}  ${image.digest}`,
+        `baker ${m.baker}; cmd ${JSON.stringify(m.cmd)}; port ${m.port ?? "-"}; health ${m.healthcheck.path}`,
+        `kernel ${m.kernel.package} ${m.kernel.version} (${m.kernel.release})`,
+        "",
+        "Partitions:",
+        ...m.layout.partitions.map((p) => `  ${String(p.number)} ${p.name.padEnd(7)} offset ${formatBytes(p.offsetBytes).padStart(10)}  slot ${formatBytes(p.sizeBytes).padStart(10)}  content ${formatBytes(p.contentBytes).padStart(10)}`),
+        "",
+        "Contents (uncompressed):",
+        ...(["kernel", "init", "libs", "runtime", "app"] as const).map((k) => `  ${k.padEnd(8)} ${formatBytes(m.sizes[k]).padStart(10)}`),
+        `  raw disk ${formatBytes(m.sizes.rawDisk).padStart(10)}, allocated ${formatBytes(m.sizes.allocated)}`,
+        "",
+        "Packages:",
+        ...m.packages.map((p) => `  ${p.name.padEnd(34)} ${p.version.padEnd(22)} ${p.source.padEnd(32)} ${p.role}`),
+        "",
+        "System files:",
+        ...m.files.map((f) => `  ${f.path.padEnd(48)} ${formatBytes(f.bytes).padStart(10)}  ${f.kind}`),
+      ];
+      process.stdout.write(`${out.join("\n")}\n`);
+    });
+
+  program
+    .command("rm")
+    .description("remove an image from the local store")
+    .argument("<ref>", "name:version")
+    .option("--json", "print JSON")
+    .action(async (ref: string, opts: { json?: boolean }) => {
+      const removed = await new ImageStore(home()).remove(ref);
+      if (opts.json) return printJson(removed);
+      process.stdout.write(`removed ${removed.ref} (${removed.digest.slice(0, 19)})${removed.imageRemoved ? "" : "; the image stays, another ref points at it"}\n`);
+    });
+}

@@ -1,0 +1,45 @@
+/** The kiln command line: thin commander wiring; each command calls one function and prints. */
+import { Command, Option } from "commander";
+import { KilnError } from "../errors.js";
+import { setDebug } from "../exec.js";
+import { kilnHome } from "../home.js";
+import { registerBakeCommands } from "./bake-commands.js";
+import { registerRunCommands } from "./run-commands.js";
+
+export function buildProgram(): Command {
+  const program = new Command("kiln")
+    .description("Bake an app into a minimal bootable machine image, boot it locally, ship it.")
+    .version("0.1.0")
+    .addOption(new Option("--debug", "print commands as they run and stack traces on errors"))
+    .hook("preAction", (cmd) => setDebug(Boolean(cmd.opts().debug)))
+    .showHelpAfterError();
+  registerBakeCommands(program, () => kilnHome());
+  registerRunCommands(program, () => kilnHome());
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync([...argv]);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (error) {
+    return reportError(error, argv.includes("--debug"));
+  }
+}
+
+function reportError(error: unknown, debug: boolean): number {
+  const e = error as { code?: string; exitCode?: number };
+  if (typeof e.code === "string" && e.code.startsWith("commander.")) {
+    return e.code === "commander.helpDisplayed" || e.code === "commander.version" ? 0 : 2;
+  }
+  if (error instanceof KilnError) {
+    process.stderr.write(`\nkiln: error: ${error.message}\n`);
+    if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`);
+    if (debug && error.stack) process.stderr.write(`${error.stack}\n`);
+    return error.exitCode;
+  }
+  process.stderr.write(`\nkiln: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+  return 70;
+}

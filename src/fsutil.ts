@@ -1,0 +1,102 @@
+/** Small filesystem helpers shared by the store, the caches and the bake stages. */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, rename, rm, writeFile, readdir, lstat, readlink, copyFile, chmod, symlink } from "node:fs/promises";
+import path from "node:path";
+
+export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${randomBytes(4).toString("hex")}`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+export function sha256(data: string | Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+export async function exists(file: string): Promise<boolean> {
+  try {
+    await lstat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A fresh directory that is removed by `dispose` unless it was moved away. */
+export async function makeScratchDir(parent: string, prefix: string): Promise<string> {
+  const dir = path.join(parent, `${prefix}-${process.pid}-${randomBytes(4).toString("hex")}`);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+export interface TreeEntry {
+  /** Path relative to the tree's root, '/'-separated. */
+  readonly rel: string;
+  readonly type: "file" | "dir" | "symlink";
+  readonly mode: number;
+  readonly size: number;
+  readonly target?: string;
+}
+
+/** Lists a tree in sorted order (deterministic across filesystems). */
+export async function listTree(root: string, skip: (rel: string) => boolean = () => false): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  async function walk(rel: string): Promise<void> {
+    const names = (await readdir(path.join(root, rel))).sort();
+    for (const name of names) {
+      const childRel = rel ? `${rel}/${name}` : name;
+      if (skip(childRel)) continue;
+      const full = path.join(root, childRel);
+      const info = await lstat(full);
+      if (info.isSymbolicLink()) out.push({ rel: childRel, type: "symlink", mode: 0o777, size: 0, target: await readlink(full) });
+      else if (info.isDirectory()) {
+        out.push({ rel: childRel, type: "dir", mode: info.mode & 0o7777, size: 0 });
+        await walk(childRel);
+      } else if (info.isFile()) out.push({ rel: childRel, type: "file", mode: info.mode & 0o7777, size: info.size });
+    }
+  }
+  await walk("");
+  return out;
+}
+
+/**
+ * Copies a tree with normalised permissions (0755 for dirs and executables, 0644 otherwise),
+ * so the image does not depend on the builder's umask or file ownership.
+ */
+export async function copyTreeNormalized(from: string, to: string, skip: (rel: string) => boolean = () => false): Promise<TreeEntry[]> {
+  const entries = await listTree(from, skip);
+  await mkdir(to, { recursive: true });
+  for (const entry of entries) {
+    const dest = path.join(to, entry.rel);
+    if (entry.type === "dir") await mkdir(dest, { recursive: true, mode: 0o755 });
+    else if (entry.type === "symlink") await symlink(entry.target!, dest);
+    else {
+      await copyFile(path.join(from, entry.rel), dest);
+      await chmod(dest, entry.mode & 0o111 ? 0o755 : 0o644);
+    }
+  }
+  for (const entry of entries) if (entry.type === "dir") await chmod(path.join(to, entry.rel), 0o755);
+  return entries;
+}
+
+/** Hash of a tree's names, types, exec bits and contents: the cache key of a layer built from it. */
+export async function hashTree(root: string, skip: (rel: string) => boolean = () => false): Promise<string> {
+  const hash = createHash("sha256");
+  for (const entry of await listTree(root, skip)) {
+    hash.update(`${entry.type}\0${entry.rel}\0${entry.mode & 0o111 ? "x" : "-"}\0${entry.target ?? ""}\0`);
+    if (entry.type === "file") hash.update(await sha256File(path.join(root, entry.rel)));
+  }
+  return hash.digest("hex");
+}

@@ -1,0 +1,72 @@
+/**
+ * kiln.lock pins every base package that goes into an image (kernel, busybox, libc and the
+ * other libraries, the language runtime): name, version, where it came from, and its sha256.
+ * A later bake fetches exactly these versions, so a rebake is explainable package by package.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { InputError } from "../errors.js";
+import { writeFileAtomic } from "../fsutil.js";
+
+export interface LockEntry {
+  readonly name: string;
+  readonly version: string;
+  /** "debian:<suite>/<component>" or "npm". */
+  readonly source: string;
+  readonly sha256: string;
+  /** What the package is for in the image: kernel, init, runtime, lib. */
+  readonly role: "kernel" | "init" | "boot" | "runtime" | "lib";
+}
+
+export interface Lock {
+  readonly lockfileVersion: 1;
+  readonly packages: readonly LockEntry[];
+}
+
+export const LOCK_FILE = "kiln.lock";
+
+export async function readLock(appDir: string): Promise<Lock | undefined> {
+  const file = path.join(appDir, LOCK_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new InputError(`${file} is not valid JSON`, { hint: "delete it to re-resolve every base package, or restore it from version control", cause: error });
+  }
+  const lock = parsed as Partial<Lock>;
+  if (lock.lockfileVersion !== 1 || !Array.isArray(lock.packages)) {
+    throw new InputError(`${file} is not a kiln lock (lockfileVersion 1 with packages[])`, { hint: "delete it to re-resolve every base package" });
+  }
+  return lock as Lock;
+}
+
+export function pinnedVersion(lock: Lock | undefined, name: string): string | undefined {
+  return lock?.packages.find((p) => p.name === name)?.version;
+}
+
+/** Sorted, de-duplicated, so the file only changes when a package does. */
+export function buildLock(entries: readonly LockEntry[]): Lock {
+  const byName = new Map<string, LockEntry>();
+  for (const entry of entries) byName.set(entry.name, entry);
+  const packages = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { lockfileVersion: 1, packages };
+}
+
+export function renderLock(lock: Lock): string {
+  return `${JSON.stringify(lock, null, 2)}\n`;
+}
+
+export async function writeLock(appDir: string, lock: Lock): Promise<boolean> {
+  const file = path.join(appDir, LOCK_FILE);
+  const text = renderLock(lock);
+  const old = await readFile(file, "utf8").catch(() => undefined);
+  if (old === text) return false;
+  await writeFileAtomic(file, text);
+  return true;
+}

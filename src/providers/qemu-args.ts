@@ -1,0 +1,68 @@
+/** The QEMU command line for a kiln VM, as a pure function of its settings. */
+export type Firmware = "bios" | "uefi";
+export type Accelerator = "kvm" | "tcg";
+
+export interface PortForward {
+  readonly hostAddress: string;
+  readonly hostPort: number;
+  readonly guestPort: number;
+}
+
+export interface QemuVmConfig {
+  readonly disk: string;
+  /** Disk format as qemu-img names it (raw, vdi, vmdk, vpc, qcow2). */
+  readonly diskFormat: string;
+  readonly seed: string | undefined;
+  readonly firmware: Firmware;
+  /** OVMF code and a writable copy of the variable store, for UEFI. */
+  readonly ovmf?: { readonly code: string; readonly vars: string };
+  readonly accelerator: Accelerator;
+  readonly memoryMiB: number;
+  readonly cpus: number;
+  readonly forwards: readonly PortForward[];
+  readonly consoleFile: string;
+  readonly qmpSocket: string;
+  readonly pidFile: string;
+}
+
+export function buildQemuArgs(vm: QemuVmConfig): string[] {
+  const hostfwd = vm.forwards.map((f) => `,hostfwd=tcp:${f.hostAddress}:${f.hostPort}-:${f.guestPort}`).join("");
+  const args = [
+    "qemu-system-x86_64",
+    "-machine", "q35",
+    "-accel", vm.accelerator,
+    // TCG's "max" model has every instruction a modern runtime (Node, JVM) may probe for.
+    "-cpu", vm.accelerator === "kvm" ? "host" : "max",
+    "-m", String(vm.memoryMiB),
+    "-smp", String(vm.cpus),
+    "-nodefaults", "-display", "none", "-no-user-config",
+    // A panicking guest reboots (panic=-1); -no-reboot turns that into QEMU exiting.
+    "-no-reboot",
+    "-chardev", `file,id=console,path=${vm.consoleFile}`,
+    "-serial", "chardev:console",
+    "-qmp", `unix:${vm.qmpSocket},server=on,wait=off`,
+    "-pidfile", vm.pidFile,
+    // Read-only: the store's image must never change, and the root is read-only anyway.
+    "-drive", `file=${vm.disk},format=${vm.diskFormat},if=virtio,readonly=on`,
+    "-netdev", `user,id=net0${hostfwd}`,
+    "-device", "virtio-net-pci,netdev=net0",
+    "-device", "virtio-rng-pci",
+  ];
+  if (vm.seed) args.push("-drive", `file=${vm.seed},format=raw,if=virtio,readonly=on`);
+  if (vm.firmware === "uefi") {
+    if (!vm.ovmf) throw new Error("UEFI boot needs OVMF firmware paths");
+    args.push("-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${vm.ovmf.code}`, "-drive", `if=pflash,format=raw,unit=1,file=${vm.ovmf.vars}`);
+  }
+  return args;
+}
+
+/** Parses -p values: "8080", "18080:8080" or "127.0.0.1:18080:8080". */
+export function parsePortForward(value: string): PortForward | { problem: string } {
+  const parts = value.split(":");
+  const nums = parts.slice(-2).map((p) => (/^\d+$/.test(p) ? Number(p) : NaN));
+  const valid = (n: number | undefined) => n !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535;
+  if (parts.length === 1 && valid(nums[0])) return { hostAddress: "127.0.0.1", hostPort: nums[0]!, guestPort: nums[0]! };
+  if (parts.length === 2 && valid(nums[0]) && valid(nums[1])) return { hostAddress: "127.0.0.1", hostPort: nums[0]!, guestPort: nums[1]! };
+  if (parts.length === 3 && valid(nums[0]) && valid(nums[1]) && /^[\d.]+$|^localhost$/.test(parts[0]!)) return { hostAddress: parts[0]!, hostPort: nums[0]!, guestPort: nums[1]! };
+  return { problem: `-p ${value}: expected HOST_PORT:GUEST_PORT (e.g. 8080:8080), a single PORT, or ADDRESS:HOST_PORT:GUEST_PORT` };
+}

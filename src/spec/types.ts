@@ -1,0 +1,43 @@
+/** The frozen result of reading kiln.yml, package.json and flags: everything a bake needs to know. */
+export interface Spec {
+  /** Absolute path of the app directory (or of the directory holding a lone executable). */
+  readonly appDir: string;
+  /** Set when the user pointed at a single executable rather than a directory. */
+  readonly appFile: string | undefined;
+  readonly name: string;
+  readonly version: string;
+  readonly baker: string;
+  /** argv of the app; relative program paths resolve against /app. Bakers may fill it in. */
+  readonly cmd: readonly string[] | undefined;
+  readonly port: number | undefined;
+  readonly env: Readonly<Record<string, string>>;
+  readonly healthcheck: { readonly path: string; readonly timeoutSeconds: number };
+  readonly kernel: { readonly package: string };
+  readonly resources: { readonly memoryMiB: number; readonly cpus: number };
+  /** Extra Debian packages whose shared libraries the app may need. */
+  readonly packages: readonly string[];
+  readonly stopTimeoutSeconds: number;
+  readonly restarts: { readonly maxQuickExits: number; readonly windowSeconds: number };
+  /** Node.js version range (node baker). */
+  readonly node: { readonly version: string | undefined };
+}
+
+/** Flags from the command line that override kiln.yml. */
+export interface SpecOverrides {
+  name?: string;
+  version?: string;
+  cmd?: string;
+  port?: string;
+  baker?: string;
+}
+
+export const DEFAULTS = {
+  healthPath: "/",
+  healthTimeoutSeconds: 120,
+  kernelPackage: "linux-image-cloud-amd64",
+  memoryMiB: 512,
+  cpus: 1,
+  stopTimeoutSeconds: 10,
+  maxQuickExits: 5,
+  quickExitWindowSeconds: 30,
+} as const;
