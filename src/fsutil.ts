@@ -100,3 +100,14 @@ export async function hashTree(root: string, skip: (rel: string) => boolean = ()
   }
   return hash.digest("hex");
 }
+
+/** sha256 of an immutable cache file, remembered in a sidecar so warm bakes do not re-read it. */
+export async function cachedSha256(file: string): Promise<string> {
+  const sidecar = `${file}.sha256`;
+  const { readFile } = await import("node:fs/promises");
+  const known = (await readFile(sidecar, "utf8").catch(() => "")).trim();
+  if (/^[0-9a-f]{64}$/.test(known)) return known;
+  const digest = await sha256File(file);
+  await writeFileAtomic(sidecar, `${digest}\n`);
+  return digest;
+}

@@ -8,7 +8,7 @@ import path from "node:path";
 import { InputError } from "../errors.js";
 import { parseElf, isElf } from "../elf/elf.js";
 import { makeErofs } from "../image/erofs.js";
-import { exists, hashTree, listTree, sha256File } from "../fsutil.js";
+import { exists, hashTree, listTree, sha256File, cachedSha256 } from "../fsutil.js";
 import type { Spec } from "../spec/types.js";
 import type { Baker, Runtime } from "./baker.js";
 import type { BakeContext } from "./context.js";
@@ -114,10 +114,10 @@ export async function buildAppLayer(staged: StagedApp, ctx: BakeContext): Promis
   const entries = await listTree(staged.appDir);
   const appBytes = entries.reduce((a, e) => a + e.size, 0);
   const out = path.join(ctx.layers, `app-${key}.erofs`);
-  if (await exists(out)) return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: true, appBytes, fileCount: entries.length };
+  if (await exists(out)) return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, appBytes, fileCount: entries.length };
   const tmp = path.join(ctx.scratch, `app-${key}.erofs`);
   await makeErofs(staged.root, tmp, key);
   await mkdir(ctx.layers, { recursive: true });
   await rename(tmp, out);
-  return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: false, appBytes, fileCount: entries.length };
+  return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: false, appBytes, fileCount: entries.length };
 }

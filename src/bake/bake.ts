@@ -67,7 +67,7 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
     try {
       const disk = await progress.step("Disk", () => assembleDisk({
         bootCode: boot.mbrCode, diskSignature: signature,
-        boot: { path: boot.path, bytes: boot.bytes }, system: { path: system.path, bytes: system.bytes }, app: { path: app.path, bytes: app.bytes },
+        boot: { path: boot.path, bytes: boot.bytes, sha256: boot.sha256 }, system: { path: system.path, bytes: system.bytes, sha256: system.sha256 }, app: { path: app.path, bytes: app.bytes, sha256: app.sha256 },
       }, path.join(imageDir, "disk.raw")), (d) => `${formatBytes(d.layout.totalBytes)} ${d.digest.slice(0, 19)}`);
       const { stat } = await import("node:fs/promises");
       const allocated = (await stat(path.join(imageDir, "disk.raw"))).blocks * 512;
@@ -77,7 +77,7 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
         bakedAt: new Date().toISOString(), cmd: staged.argv, port: spec.port, env: staged.env,
         healthcheck: spec.healthcheck, resources: spec.resources,
         kernel: { package: kernel.package.name, version: kernel.package.version, release: kernel.release, cmdline: boot.cmdline },
-        diskSignature: signatureHex, layout: disk.layout,
+        diskSignature: signatureHex, layout: disk.layout, diskDescriptor: disk.descriptor,
         layers: [
           { name: "kernel", sha256: kernel.package.sha256, bytes: kernelBytes, cached: true },
           { name: "init", sha256: init.sha256, bytes: init.bytes, cached: init.cached },

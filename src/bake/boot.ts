@@ -7,9 +7,9 @@
 import { mkdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../exec.js";
-import { exists, makeScratchDir, removeDir, sha256, sha256File } from "../fsutil.js";
+import { exists, makeScratchDir, removeDir, sha256, sha256File, cachedSha256 } from "../fsutil.js";
 import { lockEntryOf } from "../packages/apt.js";
-import { pinned, type BakeContext } from "./context.js";
+import { resolveDebian, type BakeContext } from "./context.js";
 import type { InitLayer } from "./initramfs.js";
 import type { KernelLayer } from "./kernel.js";
 
@@ -38,8 +38,8 @@ function fill(template: string, values: Record<string, string>): string {
 }
 
 export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, title: string, diskSignature: string, ctx: BakeContext): Promise<BootLayer> {
-  const syslinuxPkg = await ctx.apt.resolve("syslinux-common", pinned(ctx, "syslinux-common"));
-  const sdbootPkg = await ctx.apt.resolve("systemd-boot-efi", pinned(ctx, "systemd-boot-efi"));
+  const syslinuxPkg = await resolveDebian(ctx, "syslinux-common");
+  const sdbootPkg = await resolveDebian(ctx, "systemd-boot-efi");
   ctx.used.push(lockEntryOf(syslinuxPkg, "boot"), lockEntryOf(sdbootPkg, "boot"));
   const syslinuxTree = await ctx.apt.unpack(syslinuxPkg);
   const sdbootTree = await ctx.apt.unpack(sdbootPkg);
@@ -49,7 +49,7 @@ export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, t
   const templates = await Promise.all(["syslinux.cfg", "loader.conf", "kiln.conf"].map((f) => readFile(path.join(ctx.templates, "boot", f), "utf8")));
   const key = sha256([kernel.package.sha256, init.sha256, syslinuxPkg.sha256, sdbootPkg.sha256, installer, cmdline, title, ...templates].join("\0")).slice(0, 32);
   const out = path.join(ctx.layers, `boot-${key}.fat`);
-  if (await exists(out)) return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: true, mbrCode, cmdline };
+  if (await exists(out)) return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, mbrCode, cmdline };
 
   const work = await makeScratchDir(ctx.scratch, "boot");
   try {
@@ -79,7 +79,7 @@ export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, t
     const { rename } = await import("node:fs/promises");
     await mkdir(ctx.layers, { recursive: true });
     await rename(image, out);
-    return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: false, mbrCode, cmdline };
+    return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: false, mbrCode, cmdline };
   } finally {
     await removeDir(work);
   }

@@ -2,7 +2,7 @@
 import path from "node:path";
 import type { KilnHome } from "../home.js";
 import { installRoot } from "../home.js";
-import { AptSource } from "../packages/apt.js";
+import { AptSource, type DebianPackage } from "../packages/apt.js";
 import { NpmSource } from "../packages/npm.js";
 import type { Lock, LockEntry } from "../packages/lock.js";
 import type { Progress } from "../progress.js";
@@ -43,4 +43,14 @@ export function createBakeContext(home: KilnHome, scratch: string, previousLock:
 /** Version pinned in the previous lock for a package, if any. */
 export function pinned(ctx: BakeContext, name: string): string | undefined {
   return ctx.previousLock?.packages.find((p) => p.name === name)?.version;
+}
+
+/**
+ * A Debian package as the lock pins it (no apt query: warm bakes must not wait for apt),
+ * or apt's current candidate when the lock has no entry.
+ */
+export async function resolveDebian(ctx: BakeContext, name: string): Promise<DebianPackage> {
+  const entry = ctx.previousLock?.packages.find((p) => p.name === name && p.source.startsWith("debian"));
+  if (entry) return { name: entry.name, version: entry.version, sha256: entry.sha256, source: entry.source, depends: "" };
+  return ctx.apt.resolve(name);
 }

@@ -9,9 +9,9 @@ import path from "node:path";
 import { buildCpio, gzipDeterministic, type CpioEntry } from "../image/cpio.js";
 import { renderAliasTable, renderDepTable } from "../kmod/module-set.js";
 import { run } from "../exec.js";
-import { exists, sha256, sha256File, writeFileAtomic } from "../fsutil.js";
+import { exists, sha256, sha256File, cachedSha256, writeFileAtomic } from "../fsutil.js";
 import { lockEntryOf } from "../packages/apt.js";
-import { pinned, type BakeContext } from "./context.js";
+import { resolveDebian, type BakeContext } from "./context.js";
 import type { KernelLayer } from "./kernel.js";
 
 export interface InitLayer {
@@ -40,7 +40,7 @@ async function buildKilnExec(ctx: BakeContext): Promise<Buffer> {
 }
 
 export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Promise<InitLayer> {
-  const busyboxPkg = await ctx.apt.resolve("busybox-static", pinned(ctx, "busybox-static"));
+  const busyboxPkg = await resolveDebian(ctx, "busybox-static");
   ctx.used.push(lockEntryOf(busyboxPkg, "init"));
   const kilnExec = await buildKilnExec(ctx);
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
@@ -48,7 +48,7 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const key = sha256([kernel.package.sha256, busyboxPkg.sha256, sha256(kilnExec), sha256(initScript), sha256(dhcpScript), kernel.loadOrder.join(",")].join("\0")).slice(0, 32);
   const out = path.join(ctx.layers, `initramfs-${key}.img`);
   if (await exists(out)) {
-    return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: true, busyboxVersion: busyboxPkg.version };
+    return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, busyboxVersion: busyboxPkg.version };
   }
 
   const busyboxTree = await ctx.apt.unpack(busyboxPkg);

@@ -11,6 +11,7 @@ import { planModuleLoad } from "../kmod/module-set.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
 import type { Spec } from "../spec/types.js";
 import type { BakeContext } from "./context.js";
+import { sha256, writeFileAtomic } from "../fsutil.js";
 
 export interface KernelLayer {
   readonly package: DebianPackage;
@@ -29,7 +30,7 @@ const ALWAYS_LOAD = ["erofs", "vfat", "nls_cp437", "nls_ascii", "evdev", "button
 /** A metapackage (linux-image-cloud-amd64) depends on exactly one versioned image package. */
 async function resolveKernelPackage(spec: Spec, ctx: BakeContext): Promise<DebianPackage> {
   const lockedImage = ctx.previousLock?.packages.find((p) => p.role === "kernel");
-  if (lockedImage) return ctx.apt.resolve(lockedImage.name, lockedImage.version);
+  if (lockedImage) return { name: lockedImage.name, version: lockedImage.version, sha256: lockedImage.sha256, source: lockedImage.source, depends: "" };
   const meta = await ctx.apt.resolve(spec.kernel.package);
   if (/^linux-image-\d/.test(meta.name)) return meta;
   const target = /(linux-image-\d[^\s,(|]*)/.exec(meta.depends)?.[1];
@@ -38,10 +39,33 @@ async function resolveKernelPackage(spec: Spec, ctx: BakeContext): Promise<Debia
   return ctx.apt.resolve(target, version);
 }
 
+interface KernelIndex {
+  readonly release: string;
+  readonly vmlinuz: string;
+  readonly modules: [string, { path: string; info: ModuleInfo }][];
+  readonly loadOrder: string[];
+  readonly alwaysLoad: string[];
+}
+
+/** The checked kernel and its module tables, cached per (package, fragment): warm bakes skip the scan. */
 export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<KernelLayer> {
   const pkg = await resolveKernelPackage(spec, ctx);
   const tree = await ctx.apt.unpack(pkg);
   ctx.used.push(lockEntryOf(pkg, "kernel"));
+  const fragmentText = await readFile(path.join(ctx.kernelConfigs, "kiln.config"), "utf8");
+  const indexFile = path.join(ctx.layers, `kernel-${sha256(`${pkg.sha256}\0${fragmentText}`).slice(0, 32)}.json`);
+  const known = await readFile(indexFile, "utf8").then((t) => JSON.parse(t) as KernelIndex, () => undefined);
+  const index = known ?? (await indexKernel(pkg, tree, fragmentText));
+  if (!known) await writeFileAtomic(indexFile, JSON.stringify(index));
+  const rooted = (rel: string) => path.join(tree, rel);
+  return {
+    package: pkg, release: index.release, vmlinuz: rooted(index.vmlinuz),
+    modules: new Map(index.modules.map(([name, m]) => [name, { path: rooted(m.path), info: m.info }])),
+    loadOrder: index.loadOrder, alwaysLoad: index.alwaysLoad,
+  };
+}
+
+async function indexKernel(pkg: DebianPackage, tree: string, fragmentText: string): Promise<KernelIndex> {
   const boot = path.join(tree, "boot");
   const files = await readdir(boot);
   const vmlinuzName = files.find((f) => f.startsWith("vmlinuz-"));
@@ -49,7 +73,7 @@ export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<Kerne
   if (!vmlinuzName || !configName) throw new KilnError(`kernel package ${pkg.name} has no /boot/vmlinuz-* or /boot/config-*`);
   const release = vmlinuzName.slice("vmlinuz-".length);
 
-  const fragment = parseFragment(await readFile(path.join(ctx.kernelConfigs, "kiln.config"), "utf8"));
+  const fragment = parseFragment(fragmentText);
   const check = checkKernelConfig(fragment, parseKernelConfig(await readFile(path.join(boot, configName), "utf8")));
   if (check.missing.length > 0) {
     throw new InputError(`kernel ${pkg.name} ${pkg.version} lacks features kiln images need:\n${check.missing.map((m) => `  - ${m}`).join("\n")}`, {
@@ -60,7 +84,11 @@ export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<Kerne
   const modules = await readModules(path.join(tree, "lib", "modules", release), wanted);
   const plan = planModuleLoad(new Map([...modules].map(([name, m]) => [name, m.info])), wanted);
   // Built-in drivers (nvme in the cloud kernel) are "missing" as modules and need nothing.
-  return { package: pkg, release, vmlinuz: path.join(boot, vmlinuzName), modules, loadOrder: plan.order, alwaysLoad: ALWAYS_LOAD.filter((m) => modules.has(m)) };
+  return {
+    release, vmlinuz: path.join("boot", vmlinuzName),
+    modules: [...modules].map(([name, m]) => [name, { path: path.relative(tree, m.path), info: m.info }]),
+    loadOrder: plan.order, alwaysLoad: ALWAYS_LOAD.filter((m) => modules.has(m)),
+  };
 }
 
 /** Reads .modinfo of the wanted modules and everything they depend on. */

@@ -11,7 +11,7 @@ import { isElf, parseElf, type ElfInfo } from "../elf/elf.js";
 import { exists } from "../fsutil.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
 import type { Spec } from "../spec/types.js";
-import { pinned, type BakeContext } from "./context.js";
+import { resolveDebian, type BakeContext } from "./context.js";
 
 export const LIB_DIR = "/lib/x86_64-linux-gnu";
 const TREE_LIB_DIRS = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"];
@@ -89,7 +89,7 @@ class LibraryResolver {
   async addPackage(name: string): Promise<PackageTree> {
     const existing = this.trees.find((t) => t.pkg.name === name);
     if (existing) return existing;
-    const pkg = await this.ctx.apt.resolve(name, pinned(this.ctx, name));
+    const pkg = await resolveDebian(this.ctx, name);
     const entry = { pkg, tree: await this.ctx.apt.unpack(pkg) };
     this.trees.push(entry);
     return entry;

@@ -6,7 +6,7 @@
 import { chmod, copyFile, mkdir, rename, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { makeErofs } from "../image/erofs.js";
-import { exists, makeScratchDir, removeDir, sha256, sha256File } from "../fsutil.js";
+import { exists, makeScratchDir, removeDir, sha256, sha256File, cachedSha256 } from "../fsutil.js";
 import type { Runtime } from "./baker.js";
 import type { BakeContext } from "./context.js";
 import type { LibFile } from "./libs.js";
@@ -51,7 +51,7 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
     libBytes: sizes.filter((s) => s.kind === "lib").reduce((a, s) => a + s.bytes, 0),
     files,
   };
-  if (await exists(out)) return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: true, ...summary };
+  if (await exists(out)) return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, ...summary };
 
   const root = await makeScratchDir(ctx.scratch, "system");
   try {
@@ -68,7 +68,7 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
   } finally {
     await removeDir(root);
   }
-  return { path: out, sha256: await sha256File(out), bytes: (await stat(out)).size, cached: false, ...summary };
+  return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: false, ...summary };
 }
 
 async function place(root: string, dest: string, source: string, mode: number): Promise<void> {

@@ -24,6 +24,8 @@ export interface ImageManifest {
   readonly kernel: { readonly package: string; readonly version: string; readonly release: string; readonly cmdline: string };
   readonly diskSignature: string;
   readonly layout: DiskLayout;
+  /** The canonical description of the disk's bytes whose sha256 is the digest. */
+  readonly diskDescriptor: string;
   readonly layers: readonly LayerRecord[];
   /** Uncompressed byte split of what the image carries. */
   readonly sizes: { readonly kernel: number; readonly init: number; readonly libs: number; readonly runtime: number; readonly app: number; readonly rawDisk: number; readonly allocated: number };

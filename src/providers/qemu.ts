@@ -161,6 +161,12 @@ export class LocalVm {
     return "killed";
   }
 
+  /** Lets kiln exit while the VM keeps running (kiln run --detach); kiln stop ends it later. */
+  detach(): void {
+    this.process.child.stderr?.destroy();
+    this.process.child.unref();
+  }
+
   /** Removes the VM's directory (console log included); call after shutdown. */
   async cleanup(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });

@@ -88,6 +88,12 @@ export async function runImage(options: RunOptions, home: KilnHome): Promise<Run
       hint: `check that the app listens on 0.0.0.0:${manifest.port ?? "PORT"} and answers ${manifest.healthcheck.path}; the full console is in ${vm.consoleFile}`,
     });
   }
+  if (options.detach) {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await follower?.stop();
+    vm.detach();
+  }
   process.stderr.write(`kiln: ${image.ref} is healthy at http://${health.hostAddress}:${health.hostPort}/ after ${formatSeconds(outcome.afterMs)} (boot to healthy)\n`);
   return { vm, url: `http://${health.hostAddress}:${health.hostPort}/`, bootToHealthySeconds: outcome.afterMs / 1000, stopped };
 }
