@@ -12,6 +12,7 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .addOption(new Option("--debug", "print commands as they run and stack traces on errors"))
     .hook("preAction", (cmd) => setDebug(Boolean(cmd.opts().debug)))
+    .enablePositionalOptions()
     .showHelpAfterError();
   registerBakeCommands(program, () => kilnHome());
   registerRunCommands(program, () => kilnHome());

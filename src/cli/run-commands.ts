@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import type { KilnHome } from "../home.js";
 import { runImage } from "../run/run.js";
+import { listVms, stopVm } from "../providers/vm-registry.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -33,5 +34,29 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       if (opts.detach) return;
       const how = await outcome.stopped;
       process.stderr.write(`kiln: VM stopped (${how})\n`);
+    });
+
+  program
+    .command("ps")
+    .description("list running local VMs")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const vms = await listVms(home());
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(vms.map(({ dir: _dir, ...vm }) => vm), null, 2)}\n`);
+      process.stdout.write(`${"ID".padEnd(10)} ${"NAME".padEnd(28)} ${"IMAGE".padEnd(28)} ${"PORTS".padEnd(24)} STARTED\n`);
+      for (const vm of vms) {
+        const ports = vm.forwards.map((f) => `${f.hostPort}->${f.guestPort}`).join(",");
+        process.stdout.write(`${vm.id.padEnd(10)} ${vm.name.padEnd(28)} ${vm.image.padEnd(28)} ${ports.padEnd(24)} ${vm.startedAt}\n`);
+      }
+    });
+
+  program
+    .command("stop")
+    .description("stop a running local VM (ACPI power button, then kill after a timeout)")
+    .argument("<id-or-name>", "from kiln ps")
+    .option("--timeout <seconds>", "grace period before killing", "30")
+    .action(async (id: string, opts: { timeout: string }) => {
+      const result = await stopVm(home(), id, Number(opts.timeout) * 1000);
+      process.stdout.write(`stopped ${result.id} (${result.how})\n`);
     });
 }

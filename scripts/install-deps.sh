@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what kiln needs on a fresh Debian 12 machine: the system tools (from apt) and the
+# npm dependencies (which also compiles kiln). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  qemu-system-x86 qemu-utils ovmf          # boot images locally (BIOS and UEFI)
+  mtools dosfstools syslinux syslinux-common systemd-boot-efi  # boot partition
+  erofs-utils                              # read-only root filesystems
+  gcc libc6-dev make                       # kiln-exec helper and the native example
+  haproxy wrk                              # local load balancer and load generator
+  ca-certificates
+)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+# kiln resolves base packages (kernel, busybox, libc) through apt, so the indexes must be fresh.
+$sudo apt-get update -qq
+if [ ${#missing[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+npm ci --no-audit --no-fund

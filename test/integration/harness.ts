@@ -1,0 +1,70 @@
+/** Shared set-up for integration tests: one kiln home per suite run (downloads reused), helpers to bake and boot. */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { bake } from "../../src/bake/bake.js";
+import { kilnHome, type KilnHome } from "../../src/home.js";
+import type { Progress } from "../../src/progress.js";
+import { findFreePort } from "../../src/run/ports.js";
+import { runImage, type RunOutcome } from "../../src/run/run.js";
+
+export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Persistent across runs (gitignored): package downloads and layer caches are reused. */
+export function sharedHome(): KilnHome {
+  return kilnHome({ KILN_HOME: process.env.KILN_TEST_HOME ?? path.join(repo, ".kiln-test", "home") });
+}
+
+export function freshHome(prefix = "kiln-home-"): KilnHome {
+  return kilnHome({ KILN_HOME: mkdtempSync(path.join(os.tmpdir(), prefix)) });
+}
+
+export const quiet: Progress = {
+  step: async (_label, work) => work(),
+  info: () => undefined,
+};
+
+export async function bakeExample(name: string, home: KilnHome, overrides = {}) {
+  if (name === "hello-native") execFileSync("make", ["-s", "-C", path.join(repo, "examples", name)]);
+  return bake(path.join(repo, "examples", name), overrides, home, quiet);
+}
+
+export async function boot(ref: string, home: KilnHome, options: { firmware?: "bios" | "uefi"; env?: string[]; guestPort?: number } = {}): Promise<RunOutcome & { port: number }> {
+  const port = await findFreePort();
+  const outcome = await runImage({
+    ref, ports: [`${port}:${options.guestPort ?? 8080}`], env: options.env ?? [], firmware: options.firmware ?? "bios",
+    console: false, detach: false, healthTimeoutSeconds: 180,
+  }, home);
+  return { ...outcome, port };
+}
+
+export async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.text() };
+}
+
+/** Runs the real CLI; resolves with exit code and output. */
+export function cli(args: string[], env: Record<string, string> = {}, onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(repo, "bin", "kiln.js"), ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      onStderr?.(stderr, child);
+    });
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
