@@ -111,3 +111,17 @@ export async function cachedSha256(file: string): Promise<string> {
   await writeFileAtomic(sidecar, `${digest}\n`);
   return digest;
 }
+
+/**
+ * Moves a finished scratch directory into a cache slot. If another kiln process filled the
+ * slot first (same inputs, same content), keep theirs and drop ours.
+ */
+export async function publishDir(scratch: string, dest: string): Promise<void> {
+  try {
+    await rename(scratch, dest);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
+    await removeDir(scratch);
+  }
+}

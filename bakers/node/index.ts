@@ -4,13 +4,13 @@
  * app's files plus a production install of its dependencies, built against the target Node's
  * headers so native addons match the runtime.
  */
-import { cp, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { pinned } from "../../src/bake/context.js";
 import { InputError } from "../../src/errors.js";
 import { run } from "../../src/exec.js";
-import { copyTreeNormalized, exists, makeScratchDir, removeDir, sha256 } from "../../src/fsutil.js";
+import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
 import { splitCommand } from "../../src/spec/argv.js";
 
@@ -117,7 +117,7 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
     const argv = lock ? ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"] : ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"];
     await run(argv, { cwd: work, inheritEnv: true, env: { npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" }, hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why" });
     await mkdir(path.dirname(cached), { recursive: true });
-    if (await exists(path.join(work, "node_modules"))) await rename(path.join(work, "node_modules"), cached);
+    if (await exists(path.join(work, "node_modules"))) await publishDir(path.join(work, "node_modules"), cached);
     else await mkdir(cached, { recursive: true });
     return cached;
   } finally {

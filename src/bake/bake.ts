@@ -47,9 +47,6 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
     const signature = diskSignatureFor(spec.name);
     const signatureHex = signature.toString(16).padStart(8, "0");
 
-    const kernel = await progress.step("Kernel", () => prepareKernel(spec, ctx), (k) => `${k.release}, ${k.modules.size} modules`);
-    const init = await progress.step("Initramfs", () => buildInitramfs(kernel, ctx), (i) => `${formatBytes(i.bytes)}${i.cached ? " (cached)" : ""}`);
-    const boot = await progress.step("Boot partition (BIOS + UEFI)", () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx), (b) => (b.cached ? "(cached)" : ""));
     const runtime = await progress.step(`Runtime (${spec.baker})`, () => baker.prepareRuntime(spec, ctx), (r) => r.packages.map((p) => `${p.name} ${p.version}`).join(", "));
     const staged = await progress.step("App files", () => stageApp(spec, baker, runtime, ctx));
     const libs = await progress.step("Shared libraries", async () => {
@@ -60,6 +57,10 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
       }
       return collectLibraries(spec, roots, new Map([["/app", staged.appDir]]), ctx);
     }, (l) => `${l.length} files`);
+    // App problems (wrong architecture, missing libraries) surface before the kernel work.
+    const kernel = await progress.step("Kernel", () => prepareKernel(spec, ctx), (k) => `${k.release}, ${k.modules.size} modules`);
+    const init = await progress.step("Initramfs", () => buildInitramfs(kernel, ctx), (i) => `${formatBytes(i.bytes)}${i.cached ? " (cached)" : ""}`);
+    const boot = await progress.step("Boot partition (BIOS + UEFI)", () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx), (b) => (b.cached ? "(cached)" : ""));
     const system = await progress.step("System layer", () => buildSystemLayer(runtime, libs, ctx), (s) => `${formatBytes(s.bytes)}${s.cached ? " (cached)" : ""}`);
     const app = await progress.step("App layer", () => buildAppLayer(staged, ctx), (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`);
 

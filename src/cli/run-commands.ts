@@ -1,5 +1,8 @@
 /** run: boot an image locally. */
+import { open } from "node:fs/promises";
+import path from "node:path";
 import type { Command } from "commander";
+import { NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { runImage } from "../run/run.js";
 import { listVms, stopVm } from "../providers/vm-registry.js";
@@ -59,4 +62,58 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       const result = await stopVm(home(), id, Number(opts.timeout) * 1000);
       process.stdout.write(`stopped ${result.id} (${result.how})\n`);
     });
+
+  program
+    .command("logs")
+    .description("show the console of a running local VM (app output and init messages)")
+    .argument("<id-or-name>", "from kiln ps")
+    .option("-f, --follow", "keep printing new output until the VM stops or Ctrl-C")
+    .option("--all", "include kernel and init lines, not only the app's")
+    .action(async (id: string, opts: { follow?: boolean; all?: boolean }) => {
+      const vm = (await listVms(home())).find((v) => v.id === id || v.name === id);
+      if (!vm) throw new NotFoundError(`no running VM named ${id}`, { hint: "kiln ps lists the running VMs" });
+      const keep = (line: string) => opts.all || !/^(kiln-init: |\[\s*\d+\.\d+\] )/.test(line);
+      await followFile(path.join(vm.dir, "console.log"), Boolean(opts.follow), vm.pid, (line) => {
+        if (keep(line)) process.stdout.write(`${line}\n`);
+      });
+    });
+}
+
+/** Prints a file line by line; with follow, keeps reading until the process `pid` is gone. */
+async function followFile(file: string, follow: boolean, pid: number, onLine: (line: string) => void): Promise<void> {
+  const fh = await open(file, "r");
+  let offset = 0;
+  let pending = "";
+  let interrupted = false;
+  const stop = () => (interrupted = true);
+  process.once("SIGINT", stop);
+  try {
+    for (;;) {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+      if (bytesRead > 0) {
+        offset += bytesRead;
+        pending += buf.subarray(0, bytesRead).toString("utf8").replace(/\r/g, "");
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        lines.forEach(onLine);
+        continue;
+      }
+      if (!follow || interrupted || !alive(pid)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (pending) onLine(pending);
+  } finally {
+    process.off("SIGINT", stop);
+    await fh.close();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

