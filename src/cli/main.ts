@@ -5,6 +5,8 @@ import { setDebug } from "../exec.js";
 import { kilnHome } from "../home.js";
 import { registerBakeCommands } from "./bake-commands.js";
 import { registerRunCommands } from "./run-commands.js";
+import { registerExportCommands } from "./export-commands.js";
+import { registerAwsCommands } from "./aws-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("kiln")
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerBakeCommands(program, () => kilnHome());
   registerRunCommands(program, () => kilnHome());
+  registerExportCommands(program, () => kilnHome());
+  registerAwsCommands(program, () => kilnHome());
   return program;
 }
 
