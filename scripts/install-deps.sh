@@ -10,6 +10,7 @@ packages=(
   erofs-utils                              # read-only root filesystems
   gcc libc6-dev make                       # kiln-exec helper and the native example
   haproxy wrk                              # local load balancer and load generator
+  python3 python3-venv                     # the AWS emulator (moto) for the tests
   ca-certificates
 )
 missing=()
@@ -22,3 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 npm ci --no-audit --no-fund
+# moto's standalone server: the AWS emulator the push/deploy tests talk to over HTTP.
+if [ ! -x .venv/bin/moto_server ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q "moto[server]==5.2.5"
+fi

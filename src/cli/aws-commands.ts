@@ -1,5 +1,56 @@
 /** push, iam-policy: AWS commands. */
 import type { Command } from "commander";
+import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
+import { createAwsClients, resolveRegion } from "../aws/clients.js";
+import { iamPolicy } from "../push/iam-policy.js";
+import { pushImage } from "../push/push.js";
+import { formatBytes } from "../progress.js";
 
-export function registerAwsCommands(_program: Command, _home: () => KilnHome): void {}
+export function registerAwsCommands(program: Command, home: () => KilnHome): void {
+  program
+    .command("push")
+    .description("register an image as an AWS AMI (EBS direct upload: seconds, incremental, resumable)")
+    .argument("<ref>", "name:version")
+    .option("--region <region>", "AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+    .option("--copy-to <regions>", "also copy the AMI to these regions (comma-separated)")
+    .option("--kms-key <arn>", "encrypt the snapshot with this KMS key")
+    .option("--concurrency <n>", "blocks in flight", "64")
+    .option("--json", "print one JSON object with the result")
+    .action(async (ref: string, opts: { region?: string; copyTo?: string; kmsKey?: string; concurrency: string; json?: boolean }) => {
+      const region = resolveRegion(opts.region);
+      if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
+      const concurrency = Number(opts.concurrency);
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new InputError(`--concurrency ${opts.concurrency}: must be a whole number from 1 to 256`);
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.once("SIGINT", onSignal);
+      // Endpoint overrides (an emulator, a VPC endpoint) come from AWS_ENDPOINT_URL, read by the SDK.
+      const copyTo = (opts.copyTo ?? "").split(",").map((r) => r.trim()).filter(Boolean).map((r) => createAwsClients({ region: r }));
+      const tty = process.stderr.isTTY;
+      try {
+        const result = await pushImage({
+          ref, home: home(), clients: createAwsClients({ region }), concurrency, copyTo, signal: controller.signal,
+          ...(opts.kmsKey ? { kmsKeyArn: opts.kmsKey } : {}),
+          log: (m) => process.stderr.write(`${m}\n`),
+          onProgress: (p) => {
+            const line = `  ${p.doneBlocks}/${p.totalBlocks} blocks, ${formatBytes(p.bytes)}, ${formatBytes(p.bytes / Math.max(p.seconds, 0.001))}/s`;
+            process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+          },
+        });
+        if (tty) process.stderr.write("\n");
+        if (opts.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        process.stdout.write(`${result.ref} -> ${result.ami} in ${result.region} (${result.reused ? "already registered" : `${result.uploadedBlocks} blocks uploaded in ${result.seconds.toFixed(2)}s`})\n`);
+        for (const c of result.copies) process.stdout.write(`  copied to ${c.region}: ${c.ami}\n`);
+      } finally {
+        process.off("SIGINT", onSignal);
+      }
+    });
+
+  program
+    .command("iam-policy")
+    .description("print the least-privilege IAM policy kiln needs")
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(iamPolicy(), null, 2)}\n`);
+    });
+}

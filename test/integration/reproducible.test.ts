@@ -1,5 +1,6 @@
 // Reproducibility and layer caching: the same inputs baked in two empty kiln homes give the
 // same digest and the same disk bytes; changing one app file rebuilds only the app layer.
+import { randomUUID } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -33,7 +34,8 @@ describe.sequential("reproducible bakes", () => {
     cpSync(path.join(repo, "examples", "hello-node"), app, { recursive: true });
     const before = await bake(app, {}, home, quiet);
     const server = path.join(app, "server.js");
-    writeFileSync(server, `${readFileSync(server, "utf8")}\n// a change\n`);
+    // Unique per run: the shared home keeps app layers from earlier runs.
+    writeFileSync(server, `${readFileSync(server, "utf8")}\n// change ${randomUUID()}\n`);
     const after = await bake(app, {}, home, quiet);
     expect(after.image.digest).not.toBe(before.image.digest);
     const cached = Object.fromEntries(after.image.manifest.layers.map((l) => [l.name, l.cached]));

@@ -1,0 +1,53 @@
+/**
+ * The AWS clients kiln uses, created once per region with retries, a bounded attempt count
+ * and an optional endpoint override (AWS_ENDPOINT_URL works too: the SDK reads it). This
+ * directory is the only place that imports @aws-sdk/*.
+ */
+import { EBSClient } from "@aws-sdk/client-ebs";
+import { EC2Client } from "@aws-sdk/client-ec2";
+
+export interface AwsClientOptions {
+  readonly region: string;
+  readonly endpoint?: string;
+  /** SDK-level attempts per request; the block uploader adds its own retries on top. */
+  readonly maxAttempts?: number;
+  /** Sees every request kiln sends (tests record them; moto does not keep everything). */
+  readonly onRequest?: (operation: string, input: Record<string, unknown>) => void;
+}
+
+export interface AwsClients {
+  readonly region: string;
+  readonly ec2: EC2Client;
+  readonly ebs: EBSClient;
+}
+
+function observe<T extends { middlewareStack: { add: (...args: never[]) => void } }>(client: T, onRequest: AwsClientOptions["onRequest"]): T {
+  if (!onRequest) return client;
+  const stack = client.middlewareStack as unknown as {
+    add: (mw: (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: { input: Record<string, unknown> }) => Promise<unknown>, opts: { step: string; name: string }) => void;
+  };
+  stack.add((next, context) => async (args) => {
+    onRequest(context.commandName?.replace(/Command$/, "") ?? "unknown", args.input);
+    return next(args);
+  }, { step: "initialize", name: "kilnRequestObserver" });
+  return client;
+}
+
+export function createAwsClients(options: AwsClientOptions): AwsClients {
+  const common = {
+    region: options.region,
+    maxAttempts: options.maxAttempts ?? 4,
+    retryMode: "adaptive" as const,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+  };
+  return {
+    region: options.region,
+    ec2: observe(new EC2Client(common), options.onRequest),
+    ebs: observe(new EBSClient(common), options.onRequest),
+  };
+}
+
+/** Region from the flag, else the standard chain's environment variables. */
+export function resolveRegion(flag: string | undefined): string | undefined {
+  return flag ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+}

@@ -1,0 +1,51 @@
+/** A real moto server (the AWS emulator) per test file, on a free loopback port. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { findFreePort } from "../../src/run/ports.js";
+import { repo } from "./harness.js";
+
+export interface Moto {
+  readonly endpoint: string;
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMoto(): Promise<Moto> {
+  const binary = process.env.MOTO_SERVER ?? path.join(repo, ".venv", "bin", "moto_server");
+  if (!existsSync(binary)) throw new Error(`moto_server not found at ${binary}: run scripts/install-deps.sh (it installs moto[server] into .venv)`);
+  const port = await findFreePort();
+  const child: ChildProcess = spawn(binary, ["-H", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const response = await fetch(`${endpoint}/moto-api/`);
+      if (response.status < 500) break;
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`moto_server did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    endpoint,
+    async reset() {
+      await fetch(`${endpoint}/moto-api/reset`, { method: "POST" });
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    },
+  };
+}
+
+/** Fake static credentials for the emulator, set for the SDK's default chain. */
+export function useEmulatorCredentials(): void {
+  process.env.AWS_ACCESS_KEY_ID = "testing";
+  process.env.AWS_SECRET_ACCESS_KEY = "testing";
+  process.env.AWS_SESSION_TOKEN = "testing";
+  delete process.env.AWS_PROFILE;
+}

@@ -1,0 +1,196 @@
+// kiln push against a real AWS emulator (moto server) with the real SDK v3 clients over HTTP:
+// blocks read back equal the disk, the AMI is registered with what kiln sent (moto keeps only
+// Name/Description, so the request itself is checked), pushing again uploads nothing, an
+// app-only rebake uploads only changed blocks against the parent, an interrupted push
+// resumes, a failed push leaves no snapshot, and errors say what to fix.
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { DescribeImagesCommand, DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { bake } from "../../src/bake/bake.js";
+import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
+import { getSnapshotBlock, listSnapshotBlockTokens } from "../../src/aws/ebs.js";
+import { BLOCK_SIZE } from "../../src/push/blocks.js";
+import { pushImage } from "../../src/push/push.js";
+import { readDiskBlock } from "../../src/push/scan.js";
+import { bakeExample, cli, quiet, repo, sharedHome } from "./harness.js";
+import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
+
+const home = sharedHome();
+let moto: Moto;
+type Call = { op: string; input: Record<string, unknown> };
+
+function recordingClients(calls: Call[], region = "eu-west-1", onRequest?: (op: string) => void): AwsClients {
+  return createAwsClients({ region, endpoint: moto.endpoint, maxAttempts: 1, onRequest: (op, input) => { calls.push({ op, input }); onRequest?.(op); } });
+}
+
+async function freshApp(): Promise<string> {
+  execMake();
+  const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-push-app-"));
+  cpSync(path.join(repo, "examples", "hello-native"), dir, { recursive: true });
+  writeFileSync(path.join(dir, "data.txt"), `first ${randomUUID()}\n`);
+  return dir;
+}
+
+function execMake(): void {
+  // The example binary is built by its own build step.
+  execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
+}
+
+beforeAll(async () => {
+  useEmulatorCredentials();
+  moto = await startMoto();
+});
+afterAll(async () => moto?.stop());
+beforeEach(async () => moto.reset());
+
+describe.sequential("kiln push (moto)", () => {
+  it("uploads every non-zero block, registers the AMI as requested, and a second push reuses it", async () => {
+    const { image } = await bakeExample("hello-native", home);
+    const calls: Call[] = [];
+    const clients = recordingClients(calls);
+    const result = await pushImage({ ref: image.ref, clients, home });
+    expect(result.reused).toBe(false);
+    expect(result.ami).toMatch(/^ami-/);
+    expect(result.totalBlocks).toBe(image.manifest.layout.volumeGiB * 2048);
+    expect(result.uploadedBlocks + result.skippedBlocks.zero).toBe(result.totalBlocks);
+
+    // Blocks read back from the snapshot equal the raw disk's non-zero blocks.
+    const tokens = await listSnapshotBlockTokens(clients, result.snapshot);
+    expect(tokens.size).toBe(result.uploadedBlocks);
+    for (const [index, token] of tokens) {
+      const stored = await getSnapshotBlock(clients, result.snapshot, index, token);
+      expect(stored.length).toBe(BLOCK_SIZE);
+      expect(stored.equals(await readDiskBlock(image.disk, index))).toBe(true);
+    }
+    const puts = calls.filter((c) => c.op === "PutSnapshotBlock");
+    expect(puts.every((c) => c.input.ChecksumAlgorithm === "SHA256" && typeof c.input.Checksum === "string")).toBe(true);
+    const complete = calls.find((c) => c.op === "CompleteSnapshot")!.input;
+    expect(complete).toMatchObject({ ChangedBlocksCount: result.uploadedBlocks, ChecksumAggregationMethod: "LINEAR" });
+
+    // What kiln asked RegisterImage for (moto stores only Name/Description).
+    const register = calls.find((c) => c.op === "RegisterImage")!.input;
+    expect(register).toMatchObject({
+      Architecture: "x86_64", VirtualizationType: "hvm", EnaSupport: true, BootMode: "uefi-preferred", ImdsSupport: "v2.0", RootDeviceName: "/dev/xvda",
+      BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { SnapshotId: result.snapshot, VolumeType: "gp3", DeleteOnTermination: true } }],
+    });
+    const images = await clients.ec2.send(new DescribeImagesCommand({ ImageIds: [result.ami] }));
+    const tags = Object.fromEntries((images.Images?.[0]?.Tags ?? []).map((t) => [t.Key, t.Value]));
+    expect(tags).toEqual({ "kiln:app": "hello-native", "kiln:version": "0.1.0", "kiln:digest": image.digest });
+
+    const again: Call[] = [];
+    const second = await pushImage({ ref: image.ref, clients: recordingClients(again), home });
+    expect(second).toMatchObject({ reused: true, ami: result.ami, uploadedBlocks: 0 });
+    expect(again.some((c) => c.op === "StartSnapshot" || c.op === "PutSnapshotBlock")).toBe(false);
+  });
+
+  it("an app-only rebake uploads only the changed blocks, with the previous snapshot as parent", async () => {
+    const app = await freshApp();
+    const v1 = await bake(app, { version: "1.0.0" }, home, quiet);
+    const first = await pushImage({ ref: v1.image.ref, clients: recordingClients([]), home });
+    writeFileSync(path.join(app, "data.txt"), `second ${randomUUID()}\n`);
+    const v2 = await bake(app, { version: "1.0.1" }, home, quiet);
+    const calls: Call[] = [];
+    const second = await pushImage({ ref: v2.image.ref, clients: recordingClients(calls), home });
+    expect(calls.find((c) => c.op === "StartSnapshot")!.input.ParentSnapshotId).toBe(first.snapshot);
+    expect(second.parentSnapshot).toBe(first.snapshot);
+    // Only the app partition changed: a handful of blocks, not the kernel or the boot partition.
+    expect(second.uploadedBlocks).toBeGreaterThan(0);
+    expect(second.uploadedBlocks).toBeLessThanOrEqual(4);
+    expect(second.skippedBlocks.unchanged).toBeGreaterThan(first.uploadedBlocks - 5);
+  });
+
+  it("an interrupted push, run again, uploads only what is missing", async () => {
+    const app = await freshApp();
+    const { image } = await bake(app, { version: "2.0.0" }, home, quiet);
+    const controller = new AbortController();
+    let puts = 0;
+    const interrupted = pushImage({
+      ref: image.ref, home, concurrency: 4, signal: controller.signal,
+      clients: recordingClients([], "eu-west-1", (op) => { if (op === "PutSnapshotBlock" && ++puts === 10) controller.abort(); }),
+    });
+    await expect(interrupted).rejects.toThrow(/interrupted/);
+    const calls: Call[] = [];
+    const resumed = await pushImage({ ref: image.ref, clients: recordingClients(calls), home });
+    expect(resumed.resumed).toBe(true);
+    expect(calls.some((c) => c.op === "StartSnapshot")).toBe(false);
+    expect(resumed.skippedBlocks.alreadyUploaded).toBeGreaterThanOrEqual(6);
+    const tokens = await listSnapshotBlockTokens(recordingClients([]), resumed.snapshot);
+    expect(tokens.size).toBe(resumed.uploadedBlocks + resumed.skippedBlocks.alreadyUploaded);
+    for (const [index, token] of tokens) {
+      expect((await getSnapshotBlock(recordingClients([]), resumed.snapshot, index, token)).equals(await readDiskBlock(image.disk, index))).toBe(true);
+    }
+  });
+
+  it("a push that fails deletes its incomplete snapshot and registers nothing", async () => {
+    const app = await freshApp();
+    const { image } = await bake(app, { version: "3.0.0" }, home, quiet);
+    let puts = 0;
+    const clients = createAwsClients({
+      region: "eu-west-1", endpoint: moto.endpoint, maxAttempts: 1,
+      onRequest: (op) => { if (op === "PutSnapshotBlock" && ++puts === 5) throw Object.assign(new Error("injected: access denied"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403 } }); },
+    });
+    await expect(pushImage({ ref: image.ref, clients, home, concurrency: 1 })).rejects.toThrow(/AccessDenied/);
+    const snapshots = await clients.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"] }));
+    expect((snapshots.Snapshots ?? []).filter((s) => s.Description?.includes(image.digest))).toEqual([]);
+    const images = await clients.ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
+    expect(images.Images ?? []).toEqual([]);
+  });
+
+  it("the CLI prints one JSON object; copy-to copies to another region", async () => {
+    const { image } = await bakeExample("hello-native", home);
+    const out = await cli(["push", image.ref, "--region", "us-east-2", "--copy-to", "eu-central-1", "--json"], { KILN_HOME: home.root, AWS_ENDPOINT_URL: moto.endpoint });
+    expect(out.code, out.stderr).toBe(0);
+    const result = JSON.parse(out.stdout) as Record<string, unknown>;
+    expect(result).toMatchObject({ region: "us-east-2", reused: false });
+    for (const key of ["ami", "snapshot", "uploadedBlocks", "skippedBlocks"]) expect(result).toHaveProperty(key);
+    expect((result.copies as { region: string; ami: string }[])[0]).toMatchObject({ region: "eu-central-1" });
+  });
+
+  it("bad input: no region, no credentials, an image not in the store, a missing EBS permission", async () => {
+    const env = { KILN_HOME: home.root, AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: "", AWS_DEFAULT_REGION: "" };
+    const noRegion = await cli(["push", "hello-native:0.1.0"], env);
+    expect(noRegion.code).toBe(2);
+    expect(noRegion.stderr).toMatch(/no AWS region[\s\S]*hint: pass --region/);
+
+    const noCreds = await cli(["push", "hello-native:0.1.0", "--region", "eu-west-1"], { ...env, AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_SESSION_TOKEN: "", AWS_PROFILE: "kiln-no-such-profile", AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent", AWS_EC2_METADATA_DISABLED: "true" });
+    expect(noCreds.code).not.toBe(0);
+    expect(noCreds.stderr).toMatch(/no AWS credentials found|credentials/i);
+    expect(noCreds.stderr).toMatch(/hint:/);
+
+    const missing = await cli(["push", "nosuch:1.0", "--region", "eu-west-1"], env);
+    expect(missing.code).toBe(6);
+    expect(missing.stderr).toMatch(/not in the local store/);
+
+    // An endpoint that answers EBS StartSnapshot with AccessDenied and forwards the rest to moto.
+    const proxy = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", async () => {
+        if (req.method === "POST" && req.url === "/snapshots") {
+          res.writeHead(403, { "content-type": "application/json", "x-amzn-errortype": "AccessDeniedException", "x-amzn-requestid": "req-denied-1" });
+          res.end(JSON.stringify({ message: "User is not authorized to perform: ebs:StartSnapshot" }));
+          return;
+        }
+        const upstream = await fetch(`${moto.endpoint}${req.url}`, { method: req.method, headers: req.headers as Record<string, string>, body: chunks.length ? Buffer.concat(chunks) : undefined });
+        res.writeHead(upstream.status, Object.fromEntries(upstream.headers));
+        res.end(Buffer.from(await upstream.arrayBuffer()));
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const port = (proxy.address() as { port: number }).port;
+    const app = await freshApp();
+    const { image } = await bake(app, { version: "4.0.0" }, home, quiet);
+    const denied = await cli(["push", image.ref, "--region", "eu-west-1"], { ...env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` });
+    proxy.close();
+    expect(denied.code).toBe(7);
+    expect(denied.stderr).toMatch(/StartSnapshot[\s\S]*AccessDenied[\s\S]*req-denied-1/);
+    expect(denied.stderr).toMatch(/hint: the credentials lack permission ebs:StartSnapshot/);
+    const images = await createAwsClients({ region: "eu-west-1", endpoint: moto.endpoint }).ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
+    expect((images.Images ?? []).filter((i) => i.Name?.includes("4.0.0"))).toEqual([]);
+  });
+});
