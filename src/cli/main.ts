@@ -7,6 +7,7 @@ import { registerBakeCommands } from "./bake-commands.js";
 import { registerRunCommands } from "./run-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { registerAwsCommands } from "./aws-commands.js";
+import { registerDeployCommands } from "./deploy-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("kiln")
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerRunCommands(program, () => kilnHome());
   registerExportCommands(program, () => kilnHome());
   registerAwsCommands(program, () => kilnHome());
+  registerDeployCommands(program, () => kilnHome());
   return program;
 }
 

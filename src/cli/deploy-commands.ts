@@ -1,0 +1,81 @@
+/** promote (deploy), rollback, scale, destroy, status, history: environments. */
+import path from "node:path";
+import type { Command } from "commander";
+import { loadBakers } from "../bake/bakers.js";
+import { describeStep } from "../deploy/plan.js";
+import { destroyEnv, envStatus, promote, rollback, scaleEnv, type PromoteResult } from "../deploy/promote.js";
+import { InputError } from "../errors.js";
+import type { KilnHome } from "../home.js";
+import { stderrProgress } from "../progress.js";
+import { loadSpec } from "../spec/load.js";
+
+interface EnvFlags { env: string; config: string; app?: string; json?: boolean; dryRun?: boolean }
+
+async function appName(flags: EnvFlags): Promise<string> {
+  if (flags.app) return flags.app;
+  const dir = flags.config.endsWith(".yml") ? path.dirname(flags.config) : flags.config;
+  try {
+    return (await loadSpec(dir, {}, await loadBakers())).name;
+  } catch {
+    throw new InputError(`cannot tell which app's ${flags.env} environment you mean`, { hint: "pass --app NAME, or --config pointing at the app's directory" });
+  }
+}
+
+function printPlan(result: PromoteResult, json: boolean | undefined): void {
+  if (json) return void process.stdout.write(`${JSON.stringify({ ...result.plan, executed: result.executed, endpoint: result.endpoint }, null, 2)}\n`);
+  process.stdout.write(`${result.plan.summary}\n`);
+  if (!result.executed) result.plan.steps.forEach((s, i) => process.stdout.write(`  ${i + 1}. ${describeStep(s)}\n`));
+  else if (result.endpoint) process.stdout.write(`serving at ${result.endpoint}\n`);
+}
+
+function envOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption("--env <name>", "environment (dev, test, prod, …)")
+    .option("--config <path>", "kiln.yml (or its directory) that defines the environments", ".")
+    .option("--app <name>", "app name (default: from the config's directory)")
+    .option("--json", "print JSON");
+}
+
+export function registerDeployCommands(program: Command, home: () => KilnHome): void {
+  for (const name of ["promote", "deploy"]) {
+    envOptions(program.command(name).description(name === "deploy" ? "alias of promote" : "release an image to an environment with a blue/green swap").argument("<ref>", "name:version or sha256:…"))
+      .option("--dry-run", "print the plan and exit")
+      .option("--force", "skip the promotion gate (logged)")
+      .action(async (ref: string, flags: EnvFlags & { force?: boolean }) => {
+        const result = await promote({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), ref, force: Boolean(flags.force), dryRun: Boolean(flags.dryRun) });
+        printPlan(result, flags.json);
+      });
+  }
+  envOptions(program.command("rollback").description("blue/green back to the previous healthy release (no rebuild)"))
+    .option("--dry-run", "print the plan and exit")
+    .action(async (flags: EnvFlags) => printPlan(await rollback({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags), dryRun: Boolean(flags.dryRun) }), flags.json));
+  envOptions(program.command("scale").description("change the number of instances of the live release").argument("<instances>", "instance count"))
+    .action(async (count: string, flags: EnvFlags) => {
+      const instances = Number(count);
+      if (!Number.isInteger(instances) || instances < 1) throw new InputError(`instances: '${count}' must be a whole number ≥ 1`);
+      printPlan(await scaleEnv({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags), instances }), flags.json);
+    });
+  envOptions(program.command("destroy").description("delete everything kiln made for the environment"))
+    .option("--yes", "do not ask for confirmation")
+    .action(async (flags: EnvFlags & { yes?: boolean }) => {
+      if (!flags.yes) throw new InputError(`destroy removes every instance and the load balancer of ${flags.env}`, { hint: "run again with --yes to confirm" });
+      printPlan(await destroyEnv({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags) }), flags.json);
+    });
+  envOptions(program.command("status").description("what runs in an environment: release, image digest, instances per zone and health"))
+    .action(async (flags: EnvFlags) => {
+      const status = await envStatus({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags) });
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      process.stdout.write(`${status.environment} (${status.target})  ${status.live.infrastructure ? `load balancer ${status.endpoint}` : "no load balancer"}\n`);
+      for (const r of status.live.releases) {
+        process.stdout.write(`  ${r.serving ? "LIVE " : "     "} ${r.id}  ${r.image.ref}  ${r.image.digest.slice(0, 19)}\n`);
+        for (const i of r.instances) process.stdout.write(`         ${i.id}  ${i.zone}  ${i.healthy ? "healthy" : "unhealthy"}\n`);
+      }
+      if (status.live.releases.length === 0) process.stdout.write("  nothing deployed\n");
+    });
+  envOptions(program.command("history").description("releases of an environment with time, digest and result"))
+    .action(async (flags: EnvFlags) => {
+      const status = await envStatus({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags) });
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(status.live.history, null, 2)}\n`);
+      for (const h of status.live.history) process.stdout.write(`${h.at}  ${h.result.padEnd(11)} ${h.image.ref.padEnd(28)} ${h.image.digest.slice(0, 19)}  ${h.release}\n`);
+    });
+}

@@ -1,0 +1,52 @@
+/** Runs a DeployPlan: one provider call per step, each a timed step on stderr. */
+import { KilnError, UnhealthyError } from "../errors.js";
+import type { Progress } from "../progress.js";
+import { describeStep } from "./plan.js";
+import type { DeployPlan, DeployProvider, DeployStep } from "./types.js";
+
+async function runStep(provider: DeployProvider, step: DeployStep): Promise<void> {
+  switch (step.kind) {
+    case "ensure-infrastructure": return provider.ensureInfrastructure();
+    case "launch": return provider.launch(step.release, step.image, step.instances, step.zones);
+    case "wait-healthy": {
+      const result = await provider.waitHealthy(step.release, step.timeoutSeconds);
+      if (!result.healthy) {
+        const tail = await provider.consoleTail(step.release).catch(() => "");
+        throw new UnhealthyError(`${step.release} did not become healthy: ${result.detail}${tail ? `\n--- console of a failing instance ---\n${tail}` : ""}`, {
+          hint: "traffic stayed on the current release; the new release was removed. Check the app's health check path and port",
+        });
+      }
+      return;
+    }
+    case "switch-traffic": return provider.switchTraffic(step.to, step.from);
+    case "drain": return provider.drain(step.release, step.delaySeconds);
+    case "delete-release": return provider.deleteRelease(step.release);
+    case "scale": return provider.scale(step.release, step.instances);
+    case "record": return provider.record(step.entry);
+    case "delete-infrastructure": return provider.deleteInfrastructure();
+  }
+}
+
+/**
+ * Executes the plan. When a step fails before traffic moved, the plan's onFailure steps remove
+ * the new release so nothing is left behind; the original error is rethrown.
+ */
+export async function executePlan(plan: DeployPlan, provider: DeployProvider, progress: Progress, hooks: { beforeStep?: (step: DeployStep, index: number) => Promise<void> } = {}): Promise<void> {
+  let switched = false;
+  for (const [index, step] of plan.steps.entries()) {
+    await hooks.beforeStep?.(step, index);
+    try {
+      await progress.step(describeStep(step), () => runStep(provider, step));
+      if (step.kind === "switch-traffic") switched = true;
+    } catch (error) {
+      if (!switched) {
+        for (const undo of plan.onFailure) {
+          await progress.step(`undo: ${describeStep(undo)}`, () => runStep(provider, undo)).catch((e: unknown) => {
+            progress.info(`  could not undo (${(e as Error).message}); re-run kiln promote or kiln destroy to clean up`);
+          });
+        }
+      }
+      throw error instanceof KilnError ? error : new KilnError(`${describeStep(step)} failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Pure planners: (environment, image, live state, now) → DeployPlan. No I/O and no clock
+ * reads, so the same inputs always give the same plan (golden tests pin them), and a re-run
+ * after an interruption plans only what is still missing.
+ */
+import type { Environment } from "../spec/environments.js";
+import type { DeployPlan, DeployStep, ImageRef, LiveState } from "./types.js";
+
+export function releaseId(env: Environment, image: ImageRef, version: string): string {
+  const safe = version.replace(/[^A-Za-z0-9-]/g, "-");
+  return `${env.app}-${env.name}-${safe}-${image.digest.slice(7, 14)}`;
+}
+
+export function zonesFor(env: Environment): string[] {
+  if (env.target === "aws") return env.subnets.length > 0 ? [...env.subnets] : ["a", "b"];
+  return ["zone-a", "zone-b"];
+}
+
+export function planBlueGreen(env: Environment, image: ImageRef, version: string, live: LiveState, now: Date): DeployPlan {
+  const green = releaseId(env, image, version);
+  const existing = live.releases.find((r) => r.id === green);
+  const others = live.releases.filter((r) => r.id !== green);
+  const steps: DeployStep[] = [];
+  if (!live.infrastructure) steps.push({ kind: "ensure-infrastructure" });
+  const alreadyLive = existing?.serving === true && others.every((o) => !o.serving) && existing.instances.length >= env.instances;
+  if (!alreadyLive) {
+    if (!existing || existing.instances.length < env.instances) steps.push({ kind: "launch", release: green, image, instances: env.instances, zones: zonesFor(env) });
+    steps.push({ kind: "wait-healthy", release: green, timeoutSeconds: env.health.timeoutSeconds });
+    steps.push({ kind: "switch-traffic", to: green, from: others.filter((o) => o.serving).map((o) => o.id) });
+  }
+  for (const old of others) {
+    if (old.serving || !alreadyLive) steps.push({ kind: "drain", release: old.id, delaySeconds: env.deregistrationDelaySeconds });
+    steps.push({ kind: "delete-release", release: old.id });
+  }
+  const at = now.toISOString();
+  if (!alreadyLive) {
+    steps.push({ kind: "record", entry: { release: green, image, result: "live", at } });
+    for (const old of others.filter((o) => o.serving)) steps.push({ kind: "record", entry: { release: old.id, image: old.image, result: "replaced", at } });
+  }
+  return {
+    environment: env.name, target: env.target, steps,
+    onFailure: [{ kind: "delete-release", release: green }, { kind: "record", entry: { release: green, image, result: "failed", at } }],
+    summary: alreadyLive && others.length === 0 ? `${image.ref} is already live in ${env.name}; nothing to do` : `${image.ref} → ${env.name} (${green}), blue/green`,
+  };
+}
+
+export function planScale(env: Environment, live: LiveState, instances: number): DeployPlan {
+  const serving = live.releases.find((r) => r.serving);
+  return {
+    environment: env.name, target: env.target, onFailure: [],
+    steps: serving ? [{ kind: "scale", release: serving.id, instances }, { kind: "wait-healthy", release: serving.id, timeoutSeconds: env.health.timeoutSeconds }] : [],
+    summary: serving ? `scale ${serving.id} to ${instances}` : `nothing runs in ${env.name}`,
+  };
+}
+
+export function planDestroy(env: Environment, live: LiveState): DeployPlan {
+  const steps: DeployStep[] = live.releases.map((r) => ({ kind: "delete-release", release: r.id }));
+  if (live.infrastructure) steps.push({ kind: "delete-infrastructure" });
+  return { environment: env.name, target: env.target, steps, onFailure: [], summary: `destroy everything of ${env.app} in ${env.name}` };
+}
+
+/** The release to go back to: the newest history entry that was live before the current one. */
+export function previousRelease(live: LiveState): ImageRef | undefined {
+  const current = live.releases.find((r) => r.serving)?.image.digest;
+  const lived = live.history.filter((h) => h.result === "live" || h.result === "replaced");
+  for (let i = lived.length - 1; i >= 0; i--) if (lived[i]!.image.digest !== current) return lived[i]!.image;
+  return undefined;
+}
+
+export function describeStep(step: DeployStep): string {
+  switch (step.kind) {
+    case "ensure-infrastructure": return "create load balancer and shared resources";
+    case "launch": return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}`;
+    case "wait-healthy": return `wait until every instance of ${step.release} is healthy (≤ ${step.timeoutSeconds}s)`;
+    case "switch-traffic": return `switch traffic to ${step.to}${step.from.length ? ` from ${step.from.join(", ")}` : ""}`;
+    case "drain": return `drain ${step.release} (${step.delaySeconds}s)`;
+    case "delete-release": return `delete ${step.release}`;
+    case "scale": return `scale ${step.release} to ${step.instances}`;
+    case "record": return `record ${step.entry.release} as ${step.entry.result}`;
+    case "delete-infrastructure": return "delete load balancer and shared resources";
+  }
+}

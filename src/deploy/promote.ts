@@ -1,0 +1,107 @@
+/**
+ * kiln promote / rollback / scale / destroy / status / history: load the environment, lock it,
+ * observe what exists, plan (pure), print or execute the plan. Shared by every target.
+ */
+import os from "node:os";
+import { InputError, KilnError } from "../errors.js";
+import type { KilnHome } from "../home.js";
+import { ImageStore } from "../image/store.js";
+import type { Progress } from "../progress.js";
+import { LocalProvider } from "../providers/local/provider.js";
+import { loadEnvironment, type Environment } from "../spec/environments.js";
+import { executePlan } from "./execute.js";
+import { planBlueGreen, planDestroy, planScale, previousRelease } from "./plan.js";
+import type { DeployPlan, DeployProvider, DeployStep, LiveState } from "./types.js";
+
+export type ProviderFactory = (env: Environment, home: KilnHome) => DeployProvider;
+
+export const defaultProviders: ProviderFactory = (env, home) => {
+  if (env.target === "local") return new LocalProvider(env, home);
+  throw new KilnError(`environment ${env.name} targets aws, which this kiln build cannot deploy to yet`, { hint: "use a local environment (target: local) for now" });
+};
+
+export interface EnvCommandOptions {
+  readonly home: KilnHome;
+  readonly config: string;
+  readonly envName: string;
+  readonly progress: Progress;
+  readonly providers?: ProviderFactory;
+  readonly dryRun?: boolean;
+  /** Test hook: runs before each step (the interruption tests kill kiln there). */
+  readonly beforeStep?: (step: DeployStep, index: number) => Promise<void>;
+}
+
+export interface PromoteResult {
+  readonly plan: DeployPlan;
+  readonly executed: boolean;
+  readonly endpoint: string | undefined;
+}
+
+async function environmentFor(opts: EnvCommandOptions, app: string, healthPath: string): Promise<{ env: Environment; provider: DeployProvider }> {
+  const env = await loadEnvironment(opts.config, app, healthPath, opts.envName);
+  return { env, provider: (opts.providers ?? defaultProviders)(env, opts.home) };
+}
+
+/** Refuses a digest that has not been live in the environments this one comes after. */
+async function checkGate(opts: EnvCommandOptions, env: Environment, digest: string, force: boolean): Promise<void> {
+  for (const before of env.after) {
+    const { provider } = await environmentFor({ ...opts, envName: before }, env.app, env.health.path);
+    const live = await provider.observe();
+    const ok = live.history.some((h) => h.image.digest === digest && (h.result === "live" || h.result === "replaced"));
+    if (ok) continue;
+    if (force) {
+      opts.progress.info(`gate overridden with --force: ${digest.slice(0, 19)} has not been live in ${before}`);
+      continue;
+    }
+    throw new InputError(`${env.name} comes after ${before}, and ${digest.slice(0, 19)} has not been healthy there`, { hint: `promote it to ${before} first (kiln promote REF --env ${before}), or pass --force` });
+  }
+}
+
+async function runPlan(opts: EnvCommandOptions, provider: DeployProvider, plan: DeployPlan): Promise<PromoteResult> {
+  if (opts.dryRun) return { plan, executed: false, endpoint: await provider.endpoint() };
+  await executePlan(plan, provider, opts.progress, opts.beforeStep ? { beforeStep: opts.beforeStep } : {});
+  return { plan, executed: true, endpoint: await provider.endpoint() };
+}
+
+async function withLock<T>(provider: DeployProvider, work: () => Promise<T>): Promise<T> {
+  const release = await provider.lock(`${os.userInfo().username}@${os.hostname()}`);
+  try {
+    return await work();
+  } finally {
+    await release();
+  }
+}
+
+export async function promote(opts: EnvCommandOptions & { ref: string; force?: boolean }): Promise<PromoteResult> {
+  const image = await new ImageStore(opts.home).resolve(opts.ref);
+  const { env, provider } = await environmentFor(opts, image.manifest.name, image.manifest.healthcheck.path);
+  await checkGate(opts, env, image.digest, Boolean(opts.force));
+  const run = async () => {
+    const live = await provider.observe();
+    const plan = planBlueGreen(env, { ref: image.ref, digest: image.digest }, image.manifest.version, live, new Date());
+    return runPlan(opts, provider, plan);
+  };
+  return opts.dryRun ? run() : withLock(provider, run);
+}
+
+export async function rollback(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
+  const { provider } = await environmentFor(opts, opts.app, "/");
+  const previous = previousRelease(await provider.observe());
+  if (!previous) throw new InputError(`${opts.app} has no earlier release in ${opts.envName} to roll back to`, { hint: "kiln history --env shows the releases" });
+  return promote({ ...opts, ref: previous.digest, force: true });
+}
+
+export async function scaleEnv(opts: EnvCommandOptions & { app: string; instances: number }): Promise<PromoteResult> {
+  const { env, provider } = await environmentFor(opts, opts.app, "/");
+  return withLock(provider, async () => runPlan(opts, provider, planScale(env, await provider.observe(), opts.instances)));
+}
+
+export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
+  const { env, provider } = await environmentFor(opts, opts.app, "/");
+  return withLock(provider, async () => runPlan(opts, provider, planDestroy(env, await provider.observe())));
+}
+
+export async function envStatus(opts: EnvCommandOptions & { app: string }): Promise<{ environment: string; target: string; endpoint: string | undefined; live: LiveState }> {
+  const { env, provider } = await environmentFor(opts, opts.app, "/");
+  return { environment: env.name, target: env.target, endpoint: await provider.endpoint(), live: await provider.observe() };
+}

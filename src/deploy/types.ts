@@ -1,0 +1,85 @@
+/**
+ * The blue/green model shared by every deploy target: what exists (LiveState), what to do
+ * (DeployPlan: data, computed by pure planners), and what a target must be able to do
+ * (DeployProvider). The local target (QEMU + HAProxy) and AWS (ASG + ALB) implement the same
+ * provider, so the orchestration proven locally under load is the one that runs in AWS.
+ */
+import type { Environment } from "../spec/environments.js";
+
+export interface ImageRef {
+  readonly ref: string;
+  readonly digest: string;
+}
+
+export interface InstanceState {
+  readonly id: string;
+  readonly zone: string;
+  readonly healthy: boolean;
+}
+
+export interface ReleaseState {
+  readonly id: string;
+  readonly image: ImageRef;
+  readonly desired: number;
+  readonly instances: readonly InstanceState[];
+  /** Receives new traffic from the load balancer. */
+  readonly serving: boolean;
+}
+
+export interface HistoryEntry {
+  readonly release: string;
+  readonly image: ImageRef;
+  readonly result: "live" | "failed" | "rolled-back" | "replaced";
+  readonly at: string;
+  readonly detail?: string;
+}
+
+export interface LiveState {
+  readonly infrastructure: boolean;
+  readonly releases: readonly ReleaseState[];
+  readonly history: readonly HistoryEntry[];
+}
+
+export type DeployStep =
+  | { readonly kind: "ensure-infrastructure" }
+  | { readonly kind: "launch"; readonly release: string; readonly image: ImageRef; readonly instances: number; readonly zones: readonly string[] }
+  | { readonly kind: "wait-healthy"; readonly release: string; readonly timeoutSeconds: number }
+  | { readonly kind: "switch-traffic"; readonly to: string; readonly from: readonly string[] }
+  | { readonly kind: "drain"; readonly release: string; readonly delaySeconds: number }
+  | { readonly kind: "delete-release"; readonly release: string }
+  | { readonly kind: "scale"; readonly release: string; readonly instances: number }
+  | { readonly kind: "record"; readonly entry: HistoryEntry }
+  | { readonly kind: "delete-infrastructure" };
+
+export interface DeployPlan {
+  readonly environment: string;
+  readonly target: Environment["target"];
+  readonly steps: readonly DeployStep[];
+  /** Steps that undo a failed green release (run when a step of the plan fails). */
+  readonly onFailure: readonly DeployStep[];
+  readonly summary: string;
+}
+
+export interface HealthResult {
+  readonly healthy: boolean;
+  readonly detail: string;
+}
+
+export interface DeployProvider {
+  observe(): Promise<LiveState>;
+  /** Prevents two promotes on one environment at once; returns a release function. */
+  lock(owner: string): Promise<() => Promise<void>>;
+  ensureInfrastructure(): Promise<void>;
+  launch(release: string, image: ImageRef, instances: number, zones: readonly string[]): Promise<void>;
+  waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult>;
+  switchTraffic(to: string, from: readonly string[]): Promise<void>;
+  drain(release: string, delaySeconds: number): Promise<void>;
+  deleteRelease(release: string): Promise<void>;
+  scale(release: string, instances: number): Promise<void>;
+  record(entry: HistoryEntry): Promise<void>;
+  deleteInfrastructure(): Promise<void>;
+  /** The last console lines of a failing instance of a release, for error messages. */
+  consoleTail(release: string): Promise<string>;
+  /** Where the environment answers (LB URL). */
+  endpoint(): Promise<string | undefined>;
+}

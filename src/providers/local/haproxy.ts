@@ -1,0 +1,114 @@
+/**
+ * The local environment's load balancer: a real HAProxy, started by kiln, driven over its
+ * runtime API (UNIX socket): servers are added per instance, health-checked on the app's health
+ * path, weighted in or drained, and removed. Config rendering is pure; the rest is I/O.
+ */
+import net from "node:net";
+import path from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
+import { KilnError } from "../../errors.js";
+import { run } from "../../exec.js";
+
+export interface HaproxyPaths {
+  readonly config: string;
+  readonly socket: string;
+  readonly pidFile: string;
+}
+
+export function haproxyPaths(dir: string): HaproxyPaths {
+  return { config: path.join(dir, "haproxy.cfg"), socket: path.join(dir, "haproxy.sock"), pidFile: path.join(dir, "haproxy.pid") };
+}
+
+export const BACKEND = "app";
+
+export function renderHaproxyConfig(opts: { port: number; socket: string; pidFile: string; healthPath: string; intervalMs: number; rise: number }): string {
+  return `# Written by kiln for a local environment; servers are added at runtime.
+global
+  stats socket ${opts.socket} mode 600 level admin
+  pidfile ${opts.pidFile}
+  maxconn 4096
+
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  # A request that fails to connect goes to another server instead of the client.
+  retries 3
+  option redispatch 1
+  option http-server-close
+
+frontend web
+  bind 127.0.0.1:${opts.port}
+  default_backend ${BACKEND}
+
+backend ${BACKEND}
+  balance roundrobin
+  option httpchk GET ${opts.healthPath}
+  http-check expect status 200-399
+  default-server inter ${opts.intervalMs}ms fastinter ${opts.intervalMs}ms rise ${opts.rise} fall 2
+`;
+}
+
+export async function haproxyCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(socketPath);
+    let out = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new KilnError(`HAProxy runtime API did not answer '${command}' in ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on("connect", () => socket.write(`${command}\n`));
+    socket.on("data", (d) => (out += d.toString()));
+    socket.on("end", () => {
+      clearTimeout(timer);
+      resolve(out.trim());
+    });
+    socket.on("error", (error) => {
+      clearTimeout(timer);
+      reject(new KilnError(`cannot reach HAProxy at ${socketPath}: ${error.message}`, { cause: error }));
+    });
+  });
+}
+
+/** Runs a runtime API command that must succeed (answers are free text: check for known failures). */
+export async function haproxyDo(socketPath: string, command: string): Promise<string> {
+  const answer = await haproxyCommand(socketPath, command);
+  if (/^(Unknown command|No such|Require|Invalid|.*not found|.*cannot)/im.test(answer)) throw new KilnError(`HAProxy refused '${command}': ${answer.split("\n")[0]}`);
+  return answer;
+}
+
+export async function startHaproxy(paths: HaproxyPaths, config: string): Promise<void> {
+  await writeFile(paths.config, config);
+  await run(["haproxy", "-c", "-q", "-f", paths.config]);
+  // -D: HAProxy daemonises, so the environment keeps serving after kiln exits.
+  await run(["haproxy", "-D", "-f", paths.config, "-p", paths.pidFile]);
+}
+
+export async function haproxyPid(paths: HaproxyPaths): Promise<number | undefined> {
+  const pid = Number((await readFile(paths.pidFile, "utf8").catch(() => "")).trim());
+  if (!pid) return undefined;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  return cmdline.includes("haproxy") ? pid : undefined;
+}
+
+export interface ServerStatus {
+  readonly name: string;
+  readonly status: string;
+  readonly weight: number;
+  readonly currentSessions: number;
+}
+
+/** `show stat` CSV rows of the app backend's servers. */
+export function parseShowStat(csv: string): ServerStatus[] {
+  const lines = csv.split("\n").filter(Boolean);
+  const header = (lines[0] ?? "").replace(/^# /, "").split(",");
+  const col = (name: string) => header.indexOf(name);
+  return lines.slice(1).map((l) => l.split(",")).filter((c) => c[col("pxname")] === BACKEND && c[col("svname")] !== "BACKEND").map((c) => ({
+    name: c[col("svname")] ?? "", status: c[col("status")] ?? "", weight: Number(c[col("weight")] ?? 0), currentSessions: Number(c[col("scur")] ?? 0),
+  }));
+}
+
+export async function serverStatuses(socketPath: string): Promise<ServerStatus[]> {
+  return parseShowStat(await haproxyCommand(socketPath, "show stat"));
+}

@@ -1,0 +1,268 @@
+/**
+ * The local deploy target: instances are QEMU VMs of the image, each with its own forwarded
+ * port, spread over two zone labels; HAProxy in front health-checks them and moves traffic.
+ * Implements the same DeployProvider as AWS, so `kiln promote --env dev` runs the same plan.
+ */
+import { mkdir, open, readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { InputError, KilnError } from "../../errors.js";
+import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState } from "../../deploy/types.js";
+import type { KilnHome } from "../../home.js";
+import { ImageStore } from "../../image/store.js";
+import { checkPortFree, findFreePort } from "../../run/ports.js";
+import type { LocalEnvironment } from "../../spec/environments.js";
+import { LocalVm } from "../qemu.js";
+import { stopVm } from "../vm-registry.js";
+import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, renderHaproxyConfig, serverStatuses, startHaproxy } from "./haproxy.js";
+import { readState, writeState, type LocalEnvState, type LocalInstance } from "./state.js";
+
+const SERVING_WEIGHT = 100;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function localEnvDir(home: KilnHome, app: string, env: string): string {
+  return path.join(home.root, "envs", app, env);
+}
+
+export class LocalProvider implements DeployProvider {
+  readonly dir: string;
+  private readonly paths;
+
+  constructor(private readonly env: LocalEnvironment, private readonly home: KilnHome) {
+    this.dir = localEnvDir(home, env.app, env.name);
+    this.paths = haproxyPaths(this.dir);
+  }
+
+  private async state(): Promise<LocalEnvState> {
+    await mkdir(this.dir, { recursive: true });
+    return readState(this.dir);
+  }
+
+  private async save(state: LocalEnvState): Promise<void> {
+    await writeState(this.dir, state);
+  }
+
+  /** Reads the state, forgetting VMs that no longer run (a crash or a reboot of the host). */
+  async observe(): Promise<LiveState> {
+    const state = await this.state();
+    const running = (await haproxyPid(this.paths)) !== undefined;
+    const statuses = running ? await serverStatuses(this.paths.socket).catch(() => []) : [];
+    const up = new Set(statuses.filter((s) => s.status.startsWith("UP")).map((s) => s.name));
+    let changed = false;
+    for (const release of state.releases) {
+      const before = release.instances.length;
+      release.instances = release.instances.filter((i) => alive(i.pid));
+      changed ||= release.instances.length !== before;
+    }
+    if (changed) await this.save(state);
+    return {
+      infrastructure: running,
+      releases: state.releases.map((r) => ({
+        id: r.id, image: r.image, desired: r.desired, serving: r.serving,
+        instances: r.instances.map((i) => ({ id: i.vmId, zone: i.zone, healthy: up.has(i.server) })),
+      })),
+      history: state.history,
+    };
+  }
+
+  async lock(owner: string): Promise<() => Promise<void>> {
+    await mkdir(this.dir, { recursive: true });
+    const file = path.join(this.dir, "lock");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fh = await open(file, "wx");
+        await fh.writeFile(JSON.stringify({ pid: process.pid, owner, at: new Date().toISOString() }));
+        await fh.close();
+        return async () => void (await rm(file, { force: true }));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        const holder = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as { pid?: number; owner?: string };
+        if (holder.pid && alive(holder.pid)) {
+          throw new KilnError(`environment ${this.env.name} is locked by another kiln (${holder.owner ?? "?"}, pid ${holder.pid})`, { hint: "wait for it to finish; the lock is released when that process ends" });
+        }
+        await rm(file, { force: true }); // its holder died: take over
+      }
+    }
+    throw new KilnError(`could not lock environment ${this.env.name}`);
+  }
+
+  async ensureInfrastructure(): Promise<void> {
+    if (!(await haproxyPid(this.paths))) {
+      await checkPortFree("127.0.0.1", this.env.port).catch((error: unknown) => {
+        throw new InputError(`the ${this.env.name} load balancer cannot listen on 127.0.0.1:${this.env.port}: ${(error as Error).message}`, { hint: `set environments.${this.env.name}.port in kiln.yml to a free port` });
+      });
+      await startHaproxy(this.paths, renderHaproxyConfig({
+        port: this.env.port, socket: this.paths.socket, pidFile: this.paths.pidFile, healthPath: this.env.health.path,
+        intervalMs: Math.max(200, this.env.health.intervalSeconds * 1000), rise: this.env.health.healthyThreshold,
+      }));
+    }
+    // After a HAProxy restart the runtime servers are gone: re-add every known instance.
+    const known = new Set((await serverStatuses(this.paths.socket)).map((s) => s.name));
+    const state = await this.state();
+    for (const release of state.releases) {
+      for (const instance of release.instances) if (!known.has(instance.server)) await this.addServer(instance, release.serving ? SERVING_WEIGHT : 0);
+    }
+  }
+
+  private async addServer(instance: LocalInstance, weight: number): Promise<void> {
+    await haproxyDo(this.paths.socket, `add server ${BACKEND}/${instance.server} 127.0.0.1:${instance.hostPort} check weight ${weight}`);
+    await haproxyDo(this.paths.socket, `enable health ${BACKEND}/${instance.server}`);
+    await haproxyDo(this.paths.socket, `set server ${BACKEND}/${instance.server} state ready`);
+    // HAProxy assumes a ready server is UP until checks fail; a booting VM must start DOWN and
+    // earn UP through `rise` passing health checks (weight 0 meanwhile: no traffic either way).
+    await haproxyDo(this.paths.socket, `set server ${BACKEND}/${instance.server} health down`);
+  }
+
+  async launch(release: string, image: ImageRef, instances: number, zones: readonly string[]): Promise<void> {
+    const stored = await new ImageStore(this.home).resolve(image.digest);
+    const guestPort = stored.manifest.port;
+    if (guestPort === undefined) throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; a load-balanced environment needs the app's port" });
+    const state = await this.state();
+    let entry = state.releases.find((r) => r.id === release);
+    if (!entry) {
+      entry = { id: release, image, desired: instances, instances: [], serving: false };
+      state.releases.push(entry);
+    }
+    entry.desired = instances;
+    const target = entry;
+    const missing = Array.from({ length: instances }, (_, i) => i).filter((i) => !target.instances.some((x) => x.server === `${release}-${i}`));
+    await Promise.all(missing.map(async (i) => {
+      const hostPort = await findFreePort();
+      const vm = await LocalVm.start({
+        image: stored, home: this.home, firmware: "bios", name: `${release}-${i}`,
+        forwards: [{ hostAddress: "127.0.0.1", hostPort, guestPort }],
+        env: { KILN_ENV: this.env.name, ...this.env.env },
+      });
+      vm.detach();
+      const instance: LocalInstance = { vmId: vm.record.id, pid: vm.record.pid, zone: zones[i % zones.length] ?? "zone-a", hostPort, server: `${release}-${i}` };
+      target.instances.push(instance);
+      // Record the VM before anything else can fail, so a crash here is cleaned up next time.
+      await this.save(state);
+      await this.addServer(instance, 0);
+    }));
+  }
+
+  async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    let detail = "";
+    while (Date.now() < deadline) {
+      const entry = (await this.state()).releases.find((r) => r.id === release);
+      if (!entry || entry.instances.length === 0) return { healthy: false, detail: `${release} has no instances` };
+      const dead = entry.instances.filter((i) => !alive(i.pid));
+      if (dead.length > 0) return { healthy: false, detail: `instance ${dead[0]!.server} stopped before becoming healthy` };
+      const statuses = await serverStatuses(this.paths.socket);
+      const mine = entry.instances.map((i) => statuses.find((s) => s.name === i.server));
+      const healthy = mine.filter((s) => s?.status.startsWith("UP")).length;
+      detail = `${healthy} of ${entry.instances.length} instances healthy`;
+      if (healthy === entry.instances.length) return { healthy: true, detail };
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return { healthy: false, detail: `timed out after ${timeoutSeconds}s: ${detail}` };
+  }
+
+  async switchTraffic(to: string, from: readonly string[]): Promise<void> {
+    const state = await this.state();
+    const green = state.releases.find((r) => r.id === to);
+    if (!green) throw new KilnError(`release ${to} does not exist`);
+    for (const i of green.instances) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${SERVING_WEIGHT}`);
+    for (const release of state.releases.filter((r) => from.includes(r.id))) {
+      for (const i of release.instances) await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} state drain`);
+      release.serving = false;
+    }
+    green.serving = true;
+    await this.save(state);
+  }
+
+  async drain(release: string, delaySeconds: number): Promise<void> {
+    const entry = (await this.state()).releases.find((r) => r.id === release);
+    if (!entry) return;
+    for (const i of entry.instances) await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} state drain`);
+    // Wait until in-flight requests are done (no sessions), at most the deregistration delay.
+    const deadline = Date.now() + delaySeconds * 1000;
+    while (Date.now() < deadline) {
+      const statuses = await serverStatuses(this.paths.socket).catch(() => []);
+      const busy = statuses.filter((s) => entry.instances.some((i) => i.server === s.name) && s.currentSessions > 0);
+      if (busy.length === 0 && Date.now() > deadline - delaySeconds * 500) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async deleteRelease(release: string): Promise<void> {
+    const state = await this.state();
+    const entry = state.releases.find((r) => r.id === release);
+    if (!entry) return;
+    const running = (await haproxyPid(this.paths)) !== undefined;
+    await Promise.all(entry.instances.map(async (i) => {
+      if (running) {
+        await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} state maint`).catch(() => "");
+        await haproxyCommand(this.paths.socket, `del server ${BACKEND}/${i.server}`).catch(() => "");
+      }
+      if (alive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => { try { process.kill(-i.pid, "SIGKILL"); } catch { /* gone */ } });
+      await rm(path.join(this.home.vms, i.vmId), { recursive: true, force: true });
+    }));
+    state.releases = state.releases.filter((r) => r.id !== release);
+    await this.save(state);
+  }
+
+  async scale(release: string, instances: number): Promise<void> {
+    const state = await this.state();
+    const entry = state.releases.find((r) => r.id === release);
+    if (!entry) throw new KilnError(`release ${release} does not exist`);
+    if (instances > entry.instances.length) {
+      await this.launch(release, entry.image, instances, ["zone-a", "zone-b"]);
+      if (entry.serving) {
+        const fresh = (await this.state()).releases.find((r) => r.id === release)!;
+        for (const i of fresh.instances) await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${SERVING_WEIGHT}`);
+      }
+      return;
+    }
+    for (const extra of entry.instances.slice(instances)) {
+      await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${extra.server} state drain`);
+    }
+    await new Promise((r) => setTimeout(r, this.env.deregistrationDelaySeconds * 1000));
+    for (const extra of entry.instances.slice(instances)) {
+      await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${extra.server} state maint`);
+      await haproxyCommand(this.paths.socket, `del server ${BACKEND}/${extra.server}`);
+      await stopVm(this.home, extra.vmId, 20_000).catch(() => undefined);
+    }
+    entry.instances = entry.instances.slice(0, instances);
+    entry.desired = instances;
+    await this.save(state);
+  }
+
+  async record(entry: HistoryEntry): Promise<void> {
+    const state = await this.state();
+    state.history.push(entry);
+    await this.save(state);
+  }
+
+  async deleteInfrastructure(): Promise<void> {
+    const pid = await haproxyPid(this.paths);
+    if (pid) {
+      process.kill(pid, "SIGTERM");
+      for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+    for (const f of [this.paths.config, this.paths.socket, this.paths.pidFile]) await rm(f, { force: true });
+  }
+
+  async consoleTail(release: string): Promise<string> {
+    const entry = (await this.state()).releases.find((r) => r.id === release);
+    for (const i of entry?.instances ?? []) {
+      const text = await readFile(path.join(this.home.vms, i.vmId, "console.log"), "utf8").catch(() => "");
+      if (text) return text.replace(/\r/g, "").trimEnd().split("\n").slice(-20).join("\n");
+    }
+    return "";
+  }
+
+  async endpoint(): Promise<string> {
+    return `http://127.0.0.1:${this.env.port}/`;
+  }
+}
