@@ -21,6 +21,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   npm: "npm",
   gcc: "gcc",
   haproxy: "haproxy",
+  wrk: "wrk",
 };
 
 export interface RunOptions {
@@ -162,4 +163,24 @@ export async function requireTools(tools: readonly string[]): Promise<void> {
     }
     if (!found) throw new ToolMissingError(tool, TOOL_PACKAGES[tool] ?? tool);
   }
+}
+
+export interface Captured {
+  readonly pid: number;
+  /** Sends a signal to the process (e.g. SIGINT: wrk prints its summary and exits). */
+  signal(name: NodeJS.Signals): void;
+  readonly done: Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
+}
+
+/** Starts a process whose output is collected (a load generator), stoppable by signal. */
+export function spawnCapture(argv: readonly string[], options: RunOptions = {}): Captured {
+  const [file, ...args] = argv;
+  if (!file) throw new Error("spawnCapture: empty argv");
+  if (debug) process.stderr.write(`$ ${quoteArgv(argv)}\n`);
+  const child = execa(file, args, { cwd: options.cwd, env: cleanEnv(options.env, options.inheritEnv), extendEnv: false, stdin: "ignore", reject: false });
+  const done = child.then((r) => {
+    if ((r as { code?: string }).code === "ENOENT") throw new ToolMissingError(file, TOOL_PACKAGES[file] ?? file);
+    return { exitCode: r.exitCode ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };
+  });
+  return { pid: child.pid ?? -1, signal: (name) => void child.kill(name), done };
 }

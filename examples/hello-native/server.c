@@ -1,7 +1,7 @@
 /*
  * hello-native: a small HTTP/1.1 server in C for kiln's native baker.
  *
- *   ./server --listen 8080
+ *   ./server --listen 8080 [--fail-health]
  *
  * Answers GET /healthz with "ok" and every other path with a short JSON document that shows
  * what the image gave the process (KILN_ENV, KILN_IMAGE, uid, GREETING). One request per
@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stopping = 0;
+/* --fail-health: /healthz answers 503, for tests of releases that never become healthy. */
+static int fail_health = 0;
 
 static void on_term(int sig) {
   (void)sig;
@@ -48,7 +50,8 @@ static void serve(int fd) {
     return;
   }
   if (strcmp(target, "/healthz") == 0) {
-    respond(fd, "200 OK", "text/plain", "ok\n");
+    if (fail_health) respond(fd, "503 Service Unavailable", "text/plain", "failing on purpose\n");
+    else respond(fd, "200 OK", "text/plain", "ok\n");
     return;
   }
   char body[1024];
@@ -63,6 +66,7 @@ int main(int argc, char **argv) {
   int port = 8080;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) port = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--fail-health") == 0) fail_health = 1;
   }
   if (getenv("PORT") && port == 8080) port = atoi(getenv("PORT"));
 

@@ -3,6 +3,7 @@ import {
   CopyImageCommand, CreateTagsCommand, DeleteSnapshotCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand,
   RegisterImageCommand, waitUntilSnapshotCompleted, type Image,
 } from "@aws-sdk/client-ec2";
+import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws } from "./errors.js";
 
@@ -79,4 +80,14 @@ export async function deregisterAmi(clients: AwsClients, imageId: string): Promi
 export async function copyAmi(target: AwsClients, sourceRegion: string, imageId: string, name: string): Promise<string> {
   const out = await aws("CopyImage", `${imageId} from ${sourceRegion} to ${target.region}`, () => target.ec2.send(new CopyImageCommand({ SourceRegion: sourceRegion, SourceImageId: imageId, Name: name, CopyImageTags: true })));
   return out.ImageId!;
+}
+
+/**
+ * An instance's serial console (at most the last 64 KB), decoded. `latest` asks for the live
+ * output, which only Nitro instances have; without it EC2 returns what it buffered at the
+ * instance's last state change.
+ */
+export async function getConsoleOutput(clients: AwsClients, instanceId: string, latest: boolean): Promise<{ readonly text: string; readonly timestamp: Date | undefined }> {
+  const out = await aws("GetConsoleOutput", instanceId, () => clients.ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, ...(latest ? { Latest: true } : {}) })));
+  return { text: out.Output ? Buffer.from(out.Output, "base64").toString("utf8") : "", timestamp: out.Timestamp };
 }

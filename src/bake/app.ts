@@ -31,11 +31,22 @@ export interface AppLayer {
   readonly fileCount: number;
 }
 
+/** Whether the runtime puts a program at this image path: one of its files, or a file in one of its trees. */
+async function inRuntime(runtime: Runtime, imagePath: string): Promise<boolean> {
+  if (runtime.files.some((f) => f.dest === imagePath)) return true;
+  for (const tree of runtime.trees ?? []) {
+    if (!imagePath.startsWith(`${tree.dest}/`)) continue;
+    const info = await stat(path.join(tree.source, imagePath.slice(tree.dest.length + 1))).catch(() => undefined);
+    if (info?.isFile()) return true;
+  }
+  return false;
+}
+
 /** Resolves the program the way the image will: relative to /app, or on the runtime's PATH. */
 async function resolveProgram(spec: Spec, argv0: string, appDir: string, runtime: Runtime): Promise<string> {
   if (argv0.startsWith("/")) {
     if (argv0.startsWith("/app/")) await checkAppProgram(spec, path.join(appDir, argv0.slice(5)), argv0);
-    else if (!runtime.files.some((f) => f.dest === argv0)) throw new InputError(`cmd: program ${argv0} is not in the image`, { hint: "use a path inside the app (./server) or the runtime's program (node)" });
+    else if (!(await inRuntime(runtime, path.posix.normalize(argv0)))) throw new InputError(`cmd: program ${argv0} is not in the image`, { hint: `use a path inside the app (./server) or a program the ${spec.baker} runtime provides (its PATH: ${runtime.path.join(":") || "none"})` });
     return argv0;
   }
   if (argv0.includes("/")) {
@@ -43,7 +54,7 @@ async function resolveProgram(spec: Spec, argv0: string, appDir: string, runtime
     await checkAppProgram(spec, path.join(appDir, argv0), imagePath);
     return imagePath;
   }
-  for (const dir of runtime.path) if (runtime.files.some((f) => f.dest === `${dir}/${argv0}`)) return `${dir}/${argv0}`;
+  for (const dir of runtime.path) if (await inRuntime(runtime, `${dir}/${argv0}`)) return `${dir}/${argv0}`;
   if (await exists(path.join(appDir, argv0))) {
     const imagePath = `/app/${argv0}`;
     await checkAppProgram(spec, path.join(appDir, argv0), imagePath);
@@ -101,6 +112,7 @@ export async function stageApp(spec: Spec, baker: Baker, runtime: Runtime, ctx: 
     KILN_STOP_TIMEOUT: String(spec.stopTimeoutSeconds),
     KILN_MAX_CRASHES: String(spec.restarts.maxQuickExits),
     KILN_CRASH_WINDOW: String(spec.restarts.windowSeconds),
+    KILN_ON_CRASH_LOOP: spec.restarts.onCrashLoop ?? "poweroff",
   };
   await mkdir(path.join(root, "kiln"), { recursive: true });
   await writeFile(path.join(root, "kiln", "cmd"), argv.map((a) => `${a}\n`).join(""));

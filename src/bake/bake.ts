@@ -55,7 +55,16 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
         const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest));
         roots.push(...found.filter((f) => f.hostPath === file.source));
       }
-      return collectLibraries(spec, roots, new Map([["/app", staged.appDir]]), ctx);
+      // Runtime trees (a JRE, a stdlib's lib-dynload) resolve their own libraries inside the tree.
+      const staging = new Map([["/app", staged.appDir]]);
+      for (const tree of runtime.trees ?? []) {
+        const extra = tree.libraryPath ?? [];
+        for (const root of await findElfFiles(tree.source, tree.dest)) {
+          roots.push(extra.length === 0 ? root : { ...root, info: { ...root.info, rpath: [...root.info.rpath, ...extra], runpath: root.info.runpath.length > 0 ? [...root.info.runpath, ...extra] : [] } });
+        }
+        staging.set(tree.dest, tree.source);
+      }
+      return collectLibraries(spec, roots, staging, ctx);
     }, (l) => `${l.length} files`);
     // App problems (wrong architecture, missing libraries) surface before the kernel work.
     const kernel = await progress.step("Kernel", () => prepareKernel(spec, ctx), (k) => `${k.release}, ${k.modules.size} modules`);

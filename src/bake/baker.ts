@@ -31,10 +31,30 @@ export interface RuntimeFile {
   readonly mode: number;
 }
 
+/**
+ * A directory copied whole into the image (a JRE, a language's standard library): files, dirs
+ * and symlinks, with normalised modes. Its ELF files get their shared-library closure like
+ * runtime files do; libraries the tree ships itself stay in the tree.
+ */
+export interface RuntimeTree {
+  /** Absolute directory inside the image's root, e.g. /usr/lib/jvm/kiln-jre. */
+  readonly dest: string;
+  /** Directory on the build host whose contents go there (immutable while the bake runs). */
+  readonly source: string;
+  /**
+   * Image directories where the tree's own libraries are found although no RPATH names them,
+   * because the program loads them before anything asks (the JVM launcher dlopens
+   * lib/server/libjvm.so, which libjava.so then needs by soname).
+   */
+  readonly libraryPath?: readonly string[];
+}
+
 export interface Runtime {
   /** Stable identity of the runtime's inputs, part of the system layer's cache key. */
   readonly key: string;
   readonly files: readonly RuntimeFile[];
+  /** Whole directories (hundreds of files) that go into the system layer with the files. */
+  readonly trees?: readonly RuntimeTree[];
   readonly packages: readonly LockEntry[];
   /** PATH inside the image, for resolving the command's program. */
   readonly path: readonly string[];

@@ -1,4 +1,5 @@
 /** Finds bakers by folder name under bakers/, so a new runtime is a new folder, not a src/ change. */
+import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -22,6 +23,8 @@ export async function loadBakers(): Promise<Baker[]> {
   const modules: BakerModule[] = [];
   for (const name of (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
     const file = fromSource ? path.join(dir, name, "index.ts") : path.join(root, "dist", "bakers", name, "index.js");
+    // A folder without a recipe (yet) is not a baker; skipping it keeps every other app bakeable.
+    if (!existsSync(file)) continue;
     const mod = (await import(pathToFileURL(file).href)) as Partial<BakerModule>;
     if (!mod.baker || mod.baker.name !== name) throw new Error(`bakers/${name}/index must export a baker named '${name}'`);
     modules.push({ baker: mod.baker, priority: mod.priority ?? 100 });

@@ -4,7 +4,7 @@
  * It depends only on the kernel, busybox and kiln's templates, never on the app, so every
  * app baked with the same kernel shares it.
  */
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, stat } from "node:fs/promises";
 import path from "node:path";
 import { buildCpio, gzipDeterministic, type CpioEntry } from "../image/cpio.js";
 import { renderAliasTable, renderDepTable } from "../kmod/module-set.js";
@@ -22,30 +22,36 @@ export interface InitLayer {
   readonly busyboxVersion: string;
 }
 
-/** Compiles templates/init/kiln-exec.c once per (source, compiler); it has no libc, so it is tiny. */
-async function buildKilnExec(ctx: BakeContext): Promise<Buffer> {
-  const source = path.join(ctx.templates, "init", "kiln-exec.c");
+/**
+ * Compiles templates/init/NAME.c (kiln-exec, kiln-log) once per (source, compiler). They use
+ * no libc (raw syscalls), so they are tiny, static and byte-reproducible.
+ */
+async function buildHelper(ctx: BakeContext, name: string): Promise<Buffer> {
+  const source = path.join(ctx.templates, "init", `${name}.c`);
   const compiler = (await run(["gcc", "--version"])).stdout.split("\n")[0] ?? "";
   const key = sha256(`${await sha256File(source)}\0${compiler}`).slice(0, 24);
-  const out = path.join(ctx.layers, `kiln-exec-${key}`);
+  const out = path.join(ctx.layers, `${name}-${key}`);
   if (!(await exists(out))) {
     await mkdir(ctx.layers, { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;
     await run(["gcc", "-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-Os", "-fno-stack-protector",
       "-fno-asynchronous-unwind-tables", "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096", "-s", "-o", tmp, source]);
-    const { rename } = await import("node:fs/promises");
     await rename(tmp, out);
   }
   return readFile(out);
 }
 
+/** Shell scripts the init runs, installed as /bin/NAME. */
+const INIT_SCRIPTS = ["kiln-dhcp", "kiln-imds", "kiln-secrets"] as const;
+
 export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Promise<InitLayer> {
   const busyboxPkg = await resolveDebian(ctx, "busybox-static");
   ctx.used.push(lockEntryOf(busyboxPkg, "init"));
-  const kilnExec = await buildKilnExec(ctx);
+  const kilnExec = await buildHelper(ctx, "kiln-exec");
+  const kilnLog = await buildHelper(ctx, "kiln-log");
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
-  const dhcpScript = await readFile(path.join(ctx.templates, "init", "kiln-dhcp"));
-  const key = sha256([kernel.package.sha256, busyboxPkg.sha256, sha256(kilnExec), sha256(initScript), sha256(dhcpScript), kernel.loadOrder.join(",")].join("\0")).slice(0, 32);
+  const scripts = await Promise.all(INIT_SCRIPTS.map(async (name) => ({ name, data: await readFile(path.join(ctx.templates, "init", name)) })));
+  const key = sha256([kernel.package.sha256, busyboxPkg.sha256, sha256(kilnExec), sha256(kilnLog), sha256(initScript), ...scripts.map((s) => sha256(s.data)), kernel.loadOrder.join(",")].join("\0")).slice(0, 32);
   const out = path.join(ctx.layers, `initramfs-${key}.img`);
   if (await exists(out)) {
     return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, busyboxVersion: busyboxPkg.version };
@@ -60,7 +66,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
     { path: "init", type: "file", mode: 0o755, data: initScript },
     { path: "bin/busybox", type: "file", mode: 0o755, data: busybox },
     { path: "bin/kiln-exec", type: "file", mode: 0o755, data: kilnExec },
-    { path: "bin/kiln-dhcp", type: "file", mode: 0o755, data: dhcpScript },
+    { path: "bin/kiln-log", type: "file", mode: 0o755, data: kilnLog },
+    ...scripts.map((s): CpioEntry => ({ path: `bin/${s.name}`, type: "file", mode: 0o755, data: s.data })),
     { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },
     { path: "lib/modules/kiln.alias", type: "file", mode: 0o644, data: Buffer.from(renderAliasTable([...kernel.modules.values()].map((m) => m.info))) },
     { path: "lib/modules/kiln.deps", type: "file", mode: 0o644, data: Buffer.from(renderDepTable(new Map([...kernel.modules].map(([n, m]) => [n, m.info])), [...kernel.modules.keys()])) },

@@ -3,11 +3,11 @@
  * libraries, a few /etc files and the mount points the init fills (app, tmp, run, proc, dev).
  * No shell, no busybox, no package manager. Cached by the identities of its inputs.
  */
-import { chmod, copyFile, mkdir, rename, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, rename, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { makeErofs } from "../image/erofs.js";
-import { exists, makeScratchDir, removeDir, sha256, sha256File, cachedSha256 } from "../fsutil.js";
-import type { Runtime } from "./baker.js";
+import { copyTreeNormalized, exists, hashTree, listTree, makeScratchDir, removeDir, sha256, sha256File, cachedSha256, writeFileAtomic } from "../fsutil.js";
+import type { Runtime, RuntimeTree } from "./baker.js";
 import type { BakeContext } from "./context.js";
 import type { LibFile } from "./libs.js";
 
@@ -34,8 +34,11 @@ const ETC_FILES: Record<string, string> = {
 };
 
 export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[], ctx: BakeContext): Promise<SystemLayer> {
+  const trees = runtime.trees ?? [];
+  const treeHashes = await Promise.all(trees.map((t) => treeHash(t, ctx)));
   const inputs = [
     ...runtime.files.map((f) => `${f.dest}\0${runtime.key}\0${f.mode}`),
+    ...trees.map((t, i) => `tree\0${t.dest}\0${treeHashes[i]!}`),
     ...libs.map((l) => `${l.dest}\0${l.identity}`),
     ...Object.entries(ETC_FILES).map(([p, c]) => `${p}\0${sha256(c)}`),
   ];
@@ -43,6 +46,8 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
   const out = path.join(ctx.layers, `system-${key}.erofs`);
   const sizes = await Promise.all([
     ...runtime.files.map(async (f) => ({ path: f.dest, bytes: (await stat(f.source)).size, kind: "runtime" as const })),
+    // One line per tree: a JRE or a standard library is hundreds of files.
+    ...trees.map(async (t) => ({ path: `${t.dest}/`, bytes: (await listTree(t.source)).reduce((a, e) => a + e.size, 0), kind: "runtime" as const })),
     ...libs.map(async (l) => ({ path: l.dest, bytes: (await stat(l.source)).size, kind: "lib" as const })),
   ]);
   const files = [...sizes, ...Object.entries(ETC_FILES).map(([p, c]) => ({ path: `/${p}`, bytes: c.length, kind: "etc" as const }))];
@@ -59,6 +64,7 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
     for (const [rel, content] of Object.entries(ETC_FILES)) await writeFile(path.join(root, rel), content);
     // The init writes DNS servers from DHCP to the writable /run.
     await symlink("/run/resolv.conf", path.join(root, "etc/resolv.conf"));
+    for (const t of trees) await copyTreeNormalized(t.source, path.join(root, t.dest));
     for (const f of runtime.files) await place(root, f.dest, f.source, f.mode);
     for (const l of libs) await place(root, l.dest, l.source, 0o755);
     const tmp = path.join(ctx.scratch, `system-${key}.erofs`);
@@ -69,6 +75,31 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
     await removeDir(root);
   }
   return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: false, ...summary };
+}
+
+const treeHashes = new Map<string, Promise<string>>();
+
+/**
+ * Content hash of a runtime tree. Trees in kiln's cache are immutable, so their hash is
+ * computed once and kept in a sidecar file: warm bakes do not read the tree again. Trees
+ * elsewhere (a baker's own directory) are hashed on every bake.
+ */
+function treeHash(tree: RuntimeTree, ctx: BakeContext): Promise<string> {
+  const source = path.resolve(tree.source);
+  if (!source.startsWith(path.resolve(ctx.home.cache) + path.sep)) return hashTree(source);
+  let known = treeHashes.get(source);
+  if (!known) {
+    known = (async () => {
+      const sidecar = `${source}.tree-sha256`;
+      const stored = (await readFile(sidecar, "utf8").catch(() => "")).trim();
+      if (/^[0-9a-f]{64}$/.test(stored)) return stored;
+      const digest = await hashTree(source);
+      await writeFileAtomic(sidecar, `${digest}\n`);
+      return digest;
+    })();
+    treeHashes.set(source, known);
+  }
+  return known;
 }
 
 async function place(root: string, dest: string, source: string, mode: number): Promise<void> {

@@ -2,6 +2,8 @@
 import type { Command } from "commander";
 import { bake } from "../bake/bake.js";
 import type { KilnHome } from "../home.js";
+import { requireTools } from "../exec.js";
+import { ensureFormat, parseFormats, type DiskFormat, type FormatFile } from "../image/formats.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
 import { formatBytes, stderrProgress } from "../progress.js";
 
@@ -24,15 +26,28 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
     .option("--name <name>", "image name (default: package.json name or the directory name)")
     .option("--version <version>", "image version (default: package.json version or 0.1.0)")
     .option("--baker <baker>", "force a baker instead of detecting one")
+    .option("--format <formats>", "also write these disk formats, comma-separated (vdi, vmdk, vmdk-stream, vhd, qcow2, ova; see kiln export --help)")
     .option("--json", "print one JSON object with the result")
-    .action(async (target: string, opts: { cmd?: string; port?: string; name?: string; version?: string; baker?: string; json?: boolean }) => {
-      const { json, ...overrides } = opts;
-      const result = await bake(target, overrides, home(), stderrProgress());
+    .action(async (target: string, opts: { cmd?: string; port?: string; name?: string; version?: string; baker?: string; format?: string; json?: boolean }) => {
+      const { json, format, ...overrides } = opts;
+      // Formats are checked before any bake work starts.
+      const formats: DiskFormat[] = format === undefined ? [] : parseFormats(format);
+      if (formats.some((f) => f !== "raw")) await requireTools(["qemu-img"]);
+      const progress = stderrProgress();
+      const result = await bake(target, overrides, home(), progress);
+      const converted: FormatFile[] = [];
+      for (const f of formats) {
+        converted.push(await progress.step(`Format ${f}`, () => ensureFormat(result.image, f), (c) => `${formatBytes(c.bytes)}${c.cached ? " (cached)" : ""}`));
+      }
       const m = result.image.manifest;
       if (json) {
-        printJson({ ...summary(result.image), seconds: Number(result.seconds.toFixed(3)), layers: m.layers, sizes: m.sizes, lockChanged: result.lockChanged });
+        printJson({
+          ...summary(result.image), seconds: Number(result.seconds.toFixed(3)), layers: m.layers, sizes: m.sizes, lockChanged: result.lockChanged,
+          ...(formats.length ? { formats: Object.fromEntries(converted.map((c) => [c.format, { path: c.path, bytes: c.bytes, cached: c.cached, seconds: Number(c.seconds.toFixed(3)) }])) } : {}),
+        });
       } else {
         process.stdout.write(`${result.image.ref}  ${result.image.digest}  (${formatBytes(m.sizes.rawDisk)} raw, ${formatBytes(m.sizes.allocated)} allocated, ${result.seconds.toFixed(2)}s)\n`);
+        for (const c of converted) process.stdout.write(`  ${c.format.padEnd(12)} ${c.path}  (${formatBytes(c.bytes)})\n`);
       }
     });
 

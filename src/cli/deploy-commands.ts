@@ -42,7 +42,10 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       .option("--dry-run", "print the plan and exit")
       .option("--force", "skip the promotion gate (logged)")
       .action(async (ref: string, flags: EnvFlags & { force?: boolean }) => {
-        const result = await promote({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), ref, force: Boolean(flags.force), dryRun: Boolean(flags.dryRun) });
+        // Test hook: die (SIGKILL, no cleanup) right before a step kind, to prove re-runs converge.
+        const dieAt = process.env.KILN_TEST_DIE_BEFORE_STEP;
+        const beforeStep = dieAt ? async (step: { kind: string }) => { if (step.kind === dieAt) process.kill(process.pid, "SIGKILL"); } : undefined;
+        const result = await promote({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), ref, force: Boolean(flags.force), dryRun: Boolean(flags.dryRun), ...(beforeStep ? { beforeStep } : {}) });
         printPlan(result, flags.json);
       });
   }

@@ -1,61 +1,136 @@
-/** run: boot an image locally. */
+/** run, ps, stop, logs: boot an image locally (QEMU or VirtualBox) and manage the running VMs. */
 import { open } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import { NotFoundError } from "../errors.js";
+import { InputError, UnhealthyError } from "../errors.js";
 import type { KilnHome } from "../home.js";
-import { runImage } from "../run/run.js";
-import { listVms, stopVm } from "../providers/vm-registry.js";
+import { ensureFormat, FORMATS, parseFormats } from "../image/formats.js";
+import { ImageStore, type StoredImage } from "../image/store.js";
+import { formatSeconds } from "../progress.js";
+import { LocalVm } from "../providers/qemu.js";
+import type { Accelerator, Firmware, PortForward } from "../providers/qemu-args.js";
+import { VirtualBoxVm } from "../providers/virtualbox.js";
+import { findVm, listVms, stopVm, vmStillRunning } from "../providers/vm-registry.js";
+import { waitHealthy } from "../run/health.js";
+import { resolveForwards, runImage } from "../run/run.js";
+import { parseEnvFlags } from "../run/seed.js";
+import { resolveRegion } from "../aws/clients.js";
+import { isAppLine, showInstanceConsole } from "../run/console.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+const HYPERVISORS = ["qemu", "virtualbox"] as const;
+type Hypervisor = (typeof HYPERVISORS)[number];
+
+interface RunFlags {
+  publish: string[]; env: string[]; kilnEnv: string; uefi?: boolean; tcg?: boolean; quiet?: boolean; detach?: boolean;
+  healthTimeout?: string; json?: boolean; vbox?: boolean; hypervisor?: string; format?: string; name?: string;
+}
+
+/** Checks the flag combination before anything is booted; every problem at once. */
+function resolveRunTarget(opts: RunFlags): { hypervisor: Hypervisor; format: string | undefined } {
+  const problems: string[] = [];
+  const hypervisor = (opts.vbox ? "virtualbox" : (opts.hypervisor ?? "qemu").toLowerCase()) as Hypervisor;
+  if (!HYPERVISORS.includes(hypervisor)) problems.push(`--hypervisor ${opts.hypervisor}: expected ${HYPERVISORS.join(" or ")}`);
+  if (opts.vbox && opts.hypervisor && opts.hypervisor.toLowerCase() !== "virtualbox") problems.push(`--vbox contradicts --hypervisor ${opts.hypervisor}`);
+  let format: string | undefined;
+  if (opts.format !== undefined) {
+    const formats = parseFormats(opts.format);
+    format = formats[0];
+    if (formats.length > 1) problems.push(`--format takes one format, got ${formats.join(", ")}`);
+    else if (hypervisor === "virtualbox" && format !== "vdi") problems.push(`--format ${format}: VirtualBox runs boot the VDI; drop --format or use --format vdi`);
+    else if (FORMATS[format as keyof typeof FORMATS].qemuFormat === undefined) problems.push(`--format ${format}: an archive, not a disk QEMU can boot; use vdi, vmdk, vmdk-stream, vhd, qcow2 or raw`);
+  }
+  if (hypervisor === "virtualbox" && opts.tcg) problems.push("--tcg applies to QEMU only");
+  if (hypervisor === "qemu" && opts.name && opts.format === undefined) problems.push("--name applies to --vbox and --format runs");
+  if (problems.length) throw new InputError(problems.join("\n"), { hint: "kiln run --help lists the options" });
+  return { hypervisor, format };
+}
+
 export function registerRunCommands(program: Command, home: () => KilnHome): void {
   program
     .command("run")
-    .description("boot an image in a local QEMU VM, forward ports, stream the console; Ctrl-C shuts it down")
+    .description("boot an image in a local VM (QEMU, or VirtualBox with --vbox), forward ports, stream the console; Ctrl-C shuts it down")
     .argument("<ref>", "name:version")
     .option("-p, --publish <ports>", "forward HOST:GUEST (repeatable; default: the app's port)", collect, [])
     .option("-e, --env <NAME=value>", "boot-time environment variable (repeatable), via the seed drive", collect, [])
     .option("--kiln-env <env>", "value of KILN_ENV inside the VM", "dev")
-    .option("--uefi", "boot with UEFI firmware (OVMF) instead of legacy BIOS")
-    .option("--tcg", "force software emulation even where KVM works")
+    .option("--uefi", "boot with UEFI firmware (OVMF / VirtualBox EFI) instead of legacy BIOS")
+    .option("--vbox", "boot in VirtualBox (same as --hypervisor virtualbox)")
+    .option("--hypervisor <name>", "qemu (default) or virtualbox")
+    .option("--format <format>", "boot the image converted to this disk format (QEMU: vdi, vmdk, vmdk-stream, vhd, qcow2)")
+    .option("--name <vm-name>", "VM name (VirtualBox default: kiln-<name>-<version>)")
+    .option("--tcg", "force software emulation even where KVM works (QEMU)")
     .option("--quiet", "do not stream the console")
     .option("--detach", "return once the app is healthy and leave the VM running")
     .option("--health-timeout <seconds>", "override the image's health check timeout")
     .option("--json", "print one JSON object once healthy")
-    .action(async (ref: string, opts: { publish: string[]; env: string[]; kilnEnv: string; uefi?: boolean; tcg?: boolean; quiet?: boolean; detach?: boolean; healthTimeout?: string; json?: boolean }) => {
-      const outcome = await runImage({
-        ref, ports: opts.publish, env: opts.env, firmware: opts.uefi ? "uefi" : "bios", console: !opts.quiet && !opts.json,
-        detach: Boolean(opts.detach), kilnEnv: opts.kilnEnv, ...(opts.tcg ? { accelerator: "tcg" as const } : {}),
-        ...(opts.healthTimeout ? { healthTimeoutSeconds: Number(opts.healthTimeout) } : {}),
-      }, home());
+    .action(async (ref: string, opts: RunFlags) => {
+      const { hypervisor, format } = resolveRunTarget(opts);
+      const firmware: Firmware = opts.uefi ? "uefi" : "bios";
+      const consoleOn = !opts.quiet && !opts.json;
+      const healthTimeoutSeconds = opts.healthTimeout ? Number(opts.healthTimeout) : undefined;
+      if (hypervisor === "qemu" && format === undefined) {
+        const outcome = await runImage({
+          ref, ports: opts.publish, env: opts.env, firmware, console: consoleOn, detach: Boolean(opts.detach), kilnEnv: opts.kilnEnv,
+          ...(opts.tcg ? { accelerator: "tcg" as const } : {}), ...(healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds } : {}),
+        }, home());
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ id: outcome.vm.record.id, pid: outcome.vm.record.pid, url: outcome.url, bootToHealthySeconds: outcome.bootToHealthySeconds, hypervisor, accelerator: outcome.vm.record.accelerator, firmware: outcome.vm.record.firmware, console: outcome.vm.consoleFile })}\n`);
+        }
+        if (opts.detach) return;
+        process.stderr.write(`kiln: VM stopped (${await outcome.stopped})\n`);
+        return;
+      }
+
+      const image = await new ImageStore(home()).resolve(ref);
+      const forwards = resolveForwards(opts.publish, image.manifest.port);
+      const env = { ...(opts.kilnEnv ? { KILN_ENV: opts.kilnEnv } : {}), ...parseEnvFlags(opts.env) };
+      let vm: SupervisedVm;
+      let described: Record<string, unknown>;
+      if (hypervisor === "virtualbox") {
+        const vbox = await VirtualBoxVm.start({ image, home: home(), firmware, forwards, env, ...(opts.name ? { name: opts.name } : {}) });
+        process.stderr.write(`Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: ${vbox.consoleFile}\n`);
+        vm = vbox;
+        described = { id: vbox.record.id, name: vbox.record.name, uuid: vbox.record.uuid };
+      } else {
+        const converted = await ensureFormat(image, format as keyof typeof FORMATS);
+        const qemu = await LocalVm.start({
+          image, home: home(), firmware, forwards, env, disk: { path: converted.path, format: FORMATS[converted.format].qemuFormat! },
+          ...(opts.tcg ? { accelerator: "tcg" as Accelerator } : {}), ...(opts.name ? { name: opts.name } : {}),
+        });
+        process.stderr.write(`Booting ${image.ref} (${image.digest.slice(0, 19)}) from its ${format} disk under ${qemu.record.accelerator.toUpperCase()}, ${firmware.toUpperCase()}; console: ${qemu.consoleFile}\n`);
+        vm = qemu;
+        described = { id: qemu.record.id, pid: qemu.record.pid, accelerator: qemu.record.accelerator, format, disk: converted.path };
+      }
+      const outcome = await superviseRun(vm, image, forwards, { console: consoleOn, detach: Boolean(opts.detach), ...(healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds } : {}) });
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ id: outcome.vm.record.id, pid: outcome.vm.record.pid, url: outcome.url, bootToHealthySeconds: outcome.bootToHealthySeconds, accelerator: outcome.vm.record.accelerator, firmware: outcome.vm.record.firmware, console: outcome.vm.consoleFile })}\n`);
+        process.stdout.write(`${JSON.stringify({ ...described, url: outcome.url, bootToHealthySeconds: outcome.bootToHealthySeconds, hypervisor, firmware, console: vm.consoleFile })}\n`);
       }
       if (opts.detach) return;
-      const how = await outcome.stopped;
-      process.stderr.write(`kiln: VM stopped (${how})\n`);
+      process.stderr.write(`kiln: VM stopped (${await outcome.stopped})\n`);
     });
 
   program
     .command("ps")
-    .description("list running local VMs")
+    .description("list running local VMs (QEMU and VirtualBox)")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
       const vms = await listVms(home());
       if (opts.json) return void process.stdout.write(`${JSON.stringify(vms.map(({ dir: _dir, ...vm }) => vm), null, 2)}\n`);
-      process.stdout.write(`${"ID".padEnd(10)} ${"NAME".padEnd(28)} ${"IMAGE".padEnd(28)} ${"PORTS".padEnd(24)} STARTED\n`);
+      process.stdout.write(`${"ID".padEnd(10)} ${"NAME".padEnd(28)} ${"IMAGE".padEnd(28)} ${"HYPERVISOR".padEnd(11)} ${"PORTS".padEnd(24)} STARTED\n`);
       for (const vm of vms) {
         const ports = vm.forwards.map((f) => `${f.hostPort}->${f.guestPort}`).join(",");
-        process.stdout.write(`${vm.id.padEnd(10)} ${vm.name.padEnd(28)} ${vm.image.padEnd(28)} ${ports.padEnd(24)} ${vm.startedAt}\n`);
+        const hv = vm.hypervisor === "virtualbox" && vm.state !== "running" ? `vbox(${vm.state})` : vm.hypervisor;
+        process.stdout.write(`${vm.id.padEnd(10)} ${vm.name.padEnd(28)} ${vm.image.padEnd(28)} ${hv.padEnd(11)} ${ports.padEnd(24)} ${vm.startedAt}\n`);
       }
     });
 
   program
     .command("stop")
-    .description("stop a running local VM (ACPI power button, then kill after a timeout)")
+    .description("stop a running local VM (ACPI power button, then power off after a timeout)")
     .argument("<id-or-name>", "from kiln ps")
     .option("--timeout <seconds>", "grace period before killing", "30")
     .action(async (id: string, opts: { timeout: string }) => {
@@ -65,23 +140,87 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
 
   program
     .command("logs")
-    .description("show the console of a running local VM (app output and init messages)")
-    .argument("<id-or-name>", "from kiln ps")
+    .description("show the console of a local VM or, with --instance, of an EC2 instance (app output; --all adds kernel and init lines)")
+    .argument("[id-or-name]", "from kiln ps")
     .option("-f, --follow", "keep printing new output until the VM stops or Ctrl-C")
     .option("--all", "include kernel and init lines, not only the app's")
-    .action(async (id: string, opts: { follow?: boolean; all?: boolean }) => {
-      const vm = (await listVms(home())).find((v) => v.id === id || v.name === id);
-      if (!vm) throw new NotFoundError(`no running VM named ${id}`, { hint: "kiln ps lists the running VMs" });
-      const keep = (line: string) => opts.all || !/^(kiln-init: |\[\s*\d+\.\d+\] )/.test(line);
-      await followFile(path.join(vm.dir, "console.log"), Boolean(opts.follow), vm.pid, (line) => {
+    .option("--instance <instance-id>", "an EC2 instance's console (GetConsoleOutput; needs ec2:GetConsoleOutput)")
+    .option("--region <region>", "with --instance: AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+    .action(async (id: string | undefined, opts: { follow?: boolean; all?: boolean; instance?: string; region?: string }) => {
+      if (opts.instance !== undefined) return showEc2Console(opts.instance, id, opts);
+      if (id === undefined) throw new InputError("kiln logs needs a VM id or name (kiln ps lists them), or --instance i-… for an EC2 instance");
+      const vm = await findVm(home(), id);
+      const keep = (line: string) => opts.all || isAppLine(line);
+      await followFile(path.join(vm.dir, "console.log"), Boolean(opts.follow), () => vmStillRunning(vm), (line) => {
         if (keep(line)) process.stdout.write(`${line}\n`);
       });
     });
 }
 
-/** Prints a file line by line; with follow, keeps reading until the process `pid` is gone. */
-async function followFile(file: string, follow: boolean, pid: number, onLine: (line: string) => void): Promise<void> {
-  const fh = await open(file, "r");
+/** What the foreground loop needs from a VM; LocalVm (QEMU) and VirtualBoxVm both have it. */
+interface SupervisedVm {
+  readonly consoleFile: string;
+  readonly startedAtMs: number;
+  readonly exited: Promise<string>;
+  followConsole(sink: (text: string) => void): { stop: () => Promise<void> };
+  consoleTail(lines?: number): Promise<string>;
+  shutdown(graceMs?: number): Promise<"clean" | "killed" | "already-stopped">;
+  detach(): void;
+}
+
+/**
+ * The foreground part of `kiln run` for VirtualBox and converted-format runs: stream the
+ * console, wait for the health check, shut down on Ctrl-C/SIGTERM (a second one powers off).
+ */
+async function superviseRun(vm: SupervisedVm, image: StoredImage, forwards: readonly PortForward[], options: { console: boolean; detach: boolean; healthTimeoutSeconds?: number }) {
+  const manifest = image.manifest;
+  const follower = options.console ? vm.followConsole((text) => process.stderr.write(text)) : undefined;
+  let stopping: Promise<"clean" | "killed" | "already-stopped"> | undefined;
+  const stop = (graceMs: number) => (stopping ??= vm.shutdown(graceMs));
+  const onSignal = () => {
+    if (stopping) {
+      process.stderr.write("\nkiln: powering the VM off\n");
+      void vm.shutdown(0);
+      return;
+    }
+    process.stderr.write("\nkiln: shutting down the VM (ACPI power button; Ctrl-C again to power off)\n");
+    void stop(20_000);
+  };
+  const unhook = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const stopped = vm.exited.then(async () => {
+    unhook();
+    await follower?.stop();
+    // The guest powered itself off: still let the VM go through shutdown (VirtualBox unregisters it).
+    return stopping ? await stopping : await stop(0).then(() => "already-stopped" as const);
+  });
+
+  const health = forwards.find((f) => f.guestPort === manifest.port) ?? forwards[0];
+  if (!health) return { url: undefined, bootToHealthySeconds: undefined, stopped };
+  const url = `http://${health.hostAddress}:${health.hostPort}${manifest.healthcheck.path}`;
+  const outcome = await waitHealthy(url, (options.healthTimeoutSeconds ?? manifest.healthcheck.timeoutSeconds) * 1000, vm.exited, vm.startedAtMs);
+  if (!outcome.healthy) {
+    await stop(5000);
+    await stopped;
+    throw new UnhealthyError(`${image.ref} never became healthy: ${outcome.reason}\n--- console (last lines) ---\n${await vm.consoleTail(25)}`, {
+      hint: `check that the app listens on 0.0.0.0:${manifest.port ?? "PORT"} and answers ${manifest.healthcheck.path}; the full console is in ${vm.consoleFile}`,
+    });
+  }
+  if (options.detach) {
+    unhook();
+    await follower?.stop();
+    vm.detach();
+  }
+  process.stderr.write(`kiln: ${image.ref} is healthy at http://${health.hostAddress}:${health.hostPort}/ after ${formatSeconds(outcome.afterMs)} (boot to healthy)\n`);
+  return { url: `http://${health.hostAddress}:${health.hostPort}/`, bootToHealthySeconds: outcome.afterMs / 1000, stopped };
+}
+
+/** Prints a file line by line; with follow, keeps reading until the VM has stopped. */
+async function followFile(file: string, follow: boolean, running: () => Promise<boolean>, onLine: (line: string) => void): Promise<void> {
   let offset = 0;
   let pending = "";
   let interrupted = false;
@@ -89,8 +228,16 @@ async function followFile(file: string, follow: boolean, pid: number, onLine: (l
   process.once("SIGINT", stop);
   try {
     for (;;) {
+      const fh = await open(file, "r");
+      let bytesRead = 0;
       const buf = Buffer.alloc(64 * 1024);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+      try {
+        // VirtualBox truncates its serial log when a VM (re)starts: begin again at the top.
+        if ((await fh.stat()).size < offset) offset = 0;
+        ({ bytesRead } = await fh.read(buf, 0, buf.length, offset));
+      } finally {
+        await fh.close();
+      }
       if (bytesRead > 0) {
         offset += bytesRead;
         pending += buf.subarray(0, bytesRead).toString("utf8").replace(/\r/g, "");
@@ -99,21 +246,31 @@ async function followFile(file: string, follow: boolean, pid: number, onLine: (l
         lines.forEach(onLine);
         continue;
       }
-      if (!follow || interrupted || !alive(pid)) break;
+      if (!follow || interrupted || !(await running())) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     if (pending) onLine(pending);
   } finally {
     process.off("SIGINT", stop);
-    await fh.close();
   }
 }
 
-function alive(pid: number): boolean {
+/** kiln logs --instance: the console of an EC2 instance, app lines unless --all; -f polls. */
+async function showEc2Console(instanceId: string, extra: string | undefined, opts: { follow?: boolean; all?: boolean; region?: string }): Promise<void> {
+  if (extra !== undefined) throw new InputError(`kiln logs --instance takes no VM id (got '${extra}')`);
+  if (!/^i-[0-9a-f]{8,17}$/.test(instanceId)) throw new InputError(`--instance ${instanceId}: not an EC2 instance id (i-0123456789abcdef0)`);
+  const region = resolveRegion(opts.region);
+  if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once("SIGINT", onSignal);
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+    const { lines, shown } = await showInstanceConsole({
+      instanceId, region, follow: Boolean(opts.follow), all: Boolean(opts.all), signal: controller.signal,
+      onLine: (line) => process.stdout.write(`${line}\n`),
+    });
+    if (shown === 0) process.stderr.write(`kiln: no app lines in ${instanceId}'s console (${lines} lines in all; --all shows them)\n`);
+  } finally {
+    process.off("SIGINT", onSignal);
   }
 }

@@ -8,6 +8,22 @@ export interface PortForward {
   readonly guestPort: number;
 }
 
+/**
+ * A guest address:port whose TCP connections QEMU's user networking hands to a host command
+ * (its stdin/stdout become the connection; one process per connection).
+ */
+export interface GuestForward {
+  readonly guestAddress: string;
+  readonly guestPort: number;
+  readonly command: string;
+}
+
+/** The EC2 instance metadata address; QEMU only forwards it inside a user network that contains it. */
+export const IMDS_ADDRESS = "169.254.169.254";
+/** User network for VMs with a local metadata service, and the host as the guest sees it there. */
+export const IMDS_USER_NETWORK = "169.254.0.0/16";
+export const IMDS_NETWORK_HOST = "169.254.0.2";
+
 export interface QemuVmConfig {
   readonly disk: string;
   /** Disk format as qemu-img names it (raw, vdi, vmdk, vpc, qcow2). */
@@ -23,10 +39,16 @@ export interface QemuVmConfig {
   readonly consoleFile: string;
   readonly qmpSocket: string;
   readonly pidFile: string;
+  /** User network (CIDR) instead of QEMU's 10.0.2.0/24, where the host is 10.0.2.2. */
+  readonly network?: string;
+  readonly guestForwards?: readonly GuestForward[];
 }
 
 export function buildQemuArgs(vm: QemuVmConfig): string[] {
   const hostfwd = vm.forwards.map((f) => `,hostfwd=tcp:${f.hostAddress}:${f.hostPort}-:${f.guestPort}`).join("");
+  // QEMU's option parser reads ",," as a literal comma.
+  const guestfwd = (vm.guestForwards ?? []).map((g) => `,guestfwd=tcp:${g.guestAddress}:${g.guestPort}-cmd:${g.command.replaceAll(",", ",,")}`).join("");
+  const network = vm.network ? `,net=${vm.network}` : "";
   const args = [
     "qemu-system-x86_64",
     "-machine", "q35",
@@ -44,7 +66,7 @@ export function buildQemuArgs(vm: QemuVmConfig): string[] {
     "-pidfile", vm.pidFile,
     // Read-only: the store's image must never change, and the root is read-only anyway.
     "-drive", `file=${vm.disk},format=${vm.diskFormat},if=virtio,readonly=on`,
-    "-netdev", `user,id=net0${hostfwd}`,
+    "-netdev", `user,id=net0${network}${hostfwd}${guestfwd}`,
     "-device", "virtio-net-pci,netdev=net0",
     "-device", "virtio-rng-pci",
   ];

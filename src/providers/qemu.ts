@@ -15,7 +15,7 @@ import type { StoredImage } from "../image/store.js";
 import { buildSeedImage } from "../run/seed.js";
 import { checkPortFree } from "../run/ports.js";
 import { chooseAccelerator } from "./accel.js";
-import { buildQemuArgs, type Accelerator, type Firmware, type PortForward } from "./qemu-args.js";
+import { buildQemuArgs, IMDS_ADDRESS, IMDS_USER_NETWORK, type Accelerator, type Firmware, type GuestForward, type PortForward } from "./qemu-args.js";
 import { qmpCommand } from "./qmp.js";
 
 const OVMF_CODE = ["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd"];
@@ -34,6 +34,25 @@ export interface StartVmOptions {
   /** Disk to boot instead of the store's raw disk (another format of the same image). */
   readonly disk?: { readonly path: string; readonly format: string };
   readonly name?: string;
+  /** Attach the seed drive (default true); without it the init asks the instance metadata service. */
+  readonly seedDrive?: boolean;
+  /**
+   * An EC2-style instance metadata service listening on 127.0.0.1:hostPort, reachable from the
+   * guest at 169.254.169.254:80 (the VM's user network becomes 169.254.0.0/16; host: 169.254.0.2).
+   */
+  readonly imds?: { readonly hostPort: number };
+}
+
+/** Relays one guest connection (stdin/stdout, as QEMU's guestfwd hands it over) to a host TCP port. */
+function tcpRelayCommand(hostPort: number): string {
+  const script = [
+    `const s=require("net").connect(+process.argv[1],"127.0.0.1")`,
+    "process.stdin.pipe(s)",
+    "s.pipe(process.stdout)",
+    `s.on("close",()=>process.stdout.write("",()=>process.exit(0)))`,
+    `s.on("error",()=>process.exit(1))`,
+  ].join(";");
+  return `'${process.execPath}' -e '${script}' ${hostPort}`;
 }
 
 export interface VmRecord {
@@ -72,7 +91,8 @@ export class LocalVm {
     const id = randomBytes(4).toString("hex");
     const dir = path.join(options.home.vms, id);
     await mkdir(dir, { recursive: true });
-    const seed = await buildSeedImage(options.env, dir);
+    const seed = options.seedDrive === false ? undefined : await buildSeedImage(options.env, dir, { instanceId: id });
+    const guestForwards: GuestForward[] = options.imds ? [{ guestAddress: IMDS_ADDRESS, guestPort: 80, command: tcpRelayCommand(options.imds.hostPort) }] : [];
     let ovmf: { code: string; vars: string } | undefined;
     if (options.firmware === "uefi") {
       const code = await firstExisting(OVMF_CODE, "OVMF UEFI firmware");
@@ -87,6 +107,7 @@ export class LocalVm {
       disk: options.disk?.path ?? options.image.disk, diskFormat: options.disk?.format ?? "raw", seed, firmware: options.firmware, ...(ovmf ? { ovmf } : {}),
       accelerator, memoryMiB: options.memoryMiB ?? manifest.resources.memoryMiB, cpus: options.cpus ?? manifest.resources.cpus,
       forwards: options.forwards, consoleFile, qmpSocket: path.join(dir, "qmp.sock"), pidFile: path.join(dir, "qemu.pid"),
+      ...(options.imds ? { network: IMDS_USER_NETWORK, guestForwards } : {}),
     });
     const startedAtMs = performance.now();
     const child = spawnDetached(argv);

@@ -1,6 +1,7 @@
 /**
- * Local VMs as other kiln processes see them: each VM directory holds vm.json; a VM is running
- * while its QEMU pid is alive and still QEMU. Used by `kiln ps` and `kiln stop`.
+ * Local VMs as other kiln processes see them: each VM directory holds vm.json. A QEMU VM is
+ * running while its QEMU pid is alive and still QEMU; a VirtualBox VM while VirtualBox lists
+ * its UUID among the running VMs. Used by `kiln ps`, `kiln logs` and `kiln stop`.
  */
 import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
@@ -8,28 +9,54 @@ import { NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import type { VmRecord } from "./qemu.js";
 import { qmpCommand } from "./qmp.js";
+import { forgetVirtualBoxVm, ownerAlive, runningVirtualBoxVms, stopVirtualBoxVm, type VboxVmRecord } from "./virtualbox.js";
+
+export type QemuVmEntry = VmRecord & { readonly hypervisor: "qemu"; readonly dir: string };
+export type VboxVmEntry = VboxVmRecord & { readonly dir: string; readonly state: "running" | "starting" };
+export type LocalVmEntry = QemuVmEntry | VboxVmEntry;
 
 async function isQemu(pid: number): Promise<boolean> {
   const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
   return cmdline.includes("qemu-system");
 }
 
-export async function listVms(home: KilnHome): Promise<(VmRecord & { dir: string })[]> {
-  const out: (VmRecord & { dir: string })[] = [];
+export async function listVms(home: KilnHome): Promise<LocalVmEntry[]> {
+  const out: LocalVmEntry[] = [];
+  let running: Set<string> | undefined | null = null; // asked once, only when a VirtualBox VM is on record
   for (const id of (await readdir(home.vms).catch(() => [])).sort()) {
     const dir = path.join(home.vms, id);
-    const record = await readFile(path.join(dir, "vm.json"), "utf8").then((t) => JSON.parse(t) as VmRecord, () => undefined);
+    const record = await readFile(path.join(dir, "vm.json"), "utf8").then((t) => JSON.parse(t) as (VmRecord & { hypervisor?: "qemu" }) | VboxVmRecord, () => undefined);
     if (!record) continue;
-    if (await isQemu(record.pid)) out.push({ ...record, dir });
+    if (record.hypervisor === "virtualbox") {
+      // VirtualBox unreachable (not installed, VBoxSVC failing): unknown, so keep the record.
+      if (running === null) running = await runningVirtualBoxVms().catch(() => undefined);
+      if (running?.has(record.uuid)) out.push({ ...record, dir, state: "running" });
+      // Not running yet but its kiln process is alive: being set up (or shutting down).
+      else if (ownerAlive(record)) out.push({ ...record, dir, state: "starting" });
+      else if (running !== undefined) await forgetVirtualBoxVm(record, dir); // stopped without kiln
+    } else if (await isQemu(record.pid)) out.push({ ...record, hypervisor: "qemu", dir });
     else await rm(dir, { recursive: true, force: true }); // stopped without kiln: forget it
   }
   return out;
 }
 
-/** ACPI power button, wait up to graceMs for QEMU to exit, then kill it. */
-export async function stopVm(home: KilnHome, idOrName: string, graceMs = 30_000): Promise<{ id: string; how: "clean" | "killed" }> {
+/** Finds a running VM by id or name. */
+export async function findVm(home: KilnHome, idOrName: string): Promise<LocalVmEntry> {
   const vm = (await listVms(home)).find((v) => v.id === idOrName || v.name === idOrName);
   if (!vm) throw new NotFoundError(`no running VM named ${idOrName}`, { hint: "kiln ps lists the running VMs" });
+  return vm;
+}
+
+/** Whether a listed VM still runs (kiln logs --follow stops when it does not). */
+export async function vmStillRunning(vm: LocalVmEntry): Promise<boolean> {
+  if (vm.hypervisor === "virtualbox") return (await runningVirtualBoxVms().catch(() => undefined))?.has(vm.uuid) ?? false;
+  return isQemu(vm.pid);
+}
+
+/** ACPI power button, wait up to graceMs for the VM to power off, then kill it. */
+export async function stopVm(home: KilnHome, idOrName: string, graceMs = 30_000): Promise<{ id: string; how: "clean" | "killed" }> {
+  const vm = await findVm(home, idOrName);
+  if (vm.hypervisor === "virtualbox") return { id: vm.id, how: await stopVirtualBoxVm(vm, vm.dir, graceMs) };
   await qmpCommand(path.join(vm.dir, "qmp.sock"), "system_powerdown").catch(() => undefined);
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {

@@ -1,6 +1,7 @@
 /**
  * The seed drive: a small FAT volume labelled CIDATA (NoCloud style) whose user-data file
- * holds KEY=VALUE lines. The init reads it at boot, so per-run settings never touch the image.
+ * holds KEY=VALUE lines and whose meta-data names the instance. The init reads it at boot, so
+ * per-run settings never touch the image. EC2 user-data carries the same KEY=VALUE lines.
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -26,11 +27,18 @@ export function parseEnvFlags(values: readonly string[]): Record<string, string>
   return env;
 }
 
-export async function buildSeedImage(env: Readonly<Record<string, string>>, dir: string): Promise<string> {
+/** NoCloud meta-data (YAML); the init reads instance-id into KILN_INSTANCE_ID. */
+export function renderMetaData(meta: { readonly instanceId?: string }): string {
+  return meta.instanceId ? `instance-id: ${meta.instanceId}\n` : "";
+}
+
+export async function buildSeedImage(env: Readonly<Record<string, string>>, dir: string, meta: { readonly instanceId?: string } = {}): Promise<string> {
   const image = path.join(dir, "seed.img");
   const userData = path.join(dir, "user-data");
+  const metaData = path.join(dir, "meta-data");
   await writeFile(userData, renderUserData(env));
+  await writeFile(metaData, renderMetaData(meta));
   await run(["mkfs.fat", "-n", "CIDATA", "-C", image, "1440"]);
-  await run(["mcopy", "-i", image, userData, "::/user-data"], { env: { MTOOLS_SKIP_CHECK: "1" } });
+  await run(["mcopy", "-i", image, userData, metaData, "::/"], { env: { MTOOLS_SKIP_CHECK: "1" } });
   return image;
 }

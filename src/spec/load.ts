@@ -8,7 +8,7 @@ import { parse as parseYaml, YAMLParseError } from "yaml";
 import { InputError, SpecError } from "../errors.js";
 import type { AppSource, Baker, Detection } from "../bake/baker.js";
 import { splitCommand } from "./argv.js";
-import { DEFAULTS, type Spec, type SpecOverrides } from "./types.js";
+import { CRASH_LOOP_ACTIONS, DEFAULTS, type CrashLoopAction, type Spec, type SpecOverrides } from "./types.js";
 
 const KNOWN_KEYS = new Set(["name", "version", "baker", "cmd", "port", "env", "healthcheck", "kernel", "resources", "packages", "stopTimeout", "restarts", "node", "environments", "pipeline"]);
 
@@ -93,6 +93,10 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
   const resources = v.mapping(yml, "resources") ?? {};
   const kernel = v.mapping(yml, "kernel") ?? {};
   const restarts = v.mapping(yml, "restarts") ?? {};
+  const onCrashLoop = v.string(restarts, "onCrashLoop", "restarts.onCrashLoop");
+  if (onCrashLoop !== undefined && !(CRASH_LOOP_ACTIONS as readonly string[]).includes(onCrashLoop)) {
+    problems.push(`restarts.onCrashLoop: '${onCrashLoop}' must be one of ${CRASH_LOOP_ACTIONS.join(", ")}`);
+  }
   const node = v.mapping(yml, "node") ?? {};
 
   const spec: Spec = {
@@ -115,6 +119,7 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     restarts: {
       maxQuickExits: v.positive(restarts, "maxQuickExits", "restarts.maxQuickExits") ?? DEFAULTS.maxQuickExits,
       windowSeconds: v.positive(restarts, "window", "restarts.window") ?? DEFAULTS.quickExitWindowSeconds,
+      ...(onCrashLoop !== undefined ? { onCrashLoop: onCrashLoop as CrashLoopAction } : {}),
     },
     node: { version: v.string(node, "version", "node.version") ?? detection.nodeVersion },
   };

@@ -17,10 +17,18 @@ export interface Spec {
   /** Extra Debian packages whose shared libraries the app may need. */
   readonly packages: readonly string[];
   readonly stopTimeoutSeconds: number;
-  readonly restarts: { readonly maxQuickExits: number; readonly windowSeconds: number };
+  /**
+   * Crash loop policy: a run shorter than windowSeconds is a quick exit; after maxQuickExits in
+   * a row the instance powers off (so a load balancer / auto scaling group replaces it), or with
+   * onCrashLoop "restart" keeps restarting with backoff. Unset means "poweroff".
+   */
+  readonly restarts: { readonly maxQuickExits: number; readonly windowSeconds: number; readonly onCrashLoop?: CrashLoopAction };
   /** Node.js version range (node baker). */
   readonly node: { readonly version: string | undefined };
 }
+
+export const CRASH_LOOP_ACTIONS = ["poweroff", "restart"] as const;
+export type CrashLoopAction = (typeof CRASH_LOOP_ACTIONS)[number];
 
 /** Flags from the command line that override kiln.yml. */
 export interface SpecOverrides {

@@ -21,15 +21,16 @@ export function haproxyPaths(dir: string): HaproxyPaths {
 
 export const BACKEND = "app";
 
-export function renderHaproxyConfig(opts: { port: number; socket: string; pidFile: string; healthPath: string; intervalMs: number; rise: number }): string {
+export function renderHaproxyConfig(opts: { port: number; socket: string; pidFile: string; healthPath: string; intervalMs: number; rise: number; logTarget?: string }): string {
+  // logTarget (KILN_HAPROXY_LOG=127.0.0.1:5140): request logs over syslog/UDP, for debugging.
+  const log = opts.logTarget ? `  log ${opts.logTarget} local0\n` : "";
   return `# Written by kiln for a local environment; servers are added at runtime.
 global
   stats socket ${opts.socket} mode 600 level admin
-  pidfile ${opts.pidFile}
   maxconn 4096
-
+${log}
 defaults
-  mode http
+  mode http${opts.logTarget ? "\n  log global\n  option httplog" : ""}
   timeout connect 2s
   timeout client 60s
   timeout server 60s
@@ -37,6 +38,10 @@ defaults
   retries 3
   option redispatch 1
   option http-server-close
+  # QEMU user networking accepts the TCP connection on the host before the guest does; a guest
+  # that refuses it shows up as an empty response, not a connect failure. Retrying those (for
+  # idempotent requests only) is what makes a just-booted or busy instance safe behind the LB.
+  retry-on conn-failure empty-response
 
 frontend web
   bind 127.0.0.1:${opts.port}
@@ -44,6 +49,7 @@ frontend web
 
 backend ${BACKEND}
   balance roundrobin
+  http-request disable-l7-retry unless METH_GET || METH_HEAD
   option httpchk GET ${opts.healthPath}
   http-check expect status 200-399
   default-server inter ${opts.intervalMs}ms fastinter ${opts.intervalMs}ms rise ${opts.rise} fall 2

@@ -62,8 +62,12 @@ export class LocalProvider implements DeployProvider {
       changed ||= release.instances.length !== before;
     }
     if (changed) await this.save(state);
+    // A HAProxy that lost its runtime servers (restarted after a crash) is not ready either:
+    // ensure-infrastructure re-adds them.
+    const known = new Set(statuses.map((s) => s.name));
+    const complete = state.releases.every((r) => r.instances.every((i) => known.has(i.server)));
     return {
-      infrastructure: running,
+      infrastructure: running && complete,
       releases: state.releases.map((r) => ({
         id: r.id, image: r.image, desired: r.desired, serving: r.serving,
         instances: r.instances.map((i) => ({ id: i.vmId, zone: i.zone, healthy: up.has(i.server) })),
@@ -101,6 +105,7 @@ export class LocalProvider implements DeployProvider {
       await startHaproxy(this.paths, renderHaproxyConfig({
         port: this.env.port, socket: this.paths.socket, pidFile: this.paths.pidFile, healthPath: this.env.health.path,
         intervalMs: Math.max(200, this.env.health.intervalSeconds * 1000), rise: this.env.health.healthyThreshold,
+        ...(process.env.KILN_HAPROXY_LOG ? { logTarget: process.env.KILN_HAPROXY_LOG } : {}),
       }));
     }
     // After a HAProxy restart the runtime servers are gone: re-add every known instance.

@@ -1,0 +1,95 @@
+/**
+ * Reading a kiln VM's serial console: which lines are the app's, and `kiln logs --instance`,
+ * which reads an EC2 instance's console through GetConsoleOutput (there is no streaming API:
+ * follow mode re-reads the last 64 KB and prints what is new).
+ *
+ * Console format (templates/init): kernel lines "[    1.234] …"; the init's early lines
+ * "kiln-init: …"; from the start of the app on, every line (app and init) goes through kiln-log
+ * and carries an RFC 3339 UTC timestamp: "2025-01-31T12:00:00.123Z text".
+ */
+import { createAwsClients } from "../aws/clients.js";
+import { getConsoleOutput } from "../aws/ec2.js";
+import { AwsError } from "../aws/errors.js";
+
+const STAMPED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z (.*)$/;
+const KERNEL = /^\[\s*\d+\.\d+\] /;
+const INIT = /^kiln-init: /;
+
+/**
+ * Whether a console line is the app's output. Lenient (local VMs): everything but kernel and
+ * init lines, so images whose init printed app output without timestamps still show it.
+ * `stampedOnly` (EC2 consoles, which also carry firmware and boot loader output): only
+ * timestamped lines that are not the init's.
+ */
+export function isAppLine(line: string, options: { readonly stampedOnly?: boolean } = {}): boolean {
+  const stamped = STAMPED.exec(line);
+  if (stamped) return !INIT.test(stamped[1]!);
+  return !options.stampedOnly && !KERNEL.test(line) && !INIT.test(line);
+}
+
+/** Splits console text into complete lines (CR dropped) and the unfinished last line, if any. */
+export function splitConsole(text: string): { lines: string[]; partial: string } {
+  const lines = text.replace(/\r/g, "").split("\n");
+  const partial = lines.pop() ?? "";
+  return { lines, partial };
+}
+
+/**
+ * The lines of a re-read console window that were not in the previous read. The window slides
+ * (EC2 keeps the last 64 KB), so the longest tail of `previous` that starts `next` is the overlap.
+ */
+export function newConsoleLines(previous: readonly string[], next: readonly string[]): string[] {
+  for (let k = Math.min(previous.length, next.length); k > 0; k--) {
+    let same = true;
+    for (let i = 0; i < k && same; i++) same = previous[previous.length - k + i] === next[i];
+    if (same) return next.slice(k);
+  }
+  return [...next];
+}
+
+export interface InstanceConsoleOptions {
+  readonly instanceId: string;
+  readonly region: string;
+  readonly follow: boolean;
+  readonly all: boolean;
+  readonly intervalMs?: number;
+  readonly signal?: AbortSignal;
+  readonly onLine: (line: string) => void;
+}
+
+/** Prints an instance's console (app lines unless `all`); with follow, polls until aborted. */
+export async function showInstanceConsole(options: InstanceConsoleOptions): Promise<{ readonly lines: number; readonly shown: number }> {
+  const clients = createAwsClients({ region: options.region });
+  let latest = true;
+  let seen: string[] = [];
+  let lines = 0;
+  let shown = 0;
+  for (;;) {
+    let text: string;
+    try {
+      ({ text } = await getConsoleOutput(clients, options.instanceId, latest));
+    } catch (error) {
+      // Live output exists only on Nitro instances; others have the buffered output.
+      if (latest && error instanceof AwsError && /Unsupported/i.test(error.code)) {
+        latest = false;
+        continue;
+      }
+      throw error;
+    }
+    const fresh = newConsoleLines(seen, splitConsole(text).lines);
+    seen = [...seen, ...fresh].slice(-2000);
+    for (const line of fresh) {
+      lines++;
+      if (options.all || isAppLine(line, { stampedOnly: true })) {
+        shown++;
+        options.onLine(line);
+      }
+    }
+    if (!options.follow || options.signal?.aborted) return { lines, shown };
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, options.intervalMs ?? 5000);
+      options.signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+    if (options.signal?.aborted) return { lines, shown };
+  }
+}
