@@ -3,8 +3,10 @@
  * and an optional endpoint override (AWS_ENDPOINT_URL works too: the SDK reads it). This
  * directory is the only place that imports @aws-sdk/*.
  */
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EBSClient } from "@aws-sdk/client-ebs";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 
 export interface AwsClientOptions {
   readonly region: string;
@@ -19,6 +21,8 @@ export interface AwsClients {
   readonly region: string;
   readonly ec2: EC2Client;
   readonly ebs: EBSClient;
+  readonly autoscaling: AutoScalingClient;
+  readonly elbv2: ElasticLoadBalancingV2Client;
 }
 
 function observe<T extends { middlewareStack: { add: (...args: never[]) => void } }>(client: T, onRequest: AwsClientOptions["onRequest"]): T {
@@ -44,6 +48,8 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     region: options.region,
     ec2: observe(new EC2Client(common), options.onRequest),
     ebs: observe(new EBSClient(common), options.onRequest),
+    autoscaling: observe(new AutoScalingClient(common), options.onRequest),
+    elbv2: observe(new ElasticLoadBalancingV2Client(common), options.onRequest),
   };
 }
 

@@ -3,11 +3,13 @@
  * observe what exists, plan (pure), print or execute the plan. Shared by every target.
  */
 import os from "node:os";
-import { InputError, KilnError } from "../errors.js";
+import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { ImageStore } from "../image/store.js";
 import type { Progress } from "../progress.js";
 import { LocalProvider } from "../providers/local/provider.js";
+import { AwsProvider } from "../providers/aws/provider.js";
+import { createAwsClients } from "../aws/clients.js";
 import { loadEnvironment, type Environment } from "../spec/environments.js";
 import { executePlan } from "./execute.js";
 import { planBlueGreen, planDestroy, planScale, previousRelease } from "./plan.js";
@@ -17,7 +19,8 @@ export type ProviderFactory = (env: Environment, home: KilnHome) => DeployProvid
 
 export const defaultProviders: ProviderFactory = (env, home) => {
   if (env.target === "local") return new LocalProvider(env, home);
-  throw new KilnError(`environment ${env.name} targets aws, which this kiln build cannot deploy to yet`, { hint: "use a local environment (target: local) for now" });
+  // Credentials from the standard chain; AWS_ENDPOINT_URL (an emulator) is read by the SDK.
+  return new AwsProvider(env, createAwsClients({ region: env.region }), home);
 };
 
 export interface EnvCommandOptions {
@@ -76,6 +79,7 @@ export async function promote(opts: EnvCommandOptions & { ref: string; force?: b
   const image = await new ImageStore(opts.home).resolve(opts.ref);
   const { env, provider } = await environmentFor(opts, image.manifest.name, image.manifest.healthcheck.path);
   await checkGate(opts, env, image.digest, Boolean(opts.force));
+  await provider.validate?.();
   const run = async () => {
     const live = await provider.observe();
     const plan = planBlueGreen(env, { ref: image.ref, digest: image.digest }, image.manifest.version, live, new Date());

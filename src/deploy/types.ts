@@ -66,6 +66,8 @@ export interface HealthResult {
 }
 
 export interface DeployProvider {
+  /** Checks the environment against the target (network, instance type, …) before planning. */
+  validate?(): Promise<void>;
   observe(): Promise<LiveState>;
   /** Prevents two promotes on one environment at once; returns a release function. */
   lock(owner: string): Promise<() => Promise<void>>;

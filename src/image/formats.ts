@@ -272,18 +272,27 @@ export function vmdkDescriptorRange(header: Buffer): { offset: number; length: n
   return { offset: sector * 512, length: sectors * 512 };
 }
 
-/** Replaces the descriptor's random content id (CID) with one derived from the digest. */
-export function withContentId(descriptor: string, cid: string): string {
-  if (!/^CID=[0-9a-f]{8}$/m.test(descriptor)) throw new Error("VMDK descriptor has no CID line");
-  return descriptor.replace(/^CID=[0-9a-f]{8}$/m, `CID=${cid}`);
+/**
+ * Replaces the descriptor's random content id (CID) with `cid`. qemu prints the CID without
+ * zero padding, so the text can grow by a few bytes: it is re-padded with NULs to the size of
+ * the descriptor area, which qemu leaves mostly empty.
+ */
+export function withContentId(descriptor: Buffer, cid: string): Buffer {
+  const end = descriptor.indexOf(0);
+  const text = descriptor.subarray(0, end < 0 ? descriptor.length : end).toString("latin1");
+  if (!/^CID=[0-9a-f]{1,8}$/m.test(text)) throw new Error("VMDK descriptor has no CID line");
+  const replaced = Buffer.from(text.replace(/^CID=[0-9a-f]{1,8}$/m, `CID=${cid}`), "latin1");
+  if (replaced.length > descriptor.length) throw new Error("VMDK descriptor area too small for the new CID");
+  const out = Buffer.alloc(descriptor.length);
+  replaced.copy(out);
+  return out;
 }
 
 async function normalizeVmdk(file: string, digest: string): Promise<void> {
   const { offset, length } = vmdkDescriptorRange(await readAt(file, 0, 512));
-  const descriptor = (await readAt(file, offset, length)).toString("latin1");
+  const descriptor = await readAt(file, offset, length);
   const cid = createHash("sha256").update(`kiln-vmdk-cid\0${digest}`).digest("hex").slice(0, 8);
-  // Same length in, same length out: the descriptor is patched in place.
-  await patchFile(file, [{ offset, data: Buffer.from(withContentId(descriptor, cid), "latin1") }]);
+  await patchFile(file, [{ offset, data: withContentId(descriptor, cid) }]);
 }
 
 // VHD footer (Microsoft "Virtual Hard Disk Image Format Specification"): 512 bytes, big-endian.

@@ -1,0 +1,25 @@
+/** AWS resource names for an environment: readable where limits allow, hashed where they do not. */
+import { createHash } from "node:crypto";
+
+function short(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const hash = createHash("sha256").update(text).digest("hex").slice(0, 8);
+  return `${text.slice(0, max - 9).replace(/-+$/, "")}-${hash}`;
+}
+
+/** ALB and target group names: ≤ 32 characters, letters, digits and hyphens. */
+export const loadBalancerName = (app: string, env: string) => short(`kiln-${app}-${env}`.replace(/[^A-Za-z0-9-]/g, "-"), 32);
+export const targetGroupName = (release: string) => short(`k-${release}`.replace(/[^A-Za-z0-9-]/g, "-"), 32);
+/** Launch template names: ≤ 128 characters of letters, digits, ( ) . / _ and -. */
+export const launchTemplateName = (release: string) => `kiln-${release}`.replace(/[^A-Za-z0-9()./_-]/g, "-").slice(0, 128);
+export const securityGroupName = (app: string, env: string, role: "lb" | "instances") => `kiln-${app}-${env}-${role}`;
+
+/** ELB tag values allow letters, digits, spaces and _.:/=+-@ only. */
+export function encodeHistory(entry: { result: string; at: string; digest: string; ref: string; release: string }): string {
+  return [entry.result, entry.at, entry.digest, entry.ref, entry.release].join(" ");
+}
+
+export function decodeHistory(value: string): { result: string; at: string; digest: string; ref: string; release: string } | undefined {
+  const [result, at, digest, ref, release] = value.split(" ");
+  return result && at && digest && ref && release ? { result, at, digest, ref, release } : undefined;
+}
