@@ -29,7 +29,9 @@ export function planBlueGreen(env: Environment, image: ImageRef, version: string
     steps.push({ kind: "switch-traffic", to: green, from: others.filter((o) => o.serving).map((o) => o.id) });
   }
   for (const old of others) {
-    if (old.serving || !alreadyLive) steps.push({ kind: "drain", release: old.id, delaySeconds: env.deregistrationDelaySeconds });
+    // Always drain before deleting: after an interruption right after the switch, the old
+    // release may still be finishing requests.
+    steps.push({ kind: "drain", release: old.id, delaySeconds: env.deregistrationDelaySeconds });
     steps.push({ kind: "delete-release", release: old.id });
   }
   const at = now.toISOString();

@@ -1,0 +1,129 @@
+// The blue/green planner over a table of (live state → plan) cases, pinned as golden plans,
+// and the environments parser's errors.
+import { describe, expect, it } from "vitest";
+import { describeStep, planBlueGreen, planDestroy, planScale, previousRelease, releaseId } from "../../src/deploy/plan.js";
+import type { LiveState, ReleaseState } from "../../src/deploy/types.js";
+import { parseEnvironments, type LocalEnvironment } from "../../src/spec/environments.js";
+import { SpecError } from "../../src/errors.js";
+
+const env: LocalEnvironment = {
+  name: "dev", app: "shop", target: "local", port: 8000, instances: 2, deregistrationDelaySeconds: 5, env: {}, after: [],
+  health: { path: "/healthz", intervalSeconds: 1, healthyThreshold: 2, timeoutSeconds: 120 },
+};
+const now = new Date("2026-11-22T10:00:00Z");
+const v1 = { ref: "shop:1.0.0", digest: `sha256:${"1".repeat(64)}` };
+const v2 = { ref: "shop:2.0.0", digest: `sha256:${"2".repeat(64)}` };
+const r1 = releaseId(env, v1, "1.0.0");
+const r2 = releaseId(env, v2, "2.0.0");
+
+function release(id: string, image: typeof v1, serving: boolean, healthy = 2): ReleaseState {
+  return { id, image, desired: 2, serving, instances: Array.from({ length: healthy }, (_, i) => ({ id: `${id}-${i}`, zone: i % 2 ? "zone-b" : "zone-a", healthy: true })) };
+}
+const state = (infrastructure: boolean, releases: ReleaseState[] = []): LiveState => ({ infrastructure, releases, history: [] });
+const lines = (live: LiveState, image = v2, version = "2.0.0") => planBlueGreen(env, image, version, live, now).steps.map(describeStep);
+
+describe("planBlueGreen (golden plans)", () => {
+  const cases: [string, LiveState, string[]][] = [
+    ["empty environment", state(false), [
+      "create load balancer and shared resources",
+      `launch ${r2}: 2 × shop:2.0.0 across zone-a, zone-b`,
+      `wait until every instance of ${r2} is healthy (≤ 120s)`,
+      `switch traffic to ${r2}`,
+      `record ${r2} as live`,
+    ]],
+    ["v1 live", state(true, [release(r1, v1, true)]), [
+      `launch ${r2}: 2 × shop:2.0.0 across zone-a, zone-b`,
+      `wait until every instance of ${r2} is healthy (≤ 120s)`,
+      `switch traffic to ${r2} from ${r1}`,
+      `drain ${r1} (5s)`,
+      `delete ${r1}`,
+      `record ${r2} as live`,
+      `record ${r1} as replaced`,
+    ]],
+    ["interrupted after launch: green exists, not serving", state(true, [release(r1, v1, true), release(r2, v2, false)]), [
+      `wait until every instance of ${r2} is healthy (≤ 120s)`,
+      `switch traffic to ${r2} from ${r1}`,
+      `drain ${r1} (5s)`,
+      `delete ${r1}`,
+      `record ${r2} as live`,
+      `record ${r1} as replaced`,
+    ]],
+    ["interrupted during launch: green has 1 of 2 instances", state(true, [release(r1, v1, true), release(r2, v2, false, 1)]), [
+      `launch ${r2}: 2 × shop:2.0.0 across zone-a, zone-b`,
+      `wait until every instance of ${r2} is healthy (≤ 120s)`,
+      `switch traffic to ${r2} from ${r1}`,
+      `drain ${r1} (5s)`,
+      `delete ${r1}`,
+      `record ${r2} as live`,
+      `record ${r1} as replaced`,
+    ]],
+    ["interrupted after the switch: blue still there", state(true, [release(r1, v1, false), release(r2, v2, true)]), [
+      `drain ${r1} (5s)`,
+      `delete ${r1}`,
+    ]],
+    ["converged", state(true, [release(r2, v2, true)]), []],
+    ["load balancer lost (restarted), green live", state(false, [release(r2, v2, true)]), ["create load balancer and shared resources"]],
+  ];
+  for (const [name, live, expected] of cases) {
+    it(name, () => expect(lines(live)).toEqual(expected));
+  }
+
+  it("undoing a failed release deletes it and records the failure", () => {
+    const plan = planBlueGreen(env, v2, "2.0.0", state(true, [release(r1, v1, true)]), now);
+    expect(plan.onFailure).toEqual([{ kind: "delete-release", release: r2 }, { kind: "record", entry: { release: r2, image: v2, result: "failed", at: now.toISOString() } }]);
+  });
+
+  it("is a pure function of its inputs", () => {
+    const live = state(true, [release(r1, v1, true)]);
+    expect(planBlueGreen(env, v2, "2.0.0", live, now)).toEqual(planBlueGreen(env, v2, "2.0.0", live, now));
+  });
+});
+
+describe("other planners", () => {
+  it("destroy deletes every release, then the load balancer", () => {
+    expect(planDestroy(env, state(true, [release(r1, v1, true)])).steps).toEqual([{ kind: "delete-release", release: r1 }, { kind: "delete-infrastructure" }]);
+  });
+  it("scale resizes the live release and waits for health", () => {
+    expect(planScale(env, state(true, [release(r1, v1, true)]), 4).steps.map((s) => s.kind)).toEqual(["scale", "wait-healthy"]);
+  });
+  it("rollback goes to the newest earlier release that was live", () => {
+    const live: LiveState = { infrastructure: true, releases: [release(r2, v2, true)], history: [
+      { release: r1, image: v1, result: "live", at: "1" }, { release: r2, image: v2, result: "live", at: "2" }, { release: r1, image: v1, result: "replaced", at: "2" },
+    ] };
+    expect(previousRelease(live)).toEqual(v1);
+    expect(previousRelease({ ...live, history: [{ release: r2, image: v2, result: "live", at: "2" }] })).toBeUndefined();
+  });
+});
+
+describe("environments in kiln.yml", () => {
+  it("defaults to a local dev environment", () => {
+    const envs = parseEnvironments(undefined, "shop", "/healthz", "kiln.yml");
+    expect(envs.get("dev")).toMatchObject({ target: "local", instances: 2, port: 8000, health: { path: "/healthz" } });
+  });
+
+  it("orders dev → test → prod as promotion gates", () => {
+    const envs = parseEnvironments({ dev: {}, test: { target: "aws", region: "eu-west-1" }, prod: { target: "aws", region: "eu-west-1", instances: 3, max: 6 } }, "shop", "/", "kiln.yml");
+    expect(envs.get("test")!.after).toEqual(["dev"]);
+    expect(envs.get("prod")!.after).toEqual(["test"]);
+  });
+
+  it("lists every problem with its path", () => {
+    let error: unknown;
+    try {
+      parseEnvironments({
+        prod: { target: "aws", subnets: ["subnet-1"], https: {}, instances: 5, max: 2 },
+        Bad_Name: { target: "gcp" },
+      }, "shop", "/", "kiln.yml");
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SpecError);
+    const problems = (error as SpecError).problems.join("\n");
+    expect(problems).toMatch(/environments\.prod\.region: required/);
+    expect(problems).toMatch(/environments\.prod\.subnets: .*at least two availability zones/);
+    expect(problems).toMatch(/environments\.prod\.https\.certificateArn: required/);
+    expect(problems).toMatch(/environments\.prod: needs min ≤ instances ≤ max/);
+    expect(problems).toMatch(/environments\.Bad_Name: environment names/);
+    expect(problems).toMatch(/environments\.Bad_Name\.target: must be local or aws/);
+  });
+});
