@@ -5,6 +5,7 @@ import type { KilnHome } from "../home.js";
 import { createAwsClients, resolveRegion } from "../aws/clients.js";
 import { iamPolicy } from "../push/iam-policy.js";
 import { pushImage } from "../push/push.js";
+import { listAmis, removeAmi } from "../push/amis.js";
 import { formatBytes } from "../progress.js";
 
 export function registerAwsCommands(program: Command, home: () => KilnHome): void {
@@ -53,4 +54,37 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
     .action(() => {
       process.stdout.write(`${JSON.stringify(iamPolicy(), null, 2)}\n`);
     });
+
+  program
+    .command("amis")
+    .description("list the AMIs kiln registered in a region, and which environments run them")
+    .option("--region <region>", "AWS region (default: AWS_REGION)")
+    .option("--app <name>", "only this app")
+    .option("--json", "print JSON")
+    .action(async (opts: { region?: string; app?: string; json?: boolean }) => printAmis(opts.region, opts.app, opts.json));
+
+  program
+    .command("rmi")
+    .description("deregister an image's AMI and delete its snapshot (refused while an environment runs it)")
+    .argument("<ref>", "name:version or sha256:…")
+    .option("--region <region>", "AWS region (default: AWS_REGION)")
+    .action(async (ref: string, opts: { region?: string }) => removeAmiCommand(ref, opts.region));
+}
+
+function regionOrFail(flag: string | undefined): string {
+  const region = resolveRegion(flag);
+  if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
+  return region;
+}
+
+export async function printAmis(regionFlag: string | undefined, app: string | undefined, json: boolean | undefined): Promise<void> {
+  const amis = await listAmis(createAwsClients({ region: regionOrFail(regionFlag) }), app);
+  if (json) return void process.stdout.write(`${JSON.stringify(amis, null, 2)}\n`);
+  process.stdout.write(`${"IMAGE".padEnd(30)} ${"AMI".padEnd(22)} ${"DIGEST".padEnd(20)} ${"CREATED".padEnd(25)} IN USE BY\n`);
+  for (const a of amis) process.stdout.write(`${`${a.name}:${a.version}`.padEnd(30)} ${a.ami.padEnd(22)} ${a.digest.slice(0, 19).padEnd(20)} ${a.created.padEnd(25)} ${a.inUseBy.join(",") || "-"}\n`);
+}
+
+export async function removeAmiCommand(ref: string, regionFlag: string | undefined): Promise<void> {
+  const removed = await removeAmi(createAwsClients({ region: regionOrFail(regionFlag) }), ref);
+  process.stdout.write(`deregistered ${removed.ami} (${removed.name}:${removed.version}) and deleted its snapshot\n`);
 }

@@ -5,6 +5,7 @@ import type { KilnHome } from "../home.js";
 import { requireTools } from "../exec.js";
 import { ensureFormat, parseFormats, type DiskFormat, type FormatFile } from "../image/formats.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
+import { printAmis, removeAmiCommand } from "./aws-commands.js";
 import { formatBytes, stderrProgress } from "../progress.js";
 
 function printJson(value: unknown): void {
@@ -53,9 +54,11 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
 
   program
     .command("images")
-    .description("list the images in the local store")
+    .description("list the images in the local store (or, with --region, the AMIs kiln registered there)")
+    .option("--region <region>", "list AMIs in this AWS region instead (same as kiln amis)")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean; region?: string }) => {
+      if (opts.region) return printAmis(opts.region, undefined, opts.json);
       const images = await new ImageStore(home()).list();
       if (opts.json) return printJson(images.map(summary));
       if (images.length === 0) return void process.stdout.write("no images yet: kiln bake ./myapp\n");
@@ -95,10 +98,12 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
 
   program
     .command("rm")
-    .description("remove an image from the local store")
+    .description("remove an image from the local store (or, with --region, its AMI and snapshot)")
     .argument("<ref>", "name:version")
+    .option("--region <region>", "deregister the AMI in this AWS region instead (same as kiln rmi)")
     .option("--json", "print JSON")
-    .action(async (ref: string, opts: { json?: boolean }) => {
+    .action(async (ref: string, opts: { json?: boolean; region?: string }) => {
+      if (opts.region) return removeAmiCommand(ref, opts.region);
       const removed = await new ImageStore(home()).remove(ref);
       if (opts.json) return printJson(removed);
       process.stdout.write(`removed ${removed.ref} (${removed.digest.slice(0, 19)})${removed.imageRemoved ? "" : "; the image stays, another ref points at it"}\n`);

@@ -9,7 +9,8 @@ import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { DescribeImagesCommand, DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
+import { CreateAutoScalingGroupCommand, DeleteAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
+import { CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bake } from "../../src/bake/bake.js";
 import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
@@ -192,5 +193,33 @@ describe.sequential("kiln push (moto)", () => {
     expect(denied.stderr).toMatch(/hint: the credentials lack permission ebs:StartSnapshot/);
     const images = await createAwsClients({ region: "eu-west-1", endpoint: moto.endpoint }).ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
     expect((images.Images ?? []).filter((i) => i.Name?.includes("4.0.0"))).toEqual([]);
+  });
+
+  it("images --region lists kiln's AMIs with the environments that run them; rm --region refuses while one does", async () => {
+    const { image } = await bakeExample("hello-native", home);
+    const clients = recordingClients([]);
+    const pushed = await pushImage({ ref: image.ref, clients, home });
+    const env = { KILN_HOME: home.root, AWS_ENDPOINT_URL: moto.endpoint };
+    const listed = JSON.parse((await cli(["images", "--region", "eu-west-1", "--json"], env)).stdout) as { ami: string; digest: string; inUseBy: string[] }[];
+    expect(listed).toEqual([expect.objectContaining({ ami: pushed.ami, digest: image.digest, inUseBy: [] })]);
+
+    // An environment running the digest (an ASG tagged by kiln promote) blocks removal.
+    const lt = await clients.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "in-use", LaunchTemplateData: { ImageId: pushed.ami, InstanceType: "t3.micro" } }));
+    await clients.autoscaling.send(new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: "hello-native-prod-x", MinSize: 0, MaxSize: 0, DesiredCapacity: 0, AvailabilityZones: ["eu-west-1a"],
+      LaunchTemplate: { LaunchTemplateId: lt.LaunchTemplate!.LaunchTemplateId!, Version: "1" },
+      Tags: [{ Key: "kiln:digest", Value: image.digest, PropagateAtLaunch: true }, { Key: "kiln:env", Value: "prod", PropagateAtLaunch: true }],
+    }));
+    const refused = await cli(["rm", image.ref, "--region", "eu-west-1"], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/running in prod/);
+    await clients.autoscaling.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: "hello-native-prod-x", ForceDelete: true }));
+
+    const removed = await cli(["rm", image.ref, "--region", "eu-west-1"], env);
+    expect(removed.code, removed.stderr).toBe(0);
+    const images = await clients.ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
+    expect(images.Images ?? []).toEqual([]);
+    const snapshots = await clients.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"] }));
+    expect((snapshots.Snapshots ?? []).filter((x) => x.SnapshotId === pushed.snapshot)).toEqual([]);
   });
 });
