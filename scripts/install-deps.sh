@@ -11,6 +11,9 @@ packages=(
   gcc libc6-dev make                       # kiln-exec helper and the native example
   haproxy wrk                              # local load balancer and load generator
   python3 python3-venv                     # the AWS emulator (moto) for the tests
+  python3-pip                              # python baker: installs requirements (wheels) at bake time
+  g++                                      # node baker: node-gyp compiles C++ addons (examples/node-addon)
+  openjdk-17-jdk-headless                  # builds examples/hello-java (javac, jar); bakes use the JDK from apt
   ca-certificates
 )
 missing=()

@@ -1,13 +1,15 @@
 /**
  * native: any x86-64 ELF executable (C, Go, Rust, …), static or dynamic, alone or in a
- * directory with its data files. The shared-library closure is computed by the bake from the
- * ELF headers; this baker only recognises the app and copies it.
+ * directory with its data files, or a tarball of such files with a cmd (kiln bake app.tar.gz
+ * --cmd "./bin/server"). The shared-library closure is computed by the bake from the ELF
+ * headers; this baker only recognises the app and copies (or unpacks) it.
  */
 import { copyFile, chmod, readdir, readFile, open } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { isElf, parseElf } from "../../src/elf/elf.js";
-import { copyTreeNormalized } from "../../src/fsutil.js";
+import { copyTreeNormalized, makeScratchDir, removeDir } from "../../src/fsutil.js";
+import { extractTarball, tarballBaseName, tarballKind } from "./tarball.js";
 
 export const priority = 90;
 
@@ -41,6 +43,8 @@ export const baker: Baker = {
 
   async detect(source: AppSource): Promise<Detection | undefined> {
     if (source.file) {
+      // A tarball carries no hint of what to run: cmd comes from kiln.yml or --cmd.
+      if (await tarballKind(source.file)) return { name: sanitize(tarballBaseName(source.file)) };
       if (!(await elfHeader(source.file))) return undefined;
       const base = path.basename(source.file);
       return { name: sanitize(base), cmd: [`./${base}`] };
@@ -56,7 +60,16 @@ export const baker: Baker = {
     return { key: "native", files: [], packages: [], path: ["/app"] };
   },
 
-  async stageApp(spec, _ctx, dest) {
+  async stageApp(spec, ctx, dest) {
+    if (spec.appFile && (await tarballKind(spec.appFile))) {
+      const scratch = await makeScratchDir(ctx.scratch, "untar");
+      try {
+        await copyTreeNormalized(await extractTarball(spec.appFile, scratch), dest);
+      } finally {
+        await removeDir(scratch);
+      }
+      return;
+    }
     if (spec.appFile) {
       const target = path.join(dest, path.basename(spec.appFile));
       await copyFile(spec.appFile, target);

@@ -4,13 +4,13 @@
  * app's files plus a production install of its dependencies, built against the target Node's
  * headers so native addons match the runtime.
  */
-import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { cp, lstat, mkdir, readdir, readFile, realpath, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { pinned } from "../../src/bake/context.js";
 import { InputError } from "../../src/errors.js";
 import { run } from "../../src/exec.js";
-import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
+import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
 import { splitCommand } from "../../src/spec/argv.js";
 
@@ -45,7 +45,15 @@ async function detectCommand(dir: string, pkg: PackageJson): Promise<{ cmd?: str
   if (start) {
     const split = splitCommand(start);
     if ("problem" in split) return { problem: `scripts.start: '${start}' ${split.problem}; set cmd: in kiln.yml` };
-    if (split.argv[0] === "node") return { cmd: split.argv };
+    if (split.argv[0] === "node") {
+      // An app with a build step (TypeScript → dist/) must be built before it is baked: kiln
+      // bakes files as they are. Without scripts.build a missing file is left to the cmd checks.
+      const script = split.argv.slice(1).find((a) => !a.startsWith("-"));
+      if (pkg.scripts?.build && script && /\.[cm]?js$/.test(script) && !(await exists(path.join(dir, script)))) {
+        return { problem: `scripts.start runs ${script}, which does not exist in ${dir}; build the app first (npm run build), then bake: kiln bakes the app's files as they are` };
+      }
+      return { cmd: split.argv };
+    }
     return { problem: `scripts.start: '${start}' runs '${split.argv[0]}', not node; set cmd: in kiln.yml, e.g. [node, node_modules/<pkg>/<bin>.js, …]` };
   }
   for (const candidate of [pkg.main, "server.js", "index.js", "app.js", "main.js"]) {
@@ -106,7 +114,11 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
   const manifest = await readFile(path.join(appDir, "package.json"), "utf8");
   const lockFile = path.join(appDir, "package-lock.json");
   const lock = (await exists(lockFile)) ? await readFile(lockFile, "utf8") : "";
-  const key = sha256(`${manifest}\0${lock}\0${runtime.key}`).slice(0, 32);
+  const locals = localDependencies(appDir, JSON.parse(manifest) as PackageJson);
+  const localHashes = await Promise.all(locals.map(async (rel) => `${rel}:${await hashTree(path.join(appDir, rel), skipInLocal)}`));
+  // .npmrc decides how npm installs (registry, ignore-scripts, …), so it is part of the key too.
+  const npmrc = await readFile(path.join(appDir, ".npmrc"), "utf8").catch(() => "");
+  const key = sha256(`${manifest}\0${lock}\0${runtime.key}\0${localHashes.join("\0")}\0${npmrc}`).slice(0, 32);
   const cached = path.join(ctx.home.cache, "node-modules", key);
   if (await exists(cached)) return cached;
   const work = await makeScratchDir(ctx.scratch, "npm");
@@ -114,13 +126,126 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
     await writeFile(path.join(work, "package.json"), manifest);
     if (lock) await writeFile(path.join(work, "package-lock.json"), lock);
     for (const extra of [".npmrc"]) if (await exists(path.join(appDir, extra))) await cp(path.join(appDir, extra), path.join(work, extra));
+    // file: dependencies (a local addon) travel with package.json, at the same relative path.
+    for (const rel of locals) await copyTreeNormalized(path.join(appDir, rel), path.join(work, rel), skipInLocal);
     const argv = lock ? ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"] : ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"];
     await run(argv, { cwd: work, inheritEnv: true, env: { npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" }, hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why" });
     await mkdir(path.dirname(cached), { recursive: true });
-    if (await exists(path.join(work, "node_modules"))) await publishDir(path.join(work, "node_modules"), cached);
-    else await mkdir(cached, { recursive: true });
+    const modules = path.join(work, "node_modules");
+    if (await exists(modules)) {
+      await materializeLinks(modules);
+      await checkAddonsBuilt(modules);
+      await publishDir(modules, cached);
+    } else await mkdir(cached, { recursive: true });
     return cached;
   } finally {
     await removeDir(work);
   }
+}
+
+function skipInLocal(rel: string): boolean {
+  const top = rel.split("/")[0]!;
+  return top === "node_modules" || top === ".git";
+}
+
+/**
+ * Dependencies given as local paths (file:./addon), relative to the app directory. They must
+ * sit inside it: the app directory is what kiln bakes, and the only thing a rebake can see.
+ */
+function localDependencies(appDir: string, pkg: PackageJson): string[] {
+  const out: string[] = [];
+  for (const [name, spec] of Object.entries(pkg.dependencies ?? {})) {
+    const local = /^file:(.+)$/.exec(spec)?.[1] ?? (/^\.{1,2}\//.test(spec) ? spec : undefined);
+    if (local === undefined) continue;
+    const rel = path.relative(appDir, path.resolve(appDir, local));
+    if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
+      throw new InputError(`dependencies.${name}: '${spec}' is outside the app directory ${appDir}`, { hint: "move the package into the app directory (e.g. file:./packages/" + name + "), or publish it to your npm registry" });
+    }
+    out.push(rel.split(path.sep).join("/"));
+  }
+  return [...new Set(out)].sort();
+}
+
+/**
+ * npm links file: directory dependencies (node_modules/x -> ../x) instead of copying them, and
+ * builds addons inside the link target. The image has only node_modules, so links that leave
+ * node_modules become real copies of what they point to (with the built addon).
+ */
+async function materializeLinks(modules: string): Promise<void> {
+  const root = await realpath(modules);
+  const entries: string[] = [];
+  for (const name of await readdir(modules)) {
+    if (name.startsWith("@")) for (const inner of await readdir(path.join(modules, name)).catch(() => [] as string[])) entries.push(`${name}/${inner}`);
+    else entries.push(name);
+  }
+  for (const rel of entries.sort()) {
+    const link = path.join(modules, rel);
+    if (!(await lstat(link)).isSymbolicLink()) continue;
+    const target = await realpath(link).catch(() => undefined);
+    if (target === undefined || target.startsWith(root + path.sep)) continue;
+    const copy = `${link}.kiln-copy`;
+    await copyTreeNormalized(target, copy, (r) => r.split("/")[0] === ".git");
+    await removeDir(link);
+    await rename(copy, link);
+  }
+}
+
+/**
+ * A dependency with a binding.gyp whose install script did not run (npm only runs dependency
+ * install scripts that package.json's allowScripts approves) has no compiled .node file: the
+ * app would fail at require() inside the VM, so the bake fails here and names the fix.
+ */
+async function checkAddonsBuilt(modules: string): Promise<void> {
+  // Also trims each addon's build/ directory to its .node files (see pruneBuildDir).
+  const unbuilt: string[] = [];
+  async function visit(dir: string, depth: number): Promise<void> {
+    if (depth > 8) return;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    if (names.includes("package.json") && names.includes("binding.gyp")) {
+      const pkg = JSON.parse(await readFile(path.join(dir, "package.json"), "utf8")) as PackageJson & { scripts?: Record<string, string> };
+      const scripts = [pkg.scripts?.preinstall, pkg.scripts?.install, pkg.scripts?.postinstall].filter(Boolean).join(" ");
+      // No install script + binding.gyp means npm's implicit "node-gyp rebuild".
+      await pruneBuildDir(path.join(dir, "build"));
+      if ((scripts === "" || scripts.includes("node-gyp")) && !(await containsAddon(dir))) unbuilt.push(pkg.name ?? path.basename(dir));
+    }
+    // Packages are the directories of a node_modules directory or of a @scope inside one.
+    const holdsPackages = path.basename(dir) === "node_modules" || (path.basename(dir).startsWith("@") && path.basename(path.dirname(dir)) === "node_modules");
+    for (const name of names.sort()) {
+      const child = path.join(dir, name);
+      if ((holdsPackages || name === "node_modules") && (await lstat(child)).isDirectory()) await visit(child, depth + 1);
+    }
+  }
+  await visit(modules, 0);
+  if (unbuilt.length > 0) {
+    throw new InputError(`native addon${unbuilt.length === 1 ? "" : "s"} ${unbuilt.join(", ")} did not compile during npm install (its install script did not run)`, {
+      hint: `npm runs a dependency's install script only when package.json approves it and ignore-scripts is off: run npm install-scripts approve ${unbuilt.join(" ")} in the app directory (it adds "allowScripts"), check .npmrc for ignore-scripts=true, then bake again`,
+    });
+  }
+}
+
+/**
+ * node-gyp leaves object files, makefiles, a config.gypi naming the build host's paths and a
+ * link to the host's python in build/; the app loads only the .node files.
+ */
+async function pruneBuildDir(dir: string): Promise<void> {
+  if (!(await exists(dir))) return;
+  for (const name of await readdir(dir)) {
+    const child = path.join(dir, name);
+    const info = await lstat(child);
+    if (info.isDirectory() && (name === "obj.target" || name === ".deps")) await removeDir(child);
+    else if (info.isDirectory()) {
+      await pruneBuildDir(child);
+      if ((await readdir(child)).length === 0) await removeDir(child);
+    } else if (!(info.isFile() && name.endsWith(".node"))) await removeDir(child);
+  }
+}
+
+async function containsAddon(dir: string): Promise<boolean> {
+  for (const name of await readdir(dir)) {
+    const child = path.join(dir, name);
+    const info = await lstat(child);
+    if (info.isFile() && name.endsWith(".node")) return true;
+    if (info.isDirectory() && name !== "node_modules" && (await containsAddon(child))) return true;
+  }
+  return false;
 }

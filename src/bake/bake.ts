@@ -4,6 +4,7 @@
  * enters the store only when complete.
  */
 import { mkdir } from "node:fs/promises";
+import { InputError } from "../errors.js";
 import path from "node:path";
 import { requireTools } from "../exec.js";
 import { makeScratchDir, removeDir } from "../fsutil.js";
@@ -11,14 +12,17 @@ import type { KilnHome } from "../home.js";
 import { assembleDisk, diskSignatureFor } from "../image/disk.js";
 import type { ImageManifest } from "../image/manifest.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
-import { buildLock, readLock, writeLock } from "../packages/lock.js";
+import { writeFileAtomic } from "../fsutil.js";
+import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
+import { describeChange, diffPackages } from "../packages/outdated.js";
+import { imageSbom } from "../packages/sbom.js";
 import { formatBytes, type Progress } from "../progress.js";
 import { loadSpec } from "../spec/load.js";
-import type { SpecOverrides } from "../spec/types.js";
-import { buildAppLayer, stageApp } from "./app.js";
+import type { Spec, SpecOverrides } from "../spec/types.js";
+import { buildAppLayer, stageApp, type AppLayer, type StagedApp } from "./app.js";
 import { loadBakers } from "./bakers.js";
 import { buildBootPartition } from "./boot.js";
-import { createBakeContext } from "./context.js";
+import { createBakeContext, type BakeContext } from "./context.js";
 import { buildInitramfs } from "./initramfs.js";
 import { prepareKernel } from "./kernel.js";
 import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
@@ -32,7 +36,23 @@ export interface BakeResult {
   readonly seconds: number;
 }
 
-export async function bake(target: string, overrides: SpecOverrides, home: KilnHome, progress: Progress): Promise<BakeResult> {
+/** An app layer that is not staged from the app directory: a rebake reuses the stored image's bytes. */
+export interface AppLayerSource {
+  stage(spec: Spec, ctx: BakeContext): Promise<StagedApp>;
+  layer(ctx: BakeContext): Promise<AppLayer>;
+}
+
+export interface BakeOptions {
+  /** Fail unless kiln.lock pins exactly the packages this bake uses (and write nothing). */
+  readonly frozen?: boolean;
+  /** Resolve every base package afresh (apt candidates, newest Node.js in range): rebake. */
+  readonly ignoreLock?: boolean;
+  readonly app?: AppLayerSource;
+  /** Last touch to the manifest before the image is stored (rebake records what changed). */
+  readonly finishManifest?: (manifest: ImageManifest) => ImageManifest;
+}
+
+export async function bake(target: string, overrides: SpecOverrides, home: KilnHome, progress: Progress, options: BakeOptions = {}): Promise<BakeResult> {
   const started = performance.now();
   const bakers = await loadBakers();
   const spec = await loadSpec(target, overrides, bakers);
@@ -43,12 +63,14 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   await mkdir(home.tmp, { recursive: true });
   const scratch = await makeScratchDir(home.tmp, "bake");
   try {
-    const ctx = createBakeContext(home, scratch, await readLock(spec.appDir), progress);
+    const lock = options.ignoreLock ? undefined : await readLock(spec.appDir);
+    if (options.frozen && !lock) throw new InputError(`--frozen: ${spec.appDir} has no kiln.lock`, { hint: "bake once without --frozen to write kiln.lock, commit it, then bake with --frozen" });
+    const ctx = createBakeContext(home, scratch, lock, progress, { frozen: Boolean(options.frozen) });
     const signature = diskSignatureFor(spec.name);
     const signatureHex = signature.toString(16).padStart(8, "0");
 
     const runtime = await progress.step(`Runtime (${spec.baker})`, () => baker.prepareRuntime(spec, ctx), (r) => r.packages.map((p) => `${p.name} ${p.version}`).join(", "));
-    const staged = await progress.step("App files", () => stageApp(spec, baker, runtime, ctx));
+    const staged = await progress.step(options.app ? "App files (reused)" : "App files", () => (options.app ? options.app.stage(spec, ctx) : stageApp(spec, baker, runtime, ctx)));
     const libs = await progress.step("Shared libraries", async () => {
       const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app"))];
       for (const file of runtime.files) {
@@ -71,7 +93,7 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
     const init = await progress.step("Initramfs", () => buildInitramfs(kernel, ctx), (i) => `${formatBytes(i.bytes)}${i.cached ? " (cached)" : ""}`);
     const boot = await progress.step("Boot partition (BIOS + UEFI)", () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx), (b) => (b.cached ? "(cached)" : ""));
     const system = await progress.step("System layer", () => buildSystemLayer(runtime, libs, ctx), (s) => `${formatBytes(s.bytes)}${s.cached ? " (cached)" : ""}`);
-    const app = await progress.step("App layer", () => buildAppLayer(staged, ctx), (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`);
+    const app = await progress.step("App layer", () => (options.app ? options.app.layer(ctx) : buildAppLayer(staged, ctx)), (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`);
 
     const imageDir = await makeScratchDir(home.tmp, "image");
     try {
@@ -82,9 +104,13 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
       const { stat } = await import("node:fs/promises");
       const allocated = (await stat(path.join(imageDir, "disk.raw"))).blocks * 512;
       const kernelBytes = (await stat(kernel.vmlinuz)).size;
-      const manifest: ImageManifest = {
+      const newLock = buildLock(ctx.used);
+      if (options.frozen) checkFrozen(lock!, newLock);
+      const bakedAt = new Date().toISOString();
+      const sbom = await progress.step("SBOM", () => imageSbom({ name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages }, staged.appDir), (b) => `${b.components.length} components`);
+      const baseManifest: ImageManifest = {
         manifestVersion: 1, name: spec.name, version: spec.version, digest: disk.digest, baker: spec.baker,
-        bakedAt: new Date().toISOString(), cmd: staged.argv, port: spec.port, env: staged.env,
+        bakedAt, cmd: staged.argv, port: spec.port, env: staged.env,
         healthcheck: spec.healthcheck, resources: spec.resources,
         kernel: { package: kernel.package.name, version: kernel.package.version, release: kernel.release, cmdline: boot.cmdline },
         diskSignature: signatureHex, layout: disk.layout, diskDescriptor: disk.descriptor,
@@ -96,11 +122,15 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
           { name: "app", sha256: app.sha256, bytes: app.bytes, cached: app.cached },
         ],
         sizes: { kernel: kernelBytes, init: init.bytes, libs: system.libBytes, runtime: system.runtimeBytes, app: app.appBytes, rawDisk: disk.layout.totalBytes, allocated },
-        packages: buildLock(ctx.used).packages,
+        packages: newLock.packages,
         files: system.files,
+        lock: newLock, sbom,
+        baseInputs: { kernelPackage: spec.kernel.package, ...(spec.baker === "node" && spec.node.version ? { nodeRange: spec.node.version } : {}) },
       };
+      const manifest = options.finishManifest ? options.finishManifest(baseManifest) : baseManifest;
       const image = await new ImageStore(home).commit(imageDir, manifest);
-      const lockChanged = await writeLock(spec.appDir, buildLock(ctx.used));
+      await writeFileAtomic(path.join(image.dir, "sbom.json"), `${JSON.stringify(sbom, null, 2)}\n`);
+      const lockChanged = options.frozen ? false : await writeLock(spec.appDir, newLock);
       return { image, lockChanged, seconds: (performance.now() - started) / 1000 };
     } finally {
       await removeDir(imageDir);
@@ -108,4 +138,13 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   } finally {
     await removeDir(scratch);
   }
+}
+
+/** --frozen: the lock must list exactly what this bake used, nothing more or less. */
+function checkFrozen(lock: Lock, used: Lock): void {
+  const changes = diffPackages(lock.packages, used.packages);
+  if (changes.length === 0) return;
+  throw new InputError(`--frozen: kiln.lock does not match what this bake uses:\n${changes.map((c) => `  - ${describeChange(c)}`).join("\n")}`, {
+    hint: "bake without --frozen (or kiln rebake) to update kiln.lock, review and commit it, then bake with --frozen",
+  });
 }

@@ -1,5 +1,6 @@
 /** Everything a bake stage needs besides the Spec: caches, package sources, scratch space. */
 import path from "node:path";
+import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { installRoot } from "../home.js";
 import { AptSource, type DebianPackage } from "../packages/apt.js";
@@ -22,9 +23,11 @@ export interface BakeContext {
   readonly kernelConfigs: string;
   /** Cache directory for built layers. */
   readonly layers: string;
+  /** --frozen: every package must come from the lock; resolving a new one is an error. */
+  readonly frozen?: boolean;
 }
 
-export function createBakeContext(home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress): BakeContext {
+export function createBakeContext(home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress, options: { frozen?: boolean } = {}): BakeContext {
   const root = installRoot();
   return {
     home,
@@ -37,6 +40,7 @@ export function createBakeContext(home: KilnHome, scratch: string, previousLock:
     templates: path.join(root, "templates"),
     kernelConfigs: path.join(root, "kernel-configs"),
     layers: path.join(home.cache, "layers"),
+    frozen: options.frozen ?? false,
   };
 }
 
@@ -52,5 +56,12 @@ export function pinned(ctx: BakeContext, name: string): string | undefined {
 export async function resolveDebian(ctx: BakeContext, name: string): Promise<DebianPackage> {
   const entry = ctx.previousLock?.packages.find((p) => p.name === name && p.source.startsWith("debian"));
   if (entry) return { name: entry.name, version: entry.version, sha256: entry.sha256, source: entry.source, depends: "" };
+  if (ctx.frozen) throw frozenMiss(name);
   return ctx.apt.resolve(name);
+}
+
+export function frozenMiss(name: string): InputError {
+  return new InputError(`--frozen: kiln.lock has no entry for ${name}, so this bake would fetch a package the lock does not pin`, {
+    hint: "bake once without --frozen (or run kiln rebake) to update kiln.lock, commit it, then bake with --frozen",
+  });
 }

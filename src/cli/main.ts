@@ -8,6 +8,7 @@ import { registerRunCommands } from "./run-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { registerAwsCommands } from "./aws-commands.js";
 import { registerDeployCommands } from "./deploy-commands.js";
+import { registerMaintenanceCommands } from "./maintenance-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("kiln")
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerExportCommands(program, () => kilnHome());
   registerAwsCommands(program, () => kilnHome());
   registerDeployCommands(program, () => kilnHome());
+  registerMaintenanceCommands(program, () => kilnHome());
   return program;
 }
 

@@ -1,4 +1,6 @@
-import type { LockEntry } from "../packages/lock.js";
+import type { Lock, LockEntry } from "../packages/lock.js";
+import type { PackageChange } from "../packages/outdated.js";
+import type { CycloneDxBom } from "../packages/sbom.js";
 import type { DiskLayout } from "./layout.js";
 
 export interface LayerRecord {
@@ -31,4 +33,19 @@ export interface ImageManifest {
   readonly sizes: { readonly kernel: number; readonly init: number; readonly libs: number; readonly runtime: number; readonly app: number; readonly rawDisk: number; readonly allocated: number };
   readonly packages: readonly LockEntry[];
   readonly files: readonly { path: string; bytes: number; kind: string }[];
+  /** kiln.lock as this bake wrote it (absent in images baked before locks were embedded). */
+  readonly lock?: Lock;
+  /** CycloneDX 1.5 SBOM: base packages and the app's dependencies (also images/<digest>/sbom.json). */
+  readonly sbom?: CycloneDxBom;
+  /** What outdated and rebake resolve against: the kernel metapackage and the runtime's version range. */
+  readonly baseInputs?: { readonly kernelPackage: string; readonly nodeRange?: string };
+  /** Set on a rebake: the image whose app layer was reused, and the base packages that changed. */
+  readonly rebake?: RebakeRecord;
+}
+
+export interface RebakeRecord {
+  readonly from: { readonly ref: string; readonly digest: string };
+  /** sha256 of the app partition's content: the same bytes as in `from`. */
+  readonly appLayerSha256: string;
+  readonly changes: readonly PackageChange[];
 }

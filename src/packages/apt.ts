@@ -2,6 +2,10 @@
  * Debian packages through the host's configured apt sources: resolve a version (pinned by
  * the lock, else apt's candidate), download the .deb into kiln's cache, check its sha256
  * against the archive's index, and unpack it once per sha256.
+ *
+ * KILN_APT_CONFIG=DIR gives kiln a private apt configuration instead of the host's /etc/apt
+ * and /var/lib/apt: DIR/sources.list, DIR/sources.list.d/, DIR/preferences.d/, DIR/lists/ and
+ * DIR/cache/. Tests point it at a loopback repository; a mirror or a staging archive works too.
  */
 import { mkdir, readdir, rename } from "node:fs/promises";
 import path from "node:path";
@@ -54,14 +58,63 @@ export function parseMadisonSource(text: string, version: string): string {
   return "debian";
 }
 
+export const APT_CONFIG_ENV = "KILN_APT_CONFIG";
+
+/** The `-o` options that make apt-get/apt-cache use a private configuration directory. */
+export function aptConfigOptions(dir: string | undefined): string[] {
+  if (!dir) return [];
+  const at = (rel: string) => path.join(path.resolve(dir), rel);
+  return [
+    "-o", `Dir::Etc::SourceList=${at("sources.list")}`,
+    "-o", `Dir::Etc::SourceParts=${at("sources.list.d")}`,
+    "-o", `Dir::Etc::Preferences=${at("preferences")}`,
+    "-o", `Dir::Etc::PreferencesParts=${at("preferences.d")}`,
+    "-o", `Dir::State::Lists=${at("lists")}`,
+    "-o", `Dir::Cache=${at("cache")}`,
+  ];
+}
+
 export class AptSource {
-  constructor(private readonly cacheDir: string) {}
+  /** Private apt configuration directory (KILN_APT_CONFIG), or undefined for the host's. */
+  readonly configDir: string | undefined;
+
+  constructor(private readonly cacheDir: string, options: { configDir?: string } = {}) {
+    this.configDir = options.configDir ?? (process.env[APT_CONFIG_ENV] || undefined);
+  }
+
+  /** apt-cache with kiln's apt configuration. */
+  aptCache(args: readonly string[]): Promise<{ stdout: string }> {
+    return run(["apt-cache", ...aptConfigOptions(this.configDir), ...args]);
+  }
+
+  /** As root apt would try to drop to the _apt user, who cannot write into kiln's cache. */
+  private sandbox(): string[] {
+    return process.getuid?.() === 0 ? ["-o", "APT::Sandbox::User=root"] : [];
+  }
+
+  /**
+   * Refreshes the package indexes (apt-get update). The host's indexes need root; with a
+   * private configuration kiln owns the lists directory and can always refresh it.
+   */
+  async update(): Promise<{ refreshed: boolean; reason?: string }> {
+    if (!this.configDir && process.getuid?.() !== 0) {
+      return { refreshed: false, reason: "the host's apt indexes can only be refreshed by root (sudo apt-get update), or set KILN_APT_CONFIG to a private apt configuration" };
+    }
+    if (this.configDir) for (const dir of ["lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"]) await mkdir(path.join(this.configDir, dir), { recursive: true });
+    await run(["apt-get", "update", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox()], { hint: "apt could not refresh its package indexes; check the apt sources (and the network to them)" });
+    return { refreshed: true };
+  }
+
+  /** `apt-cache policy NAME` output (candidate and the version table with suites). */
+  async policy(name: string): Promise<string> {
+    return (await this.aptCache(["policy", name])).stdout;
+  }
 
   /** Resolves a package to one exact version: the pinned one if given, else apt's candidate. */
   async resolve(name: string, pinned?: string): Promise<DebianPackage> {
     let out: string;
     try {
-      out = (await run(["apt-cache", "show", pinned ? `${name}=${pinned}` : name])).stdout;
+      out = (await this.aptCache(["show", pinned ? `${name}=${pinned}` : name])).stdout;
     } catch (error) {
       if (error instanceof CommandFailedError) {
         throw new InputError(pinned ? `Debian package ${name} ${pinned} (pinned in kiln.lock) is not in the configured apt sources` : `Debian package ${name} is not in the configured apt sources`, {
@@ -74,12 +127,12 @@ export class AptSource {
     const stanzas = parseStanzas(out).filter((s) => s.Package === name);
     const chosen = pinned ? stanzas.find((s) => s.Version === pinned) : await this.candidate(name, stanzas);
     if (!chosen?.Version || !chosen.SHA256) throw new KilnError(`apt-cache show ${name} gave no version with a SHA256`);
-    const madison = (await run(["apt-cache", "madison", name])).stdout;
+    const madison = (await this.aptCache(["madison", name])).stdout;
     return { name, version: chosen.Version, sha256: chosen.SHA256, depends: chosen.Depends ?? "", source: parseMadisonSource(madison, chosen.Version) };
   }
 
   private async candidate(name: string, stanzas: Record<string, string>[]): Promise<Record<string, string> | undefined> {
-    const policy = (await run(["apt-cache", "policy", name])).stdout;
+    const policy = await this.policy(name);
     const candidate = /Candidate:\s*(\S+)/.exec(policy)?.[1];
     return stanzas.find((s) => s.Version === candidate) ?? stanzas[0];
   }
@@ -92,9 +145,7 @@ export class AptSource {
     await mkdir(dir, { recursive: true });
     const scratch = await makeScratchDir(dir, "download");
     try {
-      // As root apt would try to drop to the _apt user, who cannot write into kiln's cache.
-      const sandbox = process.getuid?.() === 0 ? ["-o", "APT::Sandbox::User=root"] : [];
-      await run(["apt-get", "download", "-q", ...sandbox, `${pkg.name}=${pkg.version}`], { cwd: scratch });
+      await run(["apt-get", "download", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox(), `${pkg.name}=${pkg.version}`], { cwd: scratch });
       const [fetched] = (await readdir(scratch)).filter((f) => f.endsWith(".deb"));
       if (!fetched) throw new KilnError(`apt-get download ${pkg.name}=${pkg.version} produced no .deb`);
       const actual = await sha256File(path.join(scratch, fetched));

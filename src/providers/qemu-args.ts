@@ -20,9 +20,9 @@ export interface GuestForward {
 
 /** The EC2 instance metadata address; QEMU only forwards it inside a user network that contains it. */
 export const IMDS_ADDRESS = "169.254.169.254";
-/** User network for VMs with a local metadata service, and the host as the guest sees it there. */
+/** User network for VMs with a local metadata service, and the host as the guest sees it there (QEMU: network + 0.0.2.2). */
 export const IMDS_USER_NETWORK = "169.254.0.0/16";
-export const IMDS_NETWORK_HOST = "169.254.0.2";
+export const IMDS_NETWORK_HOST = "169.254.2.2";
 
 export interface QemuVmConfig {
   readonly disk: string;

@@ -38,7 +38,7 @@ export interface StartVmOptions {
   readonly seedDrive?: boolean;
   /**
    * An EC2-style instance metadata service listening on 127.0.0.1:hostPort, reachable from the
-   * guest at 169.254.169.254:80 (the VM's user network becomes 169.254.0.0/16; host: 169.254.0.2).
+   * guest at 169.254.169.254:80 (the VM's user network becomes 169.254.0.0/16; host: 169.254.2.2).
    */
   readonly imds?: { readonly hostPort: number };
 }

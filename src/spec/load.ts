@@ -55,7 +55,7 @@ async function detectBaker(bakers: readonly Baker[], source: AppSource, wanted: 
     const detection = await baker.detect(source);
     if (detection) return { baker, detection };
   }
-  return { problem: `${source.file ?? source.dir} holds no app kiln recognises: no package.json (Node.js) and no ELF executable (native); add one, or a kiln.yml with baker: and cmd:` };
+  return { problem: `${source.file ?? source.dir} holds no app kiln recognises: no package.json (Node.js), no .jar (Java), no app.py/main.py/requirements.txt (Python) and no ELF executable or tarball (native); add one, or a kiln.yml with baker: and cmd:` };
 }
 
 export async function loadSpec(target: string, overrides: SpecOverrides, bakers: readonly Baker[]): Promise<Spec> {

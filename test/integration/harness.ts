@@ -31,11 +31,13 @@ export async function bakeExample(name: string, home: KilnHome, overrides = {}) 
   return bake(path.join(repo, "examples", name), overrides, home, quiet);
 }
 
-export async function boot(ref: string, home: KilnHome, options: { firmware?: "bios" | "uefi"; env?: string[]; guestPort?: number } = {}): Promise<RunOutcome & { port: number }> {
+/** `healthTimeoutSeconds` (default 180) gives slow starters (a JVM under TCG) more time; `kilnEnv` is `kiln run --kiln-env`. */
+export async function boot(ref: string, home: KilnHome, options: { firmware?: "bios" | "uefi"; env?: string[]; guestPort?: number; healthTimeoutSeconds?: number; kilnEnv?: string } = {}): Promise<RunOutcome & { port: number }> {
   const port = await findFreePort();
   const outcome = await runImage({
     ref, ports: [`${port}:${options.guestPort ?? 8080}`], env: options.env ?? [], firmware: options.firmware ?? "bios",
-    console: false, detach: false, healthTimeoutSeconds: 180,
+    console: false, detach: false, healthTimeoutSeconds: options.healthTimeoutSeconds ?? 180,
+    ...(options.kilnEnv !== undefined ? { kilnEnv: options.kilnEnv } : {}),
   }, home);
   return { ...outcome, port };
 }

@@ -1,0 +1,140 @@
+/**
+ * java: an executable jar (a plain Main-Class jar or a Spring Boot fat jar), given as the file
+ * itself or as a directory holding one jar. Runtime: a JRE made with jlink from Debian's
+ * OpenJDK 17 (pinned in kiln.lock) holding only the modules jdeps finds in the app's jars,
+ * so it is tens of MB instead of Debian's ~180 MB JRE. Start command: java -jar <jar>.
+ */
+import { chmod, copyFile, readFile, readdir, open } from "node:fs/promises";
+import path from "node:path";
+import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
+import { InputError } from "../../src/errors.js";
+import { copyTreeNormalized } from "../../src/fsutil.js";
+import { lockEntryOf } from "../../src/packages/apt.js";
+import { formatBytes } from "../../src/progress.js";
+import { inspectJar, isZip, nameAndVersionOf, ZipFormatError, type JarInfo } from "./jar.js";
+import { checkClassVersion, linkJre, modulesFor, prepareJdk, treeBytes } from "./jdk.js";
+
+export const priority = 30;
+
+export const JRE_DEST = "/usr/lib/jvm/kiln-jre";
+/** A VM runs one app: let the heap use most of its memory, and let the init restart the app on OOM. */
+export const JVM_OPTIONS: readonly string[] = ["-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError"];
+const DEFAULT_PORT = 8080;
+const SKIP = new Set([".git", "kiln.yml", "kiln.lock", ".kiln"]);
+
+async function looksLikeZip(file: string): Promise<boolean> {
+  const fh = await open(file, "r");
+  try {
+    const head = Buffer.alloc(4);
+    await fh.read(head, 0, 4, 0);
+    return isZip(head);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readJar(file: string): Promise<JarInfo | { problem: string }> {
+  try {
+    return inspectJar(await readFile(file));
+  } catch (error) {
+    if (error instanceof ZipFormatError || error instanceof RangeError) return { problem: `${path.basename(file)} is not a readable jar: ${error.message}` };
+    throw error;
+  }
+}
+
+/** The cmd for one jar, or the problem that keeps `java -jar` from starting it. */
+function commandFor(jarName: string, info: JarInfo): { cmd?: string[]; problem?: string } {
+  if (info.mainClass) return { cmd: ["java", ...JVM_OPTIONS, "-jar", jarName] };
+  return {
+    problem: `cmd: ${jarName} has no Main-Class in META-INF/MANIFEST.MF, so java -jar cannot start it; ` +
+      "build it as an executable jar (jar --create --main-class com.example.Main …; Maven: maven-jar-plugin <archive><manifest><mainClass>; " +
+      `Gradle: jar { manifest { attributes("Main-Class": "com.example.Main") } }) or set cmd: [java, -cp, ${jarName}, com.example.Main] in kiln.yml`,
+  };
+}
+
+async function topLevelJars(dir: string): Promise<string[]> {
+  return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && e.name.toLowerCase().endsWith(".jar")).map((e) => e.name).sort();
+}
+
+/** Every jar the app carries (the one it runs and any it puts on its class path), for jdeps. */
+async function appJars(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(rel: string): Promise<void> {
+    for (const entry of (await readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+      if (SKIP.has(childRel.split("/")[0]!)) continue;
+      if (entry.isDirectory()) await walk(childRel);
+      else if (entry.isFile() && entry.name.toLowerCase().endsWith(".jar")) out.push(path.join(dir, childRel));
+    }
+  }
+  await walk("");
+  return out;
+}
+
+export const baker: Baker = {
+  name: "java",
+
+  async detect(source: AppSource): Promise<Detection | undefined> {
+    if (source.file) {
+      if (!source.file.toLowerCase().endsWith(".jar") && !(await looksLikeZip(source.file))) return undefined;
+      const jarName = path.basename(source.file);
+      const info = await readJar(source.file);
+      const { name, version } = nameAndVersionOf(jarName);
+      const base = { name: sanitize(name), ...(version ? { version } : {}), port: DEFAULT_PORT };
+      if ("problem" in info) return { ...base, problems: [info.problem] };
+      const { cmd, problem } = commandFor(jarName, info);
+      return { ...base, ...(info.manifest["Implementation-Version"] ? { version: info.manifest["Implementation-Version"] } : {}), ...(cmd ? { cmd } : {}), ...(problem ? { problems: [problem] } : {}) };
+    }
+    const jars = await topLevelJars(source.dir);
+    if (jars.length === 0) return undefined;
+    const base = { name: sanitize(path.basename(source.dir)), port: DEFAULT_PORT };
+    if (jars.length > 1) {
+      return { ...base, problems: [`cmd: ${source.dir} holds ${jars.length} jars (${jars.join(", ")}); point kiln at the one to run (kiln bake ${path.basename(source.dir)}/${jars[0]}) or set cmd: [java, -jar, ${jars[0]}] in kiln.yml`] };
+    }
+    const info = await readJar(path.join(source.dir, jars[0]!));
+    if ("problem" in info) return { ...base, problems: [info.problem] };
+    const version = info.manifest["Implementation-Version"] ?? nameAndVersionOf(jars[0]!).version;
+    const { cmd, problem } = commandFor(jars[0]!, info);
+    return { ...base, ...(version ? { version } : {}), ...(cmd ? { cmd } : {}), ...(problem ? { problems: [problem] } : {}) };
+  },
+
+  async prepareRuntime(spec, ctx) {
+    const jars = spec.appFile ? [spec.appFile] : await appJars(spec.appDir);
+    if (jars.length === 0) throw new InputError(`${spec.appDir} holds no .jar for the java baker`, { hint: "build the jar first (mvn package, gradle bootJar, jar --create …) and bake it: kiln bake target/app.jar" });
+    for (const jar of jars) {
+      const info = await readJar(jar);
+      if ("problem" in info) throw new InputError(info.problem, { hint: "rebuild the jar; kiln reads its manifest and classes" });
+      checkClassVersion(jar, info.classMajor);
+    }
+    const jdk = await prepareJdk(ctx);
+    const modules = await modulesFor(jars, jdk, ctx);
+    const jre = await linkJre(modules, jdk, ctx);
+    if (!jre.cached) {
+      const full = await treeBytes(path.join(await ctx.apt.unpack(jdk.packages.find((p) => p.name.includes("jre"))!), "usr/lib/jvm/java-17-openjdk-amd64"));
+      ctx.progress.info(`  jlink: ${modules.join(",")} -> ${formatBytes(await treeBytes(jre.dir))} JRE (Debian's full JRE: ${formatBytes(full)})`);
+    }
+    const packages = jdk.packages.map((p) => lockEntryOf(p, "runtime"));
+    ctx.used.push(...packages);
+    return {
+      key: `java:${jdk.key}:${jre.key}`,
+      files: [],
+      trees: [{ dest: JRE_DEST, source: jre.dir, libraryPath: [`${JRE_DEST}/lib/server`] }],
+      packages,
+      path: [`${JRE_DEST}/bin`],
+    };
+  },
+
+  async stageApp(spec, _ctx, dest) {
+    if (spec.appFile) {
+      const target = path.join(dest, path.basename(spec.appFile));
+      await copyFile(spec.appFile, target);
+      await chmod(target, 0o644);
+      return;
+    }
+    await copyTreeNormalized(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
+  },
+};
+
+function sanitize(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "") || "app";
+}

@@ -1,0 +1,160 @@
+/**
+ * python: a directory with requirements.txt and/or an entry file (app.py, main.py, server.py,
+ * __main__.py), or a single .py file. Runtime: Debian's CPython 3.11 with a trimmed, precompiled
+ * standard library. App: its files plus its requirements, installed at bake time by the build
+ * host's pip from the configured index as wheels only (pure Python or manylinux for the image's
+ * glibc), so nothing compiles and nothing needs a compiler in the image.
+ */
+import { chmod, copyFile, mkdir, readFile, readdir } from "node:fs/promises";
+import path from "node:path";
+import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
+import { resolveDebian, type BakeContext } from "../../src/bake/context.js";
+import { CommandFailedError, InputError, KilnError } from "../../src/errors.js";
+import { run } from "../../src/exec.js";
+import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
+import { lockEntryOf } from "../../src/packages/apt.js";
+import { explainPipFailure, glibcOf, parseRequirements, pythonCommand, targetWheelArgs } from "./requirements.js";
+import { compilePython, preparePython, PYTHON_VERSION, SITE_PACKAGES, STDLIB_DEST } from "./runtime.js";
+
+export const priority = 40;
+
+const DEFAULT_PORT = 8080;
+const REQUIREMENTS = "requirements.txt";
+const SKIP_TOP = new Set([".git", "kiln.yml", "kiln.lock", ".kiln", ".venv", "venv", ".tox", ".pytest_cache", ".mypy_cache", ".ruff_cache"]);
+const PIP_ENV = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_PRE"];
+
+function skip(rel: string): boolean {
+  const parts = rel.split("/");
+  return SKIP_TOP.has(parts[0]!) || parts.includes("__pycache__") || rel.endsWith(".pyc");
+}
+
+export const baker: Baker = {
+  name: "python",
+
+  async detect(source: AppSource): Promise<Detection | undefined> {
+    if (source.file) {
+      if (!source.file.endsWith(".py")) return undefined;
+      const base = path.basename(source.file);
+      return { name: sanitize(base.replace(/\.py$/, "")), cmd: ["python3", "-u", base], port: DEFAULT_PORT };
+    }
+    const files = (await readdir(source.dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    const cmd = pythonCommand(files);
+    if (!cmd && !files.includes(REQUIREMENTS)) return undefined;
+    const name = sanitize(path.basename(source.dir));
+    if (cmd) return { name, cmd, port: DEFAULT_PORT };
+    return { name, port: DEFAULT_PORT, problems: [`cmd: ${source.dir} has ${REQUIREMENTS} but no app.py, main.py, server.py or __main__.py; set cmd: in kiln.yml, e.g. [python3, -u, myapp.py] or [python3, -u, -m, mypackage]`] };
+  },
+
+  async prepareRuntime(_spec, ctx) {
+    const py = await preparePython(ctx);
+    const packages = py.packages.map((p) => lockEntryOf(p, "runtime"));
+    ctx.used.push(...packages);
+    return {
+      key: `python:${py.key}`,
+      files: [{ dest: "/usr/bin/python3", source: py.python, mode: 0o755 }],
+      trees: [{ dest: STDLIB_DEST, source: py.stdlib }],
+      packages,
+      path: ["/usr/bin"],
+    };
+  },
+
+  async stageApp(spec, ctx, dest, runtime) {
+    if (spec.appFile) {
+      const target = path.join(dest, path.basename(spec.appFile));
+      await copyFile(spec.appFile, target);
+      await chmod(target, 0o644);
+    } else {
+      await copyTreeNormalized(spec.appDir, dest, skip);
+    }
+    const python = runtime.files.find((f) => f.dest === "/usr/bin/python3");
+    if (!python) throw new KilnError("the python runtime has no /usr/bin/python3");
+    // The app's own modules are compiled on every bake (they are small); requirements once, cached.
+    await compilePython(python.source, dest, "/app", "/\\.kiln/");
+    const requirements = path.join(spec.appDir, REQUIREMENTS);
+    if (await exists(requirements)) {
+      const site = await installRequirements(requirements, { python: python.source, key: runtime.key }, ctx);
+      await copyTreeNormalized(site, path.join(dest, SITE_PACKAGES.slice("/app/".length)));
+    }
+  },
+};
+
+/**
+ * pip install --target, wheels only, for the image's interpreter and glibc (not the build
+ * host's), then byte-compiled by that interpreter, once per (requirements.txt, runtime, index
+ * settings); the result is cached like node_modules.
+ */
+async function installRequirements(file: string, runtime: { python: string; key: string }, ctx: BakeContext): Promise<string> {
+  const text = await readFile(file, "utf8");
+  const parsed = parseRequirements(text, REQUIREMENTS);
+  if (parsed.problems.length > 0) {
+    throw new InputError(`${file} has ${parsed.problems.length} problem${parsed.problems.length === 1 ? "" : "s"}:\n${parsed.problems.map((p) => `  - ${p}`).join("\n")}`, {
+      hint: "kiln installs requirements as wheels (pip --only-binary=:all:), so every line must name a project on your index or a .whl",
+    });
+  }
+  const libc = await resolveDebian(ctx, "libc6");
+  const glibc = glibcOf(libc.version);
+  if (!glibc) throw new KilnError(`cannot tell the glibc version from libc6 ${libc.version}`);
+  const wheelArgs = targetWheelArgs(PYTHON_VERSION, glibc);
+  const settings = PIP_ENV.map((k) => `${k}=${process.env[k] ?? ""}`);
+  const key = sha256([text, runtime.key, ...wheelArgs, ...settings].join("\n")).slice(0, 32);
+  const cached = path.join(ctx.home.cache, "python-packages", key);
+  if (await exists(cached)) return cached;
+  if (parsed.requirements.length === 0) return emptyDir(ctx, cached);
+  const work = await makeScratchDir(ctx.scratch, "pip");
+  try {
+    const site = path.join(work, "site-packages");
+    const argv = ["python3", "-m", "pip", "install", "--target", site, "--no-compile", "--no-warn-script-location", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", ...wheelArgs, "-r", file];
+    try {
+      await run(argv, { cwd: path.dirname(file), inheritEnv: true, env: { PIP_ROOT_USER_ACTION: "ignore" }, timeoutMs: 30 * 60_000 });
+    } catch (error) {
+      if (error instanceof CommandFailedError) throw pipError(file, error, glibc);
+      throw error;
+    }
+    // Console scripts carry the build host's interpreter path and cannot run without a shell
+    // wrapper anyway: apps run `python3 -m tool` instead.
+    await removeDir(path.join(site, "bin"));
+    await compilePython(runtime.python, site, SITE_PACKAGES);
+    await mkdir(path.dirname(cached), { recursive: true });
+    await publishDir(site, cached);
+    return cached;
+  } finally {
+    await removeDir(work);
+  }
+}
+
+async function emptyDir(ctx: BakeContext, dir: string): Promise<string> {
+  const scratch = await makeScratchDir(ctx.scratch, "pip");
+  await mkdir(path.dirname(dir), { recursive: true });
+  await publishDir(scratch, dir);
+  return dir;
+}
+
+function pipError(file: string, error: CommandFailedError, glibc: [number, number]): KilnError {
+  const stderr = error.stderrTail;
+  if (/No module named pip/.test(stderr)) {
+    return new KilnError("the build host's python3 has no pip, which the python baker uses to install requirements", { hint: "install it: apt-get install python3-pip", cause: error });
+  }
+  const failure = explainPipFailure(stderr);
+  const wheels = `kiln installs wheels only: pure Python, or CPython ${PYTHON_VERSION} manylinux x86-64 wheels for glibc ${glibc.join(".")} and older`;
+  switch (failure.kind) {
+    case "unresolvable":
+      return new InputError(`${file}: pip found nothing to install for ${failure.requirement}:\n${indent(failure.detail)}`, {
+        hint: `check the project name and version on your package index (pip index versions ${failure.requirement!.split(/[=<>!~ ;[]/)[0]}) and fix ${REQUIREMENTS}; ${wheels}, so pick a version that publishes one (or build the wheel with pip wheel and add --find-links)`,
+        cause: error,
+      });
+    case "conflict":
+      return new InputError(`${file}: the requirements conflict:\n${indent(failure.detail)}`, { hint: `align the versions pip names above in ${REQUIREMENTS} (pip install -r ${REQUIREMENTS} shows the same conflict)`, cause: error });
+    case "network":
+      return new KilnError(`pip could not reach the package index while installing ${file}:\n${indent(failure.detail)}`, { hint: "check network access and pip's index settings (pip config list, PIP_INDEX_URL)", cause: error });
+    default:
+      return new KilnError(`pip could not install ${file}:\n${indent(failure.detail)}`, { hint: `run the same pip command to see why (kiln --debug bake … prints it); ${wheels}`, cause: error });
+  }
+}
+
+function indent(text: string): string {
+  return text.split("\n").map((l) => `    ${l}`).join("\n");
+}
+
+function sanitize(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "") || "app";
+}

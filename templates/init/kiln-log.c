@@ -1,0 +1,378 @@
+/*
+ * kiln-log: the app's console. Runs in the initramfs next to the init, for the whole boot.
+ *
+ *   kiln-log TTYFILE APPNAME HOSTNAME [udp|tcp ADDRESS PORT]
+ *
+ * It allocates a pseudo-terminal, writes the slave's path (/dev/pts/N) to TTYFILE, and from
+ * then on reads everything written to that terminal: each line goes to the serial console
+ * (its stdout) behind an RFC 3339 UTC timestamp and, when a destination is given, to a remote
+ * syslog server as an RFC 5424 message (UDP: one datagram per line; TCP: RFC 6587 octet
+ * counting). The init points the app's stdout and stderr at the terminal, and writes its own
+ * "kiln-init: " lines there too, so the console keeps their order.
+ *
+ * Why a terminal and not a pipe: the app's output used to go straight to the console, a tty,
+ * where C stdio and Python flush every line; behind a pipe they would buffer whole blocks.
+ *
+ * A line starting with "<N>" (N = 0..7, the sd-daemon convention) sets its syslog severity
+ * (default 6, info) and the prefix is dropped. Lines from the init are sent with APP-NAME
+ * "kiln-init". Remote logging never holds up the console: sends do not block, a lost TCP
+ * connection is retried at most every few seconds, and lines are dropped (and counted) meanwhile.
+ * kiln-log exits once every writer has closed the terminal and it has printed what was left,
+ * which is how the init knows the console is complete before powering off.
+ *
+ * Built without libc (raw x86-64 syscalls), like kiln-exec: a few KB, static, reproducible.
+ */
+#define SYS_read 0
+#define SYS_write 1
+#define SYS_open 2
+#define SYS_close 3
+#define SYS_poll 7
+#define SYS_ioctl 16
+#define SYS_socket 41
+#define SYS_connect 42
+#define SYS_sendto 44
+#define SYS_setsockopt 54
+#define SYS_exit 60
+#define SYS_rename 82
+#define SYS_clock_gettime 228
+
+#define O_WRONLY 01
+#define O_RDWR 02
+#define O_CREAT 0100
+#define O_NOCTTY 0400
+#define O_TRUNC 01000
+#define O_CLOEXEC 02000000
+#define TIOCSPTLCK 0x40045431
+#define TIOCGPTN 0x80045430
+#define AF_INET 2
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_CLOEXEC 02000000
+#define SOL_SOCKET 1
+#define SO_SNDTIMEO 21
+#define MSG_DONTWAIT 0x40
+#define MSG_NOSIGNAL 0x4000
+#define POLLIN 1
+#define EINTR 4
+#define EIO 5
+#define CLOCK_REALTIME 0
+#define CLOCK_MONOTONIC 1
+
+typedef unsigned long size_t;
+
+static long sys3(long n, long a, long b, long c) {
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+  return ret;
+}
+
+static long sys6(long n, long a, long b, long c, long d, long e, long f) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
+  return ret;
+}
+
+/* gcc may emit calls to these for struct copies even when freestanding. */
+void *memset(void *dst, int c, size_t n) {
+  volatile unsigned char *d = dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+void *memcpy(void *dst, const void *src, size_t n) {
+  volatile unsigned char *d = dst;
+  const unsigned char *s = src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+
+static unsigned long length(const char *s) {
+  unsigned long n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static void write_all(long fd, const char *p, long n) {
+  while (n > 0) {
+    long w = sys3(SYS_write, fd, (long)p, n);
+    if (w == -EINTR) continue;
+    if (w <= 0) return;
+    p += w;
+    n -= w;
+  }
+}
+
+static void die(const char *what) {
+  write_all(2, "kiln-log: ", 10);
+  write_all(2, what, (long)length(what));
+  write_all(2, "\n", 1);
+  sys3(SYS_exit, 1, 0, 0);
+  for (;;) {}
+}
+
+/* ---- small string building ------------------------------------------------------------ */
+struct buf {
+  char *p;
+  long n, cap;
+};
+
+static void put(struct buf *b, const char *s, long n) {
+  for (long i = 0; i < n && b->n < b->cap; i++) b->p[b->n++] = s[i];
+}
+static void puts0(struct buf *b, const char *s) { put(b, s, (long)length(s)); }
+static void putnum(struct buf *b, unsigned long v, int width) {
+  char tmp[24];
+  int n = 0;
+  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (n < width) tmp[n++] = '0';
+  while (n) put(b, &tmp[--n], 1);
+}
+
+static long number(const char *s) {
+  long n = 0;
+  if (!*s) return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') return -1;
+    n = n * 10 + (*s - '0');
+  }
+  return n;
+}
+
+/* ---- time ----------------------------------------------------------------------------- */
+struct timespec { long sec, nsec; };
+
+static long monotonic_ms(void) {
+  struct timespec t;
+  sys3(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&t, 0);
+  return t.sec * 1000 + t.nsec / 1000000;
+}
+
+/* RFC 3339 UTC with milliseconds: 2025-01-31T23:59:59.123Z (days -> date: Howard Hinnant's algorithm). */
+static void put_timestamp(struct buf *b) {
+  struct timespec t;
+  sys3(SYS_clock_gettime, CLOCK_REALTIME, (long)&t, 0);
+  long days = t.sec / 86400, secs = t.sec % 86400;
+  long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+  long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9, year = yoe + era * 400 + (month <= 2);
+  putnum(b, (unsigned long)year, 4); put(b, "-", 1);
+  putnum(b, (unsigned long)month, 2); put(b, "-", 1);
+  putnum(b, (unsigned long)day, 2); put(b, "T", 1);
+  putnum(b, (unsigned long)(secs / 3600), 2); put(b, ":", 1);
+  putnum(b, (unsigned long)(secs / 60 % 60), 2); put(b, ":", 1);
+  putnum(b, (unsigned long)(secs % 60), 2); put(b, ".", 1);
+  putnum(b, (unsigned long)(t.nsec / 1000000), 3); put(b, "Z", 1);
+}
+
+/* ---- remote syslog -------------------------------------------------------------------- */
+struct sockaddr_in {
+  unsigned short family, port;
+  unsigned int addr;
+  char zero[8];
+};
+
+static int proto;               /* 0: none, SOCK_DGRAM or SOCK_STREAM */
+static struct sockaddr_in dest;
+static long sock = -1;
+static long next_connect_ms;
+static unsigned long dropped;
+static const char *app_name, *host_name;
+
+static int parse_ipv4(const char *s, unsigned int *out) {
+  unsigned char octets[4];
+  for (int i = 0; i < 4; i++) {
+    long v = 0;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9' && digits < 4) { v = v * 10 + (*s++ - '0'); digits++; }
+    if (!digits || v > 255) return 0;
+    octets[i] = (unsigned char)v;
+    if (i < 3 && *s++ != '.') return 0;
+  }
+  if (*s) return 0;
+  *out = (unsigned int)octets[0] | (unsigned int)octets[1] << 8 | (unsigned int)octets[2] << 16 | (unsigned int)octets[3] << 24;
+  return 1;
+}
+
+static void disconnect(void) {
+  if (sock >= 0) sys3(SYS_close, sock, 0, 0);
+  sock = -1;
+}
+
+static int ensure_connected(void) {
+  if (sock >= 0) return 1;
+  long now = monotonic_ms();
+  if (now < next_connect_ms) return 0;
+  next_connect_ms = now + 5000;
+  sock = sys3(SYS_socket, AF_INET, proto | SOCK_CLOEXEC, 0);
+  if (sock < 0) return 0;
+  /* Bounds connect() (TCP) and blocking sends: the console must not wait on the network. */
+  long timeout[2] = {1, 0};
+  sys6(SYS_setsockopt, sock, SOL_SOCKET, SO_SNDTIMEO, (long)timeout, sizeof timeout, 0);
+  if (sys3(SYS_connect, sock, (long)&dest, sizeof dest) < 0) {
+    disconnect();
+    return 0;
+  }
+  return 1;
+}
+
+static void ship(int severity, const char *app, const char *msg, long n);
+
+static void send_frame(const char *frame, long n) {
+  if (!ensure_connected()) { dropped++; return; }
+  if (proto == SOCK_STREAM) {
+    char head[24];
+    struct buf h = {head, 0, sizeof head};
+    putnum(&h, (unsigned long)n, 1);
+    put(&h, " ", 1);
+    /* Octet counting: the length prefix and the frame; a short send breaks the stream, so reconnect. */
+    if (sys6(SYS_sendto, sock, (long)head, h.n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0) != h.n ||
+        sys6(SYS_sendto, sock, (long)frame, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0) != n) {
+      disconnect();
+      dropped++;
+    }
+  } else {
+    /* UDP errors (ICMP port unreachable) are not worth a reconnect; the datagram is gone either way. */
+    sys6(SYS_sendto, sock, (long)frame, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+  }
+}
+
+/* <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG, facility user (1). */
+static void ship(int severity, const char *app, const char *msg, long n) {
+  static char frame[4608];
+  struct buf f = {frame, 0, sizeof frame};
+  if (dropped && sock >= 0) {
+    unsigned long lost = dropped;
+    dropped = 0;
+    char note[64];
+    struct buf m = {note, 0, sizeof note};
+    puts0(&m, "dropped ");
+    putnum(&m, lost, 1);
+    puts0(&m, " lines while the syslog server was unreachable");
+    ship(4, "kiln-log", note, m.n);
+  }
+  put(&f, "<", 1);
+  putnum(&f, (unsigned long)(8 + severity), 1);
+  put(&f, ">1 ", 3);
+  put_timestamp(&f);
+  put(&f, " ", 1);
+  puts0(&f, host_name);
+  put(&f, " ", 1);
+  puts0(&f, app);
+  put(&f, " - - - ", 7);
+  put(&f, msg, n);
+  send_frame(frame, f.n);
+}
+
+/* ---- lines ---------------------------------------------------------------------------- */
+#define LINE_MAX 4096
+static char line[LINE_MAX];
+static long line_len;
+static long line_started_ms;
+
+static void emit(void) {
+  long n = line_len;
+  line_len = 0;
+  while (n > 0 && line[n - 1] == '\r') n--;
+  const char *text = line;
+  int severity = 6;
+  if (n >= 3 && text[0] == '<' && text[1] >= '0' && text[1] <= '7' && text[2] == '>') {
+    severity = text[1] - '0';
+    text += 3;
+    n -= 3;
+  }
+  static char out[LINE_MAX + 64];
+  struct buf o = {out, 0, sizeof out};
+  put_timestamp(&o);
+  put(&o, " ", 1);
+  put(&o, text, n);
+  put(&o, "\n", 1);
+  write_all(1, out, o.n);
+  if (!proto) return;
+  const char *prefix = "kiln-init: ";
+  long plen = (long)length(prefix), i = 0;
+  while (i < plen && i < n && text[i] == prefix[i]) i++;
+  if (i == plen) ship(severity, "kiln-init", text + plen, n - plen);
+  else ship(severity, app_name, text, n);
+}
+
+static void take(const char *p, long n) {
+  for (long i = 0; i < n; i++) {
+    if (p[i] == '\n') { emit(); continue; }
+    if (line_len == LINE_MAX) emit();
+    if (line_len == 0) line_started_ms = monotonic_ms();
+    line[line_len++] = p[i];
+  }
+}
+
+struct pollfd { int fd; short events, revents; };
+
+void kiln_main(long *sp) {
+  long argc = sp[0];
+  char **argv = (char **)(sp + 1);
+  if (argc != 4 && argc != 7) die("usage: kiln-log TTYFILE APPNAME HOSTNAME [udp|tcp ADDRESS PORT]");
+  app_name = argv[2];
+  host_name = argv[3];
+  if (argc == 7) {
+    const char *p = argv[4];
+    if (p[0] == 'u' && p[1] == 'd' && p[2] == 'p' && !p[3]) proto = SOCK_DGRAM;
+    else if (p[0] == 't' && p[1] == 'c' && p[2] == 'p' && !p[3]) proto = SOCK_STREAM;
+    else die("protocol must be udp or tcp");
+    long port = number(argv[6]);
+    if (port < 1 || port > 65535) die("bad port");
+    dest.family = AF_INET;
+    dest.port = (unsigned short)((port >> 8) | (port & 0xff) << 8);
+    if (!parse_ipv4(argv[5], &dest.addr)) die("bad IPv4 address");
+  }
+
+  long master = sys3(SYS_open, (long)"/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+  if (master < 0) die("cannot open /dev/ptmx (is devpts mounted on /dev/pts?)");
+  int zero = 0, index = -1;
+  if (sys3(SYS_ioctl, master, TIOCSPTLCK, (long)&zero) < 0 || sys3(SYS_ioctl, master, TIOCGPTN, (long)&index) < 0) die("cannot set up the terminal");
+
+  /* Publish the slave's path atomically: the init waits for the file. */
+  char path[32], tmp[256];
+  struct buf pb = {path, 0, sizeof path - 1};
+  puts0(&pb, "/dev/pts/");
+  putnum(&pb, (unsigned long)index, 1);
+  path[pb.n] = 0;
+  struct buf tb = {tmp, 0, sizeof tmp - 1};
+  puts0(&tb, argv[1]);
+  puts0(&tb, ".new");
+  tmp[tb.n] = 0;
+  long fd = sys3(SYS_open, (long)tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) die("cannot write the terminal's path");
+  write_all(fd, path, pb.n);
+  write_all(fd, "\n", 1);
+  sys3(SYS_close, fd, 0, 0);
+  if (sys3(SYS_rename, (long)tmp, (long)argv[1], 0) < 0) die("cannot write the terminal's path");
+
+  static char chunk[8192];
+  for (;;) {
+    struct pollfd pfd = {(int)master, POLLIN, 0};
+    /* A partial line (a prompt, a progress bar) is printed after half a second without its newline. */
+    long wait = -1;
+    if (line_len > 0) {
+      wait = line_started_ms + 500 - monotonic_ms();
+      if (wait < 0) wait = 0;
+    }
+    long ready = sys3(SYS_poll, (long)&pfd, 1, wait);
+    if (ready == -EINTR) continue;
+    if (ready == 0) {
+      if (line_len > 0) emit();
+      continue;
+    }
+    long got = sys3(SYS_read, master, (long)chunk, sizeof chunk);
+    if (got == -EINTR) continue;
+    if (got <= 0) {
+      /* EIO: every writer closed the terminal (the init does so before powering off). */
+      if (line_len > 0) emit();
+      sys3(SYS_exit, 0, 0, 0);
+    }
+    take(chunk, got);
+  }
+}
+
+__asm__(".text\n.global _start\n_start:\n  xor %rbp, %rbp\n  mov %rsp, %rdi\n  and $-16, %rsp\n  call kiln_main\n  hlt\n");

@@ -1,0 +1,89 @@
+// kiln schedule's rendered files and the pipeline settings, without systemd or cron: unit files
+// from templates/schedule, quoting of paths and values, the crontab line, cron from OnCalendar,
+// and kiln.yml's pipeline: section with every problem reported at once.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { cronFromOnCalendar, parsePipeline } from "../../src/pipeline/config.js";
+import { renderCiWorkflow, renderCronLine, renderService, renderTimer, shellQuote, systemdQuote, unitName, type ScheduleInputs } from "../../src/schedule/render.js";
+
+const repo = path.resolve(import.meta.dirname, "../..");
+const template = (rel: string) => readFileSync(path.join(repo, "templates", rel), "utf8");
+
+const inputs: ScheduleInputs = {
+  app: "shop",
+  appDir: "/srv/apps/my shop",
+  command: ["/usr/bin/node", "/opt/kiln/bin/kiln.js", "schedule", "run-now", "--config", "/srv/apps/my shop"],
+  environment: { KILN_HOME: "/var/lib/kiln", PATH: "/usr/bin:/bin", NOTE: "50% done" },
+  onCalendar: "Mon *-*-* 03:00",
+  cron: undefined,
+};
+
+describe("schedule files", () => {
+  it("renders a oneshot service and a persistent timer that points at it", () => {
+    const service = renderService(template("schedule/kiln.service"), inputs);
+    expect(service).toContain("Type=oneshot");
+    expect(service).toContain('ExecStart=/usr/bin/node /opt/kiln/bin/kiln.js schedule run-now --config "/srv/apps/my shop"');
+    expect(service).toContain("WorkingDirectory=/srv/apps/my shop");
+    expect(service).toContain("Environment=KILN_HOME=/var/lib/kiln");
+    expect(service).toContain('Environment="NOTE=50%% done"');
+    expect(service).not.toMatch(/\{\{/);
+    const timer = renderTimer(template("schedule/kiln.timer"), inputs);
+    expect(timer).toContain("OnCalendar=Mon *-*-* 03:00");
+    expect(timer).toContain(`Unit=${unitName("shop")}.service`);
+    expect(timer).toContain("WantedBy=timers.target");
+  });
+
+  it("renders one crontab line, with and without a user column, marked for removal", () => {
+    const line = renderCronLine(template("schedule/crontab.line"), inputs, "0 3 * * 1", undefined);
+    expect(line.split("\n")).toHaveLength(1);
+    expect(line).toMatch(/^0 3 \* \* 1 cd '\/srv\/apps\/my shop' && KILN_HOME=\/var\/lib\/kiln NOTE='50\\% done' PATH=\/usr\/bin:\/bin \/usr\/bin\/node .* >\/dev\/null 2>&1 # kiln-schedule:shop$/);
+    expect(renderCronLine(template("schedule/crontab.line"), inputs, "0 3 * * 1", "root")).toMatch(/^0 3 \* \* 1 root cd /);
+  });
+
+  it("renders the CI workflow with the cron schedule and the outdated exit-code handling", () => {
+    const wf = renderCiWorkflow(template("ci/github-actions.yml"), { app: "shop", cron: "0 3 * * 1", appPath: "apps/shop", securityOnly: true });
+    expect(wf).toContain('- cron: "0 3 * * 1"');
+    expect(wf).toContain("working-directory: apps/shop");
+    expect(wf).toContain("npx kiln outdated --config . --security-only");
+    expect(wf).toContain('if [ "$rc" -eq 10 ]');
+    expect(wf).toContain("npx kiln pipeline run --config .");
+    expect(wf).not.toMatch(/\{\{/);
+  });
+
+  it("quotes for systemd and for the shell", () => {
+    expect(systemdQuote("/plain/path")).toBe("/plain/path");
+    expect(systemdQuote('a "b" c')).toBe('"a \\"b\\" c"');
+    expect(shellQuote("it's")).toBe("'it'\\''s'");
+    expect(shellQuote("100%")).toBe("'100\\%'");
+  });
+
+  it("derives cron lines from simple OnCalendar forms only", () => {
+    expect(cronFromOnCalendar("Mon *-*-* 03:00")).toBe("0 3 * * 1");
+    expect(cronFromOnCalendar("*-*-* 04:30")).toBe("30 4 * * *");
+    expect(cronFromOnCalendar("Mon..Fri *-*-* 02:15")).toBe("15 2 * * 1-5");
+    expect(cronFromOnCalendar("Sat,Sun *-*-* 06:00:00")).toBe("0 6 * * 6,0");
+    expect(cronFromOnCalendar("daily")).toBe("0 0 * * *");
+    expect(cronFromOnCalendar("*-*-01 03:00")).toBeUndefined();
+  });
+});
+
+describe("pipeline: in kiln.yml", () => {
+  it("reads stages with soak, approval and the schedule", () => {
+    const p = parsePipeline({ stages: ["dev", { env: "test", soak: 60 }, { env: "prod", approval: true, checkInterval: 10 }], schedule: { onCalendar: "daily", securityOnly: true } }, ["dev", "test", "prod"], "kiln.yml")!;
+    expect(p.stages).toEqual([
+      { env: "dev", soakSeconds: 0, checkIntervalSeconds: 5, approval: false },
+      { env: "test", soakSeconds: 60, checkIntervalSeconds: 5, approval: false },
+      { env: "prod", soakSeconds: 0, checkIntervalSeconds: 10, approval: true },
+    ]);
+    expect(p.rebakeVersion).toBe("{version}-r{n}");
+    expect(p.schedule).toEqual({ onCalendar: "daily", cron: undefined, securityOnly: true });
+    expect(parsePipeline(undefined, [], "kiln.yml")).toBeUndefined();
+  });
+
+  it("reports every problem at once", () => {
+    expect(() => parsePipeline({ stages: [{ env: "staging" }, { env: "dev", soak: -1, approval: "yes" }, { env: "dev" }], rebakeVersion: "v{n}", colour: 1, schedule: { cron: "daily" } }, ["dev"], "kiln.yml")).toThrow(
+      /pipeline\.colour: unknown[\s\S]*stages\[0\]\.env: 'staging' is not an environment[\s\S]*stages\[1\]\.approval[\s\S]*stages\[1\]\.soak[\s\S]*stages\[2\]\.env: 'dev' appears twice[\s\S]*rebakeVersion[\s\S]*schedule\.cron/,
+    );
+  });
+});
