@@ -1,4 +1,4 @@
-/** The least-privilege IAM policy for kiln push (and the deploy commands as they arrive). */
+/** The least-privilege IAM policy for kiln push, promote/rollback/scale/destroy/status and logs. */
 export function iamPolicy(): Record<string, unknown> {
   return {
     Version: "2012-10-17",
@@ -14,6 +14,31 @@ export function iamPolicy(): Record<string, unknown> {
         Effect: "Allow",
         Action: ["ec2:RegisterImage", "ec2:DeregisterImage", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DeleteSnapshot", "ec2:CreateTags", "ec2:CopyImage"],
         Resource: "*",
+      },
+      {
+        Sid: "KilnDeploy",
+        Effect: "Allow",
+        Action: [
+          "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup",
+          "ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteTags", "ec2:DescribeInstanceTypeOfferings", "ec2:GetConsoleOutput",
+          "ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplates", "ec2:DeleteLaunchTemplate",
+          "ec2:RunInstances", "ec2:DescribeInstances",
+          "autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteAutoScalingGroup",
+          "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateOrUpdateTags",
+          "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DescribeLoadBalancers",
+          "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:ModifyListener",
+          "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:DescribeTargetGroups",
+          "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
+          "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags", "elasticloadbalancing:DescribeTags",
+        ],
+        Resource: "*",
+      },
+      {
+        Sid: "KilnAutoScalingServiceRole",
+        Effect: "Allow",
+        Action: "iam:CreateServiceLinkedRole",
+        Resource: "arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/*",
+        Condition: { StringLike: { "iam:AWSServiceName": "autoscaling.amazonaws.com" } },
       },
       {
         Sid: "KilnEncryptedSnapshots",
