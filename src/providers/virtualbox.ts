@@ -9,6 +9,7 @@
  * $KILN_HOME/vms/<id>/ (vm.json, console.log, disk clone, seed drive) like a QEMU VM's, so
  * `kiln ps`, `logs` and `stop` treat both alike.
  */
+import { processAlive } from "../process-alive.js";
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -235,14 +236,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 // ---- the VM -----------------------------------------------------------------------------------
 

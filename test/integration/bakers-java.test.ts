@@ -4,21 +4,14 @@
 // (-e, --kiln-env), as uid 1000, on a read-only root without any shell.
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { bake } from "../../src/bake/bake.js";
-import type { RunOutcome } from "../../src/run/run.js";
-import { boot, httpGet, quiet, repo, sharedHome } from "./harness.js";
+import { boot, httpGet, quiet, repo, sharedHome, trackRuns } from "./harness.js";
 
 const home = sharedHome();
-const running: RunOutcome[] = [];
+const running = trackRuns();
 const MiB = 1024 * 1024;
 
-afterEach(async () => {
-  for (const run of running.splice(0)) {
-    await run.vm.shutdown(20_000);
-    await run.vm.cleanup();
-  }
-});
 
 describe.sequential("java baker", () => {
   it("bakes hello-java.jar on a jlink'd JRE and boots it: HTTP, -e, KILN_ENV, uid 1000, read-only /, no shell", async () => {

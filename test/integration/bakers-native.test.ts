@@ -6,20 +6,13 @@ import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { bake } from "../../src/bake/bake.js";
-import type { RunOutcome } from "../../src/run/run.js";
-import { boot, httpGet, quiet, sharedHome } from "./harness.js";
+import { boot, httpGet, quiet, sharedHome, trackRuns } from "./harness.js";
 
 const home = sharedHome();
-const running: RunOutcome[] = [];
+const running = trackRuns();
 
-afterEach(async () => {
-  for (const run of running.splice(0)) {
-    await run.vm.shutdown(20_000);
-    await run.vm.cleanup();
-  }
-});
 
 // One request per connection; answers every path with what the process sees of the image.
 const SERVER_C = String.raw`

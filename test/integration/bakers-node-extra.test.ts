@@ -5,20 +5,13 @@
 // read-only root without any shell.
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import type { RunOutcome } from "../../src/run/run.js";
-import { bakeExample, boot, httpGet, repo, sharedHome } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { bakeExample, boot, httpGet, repo, sharedHome, trackRuns } from "./harness.js";
 
 const home = sharedHome();
-const running: RunOutcome[] = [];
+const running = trackRuns();
 const MiB = 1024 * 1024;
 
-afterEach(async () => {
-  for (const run of running.splice(0)) {
-    await run.vm.shutdown(20_000);
-    await run.vm.cleanup();
-  }
-});
 
 function report(name: string, m: { sizes: Record<string, number> }, seconds: number | undefined): void {
   const s = m.sizes as Record<"runtime" | "libs" | "app" | "kernel" | "init" | "allocated", number>;

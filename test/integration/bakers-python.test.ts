@@ -3,20 +3,13 @@
 // Python) is baked onto Debian's CPython 3.11 with a trimmed, precompiled stdlib, booted in QEMU
 // (BIOS, TCG), and must answer HTTP with the boot-time env (-e, --kiln-env), as uid 1000, on a
 // read-only root without any shell, with the wheel's compiled extension loaded.
-import { afterEach, describe, expect, it } from "vitest";
-import type { RunOutcome } from "../../src/run/run.js";
-import { bakeExample, boot, httpGet, sharedHome } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { bakeExample, boot, httpGet, sharedHome, trackRuns } from "./harness.js";
 
 const home = sharedHome();
-const running: RunOutcome[] = [];
+const running = trackRuns();
 const MiB = 1024 * 1024;
 
-afterEach(async () => {
-  for (const run of running.splice(0)) {
-    await run.vm.shutdown(20_000);
-    await run.vm.cleanup();
-  }
-});
 
 describe.sequential("python baker", () => {
   it("bakes hello-python with its wheels and boots it: HTTP, -e, KILN_ENV, uid 1000, read-only /, no shell", async () => {

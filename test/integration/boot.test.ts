@@ -1,18 +1,11 @@
 // Real boots: both examples are baked and booted in QEMU (TCG here), under SeaBIOS and OVMF,
 // and must answer HTTP over a forwarded port with the values the image and the seed drive gave.
-import { afterEach, describe, expect, it } from "vitest";
-import { boot, bakeExample, httpGet, processAlive, sharedHome } from "./harness.js";
-import type { RunOutcome } from "../../src/run/run.js";
+import { describe, expect, it } from "vitest";
+import { boot, bakeExample, httpGet, processAlive, sharedHome, trackRuns } from "./harness.js";
 
 const home = sharedHome();
-const running: RunOutcome[] = [];
+const running = trackRuns();
 
-afterEach(async () => {
-  for (const run of running.splice(0)) {
-    await run.vm.shutdown(20_000);
-    await run.vm.cleanup();
-  }
-});
 
 describe.sequential("boot", () => {
   it("hello-node answers HTTP under legacy BIOS, as uid 1000, with boot-time env from the seed drive", async () => {

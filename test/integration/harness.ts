@@ -1,3 +1,4 @@
+import { afterEach } from "vitest";
 /** Shared set-up for integration tests: one kiln home per suite run (downloads reused), helpers to bake and boot. */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -69,4 +70,16 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** VMs a test file booted; each is shut down and cleaned up after every test. */
+export function trackRuns(): RunOutcome[] {
+  const running: RunOutcome[] = [];
+  afterEach(async () => {
+    for (const run of running.splice(0)) {
+      await run.vm.shutdown(20_000);
+      await run.vm.cleanup();
+    }
+  });
+  return running;
 }

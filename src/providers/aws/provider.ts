@@ -4,6 +4,7 @@
  * and user-data. All state lives in tags (ASGs, the ALB, the security group that holds the
  * lock), so any machine with the credentials sees the same status and history.
  */
+import { processAlive } from "../../process-alive.js";
 import { randomBytes } from "node:crypto";
 import { CreateTagsCommand, DeleteTagsCommand } from "@aws-sdk/client-ec2";
 import { waitUntilGroupInService } from "@aws-sdk/client-auto-scaling";
@@ -37,14 +38,6 @@ export interface AwsProviderOptions {
 
 const HISTORY_LIMIT = 40;
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export class AwsProvider implements DeployProvider {
   private network: { vpc: string; subnets: string[] } | undefined;

@@ -3,6 +3,7 @@
  * port, spread over two zone labels; HAProxy in front health-checks them and moves traffic.
  * Implements the same DeployProvider as AWS, so `kiln promote --env dev` runs the same plan.
  */
+import { processAlive } from "../../process-alive.js";
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { InputError, KilnError } from "../../errors.js";
@@ -18,14 +19,6 @@ import { readState, writeState, type LocalEnvState, type LocalInstance } from ".
 
 const SERVING_WEIGHT = 100;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function localEnvDir(home: KilnHome, app: string, env: string): string {
   return path.join(home.root, "envs", app, env);
@@ -58,7 +51,7 @@ export class LocalProvider implements DeployProvider {
     let changed = false;
     for (const release of state.releases) {
       const before = release.instances.length;
-      release.instances = release.instances.filter((i) => alive(i.pid));
+      release.instances = release.instances.filter((i) => processAlive(i.pid));
       changed ||= release.instances.length !== before;
     }
     if (changed) await this.save(state);
@@ -88,7 +81,7 @@ export class LocalProvider implements DeployProvider {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
         const holder = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as { pid?: number; owner?: string };
-        if (holder.pid && alive(holder.pid)) {
+        if (holder.pid && processAlive(holder.pid)) {
           throw new KilnError(`environment ${this.env.name} is locked by another kiln (${holder.owner ?? "?"}, pid ${holder.pid})`, { hint: "wait for it to finish; the lock is released when that process ends" });
         }
         await rm(file, { force: true }); // its holder died: take over
@@ -160,7 +153,7 @@ export class LocalProvider implements DeployProvider {
     while (Date.now() < deadline) {
       const entry = (await this.state()).releases.find((r) => r.id === release);
       if (!entry || entry.instances.length === 0) return { healthy: false, detail: `${release} has no instances` };
-      const dead = entry.instances.filter((i) => !alive(i.pid));
+      const dead = entry.instances.filter((i) => !processAlive(i.pid));
       if (dead.length > 0) return { healthy: false, detail: `instance ${dead[0]!.server} stopped before becoming healthy` };
       const statuses = await serverStatuses(this.paths.socket);
       const mine = entry.instances.map((i) => statuses.find((s) => s.name === i.server));
@@ -209,7 +202,7 @@ export class LocalProvider implements DeployProvider {
         await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} state maint`).catch(() => "");
         await haproxyCommand(this.paths.socket, `del server ${BACKEND}/${i.server}`).catch(() => "");
       }
-      if (alive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => { try { process.kill(-i.pid, "SIGKILL"); } catch { /* gone */ } });
+      if (processAlive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => { try { process.kill(-i.pid, "SIGKILL"); } catch { /* gone */ } });
       await rm(path.join(this.home.vms, i.vmId), { recursive: true, force: true });
     }));
     state.releases = state.releases.filter((r) => r.id !== release);
@@ -252,8 +245,8 @@ export class LocalProvider implements DeployProvider {
     const pid = await haproxyPid(this.paths);
     if (pid) {
       process.kill(pid, "SIGTERM");
-      for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-      if (alive(pid)) process.kill(pid, "SIGKILL");
+      for (let i = 0; i < 50 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      if (processAlive(pid)) process.kill(pid, "SIGKILL");
     }
     for (const f of [this.paths.config, this.paths.socket, this.paths.pidFile]) await rm(f, { force: true });
   }
