@@ -25,7 +25,10 @@ $sudo apt-get update -qq
 if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-npm ci --no-audit --no-fund
+# npm install, not npm ci: npm 11 writes lock files with only this platform's optional
+# packages (esbuild/rollup binaries), and npm ci then refuses them as out of sync. install
+# still follows the lock for every version it pins.
+npm install --no-audit --no-fund
 # moto's standalone server: the AWS emulator the push/deploy tests talk to over HTTP.
 if [ ! -x .venv/bin/moto_server ]; then
   python3 -m venv .venv
