@@ -8,7 +8,7 @@ import path from "node:path";
 import { InputError } from "../errors.js";
 import { parseElf, isElf } from "../elf/elf.js";
 import { makeErofs } from "../image/erofs.js";
-import { exists, hashTree, listTree, sha256File, cachedSha256 } from "../fsutil.js";
+import { exists, hashTree, listTree, cachedSha256 } from "../fsutil.js";
 import type { Spec } from "../spec/types.js";
 import type { Baker, Runtime } from "./baker.js";
 import type { BakeContext } from "./context.js";

@@ -7,7 +7,7 @@
 import { mkdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../exec.js";
-import { exists, makeScratchDir, removeDir, sha256, sha256File, cachedSha256 } from "../fsutil.js";
+import { exists, makeScratchDir, removeDir, sha256, cachedSha256 } from "../fsutil.js";
 import { lockEntryOf } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 import type { InitLayer } from "./initramfs.js";

@@ -6,7 +6,7 @@
 import { chmod, copyFile, mkdir, readFile, rename, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { makeErofs } from "../image/erofs.js";
-import { copyTreeNormalized, exists, hashTree, listTree, makeScratchDir, removeDir, sha256, sha256File, cachedSha256, writeFileAtomic } from "../fsutil.js";
+import { copyTreeNormalized, exists, hashTree, listTree, makeScratchDir, removeDir, sha256, cachedSha256, writeFileAtomic } from "../fsutil.js";
 import type { Runtime, RuntimeTree } from "./baker.js";
 import type { BakeContext } from "./context.js";
 import type { LibFile } from "./libs.js";

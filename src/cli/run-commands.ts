@@ -2,17 +2,16 @@
 import { open } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import { InputError, UnhealthyError } from "../errors.js";
+import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { ensureFormat, FORMATS, parseFormats } from "../image/formats.js";
-import { ImageStore, type StoredImage } from "../image/store.js";
-import { formatSeconds } from "../progress.js";
+import { ImageStore } from "../image/store.js";
 import { LocalVm } from "../providers/qemu.js";
-import type { Accelerator, Firmware, PortForward } from "../providers/qemu-args.js";
+import type { Accelerator, Firmware } from "../providers/qemu-args.js";
 import { VirtualBoxVm } from "../providers/virtualbox.js";
 import { findVm, listVms, stopVm, vmStillRunning } from "../providers/vm-registry.js";
-import { waitHealthy } from "../run/health.js";
 import { resolveForwards, runImage } from "../run/run.js";
+import { superviseRun, type SupervisedVm } from "../run/supervise.js";
 import { parseEnvFlags } from "../run/seed.js";
 import { resolveRegion } from "../aws/clients.js";
 import { isAppLine, showInstanceConsole } from "../run/console.js";
@@ -155,68 +154,6 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
         if (keep(line)) process.stdout.write(`${line}\n`);
       });
     });
-}
-
-/** What the foreground loop needs from a VM; LocalVm (QEMU) and VirtualBoxVm both have it. */
-interface SupervisedVm {
-  readonly consoleFile: string;
-  readonly startedAtMs: number;
-  readonly exited: Promise<string>;
-  followConsole(sink: (text: string) => void): { stop: () => Promise<void> };
-  consoleTail(lines?: number): Promise<string>;
-  shutdown(graceMs?: number): Promise<"clean" | "killed" | "already-stopped">;
-  detach(): void;
-}
-
-/**
- * The foreground part of `kiln run` for VirtualBox and converted-format runs: stream the
- * console, wait for the health check, shut down on Ctrl-C/SIGTERM (a second one powers off).
- */
-async function superviseRun(vm: SupervisedVm, image: StoredImage, forwards: readonly PortForward[], options: { console: boolean; detach: boolean; healthTimeoutSeconds?: number }) {
-  const manifest = image.manifest;
-  const follower = options.console ? vm.followConsole((text) => process.stderr.write(text)) : undefined;
-  let stopping: Promise<"clean" | "killed" | "already-stopped"> | undefined;
-  const stop = (graceMs: number) => (stopping ??= vm.shutdown(graceMs));
-  const onSignal = () => {
-    if (stopping) {
-      process.stderr.write("\nkiln: powering the VM off\n");
-      void vm.shutdown(0);
-      return;
-    }
-    process.stderr.write("\nkiln: shutting down the VM (ACPI power button; Ctrl-C again to power off)\n");
-    void stop(20_000);
-  };
-  const unhook = () => {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  const stopped = vm.exited.then(async () => {
-    unhook();
-    await follower?.stop();
-    // The guest powered itself off: still let the VM go through shutdown (VirtualBox unregisters it).
-    return stopping ? await stopping : await stop(0).then(() => "already-stopped" as const);
-  });
-
-  const health = forwards.find((f) => f.guestPort === manifest.port) ?? forwards[0];
-  if (!health) return { url: undefined, bootToHealthySeconds: undefined, stopped };
-  const url = `http://${health.hostAddress}:${health.hostPort}${manifest.healthcheck.path}`;
-  const outcome = await waitHealthy(url, (options.healthTimeoutSeconds ?? manifest.healthcheck.timeoutSeconds) * 1000, vm.exited, vm.startedAtMs);
-  if (!outcome.healthy) {
-    await stop(5000);
-    await stopped;
-    throw new UnhealthyError(`${image.ref} never became healthy: ${outcome.reason}\n--- console (last lines) ---\n${await vm.consoleTail(25)}`, {
-      hint: `check that the app listens on 0.0.0.0:${manifest.port ?? "PORT"} and answers ${manifest.healthcheck.path}; the full console is in ${vm.consoleFile}`,
-    });
-  }
-  if (options.detach) {
-    unhook();
-    await follower?.stop();
-    vm.detach();
-  }
-  process.stderr.write(`kiln: ${image.ref} is healthy at http://${health.hostAddress}:${health.hostPort}/ after ${formatSeconds(outcome.afterMs)} (boot to healthy)\n`);
-  return { url: `http://${health.hostAddress}:${health.hostPort}/`, bootToHealthySeconds: outcome.afterMs / 1000, stopped };
 }
 
 /** Prints a file line by line; with follow, keeps reading until the VM has stopped. */

@@ -3,7 +3,7 @@
  * the official Linux x64 build (bin/node plus headers for native addons), one version each.
  */
 import { createReadStream } from "node:fs";
-import { chmod, mkdir, readdir, rename, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";

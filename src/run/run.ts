@@ -2,13 +2,12 @@
  * kiln run: boot an image in a local VM, stream its console, wait for the health check, and
  * shut it down cleanly (ACPI power button, then kill after a grace period) on Ctrl-C/SIGTERM.
  */
-import { InputError, UnhealthyError } from "../errors.js";
+import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { ImageStore } from "../image/store.js";
-import { formatSeconds } from "../progress.js";
 import { LocalVm } from "../providers/qemu.js";
 import { parsePortForward, type Accelerator, type Firmware, type PortForward } from "../providers/qemu-args.js";
-import { waitHealthy } from "./health.js";
+import { superviseRun } from "./supervise.js";
 import { parseEnvFlags } from "./seed.js";
 
 export interface RunOptions {
@@ -53,47 +52,9 @@ export async function runImage(options: RunOptions, home: KilnHome): Promise<Run
   const env = { ...(options.kilnEnv ? { KILN_ENV: options.kilnEnv } : {}), ...parseEnvFlags(options.env) };
   const vm = await LocalVm.start({ image, home, firmware: options.firmware, forwards, env, ...(options.accelerator ? { accelerator: options.accelerator } : {}) });
   process.stderr.write(`Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: ${vm.consoleFile}\n`);
-  const follower = options.console ? vm.followConsole((text) => process.stderr.write(text)) : undefined;
-
-  let stopping: Promise<"clean" | "killed" | "already-stopped"> | undefined;
-  const stop = (graceMs: number) => (stopping ??= vm.shutdown(graceMs));
-  const onSignal = () => {
-    if (stopping) {
-      process.stderr.write("\nkiln: killing the VM\n");
-      void vm.shutdown(0);
-      return;
-    }
-    process.stderr.write("\nkiln: shutting down the VM (ACPI power button; Ctrl-C again to kill)\n");
-    void stop((manifest.healthcheck.timeoutSeconds > 0 ? 20 : 20) * 1000);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  const stopped = vm.exited.then(async () => {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    await follower?.stop();
-    return stopping ? await stopping : ("already-stopped" as const);
+  const outcome = await superviseRun(vm, image, forwards, {
+    console: options.console, detach: options.detach,
+    ...(options.healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds: options.healthTimeoutSeconds } : {}),
   });
-
-  const health = forwards.find((f) => f.guestPort === manifest.port) ?? forwards[0];
-  if (!health) return { vm, url: undefined, bootToHealthySeconds: undefined, stopped };
-  const url = `http://${health.hostAddress}:${health.hostPort}${manifest.healthcheck.path}`;
-  const timeoutMs = (options.healthTimeoutSeconds ?? manifest.healthcheck.timeoutSeconds) * 1000;
-  const outcome = await waitHealthy(url, timeoutMs, vm.exited, vm.startedAtMs);
-  if (!outcome.healthy) {
-    await stop(5000);
-    await stopped;
-    const tail = await vm.consoleTail(25);
-    throw new UnhealthyError(`${image.ref} never became healthy: ${outcome.reason}\n--- console (last lines) ---\n${tail}`, {
-      hint: `check that the app listens on 0.0.0.0:${manifest.port ?? "PORT"} and answers ${manifest.healthcheck.path}; the full console is in ${vm.consoleFile}`,
-    });
-  }
-  if (options.detach) {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    await follower?.stop();
-    vm.detach();
-  }
-  process.stderr.write(`kiln: ${image.ref} is healthy at http://${health.hostAddress}:${health.hostPort}/ after ${formatSeconds(outcome.afterMs)} (boot to healthy)\n`);
-  return { vm, url: `http://${health.hostAddress}:${health.hostPort}/`, bootToHealthySeconds: outcome.afterMs / 1000, stopped };
+  return { vm, ...outcome };
 }
