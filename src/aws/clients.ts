@@ -7,6 +7,7 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EBSClient } from "@aws-sdk/client-ebs";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { IAMClient } from "@aws-sdk/client-iam";
 
 export interface AwsClientOptions {
   readonly region: string;
@@ -23,6 +24,7 @@ export interface AwsClients {
   readonly ebs: EBSClient;
   readonly autoscaling: AutoScalingClient;
   readonly elbv2: ElasticLoadBalancingV2Client;
+  readonly iam: IAMClient;
 }
 
 function observe<T extends { middlewareStack: { add: (...args: never[]) => void } }>(client: T, onRequest: AwsClientOptions["onRequest"]): T {
@@ -50,6 +52,7 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     ebs: observe(new EBSClient(common), options.onRequest),
     autoscaling: observe(new AutoScalingClient(common), options.onRequest),
     elbv2: observe(new ElasticLoadBalancingV2Client(common), options.onRequest),
+    iam: observe(new IAMClient(common), options.onRequest),
   };
 }
 

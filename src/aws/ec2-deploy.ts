@@ -62,12 +62,15 @@ export interface LaunchSpec {
   readonly securityGroup: string;
   readonly userData: string;
   readonly description: string;
+  /** Instance profile for boot-time secrets; none when the image needs no AWS access. */
+  readonly instanceProfile?: string;
 }
 
 function launchData(spec: LaunchSpec) {
   return {
     ImageId: spec.ami, InstanceType: spec.instanceType as never, SecurityGroupIds: [spec.securityGroup],
     UserData: Buffer.from(spec.userData).toString("base64"),
+    ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
     // IMDSv2 only: the image's init speaks it; v1 would let SSRF read the instance's credentials.
     MetadataOptions: { HttpTokens: "required" as const, HttpEndpoint: "enabled" as const, HttpPutResponseHopLimit: 1 },
   };

@@ -34,6 +34,16 @@ export function iamPolicy(): Record<string, unknown> {
         Resource: "*",
       },
       {
+        Sid: "KilnInstanceRoleForSecrets",
+        Effect: "Allow",
+        Action: [
+          "iam:CreateRole", "iam:DeleteRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:PassRole",
+          "iam:CreateInstanceProfile", "iam:DeleteInstanceProfile", "iam:GetInstanceProfile", "iam:TagInstanceProfile",
+          "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
+        ],
+        Resource: ["arn:aws:iam::*:role/kiln-*", "arn:aws:iam::*:instance-profile/kiln-*"],
+      },
+      {
         Sid: "KilnAutoScalingServiceRole",
         Effect: "Allow",
         Action: "iam:CreateServiceLinkedRole",

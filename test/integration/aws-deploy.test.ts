@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { CreateSubnetCommand, CreateVpcCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand } from "@aws-sdk/client-ec2";
+import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand, DescribeTagsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bake } from "../../src/bake/bake.js";
@@ -174,5 +175,26 @@ describe.sequential("kiln promote on AWS (moto)", () => {
       await expect(promote({ ...opts(), ref: refs.v1 })).rejects.toThrow(message);
       expect(calls.some((call) => call.op.startsWith("Create"))).toBe(false);
     }
+  });
+
+  it("secrets in the environment get an instance role with exactly those permissions; destroy removes it", async () => {
+    writeConfig("    env: { DB_PASSWORD: 'ssm:/shop/test/db-password', PLAIN: visible }\n");
+    await promote({ ...opts(), ref: refs.v1 });
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate")!.input as { LaunchTemplateData: { IamInstanceProfile?: { Name: string } } };
+    const profile = lt.LaunchTemplateData.IamInstanceProfile?.Name;
+    expect(profile).toBe("kiln-awsdemo-test");
+    const put = calls.find((c) => c.op === "PutRolePolicy")!.input as { PolicyDocument: string };
+    const policy = JSON.parse(put.PolicyDocument) as { Statement: { Action: string; Resource: string | string[] }[] };
+    expect(policy.Statement[0]).toMatchObject({ Action: "ssm:GetParameter", Resource: [`arn:aws:ssm:${REGION}:*:parameter/shop/test/db-password`] });
+    expect(policy.Statement.map((st) => st.Action).sort()).toEqual(["kms:Decrypt", "ssm:GetParameter"]);
+    await destroyEnv({ ...opts(), app: "awsdemo" });
+    await expect(clients().iam.send(new GetRoleCommand({ RoleName: "kiln-awsdemo-test" }))).rejects.toThrow(/not found|cannot be found|NoSuchEntity/i);
+  });
+
+  it("an environment without secrets gets no role", async () => {
+    await promote({ ...opts(), ref: refs.v1 });
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate")!.input as { LaunchTemplateData: { IamInstanceProfile?: unknown } };
+    expect(lt.LaunchTemplateData.IamInstanceProfile).toBeUndefined();
+    expect(calls.some((c) => c.op === "CreateRole")).toBe(false);
   });
 });

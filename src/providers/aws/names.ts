@@ -12,6 +12,8 @@ export const loadBalancerName = (app: string, env: string) => short(`kiln-${app}
 export const targetGroupName = (release: string) => short(`k-${release}`.replace(/[^A-Za-z0-9-]/g, "-"), 32);
 /** Launch template names: ≤ 128 characters of letters, digits, ( ) . / _ and -. */
 export const launchTemplateName = (release: string) => `kiln-${release}`.replace(/[^A-Za-z0-9()./_-]/g, "-").slice(0, 128);
+/** IAM role and instance profile names: ≤ 64 characters. */
+export const instanceRoleName = (app: string, env: string) => short(`kiln-${app}-${env}`.replace(/[^A-Za-z0-9+=,.@_-]/g, "-"), 64);
 export const securityGroupName = (app: string, env: string, role: "lb" | "instances") => `kiln-${app}-${env}-${role}`;
 
 /** ELB tag values allow letters, digits, spaces and _.:/=+-@ only. */

@@ -26,7 +26,8 @@ import { ImageStore } from "../../image/store.js";
 import { pushImage } from "../../push/push.js";
 import { renderUserData } from "../../run/seed.js";
 import type { AwsEnvironment } from "../../spec/environments.js";
-import { decodeHistory, encodeHistory, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";
+import { deleteInstanceRole, ensureInstanceRole, secretsPolicy } from "../../aws/iam.js";
+import { decodeHistory, encodeHistory, instanceRoleName, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";
 
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
 
@@ -159,8 +160,9 @@ export class AwsProvider implements DeployProvider {
     // One launch template per release (deleted with it): versions of a shared template would do
     // too, but moto corrupts UserData on CreateLaunchTemplateVersion, and per-release templates
     // make "delete the release" remove everything the release created.
+    const instanceProfile = await this.instanceRole(stored.manifest.env);
     const template = await putLaunchTemplateVersion(this.clients, launchTemplateName(release), {
-      ami, instanceType: this.env.instanceType, securityGroup: await this.instanceSecurityGroup(port),
+      ami, instanceType: this.env.instanceType, securityGroup: await this.instanceSecurityGroup(port), ...(instanceProfile ? { instanceProfile } : {}),
       userData: renderUserData({ KILN_ENV: this.env.name, ...this.env.env }), description: `${release} ${image.digest}`.slice(0, 255),
     }, tags);
     const targetGroup = await ensureTargetGroup(this.clients, {
@@ -168,6 +170,14 @@ export class AwsProvider implements DeployProvider {
       healthyThreshold: this.env.health.healthyThreshold, deregistrationDelaySeconds: this.env.deregistrationDelaySeconds, tags,
     });
     await createGroup(this.clients, { name: release, launchTemplate: template, subnets, size: instances, targetGroup, tags });
+  }
+
+  /** A role only when baked or environment values reference secrets; with exactly those permissions. */
+  private async instanceRole(bakedEnv: Readonly<Record<string, string>>): Promise<string | undefined> {
+    const refs = [...Object.values(bakedEnv), ...Object.values(this.env.env)].filter((v) => /^(ssm|kms):/.test(v));
+    const policy = secretsPolicy(refs, this.clients.region);
+    if (!policy) return undefined;
+    return ensureInstanceRole(this.clients.iam, instanceRoleName(this.env.app, this.env.name), policy, this.baseTags);
   }
 
   async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {
@@ -236,6 +246,7 @@ export class AwsProvider implements DeployProvider {
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     if (lb) await deleteLoadBalancer(this.clients, lb);
     const { vpc } = await this.net();
+    await deleteInstanceRole(this.clients.iam, instanceRoleName(this.env.app, this.env.name));
     for (const role of ["instances", "lb"] as const) {
       const sg = await findSecurityGroup(this.clients, vpc, securityGroupName(this.env.app, this.env.name, role));
       if (sg) await deleteSecurityGroup(this.clients, sg.id);
