@@ -192,13 +192,20 @@ describe("renderDepTable", () => {
   });
 });
 
-/** A kernel's erofs.ko, when a kernel tree has been unpacked under /tmp/k/x. */
+/**
+ * A real erofs.ko: from the kernel package the integration tests unpack into the shared test
+ * home (.kiln-test/home), when it is there (unit tests never download anything themselves).
+ */
 function findErofsModule(): { path: string; release: string } | undefined {
-  const modulesDir = "/tmp/k/x/lib/modules";
-  if (!existsSync(modulesDir)) return undefined;
-  for (const release of readdirSync(modulesDir).sort()) {
-    const path = `${modulesDir}/${release}/kernel/fs/erofs/erofs.ko`;
-    if (existsSync(path)) return { path, release };
+  const unpacked = new URL("../../.kiln-test/home/cache/unpacked/", import.meta.url).pathname;
+  if (!existsSync(unpacked)) return undefined;
+  for (const pkg of readdirSync(unpacked).filter((d) => d.startsWith("linux-image-")).sort()) {
+    const modulesDir = `${unpacked}${pkg}/lib/modules`;
+    if (!existsSync(modulesDir)) continue;
+    for (const release of readdirSync(modulesDir).sort()) {
+      const path = `${modulesDir}/${release}/kernel/fs/erofs/erofs.ko`;
+      if (existsSync(path)) return { path, release };
+    }
   }
   return undefined;
 }

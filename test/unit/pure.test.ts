@@ -333,7 +333,7 @@ const APT_CACHE_SHOW = `Package: libc6
 Source: glibc
 Version: 2.36-9+deb12u10
 Installed-Size: 12986
-Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>
+Maintainer: GNU Libc Maintainers <debian-glibc@lists.example.org>
 Architecture: amd64
 Replaces: libc6-amd64
 Depends: libgcc-s1
@@ -441,9 +441,9 @@ describe("parseMadisonSource (apt-cache madison)", () => {
   });
 
   it("works with epochs and the padding madison uses", () => {
-    const text = "busybox-static | 1:1.35.0-4+deb12u1+b1 | http://deb.debian.org/debian bookworm/main amd64 Packages\n";
+    const text = "busybox-static | 1:1.35.0-4+deb12u1+b1 | http://mirror.example/debian bookworm/main amd64 Packages\n";
     expect(parseMadisonSource(text, "1:1.35.0-4+deb12u1+b1")).toBe("debian:bookworm/main");
-    const components = "   firmware-misc-nonfree |  20230210-5 | http://deb.debian.org/debian bookworm/non-free-firmware amd64 Packages\n";
+    const components = "   firmware-misc-nonfree |  20230210-5 | http://mirror.example/debian bookworm/non-free-firmware amd64 Packages\n";
     expect(parseMadisonSource(components, "20230210-5")).toBe("debian:bookworm/non-free-firmware");
   });
 
