@@ -15,6 +15,8 @@ packages=(
   g++                                      # node baker: node-gyp compiles C++ addons (examples/node-addon)
   openjdk-17-jdk-headless                  # builds examples/hello-java (javac, jar); bakes use the JDK from apt
   ca-certificates
+  dpkg-dev                                 # rebake tests: dpkg-scanpackages indexes a loopback Debian repository
+  systemd                                  # schedule tests: systemd-analyze verify checks the generated units
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done

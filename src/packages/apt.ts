@@ -7,12 +7,13 @@
  * and /var/lib/apt: DIR/sources.list, DIR/sources.list.d/, DIR/preferences.d/, DIR/lists/ and
  * DIR/cache/. Tests point it at a loopback repository; a mirror or a staging archive works too.
  */
-import { mkdir, readdir, rename } from "node:fs/promises";
+import { mkdir, readdir, rename, stat } from "node:fs/promises";
 import path from "node:path";
 import { KilnError, InputError, CommandFailedError } from "../errors.js";
 import { run } from "../exec.js";
 import { exists, makeScratchDir, publishDir, removeDir, sha256File } from "../fsutil.js";
 import type { LockEntry } from "./lock.js";
+import { parsePolicy, sourceOf } from "./policy.js";
 
 export interface DebianPackage {
   readonly name: string;
@@ -74,6 +75,33 @@ export function aptConfigOptions(dir: string | undefined): string[] {
   ];
 }
 
+/**
+ * apt-cache answers per process (show and policy, per package), valid while the package lists
+ * are unchanged: each apt-cache run loads the whole index (~0.4 s), and a rebake asks about the
+ * same packages in its check and in its bake.
+ */
+const answers = new Map<string, { stamp: number; text: Promise<string> }>();
+
+/** Splits `apt-cache policy a b c` output into one block per package. */
+export function splitPolicyBlocks(text: string): Map<string, string> {
+  const blocks = new Map<string, string>();
+  let name: string | undefined;
+  let lines: string[] = [];
+  const flush = () => {
+    if (name) blocks.set(name, `${lines.join("\n")}\n`);
+  };
+  for (const line of text.split("\n")) {
+    const header = /^(\S+):$/.exec(line);
+    if (header) {
+      flush();
+      name = header[1];
+      lines = [line];
+    } else if (name) lines.push(line);
+  }
+  flush();
+  return blocks;
+}
+
 export class AptSource {
   /** Private apt configuration directory (KILN_APT_CONFIG), or undefined for the host's. */
   readonly configDir: string | undefined;
@@ -102,39 +130,74 @@ export class AptSource {
     }
     if (this.configDir) for (const dir of ["lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"]) await mkdir(path.join(this.configDir, dir), { recursive: true });
     await run(["apt-get", "update", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox()], { hint: "apt could not refresh its package indexes; check the apt sources (and the network to them)" });
+    for (const key of [...answers.keys()]) if (key.startsWith(`${this.configDir ?? "host"}\0`)) answers.delete(key);
     return { refreshed: true };
+  }
+
+  private async listsStamp(): Promise<number> {
+    const dir = this.configDir ? path.join(this.configDir, "lists") : "/var/lib/apt/lists";
+    return (await stat(dir).catch(() => undefined))?.mtimeMs ?? 0;
+  }
+
+  private key(kind: string, name: string): string {
+    return `${this.configDir ?? "host"}\0${kind}\0${name}`;
+  }
+
+  /** One apt-cache answer, from the per-process memo when the lists have not changed since. */
+  private async query(kind: "show" | "policy", name: string): Promise<string> {
+    const stamp = await this.listsStamp();
+    const known = answers.get(this.key(kind, name));
+    if (known && known.stamp === stamp) return known.text;
+    const text = this.aptCache([kind, name]).then((r) => r.stdout);
+    answers.set(this.key(kind, name), { stamp, text });
+    text.catch(() => answers.delete(this.key(kind, name)));
+    return text;
+  }
+
+  /** Asks apt about many packages in two runs instead of two per package. */
+  async prefetch(names: readonly string[]): Promise<void> {
+    const wanted = [...new Set(names)].filter((n) => /^[a-z0-9][a-z0-9+.-]+$/.test(n));
+    if (wanted.length === 0) return;
+    const stamp = await this.listsStamp();
+    const policies = splitPolicyBlocks((await this.aptCache(["policy", ...wanted])).stdout);
+    for (const [name, text] of policies) answers.set(this.key("policy", name), { stamp, text: Promise.resolve(text) });
+    // apt-cache show fails as a whole when one name is unknown: then each is asked on its own later.
+    const shown = await this.aptCache(["show", ...wanted]).then((r) => r.stdout, () => undefined);
+    if (shown === undefined) return;
+    const byName = new Map<string, string[]>();
+    for (const block of shown.split(/\n\s*\n/)) {
+      const pkg = /^Package: (\S+)$/m.exec(block)?.[1];
+      if (pkg) byName.set(pkg, [...(byName.get(pkg) ?? []), block]);
+    }
+    for (const name of wanted) answers.set(this.key("show", name), { stamp, text: Promise.resolve(`${(byName.get(name) ?? []).join("\n\n")}\n`) });
   }
 
   /** `apt-cache policy NAME` output (candidate and the version table with suites). */
   async policy(name: string): Promise<string> {
-    return (await this.aptCache(["policy", name])).stdout;
+    return this.query("policy", name);
   }
 
   /** Resolves a package to one exact version: the pinned one if given, else apt's candidate. */
   async resolve(name: string, pinned?: string): Promise<DebianPackage> {
+    const missing = (cause?: unknown) => new InputError(pinned ? `Debian package ${name} ${pinned} (pinned in kiln.lock) is not in the configured apt sources` : `Debian package ${name} is not in the configured apt sources`, {
+      hint: pinned ? "run apt-get update; if the version was superseded, delete its entry from kiln.lock (or run kiln rebake) to take the current one" : "check the name (apt-cache search), or run apt-get update",
+      ...(cause ? { cause } : {}),
+    });
     let out: string;
     try {
-      out = (await this.aptCache(["show", pinned ? `${name}=${pinned}` : name])).stdout;
+      out = await this.query("show", name);
     } catch (error) {
-      if (error instanceof CommandFailedError) {
-        throw new InputError(pinned ? `Debian package ${name} ${pinned} (pinned in kiln.lock) is not in the configured apt sources` : `Debian package ${name} is not in the configured apt sources`, {
-          hint: pinned ? "run apt-get update; if the version was superseded, delete its entry from kiln.lock (or run kiln rebake) to take the current one" : "check the name (apt-cache search), or run apt-get update",
-          cause: error,
-        });
-      }
+      if (error instanceof CommandFailedError) throw missing(error);
       throw error;
     }
     const stanzas = parseStanzas(out).filter((s) => s.Package === name);
-    const chosen = pinned ? stanzas.find((s) => s.Version === pinned) : await this.candidate(name, stanzas);
+    if (stanzas.length === 0) throw missing();
+    // The suite each version comes from is in the policy's version table (as in apt-cache madison).
+    const policy = parsePolicy(await this.policy(name));
+    const chosen = pinned ? stanzas.find((s) => s.Version === pinned) : (stanzas.find((s) => s.Version === policy.candidate) ?? stanzas[0]);
+    if (pinned && !chosen) throw missing();
     if (!chosen?.Version || !chosen.SHA256) throw new KilnError(`apt-cache show ${name} gave no version with a SHA256`);
-    const madison = (await this.aptCache(["madison", name])).stdout;
-    return { name, version: chosen.Version, sha256: chosen.SHA256, depends: chosen.Depends ?? "", source: parseMadisonSource(madison, chosen.Version) };
-  }
-
-  private async candidate(name: string, stanzas: Record<string, string>[]): Promise<Record<string, string> | undefined> {
-    const policy = await this.policy(name);
-    const candidate = /Candidate:\s*(\S+)/.exec(policy)?.[1];
-    return stanzas.find((s) => s.Version === candidate) ?? stanzas[0];
+    return { name, version: chosen.Version, sha256: chosen.SHA256, depends: chosen.Depends ?? "", source: sourceOf(policy.versions.find((v) => v.version === chosen.Version)) };
   }
 
   /** Downloads the .deb (once) and checks it against the sha256 from the archive index. */

@@ -43,6 +43,8 @@ export interface UpdateSource {
   kernelLatest(metaPackage: string, current: LockEntry): Promise<LatestDebian | undefined>;
   nodeVersions(): Promise<readonly string[]>;
   cves(name: string, version: string, since: string): Promise<readonly string[]>;
+  /** A hint that these Debian packages are about to be asked about (one apt run for all). */
+  prefetch?(names: readonly string[]): Promise<void>;
 }
 
 export interface UpdateInputs {
@@ -55,6 +57,7 @@ export interface UpdateInputs {
 
 export async function findUpdates(inputs: UpdateInputs, source: UpdateSource, options: { cves?: boolean } = {}): Promise<PackageUpdate[]> {
   const updates: PackageUpdate[] = [];
+  await source.prefetch?.([...inputs.packages.filter((p) => p.source.startsWith("debian") && p.role !== "kernel").map((p) => p.name), inputs.kernelPackage ?? DEFAULT_KERNEL_PACKAGE]);
   for (const entry of inputs.packages) {
     const update = await updateFor(entry, inputs, source);
     if (!update) continue;
@@ -129,18 +132,16 @@ export function describeChange(c: PackageChange): string {
 
 /** The real archives: apt (with kiln's apt configuration) and the npm registry; answers memoised. */
 export class ArchiveUpdateSource implements UpdateSource {
-  private readonly policies = new Map<string, Promise<AptPolicy>>();
   private nodeVersionList: Promise<readonly string[]> | undefined;
 
   constructor(private readonly apt: AptSource, private readonly npm: NpmSource) {}
 
-  private policy(name: string): Promise<AptPolicy> {
-    let known = this.policies.get(name);
-    if (!known) {
-      known = this.apt.policy(name).then(parsePolicy);
-      this.policies.set(name, known);
-    }
-    return known;
+  private async policy(name: string): Promise<AptPolicy> {
+    return parsePolicy(await this.apt.policy(name));
+  }
+
+  prefetch(names: readonly string[]): Promise<void> {
+    return this.apt.prefetch(names);
   }
 
   async debianLatest(name: string, current: string): Promise<LatestDebian | undefined> {

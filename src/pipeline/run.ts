@@ -178,25 +178,37 @@ async function runStage(opts: PipelineRunOptions, stage: PipelineStage, image: S
   return false;
 }
 
-/** Health checks during the soak: the load balancer's view of every instance, and (local) an HTTP probe. */
+/** Consecutive failed checks that fail a soak: one lost probe under load is not an outage. */
+export const SOAK_FAILURE_THRESHOLD = 3;
+
+/**
+ * Health checks during the soak: the load balancer's view of every instance and, for local
+ * targets, an HTTP probe through the load balancer. The soak fails after
+ * SOAK_FAILURE_THRESHOLD failed checks in a row, or at once when the environment stops serving
+ * the image; it passes when the soak time is over and the last check passed.
+ */
 async function soak(opts: PipelineRunOptions, stage: PipelineStage, image: StoredImage, envOpts: { config: string }): Promise<string | undefined> {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const env = await loadEnvironment(envOpts.config, image.manifest.name, image.manifest.healthcheck.path, stage.env);
   const provider = (opts.providers ?? defaultProviders)(env, opts.home);
   const deadline = performance.now() + stage.soakSeconds * 1000;
+  let failures = 0;
   for (;;) {
     const live = await provider.observe();
     const serving = live.releases.find((r) => r.serving);
     if (!serving || serving.image.digest !== image.digest) return `${stage.env} no longer serves ${image.ref} (now: ${serving?.image.ref ?? "nothing"})`;
+    let problem: string | undefined;
     const sick = serving.instances.filter((i) => !i.healthy);
-    if (sick.length > 0 || serving.instances.length === 0) return `${sick.length || "no"} instance(s) of ${serving.id} unhealthy during the soak: ${sick.map((i) => i.id).join(", ")}`;
-    if (env.target === "local") {
+    if (sick.length > 0 || serving.instances.length === 0) problem = `${sick.length || "no"} instance(s) of ${serving.id} unhealthy: ${sick.map((i) => i.id).join(", ")}`;
+    else if (env.target === "local") {
       const url = `${await provider.endpoint()}${env.health.path}`.replace(/([^:]\/)\/+/g, "$1");
       const status = await probeHttp(url, 3000);
-      if (status === undefined || status >= 400) return `health check ${url} answered ${status ?? "nothing"} during the soak`;
+      if (status === undefined || status >= 400) problem = `health check ${url} answered ${status ?? "nothing"}`;
     }
-    if (performance.now() >= deadline) return undefined;
-    await sleep(Math.min(stage.checkIntervalSeconds * 1000, Math.max(0, deadline - performance.now())));
+    failures = problem ? failures + 1 : 0;
+    if (problem && failures >= SOAK_FAILURE_THRESHOLD) return `${problem} (${failures} checks in a row during the soak)`;
+    if (!problem && performance.now() >= deadline) return undefined;
+    await sleep(Math.min(stage.checkIntervalSeconds * 1000, Math.max(problem ? 1000 : 0, deadline - performance.now())));
   }
 }
 

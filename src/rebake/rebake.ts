@@ -80,7 +80,8 @@ export async function rebake(opts: RebakeOptions): Promise<RebakeResult> {
   const from = await store.resolve(opts.ref);
   const m = from.manifest;
   const appDir = appDirOf(opts.config);
-  const source = opts.updates ?? new ArchiveUpdateSource(new AptSource(opts.home.cache), new NpmSource(opts.home.cache));
+  const apt = new AptSource(opts.home.cache);
+  const source = opts.updates ?? new ArchiveUpdateSource(apt, new NpmSource(opts.home.cache));
   const updates = await opts.progress.step("Checking base packages", () => findUpdates({ packages: m.packages, kernelPackage: m.baseInputs?.kernelPackage, nodeRange: m.baseInputs?.nodeRange }, source, { cves: false }), (u) => `${u.length} newer`);
   const none = { from, image: undefined, updates, changes: [], appLayerIdentical: undefined, lockChanged: false };
   if (opts.dryRun || (updates.length === 0 && !opts.force)) return { ...none, rebaked: false, seconds: (performance.now() - started) / 1000 };

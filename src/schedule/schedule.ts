@@ -119,7 +119,7 @@ export async function installSchedule(opts: InstallOptions): Promise<InstallReco
     log(`cron: added to ${file}: ${line}`);
     result = { app, installedAt: new Date().toISOString(), kind: "cron", createdFiles: created, cron: { file, line }, onCalendar: schedule.onCalendar, cronExpression };
   } else {
-    const target = opts.unitDir ? { dir: path.resolve(opts.unitDir), user: !path.resolve(opts.unitDir).startsWith("/etc/") } : defaultUnitDir();
+    const target = opts.unitDir ? { dir: path.resolve(opts.unitDir), user: process.getuid?.() !== 0 } : defaultUnitDir();
     const files = {
       service: path.join(target.dir, `${unitName(app)}.service`),
       timer: path.join(target.dir, `${unitName(app)}.timer`),
@@ -138,7 +138,10 @@ export async function installSchedule(opts: InstallOptions): Promise<InstallReco
       await run(["systemctl", ...scope, "daemon-reload"]);
       await run(["systemctl", ...scope, "enable", "--now", `${unitName(app)}.timer`]);
       log(`systemd: enabled and started ${unitName(app)}.timer`);
-    } else log(`systemd: not activated; to activate: systemctl${target.user ? " --user" : ""} daemon-reload && systemctl${target.user ? " --user" : ""} enable --now ${unitName(app)}.timer`);
+    } else {
+      const scope = target.user ? " --user" : "";
+      log(`systemd: not activated; to activate: systemctl${scope} link ${files.service} ${files.timer} && systemctl${scope} enable --now ${unitName(app)}.timer`);
+    }
     result = { app, installedAt: new Date().toISOString(), kind: "systemd", createdFiles: created, systemd: { unitDir: target.dir, user: target.user, activated: activate }, onCalendar: schedule.onCalendar, cronExpression };
   }
   if (opts.ci) {

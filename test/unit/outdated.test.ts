@@ -2,7 +2,7 @@
 // parsing (recorded output), security marking by suite, CVEs from changelogs, the update
 // decision per lock entry (fake archives), old → new diffs, version labels, aptConfigOptions.
 import { describe, expect, it } from "vitest";
-import { aptConfigOptions } from "../../src/packages/apt.js";
+import { aptConfigOptions, splitPolicyBlocks } from "../../src/packages/apt.js";
 import { cvesSince, parseChangelog } from "../../src/packages/changelog.js";
 import { compareDebianVersions } from "../../src/packages/debversion.js";
 import type { LockEntry } from "../../src/packages/lock.js";
@@ -20,7 +20,7 @@ const POLICY = `busybox-static:
      1:1.35.0-4+deb12u1+b1+kilntest1 500
         500 http://127.0.0.1:18765 bookworm/main amd64 Packages
  *** 1:1.35.0-4+deb12u1+b1 500
-        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        500 http://mirror.example/debian bookworm/main amd64 Packages
         100 /var/lib/dpkg/status
 `;
 
@@ -29,9 +29,9 @@ const KERNEL_POLICY = `linux-image-cloud-amd64:
   Candidate: 6.1.192-2
   Version table:
      6.1.192-2 500
-        500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+        500 http://mirror.example/debian-security bookworm-security/main amd64 Packages
      6.1.176-1 500
-        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        500 http://mirror.example/debian bookworm/main amd64 Packages
 `;
 
 const CHANGELOG = `busybox (1:1.35.0-4+deb12u2) bookworm-security; urgency=high
@@ -46,7 +46,7 @@ busybox (1:1.35.0-4+deb12u1) bookworm; urgency=high
     - CVE-2022-48174 - stack overflow (Closes: #1059049)
     - CVE-2023-42363 - use-after-free (Closes: #1059050)
 
- -- Tobias Frost <tobi@debian.org>  Mon, 02 Mar 2026 07:59:41 +0100
+ -- Tobias Frost <maintainer@example.org>  Mon, 02 Mar 2026 07:59:41 +0100
 
 busybox (1:1.35.0-4) unstable; urgency=medium
 
@@ -85,6 +85,13 @@ describe("apt-cache policy", () => {
     expect(p.versions.map((v) => v.version)).toEqual(["1:1.35.0-4+deb12u1+b1+kilntest2", "1:1.35.0-4+deb12u1+b1+kilntest1", "1:1.35.0-4+deb12u1+b1"]);
     expect(p.versions[0]!.origins[0]).toEqual({ priority: 500, uri: "http://127.0.0.1:18765", suite: "bookworm-security", component: "main" });
     expect(p.versions[2]!.origins[1]).toMatchObject({ priority: 100, uri: "/var/lib/dpkg/status", suite: undefined });
+  });
+
+  it("splits the answer of one apt-cache policy run for many packages", () => {
+    const blocks = splitPolicyBlocks(POLICY + KERNEL_POLICY);
+    expect([...blocks.keys()]).toEqual(["busybox-static", "linux-image-cloud-amd64"]);
+    expect(parsePolicy(blocks.get("linux-image-cloud-amd64")!).candidate).toBe("6.1.192-2");
+    expect(parsePolicy(blocks.get("busybox-static")!).versions).toHaveLength(3);
   });
 
   it("marks an update as security when a newer version comes from a -security suite", () => {
