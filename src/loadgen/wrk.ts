@@ -42,9 +42,13 @@ export interface RunningLoad {
 }
 
 /** Starts wrk (bounded by maxSeconds even if never stopped) against a loopback URL. */
-export function startWrk(url: string, options: { connections?: number; threads?: number; maxSeconds?: number } = {}): RunningLoad {
+/**
+ * timeoutSeconds: how long one request may take before wrk counts it as failed. The default
+ * (30 s) judges availability; slow answers under TCG show up in the latency figures instead.
+ */
+export function startWrk(url: string, options: { connections?: number; threads?: number; maxSeconds?: number; timeoutSeconds?: number } = {}): RunningLoad {
   if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`load is only generated against loopback URLs, not ${url}`);
-  const load = spawnCapture(["wrk", "-t", String(options.threads ?? 1), "-c", String(options.connections ?? 4), "-d", `${options.maxSeconds ?? 300}s`, "--latency", "--timeout", "5s", url]);
+  const load = spawnCapture(["wrk", "-t", String(options.threads ?? 1), "-c", String(options.connections ?? 4), "-d", `${options.maxSeconds ?? 300}s`, "--latency", "--timeout", `${options.timeoutSeconds ?? 30}s`, url]);
   return {
     async stop() {
       load.signal("SIGINT");

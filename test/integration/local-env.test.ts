@@ -62,7 +62,7 @@ beforeAll(async () => {
   app = mkdtempSync(path.join(os.tmpdir(), "kiln-swap-"));
   cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
   port = await findFreePort();
-  const yml = (cmd: string) => `name: ${APP}\ncmd: ${cmd}\nport: 8080\nhealthcheck:\n  path: /healthz\nrestarts: { maxQuickExits: 100 }\nenvironments:\n  dev:\n    target: local\n    port: ${port}\n    instances: 2\n    deregistrationDelay: 2\n    healthcheck: { path: /healthz, interval: 1, healthyThreshold: 2, timeout: 40 }\n`;
+  const yml = (cmd: string) => `name: ${APP}\ncmd: ${cmd}\nport: 8080\nhealthcheck:\n  path: /healthz\nrestarts: { maxQuickExits: 100 }\nenvironments:\n  dev:\n    target: local\n    port: ${port}\n    instances: 2\n    deregistrationDelay: 2\n    healthcheck: { path: /healthz, interval: 1, healthyThreshold: 2, timeout: 60 }\n`;
   writeFileSync(path.join(app, "kiln.yml"), yml("./server --listen 8080"));
   const v1 = await bake(app, { version: "1.0.0" }, home, quiet);
   const v2 = await bake(app, { version: "2.0.0" }, home, quiet);
@@ -122,7 +122,7 @@ describe.sequential("local environment: blue/green under load", () => {
 
   it("kiln killed in the middle of a promote: running it again converges and leaks nothing", async () => {
     const killed = await cli(["promote", refs.v2, "--env", "dev", "--config", app], { KILN_HOME: home.root, KILN_TEST_DIE_BEFORE_STEP: "switch-traffic" });
-    expect(killed.code).toBeNull(); // SIGKILL
+    expect(killed.code, killed.stderr).toBeNull(); // SIGKILL
     const midway = await readState(localEnvDir(home, APP, "dev"));
     expect(midway.releases.length).toBe(2); // green launched, traffic not switched
     const again = await cli(["promote", refs.v2, "--env", "dev", "--config", app], { KILN_HOME: home.root });

@@ -77,11 +77,30 @@ export async function haproxyCommand(socketPath: string, command: string, timeou
   });
 }
 
-/** Runs a runtime API command that must succeed (answers are free text: check for known failures). */
+/** What the runtime API answers when a command worked; anything else is a refusal. */
+const SUCCESS = /^(|New server registered\.|Server deleted\.)$/;
+
+/** Runs a runtime API command that must succeed ("Already exists…", "still has connections…" are failures). */
 export async function haproxyDo(socketPath: string, command: string): Promise<string> {
   const answer = await haproxyCommand(socketPath, command);
-  if (/^(Unknown command|No such|Require|Invalid|.*not found|.*cannot)/im.test(answer)) throw new KilnError(`HAProxy refused '${command}': ${answer.split("\n")[0]}`);
+  if (!SUCCESS.test(answer.trim())) throw new KilnError(`HAProxy refused '${command}': ${answer.split("\n")[0]}`);
   return answer;
+}
+
+/**
+ * Takes a server out of HAProxy: maintenance, cut what is still attached (the drain period is
+ * over), then delete — retried, since HAProxy refuses to delete a server with live connections.
+ */
+export async function removeServer(socketPath: string, server: string): Promise<void> {
+  const name = `${BACKEND}/${server}`;
+  await haproxyCommand(socketPath, `set server ${name} state maint`);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await haproxyCommand(socketPath, `shutdown sessions server ${name}`);
+    const answer = (await haproxyCommand(socketPath, `del server ${name}`)).trim();
+    if (answer === "Server deleted." || /No such server/i.test(answer)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new KilnError(`HAProxy would not remove server ${name}`, { hint: "kiln destroy --env … --yes, then promote again" });
 }
 
 export async function startHaproxy(paths: HaproxyPaths, config: string): Promise<void> {

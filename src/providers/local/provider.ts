@@ -14,7 +14,7 @@ import { checkPortFree, findFreePort } from "../../run/ports.js";
 import type { LocalEnvironment } from "../../spec/environments.js";
 import { LocalVm } from "../qemu.js";
 import { stopVm } from "../vm-registry.js";
-import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, renderHaproxyConfig, serverStatuses, startHaproxy } from "./haproxy.js";
+import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, removeServer, renderHaproxyConfig, serverStatuses, startHaproxy } from "./haproxy.js";
 import { readState, writeState, type LocalEnvState, type LocalInstance } from "./state.js";
 
 const SERVING_WEIGHT = 100;
@@ -110,6 +110,8 @@ export class LocalProvider implements DeployProvider {
   }
 
   private async addServer(instance: LocalInstance, weight: number): Promise<void> {
+    // A server of that name left behind (an interrupted delete) would shadow the new instance.
+    if ((await serverStatuses(this.paths.socket)).some((s) => s.name === instance.server)) await removeServer(this.paths.socket, instance.server);
     await haproxyDo(this.paths.socket, `add server ${BACKEND}/${instance.server} 127.0.0.1:${instance.hostPort} check weight ${weight}`);
     await haproxyDo(this.paths.socket, `enable health ${BACKEND}/${instance.server}`);
     await haproxyDo(this.paths.socket, `set server ${BACKEND}/${instance.server} state ready`);
@@ -182,12 +184,13 @@ export class LocalProvider implements DeployProvider {
     const entry = (await this.state()).releases.find((r) => r.id === release);
     if (!entry) return;
     for (const i of entry.instances) await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} state drain`);
-    // Wait until in-flight requests are done (no sessions), at most the deregistration delay.
+    // Like an ALB's deregistration delay: done as soon as no request is in flight (a drained
+    // server gets no new ones), at most the delay. An unreadable status counts as busy.
     const deadline = Date.now() + delaySeconds * 1000;
     while (Date.now() < deadline) {
-      const statuses = await serverStatuses(this.paths.socket).catch(() => []);
-      const busy = statuses.filter((s) => entry.instances.some((i) => i.server === s.name) && s.currentSessions > 0);
-      if (busy.length === 0 && Date.now() > deadline - delaySeconds * 500) break;
+      const statuses = await serverStatuses(this.paths.socket).catch(() => undefined);
+      const busy = statuses === undefined || statuses.some((s) => entry.instances.some((i) => i.server === s.name) && s.currentSessions > 0);
+      if (!busy) break;
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -199,8 +202,7 @@ export class LocalProvider implements DeployProvider {
     const running = (await haproxyPid(this.paths)) !== undefined;
     await Promise.all(entry.instances.map(async (i) => {
       if (running) {
-        await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} state maint`).catch(() => "");
-        await haproxyCommand(this.paths.socket, `del server ${BACKEND}/${i.server}`).catch(() => "");
+        await removeServer(this.paths.socket, i.server);
       }
       if (processAlive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => { try { process.kill(-i.pid, "SIGKILL"); } catch { /* gone */ } });
       await rm(path.join(this.home.vms, i.vmId), { recursive: true, force: true });
@@ -226,8 +228,7 @@ export class LocalProvider implements DeployProvider {
     }
     await new Promise((r) => setTimeout(r, this.env.deregistrationDelaySeconds * 1000));
     for (const extra of entry.instances.slice(instances)) {
-      await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${extra.server} state maint`);
-      await haproxyCommand(this.paths.socket, `del server ${BACKEND}/${extra.server}`);
+      await removeServer(this.paths.socket, extra.server);
       await stopVm(this.home, extra.vmId, 20_000).catch(() => undefined);
     }
     entry.instances = entry.instances.slice(0, instances);
