@@ -74,6 +74,9 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_term;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  /* A client that resets the connection mid-response (HAProxy closes health checks that way)
+   * must cost that write an EPIPE, not the whole server a SIGPIPE. */
+  signal(SIGPIPE, SIG_IGN);
 
   int listener = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;

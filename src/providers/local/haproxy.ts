@@ -52,7 +52,10 @@ backend ${BACKEND}
   http-request disable-l7-retry unless METH_GET || METH_HEAD
   option httpchk GET ${opts.healthPath}
   http-check expect status 200-399
-  default-server inter ${opts.intervalMs}ms fastinter ${opts.intervalMs}ms rise ${opts.rise} fall 2
+  # Without "timeout check" HAProxy gives a check answer only "inter" to arrive: a guest slowed
+  # by a neighbour's boot (TCG) would be marked DOWN while it still serves.
+  timeout check 5s
+  default-server inter ${opts.intervalMs}ms fastinter ${opts.intervalMs}ms rise ${opts.rise} fall 3
 `;
 }
 

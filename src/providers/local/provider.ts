@@ -133,7 +133,8 @@ export class LocalProvider implements DeployProvider {
     entry.desired = instances;
     const target = entry;
     const missing = Array.from({ length: instances }, (_, i) => i).filter((i) => !target.instances.some((x) => x.server === `${release}-${i}`));
-    await Promise.all(missing.map(async (i) => {
+    // One at a time: under TCG, guests booting in parallel starve the instances that serve.
+    for (const i of missing) {
       const hostPort = await findFreePort();
       const vm = await LocalVm.start({
         image: stored, home: this.home, firmware: "bios", name: `${release}-${i}`,
@@ -146,7 +147,7 @@ export class LocalProvider implements DeployProvider {
       // Record the VM before anything else can fail, so a crash here is cleaned up next time.
       await this.save(state);
       await this.addServer(instance, 0);
-    }));
+    }
   }
 
   async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {
