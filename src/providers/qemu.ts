@@ -21,16 +21,20 @@ import { qmpCommand } from "./qmp.js";
 const OVMF_CODE = ["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd"];
 const OVMF_VARS = ["/usr/share/OVMF/OVMF_VARS_4M.fd", "/usr/share/OVMF/OVMF_VARS.fd"];
 
-export interface StartVmOptions {
+/** What every local hypervisor needs to boot an image (QEMU and VirtualBox extend it). */
+export interface LocalVmOptions {
   readonly image: StoredImage;
   readonly home: KilnHome;
   readonly firmware: Firmware;
   readonly forwards: readonly PortForward[];
   /** Boot-time env (seed drive); KILN_ENV defaults to dev in the init. */
   readonly env: Readonly<Record<string, string>>;
-  readonly accelerator?: Accelerator;
   readonly memoryMiB?: number;
   readonly cpus?: number;
+}
+
+export interface StartVmOptions extends LocalVmOptions {
+  readonly accelerator?: Accelerator;
   /** Disk to boot instead of the store's raw disk (another format of the same image). */
   readonly disk?: { readonly path: string; readonly format: string };
   readonly name?: string;

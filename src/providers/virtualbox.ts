@@ -9,6 +9,7 @@
  * $KILN_HOME/vms/<id>/ (vm.json, console.log, disk clone, seed drive) like a QEMU VM's, so
  * `kiln ps`, `logs` and `stop` treat both alike.
  */
+import type { LocalVmOptions } from "./qemu.js";
 import { processAlive } from "../process-alive.js";
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -239,14 +240,7 @@ function sleep(ms: number): Promise<void> {
 
 // ---- the VM -----------------------------------------------------------------------------------
 
-export interface StartVirtualBoxOptions {
-  readonly image: StoredImage;
-  readonly home: KilnHome;
-  readonly firmware: Firmware;
-  readonly forwards: readonly PortForward[];
-  readonly env: Readonly<Record<string, string>>;
-  readonly memoryMiB?: number;
-  readonly cpus?: number;
+export interface StartVirtualBoxOptions extends LocalVmOptions {
   /** VirtualBox VM name (default kiln-<name>-<version>). */
   readonly name?: string;
   /** How often to ask VirtualBox whether the VM still runs (there is no event to wait on). */

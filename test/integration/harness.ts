@@ -63,14 +63,7 @@ export function cli(args: string[], env: Record<string, string> = {}, onStderr?:
   });
 }
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { processAlive } from "../../src/process-alive.js";
 
 /** VMs a test file booted; each is shut down and cleaned up after every test. */
 export function trackRuns(): RunOutcome[] {
