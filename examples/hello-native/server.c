@@ -1,7 +1,7 @@
 /*
  * hello-native: a small HTTP/1.1 server in C for kiln's native baker.
  *
- *   ./server --listen 8080 [--fail-health]
+ *   ./server --listen 8080 [--fail-health] [--fail-requests]
  *
  * Answers GET /healthz with "ok" and every other path with a short JSON document that shows
  * what the image gave the process (KILN_ENV, KILN_IMAGE, uid, GREETING). One request per
@@ -20,6 +20,8 @@
 static volatile sig_atomic_t stopping = 0;
 /* --fail-health: /healthz answers 503, for tests of releases that never become healthy. */
 static int fail_health = 0;
+/* --fail-requests: healthy, but every other path answers 500, for tests of canaries that fail. */
+static int fail_requests = 0;
 
 static void on_term(int sig) {
   (void)sig;
@@ -54,6 +56,10 @@ static void serve(int fd) {
     else respond(fd, "200 OK", "text/plain", "ok\n");
     return;
   }
+  if (fail_requests) {
+    respond(fd, "500 Internal Server Error", "text/plain", "failing on purpose\n");
+    return;
+  }
   char body[1024];
   snprintf(body, sizeof body,
            "{\"message\":\"%s\",\"image\":\"%s\",\"env\":\"%s\",\"uid\":%u,\"runtime\":\"native\"}\n",
@@ -67,6 +73,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) port = atoi(argv[++i]);
     else if (strcmp(argv[i], "--fail-health") == 0) fail_health = 1;
+    else if (strcmp(argv[i], "--fail-requests") == 0) fail_requests = 1;
   }
   if (getenv("PORT") && port == 8080) port = atoi(getenv("PORT"));
 

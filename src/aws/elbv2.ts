@@ -58,6 +58,14 @@ export async function forwardListener(clients: AwsClients, listenerArn: string, 
   await aws("ModifyListener", listenerArn, () => clients.elbv2.send(new ModifyListenerCommand({ ListenerArn: listenerArn, DefaultActions: [{ Type: "forward", TargetGroupArn: targetGroupArn }] })));
 }
 
+/** Weighted forward (a canary): each target group gets weight / sum of weights of new requests. */
+export async function forwardWeighted(clients: AwsClients, listenerArn: string, groups: readonly { arn: string; weight: number }[]): Promise<void> {
+  await aws("ModifyListener", listenerArn, () => clients.elbv2.send(new ModifyListenerCommand({
+    ListenerArn: listenerArn,
+    DefaultActions: [{ Type: "forward", ForwardConfig: { TargetGroups: groups.map((g) => ({ TargetGroupArn: g.arn, Weight: g.weight })) } }],
+  })));
+}
+
 export async function answerUnavailable(clients: AwsClients, listenerArn: string): Promise<void> {
   await aws("ModifyListener", listenerArn, () => clients.elbv2.send(new ModifyListenerCommand({
     ListenerArn: listenerArn, DefaultActions: [{ Type: "fixed-response", FixedResponseConfig: { StatusCode: "503", ContentType: "text/plain", MessageBody: "no release" } }],

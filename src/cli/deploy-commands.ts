@@ -2,6 +2,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { loadBakers } from "../bake/bakers.js";
+import { parseCanary } from "../deploy/canary.js";
 import { describeStep } from "../deploy/plan.js";
 import { destroyEnv, envStatus, promote, rollback, scaleEnv, type PromoteResult } from "../deploy/promote.js";
 import { InputError } from "../errors.js";
@@ -41,11 +42,15 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
     envOptions(program.command(name).description(name === "deploy" ? "alias of promote" : "release an image to an environment with a blue/green swap").argument("<ref>", "name:version or sha256:…"))
       .option("--dry-run", "print the plan and exit")
       .option("--force", "skip the promotion gate (logged)")
-      .action(async (ref: string, flags: EnvFlags & { force?: boolean }) => {
+      .option("--canary <percent>", "first send this share of requests (1–50%) to the new release, watch it, then switch")
+      .option("--canary-for <duration>", "how long the canary runs (90s, 5m, 1h)", "5m")
+      .action(async (ref: string, flags: EnvFlags & { force?: boolean; canary?: string; canaryFor: string }) => {
+        if (!flags.canary && flags.canaryFor !== "5m") throw new InputError("--canary-for needs --canary PERCENT", { hint: "for example --canary 10% --canary-for 5m" });
+        const canary = flags.canary ? parseCanary(flags.canary, flags.canaryFor) : undefined;
         // Test hook: die (SIGKILL, no cleanup) right before a step kind, to prove re-runs converge.
         const dieAt = process.env.KILN_TEST_DIE_BEFORE_STEP;
         const beforeStep = dieAt ? async (step: { kind: string }) => { if (step.kind === dieAt) process.kill(process.pid, "SIGKILL"); } : undefined;
-        const result = await promote({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), ref, force: Boolean(flags.force), dryRun: Boolean(flags.dryRun), ...(beforeStep ? { beforeStep } : {}) });
+        const result = await promote({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), ref, force: Boolean(flags.force), dryRun: Boolean(flags.dryRun), ...(canary ? { canary } : {}), ...(beforeStep ? { beforeStep } : {}) });
         printPlan(result, flags.json);
       });
   }

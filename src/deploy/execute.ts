@@ -4,6 +4,25 @@ import type { Progress } from "../progress.js";
 import { describeStep } from "./plan.js";
 import type { DeployPlan, DeployProvider, DeployStep } from "./types.js";
 
+/** Splits traffic, then watches the canary for its whole window; any failed check ends it. */
+async function runCanary(provider: DeployProvider, step: Extract<DeployStep, { kind: "canary" }>): Promise<void> {
+  if (!provider.splitTraffic || !provider.canaryCheck) throw new KilnError("this environment cannot split traffic; promote without --canary");
+  await provider.splitTraffic(step.release, step.from, step.percent);
+  const started = Date.now();
+  const every = Math.min(5000, Math.max(500, (step.seconds * 1000) / 10));
+  for (;;) {
+    const result = await provider.canaryCheck(step.release);
+    if (!result.healthy) {
+      const tail = await provider.consoleTail(step.release).catch(() => "");
+      throw new UnhealthyError(`canary ${step.release} failed after ${Math.round((Date.now() - started) / 1000)}s: ${result.detail}${tail ? `\n--- console of a failing instance ---\n${tail}` : ""}`, {
+        hint: `all traffic went back to ${step.from.join(", ")} and the new release was removed`,
+      });
+    }
+    if (Date.now() - started >= step.seconds * 1000) return;
+    await new Promise((r) => setTimeout(r, Math.min(every, Math.max(0, step.seconds * 1000 - (Date.now() - started)))));
+  }
+}
+
 async function runStep(provider: DeployProvider, step: DeployStep): Promise<void> {
   switch (step.kind) {
     case "ensure-infrastructure": return provider.ensureInfrastructure();
@@ -18,6 +37,7 @@ async function runStep(provider: DeployProvider, step: DeployStep): Promise<void
       }
       return;
     }
+    case "canary": return runCanary(provider, step);
     case "switch-traffic": return provider.switchTraffic(step.to, step.from);
     case "drain": return provider.drain(step.release, step.delaySeconds);
     case "delete-release": return provider.deleteRelease(step.release);

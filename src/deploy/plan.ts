@@ -16,17 +16,27 @@ export function zonesFor(env: Environment): string[] {
   return ["zone-a", "zone-b"];
 }
 
-export function planBlueGreen(env: Environment, image: ImageRef, version: string, live: LiveState, now: Date): DeployPlan {
+/** A weighted first step: `percent` % of requests go to the new release for `seconds` before the full switch. */
+export interface CanarySettings {
+  readonly percent: number;
+  readonly seconds: number;
+}
+
+export function planBlueGreen(env: Environment, image: ImageRef, version: string, live: LiveState, now: Date, canary?: CanarySettings): DeployPlan {
   const green = releaseId(env, image, version);
   const existing = live.releases.find((r) => r.id === green);
   const others = live.releases.filter((r) => r.id !== green);
+  const blue = others.filter((o) => o.serving).map((o) => o.id);
   const steps: DeployStep[] = [];
   if (!live.infrastructure) steps.push({ kind: "ensure-infrastructure" });
   const alreadyLive = existing?.serving === true && others.every((o) => !o.serving) && existing.instances.length >= env.instances;
+  // A canary needs a release to compare against; on a first deploy there is none.
+  const withCanary = canary !== undefined && !alreadyLive && blue.length > 0;
   if (!alreadyLive) {
     if (!existing || existing.instances.length < env.instances) steps.push({ kind: "launch", release: green, image, instances: env.instances, zones: zonesFor(env) });
     steps.push({ kind: "wait-healthy", release: green, timeoutSeconds: env.health.timeoutSeconds });
-    steps.push({ kind: "switch-traffic", to: green, from: others.filter((o) => o.serving).map((o) => o.id) });
+    if (withCanary) steps.push({ kind: "canary", release: green, from: blue, percent: canary.percent, seconds: canary.seconds });
+    steps.push({ kind: "switch-traffic", to: green, from: blue });
   }
   for (const old of others) {
     // Always drain before deleting: after an interruption right after the switch, the old
@@ -35,14 +45,18 @@ export function planBlueGreen(env: Environment, image: ImageRef, version: string
     steps.push({ kind: "delete-release", release: old.id });
   }
   const at = now.toISOString();
+  const undo: DeployStep[] = [{ kind: "delete-release", release: green }, { kind: "record", entry: { release: green, image, result: "failed", at } }];
+  // A failed canary already sent some traffic to green: give it all back before green goes.
+  if (withCanary) undo.unshift({ kind: "switch-traffic", to: blue[0]!, from: [green] });
   if (!alreadyLive) {
     steps.push({ kind: "record", entry: { release: green, image, result: "live", at } });
     for (const old of others.filter((o) => o.serving)) steps.push({ kind: "record", entry: { release: old.id, image: old.image, result: "replaced", at } });
   }
   return {
     environment: env.name, target: env.target, steps,
-    onFailure: [{ kind: "delete-release", release: green }, { kind: "record", entry: { release: green, image, result: "failed", at } }],
-    summary: alreadyLive && others.length === 0 ? `${image.ref} is already live in ${env.name}; nothing to do` : `${image.ref} → ${env.name} (${green}), blue/green`,
+    onFailure: undo,
+    summary: alreadyLive && others.length === 0 ? `${image.ref} is already live in ${env.name}; nothing to do`
+      : `${image.ref} → ${env.name} (${green}), blue/green${withCanary ? `, canary ${canary.percent}% for ${canary.seconds}s first` : canary && !alreadyLive ? " (no release serves yet: no canary)" : ""}`,
   };
 }
 
@@ -74,6 +88,7 @@ export function describeStep(step: DeployStep): string {
     case "ensure-infrastructure": return "create load balancer and shared resources";
     case "launch": return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}`;
     case "wait-healthy": return `wait until every instance of ${step.release} is healthy (≤ ${step.timeoutSeconds}s)`;
+    case "canary": return `canary: ${step.percent}% of requests to ${step.release} for ${step.seconds}s, watching its health`;
     case "switch-traffic": return `switch traffic to ${step.to}${step.from.length ? ` from ${step.from.join(", ")}` : ""}`;
     case "drain": return `drain ${step.release} (${step.delaySeconds}s)`;
     case "delete-release": return `delete ${step.release}`;

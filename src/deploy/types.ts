@@ -44,6 +44,7 @@ export type DeployStep =
   | { readonly kind: "ensure-infrastructure" }
   | { readonly kind: "launch"; readonly release: string; readonly image: ImageRef; readonly instances: number; readonly zones: readonly string[] }
   | { readonly kind: "wait-healthy"; readonly release: string; readonly timeoutSeconds: number }
+  | { readonly kind: "canary"; readonly release: string; readonly from: readonly string[]; readonly percent: number; readonly seconds: number }
   | { readonly kind: "switch-traffic"; readonly to: string; readonly from: readonly string[] }
   | { readonly kind: "drain"; readonly release: string; readonly delaySeconds: number }
   | { readonly kind: "delete-release"; readonly release: string }
@@ -75,6 +76,10 @@ export interface DeployProvider {
   launch(release: string, image: ImageRef, instances: number, zones: readonly string[]): Promise<void>;
   waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult>;
   switchTraffic(to: string, from: readonly string[]): Promise<void>;
+  /** Canary: sends `percent` % of new requests to `to`, the rest to `from` (targets with a weighted LB only). */
+  splitTraffic?(to: string, from: readonly string[], percent: number): Promise<void>;
+  /** During a canary: is the release still healthy, and is it not answering errors? */
+  canaryCheck?(release: string): Promise<HealthResult>;
   drain(release: string, delaySeconds: number): Promise<void>;
   deleteRelease(release: string): Promise<void>;
   scale(release: string, instances: number): Promise<void>;

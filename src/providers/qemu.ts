@@ -38,6 +38,8 @@ export interface StartVmOptions extends LocalVmOptions {
   /** Disk to boot instead of the store's raw disk (another format of the same image). */
   readonly disk?: { readonly path: string; readonly format: string };
   readonly name?: string;
+  /** Who started the VM (a local environment), so it can find VMs it lost track of. */
+  readonly owner?: string;
   /** Attach the seed drive (default true); without it the init asks the instance metadata service. */
   readonly seedDrive?: boolean;
   /**
@@ -69,6 +71,7 @@ export interface VmRecord {
   readonly firmware: Firmware;
   readonly accelerator: Accelerator;
   readonly startedAt: string;
+  readonly owner?: string;
 }
 
 async function firstExisting(paths: readonly string[], what: string): Promise<string> {
@@ -122,6 +125,7 @@ export class LocalVm {
     const record: VmRecord = {
       id, name: options.name ?? `${manifest.name}-${id}`, image: `${manifest.name}:${manifest.version}`, digest: manifest.digest,
       pid: child.pid, forwards: options.forwards, firmware: options.firmware, accelerator, startedAt: new Date().toISOString(),
+      ...(options.owner ? { owner: options.owner } : {}),
     };
     await writeFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
     return new LocalVm(record, dir, child, startedAtMs);

@@ -19,7 +19,7 @@ import { cli, processAlive, quiet, repo, sharedHome } from "./harness.js";
 const home = sharedHome();
 let app: string;
 let port: number;
-let refs: { v1: string; v2: string; bad: string };
+let refs: { v1: string; v2: string; bad: string; errors: string };
 const APP = "swapdemo";
 
 /** Sequential GETs recording which image answered, alongside wrk's load. */
@@ -57,7 +57,27 @@ async function envPids(): Promise<{ haproxy: number | undefined; vms: number[] }
 
 const opts = () => ({ home, config: app, envName: "dev", progress: quiet });
 
+/** Every QEMU running from this home's VM directories, known to a state file or not. */
+function qemusOfHome(): number[] {
+  let listed = "";
+  try {
+    listed = execFileSync("pgrep", ["-f", "qemu-system-x86_64"], { encoding: "utf8" });
+  } catch {
+    // pgrep exits 1 when nothing matches
+  }
+  const pids = listed.split("\n").filter(Boolean).map(Number);
+  return pids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`${home.vms}/`);
+    } catch {
+      return false;
+    }
+  });
+}
+let qemusBefore: number[] = [];
+
 beforeAll(async () => {
+  qemusBefore = qemusOfHome();
   execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
   app = mkdtempSync(path.join(os.tmpdir(), "kiln-swap-"));
   cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
@@ -68,8 +88,10 @@ beforeAll(async () => {
   const v2 = await bake(app, { version: "2.0.0" }, home, quiet);
   writeFileSync(path.join(app, "kiln.yml"), yml("./server --listen 8080 --fail-health"));
   const bad = await bake(app, { version: "3.0.0-bad" }, home, quiet);
+  writeFileSync(path.join(app, "kiln.yml"), yml("./server --listen 8080 --fail-requests"));
+  const errors = await bake(app, { version: "4.0.0-errors" }, home, quiet);
   writeFileSync(path.join(app, "kiln.yml"), yml("./server --listen 8080"));
-  refs = { v1: v1.image.ref, v2: v2.image.ref, bad: bad.image.ref };
+  refs = { v1: v1.image.ref, v2: v2.image.ref, bad: bad.image.ref, errors: errors.image.ref };
   await promote({ ...opts(), ref: refs.v1 });
 });
 
@@ -78,6 +100,8 @@ afterAll(async () => {
   const left = await envPids();
   expect(left.haproxy).toBeUndefined();
   expect(left.vms).toEqual([]);
+  // Nothing leaked: no QEMU of this home started during this file still runs.
+  expect(qemusOfHome().filter((pid) => !qemusBefore.includes(pid))).toEqual([]);
 });
 
 describe.sequential("local environment: blue/green under load", () => {
@@ -136,5 +160,40 @@ describe.sequential("local environment: blue/green under load", () => {
     const ours = qemus.filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`/vms/`) && readFileSync(`/proc/${pid}/environ`, "utf8") !== null);
     for (const pid of pids.vms) expect(ours).toContain(pid);
     expect(((await (await fetch(`http://127.0.0.1:${port}/`)).json()) as { image: string }).image).toBe(refs.v2);
+  });
+
+  it("a canary that answers errors: the split ends, traffic goes back to v2, the canary release is gone", async () => {
+    const url = `http://127.0.0.1:${port}/`;
+    const load = startWrk(url, { connections: 4, maxSeconds: 300 });
+    await expect(promote({ ...opts(), ref: refs.errors, canary: { percent: 20, seconds: 30 } })).rejects.toThrow(/canary .* failed after \d+s: canary answered \d+ requests with \d+ errors/);
+    const summary = await load.stop();
+    console.log(`failed canary (20%): ${summary.non2xx} of ${summary.requests} requests got an error answer`);
+    // Some requests reached the canary (that is what a canary is for), never all of them.
+    expect(summary.non2xx).toBeGreaterThan(0);
+    expect(summary.non2xx / summary.requests).toBeLessThan(0.5);
+    expect(summary.socketErrors).toEqual({ connect: 0, read: 0, write: 0, timeout: 0 });
+    const after = await fetch(url);
+    expect(after.status).toBe(200);
+    expect(((await after.json()) as { image: string }).image).toBe(refs.v2);
+    const state = await readState(localEnvDir(home, APP, "dev"));
+    expect(state.releases.map((r) => [r.image.ref, r.serving])).toEqual([[refs.v2, true]]);
+    expect(state.history.at(-1)).toMatchObject({ result: "failed", image: { ref: refs.errors } });
+  });
+
+  it("a healthy canary: both releases answer during the split, then only the new one, 0 errors", async () => {
+    const url = `http://127.0.0.1:${port}/`;
+    const load = startWrk(url, { connections: 4, maxSeconds: 300 });
+    const bodies = watchBodies(url);
+    await promote({ ...opts(), ref: refs.v1, canary: { percent: 50, seconds: 8 } });
+    await new Promise((r) => setTimeout(r, 1000));
+    const seen = await bodies.stop();
+    expectNoErrors(await load.stop());
+    expect(seen.failures).toBe(0);
+    // v2 → (v1 and v2 alternating during the canary) → v1.
+    expect(seen.images[0]).toBe(refs.v2);
+    expect(seen.images.at(-1)).toBe(refs.v1);
+    expect(seen.images.length).toBeGreaterThan(2);
+    const state = await readState(localEnvDir(home, APP, "dev"));
+    expect(state.releases.map((r) => [r.image.ref, r.serving])).toEqual([[refs.v1, true]]);
   });
 });

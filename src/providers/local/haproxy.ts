@@ -125,6 +125,9 @@ export interface ServerStatus {
   readonly status: string;
   readonly weight: number;
   readonly currentSessions: number;
+  /** Responses the server sent (all classes), and its errors: 5xx answers plus broken responses (HAProxy's eresp). */
+  readonly responses: number;
+  readonly errors: number;
 }
 
 /** `show stat` CSV rows of the app backend's servers. */
@@ -132,8 +135,11 @@ export function parseShowStat(csv: string): ServerStatus[] {
   const lines = csv.split("\n").filter(Boolean);
   const header = (lines[0] ?? "").replace(/^# /, "").split(",");
   const col = (name: string) => header.indexOf(name);
+  const count = (c: string[], name: string) => Number(c[col(name)] || 0);
   return lines.slice(1).map((l) => l.split(",")).filter((c) => c[col("pxname")] === BACKEND && c[col("svname")] !== "BACKEND").map((c) => ({
-    name: c[col("svname")] ?? "", status: c[col("status")] ?? "", weight: Number(c[col("weight")] ?? 0), currentSessions: Number(c[col("scur")] ?? 0),
+    name: c[col("svname")] ?? "", status: c[col("status")] ?? "", weight: count(c, "weight"), currentSessions: count(c, "scur"),
+    responses: ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].reduce((sum, k) => sum + count(c, k), 0) + count(c, "eresp"),
+    errors: count(c, "hrsp_5xx") + count(c, "eresp"),
   }));
 }
 

@@ -13,8 +13,9 @@ import { ImageStore } from "../../image/store.js";
 import { checkPortFree, findFreePort } from "../../run/ports.js";
 import type { LocalEnvironment } from "../../spec/environments.js";
 import { LocalVm } from "../qemu.js";
-import { stopVm } from "../vm-registry.js";
+import { listVms, stopVm } from "../vm-registry.js";
 import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, removeServer, renderHaproxyConfig, serverStatuses, startHaproxy } from "./haproxy.js";
+import { canaryWeights, judgeErrorRates } from "./canary.js";
 import { readState, writeState, type LocalEnvState, type LocalInstance } from "./state.js";
 
 const SERVING_WEIGHT = 100;
@@ -24,6 +25,18 @@ export function localEnvDir(home: KilnHome, app: string, env: string): string {
   return path.join(home.root, "envs", app, env);
 }
 
+/** Last resort when a VM cannot be stopped through its record: QEMU leads its own process group. */
+function killProcessGroup(pid: number): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, "SIGKILL");
+      return;
+    } catch {
+      // not a group leader, or gone
+    }
+  }
+}
+
 export class LocalProvider implements DeployProvider {
   readonly dir: string;
   private readonly paths;
@@ -31,6 +44,22 @@ export class LocalProvider implements DeployProvider {
   constructor(private readonly env: LocalEnvironment, private readonly home: KilnHome) {
     this.dir = localEnvDir(home, env.app, env.name);
     this.paths = haproxyPaths(this.dir);
+  }
+
+  /** Written into each VM's record: the environment that started it. */
+  private get owner(): string {
+    return `env:${this.env.app}/${this.env.name}`;
+  }
+
+  /**
+   * Stops this environment's VMs that the state file does not know (a kiln killed between
+   * starting QEMU and recording it): otherwise they would run on, unseen, until reboot.
+   */
+  private async stopOrphans(match: (vm: { name: string }) => boolean = () => true): Promise<void> {
+    const known = new Set((await this.state()).releases.flatMap((r) => r.instances.map((i) => i.vmId)));
+    for (const vm of await listVms(this.home)) {
+      if (vm.hypervisor === "qemu" && vm.owner === this.owner && !known.has(vm.id) && match(vm)) await stopVm(this.home, vm.id, 5_000).catch(() => undefined);
+    }
   }
 
   private async state(): Promise<LocalEnvState> {
@@ -135,9 +164,10 @@ export class LocalProvider implements DeployProvider {
     const missing = Array.from({ length: instances }, (_, i) => i).filter((i) => !target.instances.some((x) => x.server === `${release}-${i}`));
     // One at a time: under TCG, guests booting in parallel starve the instances that serve.
     for (const i of missing) {
+      await this.stopOrphans((vm) => vm.name === `${release}-${i}`);
       const hostPort = await findFreePort();
       const vm = await LocalVm.start({
-        image: stored, home: this.home, firmware: "bios", name: `${release}-${i}`,
+        image: stored, home: this.home, firmware: "bios", name: `${release}-${i}`, owner: this.owner,
         forwards: [{ hostAddress: "127.0.0.1", hostPort, guestPort }],
         env: { KILN_ENV: this.env.name, ...this.env.env },
       });
@@ -181,6 +211,39 @@ export class LocalProvider implements DeployProvider {
     await this.save(state);
   }
 
+  /**
+   * HAProxy spreads requests by server weight: the new release's servers together get
+   * `percent` of the total weight, the current ones the rest (weights are per server, 1–256).
+   */
+  async splitTraffic(to: string, from: readonly string[], percent: number): Promise<void> {
+    const state = await this.state();
+    const green = state.releases.find((r) => r.id === to);
+    const blue = state.releases.filter((r) => from.includes(r.id)).flatMap((r) => r.instances);
+    if (!green || green.instances.length === 0 || blue.length === 0) throw new KilnError(`cannot split traffic between ${to} and ${from.join(", ")}: a release has no instances`);
+    const weights = canaryWeights(percent, green.instances.length, blue.length);
+    for (const i of blue) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${weights.current}`);
+    for (const i of green.instances) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${weights.canary}`);
+  }
+
+  /**
+   * The canary fails when one of its instances is down, or when its share of error answers
+   * (5xx and broken responses, as HAProxy counted them) is over the current release's by more
+   * than one percentage point.
+   */
+  async canaryCheck(release: string): Promise<HealthResult> {
+    const state = await this.state();
+    const entry = state.releases.find((r) => r.id === release);
+    if (!entry) return { healthy: false, detail: `${release} is gone` };
+    const statuses = await serverStatuses(this.paths.socket);
+    const of = (names: string[]) => statuses.filter((s) => names.includes(s.name));
+    const mine = of(entry.instances.map((i) => i.server));
+    const down = entry.instances.filter((i) => !mine.some((s) => s.name === i.server && s.status.startsWith("UP")));
+    if (down.length > 0) return { healthy: false, detail: `instance ${down[0]!.server} is down` };
+    const current = of(state.releases.filter((r) => r.serving).flatMap((r) => r.instances.map((i) => i.server)));
+    const verdict = judgeErrorRates(mine, current);
+    return { healthy: verdict.ok, detail: verdict.detail };
+  }
+
   async drain(release: string, delaySeconds: number): Promise<void> {
     const entry = (await this.state()).releases.find((r) => r.id === release);
     if (!entry) return;
@@ -205,7 +268,7 @@ export class LocalProvider implements DeployProvider {
       if (running) {
         await removeServer(this.paths.socket, i.server);
       }
-      if (processAlive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => { try { process.kill(-i.pid, "SIGKILL"); } catch { /* gone */ } });
+      if (processAlive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => killProcessGroup(i.pid));
       await rm(path.join(this.home.vms, i.vmId), { recursive: true, force: true });
     }));
     state.releases = state.releases.filter((r) => r.id !== release);
@@ -244,6 +307,7 @@ export class LocalProvider implements DeployProvider {
   }
 
   async deleteInfrastructure(): Promise<void> {
+    await this.stopOrphans();
     const pid = await haproxyPid(this.paths);
     if (pid) {
       process.kill(pid, "SIGTERM");

@@ -1,0 +1,115 @@
+// Canary releases on AWS against moto with the real SDK clients: the listener first forwards a
+// weighted share to the new target group, then switches; a canary whose targets turn unhealthy
+// (injected: moto reports every target healthy) gives all traffic back and leaves nothing of the
+// new release; kiln interrupted during the canary converges on a re-run.
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { DescribeLaunchTemplatesCommand } from "@aws-sdk/client-ec2";
+import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { bake } from "../../src/bake/bake.js";
+import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
+import { targetHealth } from "../../src/aws/elbv2.js";
+import { envStatus, promote, type ProviderFactory } from "../../src/deploy/promote.js";
+import type { DeployStep } from "../../src/deploy/types.js";
+import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
+import type { AwsEnvironment } from "../../src/spec/environments.js";
+import { quiet, repo, sharedHome } from "./harness.js";
+import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
+
+const home = sharedHome();
+const REGION = "eu-west-1";
+let moto: Moto;
+let app: string;
+let refs: { v1: string; v2: string; d1: string; d2: string };
+let calls: { op: string; input: Record<string, unknown> }[] = [];
+
+const clients = (): AwsClients => createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1, onRequest: (op, input) => calls.push({ op, input }) });
+const providers = (health?: HealthSource): ProviderFactory => (env) => new AwsProvider(env as AwsEnvironment, clients(), home, { pollMs: 50, ...(health ? { health } : {}) });
+const opts = (health?: HealthSource) => ({ home, config: app, envName: "test", progress: quiet, providers: providers(health) });
+const canary = { percent: 10, seconds: 2 };
+
+type Action = { Type?: string; TargetGroupArn?: string; ForwardConfig?: { TargetGroups?: { TargetGroupArn?: string; Weight?: number }[] } };
+const listenerChanges = () => calls.filter((c) => c.op === "ModifyListener").map((c) => (c.input.DefaultActions as Action[])[0]!);
+
+async function inventory() {
+  const c = clients();
+  const groups = (await c.autoscaling.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? [];
+  const tgs = (await c.elbv2.send(new DescribeTargetGroupsCommand({}))).TargetGroups ?? [];
+  const lbs = (await c.elbv2.send(new DescribeLoadBalancersCommand({}))).LoadBalancers ?? [];
+  const templates = (await c.ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
+  const listener = (await c.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbs[0]!.LoadBalancerArn }))).Listeners![0]!;
+  const digestOf = (name: string) => groups.find((g) => g.AutoScalingGroupName === name)?.Tags?.find((t) => t.Key === "kiln:digest")?.Value;
+  const tgDigest = (arn: string | undefined) => digestOf(groups.find((g) => g.TargetGroupARNs?.includes(arn ?? ""))?.AutoScalingGroupName ?? "");
+  return { groups, tgs, templates, action: listener.DefaultActions![0] as Action, tgDigest };
+}
+
+beforeAll(async () => {
+  useEmulatorCredentials();
+  moto = await startMoto();
+  execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
+  app = mkdtempSync(path.join(os.tmpdir(), "kiln-aws-canary-"));
+  cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
+  writeFileSync(path.join(app, "kiln.yml"), `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: 20 }\n`);
+  writeFileSync(path.join(app, "data.txt"), randomUUID());
+  const v1 = await bake(app, { name: "canarydemo", version: "1.0.0" }, home, quiet);
+  writeFileSync(path.join(app, "data.txt"), randomUUID());
+  const v2 = await bake(app, { name: "canarydemo", version: "2.0.0" }, home, quiet);
+  refs = { v1: v1.image.ref, v2: v2.image.ref, d1: v1.image.digest, d2: v2.image.digest };
+});
+afterAll(async () => moto?.stop());
+beforeEach(async () => {
+  await moto.reset();
+  await promote({ ...opts(), ref: refs.v1 });
+  calls = [];
+});
+
+describe.sequential("kiln promote --canary on AWS (moto)", () => {
+  it("forwards 10% to the new target group, then switches all of it", async () => {
+    const result = await promote({ ...opts(), ref: refs.v2, canary });
+    expect(result.plan.steps.map((s) => s.kind)).toEqual(["launch", "wait-healthy", "canary", "switch-traffic", "drain", "delete-release", "record", "record"]);
+    const inv = await inventory();
+    const [split, full] = listenerChanges();
+    const weights = Object.fromEntries((split!.ForwardConfig!.TargetGroups ?? []).map((t) => [inv.tgDigest(t.TargetGroupArn) ?? "deleted v1", t.Weight]));
+    expect(weights).toEqual({ [refs.d2]: 10, "deleted v1": 90 });
+    expect(inv.tgDigest(full!.TargetGroupArn)).toBe(refs.d2);
+    expect(inv.groups.map((g) => g.AutoScalingGroupName)).toHaveLength(1);
+    expect(inv.tgDigest(inv.action.TargetGroupArn)).toBe(refs.d2);
+  });
+
+  it("targets of the canary turn unhealthy: all traffic goes back, the canary release is gone, history says failed", async () => {
+    let split = false;
+    const health: HealthSource = async (arn, release) => {
+      split ||= listenerChanges().some((a) => a.ForwardConfig);
+      const targets = await targetHealth(clients(), arn);
+      return split && release.includes("2-0-0") ? targets.map((t) => ({ ...t, state: "unhealthy", reason: "Target.Timeout" })) : targets;
+    };
+    await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 20, seconds: 30 } })).rejects.toThrow(/canary \S+ failed after \d+s: 2 of 2 targets unhealthy \(\S+: Target\.Timeout\)/);
+    const inv = await inventory();
+    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
+    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
+    expect(inv.tgs).toHaveLength(1);
+    expect(inv.templates).toHaveLength(1);
+    const status = await envStatus({ ...opts(), app: "canarydemo" });
+    expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+  });
+
+  it("kiln interrupted during the canary: the current release is still the live one, and a re-run converges", async () => {
+    const beforeStep = async (step: DeployStep) => {
+      if (step.kind === "switch-traffic") throw new Error("killed before switch-traffic");
+    };
+    await expect(promote({ ...opts(), ref: refs.v2, canary, beforeStep })).rejects.toThrow(/killed/);
+    const midway = await envStatus({ ...opts(), app: "canarydemo" });
+    const servingByDigest = Object.fromEntries(midway.live.releases.map((r) => [r.image.digest, r.serving]));
+    expect(servingByDigest).toEqual({ [refs.d1]: true, [refs.d2]: false });
+    expect(midway.live.releases.find((r) => r.serving)?.image.digest).toBe(refs.d1);
+    await promote({ ...opts(), ref: refs.v2, canary });
+    const inv = await inventory();
+    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d2]);
+    expect(inv.tgDigest(inv.action.TargetGroupArn)).toBe(refs.d2);
+  });
+});
