@@ -16,9 +16,9 @@ export function parseDuration(text: string, what: string): number {
  * leave the current release as the one the load balancer mostly serves (so a re-run after an
  * interruption still sees it as live).
  */
-export function parseCanary(percent: string, duration = "5m"): CanarySettings {
+export function parseCanary(percent: string, duration = "5m", names = { percent: "--canary", duration: "--canary-for" }): CanarySettings {
   const match = /^(\d+)%?$/.exec(percent.trim());
   const value = match ? Number(match[1]) : NaN;
-  if (!(value >= 1 && value <= 50)) throw new InputError(`--canary: '${percent}' must be a percentage from 1% to 50%`, { hint: "for example --canary 10% --canary-for 5m" });
-  return { percent: value, seconds: parseDuration(duration, "--canary-for") };
+  if (!(value >= 1 && value <= 50)) throw new InputError(`${names.percent}: '${percent}' must be a percentage from 1% to 50%`, { hint: "for example --canary 10% --canary-for 5m" });
+  return { percent: value, seconds: parseDuration(duration, names.duration) };
 }

@@ -40,7 +40,7 @@ async function runStep(provider: DeployProvider, step: DeployStep): Promise<void
     case "canary": return runCanary(provider, step);
     case "switch-traffic": return provider.switchTraffic(step.to, step.from);
     case "drain": return provider.drain(step.release, step.delaySeconds);
-    case "delete-release": return provider.deleteRelease(step.release);
+    case "delete-release": return provider.deleteRelease(step.release, step.keepForRollback);
     case "scale": return provider.scale(step.release, step.instances);
     case "record": return provider.record(step.entry);
     case "delete-infrastructure": return provider.deleteInfrastructure();

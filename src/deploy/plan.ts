@@ -42,7 +42,10 @@ export function planBlueGreen(env: Environment, image: ImageRef, version: string
     // Always drain before deleting: after an interruption right after the switch, the old
     // release may still be finishing requests.
     steps.push({ kind: "drain", release: old.id, delaySeconds: env.deregistrationDelaySeconds });
-    steps.push({ kind: "delete-release", release: old.id });
+    // A replaced release is the rollback target: on AWS its launch template outlives it.
+    const wasLive = old.serving || live.history.some((h) => h.release === old.id && h.result === "live");
+    const keep = env.target === "aws" && wasLive ? { keepForRollback: true } : {};
+    steps.push({ kind: "delete-release", release: old.id, ...keep });
   }
   const at = now.toISOString();
   const undo: DeployStep[] = [{ kind: "delete-release", release: green }, { kind: "record", entry: { release: green, image, result: "failed", at } }];
@@ -91,7 +94,7 @@ export function describeStep(step: DeployStep): string {
     case "canary": return `canary: ${step.percent}% of requests to ${step.release} for ${step.seconds}s, watching its health`;
     case "switch-traffic": return `switch traffic to ${step.to}${step.from.length ? ` from ${step.from.join(", ")}` : ""}`;
     case "drain": return `drain ${step.release} (${step.delaySeconds}s)`;
-    case "delete-release": return `delete ${step.release}`;
+    case "delete-release": return `delete ${step.release}${step.keepForRollback ? " (its launch template is kept for rollback)" : ""}`;
     case "scale": return `scale ${step.release} to ${step.instances}`;
     case "record": return `record ${step.entry.release} as ${step.entry.result}`;
     case "delete-infrastructure": return "delete load balancer and shared resources";

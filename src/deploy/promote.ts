@@ -9,10 +9,11 @@ import { ImageStore } from "../image/store.js";
 import type { Progress } from "../progress.js";
 import { LocalProvider } from "../providers/local/provider.js";
 import { AwsProvider } from "../providers/aws/provider.js";
+import { SingleInstanceProvider } from "../providers/aws/single-instance.js";
 import { createAwsClients } from "../aws/clients.js";
 import { loadEnvironment, type Environment } from "../spec/environments.js";
 import { executePlan } from "./execute.js";
-import { planBlueGreen, planDestroy, planScale, previousRelease } from "./plan.js";
+import { planBlueGreen, planDestroy, planScale, previousRelease, type CanarySettings } from "./plan.js";
 import type { DeployPlan, DeployProvider, DeployStep, LiveState } from "./types.js";
 
 export type ProviderFactory = (env: Environment, home: KilnHome) => DeployProvider;
@@ -20,7 +21,8 @@ export type ProviderFactory = (env: Environment, home: KilnHome) => DeployProvid
 export const defaultProviders: ProviderFactory = (env, home) => {
   if (env.target === "local") return new LocalProvider(env, home);
   // Credentials from the standard chain; AWS_ENDPOINT_URL (an emulator) is read by the SDK.
-  return new AwsProvider(env, createAwsClients({ region: env.region }), home);
+  const clients = createAwsClients({ region: env.region });
+  return env.mode === "single-instance" ? new SingleInstanceProvider(env, clients, home) : new AwsProvider(env, clients, home);
 };
 
 export interface EnvCommandOptions {
@@ -75,14 +77,17 @@ async function withLock<T>(provider: DeployProvider, work: () => Promise<T>): Pr
   }
 }
 
-export async function promote(opts: EnvCommandOptions & { ref: string; force?: boolean }): Promise<PromoteResult> {
+export async function promote(opts: EnvCommandOptions & { ref: string; force?: boolean; canary?: CanarySettings }): Promise<PromoteResult> {
   const image = await new ImageStore(opts.home).resolve(opts.ref);
   const { env, provider } = await environmentFor(opts, image.manifest.name, image.manifest.healthcheck.path);
+  if (opts.canary && !(provider.splitTraffic && provider.canaryCheck)) {
+    throw new InputError(`environment ${env.name} cannot split traffic between two releases, so --canary is not possible there`, { hint: "promote without --canary, or use a load-balanced environment" });
+  }
   await checkGate(opts, env, image.digest, Boolean(opts.force));
   await provider.validate?.();
   const run = async () => {
     const live = await provider.observe();
-    const plan = planBlueGreen(env, { ref: image.ref, digest: image.digest }, image.manifest.version, live, new Date());
+    const plan = planBlueGreen(env, { ref: image.ref, digest: image.digest }, image.manifest.version, live, new Date(), opts.canary);
     return runPlan(opts, provider, plan);
   };
   return opts.dryRun ? run() : withLock(provider, run);

@@ -47,7 +47,8 @@ export type DeployStep =
   | { readonly kind: "canary"; readonly release: string; readonly from: readonly string[]; readonly percent: number; readonly seconds: number }
   | { readonly kind: "switch-traffic"; readonly to: string; readonly from: readonly string[] }
   | { readonly kind: "drain"; readonly release: string; readonly delaySeconds: number }
-  | { readonly kind: "delete-release"; readonly release: string }
+  /** `keepForRollback`: the release goes, but what relaunching it needs (AWS: its launch template) stays. */
+  | { readonly kind: "delete-release"; readonly release: string; readonly keepForRollback?: boolean }
   | { readonly kind: "scale"; readonly release: string; readonly instances: number }
   | { readonly kind: "record"; readonly entry: HistoryEntry }
   | { readonly kind: "delete-infrastructure" };
@@ -81,7 +82,7 @@ export interface DeployProvider {
   /** During a canary: is the release still healthy, and is it not answering errors? */
   canaryCheck?(release: string): Promise<HealthResult>;
   drain(release: string, delaySeconds: number): Promise<void>;
-  deleteRelease(release: string): Promise<void>;
+  deleteRelease(release: string, keepForRollback?: boolean): Promise<void>;
   scale(release: string, instances: number): Promise<void>;
   record(entry: HistoryEntry): Promise<void>;
   deleteInfrastructure(): Promise<void>;

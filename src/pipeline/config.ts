@@ -7,10 +7,12 @@
  *     stages:
  *       - { env: dev }
  *       - { env: test, soak: 300 }
- *       - { env: prod, soak: 600, approval: true }
+ *       - { env: prod, soak: 600, approval: true, canary: 10%, canaryFor: 5m }
  *     rebakeVersion: "{version}-r{n}"
  *     schedule: { onCalendar: "Mon *-*-* 03:00", securityOnly: false }
  */
+import { parseCanary } from "../deploy/canary.js";
+import type { CanarySettings } from "../deploy/plan.js";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -26,6 +28,8 @@ export interface PipelineStage {
   readonly checkIntervalSeconds: number;
   /** The stage waits for `kiln pipeline run --approve ENV`. */
   readonly approval: boolean;
+  /** Promote with a canary step first (a share of requests for a while, then the switch). */
+  readonly canary?: CanarySettings;
 }
 
 export interface ScheduleSettings {
@@ -62,7 +66,7 @@ export function parsePipeline(raw: unknown, environments: readonly string[], fil
         problems.push(`${at}: must be a mapping like { env: dev, soak: 60 }`);
         continue;
       }
-      for (const key of Object.keys(s)) if (!["env", "soak", "approval", "checkInterval"].includes(key)) problems.push(`${at}.${key}: unknown setting (known: env, soak, approval, checkInterval)`);
+      for (const key of Object.keys(s)) if (!["env", "soak", "approval", "checkInterval", "canary", "canaryFor"].includes(key)) problems.push(`${at}.${key}: unknown setting (known: env, soak, approval, checkInterval, canary, canaryFor)`);
       const env = typeof s.env === "string" ? s.env : "";
       if (!env) problems.push(`${at}.env: required (an environment name from environments:)`);
       else if (!environments.includes(env)) problems.push(`${at}.env: '${env}' is not an environment in this file (defined: ${environments.join(", ") || "none"})`);
@@ -77,7 +81,15 @@ export function parsePipeline(raw: unknown, environments: readonly string[], fil
         return x;
       };
       if (s.approval !== undefined && typeof s.approval !== "boolean") problems.push(`${at}.approval: must be true or false`);
-      stages.push({ env, soakSeconds: whole("soak", 0, 0), checkIntervalSeconds: whole("checkInterval", 5, 1), approval: s.approval === true });
+      let canary: CanarySettings | undefined;
+      if (s.canary !== undefined) {
+        try {
+          canary = parseCanary(String(s.canary), s.canaryFor === undefined ? undefined : String(s.canaryFor), { percent: `${at}.canary`, duration: `${at}.canaryFor` });
+        } catch (error) {
+          problems.push((error as Error).message);
+        }
+      } else if (s.canaryFor !== undefined) problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
+      stages.push({ env, soakSeconds: whole("soak", 0, 0), checkIntervalSeconds: whole("checkInterval", 5, 1), approval: s.approval === true, ...(canary ? { canary } : {}) });
     }
   }
   const rebakeVersion = typeof p.rebakeVersion === "string" ? p.rebakeVersion : DEFAULT_VERSION_FORMAT;

@@ -152,7 +152,7 @@ async function runStage(opts: PipelineRunOptions, stage: PipelineStage, image: S
   try {
     const before = await envStatus({ ...envOpts, app: image.manifest.name });
     alreadyLive = before.live.releases.some((r) => r.serving && r.image.digest === image.digest);
-    const result = await promote({ ...envOpts, ref: image.digest });
+    const result = await promote({ ...envOpts, ref: image.digest, ...(stage.canary ? { canary: stage.canary } : {}) });
     await record({ kind: "promote", stage: stage.env, status: "ok", detail: alreadyLive ? `${image.ref} was already live` : `${result.plan.summary}${result.endpoint ? `; serving at ${result.endpoint}` : ""}` }, began, at);
   } catch (error) {
     await record({ kind: "promote", stage: stage.env, status: "failed", detail: (error as Error).message }, began, at);

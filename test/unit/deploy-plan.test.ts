@@ -127,3 +127,25 @@ describe("environments in kiln.yml", () => {
     expect(problems).toMatch(/environments\.Bad_Name\.target: must be local or aws/);
   });
 });
+
+describe("launch templates kept for rollback (AWS)", () => {
+  const aws = { ...env, target: "aws", region: "eu-west-1", vpc: undefined, subnets: [], instanceType: "t3.micro", min: 2, max: 2, mode: "load-balanced", certificateArn: undefined, keepReleases: 3 } as const;
+  const a1 = releaseId(aws, v1, "1.0.0");
+  const a2 = releaseId(aws, v2, "2.0.0");
+  const deletes = (live: LiveState) => planBlueGreen(aws, v2, "2.0.0", live, now).steps.filter((s) => s.kind === "delete-release");
+
+  it("the replaced release goes, its launch template stays", () => {
+    expect(deletes(state(true, [release(a1, v1, true)]))).toEqual([{ kind: "delete-release", release: a1, keepForRollback: true }]);
+  });
+  it("after an interruption past the switch, the history still marks the old release as one to keep", () => {
+    const live: LiveState = { ...state(true, [release(a1, v1, false), release(a2, v2, true)]), history: [{ release: a1, image: v1, result: "live", at: "1" }] };
+    expect(deletes(live)).toEqual([{ kind: "delete-release", release: a1, keepForRollback: true }]);
+  });
+  it("a leftover that never served is deleted whole, and so is a failed release", () => {
+    expect(deletes(state(true, [release(a2, v2, true), release(a1, v1, false)]))).toEqual([{ kind: "delete-release", release: a1 }]);
+    expect(planBlueGreen(aws, v2, "2.0.0", state(true, [release(a1, v1, true)]), now).onFailure[0]).toEqual({ kind: "delete-release", release: a2 });
+  });
+  it("locally there is nothing to keep", () => {
+    expect(planBlueGreen(env, v2, "2.0.0", state(true, [release(r1, v1, true)]), now).steps.find((s) => s.kind === "delete-release")).toEqual({ kind: "delete-release", release: r1 });
+  });
+});

@@ -81,6 +81,14 @@ describe("pipeline: in kiln.yml", () => {
     expect(parsePipeline(undefined, [], "kiln.yml")).toBeUndefined();
   });
 
+  it("a stage may promote with a canary", () => {
+    const p = parsePipeline({ stages: ["dev", { env: "prod", canary: "10%", canaryFor: "2m" }] }, ["dev", "prod"], "kiln.yml")!;
+    expect(p.stages[1]).toEqual({ env: "prod", soakSeconds: 0, checkIntervalSeconds: 5, approval: false, canary: { percent: 10, seconds: 120 } });
+    expect(() => parsePipeline({ stages: [{ env: "dev", canary: "80%" }, { env: "prod", canaryFor: "5m" }] }, ["dev", "prod"], "kiln.yml")).toThrow(
+      /stages\[0\]\.canary: '80%' must be a percentage from 1% to 50%[\s\S]*stages\[1\]\.canaryFor: needs canary/,
+    );
+  });
+
   it("reports every problem at once", () => {
     expect(() => parsePipeline({ stages: [{ env: "staging" }, { env: "dev", soak: -1, approval: "yes" }, { env: "dev" }], rebakeVersion: "v{n}", colour: 1, schedule: { cron: "daily" } }, ["dev"], "kiln.yml")).toThrow(
       /pipeline\.colour: unknown[\s\S]*stages\[0\]\.env: 'staging' is not an environment[\s\S]*stages\[1\]\.approval[\s\S]*stages\[1\]\.soak[\s\S]*stages\[2\]\.env: 'dev' appears twice[\s\S]*rebakeVersion[\s\S]*schedule\.cron/,
