@@ -5,7 +5,7 @@ import {
   DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVpcsCommand, GetConsoleOutputCommand, type Subnet,
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { aws, translateAwsError } from "./errors.js";
 
 export type Tags = Readonly<Record<string, string>>;
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
@@ -35,21 +35,35 @@ export async function findSecurityGroup(clients: AwsClients, vpc: string, name: 
   return group?.GroupId ? { id: group.GroupId, tags: Object.fromEntries((group.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""])) } : undefined;
 }
 
-export async function ensureSecurityGroup(clients: AwsClients, vpc: string, name: string, description: string, tags: Tags, ingress: { port: number; fromGroup?: string; cidr?: string }[]): Promise<string> {
+export async function ensureSecurityGroup(clients: AwsClients, vpc: string, name: string, description: string, tags: Tags, ingress: IngressRule[]): Promise<string> {
   const existing = await findSecurityGroup(clients, vpc, name);
   if (existing) return existing.id;
   const out = await aws("CreateSecurityGroup", name, () => clients.ec2.send(new CreateSecurityGroupCommand({
     GroupName: name, Description: description, VpcId: vpc, TagSpecifications: [{ ResourceType: "security-group", Tags: tagList(tags) }],
   })));
   const id = out.GroupId!;
-  await aws("AuthorizeSecurityGroupIngress", id, () => clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({
-    GroupId: id,
-    IpPermissions: ingress.map((rule) => ({
-      IpProtocol: "tcp", FromPort: rule.port, ToPort: rule.port,
-      ...(rule.fromGroup ? { UserIdGroupPairs: [{ GroupId: rule.fromGroup }] } : { IpRanges: [{ CidrIp: rule.cidr ?? "0.0.0.0/0" }] }),
-    })),
-  })));
+  // No rules yet when the app's port is not known (a lock taken before any image is chosen).
+  if (ingress.length) await aws("AuthorizeSecurityGroupIngress", id, () => clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: ingress.map(permission) })));
   return id;
+}
+
+type IngressRule = { port: number; fromGroup?: string; cidr?: string };
+
+function permission(rule: IngressRule) {
+  return {
+    IpProtocol: "tcp", FromPort: rule.port, ToPort: rule.port,
+    ...(rule.fromGroup ? { UserIdGroupPairs: [{ GroupId: rule.fromGroup }] } : { IpRanges: [{ CidrIp: rule.cidr ?? "0.0.0.0/0" }] }),
+  };
+}
+
+/** Adds an ingress rule to an existing group; a rule that is already there is fine. */
+export async function allowIngress(clients: AwsClients, groupId: string, rule: IngressRule): Promise<void> {
+  try {
+    await clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [permission(rule)] }));
+  } catch (error) {
+    if ((error as { name?: string }).name === "InvalidPermission.Duplicate") return;
+    throw translateAwsError(error, "AuthorizeSecurityGroupIngress", groupId);
+  }
 }
 
 export async function deleteSecurityGroup(clients: AwsClients, id: string): Promise<void> {
@@ -59,7 +73,8 @@ export async function deleteSecurityGroup(clients: AwsClients, id: string): Prom
 export interface LaunchSpec {
   readonly ami: string;
   readonly instanceType: string;
-  readonly securityGroup: string;
+  /** Omitted when the instance's network interface carries the group (RunInstances; see ec2-instances.ts). */
+  readonly securityGroup?: string;
   readonly userData: string;
   readonly description: string;
   /** Instance profile for boot-time secrets; none when the image needs no AWS access. */
@@ -68,7 +83,7 @@ export interface LaunchSpec {
 
 function launchData(spec: LaunchSpec) {
   return {
-    ImageId: spec.ami, InstanceType: spec.instanceType as never, SecurityGroupIds: [spec.securityGroup],
+    ImageId: spec.ami, InstanceType: spec.instanceType as never, ...(spec.securityGroup ? { SecurityGroupIds: [spec.securityGroup] } : {}),
     UserData: Buffer.from(spec.userData).toString("base64"),
     ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
     // IMDSv2 only: the image's init speaks it; v1 would let SSRF read the instance's credentials.
@@ -91,6 +106,20 @@ export async function putLaunchTemplateVersion(clients: AwsClients, name: string
     LaunchTemplateId: template.LaunchTemplateId, VersionDescription: spec.description, LaunchTemplateData: launchData(spec),
   })));
   return { id: template.LaunchTemplateId!, version: Number(out.LaunchTemplateVersion!.VersionNumber) };
+}
+
+/** Launch templates carrying all the given tags: a release whose instance is gone still has one. */
+export async function findLaunchTemplates(clients: AwsClients, tags: Tags): Promise<{ name: string; tags: Record<string, string> }[]> {
+  const found: { name: string; tags: Record<string, string> }[] = [];
+  let token: string | undefined;
+  do {
+    const out = await aws("DescribeLaunchTemplates", `launch templates of ${JSON.stringify(tags)}`, () => clients.ec2.send(new DescribeLaunchTemplatesCommand({
+      Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })), NextToken: token,
+    })));
+    for (const t of out.LaunchTemplates ?? []) found.push({ name: t.LaunchTemplateName ?? "", tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key ?? "", x.Value ?? ""])) });
+    token = out.NextToken;
+  } while (token);
+  return found;
 }
 
 export async function deleteLaunchTemplate(clients: AwsClients, name: string): Promise<void> {

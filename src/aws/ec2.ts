@@ -1,6 +1,6 @@
 /** EC2: images and snapshots kiln registers, found by their kiln:* tags. */
 import {
-  CopyImageCommand, CreateTagsCommand, DeleteSnapshotCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand,
+  CopyImageCommand, CreateTagsCommand, DeleteSnapshotCommand, DeleteTagsCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand,
   RegisterImageCommand, waitUntilSnapshotCompleted, type Image,
 } from "@aws-sdk/client-ec2";
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
@@ -67,6 +67,11 @@ export async function registerAmi(clients: AwsClients, input: RegisterInput): Pr
 
 export async function tagResources(clients: AwsClients, ids: readonly string[], tags: Readonly<Record<string, string>>): Promise<void> {
   await aws("CreateTags", ids.join(","), () => clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })));
+}
+
+export async function untagResources(clients: AwsClients, ids: readonly string[], keys: readonly string[]): Promise<void> {
+  if (!keys.length) return;
+  await aws("DeleteTags", ids.join(","), () => clients.ec2.send(new DeleteTagsCommand({ Resources: [...ids], Tags: keys.map((Key) => ({ Key })) })));
 }
 
 export async function deleteSnapshot(clients: AwsClients, snapshotId: string): Promise<void> {

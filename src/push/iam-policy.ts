@@ -34,6 +34,17 @@ export function iamPolicy(): Record<string, unknown> {
         Resource: "*",
       },
       {
+        // mode: single-instance: kiln runs and terminates the instance itself and moves the
+        // environment's Elastic IP (RunInstances, DescribeInstances, CreateTags/DeleteTags above).
+        Sid: "KilnSingleInstance",
+        Effect: "Allow",
+        Action: [
+          "ec2:AllocateAddress", "ec2:AssociateAddress", "ec2:DisassociateAddress", "ec2:ReleaseAddress", "ec2:DescribeAddresses",
+          "ec2:TerminateInstances",
+        ],
+        Resource: "*",
+      },
+      {
         Sid: "KilnInstanceRoleForSecrets",
         Effect: "Allow",
         Action: [

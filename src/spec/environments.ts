@@ -41,6 +41,8 @@ export interface AwsEnvironment extends EnvironmentBase {
   readonly max: number;
   readonly mode: "load-balanced" | "single-instance";
   readonly certificateArn: string | undefined;
+  /** Launch templates of this many replaced releases are kept, so a rollback relaunches exactly them. */
+  readonly keepReleases: number;
 }
 
 export type Environment = LocalEnvironment | AwsEnvironment;
@@ -97,7 +99,7 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
     for (const a of after) if (!names.includes(a)) problems.push(`${at}.after: '${a}' is not an environment in this file`);
     const base = {
       name, app, env: envVars, after,
-      instances: num("instances", 2, 1),
+      instances: num("instances", v.target === "aws" && v.mode === "single-instance" ? 1 : 2, 1),
       deregistrationDelaySeconds: num("deregistrationDelay", 5, 0),
       health: {
         path: hPath,
@@ -122,10 +124,14 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
       const min = num("min", base.instances, 0);
       const max = num("max", Math.max(base.instances, 1), 1);
       if (!(min <= base.instances && base.instances <= max)) problems.push(`${at}: needs min ≤ instances ≤ max (got ${min} ≤ ${base.instances} ≤ ${max})`);
+      // One instance behind one Elastic IP: more needs a load balancer in front.
+      if (mode === "single-instance" && base.instances !== 1) problems.push(`${at}.instances: a single-instance environment runs exactly 1 instance (got ${base.instances}); use mode: load-balanced to run more`);
+      else if (mode === "single-instance" && (min !== 1 || max !== 1)) problems.push(`${at}: a single-instance environment has min: 1 and max: 1 (got min ${min}, max ${max}); use mode: load-balanced to scale`);
       envs.set(name, {
         ...base, target: "aws", region: String(v.region ?? ""), vpc: typeof v.vpc === "string" ? v.vpc : undefined, subnets,
         instanceType: typeof v.instanceType === "string" ? v.instanceType : "t3.micro", min, max, mode,
         certificateArn: typeof https.certificateArn === "string" ? https.certificateArn : undefined,
+        keepReleases: num("keepReleases", 3, 0),
       });
     } else problems.push(`${at}.target: must be local or aws`);
   }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Baker } from "../../src/bake/baker.js";
 import { loadBakers } from "../../src/bake/bakers.js";
 import { InputError, SpecError } from "../../src/errors.js";
+import { parseEnvironments } from "../../src/spec/environments.js";
 import { loadSpec } from "../../src/spec/load.js";
 import { DEFAULTS, type Spec, type SpecOverrides } from "../../src/spec/types.js";
 import { EM, ET, buildElf } from "./helpers/elf-builder.js";
@@ -427,3 +428,31 @@ describe("the spec", () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+describe("single-instance environments", () => {
+  const parse = (prod: Record<string, unknown>) => parseEnvironments({ prod: { target: "aws", region: "eu-west-1", mode: "single-instance", ...prod } }, "shop", "/healthz", "kiln.yml");
+  const problems = (prod: Record<string, unknown>): string => {
+    try {
+      parse(prod);
+    } catch (e) {
+      if (e instanceof SpecError) return e.problems.join("\n");
+      throw e;
+    }
+    return "";
+  };
+
+  it("run one instance by default, in any number of availability zones", () => {
+    expect(parse({ subnets: ["subnet-1"] }).get("prod")).toMatchObject({ mode: "single-instance", instances: 1, min: 1, max: 1, subnets: ["subnet-1"] });
+  });
+
+  it("refuse more than one instance and point at load-balanced", () => {
+    expect(problems({ instances: 2 })).toMatch(/environments\.prod\.instances: a single-instance environment runs exactly 1 instance \(got 2\); use mode: load-balanced/);
+    expect(problems({ max: 3 })).toMatch(/environments\.prod: a single-instance environment has min: 1 and max: 1 \(got min 1, max 3\); use mode: load-balanced/);
+    expect(problems({ min: 0 })).toMatch(/got min 0, max 1/);
+  });
+
+  it("keep the load-balanced default of two instances", () => {
+    const envs = parseEnvironments({ prod: { target: "aws", region: "eu-west-1" } }, "shop", "/", "kiln.yml");
+    expect(envs.get("prod")).toMatchObject({ mode: "load-balanced", instances: 2 });
+  });
+});

@@ -4,30 +4,24 @@
  * and user-data. All state lives in tags (ASGs, the ALB, the security group that holds the
  * lock), so any machine with the credentials sees the same status and history.
  */
-import { processAlive } from "../../process-alive.js";
-import { randomBytes } from "node:crypto";
-import { CreateTagsCommand, DeleteTagsCommand } from "@aws-sdk/client-ec2";
 import { waitUntilGroupInService } from "@aws-sdk/client-auto-scaling";
-import { InputError, KilnError } from "../../errors.js";
+import { KilnError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup } from "../../aws/autoscaling.js";
-import { aws } from "../../aws/errors.js";
+import { deleteLaunchTemplate, deleteSecurityGroup, ensureSecurityGroup, findSecurityGroup, instanceConsole } from "../../aws/ec2-deploy.js";
 import {
-  defaultVpc, deleteLaunchTemplate, deleteSecurityGroup, describeSubnets, ensureSecurityGroup, findSecurityGroup, instanceConsole, instanceTypeOffered, putLaunchTemplateVersion,
-} from "../../aws/ec2-deploy.js";
-import { findKilnAmis } from "../../aws/ec2.js";
-import {
-  answerUnavailable, createListener, createLoadBalancer, deleteLoadBalancer, deleteTargetGroup, ensureTargetGroup, findLoadBalancer, findTargetGroup, forwardListener,
+  answerUnavailable, createListener, createLoadBalancer, deleteLoadBalancer, deleteTargetGroup, ensureTargetGroup, findLoadBalancer, findTargetGroup, forwardListener, forwardWeighted,
   removeTags, resourceTags, setTags, targetHealth,
 } from "../../aws/elbv2.js";
 import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState } from "../../deploy/types.js";
 import type { KilnHome } from "../../home.js";
-import { ImageStore } from "../../image/store.js";
-import { pushImage } from "../../push/push.js";
-import { renderUserData } from "../../run/seed.js";
 import type { AwsEnvironment } from "../../spec/environments.js";
-import { deleteInstanceRole, ensureInstanceRole, secretsPolicy } from "../../aws/iam.js";
-import { decodeHistory, encodeHistory, instanceRoleName, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";
+import { deleteInstanceRole } from "../../aws/iam.js";
+import { appendHistory, historyFromTags } from "./history.js";
+import { instanceRoleName, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";
+import { checkNetwork, refuseProblems, type Network } from "./network.js";
+import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
+import { lockSecurityGroup } from "./tag-lock.js";
 
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
 
@@ -41,9 +35,12 @@ const HISTORY_LIMIT = 40;
 
 
 export class AwsProvider implements DeployProvider {
-  private network: { vpc: string; subnets: string[] } | undefined;
+  private network: Network | undefined;
 
-  constructor(private readonly env: AwsEnvironment, private readonly clients: AwsClients, private readonly home: KilnHome, private readonly options: AwsProviderOptions = {}) {}
+  constructor(private readonly env: AwsEnvironment, private readonly clients: AwsClients, private readonly home: KilnHome, private readonly options: AwsProviderOptions = {}) {
+    // single-instance environments have their own provider (single-instance.ts).
+    if (env.mode !== "load-balanced") throw new KilnError(`environment ${env.name} is ${env.mode}: AwsProvider deploys load-balanced environments only`);
+  }
 
   private get baseTags(): Record<string, string> {
     return { "kiln:app": this.env.app, "kiln:env": this.env.name };
@@ -51,22 +48,14 @@ export class AwsProvider implements DeployProvider {
 
   /** VPC and subnets: as configured, else the default VPC's subnets. Checked at plan time. */
   async validate(): Promise<void> {
-    const problems: string[] = [];
-    const vpc = this.env.vpc ?? (await defaultVpc(this.clients));
-    if (!vpc) throw new InputError(`environment ${this.env.name}: ${this.clients.region} has no default VPC`, { hint: `set environments.${this.env.name}.vpc and subnets in kiln.yml` });
-    const subnets = await describeSubnets(this.clients, this.env.subnets, this.env.subnets.length ? undefined : vpc);
-    const foreign = subnets.filter((s) => s.VpcId !== vpc).map((s) => `${s.SubnetId} (in ${s.VpcId})`);
-    if (foreign.length) problems.push(`subnets ${foreign.join(", ")} are not in VPC ${vpc}`);
-    const zones = new Set(subnets.map((s) => s.AvailabilityZone));
-    if (this.env.mode === "load-balanced" && zones.size < 2) problems.push(`a load-balanced environment needs subnets in at least two availability zones (found ${[...zones].join(", ") || "none"})`);
-    if (this.env.mode === "single-instance") problems.push("mode single-instance (Elastic IP swap) is not supported by this kiln build; use load-balanced");
-    if (!(await instanceTypeOffered(this.clients, this.env.instanceType))) problems.push(`instance type ${this.env.instanceType} is not offered in ${this.clients.region}`);
+    const { network, zones, problems } = await checkNetwork(this.clients, this.env);
+    if (zones.length < 2) problems.push(`a load-balanced environment needs subnets in at least two availability zones (found ${zones.join(", ") || "none"})`);
     if (this.env.certificateArn && !/^arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate\/[\w-]+$/.test(this.env.certificateArn)) problems.push(`https.certificateArn ${this.env.certificateArn} is not an ACM certificate ARN`);
-    if (problems.length) throw new InputError(`environment ${this.env.name} cannot be deployed:\n${problems.map((p) => `  - ${p}`).join("\n")}`, { hint: `fix environments.${this.env.name} in kiln.yml` });
-    this.network = { vpc, subnets: subnets.filter((s) => s.VpcId === vpc).map((s) => s.SubnetId!).sort() };
+    refuseProblems(this.env, problems);
+    this.network = network;
   }
 
-  private async net(): Promise<{ vpc: string; subnets: string[] }> {
+  private async net(): Promise<Network> {
     if (!this.network) await this.validate();
     return this.network!;
   }
@@ -91,40 +80,16 @@ export class AwsProvider implements DeployProvider {
         instances: g.instances.map((i) => ({ id: i.id, zone: i.zone, healthy: health.some((h) => h.id === i.id && h.state === "healthy") })),
       };
     }));
-    const history: HistoryEntry[] = [];
-    if (lb) {
-      const tags = await resourceTags(this.clients, lb.arn);
-      for (const key of Object.keys(tags).filter((k) => k.startsWith("kiln:h:")).sort()) {
-        const h = decodeHistory(tags[key]!);
-        if (h) history.push({ release: h.release, image: { ref: h.ref, digest: h.digest }, result: h.result as HistoryEntry["result"], at: h.at });
-      }
-    }
+    const history = lb ? historyFromTags(await resourceTags(this.clients, lb.arn)) : [];
     return { infrastructure: Boolean(lb?.listenerArn), releases, history };
   }
 
-  /** A lock tag on the environment's load-balancer security group, written then read back. */
+  /** A lock tag on the environment's load-balancer security group (tag-lock.ts). */
   async lock(owner: string): Promise<() => Promise<void>> {
     const { vpc } = await this.net();
-    const sgName = securityGroupName(this.env.app, this.env.name, "lb");
-    const sg = await ensureSecurityGroup(this.clients, vpc, sgName, `kiln ${this.env.app} ${this.env.name} load balancer`, this.baseTags, [{ port: this.env.certificateArn ? 443 : 80, cidr: "0.0.0.0/0" }]);
-    const current = (await findSecurityGroup(this.clients, vpc, sgName))?.tags["kiln:lock"];
-    if (current) {
-      const [holder = "", until] = current.split(" ");
-      const [who, pid] = holder.split("#");
-      // A holder on this machine whose process is gone crashed: its lock is stale.
-      const crashedHere = who === owner.replace(/\s/g, "_") && pid !== undefined && !processAlive(Number(pid));
-      if (Number(until) > Date.now() && !crashedHere) {
-        throw new KilnError(`environment ${this.env.name} is locked by ${who} until ${new Date(Number(until)).toISOString()}`, { hint: "wait for that promote to finish (or remove the kiln:lock tag of the load balancer security group if it crashed)" });
-      }
-    }
-    const value = `${owner.replace(/\s/g, "_")}#${process.pid}#${randomBytes(4).toString("hex")} ${Date.now() + 60 * 60 * 1000}`;
-    await aws("CreateTags", sg, () => this.clients.ec2.send(new CreateTagsCommand({ Resources: [sg], Tags: [{ Key: "kiln:lock", Value: value }] })));
-    const readBack = (await findSecurityGroup(this.clients, vpc, sgName))?.tags["kiln:lock"];
-    if (readBack !== value) throw new KilnError(`environment ${this.env.name} was locked by another promote at the same moment (${readBack})`);
-    return async () => {
-      // After destroy the group is gone, and the lock with it.
-      await this.clients.ec2.send(new DeleteTagsCommand({ Resources: [sg], Tags: [{ Key: "kiln:lock" }] })).catch(() => undefined);
-    };
+    const name = securityGroupName(this.env.app, this.env.name, "lb");
+    const id = await ensureSecurityGroup(this.clients, vpc, name, `kiln ${this.env.app} ${this.env.name} load balancer`, this.baseTags, [{ port: this.env.certificateArn ? 443 : 80, cidr: "0.0.0.0/0" }]);
+    return lockSecurityGroup(this.clients, { id, vpc, name }, owner, this.env.name);
   }
 
   async ensureInfrastructure(): Promise<void> {
@@ -151,33 +116,16 @@ export class AwsProvider implements DeployProvider {
       if (existing.desired !== instances) await resizeGroup(this.clients, release, instances);
       return;
     }
-    const stored = await new ImageStore(this.home).resolve(image.digest);
-    const port = stored.manifest.port;
-    if (port === undefined) throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; a load-balanced environment needs the app's port" });
-    const ami = (await findKilnAmis(this.clients, { "kiln:digest": image.digest }))[0]?.imageId ?? (await pushImage({ ref: image.digest, clients: this.clients, home: this.home })).ami;
+    const launch = await releaseImage(this.clients, this.home, image);
+    const port = launch.port;
     const { vpc, subnets } = await this.net();
-    const tags = { ...this.baseTags, "kiln:release": release, "kiln:digest": image.digest, "kiln:ref": image.ref };
-    // One launch template per release (deleted with it): versions of a shared template would do
-    // too, but moto corrupts UserData on CreateLaunchTemplateVersion, and per-release templates
-    // make "delete the release" remove everything the release created.
-    const instanceProfile = await this.instanceRole(stored.manifest.env);
-    const template = await putLaunchTemplateVersion(this.clients, launchTemplateName(release), {
-      ami, instanceType: this.env.instanceType, securityGroup: await this.instanceSecurityGroup(port), ...(instanceProfile ? { instanceProfile } : {}),
-      userData: renderUserData({ KILN_ENV: this.env.name, ...this.env.env }), description: `${release} ${image.digest}`.slice(0, 255),
-    }, tags);
+    const tags = releaseTags(this.env, release, image);
+    const template = await putReleaseTemplate(this.clients, this.env, { release, image, launch, securityGroup: await this.instanceSecurityGroup(port), tags });
     const targetGroup = await ensureTargetGroup(this.clients, {
       name: targetGroupName(release), vpc, port, healthPath: this.env.health.path, intervalSeconds: this.env.health.intervalSeconds,
       healthyThreshold: this.env.health.healthyThreshold, deregistrationDelaySeconds: this.env.deregistrationDelaySeconds, tags,
     });
     await createGroup(this.clients, { name: release, launchTemplate: template, subnets, size: instances, targetGroup, tags });
-  }
-
-  /** A role only when baked or environment values reference secrets; with exactly those permissions. */
-  private async instanceRole(bakedEnv: Readonly<Record<string, string>>): Promise<string | undefined> {
-    const refs = [...Object.values(bakedEnv), ...Object.values(this.env.env)].filter((v) => /^(ssm|kms):/.test(v));
-    const policy = secretsPolicy(refs, this.clients.region);
-    if (!policy) return undefined;
-    return ensureInstanceRole(this.clients.iam, instanceRoleName(this.env.app, this.env.name), policy, this.baseTags);
   }
 
   async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {
@@ -210,6 +158,34 @@ export class AwsProvider implements DeployProvider {
     await forwardListener(this.clients, lb.listenerArn, tg);
   }
 
+  /** Canary: a weighted forward to the new release's target group and the current one(s). */
+  async splitTraffic(to: string, from: readonly string[], percent: number): Promise<void> {
+    const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
+    const green = await findTargetGroup(this.clients, targetGroupName(to));
+    const blue = (await Promise.all(from.map((r) => findTargetGroup(this.clients, targetGroupName(r))))).filter((t): t is string => t !== undefined);
+    if (!lb?.listenerArn || !green || blue.length === 0) throw new KilnError(`cannot split ${this.env.name} between ${to} and ${from.join(", ")}: load balancer or target group missing`);
+    // The current release must keep the larger weight (observe() takes the heaviest group as
+    // the live one, so a re-run after an interruption still sees it as live): 50 % becomes 50:51.
+    const share = Math.max(percent + 1, Math.floor((100 - percent) / blue.length));
+    await forwardWeighted(this.clients, lb.listenerArn, [...blue.map((arn) => ({ arn, weight: share })), { arn: green, weight: percent }]);
+  }
+
+  /**
+   * During a canary every target of the new release must stay healthy. (The ALB's own 5xx
+   * counts live in CloudWatch, which kiln does not read yet; target health is the gate.)
+   */
+  async canaryCheck(release: string): Promise<HealthResult> {
+    const group = (await this.releaseGroups()).find((g) => g.name === release);
+    const tg = group?.targetGroups[0];
+    if (!group || !tg) return { healthy: false, detail: `release ${release} disappeared` };
+    const health = await this.health(tg, release);
+    const unhealthy = group.instances.filter((i) => !health.some((h) => h.id === i.id && h.state === "healthy"));
+    const reason = unhealthy.length ? health.find((h) => h.id === unhealthy[0]!.id)?.reason ?? "not healthy" : "";
+    return unhealthy.length === 0 && group.instances.length >= group.desired
+      ? { healthy: true, detail: `${group.instances.length} targets healthy` }
+      : { healthy: false, detail: `${unhealthy.length} of ${group.instances.length} targets unhealthy${unhealthy[0] ? ` (${unhealthy[0].id}: ${reason})` : ""}` };
+  }
+
   /** The ALB stops sending new requests at the switch; in-flight ones get the deregistration delay. */
   async drain(_release: string, delaySeconds: number): Promise<void> {
     await new Promise((r) => setTimeout(r, delaySeconds * 1000));
@@ -234,12 +210,10 @@ export class AwsProvider implements DeployProvider {
   async record(entry: HistoryEntry): Promise<void> {
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     if (!lb) return;
-    const tags = await resourceTags(this.clients, lb.arn);
-    const keys = Object.keys(tags).filter((k) => k.startsWith("kiln:h:")).sort();
-    const next = keys.length ? Number(keys.at(-1)!.slice(7)) + 1 : 1;
-    await setTags(this.clients, lb.arn, { [`kiln:h:${String(next).padStart(6, "0")}`]: encodeHistory({ result: entry.result, at: entry.at, digest: entry.image.digest, ref: entry.image.ref, release: entry.release }) });
+    const { set, remove } = appendHistory(await resourceTags(this.clients, lb.arn), entry, HISTORY_LIMIT);
+    await setTags(this.clients, lb.arn, set);
     // The ALB holds at most 50 tags: keep the newest releases.
-    await removeTags(this.clients, lb.arn, keys.slice(0, Math.max(0, keys.length + 1 - HISTORY_LIMIT)));
+    await removeTags(this.clients, lb.arn, remove);
   }
 
   async deleteInfrastructure(): Promise<void> {

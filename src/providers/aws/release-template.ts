@@ -1,0 +1,68 @@
+/**
+ * What every AWS release launches from, in both modes: the image's AMI (pushed if this region
+ * lacks it), the release's tags, and one launch template per release with the environment's
+ * user-data, IMDSv2 only, and an instance role only when secrets need one.
+ */
+import { InputError } from "../../errors.js";
+import type { AwsClients } from "../../aws/clients.js";
+import { putLaunchTemplateVersion } from "../../aws/ec2-deploy.js";
+import { findKilnAmis } from "../../aws/ec2.js";
+import { ensureInstanceRole, secretsPolicy } from "../../aws/iam.js";
+import type { ImageRef } from "../../deploy/types.js";
+import type { KilnHome } from "../../home.js";
+import { ImageStore } from "../../image/store.js";
+import { pushImage } from "../../push/push.js";
+import { renderUserData } from "../../run/seed.js";
+import type { AwsEnvironment } from "../../spec/environments.js";
+import { instanceRoleName, launchTemplateName } from "./names.js";
+
+export interface ReleaseImage {
+  readonly ami: string;
+  /** The port the app listens on (from the image manifest). */
+  readonly port: number;
+  /** Baked environment values: secret references among them need an instance role. */
+  readonly bakedEnv: Readonly<Record<string, string>>;
+}
+
+export async function releaseImage(clients: AwsClients, home: KilnHome, image: ImageRef): Promise<ReleaseImage> {
+  const stored = await new ImageStore(home).resolve(image.digest);
+  const port = stored.manifest.port;
+  if (port === undefined) throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; an AWS environment sends traffic to the app's port" });
+  const ami = (await findKilnAmis(clients, { "kiln:digest": image.digest }))[0]?.imageId ?? (await pushImage({ ref: image.digest, clients, home })).ami;
+  return { ami, port, bakedEnv: stored.manifest.env };
+}
+
+export function releaseTags(env: AwsEnvironment, release: string, image: ImageRef): Record<string, string> {
+  return { "kiln:app": env.app, "kiln:env": env.name, "kiln:release": release, "kiln:digest": image.digest, "kiln:ref": image.ref };
+}
+
+export interface TemplateInput {
+  readonly release: string;
+  readonly image: ImageRef;
+  readonly launch: ReleaseImage;
+  /** In the template (Auto Scaling), or left to RunInstances' network interface (single instance). */
+  readonly securityGroup?: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/**
+ * One launch template per release (deleted with it): versions of a shared template would do
+ * too, but moto corrupts UserData on CreateLaunchTemplateVersion, and per-release templates
+ * make "delete the release" remove everything the release created.
+ */
+export async function putReleaseTemplate(clients: AwsClients, env: AwsEnvironment, input: TemplateInput): Promise<{ id: string; version: number }> {
+  const instanceProfile = await instanceRole(clients, env, input.launch.bakedEnv);
+  return putLaunchTemplateVersion(clients, launchTemplateName(input.release), {
+    ami: input.launch.ami, instanceType: env.instanceType,
+    ...(input.securityGroup ? { securityGroup: input.securityGroup } : {}), ...(instanceProfile ? { instanceProfile } : {}),
+    userData: renderUserData({ KILN_ENV: env.name, ...env.env }), description: `${input.release} ${input.image.digest}`.slice(0, 255),
+  }, input.tags);
+}
+
+/** A role only when baked or environment values reference secrets; with exactly those permissions. */
+async function instanceRole(clients: AwsClients, env: AwsEnvironment, bakedEnv: Readonly<Record<string, string>>): Promise<string | undefined> {
+  const refs = [...Object.values(bakedEnv), ...Object.values(env.env)].filter((v) => /^(ssm|kms):/.test(v));
+  const policy = secretsPolicy(refs, clients.region);
+  if (!policy) return undefined;
+  return ensureInstanceRole(clients.iam, instanceRoleName(env.app, env.name), policy, { "kiln:app": env.app, "kiln:env": env.name });
+}
