@@ -1,8 +1,9 @@
 /** EC2 resources a deploy needs: network lookups, security groups, launch templates, instance facts. */
+import { createHash } from "node:crypto";
 import {
-  AuthorizeSecurityGroupIngressCommand, CreateLaunchTemplateCommand, CreateLaunchTemplateVersionCommand, CreateSecurityGroupCommand,
+  AuthorizeSecurityGroupIngressCommand, CreateTagsCommand, CreateLaunchTemplateCommand, CreateLaunchTemplateVersionCommand, CreateSecurityGroupCommand,
   DeleteLaunchTemplateCommand, DeleteSecurityGroupCommand, DescribeInstanceTypeOfferingsCommand, DescribeLaunchTemplatesCommand,
-  DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVpcsCommand, GetConsoleOutputCommand, type Subnet,
+  DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeTagsCommand, DescribeVpcsCommand, GetConsoleOutputCommand, type Subnet,
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws, translateAwsError } from "./errors.js";
@@ -91,35 +92,69 @@ function launchData(spec: LaunchSpec) {
   };
 }
 
-/** Creates the env's launch template, or a new version of it; returns the version number. */
-export async function putLaunchTemplateVersion(clients: AwsClients, name: string, spec: LaunchSpec, tags: Tags): Promise<{ id: string; version: number }> {
+/**
+ * Creates the release's launch template, or reuses it when its newest version already launches
+ * exactly this (a rollback to a kept release), or adds a version when something changed. The
+ * `kiln:config` tag holds a hash of the launch data, so "the same" needs no version read-back.
+ */
+export async function putLaunchTemplateVersion(clients: AwsClients, name: string, spec: LaunchSpec, tags: Tags): Promise<{ id: string; version: number; reused: boolean }> {
+  const data = launchData(spec);
+  const config = createHash("sha256").update(JSON.stringify(data)).digest("hex").slice(0, 32);
   const existing = await aws("DescribeLaunchTemplates", name, () => clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })));
   const template = existing.LaunchTemplates?.[0];
   if (!template) {
     const out = await aws("CreateLaunchTemplate", name, () => clients.ec2.send(new CreateLaunchTemplateCommand({
-      LaunchTemplateName: name, VersionDescription: spec.description, LaunchTemplateData: launchData(spec),
-      TagSpecifications: [{ ResourceType: "launch-template", Tags: tagList(tags) }],
+      LaunchTemplateName: name, VersionDescription: spec.description, LaunchTemplateData: data,
+      TagSpecifications: [{ ResourceType: "launch-template", Tags: tagList({ ...tags, "kiln:config": config }) }],
     })));
-    return { id: out.LaunchTemplate!.LaunchTemplateId!, version: Number(out.LaunchTemplate!.LatestVersionNumber ?? 1) };
+    return { id: out.LaunchTemplate!.LaunchTemplateId!, version: Number(out.LaunchTemplate!.LatestVersionNumber ?? 1), reused: false };
   }
+  const id = template.LaunchTemplateId!;
+  if ((await launchTemplateTags(clients, [id])).get(id)?.["kiln:config"] === config) return { id, version: Number(template.LatestVersionNumber ?? 1), reused: true };
   const out = await aws("CreateLaunchTemplateVersion", name, () => clients.ec2.send(new CreateLaunchTemplateVersionCommand({
-    LaunchTemplateId: template.LaunchTemplateId, VersionDescription: spec.description, LaunchTemplateData: launchData(spec),
+    LaunchTemplateId: id, VersionDescription: spec.description, LaunchTemplateData: data,
   })));
-  return { id: template.LaunchTemplateId!, version: Number(out.LaunchTemplateVersion!.VersionNumber) };
+  await aws("CreateTags", id, () => clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: tagList({ "kiln:config": config }) })));
+  return { id, version: Number(out.LaunchTemplateVersion!.VersionNumber), reused: false };
 }
 
 /** Launch templates carrying all the given tags: a release whose instance is gone still has one. */
-export async function findLaunchTemplates(clients: AwsClients, tags: Tags): Promise<{ name: string; tags: Record<string, string> }[]> {
-  const found: { name: string; tags: Record<string, string> }[] = [];
+export interface FoundTemplate {
+  readonly id: string;
+  readonly name: string;
+  readonly tags: Record<string, string>;
+}
+
+export async function findLaunchTemplates(clients: AwsClients, tags: Tags): Promise<FoundTemplate[]> {
+  const found: FoundTemplate[] = [];
   let token: string | undefined;
   do {
     const out = await aws("DescribeLaunchTemplates", `launch templates of ${JSON.stringify(tags)}`, () => clients.ec2.send(new DescribeLaunchTemplatesCommand({
       Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })), NextToken: token,
     })));
-    for (const t of out.LaunchTemplates ?? []) found.push({ name: t.LaunchTemplateName ?? "", tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key ?? "", x.Value ?? ""])) });
+    for (const t of out.LaunchTemplates ?? []) found.push({ id: t.LaunchTemplateId ?? "", name: t.LaunchTemplateName ?? "", tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key ?? "", x.Value ?? ""])) });
     token = out.NextToken;
   } while (token);
-  return found;
+  // Tags added after creation (kiln:kept, kiln:config) come from DescribeTags: the emulator's
+  // DescribeLaunchTemplates shows only the tags given at creation.
+  const later = await launchTemplateTags(clients, found.map((t) => t.id));
+  return found.map((t) => ({ ...t, tags: { ...t.tags, ...later.get(t.id) } }));
+}
+
+/** Current tags of launch templates by id (DescribeTags sees every tag, whenever it was added). */
+export async function launchTemplateTags(clients: AwsClients, ids: readonly string[]): Promise<Map<string, Record<string, string>>> {
+  const tags = new Map<string, Record<string, string>>();
+  for (let i = 0; i < ids.length; i += 200) {
+    let token: string | undefined;
+    do {
+      const out = await aws("DescribeTags", `tags of ${ids.slice(i, i + 200).join(",")}`, () => clients.ec2.send(new DescribeTagsCommand({
+        Filters: [{ Name: "resource-id", Values: ids.slice(i, i + 200) }], NextToken: token,
+      })));
+      for (const t of out.Tags ?? []) tags.set(t.ResourceId ?? "", { ...tags.get(t.ResourceId ?? ""), [t.Key ?? ""]: t.Value ?? "" });
+      token = out.NextToken;
+    } while (token);
+  }
+  return tags;
 }
 
 export async function deleteLaunchTemplate(clients: AwsClients, name: string): Promise<void> {

@@ -22,13 +22,19 @@ export interface CanarySettings {
   readonly seconds: number;
 }
 
+/** The resources an environment shares between its releases, as the plan names them. */
+export function sharedResources(env: Environment): string {
+  if (env.target === "local") return "HAProxy load balancer";
+  return env.mode === "single-instance" ? "Elastic IP and security group" : "load balancer, listener and security groups";
+}
+
 export function planBlueGreen(env: Environment, image: ImageRef, version: string, live: LiveState, now: Date, canary?: CanarySettings): DeployPlan {
   const green = releaseId(env, image, version);
   const existing = live.releases.find((r) => r.id === green);
   const others = live.releases.filter((r) => r.id !== green);
   const blue = others.filter((o) => o.serving).map((o) => o.id);
   const steps: DeployStep[] = [];
-  if (!live.infrastructure) steps.push({ kind: "ensure-infrastructure" });
+  if (!live.infrastructure) steps.push({ kind: "ensure-infrastructure", resources: sharedResources(env) });
   const alreadyLive = existing?.serving === true && others.every((o) => !o.serving) && existing.instances.length >= env.instances;
   // A canary needs a release to compare against; on a first deploy there is none.
   const withCanary = canary !== undefined && !alreadyLive && blue.length > 0;
@@ -44,7 +50,7 @@ export function planBlueGreen(env: Environment, image: ImageRef, version: string
     steps.push({ kind: "drain", release: old.id, delaySeconds: env.deregistrationDelaySeconds });
     // A replaced release is the rollback target: on AWS its launch template outlives it.
     const wasLive = old.serving || live.history.some((h) => h.release === old.id && h.result === "live");
-    const keep = env.target === "aws" && wasLive ? { keepForRollback: true } : {};
+    const keep = env.target === "aws" && env.mode === "load-balanced" && wasLive ? { keepForRollback: true } : {};
     steps.push({ kind: "delete-release", release: old.id, ...keep });
   }
   const at = now.toISOString();
@@ -74,7 +80,7 @@ export function planScale(env: Environment, live: LiveState, instances: number):
 
 export function planDestroy(env: Environment, live: LiveState): DeployPlan {
   const steps: DeployStep[] = live.releases.map((r) => ({ kind: "delete-release", release: r.id }));
-  if (live.infrastructure) steps.push({ kind: "delete-infrastructure" });
+  if (live.infrastructure) steps.push({ kind: "delete-infrastructure", resources: sharedResources(env) });
   return { environment: env.name, target: env.target, steps, onFailure: [], summary: `destroy everything of ${env.app} in ${env.name}` };
 }
 
@@ -88,7 +94,7 @@ export function previousRelease(live: LiveState): ImageRef | undefined {
 
 export function describeStep(step: DeployStep): string {
   switch (step.kind) {
-    case "ensure-infrastructure": return "create load balancer and shared resources";
+    case "ensure-infrastructure": return `create the environment's ${step.resources}`;
     case "launch": return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}`;
     case "wait-healthy": return `wait until every instance of ${step.release} is healthy (≤ ${step.timeoutSeconds}s)`;
     case "canary": return `canary: ${step.percent}% of requests to ${step.release} for ${step.seconds}s, watching its health`;
@@ -97,6 +103,6 @@ export function describeStep(step: DeployStep): string {
     case "delete-release": return `delete ${step.release}${step.keepForRollback ? " (its launch template is kept for rollback)" : ""}`;
     case "scale": return `scale ${step.release} to ${step.instances}`;
     case "record": return `record ${step.entry.release} as ${step.entry.result}`;
-    case "delete-infrastructure": return "delete load balancer and shared resources";
+    case "delete-infrastructure": return `delete the environment's ${step.resources}`;
   }
 }

@@ -41,7 +41,8 @@ export interface LiveState {
 }
 
 export type DeployStep =
-  | { readonly kind: "ensure-infrastructure" }
+  /** `resources`: what the environment shares between releases, for people reading the plan. */
+  | { readonly kind: "ensure-infrastructure"; readonly resources: string }
   | { readonly kind: "launch"; readonly release: string; readonly image: ImageRef; readonly instances: number; readonly zones: readonly string[] }
   | { readonly kind: "wait-healthy"; readonly release: string; readonly timeoutSeconds: number }
   | { readonly kind: "canary"; readonly release: string; readonly from: readonly string[]; readonly percent: number; readonly seconds: number }
@@ -51,7 +52,7 @@ export type DeployStep =
   | { readonly kind: "delete-release"; readonly release: string; readonly keepForRollback?: boolean }
   | { readonly kind: "scale"; readonly release: string; readonly instances: number }
   | { readonly kind: "record"; readonly entry: HistoryEntry }
-  | { readonly kind: "delete-infrastructure" };
+  | { readonly kind: "delete-infrastructure"; readonly resources: string };
 
 export interface DeployPlan {
   readonly environment: string;

@@ -22,7 +22,7 @@ export function iamPolicy(): Record<string, unknown> {
           "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup",
           "ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteTags", "ec2:DescribeInstanceTypeOfferings", "ec2:GetConsoleOutput",
           "ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplates", "ec2:DeleteLaunchTemplate",
-          "ec2:RunInstances", "ec2:DescribeInstances",
+          "ec2:RunInstances", "ec2:DescribeInstances", "ec2:DescribeTags",
           "autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteAutoScalingGroup",
           "autoscaling:DescribeAutoScalingGroups", "autoscaling:CreateOrUpdateTags",
           "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DescribeLoadBalancers",

@@ -10,7 +10,7 @@ import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
-import { CreateSubnetCommand, CreateVpcCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand } from "@aws-sdk/client-ec2";
+import { CreateSubnetCommand, CreateVpcCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, DescribeTagsCommand as DescribeEc2TagsCommand } from "@aws-sdk/client-ec2";
 import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand, DescribeTagsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -27,7 +27,7 @@ const home = sharedHome();
 const REGION = "eu-west-1";
 let moto: Moto;
 let app: string;
-let refs: { v1: string; v2: string; d1: string; d2: string };
+let refs: { v1: string; v2: string; v3: string; d1: string; d2: string; d3: string };
 let calls: { op: string; input: Record<string, unknown> }[] = [];
 
 function clients(): AwsClients {
@@ -66,7 +66,9 @@ beforeAll(async () => {
   const v1 = await bake(app, { name: "awsdemo", version: "1.0.0" }, home, quiet);
   writeFileSync(path.join(app, "data.txt"), randomUUID());
   const v2 = await bake(app, { name: "awsdemo", version: "2.0.0" }, home, quiet);
-  refs = { v1: v1.image.ref, v2: v2.image.ref, d1: v1.image.digest, d2: v2.image.digest };
+  writeFileSync(path.join(app, "data.txt"), randomUUID());
+  const v3 = await bake(app, { name: "awsdemo", version: "3.0.0" }, home, quiet);
+  refs = { v1: v1.image.ref, v2: v2.image.ref, v3: v3.image.ref, d1: v1.image.digest, d2: v2.image.digest, d3: v3.image.digest };
 });
 afterAll(async () => moto?.stop());
 beforeEach(async () => {
@@ -196,5 +198,33 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     const lt = calls.find((c) => c.op === "CreateLaunchTemplate")!.input as { LaunchTemplateData: { IamInstanceProfile?: unknown } };
     expect(lt.LaunchTemplateData.IamInstanceProfile).toBeUndefined();
     expect(calls.some((c) => c.op === "CreateRole")).toBe(false);
+  });
+
+  it("replaced releases keep their launch templates (the newest keepReleases); a rollback relaunches one as it was", async () => {
+    writeConfig("    keepReleases: 1\n");
+    // Tags read with DescribeTags: moto's DescribeLaunchTemplates shows only the tags given at creation.
+    const templates = async () => {
+      const ids = ((await clients().ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? []).map((t) => t.LaunchTemplateId!);
+      const tags = ids.length ? (await clients().ec2.send(new DescribeEc2TagsCommand({ Filters: [{ Name: "resource-id", Values: ids }] }))).Tags ?? [] : [];
+      const of = (id: string) => tags.filter((t) => t.ResourceId === id);
+      return Object.fromEntries(ids.map((id) => [of(id).find((t) => t.Key === "kiln:digest")?.Value ?? id, { id, kept: of(id).some((t) => t.Key === "kiln:kept") }]));
+    };
+    await promote({ ...opts(), ref: refs.v1 });
+    await promote({ ...opts(), ref: refs.v2 });
+    const afterV2 = await templates();
+    expect(afterV2).toEqual({ [refs.d1]: { id: expect.any(String), kept: true }, [refs.d2]: { id: expect.any(String), kept: false } });
+    await promote({ ...opts(), ref: refs.v3 });
+    // keepReleases: 1 → only v2's template is kept now.
+    expect(Object.keys(await templates()).sort()).toEqual([refs.d2, refs.d3].sort());
+    expect((await templates())[refs.d2]!.kept).toBe(true);
+    calls = [];
+    const result = await rollback({ ...opts(), app: "awsdemo" });
+    expect(result.plan.steps.find((st) => st.kind === "launch")).toMatchObject({ image: { digest: refs.d2 } });
+    expect(calls.filter((c) => c.op === "CreateLaunchTemplate" || c.op === "CreateLaunchTemplateVersion")).toEqual([]);
+    const create = calls.find((c) => c.op === "CreateAutoScalingGroup")!.input as { LaunchTemplate: { LaunchTemplateId: string } };
+    expect(create.LaunchTemplate.LaunchTemplateId).toBe(afterV2[refs.d2]!.id);
+    expect(await templates()).toEqual({ [refs.d2]: { id: afterV2[refs.d2]!.id, kept: false }, [refs.d3]: { id: expect.any(String), kept: true } });
+    await destroyEnv({ ...opts(), app: "awsdemo" });
+    expect(await templates()).toEqual({});
   });
 });

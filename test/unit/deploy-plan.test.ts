@@ -25,7 +25,7 @@ const lines = (live: LiveState, image = v2, version = "2.0.0") => planBlueGreen(
 describe("planBlueGreen (golden plans)", () => {
   const cases: [string, LiveState, string[]][] = [
     ["empty environment", state(false), [
-      "create load balancer and shared resources",
+      "create the environment's HAProxy load balancer",
       `launch ${r2}: 2 × shop:2.0.0 across zone-a, zone-b`,
       `wait until every instance of ${r2} is healthy (≤ 120s)`,
       `switch traffic to ${r2}`,
@@ -62,7 +62,7 @@ describe("planBlueGreen (golden plans)", () => {
       `delete ${r1}`,
     ]],
     ["converged", state(true, [release(r2, v2, true)]), []],
-    ["load balancer lost (restarted), green live", state(false, [release(r2, v2, true)]), ["create load balancer and shared resources"]],
+    ["load balancer lost (restarted), green live", state(false, [release(r2, v2, true)]), ["create the environment's HAProxy load balancer"]],
   ];
   for (const [name, live, expected] of cases) {
     it(name, () => expect(lines(live)).toEqual(expected));
@@ -81,7 +81,7 @@ describe("planBlueGreen (golden plans)", () => {
 
 describe("other planners", () => {
   it("destroy deletes every release, then the load balancer", () => {
-    expect(planDestroy(env, state(true, [release(r1, v1, true)])).steps).toEqual([{ kind: "delete-release", release: r1 }, { kind: "delete-infrastructure" }]);
+    expect(planDestroy(env, state(true, [release(r1, v1, true)])).steps).toEqual([{ kind: "delete-release", release: r1 }, { kind: "delete-infrastructure", resources: "HAProxy load balancer" }]);
   });
   it("scale resizes the live release and waits for health", () => {
     expect(planScale(env, state(true, [release(r1, v1, true)]), 4).steps.map((s) => s.kind)).toEqual(["scale", "wait-healthy"]);
@@ -144,6 +144,12 @@ describe("launch templates kept for rollback (AWS)", () => {
   it("a leftover that never served is deleted whole, and so is a failed release", () => {
     expect(deletes(state(true, [release(a2, v2, true), release(a1, v1, false)]))).toEqual([{ kind: "delete-release", release: a1 }]);
     expect(planBlueGreen(aws, v2, "2.0.0", state(true, [release(a1, v1, true)]), now).onFailure[0]).toEqual({ kind: "delete-release", release: a2 });
+  });
+  it("a single-instance environment keeps nothing (a rollback relaunches from the AMI)", () => {
+    const single = { ...aws, mode: "single-instance", instances: 1 } as const;
+    const s1 = releaseId(single, v1, "1.0.0");
+    expect(planBlueGreen(single, v2, "2.0.0", state(true, [release(s1, v1, true)]), now).steps.find((s) => s.kind === "delete-release")).toEqual({ kind: "delete-release", release: s1 });
+    expect(planBlueGreen(single, v2, "2.0.0", state(false), now).steps[0]).toEqual({ kind: "ensure-infrastructure", resources: "Elastic IP and security group" });
   });
   it("locally there is nothing to keep", () => {
     expect(planBlueGreen(env, v2, "2.0.0", state(true, [release(r1, v1, true)]), now).steps.find((s) => s.kind === "delete-release")).toEqual({ kind: "delete-release", release: r1 });

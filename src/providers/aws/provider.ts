@@ -8,7 +8,8 @@ import { waitUntilGroupInService } from "@aws-sdk/client-auto-scaling";
 import { KilnError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup } from "../../aws/autoscaling.js";
-import { deleteLaunchTemplate, deleteSecurityGroup, ensureSecurityGroup, findSecurityGroup, instanceConsole } from "../../aws/ec2-deploy.js";
+import { deleteLaunchTemplate, deleteSecurityGroup, ensureSecurityGroup, findLaunchTemplates, findSecurityGroup, instanceConsole } from "../../aws/ec2-deploy.js";
+import { tagResources, untagResources } from "../../aws/ec2.js";
 import {
   answerUnavailable, createListener, createLoadBalancer, deleteLoadBalancer, deleteTargetGroup, ensureTargetGroup, findLoadBalancer, findTargetGroup, forwardListener, forwardWeighted,
   removeTags, resourceTags, setTags, targetHealth,
@@ -32,6 +33,8 @@ export interface AwsProviderOptions {
 }
 
 const HISTORY_LIMIT = 40;
+/** Marks a launch template kept for rollback after its release was replaced; the value is when. */
+const KEPT_TAG = "kiln:kept";
 
 
 export class AwsProvider implements DeployProvider {
@@ -121,6 +124,8 @@ export class AwsProvider implements DeployProvider {
     const { vpc, subnets } = await this.net();
     const tags = releaseTags(this.env, release, image);
     const template = await putReleaseTemplate(this.clients, this.env, { release, image, launch, securityGroup: await this.instanceSecurityGroup(port), tags });
+    // A kept template runs again (a rollback): it is no longer only a rollback target.
+    if (template.reused) await untagResources(this.clients, [template.id], [KEPT_TAG]);
     const targetGroup = await ensureTargetGroup(this.clients, {
       name: targetGroupName(release), vpc, port, healthPath: this.env.health.path, intervalSeconds: this.env.health.intervalSeconds,
       healthyThreshold: this.env.health.healthyThreshold, deregistrationDelaySeconds: this.env.deregistrationDelaySeconds, tags,
@@ -191,7 +196,7 @@ export class AwsProvider implements DeployProvider {
     await new Promise((r) => setTimeout(r, delaySeconds * 1000));
   }
 
-  async deleteRelease(release: string): Promise<void> {
+  async deleteRelease(release: string, keepForRollback = false): Promise<void> {
     if ((await this.releaseGroups()).some((g) => g.name === release)) await deleteGroup(this.clients, release);
     const tg = await findTargetGroup(this.clients, targetGroupName(release));
     if (tg) {
@@ -200,7 +205,30 @@ export class AwsProvider implements DeployProvider {
       if (lb?.listenerArn && lb.liveTargetGroup === tg) await answerUnavailable(this.clients, lb.listenerArn);
       await deleteTargetGroup(this.clients, tg);
     }
-    await deleteLaunchTemplate(this.clients, launchTemplateName(release));
+    if (keepForRollback) await this.keepTemplate(release);
+    else await deleteLaunchTemplate(this.clients, launchTemplateName(release));
+  }
+
+  /** The environment's release launch templates (not its lock), with the releases that run them. */
+  private async releaseTemplates() {
+    const [templates, groups] = await Promise.all([findLaunchTemplates(this.clients, this.baseTags), this.releaseGroups()]);
+    const running = new Set(groups.map((g) => g.name));
+    return templates.filter((t) => t.tags["kiln:release"] !== undefined && t.tags["kiln:mode"] === undefined).map((t) => ({ ...t, running: running.has(t.tags["kiln:release"]!) }));
+  }
+
+  /**
+   * A replaced release's launch template stays (tagged with when it was kept), so a rollback
+   * relaunches exactly what ran; only the newest `keepReleases` are kept.
+   */
+  private async keepTemplate(release: string): Promise<void> {
+    const templates = await this.releaseTemplates();
+    const mine = templates.find((t) => t.tags["kiln:release"] === release);
+    if (mine && !mine.tags[KEPT_TAG]) {
+      await tagResources(this.clients, [mine.id], { [KEPT_TAG]: new Date().toISOString() });
+      mine.tags[KEPT_TAG] = new Date().toISOString();
+    }
+    const kept = templates.filter((t) => t.tags[KEPT_TAG] && !t.running).sort((a, b) => (a.tags[KEPT_TAG]! > b.tags[KEPT_TAG]! ? -1 : 1));
+    for (const old of kept.slice(this.env.keepReleases)) await deleteLaunchTemplate(this.clients, old.name);
   }
 
   async scale(release: string, instances: number): Promise<void> {
@@ -219,6 +247,8 @@ export class AwsProvider implements DeployProvider {
   async deleteInfrastructure(): Promise<void> {
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     if (lb) await deleteLoadBalancer(this.clients, lb);
+    // Templates kept for rollback go with the environment.
+    for (const template of await this.releaseTemplates()) if (!template.running) await deleteLaunchTemplate(this.clients, template.name);
     const { vpc } = await this.net();
     await deleteInstanceRole(this.clients.iam, instanceRoleName(this.env.app, this.env.name));
     for (const role of ["instances", "lb"] as const) {

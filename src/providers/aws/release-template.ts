@@ -46,11 +46,11 @@ export interface TemplateInput {
 }
 
 /**
- * One launch template per release (deleted with it): versions of a shared template would do
+ * One launch template per release (deleted with it, or kept for rollback): versions of a shared template would do
  * too, but moto corrupts UserData on CreateLaunchTemplateVersion, and per-release templates
  * make "delete the release" remove everything the release created.
  */
-export async function putReleaseTemplate(clients: AwsClients, env: AwsEnvironment, input: TemplateInput): Promise<{ id: string; version: number }> {
+export async function putReleaseTemplate(clients: AwsClients, env: AwsEnvironment, input: TemplateInput): Promise<{ id: string; version: number; reused: boolean }> {
   const instanceProfile = await instanceRole(clients, env, input.launch.bakedEnv);
   return putLaunchTemplateVersion(clients, launchTemplateName(input.release), {
     ami: input.launch.ami, instanceType: env.instanceType,
