@@ -3,6 +3,7 @@
  * the load balancer before, during and after the blue/green swap to v2. "Before" is the baseline
  * measured in the same run: the swap's p99 is reported against it. The last stdout line is one
  * JSON object: requests, non2xx, socketErrors, p50Ms, p99Ms, swapSeconds (of the swap window), …
+ * A last phase swaps back to v1 with a 20 % canary for 20 s, also under wrk.
  */
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -52,14 +53,21 @@ try {
   const swapSeconds = (performance.now() - started) / 1000;
   const during = await load.stop();
   const after = await window(url, 10);
+  // The same swap back to v1, with a 20 % canary for 20 s before the full switch.
+  const canaryLoad = startWrk(url, { connections: 4, maxSeconds: 600 });
+  const canaryStarted = performance.now();
+  await promote({ ...opts, ref: v1.image.ref, canary: { percent: 20, seconds: 20 } });
+  const canarySwapSeconds = (performance.now() - canaryStarted) / 1000;
+  const canary = await canaryLoad.stop();
   const state = await readState(localEnvDir(home, APP, "dev"));
   const pids = state.releases.flatMap((r) => r.instances.map((i) => i.pid));
   const memoryPerInstanceMiB = pids.reduce((a, p) => a + rssMiB(p), 0) / Math.max(1, pids.length);
   const line = (label: string, w: WrkSummary) => `${label.padEnd(7)} ${String(w.requests).padStart(7)} requests in ${w.seconds.toFixed(1)}s, non-2xx ${w.non2xx}, socket errors ${JSON.stringify(w.socketErrors)}, p50 ${w.p50Ms.toFixed(2)} ms, p99 ${w.p99Ms.toFixed(2)} ms`;
-  process.stdout.write(`${[line("before", before), line("during", during), line("after", after)].join("\n")}\n`);
+  process.stdout.write(`${[line("before", before), line("during", during), line("after", after), line("canary", canary)].join("\n")}\n`);
   process.stdout.write(`swap ${swapSeconds.toFixed(1)}s (launch 2 VMs, health gate, switch, drain, stop blue); p99 during/before ${(during.p99Ms / before.p99Ms).toFixed(2)}x; QEMU memory per instance ${memoryPerInstanceMiB.toFixed(0)} MiB RSS\n`);
+  process.stdout.write(`swap back with --canary 20% for 20s: ${canarySwapSeconds.toFixed(1)}s (${(canarySwapSeconds / swapSeconds).toFixed(2)}x the plain swap)\n`);
   const socketErrors = Object.values(during.socketErrors).reduce((a, b) => a + b, 0);
-  process.stdout.write(`${JSON.stringify({ requests: during.requests, non2xx: during.non2xx, socketErrors, p50Ms: during.p50Ms, p99Ms: during.p99Ms, swapSeconds, before, during, after, memoryPerInstanceMiB })}\n`);
+  process.stdout.write(`${JSON.stringify({ requests: during.requests, non2xx: during.non2xx, socketErrors, p50Ms: during.p50Ms, p99Ms: during.p99Ms, swapSeconds, before, during, after, canary, canarySwapSeconds, memoryPerInstanceMiB })}\n`);
 } finally {
   await destroyEnv({ ...opts, app: APP }).catch(() => undefined);
   rmSync(app, { recursive: true, force: true });

@@ -43,9 +43,9 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       .option("--dry-run", "print the plan and exit")
       .option("--force", "skip the promotion gate (logged)")
       .option("--canary <percent>", "first send this share of requests (1–50%) to the new release, watch it, then switch")
-      .option("--canary-for <duration>", "how long the canary runs (90s, 5m, 1h)", "5m")
-      .action(async (ref: string, flags: EnvFlags & { force?: boolean; canary?: string; canaryFor: string }) => {
-        if (!flags.canary && flags.canaryFor !== "5m") throw new InputError("--canary-for needs --canary PERCENT", { hint: "for example --canary 10% --canary-for 5m" });
+      .option("--canary-for <duration>", "how long the canary runs (90s, 5m, 1h; default 5m)")
+      .action(async (ref: string, flags: EnvFlags & { force?: boolean; canary?: string; canaryFor?: string }) => {
+        if (!flags.canary && flags.canaryFor !== undefined) throw new InputError("--canary-for needs --canary PERCENT", { hint: "for example --canary 10% --canary-for 5m" });
         const canary = flags.canary ? parseCanary(flags.canary, flags.canaryFor) : undefined;
         // Test hook: die (SIGKILL, no cleanup) right before a step kind, to prove re-runs converge.
         const dieAt = process.env.KILN_TEST_DIE_BEFORE_STEP;

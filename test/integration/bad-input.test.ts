@@ -266,6 +266,18 @@ describe.sequential("kiln run: refused before QEMU starts", () => {
     cleanup.push(home);
   });
 
+  it("bad --canary and --canary-for: exit 2, says what to type, before looking for the image", { timeout: FAST }, async () => {
+    for (const [args, message] of [
+      [["--canary", "80%"], "--canary: '80%' must be a percentage from 1% to 50%"],
+      [["--canary-for", "5m"], "--canary-for needs --canary PERCENT"],
+      [["--canary", "10%", "--canary-for", "5minutes"], "--canary-for: '5minutes' is not a duration"],
+    ] as const) {
+      const block = expectCleanError(await kiln(["promote", "nosuch:1.0", "--env", "dev", ...args], { home }), 2);
+      expect(block).toContain(message);
+      expect(block).toMatch(/hint: /);
+    }
+  });
+
   it("an image that is not in the store: not-found error naming the ref", { timeout: FAST }, async () => {
     const result = await kiln(["run", "nosuch:1.0", "--quiet"], { home });
     const block = expectCleanError(result, 6);
