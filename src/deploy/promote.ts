@@ -68,13 +68,18 @@ async function runPlan(opts: EnvCommandOptions, provider: DeployProvider, plan: 
   return { plan, executed: true, endpoint: await provider.endpoint() };
 }
 
-async function withLock<T>(provider: DeployProvider, work: () => Promise<T>): Promise<T> {
+async function withLock<T>(provider: DeployProvider, progress: Progress, work: () => Promise<T>): Promise<T> {
   const release = await provider.lock(`${os.userInfo().username}@${os.hostname()}`);
+  let result: T;
   try {
-    return await work();
-  } finally {
-    await release();
+    result = await work();
+  } catch (error) {
+    // The error that stopped the work is the one to report; a failed unlock only gets a line.
+    await release().catch((e: unknown) => progress.info(`could not release the lock of the environment: ${(e as Error).message}`));
+    throw error;
   }
+  await release();
+  return result;
 }
 
 export async function promote(opts: EnvCommandOptions & { ref: string; force?: boolean; canary?: CanarySettings }): Promise<PromoteResult> {
@@ -90,7 +95,7 @@ export async function promote(opts: EnvCommandOptions & { ref: string; force?: b
     const plan = planBlueGreen(env, { ref: image.ref, digest: image.digest }, image.manifest.version, live, new Date(), opts.canary);
     return runPlan(opts, provider, plan);
   };
-  return opts.dryRun ? run() : withLock(provider, run);
+  return opts.dryRun ? run() : withLock(provider, opts.progress, run);
 }
 
 export async function rollback(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
@@ -102,12 +107,12 @@ export async function rollback(opts: EnvCommandOptions & { app: string }): Promi
 
 export async function scaleEnv(opts: EnvCommandOptions & { app: string; instances: number }): Promise<PromoteResult> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
-  return withLock(provider, async () => runPlan(opts, provider, planScale(env, await provider.observe(), opts.instances)));
+  return withLock(provider, opts.progress, async () => runPlan(opts, provider, planScale(env, await provider.observe(), opts.instances)));
 }
 
 export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
-  return withLock(provider, async () => runPlan(opts, provider, planDestroy(env, await provider.observe())));
+  return withLock(provider, opts.progress, async () => runPlan(opts, provider, planDestroy(env, await provider.observe())));
 }
 
 export async function envStatus(opts: EnvCommandOptions & { app: string }): Promise<{ environment: string; target: string; endpoint: string | undefined; live: LiveState }> {

@@ -92,7 +92,8 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     expect(inv.listeners[0]!.DefaultActions![0]).toMatchObject({ Type: "forward", TargetGroupArn: inv.tgs[0]!.TargetGroupArn });
     const groupTags = Object.fromEntries((inv.groups[0]!.Tags ?? []).map((t) => [t.Key, t.Value]));
     expect(groupTags).toMatchObject({ "kiln:env": "test", "kiln:app": "awsdemo", "kiln:digest": refs.d1 });
-    const lt = calls.find((c) => c.op === "CreateLaunchTemplate")!.input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string } };
+    // The release's template, not the environment's lock (also a launch template, kiln-lock-…).
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string } };
     expect(lt.LaunchTemplateData.MetadataOptions).toMatchObject({ HttpTokens: "required" });
     expect(Buffer.from(lt.LaunchTemplateData.UserData, "base64").toString()).toContain("KILN_ENV=test");
     // Figures for the closing note: steps, API calls, time to switched traffic against the emulator.
@@ -182,7 +183,7 @@ describe.sequential("kiln promote on AWS (moto)", () => {
   it("secrets in the environment get an instance role with exactly those permissions; destroy removes it", async () => {
     writeConfig("    env: { DB_PASSWORD: 'ssm:/shop/test/db-password', PLAIN: visible }\n");
     await promote({ ...opts(), ref: refs.v1 });
-    const lt = calls.find((c) => c.op === "CreateLaunchTemplate")!.input as { LaunchTemplateData: { IamInstanceProfile?: { Name: string } } };
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { IamInstanceProfile?: { Name: string } } };
     const profile = lt.LaunchTemplateData.IamInstanceProfile?.Name;
     expect(profile).toBe("kiln-awsdemo-test");
     const put = calls.find((c) => c.op === "PutRolePolicy")!.input as { PolicyDocument: string };
@@ -195,7 +196,7 @@ describe.sequential("kiln promote on AWS (moto)", () => {
 
   it("an environment without secrets gets no role", async () => {
     await promote({ ...opts(), ref: refs.v1 });
-    const lt = calls.find((c) => c.op === "CreateLaunchTemplate")!.input as { LaunchTemplateData: { IamInstanceProfile?: unknown } };
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { IamInstanceProfile?: unknown } };
     expect(lt.LaunchTemplateData.IamInstanceProfile).toBeUndefined();
     expect(calls.some((c) => c.op === "CreateRole")).toBe(false);
   });
@@ -220,7 +221,7 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     calls = [];
     const result = await rollback({ ...opts(), app: "awsdemo" });
     expect(result.plan.steps.find((st) => st.kind === "launch")).toMatchObject({ image: { digest: refs.d2 } });
-    expect(calls.filter((c) => c.op === "CreateLaunchTemplate" || c.op === "CreateLaunchTemplateVersion")).toEqual([]);
+    expect(calls.filter((c) => (c.op === "CreateLaunchTemplate" || c.op === "CreateLaunchTemplateVersion") && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))).toEqual([]);
     const create = calls.find((c) => c.op === "CreateAutoScalingGroup")!.input as { LaunchTemplate: { LaunchTemplateId: string } };
     expect(create.LaunchTemplate.LaunchTemplateId).toBe(afterV2[refs.d2]!.id);
     expect(await templates()).toEqual({ [refs.d2]: { id: afterV2[refs.d2]!.id, kept: false }, [refs.d3]: { id: expect.any(String), kept: true } });

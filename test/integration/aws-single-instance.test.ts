@@ -152,7 +152,8 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     expect(inv.templates.map((t) => t.LaunchTemplateName)).toEqual([`kiln-${release}`]);
     const run = calls.find((call) => call.op === "RunInstances")!.input as { NetworkInterfaces: { AssociatePublicIpAddress: boolean; SubnetId: string }[] };
     expect(run.NetworkInterfaces[0]).toMatchObject({ AssociatePublicIpAddress: true, SubnetId: subnets[0] });
-    const lt = calls.find((call) => call.op === "CreateLaunchTemplate")!.input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string; SecurityGroupIds?: unknown } };
+    // The release's template, not the environment's lock (also a launch template, kiln-lock-…).
+    const lt = calls.find((call) => call.op === "CreateLaunchTemplate" && !String(call.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string; SecurityGroupIds?: unknown } };
     expect(lt.LaunchTemplateData.MetadataOptions).toMatchObject({ HttpTokens: "required" });
     expect(Buffer.from(lt.LaunchTemplateData.UserData, "base64").toString()).toContain("KILN_ENV=test");
 
@@ -241,15 +242,22 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
   it("killed between a launch template and its instance, the next run picks the release up (and deletes stray templates)", async () => {
     await promote({ ...opts(), ref: refs.v1 });
     // kiln dies as RunInstances is sent: nothing after it reaches AWS, not even the undo steps.
-    // (The lock release still goes through: a real kill would leave the lock to the crashed-holder check.)
+    // (The lock release, a DeleteLaunchTemplate of the lock's id, still goes through: a real kill
+    // would leave the lock to the crashed-holder check, and this process is still alive.)
     const killedAtRunInstances: ProviderFactory = (env) => {
       const c = clients();
       let dead = false;
+      let lockId: string | undefined;
       c.ec2.middlewareStack.add((next, context) => async (args) => {
         const command = (context as { commandName?: string }).commandName;
+        const input = args.input as { LaunchTemplateName?: string; LaunchTemplateId?: string };
         if (command === "RunInstancesCommand") dead = true;
-        if (dead && command !== "DeleteTagsCommand") throw new Error("killed during launch");
-        return next(args);
+        if (dead && !(command === "DeleteLaunchTemplateCommand" && input.LaunchTemplateId === lockId)) throw new Error("killed during launch");
+        const result = await next(args);
+        if (command === "CreateLaunchTemplateCommand" && input.LaunchTemplateName?.startsWith("kiln-lock-")) {
+          lockId = (result.output as { LaunchTemplate?: { LaunchTemplateId?: string } }).LaunchTemplate?.LaunchTemplateId;
+        }
+        return result;
       }, { step: "initialize", name: "killAtRunInstances" });
       return new SingleInstanceProvider(env as AwsEnvironment, c, home, { pollMs: 20, health: healthy });
     };

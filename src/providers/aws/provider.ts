@@ -1,8 +1,8 @@
 /**
  * The AWS deploy target: one Auto Scaling group and target group per release behind the
  * environment's ALB, instances launched from a launch template version with the release's AMI
- * and user-data. All state lives in tags (ASGs, the ALB, the security group that holds the
- * lock), so any machine with the credentials sees the same status and history.
+ * and user-data. All state lives in AWS (tagged ASGs, the ALB's history tags, the lock's
+ * launch template: env-lock.ts), so any machine with the credentials sees the same status and history.
  */
 import { waitUntilGroupInService } from "@aws-sdk/client-auto-scaling";
 import { KilnError } from "../../errors.js";
@@ -22,7 +22,7 @@ import { appendHistory, historyFromTags } from "./history.js";
 import { instanceRoleName, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";
 import { checkNetwork, refuseProblems, type Network } from "./network.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
-import { lockSecurityGroup } from "./tag-lock.js";
+import { lockEnvironment } from "./env-lock.js";
 
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
 
@@ -87,12 +87,12 @@ export class AwsProvider implements DeployProvider {
     return { infrastructure: Boolean(lb?.listenerArn), releases, history };
   }
 
-  /** A lock tag on the environment's load-balancer security group (tag-lock.ts). */
+  /**
+   * The environment's lock: a launch template only one promote can create (env-lock.ts). It
+   * needs no security group: ensureInfrastructure() creates the load balancer's.
+   */
   async lock(owner: string): Promise<() => Promise<void>> {
-    const { vpc } = await this.net();
-    const name = securityGroupName(this.env.app, this.env.name, "lb");
-    const id = await ensureSecurityGroup(this.clients, vpc, name, `kiln ${this.env.app} ${this.env.name} load balancer`, this.baseTags, [{ port: this.env.certificateArn ? 443 : 80, cidr: "0.0.0.0/0" }]);
-    return lockSecurityGroup(this.clients, { id, vpc, name }, owner, this.env.name);
+    return lockEnvironment(this.clients, this.env.app, this.env.name, owner);
   }
 
   async ensureInfrastructure(): Promise<void> {

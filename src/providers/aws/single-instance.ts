@@ -4,8 +4,8 @@
  * its instance, after this machine has seen the instance answer its health check. Cheaper than
  * an ALB, but not zero-downtime: connections through the Elastic IP are cut when it moves.
  *
- * All state lives in tags (instances, launch templates, the Elastic IP that holds the history,
- * the security group that holds the lock), so any machine with the credentials sees the same
+ * All state lives in AWS (tagged instances and launch templates, the Elastic IP that holds the
+ * history, the lock's launch template: env-lock.ts), so any machine with the credentials sees the same
  * status and history, and the blue/green planner drives it like the load-balanced target.
  */
 import { InputError, KilnError } from "../../errors.js";
@@ -27,7 +27,7 @@ import { gateHealthy, httpProbe, type InstanceHealthSource } from "./instance-he
 import { instanceRoleName, launchTemplateName, securityGroupName } from "./names.js";
 import { checkNetwork, refuseProblems, type Network } from "./network.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
-import { lockSecurityGroup } from "./tag-lock.js";
+import { lockEnvironment } from "./env-lock.js";
 
 export interface SingleInstanceOptions {
   /** The health check (tests inject one: instances in the emulator run nothing). */
@@ -126,10 +126,23 @@ export class SingleInstanceProvider implements DeployProvider {
     return instance.state === "running" && url !== undefined && (await this.check({ release, instanceId: instance.id, url })).ok;
   }
 
-  /** A lock tag on the instances' security group (tag-lock.ts). */
+  /**
+   * The environment's lock: a launch template only one promote can create (env-lock.ts).
+   * Holding it, lock() (re)creates the instances' security group: observe() sees the
+   * infrastructure only while the group exists, so a destroy interrupted after deleting the
+   * group runs again (see deleteInfrastructure()).
+   */
   async lock(owner: string): Promise<() => Promise<void>> {
-    const { vpc } = await this.net();
-    return lockSecurityGroup(this.clients, { id: await this.securityGroup(), vpc, name: this.groupName }, owner, this.env.name);
+    await this.net();
+    const release = await lockEnvironment(this.clients, this.env.app, this.env.name, owner);
+    try {
+      await this.securityGroup();
+    } catch (error) {
+      // The group's error is the one to report; the lock goes (or expires) either way.
+      await release().catch(() => undefined);
+      throw error;
+    }
+    return release;
   }
 
   async ensureInfrastructure(): Promise<void> {
