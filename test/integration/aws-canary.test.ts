@@ -2,23 +2,19 @@
 // weighted share to the new target group, then switches; a canary whose targets turn unhealthy
 // (injected: moto reports every target healthy) gives all traffic back and leaves nothing of the
 // new release; kiln interrupted during the canary converges on a re-run.
-import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeLaunchTemplatesCommand } from "@aws-sdk/client-ec2";
 import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { bake } from "../../src/bake/bake.js";
 import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { targetHealth } from "../../src/aws/elbv2.js";
 import { envStatus, promote, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
 import type { AwsEnvironment } from "../../src/spec/environments.js";
-import { quiet, repo, sharedHome } from "./harness.js";
+import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
 import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
 
 const home = sharedHome();
@@ -51,15 +47,11 @@ async function inventory() {
 beforeAll(async () => {
   useEmulatorCredentials();
   moto = await startMoto();
-  execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
-  app = mkdtempSync(path.join(os.tmpdir(), "kiln-aws-canary-"));
-  cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
-  writeFileSync(path.join(app, "kiln.yml"), `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: 20 }\n`);
-  writeFileSync(path.join(app, "data.txt"), randomUUID());
-  const v1 = await bake(app, { name: "canarydemo", version: "1.0.0" }, home, quiet);
-  writeFileSync(path.join(app, "data.txt"), randomUUID());
-  const v2 = await bake(app, { name: "canarydemo", version: "2.0.0" }, home, quiet);
-  refs = { v1: v1.image.ref, v2: v2.image.ref, d1: v1.image.digest, d2: v2.image.digest };
+  const baked = await bakeNativeReleases("canarydemo", ["1.0.0", "2.0.0"], home, (dir) => writeFileSync(path.join(dir, "kiln.yml"),
+    `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: 20 }\n`));
+  app = baked.app;
+  const [v1, v2] = baked.images as [{ ref: string; digest: string }, { ref: string; digest: string }];
+  refs = { v1: v1.ref, v2: v2.ref, d1: v1.digest, d2: v2.digest };
 });
 afterAll(async () => moto?.stop());
 beforeEach(async () => {

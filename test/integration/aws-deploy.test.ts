@@ -4,23 +4,19 @@
 // failed health gate (injected: moto reports every target healthy) never moves traffic and
 // leaves nothing behind; interrupting after any step and re-running converges; bad
 // environments are refused before anything is created.
-import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { CreateSubnetCommand, CreateVpcCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, DescribeTagsCommand as DescribeEc2TagsCommand } from "@aws-sdk/client-ec2";
 import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand, DescribeTagsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { bake } from "../../src/bake/bake.js";
 import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { destroyEnv, envStatus, promote, rollback, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
 import type { AwsEnvironment } from "../../src/spec/environments.js";
-import { quiet, repo, sharedHome } from "./harness.js";
+import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
 import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
 
 const home = sharedHome();
@@ -58,17 +54,12 @@ async function inventory() {
 beforeAll(async () => {
   useEmulatorCredentials();
   moto = await startMoto();
-  execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
-  app = mkdtempSync(path.join(os.tmpdir(), "kiln-aws-deploy-"));
-  cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
-  writeFileSync(path.join(app, "data.txt"), randomUUID());
-  writeConfig();
-  const v1 = await bake(app, { name: "awsdemo", version: "1.0.0" }, home, quiet);
-  writeFileSync(path.join(app, "data.txt"), randomUUID());
-  const v2 = await bake(app, { name: "awsdemo", version: "2.0.0" }, home, quiet);
-  writeFileSync(path.join(app, "data.txt"), randomUUID());
-  const v3 = await bake(app, { name: "awsdemo", version: "3.0.0" }, home, quiet);
-  refs = { v1: v1.image.ref, v2: v2.image.ref, v3: v3.image.ref, d1: v1.image.digest, d2: v2.image.digest, d3: v3.image.digest };
+  const baked = await bakeNativeReleases("awsdemo", ["1.0.0", "2.0.0", "3.0.0"], home, (dir) => {
+    app = dir;
+    writeConfig();
+  });
+  const [v1, v2, v3] = baked.images as [{ ref: string; digest: string }, { ref: string; digest: string }, { ref: string; digest: string }];
+  refs = { v1: v1.ref, v2: v2.ref, v3: v3.ref, d1: v1.digest, d2: v2.digest, d3: v3.digest };
 });
 afterAll(async () => moto?.stop());
 beforeEach(async () => {

@@ -6,19 +6,15 @@
 // interrupted before any step, a re-run converges; bad environments are refused before any
 // Create*; status and history come from AWS tags alone. The default health check is exercised
 // against a real local HTTP server.
-import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import os from "node:os";
 import path from "node:path";
 import {
   CreateSubnetCommand, CreateVpcCommand, DescribeAddressesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand, DescribeVpcsCommand, type Instance,
 } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { bake } from "../../src/bake/bake.js";
 import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { destroyEnv, envStatus, promote, rollback, scaleEnv, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
@@ -26,7 +22,7 @@ import { httpProbe, type InstanceHealthSource } from "../../src/providers/aws/in
 import { SingleInstanceProvider } from "../../src/providers/aws/single-instance.js";
 import { iamPolicy } from "../../src/push/iam-policy.js";
 import { loadEnvironment, type AwsEnvironment } from "../../src/spec/environments.js";
-import { freshHome, quiet, repo, sharedHome } from "./harness.js";
+import { bakeNativeReleases, freshHome, quiet, sharedHome } from "./harness.js";
 import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
 
 const home = sharedHome();
@@ -104,15 +100,12 @@ async function expectLive(digest: string, because: string): Promise<void> {
 beforeAll(async () => {
   useEmulatorCredentials();
   moto = await startMoto();
-  execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
-  app = mkdtempSync(path.join(os.tmpdir(), "kiln-aws-single-"));
-  cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
-  writeFileSync(path.join(app, "data.txt"), randomUUID());
-  writeConfig();
-  const v1 = await bake(app, { name: "solo", version: "1.0.0" }, home, quiet);
-  writeFileSync(path.join(app, "data.txt"), randomUUID());
-  const v2 = await bake(app, { name: "solo", version: "2.0.0" }, home, quiet);
-  refs = { v1: v1.image.ref, v2: v2.image.ref, d1: v1.image.digest, d2: v2.image.digest };
+  const baked = await bakeNativeReleases("solo", ["1.0.0", "2.0.0"], home, (dir) => {
+    app = dir;
+    writeConfig();
+  });
+  const [v1, v2] = baked.images as [{ ref: string; digest: string }, { ref: string; digest: string }];
+  refs = { v1: v1.ref, v2: v2.ref, d1: v1.digest, d2: v2.digest };
 });
 afterAll(async () => moto?.stop());
 beforeEach(async () => {
@@ -279,11 +272,11 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     const provider = new SingleInstanceProvider(env, clients(), home, { pollMs: 20, health: healthy });
     await provider.ensureInfrastructure();
     const image = { ref: refs.v1, digest: refs.d1 };
-    await provider.launch("solo-test-1", image, 1, []);
-    await provider.launch("solo-test-1", image, 1, []);
+    await provider.launch("solo-test-1", image, 1);
+    await provider.launch("solo-test-1", image, 1);
     expect(calls.filter((c) => c.op === "RunInstances")).toHaveLength(1);
     expect((await inventory()).instances).toHaveLength(1);
-    await expect(provider.launch("solo-test-1", image, 2, [])).rejects.toThrow(/runs one instance, not 2/);
+    await expect(provider.launch("solo-test-1", image, 2)).rejects.toThrow(/runs one instance, not 2/);
   });
 
   it("bad environments are refused before anything is created", async () => {

@@ -49,7 +49,7 @@ async function readTar(file: string): Promise<{ name: string; size: number; data
   const extract = tar.extract();
   extract.on("entry", (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("data", (c: unknown) => chunks.push(c as Buffer));
     stream.on("end", () => {
       entries.push({ name: header.name, size: header.size ?? 0, data: Buffer.concat(chunks) });
       next();
@@ -244,7 +244,7 @@ describe.sequential("VirtualBox through the CLI, with the recorded fake VBoxMana
 
 const hasVirtualBox = spawnSync("VBoxManage", ["--version"]).status === 0;
 if (!hasVirtualBox) process.stderr.write("formats.test: the real-VirtualBox tests are skipped: VBoxManage is not installed (the fake-VBoxManage tests ran)\n");
-describe.sequential.skipIf(!hasVirtualBox)(`VirtualBox for real${hasVirtualBox ? "" : " (skipped: VBoxManage is not installed here)"}`, () => {
+describe.skipIf(!hasVirtualBox).sequential(`VirtualBox for real${hasVirtualBox ? "" : " (skipped: VBoxManage is not installed here)"}`, () => {
   for (const firmware of ["bios", "uefi"] as const) {
     it(`kiln's VirtualBox VM boots the VDI under ${firmware.toUpperCase()}, answers HTTP with the seed drive's env, and shuts down on the ACPI button`, async () => {
       const port = await findFreePort();

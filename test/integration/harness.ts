@@ -1,7 +1,8 @@
 import { afterEach } from "vitest";
 /** Shared set-up for integration tests: one kiln home per suite run (downloads reused), helpers to bake and boot. */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,6 +31,25 @@ export const quiet: Progress = {
 export async function bakeExample(name: string, home: KilnHome, overrides = {}) {
   if (name === "hello-native") execFileSync("make", ["-s", "-C", path.join(repo, "examples", name)]);
   return bake(path.join(repo, "examples", name), overrides, home, quiet);
+}
+
+/**
+ * A scratch copy of hello-native (built) and one image per version, each with different app
+ * bytes (data.txt), so every version has its own digest: the releases of a deploy test.
+ * `writeConfig` writes the copy's kiln.yml first (and may be called again by the test).
+ */
+export async function bakeNativeReleases(name: string, versions: readonly string[], home: KilnHome, writeConfig: (dir: string) => void): Promise<{ app: string; images: { ref: string; digest: string }[] }> {
+  execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
+  const app = mkdtempSync(path.join(os.tmpdir(), `kiln-${name}-`));
+  cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
+  writeConfig(app);
+  const images: { ref: string; digest: string }[] = [];
+  for (const version of versions) {
+    writeFileSync(path.join(app, "data.txt"), randomUUID());
+    const { image } = await bake(app, { name, version }, home, quiet);
+    images.push({ ref: image.ref, digest: image.digest });
+  }
+  return { app, images };
 }
 
 /** `healthTimeoutSeconds` (default 180) gives slow starters (a JVM under TCG) more time; `kilnEnv` is `kiln run --kiln-env`. */

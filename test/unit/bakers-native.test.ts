@@ -22,11 +22,11 @@ interface TarEntry {
 async function makeTar(entries: readonly TarEntry[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on("data", (c: Buffer) => chunks.push(c));
-  const done = new Promise((resolve) => p.on("end", resolve));
+  p.on("data", (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve) => p.on("end", () => resolve()));
   for (const e of entries) {
     const type = e.type ?? "file";
-    await new Promise<void>((resolve, reject) => p.entry({ name: e.name, type, mode: e.mode ?? (type === "directory" ? 0o755 : 0o644), ...(e.linkname ? { linkname: e.linkname } : {}) }, type === "file" ? (e.data ?? "") : undefined, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => p.entry({ name: e.name, type, mode: e.mode ?? (type === "directory" ? 0o755 : 0o644), ...(e.linkname ? { linkname: e.linkname } : {}) }, type === "file" ? (e.data ?? "") : "", (err) => (err ? reject(err) : resolve())));
   }
   p.finalize();
   await done;
