@@ -69,6 +69,14 @@ export function planBlueGreen(env: Environment, image: ImageRef, version: string
   };
 }
 
+/**
+ * How long a promote may hold its environment's lock before another promote may take it as
+ * stale: an hour of margin (AMI push, launches) on top of the steps that wait on purpose.
+ */
+export function lockHoldSeconds(env: Environment, canary?: CanarySettings): number {
+  return 3600 + env.health.timeoutSeconds + (canary?.seconds ?? 0) + 2 * env.deregistrationDelaySeconds;
+}
+
 export function planScale(env: Environment, live: LiveState, instances: number): DeployPlan {
   const serving = live.releases.find((r) => r.serving);
   return {

@@ -13,7 +13,7 @@ import { SingleInstanceProvider } from "../providers/aws/single-instance.js";
 import { createAwsClients } from "../aws/clients.js";
 import { loadEnvironment, type Environment } from "../spec/environments.js";
 import { executePlan } from "./execute.js";
-import { planBlueGreen, planDestroy, planScale, previousRelease, type CanarySettings } from "./plan.js";
+import { lockHoldSeconds, planBlueGreen, planDestroy, planScale, previousRelease, type CanarySettings } from "./plan.js";
 import type { DeployPlan, DeployProvider, DeployStep, LiveState } from "./types.js";
 
 export type ProviderFactory = (env: Environment, home: KilnHome) => DeployProvider;
@@ -68,8 +68,8 @@ async function runPlan(opts: EnvCommandOptions, provider: DeployProvider, plan: 
   return { plan, executed: true, endpoint: await provider.endpoint() };
 }
 
-async function withLock<T>(provider: DeployProvider, progress: Progress, work: () => Promise<T>): Promise<T> {
-  const release = await provider.lock(`${os.userInfo().username}@${os.hostname()}`);
+async function withLock<T>(provider: DeployProvider, progress: Progress, work: () => Promise<T>, holdSeconds?: number): Promise<T> {
+  const release = await provider.lock(`${os.userInfo().username}@${os.hostname()}`, holdSeconds);
   let result: T;
   try {
     result = await work();
@@ -95,7 +95,7 @@ export async function promote(opts: EnvCommandOptions & { ref: string; force?: b
     const plan = planBlueGreen(env, { ref: image.ref, digest: image.digest }, image.manifest.version, live, new Date(), opts.canary);
     return runPlan(opts, provider, plan);
   };
-  return opts.dryRun ? run() : withLock(provider, opts.progress, run);
+  return opts.dryRun ? run() : withLock(provider, opts.progress, run, lockHoldSeconds(env, opts.canary));
 }
 
 export async function rollback(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
@@ -107,7 +107,7 @@ export async function rollback(opts: EnvCommandOptions & { app: string }): Promi
 
 export async function scaleEnv(opts: EnvCommandOptions & { app: string; instances: number }): Promise<PromoteResult> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
-  return withLock(provider, opts.progress, async () => runPlan(opts, provider, planScale(env, await provider.observe(), opts.instances)));
+  return withLock(provider, opts.progress, async () => runPlan(opts, provider, planScale(env, await provider.observe(), opts.instances)), lockHoldSeconds(env));
 }
 
 export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {

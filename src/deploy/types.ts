@@ -73,7 +73,8 @@ export interface DeployProvider {
   validate?(): Promise<void>;
   observe(): Promise<LiveState>;
   /** Prevents two promotes on one environment at once; returns a release function. */
-  lock(owner: string): Promise<() => Promise<void>>;
+  /** `holdSeconds`: how long the lock may stay before others take it as stale (targets whose lock can expire). */
+  lock(owner: string, holdSeconds?: number): Promise<() => Promise<void>>;
   ensureInfrastructure(): Promise<void>;
   launch(release: string, image: ImageRef, instances: number, zones: readonly string[]): Promise<void>;
   waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult>;

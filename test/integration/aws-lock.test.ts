@@ -82,6 +82,15 @@ afterAll(async () => moto?.stop());
 beforeEach(async () => moto.reset());
 
 describe.sequential("the AWS environment lock (moto)", () => {
+  it("the lock is held as long as the promote may wait on purpose: a 2 h canary gets more than 2 h", async () => {
+    const before = Date.now();
+    const release = await lockEnvironment(clients(), "lockapp", "test", ME, 3 * 3600);
+    const until = Number((await templates())[0]!.tags[UNTIL_TAG]);
+    expect(until).toBeGreaterThanOrEqual(before + 3 * 3600 * 1000);
+    expect(until).toBeLessThan(Date.now() + 3 * 3600 * 1000 + 1000);
+    await release();
+  });
+
   it("8 concurrent lock() attempts on one environment: exactly one holds it; after release it can be taken again", async () => {
     let release: (() => Promise<void>) | undefined;
     for (let round = 1; round <= 10; round++) {

@@ -2,7 +2,7 @@
 // error-rate verdict. All pure.
 import { describe, expect, it } from "vitest";
 import { parseCanary, parseDuration } from "../../src/deploy/canary.js";
-import { describeStep, planBlueGreen, releaseId } from "../../src/deploy/plan.js";
+import { describeStep, lockHoldSeconds, planBlueGreen, releaseId } from "../../src/deploy/plan.js";
 import type { LiveState, ReleaseState } from "../../src/deploy/types.js";
 import { InputError } from "../../src/errors.js";
 import { canaryWeights, judgeErrorRates } from "../../src/providers/local/canary.js";
@@ -105,5 +105,12 @@ describe("local canary arithmetic", () => {
     const header = "# pxname,svname,scur,weight,status,eresp,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other";
     const csv = [header, "app,green-0,1,10,UP,2,0,40,1,3,4,0", "app,BACKEND,0,20,UP,2,0,40,1,3,4,0", "stats,FRONTEND,0,0,OPEN,,,,,,,"].join("\n");
     expect(parseShowStat(csv)).toEqual([{ name: "green-0", status: "UP", weight: 10, currentSessions: 1, responses: 50, errors: 6 }]);
+  });
+});
+
+describe("lock hold time", () => {
+  it("covers the health gate, the canary window and the drains, on top of an hour", () => {
+    expect(lockHoldSeconds(env)).toBe(3600 + 120 + 10);
+    expect(lockHoldSeconds(env, { percent: 10, seconds: 7200 })).toBe(3600 + 120 + 7200 + 10);
   });
 });

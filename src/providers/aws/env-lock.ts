@@ -44,12 +44,13 @@ function parseHolder(holder: string): { who: string; pid: number } {
  * Takes the lock of one environment for `owner`, or throws "environment X is locked by …".
  * Returns the release, which deletes this lock (by id) and tolerates it being gone already.
  */
-export async function lockEnvironment(clients: AwsClients, app: string, envName: string, owner: string): Promise<() => Promise<void>> {
+export async function lockEnvironment(clients: AwsClients, app: string, envName: string, owner: string, holdSeconds = LOCK_MS / 1000): Promise<() => Promise<void>> {
   const name = lockTemplateName(app, envName);
   const holderName = owner.replace(/\s/g, "_");
   const holder = `${holderName}#${process.pid}#${randomBytes(4).toString("hex")}`;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    const until = Date.now() + LOCK_MS;
+    // Sized by the caller from the plan's waits (a 2 h canary holds it longer than an hour).
+    const until = Date.now() + holdSeconds * 1000;
     const created = await createLockTemplate(clients, name, `kiln lock of ${app} ${envName}`, {
       "kiln:app": app, "kiln:env": envName, [HOLDER_TAG]: holder, [UNTIL_TAG]: String(until),
     });

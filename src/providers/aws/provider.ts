@@ -91,8 +91,8 @@ export class AwsProvider implements DeployProvider {
    * The environment's lock: a launch template only one promote can create (env-lock.ts). It
    * needs no security group: ensureInfrastructure() creates the load balancer's.
    */
-  async lock(owner: string): Promise<() => Promise<void>> {
-    return lockEnvironment(this.clients, this.env.app, this.env.name, owner);
+  async lock(owner: string, holdSeconds?: number): Promise<() => Promise<void>> {
+    return lockEnvironment(this.clients, this.env.app, this.env.name, owner, holdSeconds);
   }
 
   async ensureInfrastructure(): Promise<void> {

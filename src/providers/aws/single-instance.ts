@@ -132,9 +132,9 @@ export class SingleInstanceProvider implements DeployProvider {
    * infrastructure only while the group exists, so a destroy interrupted after deleting the
    * group runs again (see deleteInfrastructure()).
    */
-  async lock(owner: string): Promise<() => Promise<void>> {
+  async lock(owner: string, holdSeconds?: number): Promise<() => Promise<void>> {
     await this.net();
-    const release = await lockEnvironment(this.clients, this.env.app, this.env.name, owner);
+    const release = await lockEnvironment(this.clients, this.env.app, this.env.name, owner, holdSeconds);
     try {
       await this.securityGroup();
     } catch (error) {
