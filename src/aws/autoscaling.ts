@@ -4,7 +4,9 @@ import {
   waitUntilGroupNotExists, type AutoScalingGroup,
 } from "@aws-sdk/client-auto-scaling";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { awsService } from "./errors.js";
+
+const aws = awsService("autoscaling");
 
 export interface ReleaseGroup {
   readonly name: string;

@@ -4,6 +4,7 @@
  * directory is the only place that imports @aws-sdk/*.
  */
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EBSClient } from "@aws-sdk/client-ebs";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
@@ -25,6 +26,7 @@ export interface AwsClients {
   readonly autoscaling: AutoScalingClient;
   readonly elbv2: ElasticLoadBalancingV2Client;
   readonly iam: IAMClient;
+  readonly cloudwatch: CloudWatchClient;
 }
 
 function observe<T extends { middlewareStack: { add: (...args: never[]) => void } }>(client: T, onRequest: AwsClientOptions["onRequest"]): T {
@@ -53,6 +55,7 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     autoscaling: observe(new AutoScalingClient(common), options.onRequest),
     elbv2: observe(new ElasticLoadBalancingV2Client(common), options.onRequest),
     iam: observe(new IAMClient(common), options.onRequest),
+    cloudwatch: observe(new CloudWatchClient(common), options.onRequest),
   };
 }
 

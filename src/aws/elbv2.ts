@@ -5,7 +5,9 @@ import {
   DescribeTargetHealthCommand, ModifyListenerCommand, ModifyTargetGroupAttributesCommand, RemoveTagsCommand, waitUntilLoadBalancersDeleted,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { awsService } from "./errors.js";
+
+const aws = awsService("elasticloadbalancing");
 
 export type Tags = Readonly<Record<string, string>>;
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));

@@ -22,8 +22,9 @@ const SERVICE_PREFIX: Record<string, string> = {
   StartSnapshot: "ebs", PutSnapshotBlock: "ebs", CompleteSnapshot: "ebs", ListSnapshotBlocks: "ebs", ListChangedBlocks: "ebs", GetSnapshotBlock: "ebs",
 };
 
-export function permissionFor(operation: string): string {
-  return `${SERVICE_PREFIX[operation] ?? "ec2"}:${operation}`;
+/** The IAM action of an operation: "service:Operation" as given, else EBS's by name, else EC2's. */
+export function permissionFor(operation: string, service?: string): string {
+  return `${service ?? SERVICE_PREFIX[operation] ?? "ec2"}:${operation}`;
 }
 
 export function isThrottling(error: unknown): boolean {
@@ -32,7 +33,7 @@ export function isThrottling(error: unknown): boolean {
   return /Throttl|RequestLimitExceeded|TooManyRequests|SlowDown|InternalServer|ServiceUnavailable|InternalError/.test(e.name ?? "") || status === 429 || status >= 500 || Boolean(e.$retryable);
 }
 
-export function translateAwsError(error: unknown, operation: string, resource: string): Error {
+export function translateAwsError(error: unknown, operation: string, resource: string, service?: string): Error {
   if (error instanceof KilnError) return error;
   const e = error as { name?: string; message?: string; $metadata?: { requestId?: string; httpStatusCode?: number }; code?: string };
   const name = e.name ?? e.code ?? "Error";
@@ -45,7 +46,7 @@ export function translateAwsError(error: unknown, operation: string, resource: s
     return new AwsError(operation, resource, name, detail, requestId, "your AWS credentials have expired: refresh them (aws sso login, or new session credentials) and run again", error);
   }
   if (/AccessDenied|UnauthorizedOperation|UnauthorizedException|AuthFailure/.test(name) || e.$metadata?.httpStatusCode === 403) {
-    return new AwsError(operation, resource, name, detail, requestId, `the credentials lack permission ${permissionFor(operation)} on ${resource}; kiln iam-policy prints the policy kiln needs`, error);
+    return new AwsError(operation, resource, name, detail, requestId, `the credentials lack permission ${permissionFor(operation, service)} on ${resource}; kiln iam-policy prints the policy kiln needs`, error);
   }
   if (/InvalidClientTokenId|UnrecognizedClient|SignatureDoesNotMatch/.test(name)) {
     return new AwsError(operation, resource, name, detail, requestId, "the access key is not valid in this account/region; check AWS_PROFILE or the keys", error);
@@ -57,10 +58,15 @@ export function translateAwsError(error: unknown, operation: string, resource: s
 }
 
 /** Runs one AWS call, translating its failure. */
-export async function aws<T>(operation: string, resource: string, call: () => Promise<T>): Promise<T> {
+export async function aws<T>(operation: string, resource: string, call: () => Promise<T>, service?: string): Promise<T> {
   try {
     return await call();
   } catch (error) {
-    throw translateAwsError(error, operation, resource);
+    throw translateAwsError(error, operation, resource, service);
   }
+}
+
+/** `aws` for the calls of one service other than EC2, so a denied call names the right IAM action. */
+export function awsService(service: string): <T>(operation: string, resource: string, call: () => Promise<T>) => Promise<T> {
+  return (operation, resource, call) => aws(operation, resource, call, service);
 }

@@ -7,7 +7,9 @@ import {
   DeleteRolePolicyCommand, GetInstanceProfileCommand, PutRolePolicyCommand, RemoveRoleFromInstanceProfileCommand,
 } from "@aws-sdk/client-iam";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { awsService } from "./errors.js";
+
+const aws = awsService("iam");
 
 const ASSUME_EC2 = JSON.stringify({
   Version: "2012-10-17",

@@ -34,6 +34,14 @@ export function iamPolicy(): Record<string, unknown> {
         Resource: "*",
       },
       {
+        // promote --canary on a load-balanced environment reads the ALB's request and 5xx counts
+        // per target group; GetMetricData takes no resource-level permissions.
+        Sid: "KilnCanaryMetrics",
+        Effect: "Allow",
+        Action: ["cloudwatch:GetMetricData"],
+        Resource: "*",
+      },
+      {
         // mode: single-instance: kiln runs and terminates the instance itself and moves the
         // environment's Elastic IP (RunInstances, DescribeInstances, CreateTags/DeleteTags above).
         Sid: "KilnSingleInstance",

@@ -1,10 +1,13 @@
 // Canary releases on AWS against moto with the real SDK clients: the listener first forwards a
 // weighted share to the new target group, then switches; a canary whose targets turn unhealthy
 // (injected: moto reports every target healthy) gives all traffic back and leaves nothing of the
-// new release; kiln interrupted during the canary converges on a re-run.
+// new release; a canary whose target 5xx rate (ALB metrics written into moto's CloudWatch, read
+// back by kiln over HTTP) is over the current release's fails the same way, an equal one passes;
+// kiln interrupted during the canary converges on a re-run.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { DescribeLaunchTemplatesCommand } from "@aws-sdk/client-ec2";
 import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -12,6 +15,7 @@ import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { targetHealth } from "../../src/aws/elbv2.js";
 import { envStatus, promote, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
+import { iamPolicy } from "../../src/push/iam-policy.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
 import type { AwsEnvironment } from "../../src/spec/environments.js";
 import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
@@ -42,6 +46,38 @@ async function inventory() {
   const digestOf = (name: string) => groups.find((g) => g.AutoScalingGroupName === name)?.Tags?.find((t) => t.Key === "kiln:digest")?.Value;
   const tgDigest = (arn: string | undefined) => digestOf(groups.find((g) => g.TargetGroupARNs?.includes(arn ?? ""))?.AutoScalingGroupName ?? "");
   return { groups, tgs, templates, action: listener.DefaultActions![0] as Action, tgDigest };
+}
+
+/**
+ * Real target health, but once the listener has been split, first writes ALB metrics for both
+ * target groups into moto's CloudWatch (requests and target 5xx), as the ALB would publish them:
+ * namespace AWS/ApplicationELB, dimensions LoadBalancer = app/<name>/<id> and
+ * TargetGroup = targetgroup/<name>/<id>, derived here independently of kiln.
+ */
+function albMetricsAfterSplit(canaryCounts: { requests: number; errors: number }, currentCounts: { requests: number; errors: number }): HealthSource {
+  let written: Promise<void> | undefined;
+  const raw = () => createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1 });
+  const put = async (lbArn: string, tgArn: string, counts: { requests: number; errors: number }) => {
+    const Dimensions = [{ Name: "LoadBalancer", Value: lbArn.split(":loadbalancer/")[1] }, { Name: "TargetGroup", Value: tgArn.split(":").at(-1) }];
+    const datum = (MetricName: string, Value: number) => ({ MetricName, Dimensions, Value, Unit: "Count" as const, Timestamp: new Date() });
+    // The ALB reports a 5xx count only when it is nonzero.
+    await raw().cloudwatch.send(new PutMetricDataCommand({
+      Namespace: "AWS/ApplicationELB", MetricData: [datum("RequestCount", counts.requests), ...(counts.errors ? [datum("HTTPCode_Target_5XX_Count", counts.errors)] : [])],
+    }));
+  };
+  return async (arn) => {
+    const split = listenerChanges().find((a) => a.ForwardConfig);
+    if (split && !written) {
+      const [green, ...blue] = [...split.ForwardConfig!.TargetGroups!].sort((a, b) => a.Weight! - b.Weight!);
+      written = (async () => {
+        const lbArn = (await raw().elbv2.send(new DescribeLoadBalancersCommand({}))).LoadBalancers![0]!.LoadBalancerArn!;
+        await put(lbArn, green!.TargetGroupArn!, canaryCounts);
+        for (const b of blue) await put(lbArn, b.TargetGroupArn!, currentCounts);
+      })();
+    }
+    await written;
+    return targetHealth(clients(), arn);
+  };
 }
 
 beforeAll(async () => {
@@ -88,6 +124,37 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
     expect(inv.templates).toHaveLength(1);
     const status = await envStatus({ ...opts(), app: "canarydemo" });
     expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+  });
+
+  it("the canary answers more 5xx than the current release (CloudWatch): all traffic goes back, the canary release is gone, history says failed", async () => {
+    const health = albMetricsAfterSplit({ requests: 20, errors: 8 }, { requests: 200, errors: 0 });
+    await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 10, seconds: 3 } }))
+      .rejects.toThrow(/canary \S+ failed after \d+s: canary answered 20 requests with 8 errors \(40\.0%\); current release 0\.0%/);
+    const inv = await inventory();
+    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
+    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
+    expect(inv.tgs).toHaveLength(1);
+    expect(inv.templates).toHaveLength(1);
+    const status = await envStatus({ ...opts(), app: "canarydemo" });
+    expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+  });
+
+  it("the canary's 5xx rate equals the current release's (CloudWatch): the canary passes and the switch happens", async () => {
+    // 4 % each: passes only when the current release's errors are read too (4 % against 0 % would fail).
+    const health = albMetricsAfterSplit({ requests: 50, errors: 2 }, { requests: 500, errors: 20 });
+    const result = await promote({ ...opts(health), ref: refs.v2, canary: { percent: 10, seconds: 3 } });
+    expect(result.plan.steps.map((s) => s.kind)).toContain("canary");
+    const inv = await inventory();
+    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d2]);
+    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d2]);
+    // kiln asked CloudWatch for both target groups behind the ALB, and the policy grants it.
+    type Query = { MetricStat?: { Metric?: { Namespace?: string; MetricName?: string; Dimensions?: { Name?: string; Value?: string }[] } } };
+    const queried = calls.filter((c) => c.op === "GetMetricData").flatMap((c) => c.input.MetricDataQueries as Query[]).map((q) => q.MetricStat!.Metric!);
+    expect(new Set(queried.map((m) => `${m.Namespace} ${m.MetricName}`))).toEqual(new Set(["AWS/ApplicationELB RequestCount", "AWS/ApplicationELB HTTPCode_Target_5XX_Count"]));
+    expect(new Set(queried.map((m) => m.Dimensions!.find((d) => d.Name === "TargetGroup")!.Value)).size).toBe(2);
+    expect(queried.every((m) => /^app\/[^/]+\/[^/]+$/.test(m.Dimensions!.find((d) => d.Name === "LoadBalancer")!.Value!))).toBe(true);
+    const granted = new Set((iamPolicy().Statement as { Action: string | string[] }[]).flatMap((st) => [st.Action].flat()));
+    expect(granted.has("cloudwatch:GetMetricData")).toBe(true);
   });
 
   it("kiln interrupted during the canary: the current release is still the live one, and a re-run converges", async () => {

@@ -124,6 +124,11 @@ describe("AWS error translation", () => {
   });
 
   it("says how to fix missing and expired credentials", () => {
+    // Each service module names its own IAM action; EC2 is the default.
+    const denied = () => Object.assign(new Error("denied"), { name: "AccessDenied", $metadata: { httpStatusCode: 403 } });
+    expect((translateAwsError(denied(), "DescribeTags", "lb", "elasticloadbalancing") as AwsError).hint).toMatch(/permission elasticloadbalancing:DescribeTags on lb/);
+    expect((translateAwsError(denied(), "GetMetricData", "canary", "cloudwatch") as AwsError).hint).toMatch(/permission cloudwatch:GetMetricData/);
+    expect((translateAwsError(denied(), "DescribeTags", "lt-1") as AwsError).hint).toMatch(/permission ec2:DescribeTags/);
     expect((translateAwsError(Object.assign(new Error("Could not load credentials from any providers"), { name: "CredentialsProviderError" }), "DescribeImages", "x") as AwsError).hint).toMatch(/AWS_PROFILE/);
     expect((translateAwsError(Object.assign(new Error("The security token included in the request is expired"), { name: "ExpiredToken" }), "DescribeImages", "x") as AwsError).hint).toMatch(/expired/);
   });

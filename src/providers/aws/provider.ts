@@ -7,6 +7,7 @@
 import { waitUntilGroupInService } from "@aws-sdk/client-auto-scaling";
 import { KilnError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
+import { targetGroupRequestCounts } from "../../aws/cloudwatch.js";
 import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup } from "../../aws/autoscaling.js";
 import { deleteLaunchTemplate, deleteSecurityGroup, ensureSecurityGroup, findLaunchTemplates, findSecurityGroup, instanceConsole } from "../../aws/ec2-deploy.js";
 import { tagResources, untagResources } from "../../aws/ec2.js";
@@ -14,6 +15,7 @@ import {
   answerUnavailable, createListener, createLoadBalancer, deleteLoadBalancer, deleteTargetGroup, ensureTargetGroup, findLoadBalancer, findTargetGroup, forwardListener, forwardWeighted,
   removeTags, resourceTags, setTags, targetHealth,
 } from "../../aws/elbv2.js";
+import { compareErrorRates, sumCounts, type RequestCounts } from "../../deploy/canary-verdict.js";
 import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState } from "../../deploy/types.js";
 import type { KilnHome } from "../../home.js";
 import type { AwsEnvironment } from "../../spec/environments.js";
@@ -26,9 +28,14 @@ import { lockEnvironment } from "./env-lock.js";
 
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
 
+/** Requests and target 5xx answers per target group ARN in a time window, behind one load balancer. */
+export type MetricSource = (loadBalancerArn: string, targetGroupArns: readonly string[], since: Date, until: Date) => Promise<Readonly<Record<string, RequestCounts>>>;
+
 export interface AwsProviderOptions {
   /** Where target health comes from (tests inject failures: the emulator reports every target healthy). */
   readonly health?: HealthSource;
+  /** Where a canary's request and error counts come from; CloudWatch's ALB metrics by default. */
+  readonly metrics?: MetricSource;
   readonly pollMs?: number;
 }
 
@@ -39,6 +46,8 @@ const KEPT_TAG = "kiln:kept";
 
 export class AwsProvider implements DeployProvider {
   private network: Network | undefined;
+  /** Per canary release: when its traffic split began and the current release's target groups. */
+  private readonly canaries = new Map<string, { since: Date; from: readonly string[] }>();
 
   constructor(private readonly env: AwsEnvironment, private readonly clients: AwsClients, private readonly home: KilnHome, private readonly options: AwsProviderOptions = {}) {
     // single-instance environments have their own provider (single-instance.ts).
@@ -173,11 +182,15 @@ export class AwsProvider implements DeployProvider {
     // the live one, so a re-run after an interruption still sees it as live): 50 % becomes 50:51.
     const share = Math.max(percent + 1, Math.floor((100 - percent) / blue.length));
     await forwardWeighted(this.clients, lb.listenerArn, [...blue.map((arn) => ({ arn, weight: share })), { arn: green, weight: percent }]);
+    this.canaries.set(to, { since: new Date(), from: blue });
   }
 
   /**
-   * During a canary every target of the new release must stay healthy. (The ALB's own 5xx
-   * counts live in CloudWatch, which kiln does not read yet; target health is the gate.)
+   * During a canary every target of the new release must stay healthy, and its share of target
+   * 5xx answers since the split may exceed the current release's by at most one point (the rule
+   * local canaries use). The counts are CloudWatch's ALB metrics, which arrive about a minute
+   * late: on real AWS the canary window should be several minutes. Without a recorded split
+   * (another process split the traffic) the last five minutes are compared against the live target group.
    */
   async canaryCheck(release: string): Promise<HealthResult> {
     const group = (await this.releaseGroups()).find((g) => g.name === release);
@@ -186,9 +199,19 @@ export class AwsProvider implements DeployProvider {
     const health = await this.health(tg, release);
     const unhealthy = group.instances.filter((i) => !health.some((h) => h.id === i.id && h.state === "healthy"));
     const reason = unhealthy.length ? health.find((h) => h.id === unhealthy[0]!.id)?.reason ?? "not healthy" : "";
-    return unhealthy.length === 0 && group.instances.length >= group.desired
-      ? { healthy: true, detail: `${group.instances.length} targets healthy` }
-      : { healthy: false, detail: `${unhealthy.length} of ${group.instances.length} targets unhealthy${unhealthy[0] ? ` (${unhealthy[0].id}: ${reason})` : ""}` };
+    if (unhealthy.length > 0 || group.instances.length < group.desired) {
+      return { healthy: false, detail: `${unhealthy.length} of ${group.instances.length} targets unhealthy${unhealthy[0] ? ` (${unhealthy[0].id}: ${reason})` : ""}` };
+    }
+    const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
+    if (!lb) return { healthy: false, detail: `the load balancer of ${this.env.name} disappeared` };
+    const split = this.canaries.get(release);
+    const current = split?.from ?? (lb.liveTargetGroup && lb.liveTargetGroup !== tg ? [lb.liveTargetGroup] : []);
+    const since = split?.since ?? new Date(Date.now() - 5 * 60_000);
+    const source: MetricSource = this.options.metrics ?? ((lbArn, tgs, from, until) => targetGroupRequestCounts(this.clients, lbArn, tgs, from, until));
+    const counts = await source(lb.arn, [tg, ...current], since, new Date());
+    const zero = { requests: 0, errors: 0 };
+    const verdict = compareErrorRates(counts[tg] ?? zero, sumCounts(current.map((t) => counts[t] ?? zero)));
+    return verdict.ok ? { healthy: true, detail: `${group.instances.length} targets healthy; ${verdict.detail}` } : { healthy: false, detail: verdict.detail };
   }
 
   /** The ALB stops sending new requests at the switch; in-flight ones get the deregistration delay. */

@@ -1,4 +1,5 @@
 /** Canary arithmetic for the local load balancer: HAProxy weights for a traffic share, and the error-rate verdict. Pure. */
+import { compareErrorRates, sumCounts } from "../../deploy/canary-verdict.js";
 import type { ServerStatus } from "./haproxy.js";
 
 /** Per-server weights that give the canary servers `percent` of the total (HAProxy weights: 0–256). */
@@ -9,16 +10,8 @@ export function canaryWeights(percent: number, canaryServers: number, currentSer
   };
 }
 
-/** Canary error rate against the current release's, from HAProxy's per-server counters. */
+/** Canary error rate against the current release's, from HAProxy's per-server counters (the rule: ../../deploy/canary-verdict.ts). */
 export function judgeErrorRates(canary: readonly ServerStatus[], current: readonly ServerStatus[]): { ok: boolean; detail: string } {
-  const rate = (servers: readonly ServerStatus[]) => {
-    const responses = servers.reduce((n, s) => n + s.responses, 0);
-    const errors = servers.reduce((n, s) => n + s.errors, 0);
-    return { responses, errors, rate: responses > 0 ? errors / responses : 0 };
-  };
-  const c = rate(canary);
-  const b = rate(current);
-  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-  const detail = `canary answered ${c.responses} requests with ${c.errors} errors (${pct(c.rate)}); current release ${pct(b.rate)}`;
-  return { ok: c.errors === 0 || c.rate <= b.rate + 0.01, detail };
+  const counts = (servers: readonly ServerStatus[]) => sumCounts(servers.map((s) => ({ requests: s.responses, errors: s.errors })));
+  return compareErrorRates(counts(canary), counts(current));
 }
