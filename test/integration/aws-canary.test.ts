@@ -96,6 +96,17 @@ beforeEach(async () => {
   calls = [];
 });
 
+/** After a failed canary: the split, then all traffic back on v1; nothing of v2 left; history says failed. */
+async function expectTrafficBackOnV1(): Promise<void> {
+    const inv = await inventory();
+    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
+    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
+    expect(inv.tgs).toHaveLength(1);
+    expect(inv.templates).toHaveLength(1);
+    const status = await envStatus({ ...opts(), app: "canarydemo" });
+    expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+}
+
 describe.sequential("kiln promote --canary on AWS (moto)", () => {
   it("forwards 10% to the new target group, then switches all of it", async () => {
     const result = await promote({ ...opts(), ref: refs.v2, canary });
@@ -117,26 +128,14 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
       return split && release.includes("2-0-0") ? targets.map((t) => ({ ...t, state: "unhealthy", reason: "Target.Timeout" })) : targets;
     };
     await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 20, seconds: 30 } })).rejects.toThrow(/canary \S+ failed after \d+s: 2 of 2 targets unhealthy \(\S+: Target\.Timeout\)/);
-    const inv = await inventory();
-    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
-    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
-    expect(inv.tgs).toHaveLength(1);
-    expect(inv.templates).toHaveLength(1);
-    const status = await envStatus({ ...opts(), app: "canarydemo" });
-    expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+    await expectTrafficBackOnV1();
   });
 
   it("the canary answers more 5xx than the current release (CloudWatch): all traffic goes back, the canary release is gone, history says failed", async () => {
     const health = albMetricsAfterSplit({ requests: 20, errors: 8 }, { requests: 200, errors: 0 });
     await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 10, seconds: 3 } }))
       .rejects.toThrow(/canary \S+ failed after \d+s: canary answered 20 requests with 8 errors \(40\.0%\); current release 0\.0%/);
-    const inv = await inventory();
-    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
-    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
-    expect(inv.tgs).toHaveLength(1);
-    expect(inv.templates).toHaveLength(1);
-    const status = await envStatus({ ...opts(), app: "canarydemo" });
-    expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+    await expectTrafficBackOnV1();
   });
 
   it("the canary's 5xx rate equals the current release's (CloudWatch): the canary passes and the switch happens", async () => {
