@@ -73,7 +73,7 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
     .action(async (flags: EnvFlags) => {
       const status = await envStatus({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags) });
       if (flags.json) return void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
-      const where = status.endpoint ? `serving at ${status.endpoint}` : status.live.infrastructure ? "nothing serving yet" : "not created yet";
+      const where = !status.live.infrastructure ? "not created yet" : status.endpoint ? `serving at ${status.endpoint}` : "nothing serving yet";
       process.stdout.write(`${status.environment} (${status.target})  ${where}\n`);
       for (const r of status.live.releases) {
         process.stdout.write(`  ${r.serving ? "LIVE " : "     "} ${r.id}  ${r.image.ref}  ${r.image.digest.slice(0, 19)}\n`);
