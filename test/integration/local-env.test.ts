@@ -195,5 +195,11 @@ describe.sequential("local environment: blue/green under load", () => {
     expect(seen.images.length).toBeGreaterThan(2);
     const state = await readState(localEnvDir(home, APP, "dev"));
     expect(state.releases.map((r) => [r.image.ref, r.serving])).toEqual([[refs.v1, true]]);
+    // What a person sees: where it serves, the live release and its healthy instances per zone.
+    const status = await cli(["status", "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`dev (local)  serving at http://127.0.0.1:${port}/`);
+    expect(status.stdout).toMatch(new RegExp(`LIVE .*${refs.v1.replace(/[.]/g, "\\.")}`));
+    expect(status.stdout.match(/zone-[ab] {2}healthy/g)).toHaveLength(2);
   });
 });
