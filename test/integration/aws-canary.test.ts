@@ -11,7 +11,7 @@ import { PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { DescribeLaunchTemplatesCommand } from "@aws-sdk/client-ec2";
 import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
+import type { AwsClients } from "../../src/aws/clients.js";
 import { targetHealth } from "../../src/aws/elbv2.js";
 import { envStatus, promote, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
@@ -19,16 +19,16 @@ import { iamPolicy } from "../../src/push/iam-policy.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
 import type { AwsEnvironment } from "../../src/spec/environments.js";
 import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
-import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
+import { emulatorClients, startMoto, useEmulatorCredentials, type Moto, type RecordedCall } from "./moto.js";
 
 const home = sharedHome();
 const REGION = "eu-west-1";
 let moto: Moto;
 let app: string;
 let refs: { v1: string; v2: string; d1: string; d2: string };
-let calls: { op: string; input: Record<string, unknown> }[] = [];
+let calls: RecordedCall[] = [];
 
-const clients = (): AwsClients => createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1, onRequest: (op, input) => calls.push({ op, input }) });
+const clients = (): AwsClients => emulatorClients(moto, REGION, calls);
 const providers = (health?: HealthSource): ProviderFactory => (env) => new AwsProvider(env as AwsEnvironment, clients(), home, { pollMs: 50, ...(health ? { health } : {}) });
 const opts = (health?: HealthSource) => ({ home, config: app, envName: "test", progress: quiet, providers: providers(health) });
 const canary = { percent: 10, seconds: 2 };
@@ -56,7 +56,7 @@ async function inventory() {
  */
 function albMetricsAfterSplit(canaryCounts: { requests: number; errors: number }, currentCounts: { requests: number; errors: number }): HealthSource {
   let written: Promise<void> | undefined;
-  const raw = () => createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1 });
+  const raw = () => emulatorClients(moto, REGION);
   const put = async (lbArn: string, tgArn: string, counts: { requests: number; errors: number }) => {
     const Dimensions = [{ Name: "LoadBalancer", Value: lbArn.split(":loadbalancer/")[1] }, { Name: "TargetGroup", Value: tgArn.split(":").at(-1) }];
     const datum = (MetricName: string, Value: number) => ({ MetricName, Dimensions, Value, Unit: "Count" as const, Timestamp: new Date() });

@@ -11,23 +11,23 @@ import { CreateSubnetCommand, CreateVpcCommand, DescribeLaunchTemplatesCommand, 
 import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand, DescribeTagsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
+import type { AwsClients } from "../../src/aws/clients.js";
 import { destroyEnv, envStatus, promote, rollback, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
 import type { AwsEnvironment } from "../../src/spec/environments.js";
 import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
-import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
+import { emulatorClients, startMoto, useEmulatorCredentials, type Moto, type RecordedCall } from "./moto.js";
 
 const home = sharedHome();
 const REGION = "eu-west-1";
 let moto: Moto;
 let app: string;
 let refs: { v1: string; v2: string; v3: string; d1: string; d2: string; d3: string };
-let calls: { op: string; input: Record<string, unknown> }[] = [];
+let calls: RecordedCall[] = [];
 
 function clients(): AwsClients {
-  return createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1, onRequest: (op, input) => calls.push({ op, input }) });
+  return emulatorClients(moto, REGION, calls);
 }
 
 function providers(health?: HealthSource): ProviderFactory {

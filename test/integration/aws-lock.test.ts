@@ -12,20 +12,20 @@ import os from "node:os";
 import path from "node:path";
 import { CreateLaunchTemplateCommand, DescribeLaunchTemplatesCommand } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
+import type { AwsClients } from "../../src/aws/clients.js";
 import { HOLDER_TAG, UNTIL_TAG, lockEnvironment, lockTemplateName } from "../../src/providers/aws/env-lock.js";
 import { AwsProvider } from "../../src/providers/aws/provider.js";
 import { SingleInstanceProvider } from "../../src/providers/aws/single-instance.js";
 import { loadEnvironment, type AwsEnvironment } from "../../src/spec/environments.js";
 import { sharedHome } from "./harness.js";
-import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
+import { emulatorClients, startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
 
 const REGION = "eu-west-1";
 const ME = "me@here";
 const LOCKED = /^environment test is locked by /;
 let moto: Moto;
 
-const clients = (): AwsClients => createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1 });
+const clients = (): AwsClients => emulatorClients(moto, REGION);
 
 /**
  * Clients whose every request waits 0-40 ms first, so racing promotes interleave in many orders

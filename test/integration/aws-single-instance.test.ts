@@ -15,7 +15,7 @@ import {
   DescribeSubnetsCommand, DescribeVpcsCommand, type Instance,
 } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
+import type { AwsClients } from "../../src/aws/clients.js";
 import { destroyEnv, envStatus, promote, rollback, scaleEnv, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
 import { httpProbe, type InstanceHealthSource } from "../../src/providers/aws/instance-health.js";
@@ -23,19 +23,19 @@ import { SingleInstanceProvider } from "../../src/providers/aws/single-instance.
 import { iamPolicy } from "../../src/push/iam-policy.js";
 import { loadEnvironment, type AwsEnvironment } from "../../src/spec/environments.js";
 import { bakeNativeReleases, freshHome, quiet, sharedHome } from "./harness.js";
-import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
+import { emulatorClients, startMoto, useEmulatorCredentials, type Moto, type RecordedCall } from "./moto.js";
 
 const home = sharedHome();
 const REGION = "eu-west-1";
 let moto: Moto;
 let app: string;
 let refs: { v1: string; v2: string; d1: string; d2: string };
-let calls: { op: string; input: Record<string, unknown> }[] = [];
+let calls: RecordedCall[] = [];
 let probed: { release: string; instanceId: string; url: string }[] = [];
 
 /** Recorded clients (what kiln sends); `recorded: false` for the test's own inspection calls. */
 function clients(recorded = true): AwsClients {
-  return createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1, ...(recorded ? { onRequest: (op, input) => calls.push({ op, input }) } : {}) });
+  return emulatorClients(moto, REGION, recorded ? calls : undefined);
 }
 
 const healthy: InstanceHealthSource = async (target) => {
@@ -304,7 +304,7 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     await promote({ ...opts(), ref: refs.v1 });
     await promote({ ...opts(), ref: refs.v2 });
     const env = (await loadEnvironment(app, "solo", "/healthz", "test")) as AwsEnvironment;
-    const elsewhere = new SingleInstanceProvider(env, createAwsClients({ region: REGION, endpoint: moto.endpoint, maxAttempts: 1 }), freshHome("kiln-elsewhere-"), { health: healthy });
+    const elsewhere = new SingleInstanceProvider(env, emulatorClients(moto, REGION), freshHome("kiln-elsewhere-"), { health: healthy });
     const live = await elsewhere.observe();
     const eip = (await inventory()).addresses[0]!.PublicIp!;
     expect(live.infrastructure).toBe(true);

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { findFreePort } from "../../src/run/ports.js";
 import { repo } from "./harness.js";
 
@@ -48,4 +49,15 @@ export function useEmulatorCredentials(): void {
   process.env.AWS_SECRET_ACCESS_KEY = "testing";
   process.env.AWS_SESSION_TOKEN = "testing";
   delete process.env.AWS_PROFILE;
+}
+
+/** A request kiln sent, as the SDK middleware saw it. */
+export interface RecordedCall {
+  readonly op: string;
+  readonly input: Record<string, unknown>;
+}
+
+/** Real SDK clients against the emulator, one attempt per request; `record` collects every request. */
+export function emulatorClients(moto: Moto, region: string, record?: RecordedCall[]): AwsClients {
+  return createAwsClients({ region, endpoint: moto.endpoint, maxAttempts: 1, ...(record ? { onRequest: (op, input) => record.push({ op, input }) } : {}) });
 }

@@ -2,26 +2,14 @@
 // error-rate verdict. All pure.
 import { describe, expect, it } from "vitest";
 import { parseCanary, parseDuration } from "../../src/deploy/canary.js";
-import { describeStep, lockHoldSeconds, planBlueGreen, releaseId } from "../../src/deploy/plan.js";
+import { describeStep, lockHoldSeconds, planBlueGreen } from "../../src/deploy/plan.js";
 import type { LiveState, ReleaseState } from "../../src/deploy/types.js";
 import { InputError } from "../../src/errors.js";
 import { canaryWeights, judgeErrorRates } from "../../src/providers/local/canary.js";
 import { parseShowStat, type ServerStatus } from "../../src/providers/local/haproxy.js";
-import type { LocalEnvironment } from "../../src/spec/environments.js";
+import { env, now, r1, r2, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
 
-const env: LocalEnvironment = {
-  name: "prod", app: "shop", target: "local", port: 8000, instances: 2, deregistrationDelaySeconds: 5, env: {}, after: [],
-  health: { path: "/healthz", intervalSeconds: 1, healthyThreshold: 2, timeoutSeconds: 120 },
-};
-const now = new Date("2026-11-22T10:00:00Z");
-const v1 = { ref: "shop:1.0.0", digest: `sha256:${"1".repeat(64)}` };
-const v2 = { ref: "shop:2.0.0", digest: `sha256:${"2".repeat(64)}` };
-const r1 = releaseId(env, v1, "1.0.0");
-const r2 = releaseId(env, v2, "2.0.0");
-const release = (id: string, image: typeof v1, serving: boolean): ReleaseState => ({
-  id, image, desired: 2, serving, instances: [0, 1].map((i) => ({ id: `${id}-${i}`, zone: "zone-a", healthy: true })),
-});
-const live = (releases: ReleaseState[], infrastructure = true): LiveState => ({ infrastructure, releases, history: [] });
+const live = (releases: ReleaseState[], infrastructure = true): LiveState => state(infrastructure, releases);
 const canary = { percent: 10, seconds: 300 };
 
 describe("planBlueGreen with a canary", () => {

@@ -2,24 +2,10 @@
 // and the environments parser's errors.
 import { describe, expect, it } from "vitest";
 import { describeStep, planBlueGreen, planDestroy, planScale, previousRelease, releaseId } from "../../src/deploy/plan.js";
-import type { LiveState, ReleaseState } from "../../src/deploy/types.js";
-import { parseEnvironments, type LocalEnvironment } from "../../src/spec/environments.js";
+import type { LiveState } from "../../src/deploy/types.js";
+import { parseEnvironments } from "../../src/spec/environments.js";
 import { SpecError } from "../../src/errors.js";
-
-const env: LocalEnvironment = {
-  name: "dev", app: "shop", target: "local", port: 8000, instances: 2, deregistrationDelaySeconds: 5, env: {}, after: [],
-  health: { path: "/healthz", intervalSeconds: 1, healthyThreshold: 2, timeoutSeconds: 120 },
-};
-const now = new Date("2026-11-22T10:00:00Z");
-const v1 = { ref: "shop:1.0.0", digest: `sha256:${"1".repeat(64)}` };
-const v2 = { ref: "shop:2.0.0", digest: `sha256:${"2".repeat(64)}` };
-const r1 = releaseId(env, v1, "1.0.0");
-const r2 = releaseId(env, v2, "2.0.0");
-
-function release(id: string, image: typeof v1, serving: boolean, healthy = 2): ReleaseState {
-  return { id, image, desired: 2, serving, instances: Array.from({ length: healthy }, (_, i) => ({ id: `${id}-${i}`, zone: i % 2 ? "zone-b" : "zone-a", healthy: true })) };
-}
-const state = (infrastructure: boolean, releases: ReleaseState[] = []): LiveState => ({ infrastructure, releases, history: [] });
+import { env, now, r1, r2, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
 const lines = (live: LiveState, image = v2, version = "2.0.0") => planBlueGreen(env, image, version, live, now).steps.map(describeStep);
 
 describe("planBlueGreen (golden plans)", () => {

@@ -15,13 +15,3 @@ export const launchTemplateName = (release: string) => `kiln-${release}`.replace
 /** IAM role and instance profile names: ≤ 64 characters. */
 export const instanceRoleName = (app: string, env: string) => short(`kiln-${app}-${env}`.replace(/[^A-Za-z0-9+=,.@_-]/g, "-"), 64);
 export const securityGroupName = (app: string, env: string, role: "lb" | "instances") => `kiln-${app}-${env}-${role}`;
-
-/** ELB tag values allow letters, digits, spaces and _.:/=+-@ only. */
-export function encodeHistory(entry: { result: string; at: string; digest: string; ref: string; release: string }): string {
-  return [entry.result, entry.at, entry.digest, entry.ref, entry.release].join(" ");
-}
-
-export function decodeHistory(value: string): { result: string; at: string; digest: string; ref: string; release: string } | undefined {
-  const [result, at, digest, ref, release] = value.split(" ");
-  return result && at && digest && ref && release ? { result, at, digest, ref, release } : undefined;
-}

@@ -39,7 +39,6 @@ export interface AwsProviderOptions {
   readonly pollMs?: number;
 }
 
-const HISTORY_LIMIT = 40;
 /** Marks a launch template kept for rollback after its release was replaced; the value is when. */
 const KEPT_TAG = "kiln:kept";
 
@@ -261,7 +260,7 @@ export class AwsProvider implements DeployProvider {
   async record(entry: HistoryEntry): Promise<void> {
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     if (!lb) return;
-    const { set, remove } = appendHistory(await resourceTags(this.clients, lb.arn), entry, HISTORY_LIMIT);
+    const { set, remove } = appendHistory(await resourceTags(this.clients, lb.arn), entry);
     await setTags(this.clients, lb.arn, set);
     // The ALB holds at most 50 tags: keep the newest releases.
     await removeTags(this.clients, lb.arn, remove);

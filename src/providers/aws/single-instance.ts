@@ -36,8 +36,6 @@ export interface SingleInstanceOptions {
   readonly pollMs?: number;
 }
 
-/** EC2 resources hold 50 tags: kiln:app, kiln:env and the newest 40 releases fit. */
-const HISTORY_LIMIT = 40;
 const LIVE_STATES = ["pending", "running"];
 /** Everything not yet terminated: what deleting a release must still terminate. */
 const ANY_STATE = ["pending", "running", "stopping", "stopped", "shutting-down"];
@@ -227,7 +225,7 @@ export class SingleInstanceProvider implements DeployProvider {
   async record(entry: HistoryEntry): Promise<void> {
     const address = await findAddress(this.clients, this.envTags);
     if (!address) return;
-    const { set, remove } = appendHistory(address.tags, entry, HISTORY_LIMIT);
+    const { set, remove } = appendHistory(address.tags, entry);
     await tagResources(this.clients, [address.allocationId], set);
     await untagResources(this.clients, [address.allocationId], remove);
   }

@@ -162,9 +162,10 @@ export class LocalProvider implements DeployProvider {
     entry.desired = instances;
     const target = entry;
     const missing = Array.from({ length: instances }, (_, i) => i).filter((i) => !target.instances.some((x) => x.server === `${release}-${i}`));
+    const names = new Set(missing.map((i) => `${release}-${i}`));
+    await this.stopOrphans((vm) => names.has(vm.name));
     // One at a time: under TCG, guests booting in parallel starve the instances that serve.
     for (const i of missing) {
-      await this.stopOrphans((vm) => vm.name === `${release}-${i}`);
       const hostPort = await findFreePort();
       const vm = await LocalVm.start({
         image: stored, home: this.home, firmware: "bios", name: `${release}-${i}`, owner: this.owner,
@@ -202,7 +203,7 @@ export class LocalProvider implements DeployProvider {
     const state = await this.state();
     const green = state.releases.find((r) => r.id === to);
     if (!green) throw new KilnError(`release ${to} does not exist`);
-    for (const i of green.instances) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${SERVING_WEIGHT}`);
+    await this.setWeight(green.instances, SERVING_WEIGHT);
     for (const release of state.releases.filter((r) => from.includes(r.id))) {
       for (const i of release.instances) await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} state drain`);
       release.serving = false;
@@ -221,8 +222,13 @@ export class LocalProvider implements DeployProvider {
     const blue = state.releases.filter((r) => from.includes(r.id)).flatMap((r) => r.instances);
     if (!green || green.instances.length === 0 || blue.length === 0) throw new KilnError(`cannot split traffic between ${to} and ${from.join(", ")}: a release has no instances`);
     const weights = canaryWeights(percent, green.instances.length, blue.length);
-    for (const i of blue) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${weights.current}`);
-    for (const i of green.instances) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${weights.canary}`);
+    await this.setWeight(blue, weights.current);
+    await this.setWeight(green.instances, weights.canary);
+  }
+
+  /** HAProxy sends each server its weight's share of new requests (0: none). */
+  private async setWeight(instances: readonly LocalInstance[], weight: number): Promise<void> {
+    for (const i of instances) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${weight}`);
   }
 
   /**
@@ -283,7 +289,7 @@ export class LocalProvider implements DeployProvider {
       await this.launch(release, entry.image, instances, ["zone-a", "zone-b"]);
       if (entry.serving) {
         const fresh = (await this.state()).releases.find((r) => r.id === release)!;
-        for (const i of fresh.instances) await haproxyCommand(this.paths.socket, `set server ${BACKEND}/${i.server} weight ${SERVING_WEIGHT}`);
+        await this.setWeight(fresh.instances, SERVING_WEIGHT);
       }
       return;
     }
