@@ -17,6 +17,7 @@ import { checkPortFree } from "../run/ports.js";
 import { chooseAccelerator } from "./accel.js";
 import { buildQemuArgs, IMDS_ADDRESS, IMDS_USER_NETWORK, type Accelerator, type Firmware, type GuestForward, type PortForward } from "./qemu-args.js";
 import { qmpCommand } from "./qmp.js";
+import { consoleTailOf } from "../console-text.js";
 
 const OVMF_CODE = ["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd"];
 const OVMF_VARS = ["/usr/share/OVMF/OVMF_VARS_4M.fd", "/usr/share/OVMF/OVMF_VARS.fd"];
@@ -164,7 +165,7 @@ export class LocalVm {
 
   async consoleTail(lines = 30): Promise<string> {
     const text = await readFile(this.consoleFile, "utf8").catch(() => "");
-    return text.replace(/\r/g, "").trimEnd().split("\n").slice(-lines).join("\n");
+    return consoleTailOf(text, lines);
   }
 
   /**

@@ -22,6 +22,7 @@ import type { StoredImage } from "../image/store.js";
 import { checkPortFree } from "../run/ports.js";
 import { buildSeedImage } from "../run/seed.js";
 import type { Firmware, PortForward } from "./qemu-args.js";
+import { consoleTailOf } from "../console-text.js";
 
 /** VBoxManage is missing. VirtualBox is not in Debian's main archive: say where it comes from. */
 export class VirtualBoxMissingError extends ToolMissingError {
@@ -401,7 +402,7 @@ export class VirtualBoxVm {
 
   async consoleTail(lines = 30): Promise<string> {
     const text = await readFile(this.consoleFile, "utf8").catch(() => "");
-    return text.replace(/\r/g, "").trimEnd().split("\n").slice(-lines).join("\n");
+    return consoleTailOf(text, lines);
   }
 
   /** Lets kiln exit while the VM keeps running (kiln run --detach); kiln stop ends it later. */

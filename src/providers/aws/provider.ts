@@ -25,6 +25,7 @@ import { instanceRoleName, launchTemplateName, loadBalancerName, securityGroupNa
 import { checkNetwork, refuseProblems, type Network } from "./network.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
 import { lockEnvironment } from "./env-lock.js";
+import { consoleTailOf } from "../../console-text.js";
 
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
 
@@ -285,7 +286,7 @@ export class AwsProvider implements DeployProvider {
     const health = tg ? await this.health(tg, release) : [];
     const failing = group?.instances.find((i) => !health.some((h) => h.id === i.id && h.state === "healthy")) ?? group?.instances[0];
     if (!failing) return "";
-    return (await instanceConsole(this.clients, failing.id)).replace(/\r/g, "").trimEnd().split("\n").slice(-20).join("\n");
+    return consoleTailOf(await instanceConsole(this.clients, failing.id));
   }
 
   async endpoint(): Promise<string | undefined> {

@@ -28,6 +28,7 @@ import { instanceRoleName, launchTemplateName, securityGroupName } from "./names
 import { checkNetwork, refuseProblems, type Network } from "./network.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
 import { lockEnvironment } from "./env-lock.js";
+import { consoleTailOf } from "../../console-text.js";
 
 export interface SingleInstanceOptions {
   /** The health check (tests inject one: instances in the emulator run nothing). */
@@ -248,7 +249,7 @@ export class SingleInstanceProvider implements DeployProvider {
   async consoleTail(release: string): Promise<string> {
     const instance = (await this.releaseInstances(release, ANY_STATE))[0];
     if (!instance) return "";
-    return (await instanceConsole(this.clients, instance.id)).replace(/\r/g, "").trimEnd().split("\n").slice(-20).join("\n");
+    return consoleTailOf(await instanceConsole(this.clients, instance.id));
   }
 
   /** The Elastic IP and the port of the instance that holds it; none while nothing is live. */

@@ -17,6 +17,7 @@ import { listVms, stopVm } from "../vm-registry.js";
 import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, removeServer, renderHaproxyConfig, serverStatuses, startHaproxy } from "./haproxy.js";
 import { canaryWeights, judgeErrorRates } from "./canary.js";
 import { readState, writeState, type LocalEnvState, type LocalInstance } from "./state.js";
+import { consoleTailOf } from "../../console-text.js";
 
 const SERVING_WEIGHT = 100;
 
@@ -327,7 +328,7 @@ export class LocalProvider implements DeployProvider {
     const entry = (await this.state()).releases.find((r) => r.id === release);
     for (const i of entry?.instances ?? []) {
       const text = await readFile(path.join(this.home.vms, i.vmId, "console.log"), "utf8").catch(() => "");
-      if (text) return text.replace(/\r/g, "").trimEnd().split("\n").slice(-20).join("\n");
+      if (text) return consoleTailOf(text);
     }
     return "";
   }
