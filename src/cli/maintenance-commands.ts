@@ -111,7 +111,7 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
       const config = await loadPipeline(flags.config, app);
       const runs = await pipelineRuns(home(), app);
       if (flags.json) return printJson({ app, stages: config.stages, rebakeVersion: config.rebakeVersion, schedule: config.schedule, runs });
-      process.stdout.write(`${app}: ${config.stages.map((s) => `${s.env}${s.soakSeconds ? ` (soak ${s.soakSeconds}s)` : ""}${s.approval ? " [approval]" : ""}`).join(" → ")}\n`);
+      process.stdout.write(`${app}: ${config.stages.map((s) => `${s.env}${s.soakSeconds ? ` (soak ${s.soakSeconds}s)` : ""}${s.approval ? " [approval]" : ""}${s.canary ? ` [canary ${s.canary.percent}% for ${s.canary.seconds}s]` : ""}`).join(" → ")}\n`);
       for (const r of runs) process.stdout.write(`  ${r.startedAt}  ${r.status.padEnd(16)} ${r.image?.ref ?? "-"}${r.stoppedAt ? `  stopped at ${r.stoppedAt}` : ""}\n`);
       if (runs.length === 0) process.stdout.write("  no runs yet\n");
     });
