@@ -12,7 +12,7 @@ import { InputError } from "../../src/errors.js";
 import { run } from "../../src/exec.js";
 import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
-import { splitCommand } from "../../src/spec/argv.js";
+import { splitCommand } from "../../src/config/argv.js";
 
 export const priority = 10;
 

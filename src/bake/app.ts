@@ -9,7 +9,7 @@ import { InputError } from "../errors.js";
 import { parseElf, isElf } from "../elf/elf.js";
 import { makeErofs } from "../image/erofs.js";
 import { exists, hashTree, listTree, cachedSha256 } from "../fsutil.js";
-import type { Spec } from "../spec/types.js";
+import type { Spec } from "../config/types.js";
 import type { Baker, Runtime } from "./baker.js";
 import type { BakeContext } from "./context.js";
 import { APP_GID, APP_UID } from "./system.js";

@@ -3,7 +3,7 @@
  * which runtime goes into the system layer, and how to stage the app layer. Bakers live in
  * bakers/<name>/index.ts and are found by folder name, so adding one does not touch src/.
  */
-import type { Spec } from "../spec/types.js";
+import type { Spec } from "../config/types.js";
 import type { LockEntry } from "../packages/lock.js";
 import type { BakeContext } from "./context.js";
 

@@ -9,7 +9,7 @@ import { parseModinfo, type ModuleInfo } from "../kmod/modinfo.js";
 import { checkKernelConfig, parseFragment, parseKernelConfig } from "../kmod/kconfig.js";
 import { planModuleLoad } from "../kmod/module-set.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
-import type { Spec } from "../spec/types.js";
+import type { Spec } from "../config/types.js";
 import type { BakeContext } from "./context.js";
 import { sha256, writeFileAtomic } from "../fsutil.js";
 

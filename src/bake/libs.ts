@@ -10,7 +10,7 @@ import { computeLibClosure, type LibRequest, type ResolvedLib } from "../elf/clo
 import { isElf, parseElf, type ElfInfo } from "../elf/elf.js";
 import { exists } from "../fsutil.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
-import type { Spec } from "../spec/types.js";
+import type { Spec } from "../config/types.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 
 export const LIB_DIR = "/lib/x86_64-linux-gnu";

@@ -8,7 +8,7 @@ import { destroyEnv, envStatus, promote, rollback, scaleEnv, type PromoteResult 
 import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
-import { loadSpec } from "../spec/load.js";
+import { loadSpec } from "../config/load.js";
 
 interface EnvFlags { env: string; config: string; app?: string; json?: boolean; dryRun?: boolean }
 

@@ -10,7 +10,7 @@ import { outdated, UP_TO_DATE_EXIT_CODE } from "../rebake/outdated-images.js";
 import { appDirOf, rebake } from "../rebake/rebake.js";
 import { runScheduled } from "../schedule/run-now.js";
 import { installSchedule, removeSchedule, showSchedule } from "../schedule/schedule.js";
-import { loadSpec } from "../spec/load.js";
+import { loadSpec } from "../config/load.js";
 
 function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -3,7 +3,7 @@
  * reads, so the same inputs always give the same plan (golden tests pin them), and a re-run
  * after an interruption plans only what is still missing.
  */
-import type { Environment } from "../spec/environments.js";
+import type { Environment } from "../config/environments.js";
 import type { DeployPlan, DeployStep, ImageRef, LiveState } from "./types.js";
 
 export function releaseId(env: Environment, image: ImageRef, version: string): string {

@@ -11,7 +11,7 @@ import { LocalProvider } from "../providers/local/provider.js";
 import { AwsProvider } from "../providers/aws/provider.js";
 import { SingleInstanceProvider } from "../providers/aws/single-instance.js";
 import { createAwsClients } from "../aws/clients.js";
-import { loadEnvironment, type Environment } from "../spec/environments.js";
+import { loadEnvironment, type Environment } from "../config/environments.js";
 import { executePlan } from "./execute.js";
 import { lockHoldSeconds, planBlueGreen, planDestroy, planScale, previousRelease, type CanarySettings } from "./plan.js";
 import type { DeployPlan, DeployProvider, DeployStep, LiveState } from "./types.js";

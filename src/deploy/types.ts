@@ -4,7 +4,7 @@
  * (DeployProvider). The local target (QEMU + HAProxy) and AWS (ASG + ALB) implement the same
  * provider, so the orchestration proven locally under load is the one that runs in AWS.
  */
-import type { Environment } from "../spec/environments.js";
+import type { Environment } from "../config/environments.js";
 
 export interface ImageRef {
   readonly ref: string;

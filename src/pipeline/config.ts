@@ -18,7 +18,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { InputError, SpecError } from "../errors.js";
 import { DEFAULT_VERSION_FORMAT } from "../rebake/rebake.js";
-import { parseEnvironments } from "../spec/environments.js";
+import { parseEnvironments } from "../config/environments.js";
 
 export interface PipelineStage {
   readonly env: string;

@@ -16,8 +16,8 @@ import { ImageStore, type StoredImage } from "../image/store.js";
 import type { Progress } from "../progress.js";
 import { rebake, appDirOf, type RebakeResult } from "../rebake/rebake.js";
 import { probeHttp } from "../run/health.js";
-import { loadEnvironment } from "../spec/environments.js";
-import { loadSpec } from "../spec/load.js";
+import { loadEnvironment } from "../config/environments.js";
+import { loadSpec } from "../config/load.js";
 import { loadPipeline, type PipelineConfig, type PipelineStage } from "./config.js";
 
 export type PipelineStepKind = "rebake" | "image" | "approval" | "promote" | "soak" | "rollback";

@@ -14,8 +14,8 @@ import { AptSource } from "../packages/apt.js";
 import { NpmSource } from "../packages/npm.js";
 import { ArchiveUpdateSource, findUpdates, type PackageUpdate, type UpdateSource } from "../packages/outdated.js";
 import type { Progress } from "../progress.js";
-import { parseEnvironments } from "../spec/environments.js";
-import { loadSpec } from "../spec/load.js";
+import { parseEnvironments } from "../config/environments.js";
+import { loadSpec } from "../config/load.js";
 import { appDirOf } from "./rebake.js";
 
 export interface OutdatedImage {

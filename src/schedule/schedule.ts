@@ -16,7 +16,7 @@ import { exists, writeFileAtomic } from "../fsutil.js";
 import { installRoot, type KilnHome } from "../home.js";
 import { cronFromOnCalendar, DEFAULT_ON_CALENDAR, loadPipeline, type ScheduleSettings } from "../pipeline/config.js";
 import { appDirOf } from "../rebake/rebake.js";
-import { loadSpec } from "../spec/load.js";
+import { loadSpec } from "../config/load.js";
 import { renderCiWorkflow, renderCronLine, renderService, renderTimer, unitName, type ScheduleInputs } from "./render.js";
 
 export interface InstallRecord {

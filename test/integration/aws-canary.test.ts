@@ -17,7 +17,7 @@ import { envStatus, promote, type ProviderFactory } from "../../src/deploy/promo
 import type { DeployStep } from "../../src/deploy/types.js";
 import { iamPolicy } from "../../src/push/iam-policy.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
-import type { AwsEnvironment } from "../../src/spec/environments.js";
+import type { AwsEnvironment } from "../../src/config/environments.js";
 import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
 import { emulatorClients, startMoto, useEmulatorCredentials, type Moto, type RecordedCall } from "./moto.js";
 

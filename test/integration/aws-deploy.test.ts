@@ -15,7 +15,7 @@ import type { AwsClients } from "../../src/aws/clients.js";
 import { destroyEnv, envStatus, promote, rollback, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
-import type { AwsEnvironment } from "../../src/spec/environments.js";
+import type { AwsEnvironment } from "../../src/config/environments.js";
 import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
 import { emulatorClients, startMoto, useEmulatorCredentials, type Moto, type RecordedCall } from "./moto.js";
 

@@ -16,7 +16,7 @@ import type { AwsClients } from "../../src/aws/clients.js";
 import { HOLDER_TAG, UNTIL_TAG, lockEnvironment, lockTemplateName } from "../../src/providers/aws/env-lock.js";
 import { AwsProvider } from "../../src/providers/aws/provider.js";
 import { SingleInstanceProvider } from "../../src/providers/aws/single-instance.js";
-import { loadEnvironment, type AwsEnvironment } from "../../src/spec/environments.js";
+import { loadEnvironment, type AwsEnvironment } from "../../src/config/environments.js";
 import { sharedHome } from "./harness.js";
 import { emulatorClients, startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
 

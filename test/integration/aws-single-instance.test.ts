@@ -21,7 +21,7 @@ import type { DeployStep } from "../../src/deploy/types.js";
 import { httpProbe, type InstanceHealthSource } from "../../src/providers/aws/instance-health.js";
 import { SingleInstanceProvider } from "../../src/providers/aws/single-instance.js";
 import { iamPolicy } from "../../src/push/iam-policy.js";
-import { loadEnvironment, type AwsEnvironment } from "../../src/spec/environments.js";
+import { loadEnvironment, type AwsEnvironment } from "../../src/config/environments.js";
 import { bakeNativeReleases, freshHome, quiet, sharedHome } from "./harness.js";
 import { emulatorClients, startMoto, useEmulatorCredentials, type Moto, type RecordedCall } from "./moto.js";
 

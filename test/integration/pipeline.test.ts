@@ -17,7 +17,7 @@ import { runPipeline, type PipelineReport } from "../../src/pipeline/run.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
 import { LocalProvider } from "../../src/providers/local/provider.js";
 import { findFreePort } from "../../src/run/ports.js";
-import type { AwsEnvironment } from "../../src/spec/environments.js";
+import type { AwsEnvironment } from "../../src/config/environments.js";
 import { cli, quiet, repo, sharedHome } from "./harness.js";
 import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
 

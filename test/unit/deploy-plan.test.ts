@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { describeStep, planBlueGreen, planDestroy, planScale, previousRelease, releaseId } from "../../src/deploy/plan.js";
 import type { LiveState } from "../../src/deploy/types.js";
-import { parseEnvironments } from "../../src/spec/environments.js";
+import { parseEnvironments } from "../../src/config/environments.js";
 import { SpecError } from "../../src/errors.js";
 import { env, now, r1, r2, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
 const lines = (live: LiveState, image = v2, version = "2.0.0") => planBlueGreen(env, image, version, live, now).steps.map(describeStep);

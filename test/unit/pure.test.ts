@@ -11,7 +11,7 @@ import { buildLock, renderLock, type LockEntry } from "../../src/packages/lock.j
 import { pickNodeVersion } from "../../src/packages/npm.js";
 import { buildQemuArgs, parsePortForward, type QemuVmConfig } from "../../src/providers/qemu-args.js";
 import { parseEnvFlags, renderUserData } from "../../src/run/seed.js";
-import { splitCommand } from "../../src/spec/argv.js";
+import { splitCommand } from "../../src/config/argv.js";
 
 function argvOf(command: string): string[] {
   const result = splitCommand(command);

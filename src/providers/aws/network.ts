@@ -5,7 +5,7 @@
 import { InputError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import { defaultVpc, describeSubnets, instanceTypeOffered } from "../../aws/ec2-deploy.js";
-import type { AwsEnvironment } from "../../spec/environments.js";
+import type { AwsEnvironment } from "../../config/environments.js";
 
 export interface Network {
   readonly vpc: string;

@@ -18,7 +18,7 @@ import {
 import { compareErrorRates, sumCounts, type RequestCounts } from "../../deploy/canary-verdict.js";
 import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState } from "../../deploy/types.js";
 import type { KilnHome } from "../../home.js";
-import type { AwsEnvironment } from "../../spec/environments.js";
+import type { AwsEnvironment } from "../../config/environments.js";
 import { deleteInstanceRole } from "../../aws/iam.js";
 import { appendHistory, historyFromTags } from "./history.js";
 import { instanceRoleName, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";

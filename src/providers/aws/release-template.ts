@@ -13,7 +13,7 @@ import type { KilnHome } from "../../home.js";
 import { ImageStore } from "../../image/store.js";
 import { pushImage } from "../../push/push.js";
 import { renderUserData } from "../../run/seed.js";
-import type { AwsEnvironment } from "../../spec/environments.js";
+import type { AwsEnvironment } from "../../config/environments.js";
 import { instanceRoleName, launchTemplateName } from "./names.js";
 
 export interface ReleaseImage {

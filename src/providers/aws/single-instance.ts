@@ -21,7 +21,7 @@ import {
 import { deleteInstanceRole } from "../../aws/iam.js";
 import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState, ReleaseState } from "../../deploy/types.js";
 import type { KilnHome } from "../../home.js";
-import type { AwsEnvironment } from "../../spec/environments.js";
+import type { AwsEnvironment } from "../../config/environments.js";
 import { appendHistory, historyFromTags } from "./history.js";
 import { gateHealthy, httpProbe, type InstanceHealthSource } from "./instance-health.js";
 import { instanceRoleName, launchTemplateName, securityGroupName } from "./names.js";

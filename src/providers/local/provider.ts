@@ -11,7 +11,7 @@ import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState } 
 import type { KilnHome } from "../../home.js";
 import { ImageStore } from "../../image/store.js";
 import { checkPortFree, findFreePort } from "../../run/ports.js";
-import type { LocalEnvironment } from "../../spec/environments.js";
+import type { LocalEnvironment } from "../../config/environments.js";
 import { LocalVm } from "../qemu.js";
 import { listVms, stopVm } from "../vm-registry.js";
 import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, removeServer, renderHaproxyConfig, serverStatuses, startHaproxy } from "./haproxy.js";

@@ -1,7 +1,7 @@
 /** Shared planner fixtures: a local two-instance environment, two images, their releases and live states. */
 import { releaseId } from "../../../src/deploy/plan.js";
 import type { ImageRef, LiveState, ReleaseState } from "../../../src/deploy/types.js";
-import type { LocalEnvironment } from "../../../src/spec/environments.js";
+import type { LocalEnvironment } from "../../../src/config/environments.js";
 
 export const env: LocalEnvironment = {
   name: "dev", app: "shop", target: "local", port: 8000, instances: 2, deregistrationDelaySeconds: 5, env: {}, after: [],

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Baker } from "../../src/bake/baker.js";
 import { loadBakers } from "../../src/bake/bakers.js";
 import { InputError, SpecError } from "../../src/errors.js";
-import { parseEnvironments } from "../../src/spec/environments.js";
-import { loadSpec } from "../../src/spec/load.js";
-import { DEFAULTS, type Spec, type SpecOverrides } from "../../src/spec/types.js";
+import { parseEnvironments } from "../../src/config/environments.js";
+import { loadSpec } from "../../src/config/load.js";
+import { DEFAULTS, type Spec, type SpecOverrides } from "../../src/config/types.js";
 import { EM, ET, buildElf } from "./helpers/elf-builder.js";
 
 let root: string;
