@@ -20,6 +20,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   dpkg: "dpkg",
   npm: "npm",
   gcc: "gcc",
+  bwrap: "bubblewrap",
   haproxy: "haproxy",
   wrk: "wrk",
 };
@@ -30,6 +31,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Inherit the parent's full environment (npm needs its config variables). */
   inheritEnv?: boolean;
+  /** `env` is the child's whole environment (a sandboxed stage): nothing added, nothing inherited. */
+  exactEnv?: boolean;
   input?: string | Buffer;
   timeoutMs?: number;
   /** Hint attached to a CommandFailedError. */
@@ -78,7 +81,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   try {
     const result = await execa(file, args, {
       cwd: options.cwd,
-      env: cleanEnv(options.env, options.inheritEnv),
+      env: options.exactEnv ? options.env : cleanEnv(options.env, options.inheritEnv),
       extendEnv: false,
       input: options.input,
       stdin: options.input === undefined ? "ignore" : "pipe",

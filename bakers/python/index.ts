@@ -69,7 +69,7 @@ export const baker: Baker = {
     const python = runtime.files.find((f) => f.dest === "/usr/bin/python3");
     if (!python) throw new KilnError("the python runtime has no /usr/bin/python3");
     // The app's own modules are compiled on every bake (they are small); requirements once, cached.
-    await compilePython(python.source, dest, "/app", "/\\.kiln/");
+    await compilePython(ctx.sandbox, python.source, dest, "/app", "/\\.kiln/");
     const requirements = path.join(spec.appDir, REQUIREMENTS);
     if (await exists(requirements)) {
       const site = await installRequirements(requirements, { python: python.source, key: runtime.key }, ctx);
@@ -113,7 +113,7 @@ async function installRequirements(file: string, runtime: { python: string; key:
     // Console scripts carry the build host's interpreter path and cannot run without a shell
     // wrapper anyway: apps run `python3 -m tool` instead.
     await removeDir(path.join(site, "bin"));
-    await compilePython(runtime.python, site, SITE_PACKAGES);
+    await compilePython(ctx.sandbox, runtime.python, site, SITE_PACKAGES);
     await mkdir(path.dirname(cached), { recursive: true });
     await publishDir(site, cached);
     return cached;

@@ -8,9 +8,9 @@
 import { chmod, copyFile, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { resolveDebian, type BakeContext } from "../../src/bake/context.js";
-import { run } from "../../src/exec.js";
 import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import type { DebianPackage } from "../../src/packages/apt.js";
+import type { Sandbox } from "../../src/sandbox.js";
 import { keepStdlibPath } from "./requirements.js";
 
 export const PYTHON_VERSION = "3.11";
@@ -50,7 +50,7 @@ export async function preparePython(ctx: BakeContext): Promise<PythonRuntime> {
     // Debian's site.py adds /usr/lib/python3.X/dist-packages; this line there adds the app's packages.
     await mkdir(path.join(stdlib, "dist-packages"), { recursive: true });
     await writeFile(path.join(stdlib, "dist-packages", "kiln-app.pth"), `${SITE_PACKAGES}\n`);
-    await compilePython(python, stdlib, STDLIB_DEST);
+    await compilePython(ctx.sandbox, python, stdlib, STDLIB_DEST);
     await publishDir(scratch, dir);
   } catch (error) {
     await removeDir(scratch);
@@ -67,14 +67,20 @@ const COMPILE = [
 ].join("\n");
 
 /**
- * Byte-compiles a tree with the image's own interpreter (run on the build host): unchecked-hash
- * .pyc files carry no source timestamps (and are never rechecked against them), PYTHONHASHSEED=0
- * fixes set ordering in constants, and `imageDir` is the path the code objects (tracebacks)
- * name, so the output is the same bytes wherever the tree sits on the host. Paths matching the
- * `exclude` regex are left alone.
+ * Byte-compiles a tree with the image's own interpreter (run on the build host, in the bake's
+ * sandbox: the interpreter read-only, the tree writable): unchecked-hash .pyc files carry no
+ * source timestamps (and are never rechecked against them), and `imageDir` is the path the code
+ * objects (tracebacks) name, so the output is the same bytes wherever the tree sits on the host.
+ * Paths matching the `exclude` regex are left alone.
+ *
+ * The tree is untrusted (the app's files): -I (isolated: no script or working directory on
+ * sys.path, no user site, no PYTHON* variables) and a working directory the app does not control
+ * keep an app's re.py or compileall.py from being imported here. -I also ignores PYTHONHASHSEED;
+ * CPython 3.11's marshal writes sets in a fixed order, so the .pyc bytes do not depend on it.
  */
-export async function compilePython(python: string, dir: string, imageDir: string, exclude?: string): Promise<void> {
+export async function compilePython(sandbox: Sandbox, python: string, dir: string, imageDir: string, exclude?: string): Promise<void> {
   // -B: the interpreter compiling the stdlib imports some of it; it must not leave timestamped
   // .pyc files of its own there (force=True replaces any that exist).
-  await run([python, "-B", "-s", "-c", COMPILE, dir, imageDir, ...(exclude ? [exclude] : [])], { cwd: dir, env: { PYTHONHASHSEED: "0" }, timeoutMs: 600_000 });
+  const runtimeRoot = path.resolve(path.dirname(python), "../..");
+  await sandbox.run([python, "-I", "-B", "-c", COMPILE, dir, imageDir, ...(exclude ? [exclude] : [])], { readOnly: [runtimeRoot], writable: [dir], cwd: "/" }, { timeoutMs: 600_000 });
 }

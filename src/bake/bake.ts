@@ -7,6 +7,7 @@ import { mkdir } from "node:fs/promises";
 import { InputError } from "../errors.js";
 import path from "node:path";
 import { requireTools } from "../exec.js";
+import { openSandbox } from "../sandbox.js";
 import { makeScratchDir, removeDir } from "../fsutil.js";
 import type { KilnHome } from "../home.js";
 import { assembleDisk, diskSignatureFor } from "../image/disk.js";
@@ -50,6 +51,8 @@ export interface BakeOptions {
   readonly app?: AppLayerSource;
   /** Last touch to the manifest before the image is stored (rebake records what changed). */
   readonly finishManifest?: (manifest: ImageManifest) => ImageManifest;
+  /** --no-sandbox: run the stages that touch untrusted content on the host (KILN_NO_SANDBOX=1 too). */
+  readonly noSandbox?: boolean;
 }
 
 export async function bake(target: string, overrides: SpecOverrides, home: KilnHome, progress: Progress, options: BakeOptions = {}): Promise<BakeResult> {
@@ -58,6 +61,7 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   const spec = await loadSpec(target, overrides, bakers);
   const baker = bakers.find((b) => b.name === spec.baker)!;
   await requireTools(BAKE_TOOLS);
+  const sandbox = await openSandbox({ enabled: !options.noSandbox && process.env.KILN_NO_SANDBOX !== "1", warn: (message) => progress.info(message) });
   progress.info(`Baking ${spec.name}:${spec.version} (${spec.baker}) from ${spec.appFile ?? spec.appDir}`);
 
   await mkdir(home.tmp, { recursive: true });
@@ -65,7 +69,7 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   try {
     const lock = options.ignoreLock ? undefined : await readLock(spec.appDir);
     if (options.frozen && !lock) throw new InputError(`--frozen: ${spec.appDir} has no kiln.lock`, { hint: "bake once without --frozen to write kiln.lock, commit it, then bake with --frozen" });
-    const ctx = createBakeContext(home, scratch, lock, progress, { frozen: Boolean(options.frozen) });
+    const ctx = createBakeContext(home, scratch, lock, progress, sandbox, { frozen: Boolean(options.frozen) });
     const signature = diskSignatureFor(spec.name);
     const signatureHex = signature.toString(16).padStart(8, "0");
 

@@ -7,6 +7,7 @@ import { AptSource, type DebianPackage } from "../packages/apt.js";
 import { NpmSource } from "../packages/npm.js";
 import type { Lock, LockEntry } from "../packages/lock.js";
 import type { Progress } from "../progress.js";
+import type { Sandbox } from "../sandbox.js";
 
 export interface BakeContext {
   readonly home: KilnHome;
@@ -25,9 +26,11 @@ export interface BakeContext {
   readonly layers: string;
   /** --frozen: every package must come from the lock; resolving a new one is an error. */
   readonly frozen?: boolean;
+  /** Where stages that touch untrusted content run (bubblewrap, or the host with --no-sandbox). */
+  readonly sandbox: Sandbox;
 }
 
-export function createBakeContext(home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress, options: { frozen?: boolean } = {}): BakeContext {
+export function createBakeContext(home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress, sandbox: Sandbox, options: { frozen?: boolean } = {}): BakeContext {
   const root = installRoot();
   return {
     home,
@@ -41,6 +44,7 @@ export function createBakeContext(home: KilnHome, scratch: string, previousLock:
     kernelConfigs: path.join(root, "kernel-configs"),
     layers: path.join(home.cache, "layers"),
     frozen: options.frozen ?? false,
+    sandbox,
   };
 }
 

@@ -29,14 +29,16 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
     .option("--baker <baker>", "force a baker instead of detecting one")
     .option("--format <formats>", "also write these disk formats, comma-separated (vdi, vmdk, vmdk-stream, vhd, qcow2, ova; see kiln export --help)")
     .option("--frozen", "fail unless kiln.lock pins exactly the packages this bake uses (CI); kiln.lock is not written")
+    .option("--no-sandbox", "run archive extraction, dependency installs and compiles on the host instead of in a bubblewrap sandbox " +
+      "(hosts without user namespaces; also KILN_NO_SANDBOX=1); the app's code and install scripts then reach your files and credentials")
     .option("--json", "print one JSON object with the result")
-    .action(async (target: string, opts: { cmd?: string; port?: string; name?: string; version?: string; baker?: string; format?: string; json?: boolean; frozen?: boolean }) => {
-      const { json, format, frozen, ...overrides } = opts;
+    .action(async (target: string, opts: { cmd?: string; port?: string; name?: string; version?: string; baker?: string; format?: string; json?: boolean; frozen?: boolean; sandbox: boolean }) => {
+      const { json, format, frozen, sandbox, ...overrides } = opts;
       // Formats are checked before any bake work starts.
       const formats: DiskFormat[] = format === undefined ? [] : parseFormats(format);
       if (formats.some((f) => f !== "raw")) await requireTools(["qemu-img"]);
       const progress = stderrProgress();
-      const result = await bake(target, overrides, home(), progress, { frozen: Boolean(frozen) });
+      const result = await bake(target, overrides, home(), progress, { frozen: Boolean(frozen), noSandbox: !sandbox });
       const converted: FormatFile[] = [];
       for (const f of formats) {
         converted.push(await progress.step(`Format ${f}`, () => ensureFormat(result.image, f), (c) => `${formatBytes(c.bytes)}${c.cached ? " (cached)" : ""}`));
