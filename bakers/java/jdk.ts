@@ -8,7 +8,6 @@ import { cp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { resolveDebian, type BakeContext } from "../../src/bake/context.js";
 import { CommandFailedError, InputError } from "../../src/errors.js";
-import { run } from "../../src/exec.js";
 import { exists, listTree, makeScratchDir, publishDir, removeDir, sha256, sha256File } from "../../src/fsutil.js";
 import type { DebianPackage } from "../../src/packages/apt.js";
 import { inspectJar, readZipEntries, readZipEntry } from "./jar.js";
@@ -23,6 +22,8 @@ export const JLINK_OPTIONS: readonly string[] = ["--strip-debug", "--no-header-f
 export interface Jdk {
   /** JAVA_HOME of the unpacked JDK on the build host. */
   readonly home: string;
+  /** The unpacked tree holding `home` (and the /etc files its links point to): what a sandbox binds. */
+  readonly root: string;
   readonly key: string;
   readonly packages: readonly DebianPackage[];
 }
@@ -51,7 +52,7 @@ export async function prepareJdk(ctx: BakeContext): Promise<Jdk> {
       throw error;
     }
   }
-  return { home: path.join(dir, JVM_HOME), key, packages };
+  return { home: path.join(dir, JVM_HOME), root: dir, key, packages };
 }
 
 /**
@@ -114,7 +115,9 @@ export async function modulesFor(jars: readonly string[], jdk: Jdk, ctx: BakeCon
   try {
     const inputs = await jdepsInputs(jars, work);
     const argv = [path.join(jdk.home, "bin", "jdeps"), "--print-module-deps", "--ignore-missing-deps", "--multi-release", String(JAVA_RELEASE), "-q", ...inputs];
-    const found = parseModuleDeps((await run(argv, { timeoutMs: 600_000 })).stdout);
+    // jdeps parses the app's class files: in the sandbox, the jars and the JDK read-only, no network.
+    const stage = { readOnly: [jdk.root, work, ...jars], writable: [] };
+    const found = parseModuleDeps((await ctx.sandbox.run(argv, stage, { timeoutMs: 600_000 })).stdout);
     if (!found) throw new CommandFailedError(argv.join(" "), "printed no module list", "");
     modules = jreModules(found);
   } catch (error) {
@@ -138,7 +141,8 @@ export async function linkJre(modules: readonly string[], jdk: Jdk, ctx: BakeCon
   const scratch = await makeScratchDir(path.dirname(dir), "jlink");
   try {
     const out = path.join(scratch, "jre");
-    await run([path.join(jdk.home, "bin", "jlink"), "--module-path", path.join(jdk.home, "jmods"), "--add-modules", modules.join(","), ...JLINK_OPTIONS, "--output", out], {
+    const argv = [path.join(jdk.home, "bin", "jlink"), "--module-path", path.join(jdk.home, "jmods"), "--add-modules", modules.join(","), ...JLINK_OPTIONS, "--output", out];
+    await ctx.sandbox.run(argv, { readOnly: [jdk.root], writable: [scratch] }, {
       timeoutMs: 600_000,
       hint: "jlink from the Debian JDK failed; run the same command to see why (the modules come from jdeps on the app's jars)",
     });

@@ -9,7 +9,8 @@ import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { isElf, parseElf } from "../../src/elf/elf.js";
 import { copyTreeNormalized, makeScratchDir, removeDir } from "../../src/fsutil.js";
-import { extractTarball, tarballBaseName, tarballKind } from "./tarball.js";
+import { extractArchive } from "./extract.js";
+import { tarballBaseName, tarballKind } from "./tarball.js";
 
 export const priority = 90;
 
@@ -64,7 +65,7 @@ export const baker: Baker = {
     if (spec.appFile && (await tarballKind(spec.appFile))) {
       const scratch = await makeScratchDir(ctx.scratch, "untar");
       try {
-        await copyTreeNormalized(await extractTarball(spec.appFile, scratch), dest);
+        await copyTreeNormalized(await extractArchive(ctx, spec.appFile, scratch), dest);
       } finally {
         await removeDir(scratch);
       }

@@ -9,7 +9,7 @@ import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { pinned } from "../../src/bake/context.js";
 import { InputError } from "../../src/errors.js";
-import { run } from "../../src/exec.js";
+import { hostToolAccess, npmAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
 import { splitCommand } from "../../src/config/argv.js";
@@ -129,11 +129,18 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
     // file: dependencies (a local addon) travel with package.json, at the same relative path.
     for (const rel of locals) await copyTreeNormalized(path.join(appDir, rel), path.join(work, rel), skipInLocal);
     const argv = lock ? ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"] : ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"];
-    await run(argv, { cwd: work, inheritEnv: true, env: { npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" }, hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why" });
+    // npm and the install scripts it runs (approved by allowScripts; node-gyp compiles) are the
+    // app's code: in the sandbox, with the network and npm's registry settings, writing only to `work`.
+    const access = npmAccess();
+    const tools = hostToolAccess(["node", "npm"]);
+    await ctx.sandbox.run(argv, {
+      readOnly: [runtime.headersDir, ...access.readOnly, ...tools.readOnly], writable: [work], network: true, cwd: work,
+      env: { ...access.env, ...tools.env, npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" },
+    }, { hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why" });
     await mkdir(path.dirname(cached), { recursive: true });
     const modules = path.join(work, "node_modules");
     if (await exists(modules)) {
-      await materializeLinks(modules);
+      await materializeLinks(modules, work);
       await checkAddonsBuilt(modules);
       await publishDir(modules, cached);
     } else await mkdir(cached, { recursive: true });
@@ -171,8 +178,10 @@ function localDependencies(appDir: string, pkg: PackageJson): string[] {
  * builds addons inside the link target. The image has only node_modules, so links that leave
  * node_modules become real copies of what they point to (with the built addon).
  */
-async function materializeLinks(modules: string): Promise<void> {
+async function materializeLinks(modules: string, work: string): Promise<void> {
   const root = await realpath(modules);
+  // What npm left is as untrusted as the app: a link may only lead to a file: package in `work`.
+  const workRoot = await realpath(work);
   const entries: string[] = [];
   for (const name of await readdir(modules)) {
     if (name.startsWith("@")) for (const inner of await readdir(path.join(modules, name)).catch(() => [] as string[])) entries.push(`${name}/${inner}`);
@@ -183,6 +192,9 @@ async function materializeLinks(modules: string): Promise<void> {
     if (!(await lstat(link)).isSymbolicLink()) continue;
     const target = await realpath(link).catch(() => undefined);
     if (target === undefined || target.startsWith(root + path.sep)) continue;
+    if (!target.startsWith(workRoot + path.sep)) {
+      throw new InputError(`node_modules/${rel} is a link to ${target}, outside the app's install directory`, { hint: "a dependency's install script made this link; remove that dependency or its script (kiln copies only file: packages from the app directory)" });
+    }
     const copy = `${link}.kiln-copy`;
     await copyTreeNormalized(target, copy, (r) => r.split("/")[0] === ".git");
     await removeDir(link);

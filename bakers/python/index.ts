@@ -10,7 +10,7 @@ import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { resolveDebian, type BakeContext } from "../../src/bake/context.js";
 import { CommandFailedError, InputError, KilnError } from "../../src/errors.js";
-import { run } from "../../src/exec.js";
+import { hostPythonAccess, pipAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { lockEntryOf } from "../../src/packages/apt.js";
 import { explainPipFailure, glibcOf, parseRequirements, pythonCommand, targetWheelArgs } from "./requirements.js";
@@ -103,9 +103,14 @@ async function installRequirements(file: string, runtime: { python: string; key:
   const work = await makeScratchDir(ctx.scratch, "pip");
   try {
     const site = path.join(work, "site-packages");
-    const argv = ["python3", "-m", "pip", "install", "--target", site, "--no-compile", "--no-warn-script-location", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", ...wheelArgs, "-r", file];
+    // The host's pip, isolated (-I: the app directory, pip's working directory, is not on
+    // sys.path), in the sandbox with the network and pip's registry settings, writing only to `work`.
+    const host = await hostPythonAccess();
+    const access = pipAccess();
+    const argv = [host.python, "-I", "-m", "pip", "install", "--target", site, "--no-compile", "--no-warn-script-location", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", ...wheelArgs, "-r", file];
+    const stage = { readOnly: [path.dirname(file), ...host.readOnly, ...access.readOnly], writable: [work], network: true, cwd: path.dirname(file), env: { ...access.env, PIP_ROOT_USER_ACTION: "ignore" } };
     try {
-      await run(argv, { cwd: path.dirname(file), inheritEnv: true, env: { PIP_ROOT_USER_ACTION: "ignore" }, timeoutMs: 30 * 60_000 });
+      await ctx.sandbox.run(argv, stage, { timeoutMs: 30 * 60_000 });
     } catch (error) {
       if (error instanceof CommandFailedError) throw pipError(file, error, glibc);
       throw error;
