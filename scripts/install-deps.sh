@@ -17,6 +17,7 @@ packages=(
   ca-certificates
   dpkg-dev                                 # rebake tests: dpkg-scanpackages indexes a loopback Debian repository
   systemd                                  # schedule tests: systemd-analyze verify checks the generated units
+  bubblewrap                               # bake sandbox (bwrap): installs, compiles, extraction confined
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
