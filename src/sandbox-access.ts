@@ -32,7 +32,9 @@ function existing(files: readonly (string | undefined)[]): string[] {
 
 function passThrough(env: NodeJS.ProcessEnv, keep: (name: string) => boolean): { env: Record<string, string>; files: string[] } {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) if (value !== undefined && (PROXY_VARS.includes(name) || CA_VARS.includes(name) || keep(name))) out[name] = value;
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (PROXY_VARS.includes(name) || CA_VARS.includes(name) || keep(name))) out[name] = value;
+  }
   return { env: out, files: existing(CA_VARS.map((name) => env[name])) };
 }
 
@@ -71,7 +73,8 @@ export function hostToolAccess(tools: readonly string[], env: NodeJS.ProcessEnv 
   const readOnly: string[] = [];
   const bins: string[] = [];
   for (const tool of tools) {
-    const found = (env.PATH ?? "").split(":").filter(Boolean).map((dir) => path.join(dir, tool)).find((file) => existsSync(file) && statSync(file).isFile());
+    const candidates = (env.PATH ?? "").split(":").filter(Boolean).map((dir) => path.join(dir, tool));
+    const found = candidates.find((file) => existsSync(file) && statSync(file).isFile());
     if (!found || isSystemPath(found)) continue;
     const bin = path.dirname(found);
     readOnly.push(path.dirname(bin), path.dirname(path.dirname(realpathSync(found))));

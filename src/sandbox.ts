@@ -127,7 +127,8 @@ export async function openSandbox(options: { enabled: boolean; warn: (message: s
 
 let probed: Promise<void> | undefined;
 function probe(system: SystemLayout): Promise<void> {
-  probed ??= run(sandboxArgv({ readOnly: [], writable: [] }, ["true"], system), { env: sandboxEnv({ readOnly: [], writable: [] }), exactEnv: true, timeoutMs: 30_000 })
+  const empty: SandboxSpec = { readOnly: [], writable: [] };
+  probed ??= run(sandboxArgv(empty, ["true"], system), { env: sandboxEnv(empty), exactEnv: true, timeoutMs: 30_000 })
     .then(() => undefined)
     .catch((error: unknown) => {
       probed = undefined;

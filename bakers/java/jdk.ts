@@ -141,7 +141,8 @@ export async function linkJre(modules: readonly string[], jdk: Jdk, ctx: BakeCon
   const scratch = await makeScratchDir(path.dirname(dir), "jlink");
   try {
     const out = path.join(scratch, "jre");
-    const argv = [path.join(jdk.home, "bin", "jlink"), "--module-path", path.join(jdk.home, "jmods"), "--add-modules", modules.join(","), ...JLINK_OPTIONS, "--output", out];
+    const argv = [path.join(jdk.home, "bin", "jlink"), "--module-path", path.join(jdk.home, "jmods"),
+      "--add-modules", modules.join(","), ...JLINK_OPTIONS, "--output", out];
     await ctx.sandbox.run(argv, { readOnly: [jdk.root], writable: [scratch] }, {
       timeoutMs: 600_000,
       hint: "jlink from the Debian JDK failed; run the same command to see why (the modules come from jdeps on the app's jars)",

@@ -19,7 +19,8 @@ export async function extractArchive(ctx: BakeContext, file: string, dest: strin
   if (!existsSync(script)) throw new KilnError(`${script} is missing: kiln is not built`, { hint: "run npm run build in kiln's directory" });
   await mkdir(dest, { recursive: true });
   const node = hostToolAccess([path.basename(process.execPath)], { PATH: path.dirname(process.execPath) });
-  const stage = { readOnly: [file, path.join(root, "package.json"), path.join(root, "dist"), path.join(root, "node_modules"), ...node.readOnly], writable: [dest] };
+  const code = ["package.json", "dist", "node_modules"].map((name) => path.join(root, name));
+  const stage = { readOnly: [file, ...code, ...node.readOnly], writable: [dest] };
   let stdout: string;
   try {
     stdout = (await ctx.sandbox.run([process.execPath, script, file, dest], stage, { timeoutMs: 600_000 })).stdout;

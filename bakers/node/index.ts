@@ -193,7 +193,10 @@ async function materializeLinks(modules: string, work: string): Promise<void> {
     const target = await realpath(link).catch(() => undefined);
     if (target === undefined || target.startsWith(root + path.sep)) continue;
     if (!target.startsWith(workRoot + path.sep)) {
-      throw new InputError(`node_modules/${rel} is a link to ${target}, outside the app's install directory`, { hint: "a dependency's install script made this link; remove that dependency or its script (kiln copies only file: packages from the app directory)" });
+      throw new InputError(`node_modules/${rel} is a link to ${target}, outside the app's install directory`, {
+        hint: "a dependency's install script made this link; remove that dependency or its script "
+          + "(kiln copies only file: packages from the app directory)",
+      });
     }
     const copy = `${link}.kiln-copy`;
     await copyTreeNormalized(target, copy, (r) => r.split("/")[0] === ".git");

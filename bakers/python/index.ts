@@ -107,8 +107,12 @@ async function installRequirements(file: string, runtime: { python: string; key:
     // sys.path), in the sandbox with the network and pip's registry settings, writing only to `work`.
     const host = await hostPythonAccess();
     const access = pipAccess();
-    const argv = [host.python, "-I", "-m", "pip", "install", "--target", site, "--no-compile", "--no-warn-script-location", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", ...wheelArgs, "-r", file];
-    const stage = { readOnly: [path.dirname(file), ...host.readOnly, ...access.readOnly], writable: [work], network: true, cwd: path.dirname(file), env: { ...access.env, PIP_ROOT_USER_ACTION: "ignore" } };
+    const argv = [host.python, "-I", "-m", "pip", "install", "--target", site, "--no-compile", "--no-warn-script-location",
+      "--disable-pip-version-check", "--no-input", "--progress-bar", "off", ...wheelArgs, "-r", file];
+    const stage = {
+      readOnly: [path.dirname(file), ...host.readOnly, ...access.readOnly], writable: [work], network: true, cwd: path.dirname(file),
+      env: { ...access.env, PIP_ROOT_USER_ACTION: "ignore" },
+    };
     try {
       await ctx.sandbox.run(argv, stage, { timeoutMs: 30 * 60_000 });
     } catch (error) {

@@ -82,5 +82,6 @@ export async function compilePython(sandbox: Sandbox, python: string, dir: strin
   // -B: the interpreter compiling the stdlib imports some of it; it must not leave timestamped
   // .pyc files of its own there (force=True replaces any that exist).
   const runtimeRoot = path.resolve(path.dirname(python), "../..");
-  await sandbox.run([python, "-I", "-B", "-c", COMPILE, dir, imageDir, ...(exclude ? [exclude] : [])], { readOnly: [runtimeRoot], writable: [dir], cwd: "/" }, { timeoutMs: 600_000 });
+  const argv = [python, "-I", "-B", "-c", COMPILE, dir, imageDir, ...(exclude ? [exclude] : [])];
+  await sandbox.run(argv, { readOnly: [runtimeRoot], writable: [dir], cwd: "/" }, { timeoutMs: 600_000 });
 }

@@ -61,7 +61,8 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   const spec = await loadSpec(target, overrides, bakers);
   const baker = bakers.find((b) => b.name === spec.baker)!;
   await requireTools(BAKE_TOOLS);
-  const sandbox = await openSandbox({ enabled: !options.noSandbox && process.env.KILN_NO_SANDBOX !== "1", warn: (message) => progress.info(message) });
+  const sandboxed = !options.noSandbox && process.env.KILN_NO_SANDBOX !== "1";
+  const sandbox = await openSandbox({ enabled: sandboxed, warn: (message) => progress.info(message) });
   progress.info(`Baking ${spec.name}:${spec.version} (${spec.baker}) from ${spec.appFile ?? spec.appDir}`);
 
   await mkdir(home.tmp, { recursive: true });

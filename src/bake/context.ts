@@ -30,7 +30,9 @@ export interface BakeContext {
   readonly sandbox: Sandbox;
 }
 
-export function createBakeContext(home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress, sandbox: Sandbox, options: { frozen?: boolean } = {}): BakeContext {
+export function createBakeContext(
+  home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress, sandbox: Sandbox, options: { frozen?: boolean } = {},
+): BakeContext {
   const root = installRoot();
   return {
     home,

@@ -32,7 +32,10 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
     .option("--no-sandbox", "run archive extraction, dependency installs and compiles on the host instead of in a bubblewrap sandbox " +
       "(hosts without user namespaces; also KILN_NO_SANDBOX=1); the app's code and install scripts then reach your files and credentials")
     .option("--json", "print one JSON object with the result")
-    .action(async (target: string, opts: { cmd?: string; port?: string; name?: string; version?: string; baker?: string; format?: string; json?: boolean; frozen?: boolean; sandbox: boolean }) => {
+    .action(async (target: string, opts: {
+      cmd?: string; port?: string; name?: string; version?: string; baker?: string; format?: string;
+      json?: boolean; frozen?: boolean; sandbox: boolean;
+    }) => {
       const { json, format, frozen, sandbox, ...overrides } = opts;
       // Formats are checked before any bake work starts.
       const formats: DiskFormat[] = format === undefined ? [] : parseFormats(format);

@@ -25,9 +25,11 @@ function mounts(argv: readonly string[]): string[][] {
 
 describe("sandboxArgv", () => {
   it("binds exactly the system, the stage's inputs read-only and its outputs writable, network off by default", () => {
-    const argv = sandboxArgv({ readOnly: ["/srv/app", "/srv/cache/python/runtime-1"], writable: ["/srv/kiln/tmp/bake-1/app"] }, ["python3.11", "-I", "-c", "pass"], system);
+    const spec = { readOnly: ["/srv/app", "/srv/cache/python/runtime-1"], writable: ["/srv/kiln/tmp/bake-1/app"] };
+    const argv = sandboxArgv(spec, ["python3.11", "-I", "-c", "pass"], system);
     expect(argv[0]).toBe("bwrap");
-    expect(argv).toEqual(expect.arrayContaining(["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent", "--new-session"]));
+    const isolation = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent", "--new-session"];
+    expect(argv).toEqual(expect.arrayContaining(isolation));
     expect(argv.slice(argv.indexOf("--uid"), argv.indexOf("--uid") + 4)).toEqual(["--uid", "1000", "--gid", "1000"]);
     expect(mounts(argv)).toEqual([
       ["--ro-bind", "/usr", "/usr"],
@@ -46,7 +48,8 @@ describe("sandboxArgv", () => {
   it("shares the network only when asked, and only then with the name resolution files", () => {
     const argv = sandboxArgv({ readOnly: [], writable: ["/w"], network: true, cwd: "/w" }, ["npm", "ci"], system);
     expect(argv).not.toContain("--unshare-net");
-    expect(mounts(argv)).toEqual(expect.arrayContaining([["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"], ["--ro-bind", "/etc/hosts", "/etc/hosts"]]));
+    const resolution = [["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"], ["--ro-bind", "/etc/hosts", "/etc/hosts"]];
+    expect(mounts(argv)).toEqual(expect.arrayContaining(resolution));
     const offline = sandboxArgv({ readOnly: [], writable: ["/w"] }, ["true"], system);
     expect(offline.join(" ")).not.toContain("resolv.conf");
   });
@@ -67,12 +70,15 @@ describe("sandboxArgv", () => {
 describe("the sandboxed stage's environment", () => {
   it("is built from scratch: no AWS_* or other host variables, HOME is the private one", () => {
     const env = sandboxEnv({ readOnly: [], writable: [], env: { npm_config_nodedir: "/n" } });
-    expect(env).toEqual({ PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/home/kiln", TMPDIR: "/tmp", LANG: "C.UTF-8", LC_ALL: "C.UTF-8", USER: "kiln", npm_config_nodedir: "/n" });
+    expect(env).toEqual({
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/home/kiln", TMPDIR: "/tmp",
+      LANG: "C.UTF-8", LC_ALL: "C.UTF-8", USER: "kiln", npm_config_nodedir: "/n",
+    });
   });
 
   it("npm gets its registry settings and proxies, never credentials of other tools or host paths", () => {
-    const host = { HOME: "/nonexistent-home", AWS_SECRET_ACCESS_KEY: "s", AWS_PROFILE: "p", npm_config_registry: "http://mirror.invalid/", npm_config_cache: "/root/.npm",
-      HTTPS_PROXY: "http://proxy.invalid:3128", GITHUB_TOKEN: "t", npm_package_name: "x" };
+    const host = { HOME: "/nonexistent-home", AWS_SECRET_ACCESS_KEY: "s", AWS_PROFILE: "p",
+      npm_config_registry: "http://mirror.invalid/", npm_config_cache: "/root/.npm", HTTPS_PROXY: "http://proxy.invalid:3128", GITHUB_TOKEN: "t", npm_package_name: "x" };
     const access = npmAccess(host);
     expect(access.env).toEqual({ npm_config_registry: "http://mirror.invalid/", HTTPS_PROXY: "http://proxy.invalid:3128" });
     expect(access.readOnly).toEqual([]);
