@@ -136,7 +136,10 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
     await ctx.sandbox.run(argv, {
       readOnly: [runtime.headersDir, ...access.readOnly, ...tools.readOnly], writable: [work], network: true, cwd: work,
       env: { ...access.env, ...tools.env, npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" },
-    }, { hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why" });
+    }, {
+      hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why "
+        + "(the npm log named above was inside the build sandbox and is gone; an install script that reads or writes outside its package fails there)",
+    });
     await mkdir(path.dirname(cached), { recursive: true });
     const modules = path.join(work, "node_modules");
     if (await exists(modules)) {
