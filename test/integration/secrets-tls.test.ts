@@ -42,7 +42,9 @@ describe.sequential("secrets from an endpoint whose certificate the image does n
     imds = await startImds({
       instanceId: "i-0tls0000000000001", availabilityZone: `${region}a`, region,
       role: { name: "tls-app-role", accessKeyId: "ASIAEXAMPLETLSKEY", secretAccessKey: "tls-role-secret", token: "tls-role-token" },
-      userData: ["GREETING=hello", "DB_PASSWORD=ssm:/tls-app/db-password", `KILN_AWS_ENDPOINT=https://${IMDS_NETWORK_HOST}:${proxy.port}`, ""].join("\n"),
+      userData: [
+        "GREETING=hello", "DB_PASSWORD=ssm:/tls-app/db-password", `KILN_AWS_ENDPOINT=https://${IMDS_NETWORK_HOST}:${proxy.port}`, "",
+      ].join("\n"),
     });
   }, 120_000);
 
@@ -72,6 +74,7 @@ describe.sequential("secrets from an endpoint whose certificate the image does n
     expect(proxy.received(), "the proxy decrypted the instance's request").not.toContain("X-Amz-Target");
     expect(outcome, console).toMatch(/^QEMU exited/);
     expect(console).toMatch(/secret DB_PASSWORD \(ssm:\/tls-app\/db-password\) could not be resolved: .*certificate not trusted/);
+    expect(console).toMatch(/the secrets endpoint's certificate was refused/);
     expect(console).toMatch(/FATAL: could not resolve the app's secrets/);
     expect(console).not.toMatch(/starting app/);
     expect(console).not.toContain(secret);
