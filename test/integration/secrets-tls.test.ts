@@ -68,15 +68,15 @@ describe.sequential("secrets from an endpoint whose certificate the image does n
       proxy.firstRequest.then((head) => `the proxy read the instance's request:\n${head}`),
       new Promise<string>((r) => setTimeout(() => r("still running after 240 s"), 240_000)),
     ]);
-    const console = (await vm.consoleTail(200)).replace(/\r/g, "");
+    const consoleText = (await vm.consoleTail(200)).replace(/\r/g, "");
 
     // Nothing the instance sent could be read by the proxy: no signed request, no credentials.
     expect(proxy.received(), "the proxy decrypted the instance's request").not.toContain("X-Amz-Target");
-    expect(outcome, console).toMatch(/^QEMU exited/);
-    expect(console).toMatch(/secret DB_PASSWORD \(ssm:\/tls-app\/db-password\) could not be resolved: .*certificate not trusted/);
-    expect(console).toMatch(/the secrets endpoint's certificate was refused/);
-    expect(console).toMatch(/FATAL: could not resolve the app's secrets/);
-    expect(console).not.toMatch(/starting app/);
-    expect(console).not.toContain(secret);
+    expect(outcome, consoleText).toMatch(/^QEMU exited/);
+    expect(consoleText).toMatch(/secret DB_PASSWORD \(ssm:\/tls-app\/db-password\) could not be resolved: .*certificate not trusted/);
+    expect(consoleText).toMatch(/the secrets endpoint's certificate was refused/);
+    expect(consoleText).toMatch(/FATAL: could not resolve the app's secrets/);
+    expect(consoleText).not.toMatch(/starting app/);
+    expect(consoleText).not.toContain(secret);
   }, 400_000);
 });
