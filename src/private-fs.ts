@@ -5,6 +5,7 @@
  * (often 022) never decides who can read them.
  */
 import { randomBytes } from "node:crypto";
+import { chmodSync, lstatSync, readdirSync } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 
@@ -75,4 +76,21 @@ export async function makePrivate(target: string): Promise<void> {
   const info = await lstat(target).catch(() => undefined);
   if (!info || info.isSymbolicLink()) return;
   await chmod(target, info.isDirectory() ? PRIVATE_DIR_MODE : info.mode & 0o700);
+}
+
+/** tightenTree for start-up code that cannot wait (the CLI resolves KILN_HOME synchronously). */
+export function tightenTreeSync(root: string): void {
+  let info;
+  try {
+    info = lstatSync(root);
+  } catch {
+    return;
+  }
+  if (info.isSymbolicLink()) return;
+  if (info.isDirectory()) {
+    chmodSync(root, PRIVATE_DIR_MODE);
+    for (const name of readdirSync(root)) tightenTreeSync(path.join(root, name));
+  } else if ((info.mode & 0o077) !== 0) {
+    chmodSync(root, info.mode & 0o700);
+  }
 }

@@ -3,7 +3,6 @@
  * timed step on stderr, each layer is cached by the identity of its inputs, and the image
  * enters the store only when complete.
  */
-import { mkdir } from "node:fs/promises";
 import { InputError } from "../errors.js";
 import path from "node:path";
 import { requireTools } from "../exec.js";
@@ -12,7 +11,7 @@ import type { KilnHome } from "../home.js";
 import { assembleDisk, diskSignatureFor } from "../image/disk.js";
 import type { ImageManifest } from "../image/manifest.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
-import { writeFileAtomic } from "../fsutil.js";
+import { makePrivateDir, writePrivateFileAtomic } from "../private-fs.js";
 import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
 import { describeChange, diffPackages } from "../packages/outdated.js";
 import { imageSbom } from "../packages/sbom.js";
@@ -60,7 +59,8 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   await requireTools(BAKE_TOOLS);
   progress.info(`Baking ${spec.name}:${spec.version} (${spec.baker}) from ${spec.appFile ?? spec.appDir}`);
 
-  await mkdir(home.tmp, { recursive: true });
+  // Bake scratch holds the image being built (env baked into it): owner only.
+  await makePrivateDir(home.tmp);
   const scratch = await makeScratchDir(home.tmp, "bake");
   try {
     const lock = options.ignoreLock ? undefined : await readLock(spec.appDir);
@@ -129,7 +129,7 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
       };
       const manifest = options.finishManifest ? options.finishManifest(baseManifest) : baseManifest;
       const image = await new ImageStore(home).commit(imageDir, manifest);
-      await writeFileAtomic(path.join(image.dir, "sbom.json"), `${JSON.stringify(sbom, null, 2)}\n`);
+      await writePrivateFileAtomic(path.join(image.dir, "sbom.json"), `${JSON.stringify(sbom, null, 2)}\n`);
       const lockChanged = options.frozen ? false : await writeLock(spec.appDir, newLock);
       return { image, lockChanged, seconds: (performance.now() - started) / 1000 };
     } finally {
