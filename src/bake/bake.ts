@@ -26,6 +26,7 @@ import { buildInitramfs } from "./initramfs.js";
 import { prepareKernel } from "./kernel.js";
 import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
 import { buildSystemLayer } from "./system.js";
+import { verifyUsedPackages } from "./verify-packages.js";
 
 export const BAKE_TOOLS = ["apt-cache", "apt-get", "dpkg-deb", "dpkg", "mkfs.erofs", "mkfs.fat", "mcopy", "mmd", "syslinux", "gcc", "npm"] as const;
 
@@ -94,6 +95,9 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
     const boot = await progress.step("Boot partition (BIOS + UEFI)", () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx), (b) => (b.cached ? "(cached)" : ""));
     const system = await progress.step("System layer", () => buildSystemLayer(runtime, libs, ctx), (s) => `${formatBytes(s.bytes)}${s.cached ? " (cached)" : ""}`);
     const app = await progress.step("App layer", () => (options.app ? options.app.layer(ctx) : buildAppLayer(staged, ctx)), (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`);
+
+    // Cached layers record the packages they were built from: verify each from its bytes.
+    await progress.step("Package check", () => verifyUsedPackages(ctx), (n) => `${n} packages verified`);
 
     const imageDir = await makeScratchDir(home.tmp, "image");
     try {
