@@ -8,7 +8,7 @@ import { mkdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../exec.js";
 import { exists, makeScratchDir, removeDir, sha256, cachedSha256 } from "../fsutil.js";
-import { lockEntryOf } from "../packages/apt.js";
+import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 import type { InitLayer } from "./initramfs.js";
 import type { KernelLayer } from "./kernel.js";
@@ -47,7 +47,7 @@ export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, t
   const cmdline = kernelCommandLine(diskSignature);
   const installer = (await run(["syslinux", "--version"]).catch(() => ({ stdout: "", stderr: "" }))).stderr.trim();
   const templates = await Promise.all(["syslinux.cfg", "loader.conf", "kiln.conf"].map((f) => readFile(path.join(ctx.templates, "boot", f), "utf8")));
-  const key = sha256([kernel.package.sha256, init.sha256, syslinuxPkg.sha256, sdbootPkg.sha256, installer, cmdline, title, ...templates].join("\0")).slice(0, 32);
+  const key = sha256([packageIdentity(kernel.package), init.sha256, packageIdentity(syslinuxPkg), packageIdentity(sdbootPkg), installer, cmdline, title, ...templates].join("\0")).slice(0, 32);
   const out = path.join(ctx.layers, `boot-${key}.fat`);
   if (await exists(out)) return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, mbrCode, cmdline };
 

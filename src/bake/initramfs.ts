@@ -11,7 +11,7 @@ import { buildCpio, gzipDeterministic, type CpioEntry } from "../image/cpio.js";
 import { renderAliasTable, renderDepTable } from "../kmod/module-set.js";
 import { run } from "../exec.js";
 import { exists, sha256, sha256File, cachedSha256, writeFileAtomic } from "../fsutil.js";
-import { lockEntryOf } from "../packages/apt.js";
+import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 import { buildHttpsClient, loadAwsRoots } from "./https-client.js";
 import type { KernelLayer } from "./kernel.js";
@@ -48,6 +48,7 @@ const INIT_SCRIPTS = ["kiln-dhcp", "kiln-imds", "kiln-secrets"] as const;
 
 export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Promise<InitLayer> {
   const busyboxPkg = await resolveDebian(ctx, "busybox-static");
+  await ctx.apt.verify(busyboxPkg); // the cache key below trusts it
   ctx.used.push(lockEntryOf(busyboxPkg, "init"));
   const kilnExec = await buildHelper(ctx, "kiln-exec");
   const kilnLog = await buildHelper(ctx, "kiln-log");
@@ -56,8 +57,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
   const scripts = await Promise.all(INIT_SCRIPTS.map(async (name) => ({ name, data: await readFile(path.join(ctx.templates, "init", name)) })));
   const key = sha256([
-    kernel.package.sha256, busyboxPkg.sha256, sha256(kilnExec), sha256(kilnLog), sha256(kilnHttps), awsRoots.pkg.sha256, sha256(awsRoots.pem),
-    sha256(initScript), ...scripts.map((s) => sha256(s.data)), kernel.loadOrder.join(","),
+    packageIdentity(kernel.package), packageIdentity(busyboxPkg), sha256(kilnExec), sha256(kilnLog), sha256(kilnHttps),
+    packageIdentity(awsRoots.pkg), sha256(awsRoots.pem), sha256(initScript), ...scripts.map((s) => sha256(s.data)), kernel.loadOrder.join(","),
   ].join("\0")).slice(0, 32);
   const out = path.join(ctx.layers, `initramfs-${key}.img`);
   if (await exists(out)) {

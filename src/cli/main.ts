@@ -2,7 +2,7 @@
 import { Command, Option } from "commander";
 import { KilnError } from "../errors.js";
 import { setDebug } from "../exec.js";
-import { kilnHome } from "../home.js";
+import { openKilnHome } from "../home.js";
 import { registerBakeCommands } from "./bake-commands.js";
 import { registerRunCommands } from "./run-commands.js";
 import { registerExportCommands } from "./export-commands.js";
@@ -18,12 +18,12 @@ export function buildProgram(): Command {
     .hook("preAction", (cmd) => setDebug(Boolean(cmd.opts().debug)))
     .enablePositionalOptions()
     .showHelpAfterError();
-  registerBakeCommands(program, () => kilnHome());
-  registerRunCommands(program, () => kilnHome());
-  registerExportCommands(program, () => kilnHome());
-  registerAwsCommands(program, () => kilnHome());
-  registerDeployCommands(program, () => kilnHome());
-  registerMaintenanceCommands(program, () => kilnHome());
+  registerBakeCommands(program, () => openKilnHome());
+  registerRunCommands(program, () => openKilnHome());
+  registerExportCommands(program, () => openKilnHome());
+  registerAwsCommands(program, () => openKilnHome());
+  registerDeployCommands(program, () => openKilnHome());
+  registerMaintenanceCommands(program, () => openKilnHome());
   return program;
 }
 

@@ -3,10 +3,10 @@
  * holds KEY=VALUE lines and whose meta-data names the instance. The init reads it at boot, so
  * per-run settings never touch the image. EC2 user-data carries the same KEY=VALUE lines.
  */
-import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { InputError } from "../errors.js";
 import { run } from "../exec.js";
+import { makePrivate, writePrivateFile } from "../private-fs.js";
 
 export function renderUserData(env: Readonly<Record<string, string>>): string {
   return `# kiln user-data: KEY=VALUE lines, read by the image's init at boot\n${Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join("")}`;
@@ -36,9 +36,11 @@ export async function buildSeedImage(env: Readonly<Record<string, string>>, dir:
   const image = path.join(dir, "seed.img");
   const userData = path.join(dir, "user-data");
   const metaData = path.join(dir, "meta-data");
-  await writeFile(userData, renderUserData(env));
-  await writeFile(metaData, renderMetaData(meta));
+  // The values are in these files: owner only (0600), whatever the umask.
+  await writePrivateFile(userData, renderUserData(env));
+  await writePrivateFile(metaData, renderMetaData(meta));
   await run(["mkfs.fat", "-n", "CIDATA", "-C", image, "1440"]);
+  await makePrivate(image); // before mcopy puts the values in
   await run(["mcopy", "-i", image, userData, metaData, "::/"], { env: { MTOOLS_SKIP_CHECK: "1" } });
   return image;
 }
