@@ -10,7 +10,10 @@ import type { AppSource, Baker, Detection } from "../bake/baker.js";
 import { splitCommand } from "./argv.js";
 import { CRASH_LOOP_ACTIONS, DEFAULTS, type CrashLoopAction, type Spec, type SpecOverrides } from "./types.js";
 
-const KNOWN_KEYS = new Set(["name", "version", "baker", "cmd", "port", "env", "healthcheck", "kernel", "resources", "packages", "stopTimeout", "restarts", "node", "seccomp", "environments", "pipeline"]);
+const KNOWN_KEYS = new Set([
+  "name", "version", "baker", "cmd", "port", "env", "healthcheck", "kernel", "resources", "packages", "stopTimeout", "restarts", "node",
+  "seccomp", "environments", "pipeline",
+]);
 
 export async function resolveAppSource(target: string): Promise<AppSource> {
   const absolute = path.resolve(target);

@@ -226,12 +226,13 @@ describe("kiln.yml and flags", () => {
   });
 
   it("read seccomp as on/off/true/false, on by default, and refuse anything else", async () => {
-    const withSeccomp = async (line: string) => load(await appDir({ "package.json": packageJson({ name: "sc", scripts: { start: "node server.js" } }), "kiln.yml": line }));
+    const packageFile = packageJson({ name: "sc", scripts: { start: "node server.js" } });
+    const withSeccomp = async (line: string) => load(await appDir({ "package.json": packageFile, "kiln.yml": line }));
     expect((await withSeccomp("")).seccomp).toBe(true);
     for (const [value, expected] of [["off", false], ["false", false], ["on", true], ["true", true], ["\"off\"", false]] as const) {
       expect((await withSeccomp(`seccomp: ${value}\n`)).seccomp, value).toBe(expected);
     }
-    const dir = await appDir({ "package.json": packageJson({ name: "sc", scripts: { start: "node server.js" } }), "kiln.yml": "seccomp: maybe\n" });
+    const dir = await appDir({ "package.json": packageFile, "kiln.yml": "seccomp: maybe\n" });
     expect((await specError(dir)).problems).toEqual(["seccomp: 'maybe' must be on or off"]);
   });
 
