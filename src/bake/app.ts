@@ -113,6 +113,7 @@ export async function stageApp(spec: Spec, baker: Baker, runtime: Runtime, ctx: 
     KILN_MAX_CRASHES: String(spec.restarts.maxQuickExits),
     KILN_CRASH_WINDOW: String(spec.restarts.windowSeconds),
     KILN_ON_CRASH_LOOP: spec.restarts.onCrashLoop ?? "poweroff",
+    KILN_SECCOMP: spec.seccomp ? "on" : "off",
   };
   await mkdir(path.join(root, "kiln"), { recursive: true });
   await writeFile(path.join(root, "kiln", "cmd"), argv.map((a) => `${a}\n`).join(""));

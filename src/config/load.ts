@@ -10,7 +10,10 @@ import type { AppSource, Baker, Detection } from "../bake/baker.js";
 import { splitCommand } from "./argv.js";
 import { CRASH_LOOP_ACTIONS, DEFAULTS, type CrashLoopAction, type Spec, type SpecOverrides } from "./types.js";
 
-const KNOWN_KEYS = new Set(["name", "version", "baker", "cmd", "port", "env", "healthcheck", "kernel", "resources", "packages", "stopTimeout", "restarts", "node", "environments", "pipeline"]);
+const KNOWN_KEYS = new Set([
+  "name", "version", "baker", "cmd", "port", "env", "healthcheck", "kernel", "resources", "packages", "stopTimeout", "restarts", "node",
+  "seccomp", "environments", "pipeline",
+]);
 
 export async function resolveAppSource(target: string): Promise<AppSource> {
   const absolute = path.resolve(target);
@@ -122,6 +125,7 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
       ...(onCrashLoop !== undefined ? { onCrashLoop: onCrashLoop as CrashLoopAction } : {}),
     },
     node: { version: v.string(node, "version", "node.version") ?? detection.nodeVersion },
+    seccomp: readSwitch(yml.seccomp, "seccomp", problems) ?? DEFAULTS.seccomp,
   };
   if (problems.length > 0) {
     throw new SpecError(Object.keys(yml).length > 0 ? where : (source.file ?? source.dir), problems, "fix these in kiln.yml (or the flags) and run kiln bake again; README.md lists every setting");
@@ -147,6 +151,15 @@ function readCmd(value: unknown, label: string, problems: string[]): readonly st
     return value as string[];
   }
   problems.push(`${label}: must be a command string or a non-empty list of strings`);
+  return undefined;
+}
+
+/** on/off/true/false; YAML 1.2 reads `off` as a string, so both spellings arrive here. */
+function readSwitch(value: unknown, label: string, problems: string[]): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value === true || value === "on" || value === "true") return true;
+  if (value === false || value === "off" || value === "false") return false;
+  problems.push(`${label}: '${String(value)}' must be on or off`);
   return undefined;
 }
 

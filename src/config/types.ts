@@ -25,6 +25,8 @@ export interface Spec {
   readonly restarts: { readonly maxQuickExits: number; readonly windowSeconds: number; readonly onCrashLoop?: CrashLoopAction };
   /** Node.js version range (node baker). */
   readonly node: { readonly version: string | undefined };
+  /** The app runs under kiln-exec's seccomp deny-list; `seccomp: off` in kiln.yml for apps that need one of those calls. */
+  readonly seccomp: boolean;
 }
 
 export const CRASH_LOOP_ACTIONS = ["poweroff", "restart"] as const;
@@ -48,4 +50,5 @@ export const DEFAULTS = {
   stopTimeoutSeconds: 10,
   maxQuickExits: 5,
   quickExitWindowSeconds: 30,
+  seccomp: true,
 } as const;

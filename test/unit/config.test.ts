@@ -225,6 +225,17 @@ describe("kiln.yml and flags", () => {
     expect(spec).toMatchObject({ name: "flagname", version: "9.9.9", cmd: ["node", "other.js"], port: 9090 });
   });
 
+  it("read seccomp as on/off/true/false, on by default, and refuse anything else", async () => {
+    const packageFile = packageJson({ name: "sc", scripts: { start: "node server.js" } });
+    const withSeccomp = async (line: string) => load(await appDir({ "package.json": packageFile, "kiln.yml": line }));
+    expect((await withSeccomp("")).seccomp).toBe(true);
+    for (const [value, expected] of [["off", false], ["false", false], ["on", true], ["true", true], ["\"off\"", false]] as const) {
+      expect((await withSeccomp(`seccomp: ${value}\n`)).seccomp, value).toBe(expected);
+    }
+    const dir = await appDir({ "package.json": packageFile, "kiln.yml": "seccomp: maybe\n" });
+    expect((await specError(dir)).problems).toEqual(["seccomp: 'maybe' must be on or off"]);
+  });
+
   it("accept cmd as a list", async () => {
     const dir = await appDir({ "package.json": packageJson({ name: "list", scripts: { start: "node server.js" } }), "kiln.yml": "cmd: [node, \"server.js\", --title, \"a && b\"]\n" });
     expect((await load(dir)).cmd).toEqual(["node", "server.js", "--title", "a && b"]);
