@@ -281,9 +281,9 @@ describe("parseEnvFlags", () => {
     expect(lines).toEqual([
       "-e NOEQUALS: expected NAME=value with NAME made of letters, digits and _",
       "-e =nokey: expected NAME=value with NAME made of letters, digits and _",
-      "-e 1BAD=x: expected NAME=value with NAME made of letters, digits and _",
-      "-e BAD-DASH=y: expected NAME=value with NAME made of letters, digits and _",
-      "-e MULTI: values cannot contain newlines",
+      "-e 1BAD: not a valid environment variable name",
+      "-e BAD-DASH: not a valid environment variable name",
+      "-e MULTI: contains a newline",
     ]);
   });
 });
