@@ -112,3 +112,30 @@ describe("kiln.yml values that would reach another program's configuration", () 
     expect((await loadSpec(dir, {}, bakers)).seccomp).toBe(false);
   });
 });
+
+describe("kiln.schema.json and the documentation", () => {
+  const repo = path.resolve(import.meta.dirname, "../..");
+
+  it("accepts every example's kiln.yml, each pointing editors at the schema", async () => {
+    const { readdir, readFile } = await import("node:fs/promises");
+    const { parse } = await import("yaml");
+    const { schemaProblems } = await import("../../src/config/schema.js");
+    for (const example of await readdir(path.join(repo, "examples"))) {
+      const text = await readFile(path.join(repo, "examples", example, "kiln.yml"), "utf8").catch(() => undefined);
+      if (text === undefined) continue;
+      expect(text.split("\n")[0], example).toBe("# yaml-language-server: $schema=../../kiln.schema.json");
+      expect(schemaProblems("", parse(text) ?? {}), example).toEqual([]);
+    }
+  });
+
+  it("accepts the README's kiln.yml reference block", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const { parse } = await import("yaml");
+    const { schemaProblems } = await import("../../src/config/schema.js");
+    const readme = await readFile(path.join(repo, "README.md"), "utf8");
+    const block = /### kiln\.yml[\s\S]*?```yaml\n(name: shop[\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    const doc = parse(block!) as Record<string, unknown>;
+    expect(schemaProblems("", { ...doc, version: String(doc.version) })).toEqual([]);
+  });
+});
