@@ -78,12 +78,13 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
     const at = `environments.${name}`;
     const health = (v.healthcheck ?? {}) as Record<string, number | string | undefined>;
     const order = DEFAULT_ORDER.filter((n) => names.includes(n));
-    const after = (Array.isArray(v.after) ? v.after.map(String) : undefined) ?? (order.includes(name) ? order.slice(0, order.indexOf(name)).slice(-1) : []);
+    const after = (Array.isArray(v.after) ? v.after.filter((a): a is string => typeof a === "string") : undefined) ?? (order.includes(name) ? order.slice(0, order.indexOf(name)).slice(-1) : []);
     for (const a of after) if (!names.includes(a)) problems.push(`${at}.after: '${a}' is not an environment in this file`);
     const instances = whole(v.instances) ?? (v.target === "aws" && v.mode === "single-instance" ? 1 : 2);
     const base = {
       name, app, after, instances,
-      env: Object.fromEntries(Object.entries((v.env ?? {}) as Record<string, unknown>).map(([k, x]) => [k, String(x)])),
+      // Only values the schema accepted are turned into text (String() of a mapping can throw).
+      env: typeof v.env === "object" && v.env !== null ? Object.fromEntries(Object.entries(v.env).filter(([, x]) => isScalar(x)).map(([k, x]) => [k, String(x)])) : {},
       deregistrationDelaySeconds: (v.deregistrationDelay as number | undefined) ?? 5,
       health: {
         path: (health.path as string | undefined) ?? healthPath,
@@ -96,7 +97,7 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
       envs.set(name, { ...base, target: "local", port: (v.port as number | undefined) ?? 8000 });
       continue;
     }
-    const subnets = Array.isArray(v.subnets) ? v.subnets.map(String) : [];
+    const subnets = Array.isArray(v.subnets) ? v.subnets.filter((x): x is string => typeof x === "string") : [];
     const mode = (v.mode as AwsEnvironment["mode"] | undefined) ?? "load-balanced";
     if (mode === "load-balanced" && v.subnets !== undefined && subnets.length < 2) problems.push(`${at}.subnets: a load-balanced environment needs subnets in at least two availability zones (got ${subnets.length})`);
     const min = whole(v.min) ?? instances;
@@ -114,6 +115,10 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
   }
   if (problems.length > 0) throw new SpecError(where, problems, "fix the environments: section of kiln.yml");
   return envs;
+}
+
+function isScalar(value: unknown): value is string | number | boolean {
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean";
 }
 
 function whole(value: unknown): number | undefined {

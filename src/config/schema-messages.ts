@@ -47,9 +47,13 @@ function rangeText(schema: Schema): string {
 }
 
 const TYPE_WORDS: Record<string, string> = {
-  object: "must be a mapping", array: "must be a list", string: "must be a string", boolean: "must be true or false",
-  integer: "must be a whole number", number: "must be a number",
+  object: "a mapping", array: "a list", string: "a string", boolean: "true or false", integer: "a whole number", number: "a number", null: "empty",
 };
+
+/** "must be a string or a whole number" from ajv's type list ("string,integer"). */
+function typeText(types: string): string {
+  return `must be ${types.split(",").map((t) => TYPE_WORDS[t] ?? t).join(" or ")}`;
+}
 
 /** The text after `path: ` for one error, or undefined for errors that only summarise others. */
 function messageOf(error: ErrorObject): string | undefined {
@@ -79,7 +83,7 @@ function messageOf(error: ErrorObject): string | undefined {
     case "multipleOf":
       if (custom) return quoted(custom);
       if (schema.type === "integer" || schema.type === "number") return quoted(rangeText(schema));
-      return quoted(TYPE_WORDS[String((error.params as { type?: string }).type).split(",")[0]!] ?? `must be ${String((error.params as { type?: string }).type)}`);
+      return quoted(typeText(String((error.params as { type?: string }).type)));
     case "enum":
       return custom ? quoted(custom) : quoted(`must be one of ${(schema.enum as unknown[]).map(String).join(", ")}`);
     case "not":

@@ -68,13 +68,17 @@ export function parsePipeline(raw: unknown, environments: readonly string[], fil
     if (!environments.includes(env)) problems.push(`${at}.env: '${env}' is not an environment in this file (defined: ${environments.join(", ") || "none"})`);
     else if (stages.some((x) => x.env === env)) problems.push(`${at}.env: '${env}' appears twice`);
     let canary: CanarySettings | undefined;
-    if (s.canary !== undefined) {
+    // Only text the schema could accept is parsed; a wrongly typed value has its problem already.
+    const percent = typeof s.canary === "string" || typeof s.canary === "number" ? String(s.canary) : undefined;
+    const duration = typeof s.canaryFor === "string" || typeof s.canaryFor === "number" ? String(s.canaryFor) : undefined;
+    const reported = (key: string) => problems.some((line) => line.startsWith(`${at}.${key}:`));
+    if (percent !== undefined && !reported("canary") && !reported("canaryFor")) {
       try {
-        canary = parseCanary(String(s.canary), s.canaryFor === undefined ? undefined : String(s.canaryFor), { percent: `${at}.canary`, duration: `${at}.canaryFor` });
+        canary = parseCanary(percent, duration, { percent: `${at}.canary`, duration: `${at}.canaryFor` });
       } catch (error) {
         problems.push((error as Error).message);
       }
-    } else if (s.canaryFor !== undefined) problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
+    } else if (s.canary === undefined && s.canaryFor !== undefined) problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
     const seconds = (x: unknown, fallback: number) => (typeof x === "number" ? x : fallback);
     stages.push({ env, soakSeconds: seconds(s.soak, 0), checkIntervalSeconds: seconds(s.checkInterval, 5), approval: s.approval === true, ...(canary ? { canary } : {}) });
   }

@@ -139,3 +139,12 @@ describe("kiln.schema.json and the documentation", () => {
     expect(schemaProblems("", { ...doc, version: String(doc.version) })).toEqual([]);
   });
 });
+
+describe("values the schema refuses are never turned into text (found by fuzz-spec)", () => {
+  it("an env value that is a mapping with a toString key is a problem, not a TypeError", async () => {
+    expect(await problems({ environments: { dev: { env: { A: { toString: 1 } } } } })).toEqual(["environments.dev.env.A: must be a string, number or boolean"]);
+    expect(await problems({ pipeline: { stages: [{ env: "dev", canary: { toString: 1 } }] } })).toEqual([
+      "pipeline.stages[0].canary: must be a string or a whole number",
+    ]);
+  });
+});
