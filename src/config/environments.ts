@@ -78,13 +78,13 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
     const at = `environments.${name}`;
     const health = (v.healthcheck ?? {}) as Record<string, number | string | undefined>;
     const order = DEFAULT_ORDER.filter((n) => names.includes(n));
-    const after = (Array.isArray(v.after) ? v.after.filter((a): a is string => typeof a === "string") : undefined) ?? (order.includes(name) ? order.slice(0, order.indexOf(name)).slice(-1) : []);
+    const previous = order.includes(name) ? order.slice(0, order.indexOf(name)).slice(-1) : [];
+    const after = Array.isArray(v.after) ? v.after.filter((a): a is string => typeof a === "string") : previous;
     for (const a of after) if (!names.includes(a)) problems.push(`${at}.after: '${a}' is not an environment in this file`);
     const instances = whole(v.instances) ?? (v.target === "aws" && v.mode === "single-instance" ? 1 : 2);
     const base = {
       name, app, after, instances,
-      // Only values the schema accepted are turned into text (String() of a mapping can throw).
-      env: typeof v.env === "object" && v.env !== null ? Object.fromEntries(Object.entries(v.env).filter(([, x]) => isScalar(x)).map(([k, x]) => [k, String(x)])) : {},
+      env: textValues(v.env),
       deregistrationDelaySeconds: (v.deregistrationDelay as number | undefined) ?? 5,
       health: {
         path: (health.path as string | undefined) ?? healthPath,
@@ -99,13 +99,18 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
     }
     const subnets = Array.isArray(v.subnets) ? v.subnets.filter((x): x is string => typeof x === "string") : [];
     const mode = (v.mode as AwsEnvironment["mode"] | undefined) ?? "load-balanced";
-    if (mode === "load-balanced" && v.subnets !== undefined && subnets.length < 2) problems.push(`${at}.subnets: a load-balanced environment needs subnets in at least two availability zones (got ${subnets.length})`);
+    if (mode === "load-balanced" && v.subnets !== undefined && subnets.length < 2) {
+      problems.push(`${at}.subnets: a load-balanced environment needs subnets in at least two availability zones (got ${subnets.length})`);
+    }
     const min = whole(v.min) ?? instances;
     const max = whole(v.max) ?? Math.max(instances, 1);
     if (!(min <= instances && instances <= max)) problems.push(`${at}: needs min ≤ instances ≤ max (got ${min} ≤ ${instances} ≤ ${max})`);
     // One instance behind one Elastic IP: more needs a load balancer in front.
-    if (mode === "single-instance" && instances !== 1) problems.push(`${at}.instances: a single-instance environment runs exactly 1 instance (got ${instances}); use mode: load-balanced to run more`);
-    else if (mode === "single-instance" && (min !== 1 || max !== 1)) problems.push(`${at}: a single-instance environment has min: 1 and max: 1 (got min ${min}, max ${max}); use mode: load-balanced to scale`);
+    if (mode === "single-instance" && instances !== 1) {
+      problems.push(`${at}.instances: a single-instance environment runs exactly 1 instance (got ${instances}); use mode: load-balanced to run more`);
+    } else if (mode === "single-instance" && (min !== 1 || max !== 1)) {
+      problems.push(`${at}: a single-instance environment has min: 1 and max: 1 (got min ${min}, max ${max}); use mode: load-balanced to scale`);
+    }
     envs.set(name, {
       ...base, target: "aws", region: v.region as string, vpc: v.vpc as string | undefined, subnets,
       instanceType: (v.instanceType as string | undefined) ?? "t3.micro", min, max, mode,
@@ -117,8 +122,10 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
   return envs;
 }
 
-function isScalar(value: unknown): value is string | number | boolean {
-  return typeof value === "string" || typeof value === "number" || typeof value === "boolean";
+/** An env: mapping as text; only scalars (what the schema accepts) are turned into text, since String() of a mapping can throw. */
+function textValues(env: unknown): Record<string, string> {
+  const entries = Object.entries(typeof env === "object" && env !== null ? env : {});
+  return Object.fromEntries(entries.filter(([, x]) => ["string", "number", "boolean"].includes(typeof x)).map(([k, x]) => [k, String(x)]));
 }
 
 function whole(value: unknown): number | undefined {

@@ -101,12 +101,15 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     const given = setting("version", detection.version ?? "0.1.0");
     if (checked("version", given.value, given.label)) version = given.value as string;
   }
-  if (overrides.baker !== undefined || yml.baker !== undefined) checked("baker", setting("baker", undefined).value, setting("baker", undefined).label);
+  const bakerSetting = setting("baker", undefined);
+  checked("baker", bakerSetting.value, bakerSetting.label);
 
   const before = problems.length;
   const cmd = readCmd(setting("cmd", detection.cmd), (value, label) => checked("cmd", value, label), problems);
   const example = baker.name === "node" ? "node server.js" : "./server --port 8080";
-  if (cmd === undefined && problems.length === before && (cmdGiven || !detection.problems?.length)) problems.push(`cmd: required for a ${baker.name} app (set cmd: in kiln.yml or pass --cmd "${example}")`);
+  if (cmd === undefined && problems.length === before && (cmdGiven || !detection.problems?.length)) {
+    problems.push(`cmd: required for a ${baker.name} app (set cmd: in kiln.yml or pass --cmd "${example}")`);
+  }
 
   const ported = setting("port", detection.port);
   // A flag is text: digits become the number the schema checks.
@@ -122,7 +125,8 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     problems.push(...error.problems);
   }
   if (problems.length > 0) {
-    throw new SpecError(Object.keys(yml).length > 0 ? where : (source.file ?? source.dir), problems, "fix these in kiln.yml (or the flags) and run kiln bake again; README.md lists every setting");
+    const about = Object.keys(yml).length > 0 ? where : (source.file ?? source.dir);
+    throw new SpecError(about, problems, "fix these in kiln.yml (or the flags) and run kiln bake again; README.md lists every setting");
   }
 
   // Everything below passed the schema: the types and ranges hold.
@@ -157,7 +161,8 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
  * The command as argv: a list passes as it is; a string is split without a shell, and shell
  * features are refused (the image has none). The schema checks characters and lengths first.
  */
-function readCmd(given: { value: unknown; label: string }, check: (value: unknown, label: string) => boolean, problems: string[]): readonly string[] | undefined {
+type Given = { value: unknown; label: string };
+function readCmd(given: Given, check: (value: unknown, label: string) => boolean, problems: string[]): readonly string[] | undefined {
   const { value, label } = given;
   if (value === undefined || value === null || !check(value, label)) return undefined;
   if (typeof value !== "string") return value as string[];

@@ -65,7 +65,8 @@ export function parsePipeline(raw: unknown, environments: readonly string[], fil
     const s = (typeof value === "string" ? { env: value } : value) as Record<string, unknown> | null;
     if (typeof s !== "object" || s === null || Array.isArray(s) || typeof s.env !== "string") continue;
     const env = s.env;
-    if (!environments.includes(env)) problems.push(`${at}.env: '${env}' is not an environment in this file (defined: ${environments.join(", ") || "none"})`);
+    const defined = environments.join(", ") || "none";
+    if (!environments.includes(env)) problems.push(`${at}.env: '${env}' is not an environment in this file (defined: ${defined})`);
     else if (stages.some((x) => x.env === env)) problems.push(`${at}.env: '${env}' appears twice`);
     let canary: CanarySettings | undefined;
     // Only text the schema could accept is parsed; a wrongly typed value has its problem already.
@@ -80,12 +81,19 @@ export function parsePipeline(raw: unknown, environments: readonly string[], fil
       }
     } else if (s.canary === undefined && s.canaryFor !== undefined) problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
     const seconds = (x: unknown, fallback: number) => (typeof x === "number" ? x : fallback);
-    stages.push({ env, soakSeconds: seconds(s.soak, 0), checkIntervalSeconds: seconds(s.checkInterval, 5), approval: s.approval === true, ...(canary ? { canary } : {}) });
+    stages.push({
+      env, soakSeconds: seconds(s.soak, 0), checkIntervalSeconds: seconds(s.checkInterval, 5), approval: s.approval === true,
+      ...(canary ? { canary } : {}),
+    });
   }
   const rebakeVersion = typeof p.rebakeVersion === "string" ? p.rebakeVersion : DEFAULT_VERSION_FORMAT;
   const s = p.schedule as Record<string, unknown> | undefined;
   const schedule = typeof s === "object" && s !== null && !Array.isArray(s)
-    ? { onCalendar: typeof s.onCalendar === "string" ? s.onCalendar : DEFAULT_ON_CALENDAR, cron: typeof s.cron === "string" ? s.cron : undefined, securityOnly: s.securityOnly === true }
+    ? {
+      onCalendar: typeof s.onCalendar === "string" ? s.onCalendar : DEFAULT_ON_CALENDAR,
+      cron: typeof s.cron === "string" ? s.cron : undefined,
+      securityOnly: s.securityOnly === true,
+    }
     : undefined;
   if (problems.length > 0) throw new SpecError(file, problems, "fix the pipeline: section of kiln.yml");
   return { file, stages, rebakeVersion, schedule };

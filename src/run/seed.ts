@@ -18,14 +18,20 @@ const USER_DATA_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * [A-Za-z_][A-Za-z0-9_]* or a value with any control character could add or change a line.
  */
 export function assertUserDataLine(name: string, value: string): string {
-  if (!USER_DATA_NAME.test(name)) throw new InputError(`user-data: '${name}' is not a variable name`, { hint: "names are letters, digits and _, not starting with a digit" });
+  if (!USER_DATA_NAME.test(name)) {
+    throw new InputError(`user-data: '${name}' is not a variable name`, { hint: "names are letters, digits and _, not starting with a digit" });
+  }
   const control = describeControl(value);
-  if (control) throw new InputError(`user-data: the value of ${name} ${control}`, { hint: "user-data holds one NAME=value per line; remove the control character" });
+  if (control) {
+    const hint = "user-data holds one NAME=value per line; remove the control character";
+    throw new InputError(`user-data: the value of ${name} ${control}`, { hint });
+  }
   return `${name}=${value}`;
 }
 
 export function renderUserData(env: Readonly<Record<string, string>>): string {
-  return `# kiln user-data: KEY=VALUE lines, read by the image's init at boot\n${Object.entries(env).map(([k, v]) => `${assertUserDataLine(k, v)}\n`).join("")}`;
+  const lines = Object.entries(env).map(([k, v]) => `${assertUserDataLine(k, v)}\n`);
+  return `# kiln user-data: KEY=VALUE lines, read by the image's init at boot\n${lines.join("")}`;
 }
 
 /** Parses -e values (KEY=VALUE) with the schema's rules for env names and values; every bad one is reported at once. */
@@ -44,7 +50,9 @@ export function parseEnvFlags(values: readonly string[]): Record<string, string>
     if (found.length > 0) problems.push(...found);
     else env[key] = value.slice(eq + 1);
   }
-  if (problems.length > 0) throw new InputError(problems.join("\n"), { hint: "pass each variable as -e NAME=value (KILN_ENV comes from --kiln-env)" });
+  if (problems.length > 0) {
+    throw new InputError(problems.join("\n"), { hint: "pass each variable as -e NAME=value (KILN_ENV comes from --kiln-env)" });
+  }
   return env;
 }
 

@@ -31,7 +31,8 @@ export function assertOneLine(value: string, what: string): string {
 /** A crontab schedule: five fields of the characters cron reads (no %, which cron turns into a newline). */
 function assertCronFields(cron: string): string {
   if (!/^[0-9A-Za-z*,/-]+( [0-9A-Za-z*,/-]+){4}$/.test(assertOneLine(cron, "cron expression"))) {
-    throw new InputError(`the cron expression '${cron}' must be five fields (minute hour day month weekday)`, { hint: "fix pipeline.schedule.cron in kiln.yml" });
+    const what = `the cron expression '${cron}' must be five fields (minute hour day month weekday)`;
+    throw new InputError(what, { hint: "fix pipeline.schedule.cron in kiln.yml" });
   }
   return cron;
 }
