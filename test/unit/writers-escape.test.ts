@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { renderCmdFile, renderEnvFile, renderLaunchConf } from "../../src/bake/app-config.js";
 import { fillBootTemplate, kernelCommandLine } from "../../src/bake/boot.js";
 import { haproxyWord, renderHaproxyConfig } from "../../src/providers/local/haproxy.js";
 import { renderMetaData, renderUserData } from "../../src/run/seed.js";
@@ -109,5 +110,19 @@ describe("systemd units and crontab lines", () => {
     expect(ci({ appPath: "apps/shop\n      - run: curl evil" })).toBeUndefined();
     expect(ci({ cron: "0 3 * * 1\"\n    - cron: \"* * * * *" })).toBeUndefined();
     expect(ci({ appPath: "my apps: #1" })).toContain('working-directory: "my apps: #1"');
+  });
+});
+
+describe("the app layer's cmd, env and launch.conf files", () => {
+  it("a hostile argument, env value or launch setting cannot add a line or leave its quotes", () => {
+    for (const bad of HOSTILE) {
+      expect(attempt(() => renderCmdFile(["./server", `--name=${bad}`]))).toBeUndefined();
+      expect(attempt(() => renderEnvFile({ GREETING: `hi${bad}\nLD_PRELOAD=/app/evil.so` }))).toBeUndefined();
+      expect(attempt(() => renderLaunchConf({ KILN_HEALTH_PATH: `/h${bad}` }))).toBeUndefined();
+    }
+    expect(attempt(() => renderLaunchConf({ KILN_HEALTH_PATH: "/h'; reboot; '" }))).toBeUndefined();
+    expect(renderCmdFile(["./server", "a b", "--x=1"])).toBe("./server\na b\n--x=1\n");
+    expect(renderEnvFile({ PORT: "8080", URL: "a=b#c" })).toBe("PORT=8080\nURL=a=b#c\n");
+    expect(renderLaunchConf({ KILN_PORT: "", KILN_HEALTH_PATH: "/healthz" })).toBe("KILN_PORT=''\nKILN_HEALTH_PATH='/healthz'\n");
   });
 });
