@@ -116,6 +116,11 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
   const portValue = typeof ported.value === "string" && /^\d+$/.test(ported.value) ? Number(ported.value) : ported.value;
   const port = checked("port", portValue, ported.label) ? (portValue as number | undefined) : undefined;
 
+  // package.json's engines.node, when kiln.yml has no node.version, is held to the same rule.
+  if ((yml.node as { version?: unknown } | undefined)?.version === undefined && detection.nodeVersion !== undefined) {
+    problems.push(...schemaProblems("/properties/node/properties/version", detection.nodeVersion, "package.json engines.node"));
+  }
+
   const health = (yml.healthcheck ?? {}) as { path?: string; timeout?: number };
   const healthPath = health.path ?? DEFAULTS.healthPath;
   try {

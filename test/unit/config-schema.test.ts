@@ -148,3 +148,14 @@ describe("values the schema refuses are never turned into text (found by fuzz-sp
     ]);
   });
 });
+
+describe("values kiln detects are held to the same rules", () => {
+  it("package.json's name, version and engines.node", async () => {
+    const dir = path.join(root, "detected");
+    await mkdir(dir);
+    await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "shop", version: "1.0.0\nx", engines: { node: ">=20\n" }, scripts: { start: "node server.js" } }));
+    const error = await loadSpec(dir, {}, bakers).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(SpecError);
+    expect((error as SpecError).problems).toEqual(["version: contains a newline", "package.json engines.node: contains a newline"]);
+  });
+});
