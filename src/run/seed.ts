@@ -59,8 +59,15 @@ export function parseEnvFlags(values: readonly string[]): Record<string, string>
 /** What `kiln run` passes at boot: KILN_ENV from --kiln-env (an environment name) and the -e values. */
 export function bootEnv(kilnEnv: string | undefined, flags: readonly string[]): Record<string, string> {
   const problems = kilnEnv ? schemaProblems("/definitions/environmentName", kilnEnv, "--kiln-env") : [];
-  if (problems.length > 0) throw new InputError(problems.join("\n"), { hint: "for example --kiln-env test" });
-  return { ...(kilnEnv ? { KILN_ENV: kilnEnv } : {}), ...parseEnvFlags(flags) };
+  let env: Record<string, string> = {};
+  try {
+    env = parseEnvFlags(flags);
+  } catch (error) {
+    if (!(error instanceof InputError) || problems.length === 0) throw error;
+    problems.push(error.message);
+  }
+  if (problems.length > 0) throw new InputError(problems.join("\n"), { hint: "for example --kiln-env test -e NAME=value" });
+  return { ...(kilnEnv ? { KILN_ENV: kilnEnv } : {}), ...env };
 }
 
 /** NoCloud meta-data (YAML); the init reads instance-id into KILN_INSTANCE_ID. Ids are kiln's own, checked anyway. */
