@@ -25,7 +25,7 @@ export interface Spec {
   readonly restarts: { readonly maxQuickExits: number; readonly windowSeconds: number; readonly onCrashLoop?: CrashLoopAction };
   /** Node.js version range (node baker). */
   readonly node: { readonly version: string | undefined };
-  /** The app runs under kiln-exec's seccomp deny-list; `seccomp: off` in kiln.yml for apps that need one of those calls. */
+  /** The app's seccomp deny-list (kiln-exec); `seccomp: off` in kiln.yml turns it off. */
   readonly seccomp: boolean;
 }
 
