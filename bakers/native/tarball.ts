@@ -67,7 +67,8 @@ export function safeEntryPath(name: string): string | undefined {
 }
 
 /** Extracts a tarball into `dest` (created); returns the directory holding the app's files. */
-export async function extractTarball(file: string, dest: string, limits: ExtractLimits = EXTRACT_LIMITS): Promise<string> {
+export async function extractTarball(file: string, dest: string, limitsOverride: Partial<ExtractLimits> = {}): Promise<string> {
+  const limits = { ...EXTRACT_LIMITS, ...limitsOverride };
   const kind = await tarballKind(file);
   if (!kind) throw new InputError(`${file} is not a tar or tar.gz archive`);
   await mkdir(dest, { recursive: true });
