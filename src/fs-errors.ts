@@ -6,9 +6,15 @@
 import { InputError } from "./errors.js";
 
 const EXPLAINED: Readonly<Record<string, { what: string; hint: string }>> = {
-  EACCES: { what: "cannot be read (permission denied)", hint: "make it readable by the user running kiln (chmod a+r, or a+rx for a directory), or remove it" },
+  EACCES: {
+    what: "cannot be read (permission denied)",
+    hint: "make it readable by the user running kiln (chmod a+r, or a+rx for a directory), or remove it",
+  },
   EPERM: { what: "cannot be read (operation not permitted)", hint: "check its permissions and attributes (lsattr), or remove it" },
-  ENAMETOOLONG: { what: "has a path too long for the file system (over 4095 bytes, or a name over 255)", hint: "shorten the directory names, or move the deep tree out of the app" },
+  ENAMETOOLONG: {
+    what: "has a path too long for the file system (over 4095 bytes, or a name over 255)",
+    hint: "shorten the directory names, or move the deep tree out of the app",
+  },
   ELOOP: { what: "is a symbolic link loop", hint: "fix or remove the link" },
 };
 

@@ -83,9 +83,10 @@ export async function extractTarball(file: string, dest: string, limitsOverride:
   } catch (error) {
     ex.destroy();
     if (error instanceof InputError) throw error;
-    throw fsInputError(error, `${path.basename(file)}: an entry`) ?? new InputError(`${path.basename(file)} is not a readable tar archive: ${(error as Error).message}`, {
+    const unreadable = new InputError(`${path.basename(file)} is not a readable tar archive: ${(error as Error).message}`, {
       hint: "check that the file is complete (gzip -t, tar -tf) and was made with tar", cause: error,
     });
+    throw fsInputError(error, `${path.basename(file)}: an entry`) ?? unreadable;
   }
   await tree.finish();
   const top = await readdir(dest);
@@ -111,7 +112,8 @@ class ConfinedTree {
     const type = header.type ?? "file";
     if (rel === undefined) {
       // "./" (the archive's root) is harmless; anything else that escapes is reported.
-      if (!header.name.replace(/\\/g, "/").split("/").every((p: string) => p === "" || p === ".")) this.refuse(header.name, "would land outside the app directory");
+      const isRoot = header.name.replace(/\\/g, "/").split("/").every((p: string) => p === "" || p === ".");
+      if (!isRoot) this.refuse(header.name, "would land outside the app directory");
       return drain(stream);
     }
     try {
@@ -137,7 +139,9 @@ class ConfinedTree {
     for (const [rel, { target, name }] of links) {
       const resolved = await resolveBeneath(this.root, rel);
       if ("rel" in resolved) continue;
-      this.refuse(name, resolved.escape === "loop" ? `is a symlink loop (-> ${printable(target)})` : `is a symlink to ${printable(target)}, which leads outside the app directory through other links`);
+      this.refuse(name, resolved.escape === "loop"
+        ? `is a symlink loop (-> ${printable(target)})`
+        : `is a symlink to ${printable(target)}, which leads outside the app directory through other links`);
       await unlink(path.join(this.root, rel));
     }
     if (this.problems.length === 0) return;
@@ -179,7 +183,8 @@ class ConfinedTree {
     if (target === "" || target.includes("\0")) return this.refuse(name, "is a symlink with an empty target");
     if (lexicalTarget(rel, target) === undefined) return this.refuse(name, `is a symlink to ${printable(target)}, outside the app directory`);
     if (!(await this.parentsOf(rel, name))) return;
-    if ((await lstat(path.join(this.root, rel)).catch(() => undefined))?.isDirectory()) return this.refuse(name, "is a symlink, but an earlier entry made it a directory");
+    const existing = await lstat(path.join(this.root, rel)).catch(() => undefined);
+    if (existing?.isDirectory()) return this.refuse(name, "is a symlink, but an earlier entry made it a directory");
     this.files.delete(rel);
     this.links.set(rel, { target, name });
   }
@@ -248,7 +253,8 @@ class ConfinedTree {
 
   private tooBig(what: string): InputError {
     return new InputError(`${this.archive} has ${what}; kiln stops there rather than fill the disk`, {
-      hint: `an app tarball is limited to ${EXTRACT_LIMITS.maxEntries} entries and ${EXTRACT_LIMITS.maxBytes / 1024 ** 3} GiB; check that this is the archive you meant`,
+      hint: `an app tarball is limited to ${EXTRACT_LIMITS.maxEntries} entries and ${EXTRACT_LIMITS.maxBytes / 1024 ** 3} GiB; `
+        + "check that this is the archive you meant",
     });
   }
 

@@ -167,7 +167,9 @@ async function localDependencies(appDir: string, pkg: PackageJson): Promise<stri
     const real = await realpath(path.join(appDir, rel)).catch(() => undefined);
     const realApp = await realpath(appDir);
     if (real !== undefined && real !== realApp && !real.startsWith(realApp + path.sep)) {
-      throw new InputError(`dependencies.${name}: '${spec}' is a symlink to ${printable(real)}, outside the app directory ${appDir}`, { hint: "copy the package into the app directory instead of linking it, or publish it to your npm registry" });
+      throw new InputError(`dependencies.${name}: '${spec}' is a symlink to ${printable(real)}, outside the app directory ${appDir}`, {
+        hint: "copy the package into the app directory instead of linking it, or publish it to your npm registry",
+      });
     }
     out.push(rel.split(path.sep).join("/"));
   }
@@ -194,7 +196,9 @@ async function materializeLinks(modules: string, work: string): Promise<void> {
     if (target === undefined || target.startsWith(root + path.sep)) continue;
     // npm links only to the local packages copied into the work directory; anything else is refused.
     if (!target.startsWith(workRoot + path.sep)) {
-      throw new InputError(`npm left node_modules/${rel} as a link to ${printable(target)}, outside the install directory`, { hint: "a dependency's install script made a link to a build-host path; remove that dependency or its script" });
+      throw new InputError(`npm left node_modules/${rel} as a link to ${printable(target)}, outside the install directory`, {
+        hint: "a dependency's install script made a link to a build-host path; remove that dependency or its script",
+      });
     }
     const copy = `${link}.kiln-copy`;
     await copyTreeNormalized(target, copy, (r) => r.split("/")[0] === ".git");

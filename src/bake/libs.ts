@@ -57,7 +57,8 @@ function checkLibraryName(soname: string, neededBy: string): void {
 
 /** PT_INTERP must be a plain absolute path: it becomes a file in the image and is looked up in libc6. */
 function checkInterpreter(interpreter: string, program: string): void {
-  if (interpreter.startsWith("/") && path.posix.normalize(interpreter) === interpreter && !interpreter.includes("\0") && !interpreter.endsWith("/")) return;
+  const plain = interpreter.startsWith("/") && !interpreter.endsWith("/") && !interpreter.includes("\0");
+  if (plain && path.posix.normalize(interpreter) === interpreter) return;
   throw new InputError(`${program} names the dynamic loader '${printable(interpreter)}', which is not a plain absolute path`, {
     hint: "the interpreter (PT_INTERP) of an x86-64 glibc program is /lib64/ld-linux-x86-64.so.2; rebuild or patchelf --set-interpreter it",
   });

@@ -115,7 +115,9 @@ export async function placeFile(root: string, dest: string, source: string, mode
   await mkdir(path.dirname(target), { recursive: true });
   const resolved = await resolveBeneath(root, parent);
   if (!("rel" in resolved) || resolved.rel !== parent) {
-    throw new InputError(`the image path ${printable(dest)} lies under a symlink`, { hint: "a runtime tree and a library claim the same directory; report this to kiln's maintainers" });
+    throw new InputError(`the image path ${printable(dest)} lies under a symlink`, {
+      hint: "a runtime tree and a library claim the same directory; report this to kiln's maintainers",
+    });
   }
   await rm(target, { force: true });
   await copyFile(source, target, constants.COPYFILE_EXCL);
