@@ -1,10 +1,10 @@
 // Issue 12, hole 5: a symlink in the app directory whose target lies outside it must be refused
 // by every baker, naming the link and where it points, never followed; links that stay inside
 // the app are kept. The app sits at base/app next to base/canary, which holds "host" secrets.
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { baker as javaBaker } from "../../bakers/java/index.js";
 import { baker as nativeBaker } from "../../bakers/native/index.js";
 import { baker as nodeBaker } from "../../bakers/node/index.js";
@@ -37,6 +37,10 @@ beforeEach(async () => {
   await mkdir(path.join(base, "cache"));
   await mkdir(path.join(base, "scratch"));
   ctx = { home: { cache: path.join(base, "cache") }, scratch: path.join(base, "scratch"), used: [] } as unknown as BakeContext;
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
 });
 
 function spec(): Spec {

@@ -1,10 +1,10 @@
 // Issue 12, hole 4: names an ELF file carries (PT_INTERP, DT_NEEDED) and links inside a package
 // tree must not climb out of the package tree or out of the image root. A fake libc6 tree sits
 // at base/cache/unpacked/libc6 next to base/canary, which holds a 0600 ELF "host file".
-import { chmod, mkdir, mkdtemp, readdir, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, stat, symlink, writeFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { BakeContext } from "../../src/bake/context.js";
 import { collectLibraries, type ElfRoot } from "../../src/bake/libs.js";
 import { placeFile } from "../../src/bake/system.js";
@@ -26,6 +26,10 @@ beforeEach(async () => {
   secret = path.join(base, "canary", "secret");
   await writeFile(secret, buildElf({ type: ET.DYN, soname: "secret" }));
   await chmod(secret, 0o600);
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
 });
 
 function fakeContext(): BakeContext {

@@ -2,10 +2,10 @@
 // directory through links it carries. Each archive is extracted into base/out next to
 // base/canary, which holds a 0600 "host" file; the canary must be untouched and nothing
 // from it may reach the extracted tree.
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, writeFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { extractTarball } from "../../bakers/native/tarball.js";
 import { InputError } from "../../src/errors.js";
 import { makeTar, type TarEntry } from "./helpers/tar-builder.js";
@@ -22,6 +22,10 @@ beforeEach(async () => {
   await mkdir(canary);
   await writeFile(path.join(canary, "shadow"), SECRET);
   await chmod(path.join(canary, "shadow"), 0o600);
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
 });
 
 async function extract(entries: readonly TarEntry[]): Promise<unknown> {
