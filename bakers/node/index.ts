@@ -10,6 +10,8 @@ import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { pinned } from "../../src/bake/context.js";
 import { InputError } from "../../src/errors.js";
 import { run } from "../../src/exec.js";
+import { copyAppTree } from "../../src/bake/app-tree.js";
+import { confinedPath, printable } from "../../src/confine.js";
 import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
 import { splitCommand } from "../../src/config/argv.js";
@@ -98,7 +100,7 @@ export const baker: Baker = {
   },
 
   async stageApp(spec, ctx, dest, runtime) {
-    await copyTreeNormalized(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
+    await copyAppTree(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
     const pkg = (await readPackageJson(spec.appDir)) ?? {};
     if (Object.keys(pkg.dependencies ?? {}).length === 0) return;
     const modules = await productionInstall(spec.appDir, { key: runtime.key, headersDir: runtime.headersDir ?? "" }, ctx);
@@ -114,7 +116,7 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
   const manifest = await readFile(path.join(appDir, "package.json"), "utf8");
   const lockFile = path.join(appDir, "package-lock.json");
   const lock = (await exists(lockFile)) ? await readFile(lockFile, "utf8") : "";
-  const locals = localDependencies(appDir, JSON.parse(manifest) as PackageJson);
+  const locals = await localDependencies(appDir, JSON.parse(manifest) as PackageJson);
   const localHashes = await Promise.all(locals.map(async (rel) => `${rel}:${await hashTree(path.join(appDir, rel), skipInLocal)}`));
   // .npmrc decides how npm installs (registry, ignore-scripts, …), so it is part of the key too.
   const npmrc = await readFile(path.join(appDir, ".npmrc"), "utf8").catch(() => "");
@@ -127,13 +129,13 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
     if (lock) await writeFile(path.join(work, "package-lock.json"), lock);
     for (const extra of [".npmrc"]) if (await exists(path.join(appDir, extra))) await cp(path.join(appDir, extra), path.join(work, extra));
     // file: dependencies (a local addon) travel with package.json, at the same relative path.
-    for (const rel of locals) await copyTreeNormalized(path.join(appDir, rel), path.join(work, rel), skipInLocal);
+    for (const rel of locals) await copyAppTree(confinedPath(appDir, rel), confinedPath(work, rel), skipInLocal);
     const argv = lock ? ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"] : ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"];
     await run(argv, { cwd: work, inheritEnv: true, env: { npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" }, hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why" });
     await mkdir(path.dirname(cached), { recursive: true });
     const modules = path.join(work, "node_modules");
     if (await exists(modules)) {
-      await materializeLinks(modules);
+      await materializeLinks(modules, work);
       await checkAddonsBuilt(modules);
       await publishDir(modules, cached);
     } else await mkdir(cached, { recursive: true });
@@ -152,7 +154,7 @@ function skipInLocal(rel: string): boolean {
  * Dependencies given as local paths (file:./addon), relative to the app directory. They must
  * sit inside it: the app directory is what kiln bakes, and the only thing a rebake can see.
  */
-function localDependencies(appDir: string, pkg: PackageJson): string[] {
+async function localDependencies(appDir: string, pkg: PackageJson): Promise<string[]> {
   const out: string[] = [];
   for (const [name, spec] of Object.entries(pkg.dependencies ?? {})) {
     const local = /^file:(.+)$/.exec(spec)?.[1] ?? (/^\.{1,2}\//.test(spec) ? spec : undefined);
@@ -160,6 +162,14 @@ function localDependencies(appDir: string, pkg: PackageJson): string[] {
     const rel = path.relative(appDir, path.resolve(appDir, local));
     if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
       throw new InputError(`dependencies.${name}: '${spec}' is outside the app directory ${appDir}`, { hint: "move the package into the app directory (e.g. file:./packages/" + name + "), or publish it to your npm registry" });
+    }
+    // The name stays inside; a link on the way must too (file:./addon with addon -> ~/.ssh).
+    const real = await realpath(path.join(appDir, rel)).catch(() => undefined);
+    const realApp = await realpath(appDir);
+    if (real !== undefined && real !== realApp && !real.startsWith(realApp + path.sep)) {
+      throw new InputError(`dependencies.${name}: '${spec}' is a symlink to ${printable(real)}, outside the app directory ${appDir}`, {
+        hint: "copy the package into the app directory instead of linking it, or publish it to your npm registry",
+      });
     }
     out.push(rel.split(path.sep).join("/"));
   }
@@ -171,8 +181,9 @@ function localDependencies(appDir: string, pkg: PackageJson): string[] {
  * builds addons inside the link target. The image has only node_modules, so links that leave
  * node_modules become real copies of what they point to (with the built addon).
  */
-async function materializeLinks(modules: string): Promise<void> {
+async function materializeLinks(modules: string, work: string): Promise<void> {
   const root = await realpath(modules);
+  const workRoot = await realpath(work);
   const entries: string[] = [];
   for (const name of await readdir(modules)) {
     if (name.startsWith("@")) for (const inner of await readdir(path.join(modules, name)).catch(() => [] as string[])) entries.push(`${name}/${inner}`);
@@ -183,6 +194,12 @@ async function materializeLinks(modules: string): Promise<void> {
     if (!(await lstat(link)).isSymbolicLink()) continue;
     const target = await realpath(link).catch(() => undefined);
     if (target === undefined || target.startsWith(root + path.sep)) continue;
+    // npm links only to the local packages copied into the work directory; anything else is refused.
+    if (!target.startsWith(workRoot + path.sep)) {
+      throw new InputError(`npm left node_modules/${rel} as a link to ${printable(target)}, outside the install directory`, {
+        hint: "a dependency's install script made a link to a build-host path; remove that dependency or its script",
+      });
+    }
     const copy = `${link}.kiln-copy`;
     await copyTreeNormalized(target, copy, (r) => r.split("/")[0] === ".git");
     await removeDir(link);
