@@ -15,6 +15,7 @@ packages=(
   g++                                      # node baker: node-gyp compiles C++ addons (examples/node-addon)
   openjdk-17-jdk-headless                  # builds examples/hello-java (javac, jar); bakes use the JDK from apt
   ca-certificates
+  libbearssl-dev                           # kiln-https, the image's TLS client for secrets (static libbearssl.a)
   dpkg-dev                                 # rebake tests: dpkg-scanpackages indexes a loopback Debian repository
   systemd                                  # schedule tests: systemd-analyze verify checks the generated units
   bubblewrap                               # bake sandbox (bwrap): installs, compiles, extraction confined

@@ -76,7 +76,11 @@ export async function listTree(root: string, skip: (rel: string) => boolean = ()
  * so the image does not depend on the builder's umask or file ownership.
  */
 export async function copyTreeNormalized(from: string, to: string, skip: (rel: string) => boolean = () => false): Promise<TreeEntry[]> {
-  const entries = await listTree(from, skip);
+  return copyListedTree(from, to, await listTree(from, skip));
+}
+
+/** copyTreeNormalized for entries already listed (and checked) by the caller. */
+export async function copyListedTree(from: string, to: string, entries: TreeEntry[]): Promise<TreeEntry[]> {
   await mkdir(to, { recursive: true });
   for (const entry of entries) {
     const dest = path.join(to, entry.rel);

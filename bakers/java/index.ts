@@ -8,7 +8,7 @@ import { chmod, copyFile, readFile, readdir, open } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { InputError } from "../../src/errors.js";
-import { copyTreeNormalized } from "../../src/fsutil.js";
+import { copyAppTree } from "../../src/bake/app-tree.js";
 import { lockEntryOf } from "../../src/packages/apt.js";
 import { formatBytes } from "../../src/progress.js";
 import { inspectJar, isZip, nameAndVersionOf, ZipFormatError, type JarInfo } from "./jar.js";
@@ -131,7 +131,7 @@ export const baker: Baker = {
       await chmod(target, 0o644);
       return;
     }
-    await copyTreeNormalized(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
+    await copyAppTree(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
   },
 };
 

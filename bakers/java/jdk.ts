@@ -6,6 +6,7 @@
  */
 import { cp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { hostPathBeneath } from "../../src/confine.js";
 import { resolveDebian, type BakeContext } from "../../src/bake/context.js";
 import { CommandFailedError, InputError } from "../../src/errors.js";
 import { exists, listTree, makeScratchDir, publishDir, removeDir, sha256, sha256File } from "../../src/fsutil.js";
@@ -64,9 +65,10 @@ async function rerootSymlinks(root: string): Promise<void> {
   for (const entry of await listTree(root)) {
     if (entry.type !== "symlink" || !entry.target?.startsWith("/")) continue;
     const link = path.join(root, entry.rel);
-    const target = path.join(root, entry.target);
+    // Resolved as in the image (".." stops at the tree's root), so a link never leads out of the tree.
+    const target = await hostPathBeneath(root, entry.target, { inRoot: true });
     await rm(link);
-    if (await exists(target)) await symlink(path.relative(path.dirname(link), target), link);
+    if (target !== undefined && (await exists(target))) await symlink(path.relative(path.dirname(link), target), link);
   }
 }
 

@@ -8,7 +8,8 @@ import { copyFile, chmod, readdir, readFile, open } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { isElf, parseElf } from "../../src/elf/elf.js";
-import { copyTreeNormalized, makeScratchDir, removeDir } from "../../src/fsutil.js";
+import { copyAppTree } from "../../src/bake/app-tree.js";
+import { makeScratchDir, removeDir } from "../../src/fsutil.js";
 import { extractArchive } from "./extract.js";
 import { tarballBaseName, tarballKind } from "./tarball.js";
 
@@ -65,7 +66,7 @@ export const baker: Baker = {
     if (spec.appFile && (await tarballKind(spec.appFile))) {
       const scratch = await makeScratchDir(ctx.scratch, "untar");
       try {
-        await copyTreeNormalized(await extractArchive(ctx, spec.appFile, scratch), dest);
+        await copyAppTree(await extractArchive(ctx, spec.appFile, scratch), dest);
       } finally {
         await removeDir(scratch);
       }
@@ -77,7 +78,7 @@ export const baker: Baker = {
       await chmod(target, 0o755);
       return;
     }
-    await copyTreeNormalized(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
+    await copyAppTree(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
   },
 };
 

@@ -9,6 +9,8 @@ import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { pinned } from "../../src/bake/context.js";
 import { InputError } from "../../src/errors.js";
+import { copyAppTree } from "../../src/bake/app-tree.js";
+import { confinedPath, printable } from "../../src/confine.js";
 import { hostToolAccess, npmAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
@@ -98,7 +100,7 @@ export const baker: Baker = {
   },
 
   async stageApp(spec, ctx, dest, runtime) {
-    await copyTreeNormalized(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
+    await copyAppTree(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
     const pkg = (await readPackageJson(spec.appDir)) ?? {};
     if (Object.keys(pkg.dependencies ?? {}).length === 0) return;
     const modules = await productionInstall(spec.appDir, { key: runtime.key, headersDir: runtime.headersDir ?? "" }, ctx);
@@ -114,7 +116,7 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
   const manifest = await readFile(path.join(appDir, "package.json"), "utf8");
   const lockFile = path.join(appDir, "package-lock.json");
   const lock = (await exists(lockFile)) ? await readFile(lockFile, "utf8") : "";
-  const locals = localDependencies(appDir, JSON.parse(manifest) as PackageJson);
+  const locals = await localDependencies(appDir, JSON.parse(manifest) as PackageJson);
   const localHashes = await Promise.all(locals.map(async (rel) => `${rel}:${await hashTree(path.join(appDir, rel), skipInLocal)}`));
   // .npmrc decides how npm installs (registry, ignore-scripts, …), so it is part of the key too.
   const npmrc = await readFile(path.join(appDir, ".npmrc"), "utf8").catch(() => "");
@@ -127,7 +129,7 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
     if (lock) await writeFile(path.join(work, "package-lock.json"), lock);
     for (const extra of [".npmrc"]) if (await exists(path.join(appDir, extra))) await cp(path.join(appDir, extra), path.join(work, extra));
     // file: dependencies (a local addon) travel with package.json, at the same relative path.
-    for (const rel of locals) await copyTreeNormalized(path.join(appDir, rel), path.join(work, rel), skipInLocal);
+    for (const rel of locals) await copyAppTree(confinedPath(appDir, rel), confinedPath(work, rel), skipInLocal);
     const argv = lock ? ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"] : ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"];
     // npm and the install scripts it runs (approved by allowScripts; node-gyp compiles) are the
     // app's code: in the sandbox, with the network and npm's registry settings, writing only to `work`.
@@ -162,7 +164,7 @@ function skipInLocal(rel: string): boolean {
  * Dependencies given as local paths (file:./addon), relative to the app directory. They must
  * sit inside it: the app directory is what kiln bakes, and the only thing a rebake can see.
  */
-function localDependencies(appDir: string, pkg: PackageJson): string[] {
+async function localDependencies(appDir: string, pkg: PackageJson): Promise<string[]> {
   const out: string[] = [];
   for (const [name, spec] of Object.entries(pkg.dependencies ?? {})) {
     const local = /^file:(.+)$/.exec(spec)?.[1] ?? (/^\.{1,2}\//.test(spec) ? spec : undefined);
@@ -170,6 +172,14 @@ function localDependencies(appDir: string, pkg: PackageJson): string[] {
     const rel = path.relative(appDir, path.resolve(appDir, local));
     if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
       throw new InputError(`dependencies.${name}: '${spec}' is outside the app directory ${appDir}`, { hint: "move the package into the app directory (e.g. file:./packages/" + name + "), or publish it to your npm registry" });
+    }
+    // The name stays inside; a link on the way must too (file:./addon with addon -> ~/.ssh).
+    const real = await realpath(path.join(appDir, rel)).catch(() => undefined);
+    const realApp = await realpath(appDir);
+    if (real !== undefined && real !== realApp && !real.startsWith(realApp + path.sep)) {
+      throw new InputError(`dependencies.${name}: '${spec}' is a symlink to ${printable(real)}, outside the app directory ${appDir}`, {
+        hint: "copy the package into the app directory instead of linking it, or publish it to your npm registry",
+      });
     }
     out.push(rel.split(path.sep).join("/"));
   }
@@ -195,10 +205,10 @@ async function materializeLinks(modules: string, work: string): Promise<void> {
     if (!(await lstat(link)).isSymbolicLink()) continue;
     const target = await realpath(link).catch(() => undefined);
     if (target === undefined || target.startsWith(root + path.sep)) continue;
+    // npm links only to the local packages copied into the work directory; anything else is refused.
     if (!target.startsWith(workRoot + path.sep)) {
-      throw new InputError(`node_modules/${rel} is a link to ${target}, outside the app's install directory`, {
-        hint: "a dependency's install script made this link; remove that dependency or its script "
-          + "(kiln copies only file: packages from the app directory)",
+      throw new InputError(`npm left node_modules/${rel} as a link to ${printable(target)}, outside the install directory`, {
+        hint: "a dependency's install script made a link to a build-host path; remove that dependency or its script",
       });
     }
     const copy = `${link}.kiln-copy`;

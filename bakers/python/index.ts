@@ -10,6 +10,7 @@ import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { resolveDebian, type BakeContext } from "../../src/bake/context.js";
 import { CommandFailedError, InputError, KilnError } from "../../src/errors.js";
+import { copyAppTree } from "../../src/bake/app-tree.js";
 import { hostPythonAccess, pipAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { lockEntryOf } from "../../src/packages/apt.js";
@@ -64,7 +65,7 @@ export const baker: Baker = {
       await copyFile(spec.appFile, target);
       await chmod(target, 0o644);
     } else {
-      await copyTreeNormalized(spec.appDir, dest, skip);
+      await copyAppTree(spec.appDir, dest, skip);
     }
     const python = runtime.files.find((f) => f.dest === "/usr/bin/python3");
     if (!python) throw new KilnError("the python runtime has no /usr/bin/python3");

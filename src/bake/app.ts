@@ -13,6 +13,7 @@ import type { Spec } from "../config/types.js";
 import type { Baker, Runtime } from "./baker.js";
 import type { BakeContext } from "./context.js";
 import { APP_GID, APP_UID } from "./system.js";
+import { renderCmdFile, renderEnvFile, renderLaunchConf } from "./app-config.js";
 
 export interface StagedApp {
   /** Directory that becomes the app partition: app/ and kiln/. */
@@ -113,11 +114,12 @@ export async function stageApp(spec: Spec, baker: Baker, runtime: Runtime, ctx: 
     KILN_MAX_CRASHES: String(spec.restarts.maxQuickExits),
     KILN_CRASH_WINDOW: String(spec.restarts.windowSeconds),
     KILN_ON_CRASH_LOOP: spec.restarts.onCrashLoop ?? "poweroff",
+    KILN_SECCOMP: spec.seccomp ? "on" : "off",
   };
   await mkdir(path.join(root, "kiln"), { recursive: true });
-  await writeFile(path.join(root, "kiln", "cmd"), argv.map((a) => `${a}\n`).join(""));
-  await writeFile(path.join(root, "kiln", "env"), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(""));
-  await writeFile(path.join(root, "kiln", "launch.conf"), Object.entries(launch).map(([k, v]) => `${k}='${v.replaceAll("'", "")}'\n`).join(""));
+  await writeFile(path.join(root, "kiln", "cmd"), renderCmdFile(argv));
+  await writeFile(path.join(root, "kiln", "env"), renderEnvFile(env));
+  await writeFile(path.join(root, "kiln", "launch.conf"), renderLaunchConf(launch));
   return { root, appDir, argv, env };
 }
 

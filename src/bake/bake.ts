@@ -3,7 +3,6 @@
  * timed step on stderr, each layer is cached by the identity of its inputs, and the image
  * enters the store only when complete.
  */
-import { mkdir } from "node:fs/promises";
 import { InputError } from "../errors.js";
 import path from "node:path";
 import { requireTools } from "../exec.js";
@@ -13,7 +12,7 @@ import type { KilnHome } from "../home.js";
 import { assembleDisk, diskSignatureFor } from "../image/disk.js";
 import type { ImageManifest } from "../image/manifest.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
-import { writeFileAtomic } from "../fsutil.js";
+import { makePrivateDir, writePrivateFileAtomic } from "../private-fs.js";
 import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
 import { describeChange, diffPackages } from "../packages/outdated.js";
 import { imageSbom } from "../packages/sbom.js";
@@ -28,6 +27,7 @@ import { buildInitramfs } from "./initramfs.js";
 import { prepareKernel } from "./kernel.js";
 import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
 import { buildSystemLayer } from "./system.js";
+import { verifyUsedPackages } from "./verify-packages.js";
 
 export const BAKE_TOOLS = ["apt-cache", "apt-get", "dpkg-deb", "dpkg", "mkfs.erofs", "mkfs.fat", "mcopy", "mmd", "syslinux", "gcc", "npm"] as const;
 
@@ -65,7 +65,8 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   const sandbox = await openSandbox({ enabled: sandboxed, warn: (message) => progress.info(message) });
   progress.info(`Baking ${spec.name}:${spec.version} (${spec.baker}) from ${spec.appFile ?? spec.appDir}`);
 
-  await mkdir(home.tmp, { recursive: true });
+  // Bake scratch holds the image being built (env baked into it): owner only.
+  await makePrivateDir(home.tmp);
   const scratch = await makeScratchDir(home.tmp, "bake");
   try {
     const lock = options.ignoreLock ? undefined : await readLock(spec.appDir);
@@ -99,6 +100,9 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
     const boot = await progress.step("Boot partition (BIOS + UEFI)", () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx), (b) => (b.cached ? "(cached)" : ""));
     const system = await progress.step("System layer", () => buildSystemLayer(runtime, libs, ctx), (s) => `${formatBytes(s.bytes)}${s.cached ? " (cached)" : ""}`);
     const app = await progress.step("App layer", () => (options.app ? options.app.layer(ctx) : buildAppLayer(staged, ctx)), (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`);
+
+    // Cached layers record the packages they were built from: verify each from its bytes.
+    await progress.step("Package check", () => verifyUsedPackages(ctx), (n) => `${n} packages verified`);
 
     const imageDir = await makeScratchDir(home.tmp, "image");
     try {
@@ -134,7 +138,7 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
       };
       const manifest = options.finishManifest ? options.finishManifest(baseManifest) : baseManifest;
       const image = await new ImageStore(home).commit(imageDir, manifest);
-      await writeFileAtomic(path.join(image.dir, "sbom.json"), `${JSON.stringify(sbom, null, 2)}\n`);
+      await writePrivateFileAtomic(path.join(image.dir, "sbom.json"), `${JSON.stringify(sbom, null, 2)}\n`);
       const lockChanged = options.frozen ? false : await writeLock(spec.appDir, newLock);
       return { image, lockChanged, seconds: (performance.now() - started) / 1000 };
     } finally {

@@ -6,9 +6,11 @@
  */
 import { mkdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { describeControl } from "../config/schema-messages.js";
+import { KilnError } from "../errors.js";
 import { run } from "../exec.js";
 import { exists, makeScratchDir, removeDir, sha256, cachedSha256 } from "../fsutil.js";
-import { lockEntryOf } from "../packages/apt.js";
+import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 import type { InitLayer } from "./initramfs.js";
 import type { KernelLayer } from "./kernel.js";
@@ -28,13 +30,26 @@ export interface BootLayer {
 }
 
 export function kernelCommandLine(diskSignature: string): string {
+  // The signature is kiln's own hex; checked anyway, since a space would add a kernel parameter.
+  if (!/^[0-9a-f]{8}$/.test(diskSignature)) throw new KilnError(`disk signature '${diskSignature}' is not 8 hex digits`);
   // ttyS0 last so it becomes /dev/console: the serial console is what QEMU, VirtualBox
   // and EC2 (GetConsoleOutput) show. panic=-1 reboots at once, which ends a -no-reboot VM.
   return `console=tty0 console=ttyS0,115200n8 quiet panic=-1 kiln.disk=${diskSignature}`;
 }
 
-function fill(template: string, values: Record<string, string>): string {
-  return template.replace(/\{\{(\w+)\}\}/g, (_, key: string) => values[key] ?? "");
+/**
+ * One value of a boot loader file (syslinux.cfg, a systemd-boot entry): both read a setting per
+ * line, so a control character could add a line (`options init=/bin/sh`). Refused, not escaped:
+ * neither format has a way to quote a newline.
+ */
+export function bootValue(value: string, what: string): string {
+  const control = describeControl(value);
+  if (control) throw new KilnError(`the boot loader ${what} ${control}: ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function fillBootTemplate(template: string, values: Readonly<Record<string, string>>): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (_, key: string) => bootValue(values[key] ?? "", key));
 }
 
 export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, title: string, diskSignature: string, ctx: BakeContext): Promise<BootLayer> {
@@ -47,7 +62,7 @@ export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, t
   const cmdline = kernelCommandLine(diskSignature);
   const installer = (await run(["syslinux", "--version"]).catch(() => ({ stdout: "", stderr: "" }))).stderr.trim();
   const templates = await Promise.all(["syslinux.cfg", "loader.conf", "kiln.conf"].map((f) => readFile(path.join(ctx.templates, "boot", f), "utf8")));
-  const key = sha256([kernel.package.sha256, init.sha256, syslinuxPkg.sha256, sdbootPkg.sha256, installer, cmdline, title, ...templates].join("\0")).slice(0, 32);
+  const key = sha256([packageIdentity(kernel.package), init.sha256, packageIdentity(syslinuxPkg), packageIdentity(sdbootPkg), installer, cmdline, title, ...templates].join("\0")).slice(0, 32);
   const out = path.join(ctx.layers, `boot-${key}.fat`);
   if (await exists(out)) return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, mbrCode, cmdline };
 
@@ -57,10 +72,10 @@ export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, t
     const files: [string, string][] = [
       [kernel.vmlinuz, "vmlinuz"],
       [init.path, "initrd.img"],
-      [await stage(work, "syslinux.cfg", fill(syslinuxCfg, { cmdline })), "syslinux.cfg"],
+      [await stage(work, "syslinux.cfg", fillBootTemplate(syslinuxCfg, { cmdline })), "syslinux.cfg"],
       [path.join(sdbootTree, "usr/lib/systemd/boot/efi/systemd-bootx64.efi"), "EFI/BOOT/BOOTX64.EFI"],
       [await stage(work, "loader.conf", loaderConf), "loader/loader.conf"],
-      [await stage(work, "kiln.conf", fill(entry, { cmdline, title })), "loader/entries/kiln.conf"],
+      [await stage(work, "kiln.conf", fillBootTemplate(entry, { cmdline, title })), "loader/entries/kiln.conf"],
     ];
     const image = path.join(work, "boot.fat");
     const env = { SOURCE_DATE_EPOCH: String(FIXED_EPOCH), MTOOLS_SKIP_CHECK: "1" };

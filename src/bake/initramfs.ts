@@ -1,5 +1,6 @@
 /**
- * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, and the
+ * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, kiln-https
+ * with Amazon's root CAs (from the pinned ca-certificates package), and the
  * kernel modules with their load-order and alias tables, as a reproducible gzipped cpio.
  * It depends only on the kernel, busybox and kiln's templates, never on the app, so every
  * app baked with the same kernel shares it.
@@ -10,8 +11,9 @@ import { buildCpio, gzipDeterministic, type CpioEntry } from "../image/cpio.js";
 import { renderAliasTable, renderDepTable } from "../kmod/module-set.js";
 import { run } from "../exec.js";
 import { exists, sha256, sha256File, cachedSha256, writeFileAtomic } from "../fsutil.js";
-import { lockEntryOf } from "../packages/apt.js";
+import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
+import { buildHttpsClient, loadAwsRoots } from "./https-client.js";
 import type { KernelLayer } from "./kernel.js";
 
 export interface InitLayer {
@@ -46,12 +48,18 @@ const INIT_SCRIPTS = ["kiln-dhcp", "kiln-imds", "kiln-secrets"] as const;
 
 export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Promise<InitLayer> {
   const busyboxPkg = await resolveDebian(ctx, "busybox-static");
+  await ctx.apt.verify(busyboxPkg); // the cache key below trusts it
   ctx.used.push(lockEntryOf(busyboxPkg, "init"));
   const kilnExec = await buildHelper(ctx, "kiln-exec");
   const kilnLog = await buildHelper(ctx, "kiln-log");
+  const kilnHttps = await buildHttpsClient(ctx);
+  const awsRoots = await loadAwsRoots(ctx);
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
   const scripts = await Promise.all(INIT_SCRIPTS.map(async (name) => ({ name, data: await readFile(path.join(ctx.templates, "init", name)) })));
-  const key = sha256([kernel.package.sha256, busyboxPkg.sha256, sha256(kilnExec), sha256(kilnLog), sha256(initScript), ...scripts.map((s) => sha256(s.data)), kernel.loadOrder.join(",")].join("\0")).slice(0, 32);
+  const key = sha256([
+    packageIdentity(kernel.package), packageIdentity(busyboxPkg), sha256(kilnExec), sha256(kilnLog), sha256(kilnHttps),
+    packageIdentity(awsRoots.pkg), sha256(awsRoots.pem), sha256(initScript), ...scripts.map((s) => sha256(s.data)), kernel.loadOrder.join(","),
+  ].join("\0")).slice(0, 32);
   const out = path.join(ctx.layers, `initramfs-${key}.img`);
   if (await exists(out)) {
     return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, busyboxVersion: busyboxPkg.version };
@@ -67,6 +75,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
     { path: "bin/busybox", type: "file", mode: 0o755, data: busybox },
     { path: "bin/kiln-exec", type: "file", mode: 0o755, data: kilnExec },
     { path: "bin/kiln-log", type: "file", mode: 0o755, data: kilnLog },
+    { path: "bin/kiln-https", type: "file", mode: 0o755, data: kilnHttps },
+    { path: "etc/kiln/aws-roots.pem", type: "file", mode: 0o644, data: awsRoots.pem },
     ...scripts.map((s): CpioEntry => ({ path: `bin/${s.name}`, type: "file", mode: 0o755, data: s.data })),
     { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },
     { path: "lib/modules/kiln.alias", type: "file", mode: 0o644, data: Buffer.from(renderAliasTable([...kernel.modules.values()].map((m) => m.info))) },

@@ -8,7 +8,7 @@ import { InputError, KilnError } from "../errors.js";
 import { parseModinfo, type ModuleInfo } from "../kmod/modinfo.js";
 import { checkKernelConfig, parseFragment, parseKernelConfig } from "../kmod/kconfig.js";
 import { planModuleLoad } from "../kmod/module-set.js";
-import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
+import { lockEntryOf, packageIdentity, type DebianPackage } from "../packages/apt.js";
 import type { Spec } from "../config/types.js";
 import type { BakeContext } from "./context.js";
 import { sha256, writeFileAtomic } from "../fsutil.js";
@@ -53,7 +53,7 @@ export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<Kerne
   const tree = await ctx.apt.unpack(pkg);
   ctx.used.push(lockEntryOf(pkg, "kernel"));
   const fragmentText = await readFile(path.join(ctx.kernelConfigs, "kiln.config"), "utf8");
-  const indexFile = path.join(ctx.layers, `kernel-${sha256(`${pkg.sha256}\0${fragmentText}`).slice(0, 32)}.json`);
+  const indexFile = path.join(ctx.layers, `kernel-${sha256(`${packageIdentity(pkg)}\0${fragmentText}`).slice(0, 32)}.json`);
   const known = await readFile(indexFile, "utf8").then((t) => JSON.parse(t) as KernelIndex, () => undefined);
   const index = known ?? (await indexKernel(pkg, tree, fragmentText));
   if (!known) await writeFileAtomic(indexFile, JSON.stringify(index));

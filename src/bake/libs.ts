@@ -3,12 +3,12 @@
  * app, each library taken from its pinned Debian package (never from the build host's disk),
  * plus the dynamic loader. Libraries the app ships itself (RUNPATH $ORIGIN) stay in the app.
  */
-import { lstat, readFile, readlink, readdir } from "node:fs/promises";
+import { lstat, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { InputError } from "../errors.js";
 import { computeLibClosure, type LibRequest, type ResolvedLib } from "../elf/closure.js";
 import { isElf, parseElf, type ElfInfo } from "../elf/elf.js";
-import { exists } from "../fsutil.js";
+import { confinedPath, hostPathBeneath, printable } from "../confine.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
 import type { Spec } from "../config/types.js";
 import { resolveDebian, type BakeContext } from "./context.js";
@@ -32,20 +32,36 @@ export interface LibFile {
   readonly identity: string;
 }
 
-/** Follows symlinks inside an unpacked package tree (absolute links re-rooted at the tree). */
-async function realPathInTree(tree: string, rel: string, depth = 0): Promise<string | undefined> {
-  const full = path.join(tree, rel);
-  let info;
-  try {
-    info = await lstat(full);
-  } catch {
-    return undefined;
-  }
-  if (!info.isSymbolicLink()) return info.isFile() ? full : undefined;
-  if (depth > 16) return undefined;
-  const target = await readlink(full);
-  const next = target.startsWith("/") ? target.slice(1) : path.join(path.dirname(rel), target);
-  return realPathInTree(tree, next, depth + 1);
+/**
+ * Follows symlinks inside an unpacked package tree the way they resolve in the image: absolute
+ * links restart at the tree's root and ".." stops there, so nothing outside the tree is reached.
+ */
+async function realPathInTree(tree: string, rel: string): Promise<string | undefined> {
+  const host = await hostPathBeneath(tree, rel, { inRoot: true });
+  if (host === undefined) return undefined;
+  const info = await lstat(host).catch(() => undefined);
+  return info?.isFile() ? host : undefined;
+}
+
+/**
+ * DT_NEEDED names are looked up by name in library directories; a name with a slash would be
+ * a path (ld.so opens it relative to the working directory), and "../" in it climbs out of
+ * whatever tree kiln joins it to, so only plain file names are accepted.
+ */
+function checkLibraryName(soname: string, neededBy: string): void {
+  if (soname !== "" && soname !== "." && soname !== ".." && !/[/\0]/.test(soname)) return;
+  throw new InputError(`${neededBy} needs the library '${printable(soname)}', which is not a plain file name`, {
+    hint: "kiln resolves shared libraries by name (DT_NEEDED like libfoo.so.1); relink the program with -lfoo instead of a path",
+  });
+}
+
+/** PT_INTERP must be a plain absolute path: it becomes a file in the image and is looked up in libc6. */
+function checkInterpreter(interpreter: string, program: string): void {
+  const plain = interpreter.startsWith("/") && !interpreter.endsWith("/") && !interpreter.includes("\0");
+  if (plain && path.posix.normalize(interpreter) === interpreter) return;
+  throw new InputError(`${program} names the dynamic loader '${printable(interpreter)}', which is not a plain absolute path`, {
+    hint: "the interpreter (PT_INTERP) of an x86-64 glibc program is /lib64/ld-linux-x86-64.so.2; rebuild or patchelf --set-interpreter it",
+  });
 }
 
 /** Finds every ELF file under a staged directory (app files, node_modules addons). */
@@ -99,17 +115,25 @@ class LibraryResolver {
     return this.trees.map((t) => t.pkg);
   }
 
-  /** Maps an image path to the staged host path, for libraries the app ships itself. */
-  private staged(imagePath: string): string | undefined {
-    for (const [prefix, dir] of this.stagedRoots) if (imagePath === prefix || imagePath.startsWith(`${prefix}/`)) return path.join(dir, imagePath.slice(prefix.length));
+  /**
+   * Maps an image path to the staged host path, for libraries the app ships itself; links are
+   * followed only inside the staged directory they belong to.
+   */
+  private async staged(imagePath: string): Promise<string | undefined> {
+    for (const [prefix, dir] of this.stagedRoots) {
+      if (imagePath !== prefix && !imagePath.startsWith(`${prefix}/`)) continue;
+      const host = await hostPathBeneath(dir, imagePath.slice(prefix.length));
+      return host !== undefined && (await lstat(host).catch(() => undefined))?.isFile() ? host : undefined;
+    }
     return undefined;
   }
 
   async resolve(req: LibRequest): Promise<(ResolvedLib & { identity: string; fromApp: boolean }) | undefined> {
+    checkLibraryName(req.soname, req.neededBy);
     for (const dir of [...req.rpath, ...req.runpath]) {
       const imageDir = dir.replaceAll("$ORIGIN", req.origin).replaceAll("${ORIGIN}", req.origin);
-      const host = this.staged(path.posix.join(imageDir, req.soname));
-      if (host && (await exists(host))) return { soname: req.soname, path: host, info: parseElf(await readFile(host), host), identity: `app:${host}`, fromApp: true };
+      const host = await this.staged(path.posix.join(imageDir, req.soname));
+      if (host) return { soname: req.soname, path: host, info: parseElf(await readFile(host), host), identity: `app:${host}`, fromApp: true };
     }
     const inTree = await this.findInTrees(req.soname);
     if (inTree) return inTree;
@@ -132,8 +156,8 @@ class LibraryResolver {
   /** Which Debian package ships this library on the build host; that package is then fetched. */
   private async hostOwner(soname: string): Promise<string | undefined> {
     for (const dir of HOST_LIB_DIRS) {
-      const candidate = path.join(dir, soname);
-      if (await exists(candidate)) {
+      const candidate = confinedPath(dir, soname, "a library name");
+      if (await lstat(candidate).then(() => true, () => false)) {
         const owner = await this.ctx.apt.ownerOf(candidate);
         if (owner) return owner.replace(/:amd64$/, "");
       }
@@ -167,6 +191,7 @@ export async function collectLibraries(spec: Spec, roots: readonly ElfRoot[], st
       const identity = identities.get(lib.soname);
       if (identity) files.set(`${LIB_DIR}/${lib.soname}`, { dest: `${LIB_DIR}/${lib.soname}`, source: lib.path, identity });
     }
+    if (closure.interpreter) checkInterpreter(closure.interpreter, root.imagePath);
     if (closure.interpreter && !files.has(closure.interpreter)) {
       const real = await realPathInTree(libc.tree, closure.interpreter.slice(1));
       if (!real) missing.push(`${closure.interpreter} (the dynamic loader of ${root.imagePath}, not in libc6)`);

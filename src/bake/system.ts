@@ -3,8 +3,11 @@
  * libraries, a few /etc files and the mount points the init fills (app, tmp, run, proc, dev).
  * No shell, no busybox, no package manager. Cached by the identities of its inputs.
  */
-import { chmod, copyFile, mkdir, readFile, rename, stat, symlink, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { chmod, copyFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { confinedPath, printable, resolveBeneath } from "../confine.js";
+import { InputError } from "../errors.js";
 import { makeErofs } from "../image/erofs.js";
 import { copyTreeNormalized, exists, hashTree, listTree, makeScratchDir, removeDir, sha256, cachedSha256, writeFileAtomic } from "../fsutil.js";
 import type { Runtime, RuntimeTree } from "./baker.js";
@@ -65,8 +68,8 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
     // The init writes DNS servers from DHCP to the writable /run.
     await symlink("/run/resolv.conf", path.join(root, "etc/resolv.conf"));
     for (const t of trees) await copyTreeNormalized(t.source, path.join(root, t.dest));
-    for (const f of runtime.files) await place(root, f.dest, f.source, f.mode);
-    for (const l of libs) await place(root, l.dest, l.source, 0o755);
+    for (const f of runtime.files) await placeFile(root, f.dest, f.source, f.mode);
+    for (const l of libs) await placeFile(root, l.dest, l.source, 0o755);
     const tmp = path.join(ctx.scratch, `system-${key}.erofs`);
     await makeErofs(root, tmp, key);
     await mkdir(ctx.layers, { recursive: true });
@@ -102,9 +105,21 @@ function treeHash(tree: RuntimeTree, ctx: BakeContext): Promise<string> {
   return known;
 }
 
-async function place(root: string, dest: string, source: string, mode: number): Promise<void> {
-  const target = path.join(root, dest);
+/**
+ * Copies `source` to the image path `dest` under `root`. `dest` can come from a program's
+ * headers (its dynamic loader), so it is confined to the root and never written through a link.
+ */
+export async function placeFile(root: string, dest: string, source: string, mode: number): Promise<void> {
+  const target = confinedPath(root, dest, "an image path");
+  const parent = path.relative(root, path.dirname(target)).split(path.sep).join("/");
   await mkdir(path.dirname(target), { recursive: true });
-  await copyFile(source, target);
+  const resolved = await resolveBeneath(root, parent);
+  if (!("rel" in resolved) || resolved.rel !== parent) {
+    throw new InputError(`the image path ${printable(dest)} lies under a symlink`, {
+      hint: "a runtime tree and a library claim the same directory; report this to kiln's maintainers",
+    });
+  }
+  await rm(target, { force: true });
+  await copyFile(source, target, constants.COPYFILE_EXCL);
   await chmod(target, mode);
 }

@@ -1,8 +1,9 @@
 /** The kiln command line: thin commander wiring; each command calls one function and prints. */
 import { Command, Option } from "commander";
 import { KilnError } from "../errors.js";
+import { fsInputError } from "../fs-errors.js";
 import { setDebug } from "../exec.js";
-import { kilnHome } from "../home.js";
+import { openKilnHome } from "../home.js";
 import { registerBakeCommands } from "./bake-commands.js";
 import { registerRunCommands } from "./run-commands.js";
 import { registerExportCommands } from "./export-commands.js";
@@ -18,12 +19,12 @@ export function buildProgram(): Command {
     .hook("preAction", (cmd) => setDebug(Boolean(cmd.opts().debug)))
     .enablePositionalOptions()
     .showHelpAfterError();
-  registerBakeCommands(program, () => kilnHome());
-  registerRunCommands(program, () => kilnHome());
-  registerExportCommands(program, () => kilnHome());
-  registerAwsCommands(program, () => kilnHome());
-  registerDeployCommands(program, () => kilnHome());
-  registerMaintenanceCommands(program, () => kilnHome());
+  registerBakeCommands(program, () => openKilnHome());
+  registerRunCommands(program, () => openKilnHome());
+  registerExportCommands(program, () => openKilnHome());
+  registerAwsCommands(program, () => openKilnHome());
+  registerDeployCommands(program, () => openKilnHome());
+  registerMaintenanceCommands(program, () => openKilnHome());
   return program;
 }
 
@@ -38,11 +39,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-function reportError(error: unknown, debug: boolean): number {
-  const e = error as { code?: string; exitCode?: number };
+function reportError(thrown: unknown, debug: boolean): number {
+  const e = thrown as { code?: string; exitCode?: number };
   if (typeof e.code === "string" && e.code.startsWith("commander.")) {
     return e.code === "commander.helpDisplayed" || e.code === "commander.version" ? 0 : 2;
   }
+  // A file kiln could not read (permissions, a path too long) is the user's to fix, wherever it was met.
+  const error = fsInputError(thrown) ?? thrown;
   if (error instanceof KilnError) {
     process.stderr.write(`\nkiln: error: ${error.message}\n`);
     if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`);

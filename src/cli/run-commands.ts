@@ -12,7 +12,8 @@ import { VirtualBoxVm } from "../providers/virtualbox.js";
 import { findVm, listVms, stopVm, vmStillRunning } from "../providers/vm-registry.js";
 import { resolveForwards, runImage } from "../run/run.js";
 import { superviseRun, type SupervisedVm } from "../run/supervise.js";
-import { parseEnvFlags } from "../run/seed.js";
+import { bootEnv } from "../run/seed.js";
+import { schemaProblems } from "../config/schema.js";
 import { resolveRegion } from "../aws/clients.js";
 import { isAppLine, showInstanceConsole } from "../run/console.js";
 
@@ -86,7 +87,9 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
 
       const image = await new ImageStore(home()).resolve(ref);
       const forwards = resolveForwards(opts.publish, image.manifest.port);
-      const env = { ...(opts.kilnEnv ? { KILN_ENV: opts.kilnEnv } : {}), ...parseEnvFlags(opts.env) };
+      const env = bootEnv(opts.kilnEnv, opts.env);
+      const badName = opts.name === undefined ? [] : schemaProblems("/definitions/vmName", opts.name, "--name");
+      if (badName.length > 0) throw new InputError(badName.join("\n"), { hint: "for example --name shop-test" });
       let vm: SupervisedVm;
       let described: Record<string, unknown>;
       if (hypervisor === "virtualbox") {

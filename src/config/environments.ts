@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { InputError, SpecError } from "../errors.js";
+import { schemaProblems } from "./schema.js";
 
 export interface HealthSettings {
   readonly path: string;
@@ -57,86 +58,78 @@ function defaultDev(app: string, healthPath: string): LocalEnvironment {
   };
 }
 
+/**
+ * The environments of a kiln.yml. The schema checks every value (characters, ranges, known
+ * keys); what relates several settings or environments is checked here. All problems of the
+ * section are reported in one SpecError.
+ */
 export function parseEnvironments(raw: unknown, app: string, healthPath: string, where: string): Map<string, Environment> {
   const envs = new Map<string, Environment>();
   if (raw === undefined || raw === null) {
     envs.set("dev", defaultDev(app, healthPath));
     return envs;
   }
-  const problems: string[] = [];
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new SpecError(where, ["environments: must be a mapping of environment name to settings"]);
-  const names = Object.keys(raw as object);
-  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+  const problems = schemaProblems("/properties/environments", raw, "environments");
+  // The checks across settings run on what has the right type, so one pass reports everything.
+  const all = (typeof raw === "object" && !Array.isArray(raw) ? raw : {}) as Record<string, Record<string, unknown>>;
+  const names = Object.keys(all);
+  for (const [name, v] of Object.entries(all)) {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) continue;
     const at = `environments.${name}`;
-    if (!/^[a-z][a-z0-9-]{0,20}$/.test(name)) problems.push(`${at}: environment names are lowercase letters, digits and '-' (max 21)`);
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      problems.push(`${at}: must be a mapping`);
-      continue;
-    }
-    const v = value as Record<string, unknown>;
-    const num = (key: string, fallback: number, min = 0): number => {
-      const x = v[key];
-      if (x === undefined) return fallback;
-      if (typeof x !== "number" || !Number.isInteger(x) || x < min) {
-        problems.push(`${at}.${key}: must be a whole number ≥ ${min}`);
-        return fallback;
-      }
-      return x;
-    };
-    const health = (typeof v.healthcheck === "object" && v.healthcheck !== null ? v.healthcheck : {}) as Record<string, unknown>;
-    const hPath = typeof health.path === "string" ? health.path : healthPath;
-    if (!hPath.startsWith("/")) problems.push(`${at}.healthcheck.path: must start with /`);
-    const envVars: Record<string, string> = {};
-    if (v.env !== undefined) {
-      if (typeof v.env !== "object" || v.env === null || Array.isArray(v.env)) problems.push(`${at}.env: must be a mapping of NAME: value`);
-      else for (const [k, x] of Object.entries(v.env as Record<string, unknown>)) {
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) problems.push(`${at}.env.${k}: not a valid variable name`);
-        else envVars[k] = String(x);
-      }
-    }
+    const health = (v.healthcheck ?? {}) as Record<string, number | string | undefined>;
     const order = DEFAULT_ORDER.filter((n) => names.includes(n));
-    const after = Array.isArray(v.after) ? v.after.map(String) : order.includes(name) ? order.slice(0, order.indexOf(name)).slice(-1) : [];
+    const previous = order.includes(name) ? order.slice(0, order.indexOf(name)).slice(-1) : [];
+    const after = Array.isArray(v.after) ? v.after.filter((a): a is string => typeof a === "string") : previous;
     for (const a of after) if (!names.includes(a)) problems.push(`${at}.after: '${a}' is not an environment in this file`);
+    const instances = whole(v.instances) ?? (v.target === "aws" && v.mode === "single-instance" ? 1 : 2);
     const base = {
-      name, app, env: envVars, after,
-      instances: num("instances", v.target === "aws" && v.mode === "single-instance" ? 1 : 2, 1),
-      deregistrationDelaySeconds: num("deregistrationDelay", 5, 0),
+      name, app, after, instances,
+      env: textValues(v.env),
+      deregistrationDelaySeconds: (v.deregistrationDelay as number | undefined) ?? 5,
       health: {
-        path: hPath,
-        intervalSeconds: typeof health.interval === "number" ? health.interval : 5,
-        healthyThreshold: typeof health.healthyThreshold === "number" ? health.healthyThreshold : 2,
-        timeoutSeconds: typeof health.timeout === "number" ? health.timeout : 300,
+        path: (health.path as string | undefined) ?? healthPath,
+        intervalSeconds: (health.interval as number | undefined) ?? 5,
+        healthyThreshold: (health.healthyThreshold as number | undefined) ?? 2,
+        timeoutSeconds: (health.timeout as number | undefined) ?? 300,
       },
     };
-    const target = v.target ?? "local";
-    if (target === "local") {
-      const port = num("port", 8000, 1);
-      if (port > 65535) problems.push(`${at}.port: must be a TCP port`);
-      envs.set(name, { ...base, target: "local", port });
-    } else if (target === "aws") {
-      const subnets = Array.isArray(v.subnets) ? v.subnets.map(String) : [];
-      const mode = v.mode === "single-instance" ? "single-instance" : "load-balanced";
-      if (v.mode !== undefined && v.mode !== "single-instance" && v.mode !== "load-balanced") problems.push(`${at}.mode: must be load-balanced or single-instance`);
-      if (typeof v.region !== "string") problems.push(`${at}.region: required for an aws environment (e.g. eu-west-1)`);
-      if (mode === "load-balanced" && v.subnets !== undefined && subnets.length < 2) problems.push(`${at}.subnets: a load-balanced environment needs subnets in at least two availability zones (got ${subnets.length})`);
-      const https = (typeof v.https === "object" && v.https !== null ? v.https : {}) as Record<string, unknown>;
-      if (v.https !== undefined && typeof https.certificateArn !== "string") problems.push(`${at}.https.certificateArn: required for HTTPS (an ACM certificate ARN)`);
-      const min = num("min", base.instances, 0);
-      const max = num("max", Math.max(base.instances, 1), 1);
-      if (!(min <= base.instances && base.instances <= max)) problems.push(`${at}: needs min ≤ instances ≤ max (got ${min} ≤ ${base.instances} ≤ ${max})`);
-      // One instance behind one Elastic IP: more needs a load balancer in front.
-      if (mode === "single-instance" && base.instances !== 1) problems.push(`${at}.instances: a single-instance environment runs exactly 1 instance (got ${base.instances}); use mode: load-balanced to run more`);
-      else if (mode === "single-instance" && (min !== 1 || max !== 1)) problems.push(`${at}: a single-instance environment has min: 1 and max: 1 (got min ${min}, max ${max}); use mode: load-balanced to scale`);
-      envs.set(name, {
-        ...base, target: "aws", region: String(v.region ?? ""), vpc: typeof v.vpc === "string" ? v.vpc : undefined, subnets,
-        instanceType: typeof v.instanceType === "string" ? v.instanceType : "t3.micro", min, max, mode,
-        certificateArn: typeof https.certificateArn === "string" ? https.certificateArn : undefined,
-        keepReleases: num("keepReleases", 3, 0),
-      });
-    } else problems.push(`${at}.target: must be local or aws`);
+    if (v.target !== "aws") {
+      envs.set(name, { ...base, target: "local", port: (v.port as number | undefined) ?? 8000 });
+      continue;
+    }
+    const subnets = Array.isArray(v.subnets) ? v.subnets.filter((x): x is string => typeof x === "string") : [];
+    const mode = (v.mode as AwsEnvironment["mode"] | undefined) ?? "load-balanced";
+    if (mode === "load-balanced" && v.subnets !== undefined && subnets.length < 2) {
+      problems.push(`${at}.subnets: a load-balanced environment needs subnets in at least two availability zones (got ${subnets.length})`);
+    }
+    const min = whole(v.min) ?? instances;
+    const max = whole(v.max) ?? Math.max(instances, 1);
+    if (!(min <= instances && instances <= max)) problems.push(`${at}: needs min ≤ instances ≤ max (got ${min} ≤ ${instances} ≤ ${max})`);
+    // One instance behind one Elastic IP: more needs a load balancer in front.
+    if (mode === "single-instance" && instances !== 1) {
+      problems.push(`${at}.instances: a single-instance environment runs exactly 1 instance (got ${instances}); use mode: load-balanced to run more`);
+    } else if (mode === "single-instance" && (min !== 1 || max !== 1)) {
+      problems.push(`${at}: a single-instance environment has min: 1 and max: 1 (got min ${min}, max ${max}); use mode: load-balanced to scale`);
+    }
+    envs.set(name, {
+      ...base, target: "aws", region: v.region as string, vpc: v.vpc as string | undefined, subnets,
+      instanceType: (v.instanceType as string | undefined) ?? "t3.micro", min, max, mode,
+      certificateArn: (v.https as { certificateArn?: string } | undefined)?.certificateArn,
+      keepReleases: (v.keepReleases as number | undefined) ?? 3,
+    });
   }
   if (problems.length > 0) throw new SpecError(where, problems, "fix the environments: section of kiln.yml");
   return envs;
+}
+
+/** An env: mapping as text; only scalars (what the schema accepts) are turned into text, since String() of a mapping can throw. */
+function textValues(env: unknown): Record<string, string> {
+  const entries = Object.entries(typeof env === "object" && env !== null ? env : {});
+  return Object.fromEntries(entries.filter(([, x]) => ["string", "number", "boolean"].includes(typeof x)).map(([k, x]) => [k, String(x)]));
+}
+
+function whole(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isInteger(value) ? value : undefined;
 }
 
 /** Reads kiln.yml from a directory (or a file path) for its environments. */

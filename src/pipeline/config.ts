@@ -19,6 +19,7 @@ import { parse as parseYaml } from "yaml";
 import { InputError, SpecError } from "../errors.js";
 import { DEFAULT_VERSION_FORMAT } from "../rebake/rebake.js";
 import { parseEnvironments } from "../config/environments.js";
+import { schemaProblems } from "../config/schema.js";
 
 export interface PipelineStage {
   readonly env: string;
@@ -50,62 +51,50 @@ export interface PipelineConfig {
 
 export const DEFAULT_ON_CALENDAR = "Mon *-*-* 03:00";
 
+/**
+ * The pipeline of a kiln.yml. The schema checks every value; what needs the environments or
+ * several stages (names that must exist, appear once; canary share and duration) is checked here.
+ */
 export function parsePipeline(raw: unknown, environments: readonly string[], file: string): PipelineConfig | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const problems: string[] = [];
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new SpecError(file, ["pipeline: must be a mapping with stages:"]);
-  const p = raw as Record<string, unknown>;
-  for (const key of Object.keys(p)) if (!["stages", "rebakeVersion", "schedule"].includes(key)) problems.push(`pipeline.${key}: unknown setting (known: stages, rebakeVersion, schedule)`);
+  const problems = schemaProblems("/properties/pipeline", raw, "pipeline");
+  const p = (typeof raw === "object" && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
   const stages: PipelineStage[] = [];
-  if (!Array.isArray(p.stages) || p.stages.length === 0) problems.push("pipeline.stages: a list of stages is required, e.g. [{ env: dev }, { env: test, soak: 300 }]");
-  else {
-    for (const [i, value] of p.stages.entries()) {
-      const at = `pipeline.stages[${i}]`;
-      const s = (typeof value === "string" ? { env: value } : value) as Record<string, unknown> | null;
-      if (typeof s !== "object" || s === null || Array.isArray(s)) {
-        problems.push(`${at}: must be a mapping like { env: dev, soak: 60 }`);
-        continue;
+  for (const [i, value] of (Array.isArray(p.stages) ? p.stages : []).entries()) {
+    const at = `pipeline.stages[${i}]`;
+    const s = (typeof value === "string" ? { env: value } : value) as Record<string, unknown> | null;
+    if (typeof s !== "object" || s === null || Array.isArray(s) || typeof s.env !== "string") continue;
+    const env = s.env;
+    const defined = environments.join(", ") || "none";
+    if (!environments.includes(env)) problems.push(`${at}.env: '${env}' is not an environment in this file (defined: ${defined})`);
+    else if (stages.some((x) => x.env === env)) problems.push(`${at}.env: '${env}' appears twice`);
+    let canary: CanarySettings | undefined;
+    // Only text the schema could accept is parsed; a wrongly typed value has its problem already.
+    const percent = typeof s.canary === "string" || typeof s.canary === "number" ? String(s.canary) : undefined;
+    const duration = typeof s.canaryFor === "string" || typeof s.canaryFor === "number" ? String(s.canaryFor) : undefined;
+    const reported = (key: string) => problems.some((line) => line.startsWith(`${at}.${key}:`));
+    if (percent !== undefined && !reported("canary") && !reported("canaryFor")) {
+      try {
+        canary = parseCanary(percent, duration, { percent: `${at}.canary`, duration: `${at}.canaryFor` });
+      } catch (error) {
+        problems.push((error as Error).message);
       }
-      for (const key of Object.keys(s)) if (!["env", "soak", "approval", "checkInterval", "canary", "canaryFor"].includes(key)) problems.push(`${at}.${key}: unknown setting (known: env, soak, approval, checkInterval, canary, canaryFor)`);
-      const env = typeof s.env === "string" ? s.env : "";
-      if (!env) problems.push(`${at}.env: required (an environment name from environments:)`);
-      else if (!environments.includes(env)) problems.push(`${at}.env: '${env}' is not an environment in this file (defined: ${environments.join(", ") || "none"})`);
-      else if (stages.some((x) => x.env === env)) problems.push(`${at}.env: '${env}' appears twice`);
-      const whole = (key: string, fallback: number, min: number): number => {
-        const x = s[key];
-        if (x === undefined) return fallback;
-        if (typeof x !== "number" || !Number.isInteger(x) || x < min) {
-          problems.push(`${at}.${key}: must be a whole number of seconds ≥ ${min}`);
-          return fallback;
-        }
-        return x;
-      };
-      if (s.approval !== undefined && typeof s.approval !== "boolean") problems.push(`${at}.approval: must be true or false`);
-      let canary: CanarySettings | undefined;
-      if (s.canary !== undefined) {
-        try {
-          canary = parseCanary(String(s.canary), s.canaryFor === undefined ? undefined : String(s.canaryFor), { percent: `${at}.canary`, duration: `${at}.canaryFor` });
-        } catch (error) {
-          problems.push((error as Error).message);
-        }
-      } else if (s.canaryFor !== undefined) problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
-      stages.push({ env, soakSeconds: whole("soak", 0, 0), checkIntervalSeconds: whole("checkInterval", 5, 1), approval: s.approval === true, ...(canary ? { canary } : {}) });
-    }
+    } else if (s.canary === undefined && s.canaryFor !== undefined) problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
+    const seconds = (x: unknown, fallback: number) => (typeof x === "number" ? x : fallback);
+    stages.push({
+      env, soakSeconds: seconds(s.soak, 0), checkIntervalSeconds: seconds(s.checkInterval, 5), approval: s.approval === true,
+      ...(canary ? { canary } : {}),
+    });
   }
   const rebakeVersion = typeof p.rebakeVersion === "string" ? p.rebakeVersion : DEFAULT_VERSION_FORMAT;
-  if (!rebakeVersion.includes("{version}") || !rebakeVersion.includes("{n}")) problems.push(`pipeline.rebakeVersion: '${rebakeVersion}' needs {version} and {n}, e.g. "{version}-r{n}"`);
-  let schedule: ScheduleSettings | undefined;
-  if (p.schedule !== undefined) {
-    const s = (p.schedule ?? {}) as Record<string, unknown>;
-    if (typeof s !== "object" || Array.isArray(s)) problems.push("pipeline.schedule: must be a mapping like { onCalendar: \"Mon *-*-* 03:00\" }");
-    else {
-      const onCalendar = typeof s.onCalendar === "string" ? s.onCalendar : DEFAULT_ON_CALENDAR;
-      if (/[\n\r]/.test(onCalendar)) problems.push("pipeline.schedule.onCalendar: must be one line");
-      const cron = typeof s.cron === "string" ? s.cron : undefined;
-      if (cron !== undefined && cron.trim().split(/\s+/).length !== 5) problems.push(`pipeline.schedule.cron: '${cron}' must have five fields (minute hour day month weekday)`);
-      schedule = { onCalendar, cron, securityOnly: s.securityOnly === true };
+  const s = p.schedule as Record<string, unknown> | undefined;
+  const schedule = typeof s === "object" && s !== null && !Array.isArray(s)
+    ? {
+      onCalendar: typeof s.onCalendar === "string" ? s.onCalendar : DEFAULT_ON_CALENDAR,
+      cron: typeof s.cron === "string" ? s.cron : undefined,
+      securityOnly: s.securityOnly === true,
     }
-  }
+    : undefined;
   if (problems.length > 0) throw new SpecError(file, problems, "fix the pipeline: section of kiln.yml");
   return { file, stages, rebakeVersion, schedule };
 }

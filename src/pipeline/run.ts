@@ -10,7 +10,7 @@ import path from "node:path";
 import { loadBakers } from "../bake/bakers.js";
 import { defaultProviders, envStatus, promote, rollback, type ProviderFactory } from "../deploy/promote.js";
 import { KilnError } from "../errors.js";
-import { writeFileAtomic } from "../fsutil.js";
+import { writePrivateFileAtomic } from "../private-fs.js";
 import type { KilnHome } from "../home.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
 import type { Progress } from "../progress.js";
@@ -80,7 +80,7 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRep
     app: spec.name, run, startedAt: startedAt.toISOString(), finishedAt: undefined, image: undefined, status: "running", stoppedAt: undefined,
     stages: pipeline.stages.map((s) => s.env), steps: [], log: path.join(pipelinesDir(opts.home, spec.name), `${run}.json`),
   };
-  const save = () => writeFileAtomic(report.log, `${JSON.stringify(report, null, 2)}\n`);
+  const save = () => writePrivateFileAtomic(report.log, `${JSON.stringify(report, null, 2)}\n`);
   const record = async (step: Omit<PipelineStep, "seconds" | "startedAt">, began: number, at: Date) => {
     report.steps.push({ ...step, startedAt: at.toISOString(), seconds: Number(((performance.now() - began) / 1000).toFixed(3)) });
     opts.progress.info(`pipeline: ${step.kind}${step.stage ? ` ${step.stage}` : ""}: ${step.status}${step.detail ? ` — ${step.detail}` : ""}`);

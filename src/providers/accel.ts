@@ -3,10 +3,11 @@
  * restricted hosts), so boot a one-sector guest that writes to isa-debug-exit and see if QEMU
  * ends with that guest's exit code in time. The answer is cached per host boot.
  */
-import { access, constants, mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, constants, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../exec.js";
 import type { KilnHome } from "../home.js";
+import { makePrivateDir } from "../private-fs.js";
 import type { Accelerator } from "./qemu-args.js";
 
 /** mov al, 0x01; out 0xf4, al; hlt — then the 0x55AA boot signature. Booted with the same machine and CPU model as real VMs, since KVM can fail only on those (MSR setup asserts). */
@@ -43,7 +44,7 @@ export async function chooseAccelerator(home: KilnHome, forced?: Accelerator): P
   const cache = path.join(home.cache, `accel-${bootId}`);
   const cached = await readFile(cache, "utf8").catch(() => "");
   if (cached === "kvm" || cached === "tcg") return cached;
-  await mkdir(home.cache, { recursive: true });
+  await makePrivateDir(home.cache);
   const accel: Accelerator = (await kvmBoots(home.cache)) ? "kvm" : "tcg";
   await writeFile(cache, accel);
   return accel;

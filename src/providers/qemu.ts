@@ -5,7 +5,7 @@
  * deploy target.
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../errors.js";
 import { requireTools, spawnDetached, type Spawned } from "../exec.js";
@@ -18,6 +18,7 @@ import { chooseAccelerator } from "./accel.js";
 import { buildQemuArgs, IMDS_ADDRESS, IMDS_USER_NETWORK, type Accelerator, type Firmware, type GuestForward, type PortForward } from "./qemu-args.js";
 import { qmpCommand } from "./qmp.js";
 import { consoleTailOf } from "../console-text.js";
+import { makePrivate, makePrivateDir, writePrivateFile } from "../private-fs.js";
 
 const OVMF_CODE = ["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd"];
 const OVMF_VARS = ["/usr/share/OVMF/OVMF_VARS_4M.fd", "/usr/share/OVMF/OVMF_VARS.fd"];
@@ -98,7 +99,8 @@ export class LocalVm {
     const accelerator = await chooseAccelerator(options.home, options.accelerator);
     const id = randomBytes(4).toString("hex");
     const dir = path.join(options.home.vms, id);
-    await mkdir(dir, { recursive: true });
+    // The VM's files hold its -e values (user-data, seed drive) and what it prints: owner only.
+    await makePrivateDir(dir);
     const seed = options.seedDrive === false ? undefined : await buildSeedImage(options.env, dir, { instanceId: id });
     const guestForwards: GuestForward[] = options.imds ? [{ guestAddress: IMDS_ADDRESS, guestPort: 80, command: tcpRelayCommand(options.imds.hostPort) }] : [];
     let ovmf: { code: string; vars: string } | undefined;
@@ -106,11 +108,12 @@ export class LocalVm {
       const code = await firstExisting(OVMF_CODE, "OVMF UEFI firmware");
       const vars = path.join(dir, "OVMF_VARS.fd");
       await copyFile(await firstExisting(OVMF_VARS.filter((v) => v.includes("_4M") === code.includes("_4M")), "OVMF variable store"), vars);
+      await makePrivate(vars);
       ovmf = { code, vars };
     }
     const manifest = options.image.manifest;
     const consoleFile = path.join(dir, "console.log");
-    await writeFile(consoleFile, "");
+    await writePrivateFile(consoleFile, "");
     const argv = buildQemuArgs({
       disk: options.disk?.path ?? options.image.disk, diskFormat: options.disk?.format ?? "raw", seed, firmware: options.firmware, ...(ovmf ? { ovmf } : {}),
       accelerator, memoryMiB: options.memoryMiB ?? manifest.resources.memoryMiB, cpus: options.cpus ?? manifest.resources.cpus,
@@ -128,7 +131,7 @@ export class LocalVm {
       pid: child.pid, forwards: options.forwards, firmware: options.firmware, accelerator, startedAt: new Date().toISOString(),
       ...(options.owner ? { owner: options.owner } : {}),
     };
-    await writeFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
+    await writePrivateFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
     return new LocalVm(record, dir, child, startedAtMs);
   }
 

@@ -12,7 +12,7 @@
 import type { LocalVmOptions } from "./qemu.js";
 import { processAlive } from "../process-alive.js";
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { InputError, KilnError, ToolMissingError } from "../errors.js";
 import { requireTools, run } from "../exec.js";
@@ -23,6 +23,7 @@ import { checkPortFree } from "../run/ports.js";
 import { buildSeedImage } from "../run/seed.js";
 import type { Firmware, PortForward } from "./qemu-args.js";
 import { consoleTailOf } from "../console-text.js";
+import { makePrivate, makePrivateDir, writePrivateFile } from "../private-fs.js";
 
 /** VBoxManage is missing. VirtualBox is not in Debian's main archive: say where it comes from. */
 export class VirtualBoxMissingError extends ToolMissingError {
@@ -281,7 +282,7 @@ export class VirtualBoxVm {
     const vdi = await ensureFormat(image, "vdi");
     const id = randomBytes(4).toString("hex");
     const dir = path.join(home.vms, id);
-    await mkdir(dir, { recursive: true });
+    await makePrivateDir(dir); // -e values (seed drive) and the console log: owner only
     let registered = existing !== undefined;
     try {
       // A private clone with fresh UUIDs: VirtualBox keys media by UUID, and a second VM (or an
@@ -292,8 +293,9 @@ export class VirtualBoxVm {
       const seedRaw = await buildSeedImage(options.env, dir);
       const seed = path.join(dir, "seed.vdi");
       await vboxManage(["convertfromraw", seedRaw, seed, "--format", "VDI"]);
+      await makePrivate(seed);
       const consoleFile = path.join(dir, "console.log");
-      await writeFile(consoleFile, "");
+      await writePrivateFile(consoleFile, "");
       await forgetStaleRuns(home, name);
 
       const m = image.manifest;
@@ -317,7 +319,7 @@ export class VirtualBoxVm {
         hypervisor: "virtualbox", id, name, uuid, image: config.ref, digest: image.digest, ownerPid: process.pid,
         forwards: options.forwards, firmware: options.firmware, startedAt: new Date().toISOString(),
       };
-      await writeFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
+      await writePrivateFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
       const startedAtMs = performance.now();
       await vboxManage(["startvm", name, "--type", "headless"]);
       return new VirtualBoxVm(record, dir, startedAtMs, options.pollMs ?? 1000);

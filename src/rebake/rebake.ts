@@ -4,11 +4,11 @@
  * newest Node.js within the range); the result is a new version label (1.4.0-r2), a new
  * digest, an updated kiln.lock, and a manifest that records old → new per package.
  */
-import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { bake } from "../bake/bake.js";
 import { InputError } from "../errors.js";
 import { makeScratchDir, removeDir } from "../fsutil.js";
+import { makePrivateDir } from "../private-fs.js";
 import type { KilnHome } from "../home.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
 import { AptSource } from "../packages/apt.js";
@@ -90,7 +90,7 @@ export async function rebake(opts: RebakeOptions): Promise<RebakeResult> {
   const label = opts.version ?? nextVersionLabel(m.version, versions, opts.versionFormat);
   if (versions.includes(label)) throw new InputError(`${m.name}:${label} already exists`, { hint: "choose another --version, or kiln rm it first" });
 
-  await mkdir(opts.home.tmp, { recursive: true });
+  await makePrivateDir(opts.home.tmp);
   const scratch = await makeScratchDir(opts.home.tmp, "rebake");
   try {
     const app = await opts.progress.step("Reusing the app layer", () => reuseAppLayer(from, scratch), (a) => `sha256 ${a.sha256.slice(0, 12)} from ${from.ref}`);

@@ -8,7 +8,7 @@ import { ImageStore } from "../image/store.js";
 import { LocalVm } from "../providers/qemu.js";
 import { parsePortForward, type Accelerator, type Firmware, type PortForward } from "../providers/qemu-args.js";
 import { superviseRun } from "./supervise.js";
-import { parseEnvFlags } from "./seed.js";
+import { bootEnv } from "./seed.js";
 
 export interface RunOptions {
   readonly ref: string;
@@ -49,7 +49,7 @@ export async function runImage(options: RunOptions, home: KilnHome): Promise<Run
   const image = await new ImageStore(home).resolve(options.ref);
   const manifest = image.manifest;
   const forwards = resolveForwards(options.ports, manifest.port);
-  const env = { ...(options.kilnEnv ? { KILN_ENV: options.kilnEnv } : {}), ...parseEnvFlags(options.env) };
+  const env = bootEnv(options.kilnEnv, options.env);
   const vm = await LocalVm.start({ image, home, firmware: options.firmware, forwards, env, ...(options.accelerator ? { accelerator: options.accelerator } : {}) });
   process.stderr.write(`Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: ${vm.consoleFile}\n`);
   const outcome = await superviseRun(vm, image, forwards, {

@@ -10,7 +10,7 @@ const running = trackRuns();
 describe.sequential("boot", () => {
   it("hello-node answers HTTP under legacy BIOS, as uid 1000, with boot-time env from the seed drive", async () => {
     const { image } = await bakeExample("hello-node", home);
-    const run = await boot(image.ref, home, { env: ["GREETING=from-seed", "KILN_ENV=test"] });
+    const run = await boot(image.ref, home, { env: ["GREETING=from-seed"], kilnEnv: "test" });
     running.push(run);
     const answer = await httpGet(`http://127.0.0.1:${run.port}/`);
     expect(answer.status).toBe(200);

@@ -225,6 +225,17 @@ describe("kiln.yml and flags", () => {
     expect(spec).toMatchObject({ name: "flagname", version: "9.9.9", cmd: ["node", "other.js"], port: 9090 });
   });
 
+  it("read seccomp as on/off/true/false, on by default, and refuse anything else", async () => {
+    const packageFile = packageJson({ name: "sc", scripts: { start: "node server.js" } });
+    const withSeccomp = async (line: string) => load(await appDir({ "package.json": packageFile, "kiln.yml": line }));
+    expect((await withSeccomp("")).seccomp).toBe(true);
+    for (const [value, expected] of [["off", false], ["false", false], ["on", true], ["true", true], ["\"off\"", false]] as const) {
+      expect((await withSeccomp(`seccomp: ${value}\n`)).seccomp, value).toBe(expected);
+    }
+    const dir = await appDir({ "package.json": packageFile, "kiln.yml": "seccomp: maybe\n" });
+    expect((await specError(dir)).problems).toEqual(["seccomp: 'maybe' must be on or off"]);
+  });
+
   it("accept cmd as a list", async () => {
     const dir = await appDir({ "package.json": packageJson({ name: "list", scripts: { start: "node server.js" } }), "kiln.yml": "cmd: [node, \"server.js\", --title, \"a && b\"]\n" });
     expect((await load(dir)).cmd).toEqual(["node", "server.js", "--title", "a && b"]);
@@ -234,7 +245,7 @@ describe("kiln.yml and flags", () => {
     const dir = await appDir({ "package.json": packageJson({ name: "flags", scripts: { start: "node server.js" } }) });
     const error = await specError(dir, { port: "http", cmd: "node a.js | tee", name: "Bad Name" });
     expect(error.problems).toEqual([
-      expect.stringMatching(/^name: 'Bad Name' must be lowercase/),
+      expect.stringMatching(/^--name: 'Bad Name' must be lowercase/),
       expect.stringMatching(/^--cmd: 'node a\.js \| tee' uses the shell feature '\|'/),
       "--port: 'http' must be a TCP port number from 1 to 65535",
     ]);
@@ -262,7 +273,7 @@ describe("kiln.yml and flags", () => {
       /^name: 'MyShop' must be lowercase letters, digits/,
       /^port: '70000' must be a TCP port number from 1 to 65535$/,
       /^env\.1BAD: not a valid environment variable name$/,
-      /^healthcheck\.path: 'healthz' must start with \/$/,
+      /^healthcheck\.path: 'healthz' must start with \/ and hold only URL path characters/,
     ];
     for (const pattern of expected) expect(error.problems).toContainEqual(expect.stringMatching(pattern));
     // One message, headed by the kiln.yml path, one "  - " line per problem.
@@ -293,12 +304,12 @@ describe("kiln.yml and flags", () => {
     });
     const error = await specError(dir);
     expect(error.problems).toEqual(expect.arrayContaining([
-      "resources.memory: must be a positive whole number, not 'lots'",
-      "resources.cpus: must be a positive whole number, not '0'",
-      "healthcheck: must be a mapping",
-      "restarts.window: must be a positive whole number, not '-5'",
-      "packages: must be a list of Debian package names",
-      "stopTimeout: must be a positive whole number, not '2.5'",
+      "resources.memory: 'lots' must be a whole number from 64 to 1048576",
+      "resources.cpus: '0' must be a whole number from 1 to 128",
+      "healthcheck: '/healthz' must be a mapping",
+      "restarts.window: '-5' must be a whole number from 1 to 86400",
+      "packages[0]: 'Not_A_Package' must be a Debian package name (lowercase letters, digits, '+', '-' and '.')",
+      "stopTimeout: '2.5' must be a whole number from 1 to 3600",
       "env.KILN_ENV: KILN_* variables are set by kiln",
       "env.EMPTY: must be a string, number or boolean",
       "cmd: must be a command string or a non-empty list of strings",

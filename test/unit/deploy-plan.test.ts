@@ -110,7 +110,7 @@ describe("environments in kiln.yml", () => {
     expect(problems).toMatch(/environments\.prod\.https\.certificateArn: required/);
     expect(problems).toMatch(/environments\.prod: needs min ≤ instances ≤ max/);
     expect(problems).toMatch(/environments\.Bad_Name: environment names/);
-    expect(problems).toMatch(/environments\.Bad_Name\.target: must be local or aws/);
+    expect(problems).toMatch(/environments\.Bad_Name\.target: .gcp. must be one of local, aws/);
   });
 });
 

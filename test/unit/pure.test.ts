@@ -10,7 +10,7 @@ import { parseMadisonSource, parseStanzas } from "../../src/packages/apt.js";
 import { buildLock, renderLock, type LockEntry } from "../../src/packages/lock.js";
 import { pickNodeVersion } from "../../src/packages/npm.js";
 import { buildQemuArgs, parsePortForward, type QemuVmConfig } from "../../src/providers/qemu-args.js";
-import { parseEnvFlags, renderUserData } from "../../src/run/seed.js";
+import { bootEnv, parseEnvFlags, renderUserData } from "../../src/run/seed.js";
 import { splitCommand } from "../../src/config/argv.js";
 
 function argvOf(command: string): string[] {
@@ -281,9 +281,9 @@ describe("parseEnvFlags", () => {
     expect(lines).toEqual([
       "-e NOEQUALS: expected NAME=value with NAME made of letters, digits and _",
       "-e =nokey: expected NAME=value with NAME made of letters, digits and _",
-      "-e 1BAD=x: expected NAME=value with NAME made of letters, digits and _",
-      "-e BAD-DASH=y: expected NAME=value with NAME made of letters, digits and _",
-      "-e MULTI: values cannot contain newlines",
+      "-e 1BAD: not a valid environment variable name",
+      "-e BAD-DASH: not a valid environment variable name",
+      "-e MULTI: contains a newline",
     ]);
   });
 });
@@ -555,5 +555,14 @@ describe("diskSignatureFor", () => {
       expect(s).toBeLessThanOrEqual(0xffffffff);
     }
     expect(new Set(signatures).size).toBe(names.length);
+  });
+});
+
+describe("bootEnv (kiln run --kiln-env and -e)", () => {
+  it("lists a bad --kiln-env and bad -e values in one InputError", () => {
+    expect(bootEnv("test", ["GREETING=hi"])).toEqual({ KILN_ENV: "test", GREETING: "hi" });
+    expect(() => bootEnv("Prod\nX", ["A=x\ry", "KILN_X=1"])).toThrow(
+      /^--kiln-env: contains a newline\n-e A: contains a carriage return\n-e KILN_X: KILN_\* variables are set by kiln$/,
+    );
   });
 });

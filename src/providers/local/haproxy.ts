@@ -21,12 +21,36 @@ export function haproxyPaths(dir: string): HaproxyPaths {
 
 export const BACKEND = "app";
 
+/**
+ * One word of haproxy.cfg. HAProxy reads a directive per line (no quoting continues a line),
+ * splits words on spaces, starts comments at #, and expands $VARS in double quotes; inside
+ * single quotes nothing is interpreted. So: refuse control characters, pass plain words as
+ * they are, single-quote the rest ('\'' for a quote, as in a shell).
+ */
+export function haproxyWord(value: string, what: string): string {
+  if (value === "" || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw new KilnError(`${what} ${JSON.stringify(value)} cannot go into haproxy.cfg: it is empty or holds a control character`);
+  }
+  return /^[A-Za-z0-9_./:@%+,=~-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/** A number of haproxy.cfg: a whole number in range, or nothing is written. */
+function haproxyNumber(value: number, what: string, min: number, max: number): string {
+  if (!Number.isInteger(value) || value < min || value > max) throw new KilnError(`${what} ${value} cannot go into haproxy.cfg (${min}–${max})`);
+  return String(value);
+}
+
 export function renderHaproxyConfig(opts: { port: number; socket: string; pidFile: string; healthPath: string; intervalMs: number; rise: number; logTarget?: string }): string {
+  const port = haproxyNumber(opts.port, "port", 1, 65535);
+  const socket = haproxyWord(opts.socket, "runtime socket path");
+  const healthPath = haproxyWord(opts.healthPath, "health check path");
+  const intervalMs = haproxyNumber(opts.intervalMs, "check interval", 1, 86_400_000);
+  const rise = haproxyNumber(opts.rise, "healthy threshold", 1, 1000);
   // logTarget (KILN_HAPROXY_LOG=127.0.0.1:5140): request logs over syslog/UDP, for debugging.
-  const log = opts.logTarget ? `  log ${opts.logTarget} local0\n` : "";
+  const log = opts.logTarget ? `  log ${haproxyWord(opts.logTarget, "KILN_HAPROXY_LOG")} local0\n` : "";
   return `# Written by kiln for a local environment; servers are added at runtime.
 global
-  stats socket ${opts.socket} mode 600 level admin
+  stats socket ${socket} mode 600 level admin
   maxconn 4096
 ${log}
 defaults
@@ -44,18 +68,18 @@ defaults
   retry-on conn-failure empty-response
 
 frontend web
-  bind 127.0.0.1:${opts.port}
+  bind 127.0.0.1:${port}
   default_backend ${BACKEND}
 
 backend ${BACKEND}
   balance roundrobin
   http-request disable-l7-retry unless METH_GET || METH_HEAD
-  option httpchk GET ${opts.healthPath}
+  option httpchk GET ${healthPath}
   http-check expect status 200-399
   # Without "timeout check" HAProxy gives a check answer only "inter" to arrive: a guest slowed
   # by a neighbour's boot (TCG) would be marked DOWN while it still serves.
   timeout check 5s
-  default-server inter ${opts.intervalMs}ms fastinter ${opts.intervalMs}ms rise ${opts.rise} fall 3
+  default-server inter ${intervalMs}ms fastinter ${intervalMs}ms rise ${rise} fall 3
 `;
 }
 

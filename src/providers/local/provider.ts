@@ -4,7 +4,7 @@
  * Implements the same DeployProvider as AWS, so `kiln promote --env dev` runs the same plan.
  */
 import { processAlive } from "../../process-alive.js";
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { InputError, KilnError } from "../../errors.js";
 import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState } from "../../deploy/types.js";
@@ -18,6 +18,8 @@ import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, removeSer
 import { canaryWeights, judgeErrorRates } from "./canary.js";
 import { readState, writeState, type LocalEnvState, type LocalInstance } from "./state.js";
 import { consoleTailOf } from "../../console-text.js";
+import { makePrivateDir } from "../../private-fs.js";
+import { acquireLockFile } from "./lock-file.js";
 
 const SERVING_WEIGHT = 100;
 
@@ -64,7 +66,7 @@ export class LocalProvider implements DeployProvider {
   }
 
   private async state(): Promise<LocalEnvState> {
-    await mkdir(this.dir, { recursive: true });
+    await makePrivateDir(this.dir);
     return readState(this.dir);
   }
 
@@ -99,25 +101,13 @@ export class LocalProvider implements DeployProvider {
     };
   }
 
+  /** One kiln at a time per environment; a lock left by a dead kiln is taken over (lock-file.ts). */
   async lock(owner: string): Promise<() => Promise<void>> {
-    await mkdir(this.dir, { recursive: true });
-    const file = path.join(this.dir, "lock");
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fh = await open(file, "wx");
-        await fh.writeFile(JSON.stringify({ pid: process.pid, owner, at: new Date().toISOString() }));
-        await fh.close();
-        return async () => void (await rm(file, { force: true }));
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-        const holder = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as { pid?: number; owner?: string };
-        if (holder.pid && processAlive(holder.pid)) {
-          throw new KilnError(`environment ${this.env.name} is locked by another kiln (${holder.owner ?? "?"}, pid ${holder.pid})`, { hint: "wait for it to finish; the lock is released when that process ends" });
-        }
-        await rm(file, { force: true }); // its holder died: take over
-      }
-    }
-    throw new KilnError(`could not lock environment ${this.env.name}`);
+    await makePrivateDir(this.dir);
+    return acquireLockFile(path.join(this.dir, "lock"), owner, (holder) => new KilnError(
+      `environment ${this.env.name} is locked by another kiln (${holder ? `${holder.owner}, pid ${holder.pid}` : "its lock is being written"})`,
+      { hint: "wait for it to finish; the lock is released when that process ends" },
+    ));
   }
 
   async ensureInfrastructure(): Promise<void> {

@@ -1,7 +1,7 @@
-/** A local environment's state file: which VMs belong to which release, and the history. Written atomically. */
+/** A local environment's state file: which VMs belong to which release, and the history. Written atomically, private (0600). */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { writeFileAtomic } from "../../fsutil.js";
+import { writePrivateFileAtomic } from "../../private-fs.js";
 import type { HistoryEntry, ImageRef } from "../../deploy/types.js";
 
 export interface LocalInstance {
@@ -38,5 +38,5 @@ export async function readState(envDir: string): Promise<LocalEnvState> {
 }
 
 export async function writeState(envDir: string, state: LocalEnvState): Promise<void> {
-  await writeFileAtomic(stateFile(envDir), `${JSON.stringify(state, null, 2)}\n`);
+  await writePrivateFileAtomic(stateFile(envDir), `${JSON.stringify(state, null, 2)}\n`);
 }
