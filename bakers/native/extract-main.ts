@@ -5,7 +5,7 @@
  * as JSON on the last line of stderr (exit 2) for the parent to raise again.
  */
 import { InputError } from "../../src/errors.js";
-import { extractTarball } from "./tarball.js";
+import { extractTarball } from "../../src/archive/tarball.js";
 
 const [file, dest] = process.argv.slice(2);
 try {

@@ -10,7 +10,7 @@ import type { BakeContext } from "../../src/bake/context.js";
 import { CommandFailedError, InputError, KilnError } from "../../src/errors.js";
 import { installRoot } from "../../src/home.js";
 import { hostToolAccess } from "../../src/sandbox-access.js";
-import { extractTarball } from "./tarball.js";
+import { extractTarball } from "../../src/archive/tarball.js";
 
 export async function extractArchive(ctx: BakeContext, file: string, dest: string): Promise<string> {
   if (!ctx.sandbox.enabled) return extractTarball(file, dest);

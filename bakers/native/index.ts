@@ -11,7 +11,7 @@ import { isElf, parseElf } from "../../src/elf/elf.js";
 import { copyAppTree } from "../../src/bake/app-tree.js";
 import { makeScratchDir, removeDir } from "../../src/fsutil.js";
 import { extractArchive } from "./extract.js";
-import { tarballBaseName, tarballKind } from "./tarball.js";
+import { tarballBaseName, tarballKind } from "../../src/archive/tarball.js";
 
 export const priority = 90;
 

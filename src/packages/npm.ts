@@ -6,12 +6,13 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, mkdir, readdir, readFile, rename, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import semver from "semver";
 import { extract } from "tar-stream";
+import { extractTarball } from "../archive/tarball.js";
 import { InputError, KilnError } from "../errors.js";
 import { run } from "../exec.js";
 import { exists, makeScratchDir, publishDir, removeDir } from "../fsutil.js";
@@ -109,7 +110,10 @@ export class NpmSource {
       await rename(path.join(scratch, fetched), path.join(scratch, "package.tgz"));
       const sha256 = await verifyNodeTarball(path.join(scratch, "package.tgz"), { version, integrity: await this.registryIntegrity(version) });
       this.check(version, sha256, expectedSha256);
-      await untarGz(path.join(scratch, "package.tgz"), scratch);
+      // The same extractor as app tarballs: never follows or writes through the archive's links.
+      const unpacked = path.join(scratch, "unpacked");
+      await rename(await extractTarball(path.join(scratch, "package.tgz"), unpacked), path.join(scratch, "package"));
+      await removeDir(unpacked);
       await writeFile(path.join(scratch, "sha256"), `${sha256}\n`);
       await publishDir(scratch, root);
       return { version, sha256, dir: path.join(root, "package") };
@@ -185,33 +189,3 @@ export function nodeLockEntry(pkg: NodeRuntimePackage): LockEntry {
   return { name: NODE_RUNTIME_PACKAGE, version: pkg.version, source: "npm", sha256: pkg.sha256, role: "runtime" };
 }
 
-/** Extracts a .tgz with tar-stream (regular files, dirs and symlinks; nothing escapes `dest`). */
-async function untarGz(file: string, dest: string): Promise<void> {
-  const ex = extract();
-  ex.on("entry", (header, stream, next) => {
-    const target = path.resolve(dest, header.name);
-    if (!target.startsWith(path.resolve(dest) + path.sep)) {
-      stream.resume();
-      next(new KilnError(`tarball entry ${header.name} escapes the extraction directory`));
-      return;
-    }
-    const finish = (error?: unknown) => (error ? next(error as Error) : next());
-    if (header.type === "directory") {
-      mkdir(target, { recursive: true }).then(() => { stream.resume(); stream.on("end", () => finish()); }, finish);
-    } else if (header.type === "symlink" && header.linkname) {
-      mkdir(path.dirname(target), { recursive: true }).then(() => symlink(header.linkname!, target)).then(() => { stream.resume(); stream.on("end", () => finish()); }, finish);
-    } else if (header.type === "file") {
-      mkdir(path.dirname(target), { recursive: true })
-        .then(async () => {
-          const { createWriteStream } = await import("node:fs");
-          await pipeline(stream, createWriteStream(target));
-          await chmod(target, (header.mode ?? 0o644) & 0o755);
-        })
-        .then(() => finish(), finish);
-    } else {
-      stream.resume();
-      stream.on("end", () => finish());
-    }
-  });
-  await pipeline(createReadStream(file), createGunzip(), ex);
-}

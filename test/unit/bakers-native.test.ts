@@ -7,7 +7,7 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { pack } from "tar-stream";
 import { describe, expect, it } from "vitest";
-import { extractTarball, isTarball, safeEntryPath, tarballBaseName } from "../../bakers/native/tarball.js";
+import { extractTarball, isTarball, safeEntryPath, tarballBaseName } from "../../src/archive/tarball.js";
 import { baker } from "../../bakers/native/index.js";
 import { InputError } from "../../src/errors.js";
 

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { extractTarball } from "../../bakers/native/tarball.js";
+import { extractTarball } from "../../src/archive/tarball.js";
 import { resolveBeneath } from "../../src/confine.js";
 import { InputError } from "../../src/errors.js";
 import { fuzzRuns, fuzzTimeoutMs } from "./helpers/fuzz.js";

@@ -6,7 +6,7 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, writeF
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { extractTarball } from "../../bakers/native/tarball.js";
+import { extractTarball } from "../../src/archive/tarball.js";
 import { InputError } from "../../src/errors.js";
 import { makeTar, type TarEntry } from "./helpers/tar-builder.js";
 

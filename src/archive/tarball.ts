@@ -19,9 +19,9 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { extract, type Header } from "tar-stream";
-import { lexicalTarget, printable, resolveBeneath } from "../../src/confine.js";
-import { InputError } from "../../src/errors.js";
-import { fsInputError } from "../../src/fs-errors.js";
+import { lexicalTarget, printable, resolveBeneath } from "../confine.js";
+import { InputError } from "../errors.js";
+import { fsInputError } from "../fs-errors.js";
 
 export interface ExtractLimits {
   /** Entries of any kind, links and directories included. */
