@@ -64,7 +64,10 @@ async function measure(example: string) {
   const boots: Record<string, number> = {};
   for (const firmware of ["bios", "uefi"] as const) {
     const port = await findFreePort();
-    const run = await runImage({ ref: warm.image.ref, ports: [`${port}:8080`], env: [], firmware, console: false, detach: false, healthTimeoutSeconds: 300 }, home);
+    const run = await runImage(
+      { ref: warm.image.ref, ports: [`${port}:8080`], env: [], firmware, console: false, detach: false, healthTimeoutSeconds: 300 },
+      home,
+    );
     boots[firmware] = run.bootToHealthySeconds ?? NaN;
     await run.vm.shutdown(20_000);
     await run.vm.cleanup();
@@ -75,12 +78,17 @@ async function measure(example: string) {
   rmSync(app, { recursive: true, force: true });
   return {
     example,
-    coldBakeSeconds: cold.seconds, noChangeRebakeSeconds: noChange.seconds, appChangeRebakeSeconds: warm.seconds,
+    coldBakeSeconds: cold.seconds,
+    noChangeRebakeSeconds: noChange.seconds,
+    appChangeRebakeSeconds: warm.seconds,
     warmOverColdRatio: warm.seconds / cold.seconds,
-    rawBytes: m.sizes.rawDisk, allocatedBytes: m.sizes.allocated, gzipBytes: gz,
+    rawBytes: m.sizes.rawDisk,
+    allocatedBytes: m.sizes.allocated,
+    gzipBytes: gz,
     split: { kernel: m.sizes.kernel, init: m.sizes.init, libs: m.sizes.libs, runtime: m.sizes.runtime, app: m.sizes.app },
     exceptKernelRuntimeAppBytes: m.sizes.init + m.sizes.libs,
-    bootToHealthySeconds: boots, hostProcessStartSeconds: hostStart,
+    bootToHealthySeconds: boots,
+    hostProcessStartSeconds: hostStart,
     vmOverHostStartRatio: { bios: boots.bios! / hostStart, uefi: boots.uefi! / hostStart },
   };
 }
@@ -91,13 +99,15 @@ for (const example of ["hello-native", "hello-node"]) {
   process.stderr.write(`measuring ${example}…\n`);
   const r = await measure(example);
   results.push(r);
-  process.stdout.write([
-    `${example}`,
-    `  bake: cold ${r.coldBakeSeconds.toFixed(2)}s (empty home, downloads included), no-change ${r.noChangeRebakeSeconds.toFixed(2)}s, app change ${r.appChangeRebakeSeconds.toFixed(2)}s (${(r.warmOverColdRatio * 100).toFixed(1)}% of cold)`,
-    `  image: raw ${mb(r.rawBytes)}, allocated ${mb(r.allocatedBytes)}, gzip ${mb(r.gzipBytes)}`,
-    `  split: kernel ${mb(r.split.kernel)}, init ${mb(r.split.init)}, libs ${mb(r.split.libs)}, runtime ${mb(r.split.runtime)}, app ${mb(r.split.app)}; all but kernel+runtime+app ${mb(r.exceptKernelRuntimeAppBytes)}`,
-    `  boot to healthy: BIOS ${r.bootToHealthySeconds.bios!.toFixed(2)}s, UEFI ${r.bootToHealthySeconds.uefi!.toFixed(2)}s; same app as a host process ${r.hostProcessStartSeconds.toFixed(3)}s (VM/host ${r.vmOverHostStartRatio.bios.toFixed(0)}x BIOS)`,
-    "",
-  ].join("\n"));
+  process.stdout.write(
+    [
+      `${example}`,
+      `  bake: cold ${r.coldBakeSeconds.toFixed(2)}s (empty home, downloads included), no-change ${r.noChangeRebakeSeconds.toFixed(2)}s, app change ${r.appChangeRebakeSeconds.toFixed(2)}s (${(r.warmOverColdRatio * 100).toFixed(1)}% of cold)`,
+      `  image: raw ${mb(r.rawBytes)}, allocated ${mb(r.allocatedBytes)}, gzip ${mb(r.gzipBytes)}`,
+      `  split: kernel ${mb(r.split.kernel)}, init ${mb(r.split.init)}, libs ${mb(r.split.libs)}, runtime ${mb(r.split.runtime)}, app ${mb(r.split.app)}; all but kernel+runtime+app ${mb(r.exceptKernelRuntimeAppBytes)}`,
+      `  boot to healthy: BIOS ${r.bootToHealthySeconds.bios!.toFixed(2)}s, UEFI ${r.bootToHealthySeconds.uefi!.toFixed(2)}s; same app as a host process ${r.hostProcessStartSeconds.toFixed(3)}s (VM/host ${r.vmOverHostStartRatio.bios.toFixed(0)}x BIOS)`,
+      "",
+    ].join("\n"),
+  );
 }
 process.stdout.write(`${JSON.stringify({ machine: { cpus: os.cpus().length, kernel: os.release() }, results })}\n`);

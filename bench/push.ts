@@ -37,15 +37,36 @@ cpSync(path.join(repo, "examples", "hello-node"), app, { recursive: true });
 const home = kilnHome({ KILN_HOME: process.env.KILN_HOME ?? path.join(os.homedir(), ".cache", "kiln") });
 const rows = [];
 try {
-  for (const [label, version] of [["first push", "1.0.0"], ["app-only rebake", "1.0.1"]] as const) {
-    if (version === "1.0.1") writeFileSync(path.join(app, "server.js"), `${"// bench change\n"}${await import("node:fs/promises").then((f) => f.readFile(path.join(app, "server.js"), "utf8"))}`);
+  for (const [label, version] of [
+    ["first push", "1.0.0"],
+    ["app-only rebake", "1.0.1"],
+  ] as const) {
+    if (version === "1.0.1")
+      writeFileSync(
+        path.join(app, "server.js"),
+        `${"// bench change\n"}${await import("node:fs/promises").then((f) => f.readFile(path.join(app, "server.js"), "utf8"))}`,
+      );
     const { image } = await bake(app, { name: "bench-push", version }, home, quiet);
     const calls = new Map<string, number>();
     const clients = createAwsClients({ region: "eu-west-1", endpoint, onRequest: (op) => calls.set(op, (calls.get(op) ?? 0) + 1) });
     const r = await pushImage({ ref: image.ref, clients, home });
     const raw = image.manifest.sizes.rawDisk;
-    rows.push({ label, uploadedBlocks: r.uploadedBlocks, uploadedBytes: r.uploadedBytes, rawBytes: raw, uploadedOverRaw: r.uploadedBytes / raw, skipped: r.skippedBlocks, apiCalls: Object.fromEntries(calls), apiCallsTotal: [...calls.values()].reduce((a, b) => a + b, 0), seconds: r.seconds, maxInFlight: r.maxInFlight, retries: r.retries });
-    process.stdout.write(`${label}: ${r.uploadedBlocks} blocks / ${(r.uploadedBytes / 1048576).toFixed(1)} MiB uploaded of a ${(raw / 1048576).toFixed(1)} MiB raw disk (${((r.uploadedBytes / raw) * 100).toFixed(1)}%), ${[...calls.values()].reduce((a, b) => a + b, 0)} API calls, ${r.seconds.toFixed(2)}s, ${r.maxInFlight} requests in flight at most\n`);
+    rows.push({
+      label,
+      uploadedBlocks: r.uploadedBlocks,
+      uploadedBytes: r.uploadedBytes,
+      rawBytes: raw,
+      uploadedOverRaw: r.uploadedBytes / raw,
+      skipped: r.skippedBlocks,
+      apiCalls: Object.fromEntries(calls),
+      apiCallsTotal: [...calls.values()].reduce((a, b) => a + b, 0),
+      seconds: r.seconds,
+      maxInFlight: r.maxInFlight,
+      retries: r.retries,
+    });
+    process.stdout.write(
+      `${label}: ${r.uploadedBlocks} blocks / ${(r.uploadedBytes / 1048576).toFixed(1)} MiB uploaded of a ${(raw / 1048576).toFixed(1)} MiB raw disk (${((r.uploadedBytes / raw) * 100).toFixed(1)}%), ${[...calls.values()].reduce((a, b) => a + b, 0)} API calls, ${r.seconds.toFixed(2)}s, ${r.maxInFlight} requests in flight at most\n`,
+    );
   }
 } finally {
   moto.kill("SIGTERM");

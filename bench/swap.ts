@@ -38,7 +38,10 @@ execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
 const app = mkdtempSync(path.join(os.tmpdir(), "kiln-bench-swap-"));
 cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
 const port = await findFreePort();
-writeFileSync(path.join(app, "kiln.yml"), `name: ${APP}\ncmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  dev:\n    target: local\n    port: ${port}\n    instances: 2\n    deregistrationDelay: 2\n    healthcheck: { path: /healthz, interval: 1, healthyThreshold: 2, timeout: 120 }\n`);
+writeFileSync(
+  path.join(app, "kiln.yml"),
+  `name: ${APP}\ncmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  dev:\n    target: local\n    port: ${port}\n    instances: 2\n    deregistrationDelay: 2\n    healthcheck: { path: /healthz, interval: 1, healthyThreshold: 2, timeout: 120 }\n`,
+);
 const opts = { home, config: app, envName: "dev", progress: quiet };
 const url = `http://127.0.0.1:${port}/`;
 try {
@@ -62,12 +65,19 @@ try {
   const state = await readState(localEnvDir(home, APP, "dev"));
   const pids = state.releases.flatMap((r) => r.instances.map((i) => i.pid));
   const memoryPerInstanceMiB = pids.reduce((a, p) => a + rssMiB(p), 0) / Math.max(1, pids.length);
-  const line = (label: string, w: WrkSummary) => `${label.padEnd(7)} ${String(w.requests).padStart(7)} requests in ${w.seconds.toFixed(1)}s, non-2xx ${w.non2xx}, socket errors ${JSON.stringify(w.socketErrors)}, p50 ${w.p50Ms.toFixed(2)} ms, p99 ${w.p99Ms.toFixed(2)} ms`;
+  const line = (label: string, w: WrkSummary) =>
+    `${label.padEnd(7)} ${String(w.requests).padStart(7)} requests in ${w.seconds.toFixed(1)}s, non-2xx ${w.non2xx}, socket errors ${JSON.stringify(w.socketErrors)}, p50 ${w.p50Ms.toFixed(2)} ms, p99 ${w.p99Ms.toFixed(2)} ms`;
   process.stdout.write(`${[line("before", before), line("during", during), line("after", after), line("canary", canary)].join("\n")}\n`);
-  process.stdout.write(`swap ${swapSeconds.toFixed(1)}s (launch 2 VMs, health gate, switch, drain, stop blue); p99 during/before ${(during.p99Ms / before.p99Ms).toFixed(2)}x; QEMU memory per instance ${memoryPerInstanceMiB.toFixed(0)} MiB RSS\n`);
-  process.stdout.write(`swap back with --canary 20% for 20s: ${canarySwapSeconds.toFixed(1)}s (${(canarySwapSeconds / swapSeconds).toFixed(2)}x the plain swap)\n`);
+  process.stdout.write(
+    `swap ${swapSeconds.toFixed(1)}s (launch 2 VMs, health gate, switch, drain, stop blue); p99 during/before ${(during.p99Ms / before.p99Ms).toFixed(2)}x; QEMU memory per instance ${memoryPerInstanceMiB.toFixed(0)} MiB RSS\n`,
+  );
+  process.stdout.write(
+    `swap back with --canary 20% for 20s: ${canarySwapSeconds.toFixed(1)}s (${(canarySwapSeconds / swapSeconds).toFixed(2)}x the plain swap)\n`,
+  );
   const socketErrors = Object.values(during.socketErrors).reduce((a, b) => a + b, 0);
-  process.stdout.write(`${JSON.stringify({ requests: during.requests, non2xx: during.non2xx, socketErrors, p50Ms: during.p50Ms, p99Ms: during.p99Ms, swapSeconds, before, during, after, canary, canarySwapSeconds, memoryPerInstanceMiB })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ requests: during.requests, non2xx: during.non2xx, socketErrors, p50Ms: during.p50Ms, p99Ms: during.p99Ms, swapSeconds, before, during, after, canary, canarySwapSeconds, memoryPerInstanceMiB })}\n`,
+  );
 } finally {
   await destroyEnv({ ...opts, app: APP }).catch(() => undefined);
   rmSync(app, { recursive: true, force: true });

@@ -24,8 +24,10 @@ export class SpecError extends InputError {
   readonly problems: readonly string[];
 
   constructor(source: string, problems: readonly string[], hint?: string) {
-    super(`${source} has ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n` +
-      problems.map((p) => `  - ${p}`).join("\n"), hint === undefined ? {} : { hint });
+    super(
+      `${source} has ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+      hint === undefined ? {} : { hint },
+    );
     this.problems = problems;
   }
 }
@@ -66,5 +68,8 @@ export class NotFoundError extends KilnError {
 }
 
 function indent(text: string): string {
-  return text.split("\n").map((line) => `  | ${line}`).join("\n");
+  return text
+    .split("\n")
+    .map((line) => `  | ${line}`)
+    .join("\n");
 }

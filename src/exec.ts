@@ -60,7 +60,15 @@ function tail(text: string, lines = 15): string {
 }
 
 function toolError(argv: readonly string[], error: unknown): Error {
-  const e = error as { code?: string; exitCode?: number; signal?: string; stderr?: string; stdout?: string; timedOut?: boolean; shortMessage?: string };
+  const e = error as {
+    code?: string;
+    exitCode?: number;
+    signal?: string;
+    stderr?: string;
+    stdout?: string;
+    timedOut?: boolean;
+    shortMessage?: string;
+  };
   const tool = argv[0] ?? "";
   if (e.code === "ENOENT") return new ToolMissingError(tool, TOOL_PACKAGES[tool.split("/").pop() ?? tool] ?? tool);
   const reason = e.timedOut ? "timed out" : e.signal ? `killed by ${e.signal}` : `exited with status ${e.exitCode ?? "?"}`;
@@ -106,8 +114,13 @@ export async function runBinary(argv: readonly string[], options: RunOptions = {
   if (debug) process.stderr.write(`$ ${quoteArgv(argv)}\n`);
   try {
     const result = await execa(file, args, {
-      cwd: options.cwd, env: cleanEnv(options.env, options.inheritEnv), extendEnv: false,
-      stdin: "ignore", encoding: "buffer", maxBuffer: 1024 * 1024 * 1024, timeout: options.timeoutMs,
+      cwd: options.cwd,
+      env: cleanEnv(options.env, options.inheritEnv),
+      extendEnv: false,
+      stdin: "ignore",
+      encoding: "buffer",
+      maxBuffer: 1024 * 1024 * 1024,
+      timeout: options.timeoutMs,
     });
     return Buffer.from(result.stdout as Uint8Array);
   } catch (error) {
@@ -132,9 +145,15 @@ export function spawnDetached(argv: readonly string[], options: RunOptions & { s
   if (!file) throw new Error("spawnDetached: empty argv");
   if (debug) process.stderr.write(`$ ${quoteArgv(argv)}\n`);
   const child = execa(file, args, {
-    cwd: options.cwd, env: cleanEnv(options.env, options.inheritEnv), extendEnv: false,
-    stdin: "ignore", stdout: options.stdoutFile ? { file: options.stdoutFile } : "ignore", stderr: "pipe",
-    detached: true, reject: false, buffer: { stderr: true, stdout: false },
+    cwd: options.cwd,
+    env: cleanEnv(options.env, options.inheritEnv),
+    extendEnv: false,
+    stdin: "ignore",
+    stdout: options.stdoutFile ? { file: options.stdoutFile } : "ignore",
+    stderr: "pipe",
+    detached: true,
+    reject: false,
+    buffer: { stderr: true, stdout: false },
   });
   const exited = child.then((r) => ({
     exitCode: r.exitCode ?? null,
@@ -180,7 +199,13 @@ export function spawnCapture(argv: readonly string[], options: RunOptions = {}):
   const [file, ...args] = argv;
   if (!file) throw new Error("spawnCapture: empty argv");
   if (debug) process.stderr.write(`$ ${quoteArgv(argv)}\n`);
-  const child = execa(file, args, { cwd: options.cwd, env: cleanEnv(options.env, options.inheritEnv), extendEnv: false, stdin: "ignore", reject: false });
+  const child = execa(file, args, {
+    cwd: options.cwd,
+    env: cleanEnv(options.env, options.inheritEnv),
+    extendEnv: false,
+    stdin: "ignore",
+    reject: false,
+  });
   const done = child.then((r) => {
     if ((r as { code?: string }).code === "ENOENT") throw new ToolMissingError(file, TOOL_PACKAGES[file] ?? file);
     return { exitCode: r.exitCode ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };

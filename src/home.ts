@@ -63,7 +63,10 @@ export function installRoot(): string {
     const pkg = path.join(dir, "package.json");
     if (existsSync(pkg) && existsSync(path.join(dir, "templates"))) {
       const parsed = JSON.parse(readFileSync(pkg, "utf8")) as { name?: string };
-      if (parsed.name === "kiln") return (cachedRoot = dir);
+      if (parsed.name === "kiln") {
+        cachedRoot = dir;
+        return dir;
+      }
     }
     const parent = path.dirname(dir);
     if (parent === dir) throw new Error("cannot find the kiln installation (package.json with templates/)");

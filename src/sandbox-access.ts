@@ -17,7 +17,15 @@ export interface HostAccess {
 
 const PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"];
 /** Variables that name a CA bundle: passed on, and the file bound read-only. */
-const CA_VARS = ["SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "PIP_CERT", "npm_config_cafile", "NPM_CONFIG_CAFILE"];
+const CA_VARS = [
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "NODE_EXTRA_CA_CERTS",
+  "REQUESTS_CA_BUNDLE",
+  "PIP_CERT",
+  "npm_config_cafile",
+  "NPM_CONFIG_CAFILE",
+];
 /** npm settings that point at the host's own directories (set by `npm run`): the sandbox has its own. */
 const NPM_HOST_PATHS = new Set(["cache", "userconfig", "prefix", "local_prefix", "global_prefix", "globalconfig", "init_module", "tmp"]);
 const SYSTEM_PREFIXES = ["/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/"];
@@ -41,9 +49,15 @@ function passThrough(env: NodeJS.ProcessEnv, keep: (name: string) => boolean): {
 /** npm's registry settings: ~/.npmrc (or npm_config_userconfig), npm_config_* variables, proxies, CA files. */
 export function npmAccess(env: NodeJS.ProcessEnv = process.env): HostAccess {
   const userconfig = env.npm_config_userconfig ?? env.NPM_CONFIG_USERCONFIG ?? (env.HOME ? path.join(env.HOME, ".npmrc") : undefined);
-  const settings = passThrough(env, (name) => /^npm_config_/i.test(name) && !NPM_HOST_PATHS.has(name.slice("npm_config_".length).toLowerCase()));
+  const settings = passThrough(
+    env,
+    (name) => /^npm_config_/i.test(name) && !NPM_HOST_PATHS.has(name.slice("npm_config_".length).toLowerCase()),
+  );
   const files = existing([userconfig, ...settings.files]);
-  return { readOnly: files, env: { ...settings.env, ...(userconfig && files.includes(userconfig) ? { npm_config_userconfig: userconfig } : {}) } };
+  return {
+    readOnly: files,
+    env: { ...settings.env, ...(userconfig && files.includes(userconfig) ? { npm_config_userconfig: userconfig } : {}) },
+  };
 }
 
 /**
@@ -58,7 +72,15 @@ export function pipAccess(env: NodeJS.ProcessEnv = process.env): HostAccess {
   const legacyFile = home ? path.join(home, ".pip", "pip.conf") : undefined;
   const settings = passThrough(env, (name) => name.startsWith("PIP_"));
   const findLinks = (env.PIP_FIND_LINKS ?? "").split(/\s+/).filter((p) => path.isAbsolute(p));
-  const files = existing(["/etc/pip.conf", "/etc/xdg/pip/pip.conf", userFile, legacyFile, env.PIP_CONFIG_FILE, ...settings.files, ...findLinks]);
+  const files = existing([
+    "/etc/pip.conf",
+    "/etc/xdg/pip/pip.conf",
+    userFile,
+    legacyFile,
+    env.PIP_CONFIG_FILE,
+    ...settings.files,
+    ...findLinks,
+  ]);
   const extra: Record<string, string> = {};
   if (xdg && userFile && files.includes(userFile)) extra.XDG_CONFIG_HOME = xdg;
   if (!env.PIP_CONFIG_FILE && legacyFile && files.includes(legacyFile)) extra.PIP_CONFIG_FILE = legacyFile;
@@ -73,14 +95,20 @@ export function hostToolAccess(tools: readonly string[], env: NodeJS.ProcessEnv 
   const readOnly: string[] = [];
   const bins: string[] = [];
   for (const tool of tools) {
-    const candidates = (env.PATH ?? "").split(":").filter(Boolean).map((dir) => path.join(dir, tool));
+    const candidates = (env.PATH ?? "")
+      .split(":")
+      .filter(Boolean)
+      .map((dir) => path.join(dir, tool));
     const found = candidates.find((file) => existsSync(file) && statSync(file).isFile());
     if (!found || isSystemPath(found)) continue;
     const bin = path.dirname(found);
     readOnly.push(path.dirname(bin), path.dirname(path.dirname(realpathSync(found))));
     bins.push(bin);
   }
-  return { readOnly: [...new Set(readOnly)].filter((p) => p !== "/"), env: bins.length ? { PATH: [...new Set(bins), SANDBOX_PATH].join(":") } : {} };
+  return {
+    readOnly: [...new Set(readOnly)].filter((p) => p !== "/"),
+    env: bins.length ? { PATH: [...new Set(bins), SANDBOX_PATH].join(":") } : {},
+  };
 }
 
 /**

@@ -50,8 +50,19 @@ const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx
  * the dynamic loader's cache, Debian's alternatives (c++ → g++), CA certificates and the
  * OpenSSL config (not /etc/ssl/private). Name resolution files only come with the network.
  */
-const ETC_ALWAYS = ["/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
-  "/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates", "/etc/pki/tls/certs", "/etc/localtime"];
+const ETC_ALWAYS = [
+  "/etc/passwd",
+  "/etc/group",
+  "/etc/ld.so.cache",
+  "/etc/ld.so.conf",
+  "/etc/ld.so.conf.d",
+  "/etc/alternatives",
+  "/etc/ssl/certs",
+  "/etc/ssl/openssl.cnf",
+  "/etc/ca-certificates",
+  "/etc/pki/tls/certs",
+  "/etc/localtime",
+];
 const ETC_NETWORK = ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf"];
 
 /** Reads which system directories and /etc files exist on this host. */
@@ -76,9 +87,23 @@ function checkPath(p: string): void {
 export function sandboxArgv(spec: SandboxSpec, command: readonly string[], system: SystemLayout): string[] {
   const home = spec.home ?? SANDBOX_HOME;
   for (const p of [...spec.readOnly, ...spec.writable, home]) checkPath(p);
-  const argv = ["bwrap", "--unshare-user", "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_UID),
-    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", ...(spec.network ? [] : ["--unshare-net"]),
-    "--hostname", "kiln-sandbox", "--die-with-parent", "--new-session"];
+  const argv = [
+    "bwrap",
+    "--unshare-user",
+    "--uid",
+    String(SANDBOX_UID),
+    "--gid",
+    String(SANDBOX_UID),
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    ...(spec.network ? [] : ["--unshare-net"]),
+    "--hostname",
+    "kiln-sandbox",
+    "--die-with-parent",
+    "--new-session",
+  ];
   for (const dir of system.dirs) argv.push("--ro-bind", dir, dir);
   for (const [link, target] of Object.entries(system.links).sort()) argv.push("--symlink", target, link);
   const etc = spec.network ? system.etc : system.etc.filter((file) => !ETC_NETWORK.includes(file));
@@ -93,7 +118,15 @@ export function sandboxArgv(spec: SandboxSpec, command: readonly string[], syste
 
 /** The sandboxed command's whole environment: nothing of the host's unless a stage passes it. */
 export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
-  return { PATH: SANDBOX_PATH, HOME: spec.home ?? SANDBOX_HOME, TMPDIR: "/tmp", LANG: "C.UTF-8", LC_ALL: "C.UTF-8", USER: "kiln", ...spec.env };
+  return {
+    PATH: SANDBOX_PATH,
+    HOME: spec.home ?? SANDBOX_HOME,
+    TMPDIR: "/tmp",
+    LANG: "C.UTF-8",
+    LC_ALL: "C.UTF-8",
+    USER: "kiln",
+    ...spec.env,
+  };
 }
 
 export interface SandboxRunOptions {
@@ -107,8 +140,10 @@ export interface Sandbox {
   run(command: readonly string[], spec: SandboxSpec, options?: SandboxRunOptions): Promise<RunResult>;
 }
 
-export const NO_SANDBOX_WARNING = "warning: --no-sandbox (or KILN_NO_SANDBOX=1): archive extraction, npm/pip installs with their install scripts, " +
-  "addon compiles, jdeps/jlink and Python byte-compiling run directly on this host as " + "your user, with your home directory, " +
+export const NO_SANDBOX_WARNING =
+  "warning: --no-sandbox (or KILN_NO_SANDBOX=1): archive extraction, npm/pip installs with their install scripts, " +
+  "addon compiles, jdeps/jlink and Python byte-compiling run directly on this host as " +
+  "your user, with your home directory, " +
   "credentials (~/.aws, AWS_* variables), KILN_HOME and network in reach of the app's code and dependencies";
 
 /**
@@ -135,7 +170,8 @@ function probe(system: SystemLayout): Promise<void> {
       if (error instanceof ToolMissingError) throw error;
       const detail = error instanceof KilnError ? error.message : String(error);
       throw new KilnError(`bubblewrap cannot create a sandbox on this host (user namespaces):\n${detail}`, {
-        hint: "kiln runs the stages that touch untrusted content in a bubblewrap sandbox: install it (apt-get install bubblewrap) and enable user " +
+        hint:
+          "kiln runs the stages that touch untrusted content in a bubblewrap sandbox: install it (apt-get install bubblewrap) and enable user " +
           "namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0; in a container, allow them), or bake with " +
           "--no-sandbox / KILN_NO_SANDBOX=1 on a host you trust with the app's code",
         cause: error,
@@ -144,7 +180,12 @@ function probe(system: SystemLayout): Promise<void> {
   return probed;
 }
 
-async function runConfined(command: readonly string[], spec: SandboxSpec, options: SandboxRunOptions, system: SystemLayout): Promise<RunResult> {
+async function runConfined(
+  command: readonly string[],
+  spec: SandboxSpec,
+  options: SandboxRunOptions,
+  system: SystemLayout,
+): Promise<RunResult> {
   try {
     return await run(sandboxArgv(spec, command, system), { env: sandboxEnv(spec), exactEnv: true, ...options });
   } catch (error) {
@@ -159,6 +200,11 @@ async function runConfined(command: readonly string[], spec: SandboxSpec, option
 
 function runUnconfined(command: readonly string[], spec: SandboxSpec, options: SandboxRunOptions): Promise<RunResult> {
   // The host's own PATH and HOME: the tools and registry settings the user set up, unconfined.
-  const env = { ...sandboxEnv(spec), PATH: process.env.PATH ?? SANDBOX_PATH, HOME: process.env.HOME ?? "/", TMPDIR: process.env.TMPDIR ?? "/tmp" };
+  const env = {
+    ...sandboxEnv(spec),
+    PATH: process.env.PATH ?? SANDBOX_PATH,
+    HOME: process.env.HOME ?? "/",
+    TMPDIR: process.env.TMPDIR ?? "/tmp",
+  };
   return run(command, { env, exactEnv: true, ...(spec.cwd ? { cwd: spec.cwd } : {}), ...options });
 }

@@ -37,7 +37,8 @@ async function readJar(file: string): Promise<JarInfo | { problem: string }> {
   try {
     return inspectJar(await readFile(file));
   } catch (error) {
-    if (error instanceof ZipFormatError || error instanceof RangeError) return { problem: `${path.basename(file)} is not a readable jar: ${error.message}` };
+    if (error instanceof ZipFormatError || error instanceof RangeError)
+      return { problem: `${path.basename(file)} is not a readable jar: ${error.message}` };
     throw error;
   }
 }
@@ -46,14 +47,18 @@ async function readJar(file: string): Promise<JarInfo | { problem: string }> {
 function commandFor(jarName: string, info: JarInfo): { cmd?: string[]; problem?: string } {
   if (info.mainClass) return { cmd: ["java", ...JVM_OPTIONS, "-jar", jarName] };
   return {
-    problem: `cmd: ${jarName} has no Main-Class in META-INF/MANIFEST.MF, so java -jar cannot start it; ` +
+    problem:
+      `cmd: ${jarName} has no Main-Class in META-INF/MANIFEST.MF, so java -jar cannot start it; ` +
       "build it as an executable jar (jar --create --main-class com.example.Main …; Maven: maven-jar-plugin <archive><manifest><mainClass>; " +
       `Gradle: jar { manifest { attributes("Main-Class": "com.example.Main") } }) or set cmd: [java, -cp, ${jarName}, com.example.Main] in kiln.yml`,
   };
 }
 
 async function topLevelJars(dir: string): Promise<string[]> {
-  return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && e.name.toLowerCase().endsWith(".jar")).map((e) => e.name).sort();
+  return (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isFile() && e.name.toLowerCase().endsWith(".jar"))
+    .map((e) => e.name)
+    .sort();
 }
 
 /** Every jar the app carries (the one it runs and any it puts on its class path), for jdeps. */
@@ -83,13 +88,23 @@ export const baker: Baker = {
       const base = { name: sanitize(name), ...(version ? { version } : {}), port: DEFAULT_PORT };
       if ("problem" in info) return { ...base, problems: [info.problem] };
       const { cmd, problem } = commandFor(jarName, info);
-      return { ...base, ...(info.manifest["Implementation-Version"] ? { version: info.manifest["Implementation-Version"] } : {}), ...(cmd ? { cmd } : {}), ...(problem ? { problems: [problem] } : {}) };
+      return {
+        ...base,
+        ...(info.manifest["Implementation-Version"] ? { version: info.manifest["Implementation-Version"] } : {}),
+        ...(cmd ? { cmd } : {}),
+        ...(problem ? { problems: [problem] } : {}),
+      };
     }
     const jars = await topLevelJars(source.dir);
     if (jars.length === 0) return undefined;
     const base = { name: sanitize(path.basename(source.dir)), port: DEFAULT_PORT };
     if (jars.length > 1) {
-      return { ...base, problems: [`cmd: ${source.dir} holds ${jars.length} jars (${jars.join(", ")}); point kiln at the one to run (kiln bake ${path.basename(source.dir)}/${jars[0]}) or set cmd: [java, -jar, ${jars[0]}] in kiln.yml`] };
+      return {
+        ...base,
+        problems: [
+          `cmd: ${source.dir} holds ${jars.length} jars (${jars.join(", ")}); point kiln at the one to run (kiln bake ${path.basename(source.dir)}/${jars[0]}) or set cmd: [java, -jar, ${jars[0]}] in kiln.yml`,
+        ],
+      };
     }
     const info = await readJar(path.join(source.dir, jars[0]!));
     if ("problem" in info) return { ...base, problems: [info.problem] };
@@ -100,7 +115,10 @@ export const baker: Baker = {
 
   async prepareRuntime(spec, ctx) {
     const jars = spec.appFile ? [spec.appFile] : await appJars(spec.appDir);
-    if (jars.length === 0) throw new InputError(`${spec.appDir} holds no .jar for the java baker`, { hint: "build the jar first (mvn package, gradle bootJar, jar --create …) and bake it: kiln bake target/app.jar" });
+    if (jars.length === 0)
+      throw new InputError(`${spec.appDir} holds no .jar for the java baker`, {
+        hint: "build the jar first (mvn package, gradle bootJar, jar --create …) and bake it: kiln bake target/app.jar",
+      });
     for (const jar of jars) {
       const info = await readJar(jar);
       if ("problem" in info) throw new InputError(info.problem, { hint: "rebuild the jar; kiln reads its manifest and classes" });
@@ -110,8 +128,12 @@ export const baker: Baker = {
     const modules = await modulesFor(jars, jdk, ctx);
     const jre = await linkJre(modules, jdk, ctx);
     if (!jre.cached) {
-      const full = await treeBytes(path.join(await ctx.apt.unpack(jdk.packages.find((p) => p.name.includes("jre"))!), "usr/lib/jvm/java-17-openjdk-amd64"));
-      ctx.progress.info(`  jlink: ${modules.join(",")} -> ${formatBytes(await treeBytes(jre.dir))} JRE (Debian's full JRE: ${formatBytes(full)})`);
+      const full = await treeBytes(
+        path.join(await ctx.apt.unpack(jdk.packages.find((p) => p.name.includes("jre"))!), "usr/lib/jvm/java-17-openjdk-amd64"),
+      );
+      ctx.progress.info(
+        `  jlink: ${modules.join(",")} -> ${formatBytes(await treeBytes(jre.dir))} JRE (Debian's full JRE: ${formatBytes(full)})`,
+      );
     }
     const packages = jdk.packages.map((p) => lockEntryOf(p, "runtime"));
     ctx.used.push(...packages);
@@ -136,5 +158,10 @@ export const baker: Baker = {
 };
 
 function sanitize(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "") || "app";
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .replace(/^[^a-z0-9]+/, "") || "app"
+  );
 }

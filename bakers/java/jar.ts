@@ -124,7 +124,13 @@ export function inspectJar(zip: Buffer): JarInfo {
     const major = classFileMajor(readZipEntryHead(zip, entry));
     if (major !== undefined && (classMajor === undefined || major > classMajor)) classMajor = major;
   }
-  return { manifest, layout, mainClass: manifest["Main-Class"]?.trim() || undefined, startClass: manifest["Start-Class"]?.trim() || undefined, classMajor };
+  return {
+    manifest,
+    layout,
+    mainClass: manifest["Main-Class"]?.trim() || undefined,
+    startClass: manifest["Start-Class"]?.trim() || undefined,
+    classMajor,
+  };
 }
 
 /** A class file's major version (0xCAFEBABE, minor u2, major u2), or undefined if not a class file. */
@@ -142,6 +148,6 @@ export function javaReleaseOf(major: number): number {
 export function nameAndVersionOf(fileName: string): { name: string; version?: string } {
   const base = fileName.replace(/\.jar$/i, "");
   const m = /^(.*?)-(\d+(?:\.\d+)*(?:[.-][A-Za-z0-9]+)*)$/.exec(base);
-  if (m && m[1]) return { name: m[1], version: m[2]! };
+  if (m?.[1]) return { name: m[1], version: m[2]! };
   return { name: base };
 }

@@ -7,7 +7,14 @@ export const ALWAYS_MODULES: readonly string[] = ["java.base", "jdk.crypto.ec"];
  * When jdeps cannot analyse the jars (broken or unusual bytecode), the JRE gets the whole
  * Java SE plus the modules frameworks commonly reach by reflection: bigger, but it runs.
  */
-export const FALLBACK_MODULES: readonly string[] = ["java.se", "jdk.unsupported", "jdk.crypto.ec", "jdk.zipfs", "jdk.management", "jdk.naming.dns"];
+export const FALLBACK_MODULES: readonly string[] = [
+  "java.se",
+  "jdk.unsupported",
+  "jdk.crypto.ec",
+  "jdk.zipfs",
+  "jdk.management",
+  "jdk.naming.dns",
+];
 
 const MODULE_LIST = /^[A-Za-z][\w]*(?:\.[A-Za-z][\w]*)*(?:,[A-Za-z][\w]*(?:\.[A-Za-z][\w]*)*)*$/;
 
@@ -16,7 +23,10 @@ const MODULE_LIST = /^[A-Za-z][\w]*(?:\.[A-Za-z][\w]*)*(?:,[A-Za-z][\w]*(?:\.[A-
  * possibly after warnings. Returns the modules, or undefined when no such line is there.
  */
 export function parseModuleDeps(stdout: string): string[] | undefined {
-  const lines = stdout.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = stdout
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   const last = lines[lines.length - 1];
   if (last === undefined || !MODULE_LIST.test(last)) return undefined;
   return last.split(",");

@@ -43,7 +43,8 @@ export async function prepareJdk(ctx: BakeContext): Promise<Jdk> {
     try {
       for (const tree of trees) {
         for (const sub of [JVM_HOME, JVM_ETC]) {
-          if (await exists(path.join(tree, sub))) await cp(path.join(tree, sub), path.join(scratch, sub), { recursive: true, verbatimSymlinks: true, force: true });
+          if (await exists(path.join(tree, sub)))
+            await cp(path.join(tree, sub), path.join(scratch, sub), { recursive: true, verbatimSymlinks: true, force: true });
         }
       }
       await rerootSymlinks(scratch);
@@ -116,7 +117,15 @@ export async function modulesFor(jars: readonly string[], jdk: Jdk, ctx: BakeCon
   let modules: string[];
   try {
     const inputs = await jdepsInputs(jars, work);
-    const argv = [path.join(jdk.home, "bin", "jdeps"), "--print-module-deps", "--ignore-missing-deps", "--multi-release", String(JAVA_RELEASE), "-q", ...inputs];
+    const argv = [
+      path.join(jdk.home, "bin", "jdeps"),
+      "--print-module-deps",
+      "--ignore-missing-deps",
+      "--multi-release",
+      String(JAVA_RELEASE),
+      "-q",
+      ...inputs,
+    ];
     // jdeps parses the app's class files: in the sandbox, the jars and the JDK read-only, no network.
     const stage = { readOnly: [jdk.root, work, ...jars], writable: [] };
     const found = parseModuleDeps((await ctx.sandbox.run(argv, stage, { timeoutMs: 600_000 })).stdout);
@@ -124,7 +133,12 @@ export async function modulesFor(jars: readonly string[], jdk: Jdk, ctx: BakeCon
     modules = jreModules(found);
   } catch (error) {
     if (!(error instanceof CommandFailedError)) throw error;
-    ctx.progress.info(`  jdeps could not analyse the jars, so the JRE gets all of Java SE (${FALLBACK_MODULES.join(",")}):\n${error.message.split("\n").map((l) => `    ${l}`).join("\n")}`);
+    ctx.progress.info(
+      `  jdeps could not analyse the jars, so the JRE gets all of Java SE (${FALLBACK_MODULES.join(",")}):\n${error.message
+        .split("\n")
+        .map((l) => `    ${l}`)
+        .join("\n")}`,
+    );
     modules = jreModules(FALLBACK_MODULES);
   } finally {
     await removeDir(work);
@@ -135,7 +149,11 @@ export async function modulesFor(jars: readonly string[], jdk: Jdk, ctx: BakeCon
 }
 
 /** A JRE of exactly these modules, built once per (JDK, modules). */
-export async function linkJre(modules: readonly string[], jdk: Jdk, ctx: BakeContext): Promise<{ dir: string; key: string; cached: boolean }> {
+export async function linkJre(
+  modules: readonly string[],
+  jdk: Jdk,
+  ctx: BakeContext,
+): Promise<{ dir: string; key: string; cached: boolean }> {
   const key = sha256([jdk.key, modules.join(","), ...JLINK_OPTIONS].join("\n")).slice(0, 16);
   const dir = path.join(ctx.home.cache, "java", `jre-${key}`);
   if (await exists(dir)) return { dir, key, cached: true };
@@ -143,12 +161,24 @@ export async function linkJre(modules: readonly string[], jdk: Jdk, ctx: BakeCon
   const scratch = await makeScratchDir(path.dirname(dir), "jlink");
   try {
     const out = path.join(scratch, "jre");
-    const argv = [path.join(jdk.home, "bin", "jlink"), "--module-path", path.join(jdk.home, "jmods"),
-      "--add-modules", modules.join(","), ...JLINK_OPTIONS, "--output", out];
-    await ctx.sandbox.run(argv, { readOnly: [jdk.root], writable: [scratch] }, {
-      timeoutMs: 600_000,
-      hint: "jlink from the Debian JDK failed; run the same command to see why (the modules come from jdeps on the app's jars)",
-    });
+    const argv = [
+      path.join(jdk.home, "bin", "jlink"),
+      "--module-path",
+      path.join(jdk.home, "jmods"),
+      "--add-modules",
+      modules.join(","),
+      ...JLINK_OPTIONS,
+      "--output",
+      out,
+    ];
+    await ctx.sandbox.run(
+      argv,
+      { readOnly: [jdk.root], writable: [scratch] },
+      {
+        timeoutMs: 600_000,
+        hint: "jlink from the Debian JDK failed; run the same command to see why (the modules come from jdeps on the app's jars)",
+      },
+    );
     await publishDir(out, dir);
   } finally {
     await removeDir(scratch);
@@ -163,7 +193,10 @@ export async function treeBytes(dir: string): Promise<number> {
 
 export function checkClassVersion(jar: string, classMajor: number | undefined): void {
   if (classMajor === undefined || classMajor <= 44 + JAVA_RELEASE) return;
-  throw new InputError(`${path.basename(jar)} has classes for Java ${classMajor - 44} (class file version ${classMajor}), but the java baker's runtime is Java ${JAVA_RELEASE} (Debian openjdk-${JAVA_RELEASE})`, {
-    hint: `compile for Java ${JAVA_RELEASE}: javac --release ${JAVA_RELEASE} (Maven: <maven.compiler.release>${JAVA_RELEASE}</maven.compiler.release>; Gradle: java { toolchain { languageVersion = JavaLanguageVersion.of(${JAVA_RELEASE}) } })`,
-  });
+  throw new InputError(
+    `${path.basename(jar)} has classes for Java ${classMajor - 44} (class file version ${classMajor}), but the java baker's runtime is Java ${JAVA_RELEASE} (Debian openjdk-${JAVA_RELEASE})`,
+    {
+      hint: `compile for Java ${JAVA_RELEASE}: javac --release ${JAVA_RELEASE} (Maven: <maven.compiler.release>${JAVA_RELEASE}</maven.compiler.release>; Gradle: java { toolchain { languageVersion = JavaLanguageVersion.of(${JAVA_RELEASE}) } })`,
+    },
+  );
 }

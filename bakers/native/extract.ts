@@ -16,7 +16,8 @@ export async function extractArchive(ctx: BakeContext, file: string, dest: strin
   if (!ctx.sandbox.enabled) return extractTarball(file, dest);
   const root = installRoot();
   const script = path.join(root, "dist", "bakers", "native", "extract-main.js");
-  if (!existsSync(script)) throw new KilnError(`${script} is missing: kiln is not built`, { hint: "run npm run build in kiln's directory" });
+  if (!existsSync(script))
+    throw new KilnError(`${script} is missing: kiln is not built`, { hint: "run npm run build in kiln's directory" });
   await mkdir(dest, { recursive: true });
   const node = hostToolAccess([path.basename(process.execPath)], { PATH: path.dirname(process.execPath) });
   const code = ["package.json", "dist", "node_modules"].map((name) => path.join(root, name));
@@ -40,7 +41,8 @@ function refusal(stderrTail: string): { inputError: string; hint: string | null 
   const last = stderrTail.trimEnd().split("\n").pop() ?? "";
   try {
     const parsed = JSON.parse(last) as { inputError?: unknown; hint?: unknown };
-    if (typeof parsed.inputError === "string") return { inputError: parsed.inputError, hint: typeof parsed.hint === "string" ? parsed.hint : null };
+    if (typeof parsed.inputError === "string")
+      return { inputError: parsed.inputError, hint: typeof parsed.hint === "string" ? parsed.hint : null };
   } catch {
     // not the child's JSON: a crash, reported as the command failure it is
   }

@@ -37,7 +37,9 @@ async function readPackageJson(dir: string): Promise<PackageJson | undefined> {
   try {
     return JSON.parse(await readFile(file, "utf8")) as PackageJson;
   } catch (error) {
-    throw new InputError(`${file} is not valid JSON: ${(error as Error).message}`, { hint: "fix package.json (npm install would fail on it too)" });
+    throw new InputError(`${file} is not valid JSON: ${(error as Error).message}`, {
+      hint: "fix package.json (npm install would fail on it too)",
+    });
   }
 }
 
@@ -52,11 +54,15 @@ async function detectCommand(dir: string, pkg: PackageJson): Promise<{ cmd?: str
       // bakes files as they are. Without scripts.build a missing file is left to the cmd checks.
       const script = split.argv.slice(1).find((a) => !a.startsWith("-"));
       if (pkg.scripts?.build && script && /\.[cm]?js$/.test(script) && !(await exists(path.join(dir, script)))) {
-        return { problem: `scripts.start runs ${script}, which does not exist in ${dir}; build the app first (npm run build), then bake: kiln bakes the app's files as they are` };
+        return {
+          problem: `scripts.start runs ${script}, which does not exist in ${dir}; build the app first (npm run build), then bake: kiln bakes the app's files as they are`,
+        };
       }
       return { cmd: split.argv };
     }
-    return { problem: `scripts.start: '${start}' runs '${split.argv[0]}', not node; set cmd: in kiln.yml, e.g. [node, node_modules/<pkg>/<bin>.js, …]` };
+    return {
+      problem: `scripts.start: '${start}' runs '${split.argv[0]}', not node; set cmd: in kiln.yml, e.g. [node, node_modules/<pkg>/<bin>.js, …]`,
+    };
   }
   for (const candidate of [pkg.main, "server.js", "index.js", "app.js", "main.js"]) {
     if (candidate && (await exists(path.join(dir, candidate)))) return { cmd: ["node", candidate] };
@@ -112,7 +118,11 @@ export const baker: Baker = {
  * npm ci (or install) --omit=dev once per (package.json, lock file, Node version), cached.
  * npm_config_nodedir points node-gyp at the target Node's headers, so addons match its ABI.
  */
-async function productionInstall(appDir: string, runtime: { key: string; headersDir: string }, ctx: Parameters<Baker["stageApp"]>[1]): Promise<string> {
+async function productionInstall(
+  appDir: string,
+  runtime: { key: string; headersDir: string },
+  ctx: Parameters<Baker["stageApp"]>[1],
+): Promise<string> {
   const manifest = await readFile(path.join(appDir, "package.json"), "utf8");
   const lockFile = path.join(appDir, "package-lock.json");
   const lock = (await exists(lockFile)) ? await readFile(lockFile, "utf8") : "";
@@ -130,18 +140,28 @@ async function productionInstall(appDir: string, runtime: { key: string; headers
     for (const extra of [".npmrc"]) if (await exists(path.join(appDir, extra))) await cp(path.join(appDir, extra), path.join(work, extra));
     // file: dependencies (a local addon) travel with package.json, at the same relative path.
     for (const rel of locals) await copyAppTree(confinedPath(appDir, rel), confinedPath(work, rel), skipInLocal);
-    const argv = lock ? ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"] : ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"];
+    const argv = lock
+      ? ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"]
+      : ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"];
     // npm and the install scripts it runs (approved by allowScripts; node-gyp compiles) are the
     // app's code: in the sandbox, with the network and npm's registry settings, writing only to `work`.
     const access = npmAccess();
     const tools = hostToolAccess(["node", "npm"]);
-    await ctx.sandbox.run(argv, {
-      readOnly: [runtime.headersDir, ...access.readOnly, ...tools.readOnly], writable: [work], network: true, cwd: work,
-      env: { ...access.env, ...tools.env, npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" },
-    }, {
-      hint: "the app's production dependencies did not install; run the same npm command in the app directory to see why "
-        + "(the npm log named above was inside the build sandbox and is gone; an install script that reads or writes outside its package fails there)",
-    });
+    await ctx.sandbox.run(
+      argv,
+      {
+        readOnly: [runtime.headersDir, ...access.readOnly, ...tools.readOnly],
+        writable: [work],
+        network: true,
+        cwd: work,
+        env: { ...access.env, ...tools.env, npm_config_nodedir: runtime.headersDir, npm_config_update_notifier: "false" },
+      },
+      {
+        hint:
+          "the app's production dependencies did not install; run the same npm command in the app directory to see why " +
+          "(the npm log named above was inside the build sandbox and is gone; an install script that reads or writes outside its package fails there)",
+      },
+    );
     await mkdir(path.dirname(cached), { recursive: true });
     const modules = path.join(work, "node_modules");
     if (await exists(modules)) {
@@ -171,7 +191,9 @@ async function localDependencies(appDir: string, pkg: PackageJson): Promise<stri
     if (local === undefined) continue;
     const rel = path.relative(appDir, path.resolve(appDir, local));
     if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
-      throw new InputError(`dependencies.${name}: '${spec}' is outside the app directory ${appDir}`, { hint: "move the package into the app directory (e.g. file:./packages/" + name + "), or publish it to your npm registry" });
+      throw new InputError(`dependencies.${name}: '${spec}' is outside the app directory ${appDir}`, {
+        hint: `move the package into the app directory (e.g. file:./packages/${name}), or publish it to your npm registry`,
+      });
     }
     // The name stays inside; a link on the way must too (file:./addon with addon -> ~/.ssh).
     const real = await realpath(path.join(appDir, rel)).catch(() => undefined);
@@ -197,7 +219,8 @@ async function materializeLinks(modules: string, work: string): Promise<void> {
   const workRoot = await realpath(work);
   const entries: string[] = [];
   for (const name of await readdir(modules)) {
-    if (name.startsWith("@")) for (const inner of await readdir(path.join(modules, name)).catch(() => [] as string[])) entries.push(`${name}/${inner}`);
+    if (name.startsWith("@"))
+      for (const inner of await readdir(path.join(modules, name)).catch(() => [] as string[])) entries.push(`${name}/${inner}`);
     else entries.push(name);
   }
   for (const rel of entries.sort()) {
@@ -237,7 +260,8 @@ async function checkAddonsBuilt(modules: string): Promise<void> {
       if ((scripts === "" || scripts.includes("node-gyp")) && !(await containsAddon(dir))) unbuilt.push(pkg.name ?? path.basename(dir));
     }
     // Packages are the directories of a node_modules directory or of a @scope inside one.
-    const holdsPackages = path.basename(dir) === "node_modules" || (path.basename(dir).startsWith("@") && path.basename(path.dirname(dir)) === "node_modules");
+    const holdsPackages =
+      path.basename(dir) === "node_modules" || (path.basename(dir).startsWith("@") && path.basename(path.dirname(dir)) === "node_modules");
     for (const name of names.sort()) {
       const child = path.join(dir, name);
       if ((holdsPackages || name === "node_modules") && (await lstat(child)).isDirectory()) await visit(child, depth + 1);
@@ -245,9 +269,12 @@ async function checkAddonsBuilt(modules: string): Promise<void> {
   }
   await visit(modules, 0);
   if (unbuilt.length > 0) {
-    throw new InputError(`native addon${unbuilt.length === 1 ? "" : "s"} ${unbuilt.join(", ")} did not compile during npm install (its install script did not run)`, {
-      hint: `npm runs a dependency's install script only when package.json approves it and ignore-scripts is off: run npm install-scripts approve ${unbuilt.join(" ")} in the app directory (it adds "allowScripts"), check .npmrc for ignore-scripts=true, then bake again`,
-    });
+    throw new InputError(
+      `native addon${unbuilt.length === 1 ? "" : "s"} ${unbuilt.join(", ")} did not compile during npm install (its install script did not run)`,
+      {
+        hint: `npm runs a dependency's install script only when package.json approves it and ignore-scripts is off: run npm install-scripts approve ${unbuilt.join(" ")} in the app directory (it adds "allowScripts"), check .npmrc for ignore-scripts=true, then bake again`,
+      },
+    );
   }
 }
 

@@ -21,7 +21,18 @@ export const priority = 40;
 
 const DEFAULT_PORT = 8080;
 const REQUIREMENTS = "requirements.txt";
-const SKIP_TOP = new Set([".git", "kiln.yml", "kiln.lock", ".kiln", ".venv", "venv", ".tox", ".pytest_cache", ".mypy_cache", ".ruff_cache"]);
+const SKIP_TOP = new Set([
+  ".git",
+  "kiln.yml",
+  "kiln.lock",
+  ".kiln",
+  ".venv",
+  "venv",
+  ".tox",
+  ".pytest_cache",
+  ".mypy_cache",
+  ".ruff_cache",
+]);
 const PIP_ENV = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_PRE"];
 
 function skip(rel: string): boolean {
@@ -43,7 +54,13 @@ export const baker: Baker = {
     if (!cmd && !files.includes(REQUIREMENTS)) return undefined;
     const name = sanitize(path.basename(source.dir));
     if (cmd) return { name, cmd, port: DEFAULT_PORT };
-    return { name, port: DEFAULT_PORT, problems: [`cmd: ${source.dir} has ${REQUIREMENTS} but no app.py, main.py, server.py or __main__.py; set cmd: in kiln.yml, e.g. [python3, -u, myapp.py] or [python3, -u, -m, mypackage]`] };
+    return {
+      name,
+      port: DEFAULT_PORT,
+      problems: [
+        `cmd: ${source.dir} has ${REQUIREMENTS} but no app.py, main.py, server.py or __main__.py; set cmd: in kiln.yml, e.g. [python3, -u, myapp.py] or [python3, -u, -m, mypackage]`,
+      ],
+    };
   },
 
   async prepareRuntime(_spec, ctx) {
@@ -88,9 +105,12 @@ async function installRequirements(file: string, runtime: { python: string; key:
   const text = await readFile(file, "utf8");
   const parsed = parseRequirements(text, REQUIREMENTS);
   if (parsed.problems.length > 0) {
-    throw new InputError(`${file} has ${parsed.problems.length} problem${parsed.problems.length === 1 ? "" : "s"}:\n${parsed.problems.map((p) => `  - ${p}`).join("\n")}`, {
-      hint: "kiln installs requirements as wheels (pip --only-binary=:all:), so every line must name a project on your index or a .whl",
-    });
+    throw new InputError(
+      `${file} has ${parsed.problems.length} problem${parsed.problems.length === 1 ? "" : "s"}:\n${parsed.problems.map((p) => `  - ${p}`).join("\n")}`,
+      {
+        hint: "kiln installs requirements as wheels (pip --only-binary=:all:), so every line must name a project on your index or a .whl",
+      },
+    );
   }
   const libc = await resolveDebian(ctx, "libc6");
   const glibc = glibcOf(libc.version);
@@ -108,10 +128,29 @@ async function installRequirements(file: string, runtime: { python: string; key:
     // sys.path), in the sandbox with the network and pip's registry settings, writing only to `work`.
     const host = await hostPythonAccess();
     const access = pipAccess();
-    const argv = [host.python, "-I", "-m", "pip", "install", "--target", site, "--no-compile", "--no-warn-script-location",
-      "--disable-pip-version-check", "--no-input", "--progress-bar", "off", ...wheelArgs, "-r", file];
+    const argv = [
+      host.python,
+      "-I",
+      "-m",
+      "pip",
+      "install",
+      "--target",
+      site,
+      "--no-compile",
+      "--no-warn-script-location",
+      "--disable-pip-version-check",
+      "--no-input",
+      "--progress-bar",
+      "off",
+      ...wheelArgs,
+      "-r",
+      file,
+    ];
     const stage = {
-      readOnly: [path.dirname(file), ...host.readOnly, ...access.readOnly], writable: [work], network: true, cwd: path.dirname(file),
+      readOnly: [path.dirname(file), ...host.readOnly, ...access.readOnly],
+      writable: [work],
+      network: true,
+      cwd: path.dirname(file),
       env: { ...access.env, PIP_ROOT_USER_ACTION: "ignore" },
     };
     try {
@@ -142,7 +181,10 @@ async function emptyDir(ctx: BakeContext, dir: string): Promise<string> {
 function pipError(file: string, error: CommandFailedError, glibc: [number, number]): KilnError {
   const stderr = error.stderrTail;
   if (/No module named pip/.test(stderr)) {
-    return new KilnError("the build host's python3 has no pip, which the python baker uses to install requirements", { hint: "install it: apt-get install python3-pip", cause: error });
+    return new KilnError("the build host's python3 has no pip, which the python baker uses to install requirements", {
+      hint: "install it: apt-get install python3-pip",
+      cause: error,
+    });
   }
   const failure = explainPipFailure(stderr);
   const wheels = `kiln installs wheels only: pure Python, or CPython ${PYTHON_VERSION} manylinux x86-64 wheels for glibc ${glibc.join(".")} and older`;
@@ -153,18 +195,35 @@ function pipError(file: string, error: CommandFailedError, glibc: [number, numbe
         cause: error,
       });
     case "conflict":
-      return new InputError(`${file}: the requirements conflict:\n${indent(failure.detail)}`, { hint: `align the versions pip names above in ${REQUIREMENTS} (pip install -r ${REQUIREMENTS} shows the same conflict)`, cause: error });
+      return new InputError(`${file}: the requirements conflict:\n${indent(failure.detail)}`, {
+        hint: `align the versions pip names above in ${REQUIREMENTS} (pip install -r ${REQUIREMENTS} shows the same conflict)`,
+        cause: error,
+      });
     case "network":
-      return new KilnError(`pip could not reach the package index while installing ${file}:\n${indent(failure.detail)}`, { hint: "check network access and pip's index settings (pip config list, PIP_INDEX_URL)", cause: error });
+      return new KilnError(`pip could not reach the package index while installing ${file}:\n${indent(failure.detail)}`, {
+        hint: "check network access and pip's index settings (pip config list, PIP_INDEX_URL)",
+        cause: error,
+      });
     default:
-      return new KilnError(`pip could not install ${file}:\n${indent(failure.detail)}`, { hint: `run the same pip command to see why (kiln --debug bake … prints it); ${wheels}`, cause: error });
+      return new KilnError(`pip could not install ${file}:\n${indent(failure.detail)}`, {
+        hint: `run the same pip command to see why (kiln --debug bake … prints it); ${wheels}`,
+        cause: error,
+      });
   }
 }
 
 function indent(text: string): string {
-  return text.split("\n").map((l) => `    ${l}`).join("\n");
+  return text
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
 }
 
 function sanitize(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "") || "app";
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .replace(/^[^a-z0-9]+/, "") || "app"
+  );
 }

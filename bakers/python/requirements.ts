@@ -18,7 +18,8 @@ export interface ParsedRequirements {
 }
 
 /** Options pip accepts inside requirements.txt that are fine with wheel-only installs. */
-const ALLOWED_OPTIONS = /^(-i|--index-url|--extra-index-url|--no-index|-f|--find-links|-c|--constraint|-r|--requirement|--pre|--prefer-binary|--only-binary|--trusted-host|--use-feature|--require-hashes)\b/;
+const ALLOWED_OPTIONS =
+  /^(-i|--index-url|--extra-index-url|--no-index|-f|--find-links|-c|--constraint|-r|--requirement|--pre|--prefer-binary|--only-binary|--trusted-host|--use-feature|--require-hashes)\b/;
 
 export function parseRequirements(text: string, file = "requirements.txt"): ParsedRequirements {
   const requirements: Requirement[] = [];
@@ -32,21 +33,30 @@ export function parseRequirements(text: string, file = "requirements.txt"): Pars
     line = line.replace(/(^|\s)#.*$/, "").trim();
     if (line === "") continue;
     if (line.startsWith("-e ") || line.startsWith("--editable")) {
-      problems.push(`${file}:${number}: '${line}' is an editable install, which needs building from source; kiln installs wheels only: build a wheel (pip wheel) and require it, or publish it to your index`);
+      problems.push(
+        `${file}:${number}: '${line}' is an editable install, which needs building from source; kiln installs wheels only: build a wheel (pip wheel) and require it, or publish it to your index`,
+      );
       continue;
     }
     if (line.startsWith("-")) {
-      if (!ALLOWED_OPTIONS.test(line)) problems.push(`${file}:${number}: option '${line.split(/\s+/)[0]}' is not supported in a kiln bake (kiln runs pip with --only-binary=:all: --target)`);
+      if (!ALLOWED_OPTIONS.test(line))
+        problems.push(
+          `${file}:${number}: option '${line.split(/\s+/)[0]}' is not supported in a kiln bake (kiln runs pip with --only-binary=:all: --target)`,
+        );
       continue;
     }
     const spec = line.split(";")[0]!.trim();
     if (/^(git|hg|svn|bzr)\+/.test(spec) || / @ (git|hg|svn|bzr)\+/.test(spec)) {
-      problems.push(`${file}:${number}: '${spec}' is a version-control checkout, which needs building from source; kiln installs wheels only: publish a wheel to your index (or require a .whl URL)`);
+      problems.push(
+        `${file}:${number}: '${spec}' is a version-control checkout, which needs building from source; kiln installs wheels only: publish a wheel to your index (or require a .whl URL)`,
+      );
       continue;
     }
     const direct = / @ (\S+)$/.exec(spec)?.[1] ?? (/^(https?:|file:|\.{0,2}\/)/.test(spec) ? spec : undefined);
     if (direct !== undefined && !/\.whl$/.test(direct.split(/[?#]/)[0]!)) {
-      problems.push(`${file}:${number}: '${spec}' is not a wheel (.whl); kiln installs wheels only: build one with pip wheel, or require the project by name from your index`);
+      problems.push(
+        `${file}:${number}: '${spec}' is not a wheel (.whl); kiln installs wheels only: build one with pip wheel, or require the project by name from your index`,
+      );
       continue;
     }
     const name = /^([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(spec)?.[1] ?? spec;
@@ -83,9 +93,16 @@ export function targetWheelArgs(pythonVersion: string, glibc: [number, number]):
   const abi = `cp${pythonVersion.replace(".", "")}`;
   return [
     "--only-binary=:all:",
-    "--python-version", pythonVersion,
-    "--implementation", "cp",
-    "--abi", abi, "--abi", "abi3", "--abi", "none",
+    "--python-version",
+    pythonVersion,
+    "--implementation",
+    "cp",
+    "--abi",
+    abi,
+    "--abi",
+    "abi3",
+    "--abi",
+    "none",
     ...manylinuxPlatforms(glibc).flatMap((p) => ["--platform", p]),
   ];
 }
@@ -100,19 +117,40 @@ export interface PipFailure {
 
 /** Reads pip's stderr after a failed install. */
 export function explainPipFailure(stderr: string): PipFailure {
-  const errors = stderr.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("ERROR:"));
+  const errors = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith("ERROR:"));
   const detail = (errors.length > 0 ? errors : stderr.trim().split("\n").slice(-5)).join("\n");
-  const notFound = /No matching distribution found for (.+)$/m.exec(stderr) ?? /Could not find a version that satisfies the requirement (\S+)/.exec(stderr);
+  const notFound =
+    /No matching distribution found for (.+)$/m.exec(stderr) ??
+    /Could not find a version that satisfies the requirement (\S+)/.exec(stderr);
   if (notFound) return { requirement: notFound[1]!.trim(), kind: "unresolvable", detail };
   if (/ResolutionImpossible|conflicting dependencies|Cannot install .* because/.test(stderr)) return { kind: "conflict", detail };
-  if (/Max retries exceeded|Could not fetch URL|NewConnectionError|Temporary failure in name resolution|ConnectTimeout|ReadTimeout|SSLError/.test(stderr)) return { kind: "network", detail };
+  if (
+    /Max retries exceeded|Could not fetch URL|NewConnectionError|Temporary failure in name resolution|ConnectTimeout|ReadTimeout|SSLError/.test(
+      stderr,
+    )
+  )
+    return { kind: "network", detail };
   return { kind: "other", detail };
 }
 
 /** Top-level parts of the standard library that a server image never uses. */
 const DROP_TOP = new Set([
-  "test", "idlelib", "tkinter", "turtledemo", "turtle.py", "ensurepip", "curses", "lib2to3",
-  "pydoc_data", "__phello__", "__hello__.py", "sitecustomize.py", "EXTERNALLY-MANAGED",
+  "test",
+  "idlelib",
+  "tkinter",
+  "turtledemo",
+  "turtle.py",
+  "ensurepip",
+  "curses",
+  "lib2to3",
+  "pydoc_data",
+  "__phello__",
+  "__hello__.py",
+  "sitecustomize.py",
+  "EXTERNALLY-MANAGED",
 ]);
 /** Test packages inside other packages (ctypes/test, unittest/test, distutils/tests, …). */
 const DROP_ANY = new Set(["__pycache__", "test", "tests", "idle_test"]);
@@ -120,7 +158,8 @@ const DROP_ANY = new Set(["__pycache__", "test", "tests", "idle_test"]);
  * Extension modules that are tests, need a terminal (curses, readline), or pull in databases
  * and services nothing in a kiln image has (dbm, NIS); the rest of lib-dynload stays.
  */
-const DROP_DYNLOAD = /^(_test\w*|_ctypes_test|_xxtestfuzz|_xxsubinterpreters|xxlimited\w*|_curses\w*|readline|_dbm|_gdbm|nis|ossaudiodev)\./;
+const DROP_DYNLOAD =
+  /^(_test\w*|_ctypes_test|_xxtestfuzz|_xxsubinterpreters|xxlimited\w*|_curses\w*|readline|_dbm|_gdbm|nis|ossaudiodev)\./;
 
 /** Whether a path relative to /usr/lib/python3.X goes into the image. */
 export function keepStdlibPath(rel: string): boolean {

@@ -14,7 +14,11 @@ import type { Sandbox } from "../../src/sandbox.js";
 import { keepStdlibPath } from "./requirements.js";
 
 export const PYTHON_VERSION = "3.11";
-export const PYTHON_PACKAGES = [`python${PYTHON_VERSION}-minimal`, `libpython${PYTHON_VERSION}-minimal`, `libpython${PYTHON_VERSION}-stdlib`] as const;
+export const PYTHON_PACKAGES = [
+  `python${PYTHON_VERSION}-minimal`,
+  `libpython${PYTHON_VERSION}-minimal`,
+  `libpython${PYTHON_VERSION}-stdlib`,
+] as const;
 export const STDLIB_DEST = `/usr/lib/python${PYTHON_VERSION}`;
 /** Where the app's requirements are installed; a .pth file in the stdlib puts it on sys.path. */
 export const SITE_PACKAGES = "/app/.kiln/site-packages";
@@ -46,7 +50,8 @@ export async function preparePython(ctx: BakeContext): Promise<PythonRuntime> {
     await copyFile(path.join(trees[0]!, `usr/bin/python${PYTHON_VERSION}`), python);
     await chmod(python, 0o755);
     const stdlib = path.join(scratch, STDLIB_DEST.slice(1));
-    for (const tree of trees.slice(1)) await copyTreeNormalized(path.join(tree, STDLIB_DEST.slice(1)), stdlib, (rel) => !keepStdlibPath(rel));
+    for (const tree of trees.slice(1))
+      await copyTreeNormalized(path.join(tree, STDLIB_DEST.slice(1)), stdlib, (rel) => !keepStdlibPath(rel));
     // Debian's site.py adds /usr/lib/python3.X/dist-packages; this line there adds the app's packages.
     await mkdir(path.join(stdlib, "dist-packages"), { recursive: true });
     await writeFile(path.join(stdlib, "dist-packages", "kiln-app.pth"), `${SITE_PACKAGES}\n`);

@@ -61,7 +61,10 @@ export function tarballBaseName(file: string): string {
  * it (absolute paths, ".." segments) or is the root itself.
  */
 export function safeEntryPath(name: string): string | undefined {
-  const parts = name.replace(/\\/g, "/").split("/").filter((p) => p !== "" && p !== ".");
+  const parts = name
+    .replace(/\\/g, "/")
+    .split("/")
+    .filter((p) => p !== "" && p !== ".");
   if (parts.length === 0 || parts.some((p) => p === "..") || name.startsWith("/") || name.includes("\0")) return undefined;
   return parts.join("/");
 }
@@ -84,7 +87,8 @@ export async function extractTarball(file: string, dest: string, limitsOverride:
     ex.destroy();
     if (error instanceof InputError) throw error;
     const unreadable = new InputError(`${path.basename(file)} is not a readable tar archive: ${(error as Error).message}`, {
-      hint: "check that the file is complete (gzip -t, tar -tf) and was made with tar", cause: error,
+      hint: "check that the file is complete (gzip -t, tar -tf) and was made with tar",
+      cause: error,
     });
     throw fsInputError(error, `${path.basename(file)}: an entry`) ?? unreadable;
   }
@@ -104,7 +108,11 @@ class ConfinedTree {
   private entries = 0;
   private bytes = 0;
 
-  constructor(private readonly root: string, private readonly archive: string, private readonly limits: ExtractLimits) {}
+  constructor(
+    private readonly root: string,
+    private readonly archive: string,
+    private readonly limits: ExtractLimits,
+  ) {}
 
   async add(header: Header, stream: EntryData): Promise<void> {
     if (++this.entries > this.limits.maxEntries) throw this.tooBig(`more than ${this.limits.maxEntries} entries`);
@@ -112,7 +120,10 @@ class ConfinedTree {
     const type = header.type ?? "file";
     if (rel === undefined) {
       // "./" (the archive's root) is harmless; anything else that escapes is reported.
-      const isRoot = header.name.replace(/\\/g, "/").split("/").every((p: string) => p === "" || p === ".");
+      const isRoot = header.name
+        .replace(/\\/g, "/")
+        .split("/")
+        .every((p: string) => p === "" || p === ".");
       if (!isRoot) this.refuse(header.name, "would land outside the app directory");
       return drain(stream);
     }
@@ -139,9 +150,12 @@ class ConfinedTree {
     for (const [rel, { target, name }] of links) {
       const resolved = await resolveBeneath(this.root, rel);
       if ("rel" in resolved) continue;
-      this.refuse(name, resolved.escape === "loop"
-        ? `is a symlink loop (-> ${printable(target)})`
-        : `is a symlink to ${printable(target)}, which leads outside the app directory through other links`);
+      this.refuse(
+        name,
+        resolved.escape === "loop"
+          ? `is a symlink loop (-> ${printable(target)})`
+          : `is a symlink to ${printable(target)}, which leads outside the app directory through other links`,
+      );
       await unlink(path.join(this.root, rel));
     }
     if (this.problems.length === 0) return;
@@ -181,7 +195,8 @@ class ConfinedTree {
 
   private async addSymlink(rel: string, name: string, target: string): Promise<void> {
     if (target === "" || target.includes("\0")) return this.refuse(name, "is a symlink with an empty target");
-    if (lexicalTarget(rel, target) === undefined) return this.refuse(name, `is a symlink to ${printable(target)}, outside the app directory`);
+    if (lexicalTarget(rel, target) === undefined)
+      return this.refuse(name, `is a symlink to ${printable(target)}, outside the app directory`);
     if (!(await this.parentsOf(rel, name))) return;
     const existing = await lstat(path.join(this.root, rel)).catch(() => undefined);
     if (existing?.isDirectory()) return this.refuse(name, "is a symlink, but an earlier entry made it a directory");
@@ -248,13 +263,15 @@ class ConfinedTree {
 
   private count(bytes: number): void {
     this.bytes += bytes;
-    if (this.bytes > this.limits.maxBytes) throw this.tooBig(`more than ${this.limits.maxBytes} bytes of files (hard links counted as copies)`);
+    if (this.bytes > this.limits.maxBytes)
+      throw this.tooBig(`more than ${this.limits.maxBytes} bytes of files (hard links counted as copies)`);
   }
 
   private tooBig(what: string): InputError {
     return new InputError(`${this.archive} has ${what}; kiln stops there rather than fill the disk`, {
-      hint: `an app tarball is limited to ${EXTRACT_LIMITS.maxEntries} entries and ${EXTRACT_LIMITS.maxBytes / 1024 ** 3} GiB; `
-        + "check that this is the archive you meant",
+      hint:
+        `an app tarball is limited to ${EXTRACT_LIMITS.maxEntries} entries and ${EXTRACT_LIMITS.maxBytes / 1024 ** 3} GiB; ` +
+        "check that this is the archive you meant",
     });
   }
 

@@ -29,15 +29,27 @@ export interface AwsClients {
   readonly cloudwatch: CloudWatchClient;
 }
 
-function observe<T extends { middlewareStack: { add: (...args: never[]) => void } }>(client: T, onRequest: AwsClientOptions["onRequest"]): T {
+function observe<T extends { middlewareStack: { add: (...args: never[]) => void } }>(
+  client: T,
+  onRequest: AwsClientOptions["onRequest"],
+): T {
   if (!onRequest) return client;
   const stack = client.middlewareStack as unknown as {
-    add: (mw: (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: { input: Record<string, unknown> }) => Promise<unknown>, opts: { step: string; name: string }) => void;
+    add: (
+      mw: (
+        next: (a: unknown) => Promise<unknown>,
+        context: { commandName?: string },
+      ) => (args: { input: Record<string, unknown> }) => Promise<unknown>,
+      opts: { step: string; name: string },
+    ) => void;
   };
-  stack.add((next, context) => async (args) => {
-    onRequest(context.commandName?.replace(/Command$/, "") ?? "unknown", args.input);
-    return next(args);
-  }, { step: "initialize", name: "kilnRequestObserver" });
+  stack.add(
+    (next, context) => async (args) => {
+      onRequest(context.commandName?.replace(/Command$/, "") ?? "unknown", args.input);
+      return next(args);
+    },
+    { step: "initialize", name: "kilnRequestObserver" },
+  );
   return client;
 }
 

@@ -42,7 +42,10 @@ export function loadBalancerDimension(loadBalancerArn: string): string {
  */
 export function metricWindow(since: Date, until: Date): { start: Date; end: Date } {
   const minute = PERIOD_SECONDS * 1000;
-  return { start: new Date(Math.floor(since.getTime() / minute) * minute), end: new Date((Math.floor(until.getTime() / minute) + 1) * minute) };
+  return {
+    start: new Date(Math.floor(since.getTime() / minute) * minute),
+    end: new Date((Math.floor(until.getTime() / minute) + 1) * minute),
+  };
 }
 
 /**
@@ -52,23 +55,48 @@ export function metricWindow(since: Date, until: Date): { start: Date; end: Date
  * exists per load balancer only and cannot be told apart by release.
  */
 export async function targetGroupRequestCounts(
-  clients: AwsClients, loadBalancerArn: string, targetGroupArns: readonly string[], since: Date, until: Date,
+  clients: AwsClients,
+  loadBalancerArn: string,
+  targetGroupArns: readonly string[],
+  since: Date,
+  until: Date,
 ): Promise<Record<string, { requests: number; errors: number }>> {
   const lb = loadBalancerDimension(loadBalancerArn);
   // Both dimensions: the ALB publishes target group metrics with {LoadBalancer, TargetGroup},
   // never TargetGroup alone, and CloudWatch matches the dimension set exactly.
   const query = (id: string, metric: string, tg: string): MetricDataQuery => ({
-    Id: id, ReturnData: true,
-    MetricStat: { Metric: { Namespace: NAMESPACE, MetricName: metric, Dimensions: [{ Name: "LoadBalancer", Value: lb }, { Name: "TargetGroup", Value: targetGroupDimension(tg) }] }, Period: PERIOD_SECONDS, Stat: "Sum" },
+    Id: id,
+    ReturnData: true,
+    MetricStat: {
+      Metric: {
+        Namespace: NAMESPACE,
+        MetricName: metric,
+        Dimensions: [
+          { Name: "LoadBalancer", Value: lb },
+          { Name: "TargetGroup", Value: targetGroupDimension(tg) },
+        ],
+      },
+      Period: PERIOD_SECONDS,
+      Stat: "Sum",
+    },
   });
-  const queries = targetGroupArns.flatMap((tg, i) => [query(`requests${i}`, "RequestCount", tg), query(`errors${i}`, "HTTPCode_Target_5XX_Count", tg)]);
+  const queries = targetGroupArns.flatMap((tg, i) => [
+    query(`requests${i}`, "RequestCount", tg),
+    query(`errors${i}`, "HTTPCode_Target_5XX_Count", tg),
+  ]);
   const { start, end } = metricWindow(since, until);
   const sums = new Map<string, number>();
   await aws("GetMetricData", `${NAMESPACE} of ${lb}`, async () => {
     // Results of one query can continue on the next page: add them up by id.
-    for await (const page of paginateGetMetricData({ client: clients.cloudwatch }, { StartTime: start, EndTime: end, MetricDataQueries: queries })) {
-      for (const result of page.MetricDataResults ?? []) sums.set(result.Id ?? "", (sums.get(result.Id ?? "") ?? 0) + (result.Values ?? []).reduce((n, v) => n + v, 0));
+    for await (const page of paginateGetMetricData(
+      { client: clients.cloudwatch },
+      { StartTime: start, EndTime: end, MetricDataQueries: queries },
+    )) {
+      for (const result of page.MetricDataResults ?? [])
+        sums.set(result.Id ?? "", (sums.get(result.Id ?? "") ?? 0) + (result.Values ?? []).reduce((n, v) => n + v, 0));
     }
   });
-  return Object.fromEntries(targetGroupArns.map((tg, i) => [tg, { requests: sums.get(`requests${i}`) ?? 0, errors: sums.get(`errors${i}`) ?? 0 }]));
+  return Object.fromEntries(
+    targetGroupArns.map((tg, i) => [tg, { requests: sums.get(`requests${i}`) ?? 0, errors: sums.get(`errors${i}`) ?? 0 }]),
+  );
 }

@@ -1,5 +1,11 @@
 /** EBS direct APIs: write a snapshot block by block. */
-import { CompleteSnapshotCommand, GetSnapshotBlockCommand, ListSnapshotBlocksCommand, PutSnapshotBlockCommand, StartSnapshotCommand } from "@aws-sdk/client-ebs";
+import {
+  CompleteSnapshotCommand,
+  GetSnapshotBlockCommand,
+  ListSnapshotBlocksCommand,
+  PutSnapshotBlockCommand,
+  StartSnapshotCommand,
+} from "@aws-sdk/client-ebs";
 import type { AwsClients } from "./clients.js";
 import { aws } from "./errors.js";
 
@@ -16,32 +22,60 @@ export interface StartSnapshotInput {
 }
 
 export async function startSnapshot(clients: AwsClients, input: StartSnapshotInput): Promise<string> {
-  const out = await aws("StartSnapshot", `a ${input.volumeGiB} GiB snapshot in ${clients.region}`, () => clients.ebs.send(new StartSnapshotCommand({
-    VolumeSize: input.volumeGiB,
-    Description: input.description,
-    Tags: Object.entries(input.tags).map(([Key, Value]) => ({ Key, Value })),
-    Timeout: input.timeoutMinutes,
-    ClientToken: input.clientToken,
-    ...(input.parentSnapshotId ? { ParentSnapshotId: input.parentSnapshotId } : {}),
-    ...(input.encrypted || input.kmsKeyArn ? { Encrypted: true } : {}),
-    ...(input.kmsKeyArn ? { KmsKeyArn: input.kmsKeyArn } : {}),
-  })));
+  const out = await aws("StartSnapshot", `a ${input.volumeGiB} GiB snapshot in ${clients.region}`, () =>
+    clients.ebs.send(
+      new StartSnapshotCommand({
+        VolumeSize: input.volumeGiB,
+        Description: input.description,
+        Tags: Object.entries(input.tags).map(([Key, Value]) => ({ Key, Value })),
+        Timeout: input.timeoutMinutes,
+        ClientToken: input.clientToken,
+        ...(input.parentSnapshotId ? { ParentSnapshotId: input.parentSnapshotId } : {}),
+        ...(input.encrypted || input.kmsKeyArn ? { Encrypted: true } : {}),
+        ...(input.kmsKeyArn ? { KmsKeyArn: input.kmsKeyArn } : {}),
+      }),
+    ),
+  );
   return out.SnapshotId!;
 }
 
 /** One block; raw (untranslated) errors so the uploader can tell throttling from failure. */
-export async function putSnapshotBlock(clients: AwsClients, snapshotId: string, index: number, data: Buffer, checksumBase64: string): Promise<void> {
-  await clients.ebs.send(new PutSnapshotBlockCommand({
-    SnapshotId: snapshotId, BlockIndex: index, BlockData: data, DataLength: data.length,
-    Checksum: checksumBase64, ChecksumAlgorithm: "SHA256",
-  }));
+export async function putSnapshotBlock(
+  clients: AwsClients,
+  snapshotId: string,
+  index: number,
+  data: Buffer,
+  checksumBase64: string,
+): Promise<void> {
+  await clients.ebs.send(
+    new PutSnapshotBlockCommand({
+      SnapshotId: snapshotId,
+      BlockIndex: index,
+      BlockData: data,
+      DataLength: data.length,
+      Checksum: checksumBase64,
+      ChecksumAlgorithm: "SHA256",
+    }),
+  );
 }
 
-export async function completeSnapshot(clients: AwsClients, snapshotId: string, changedBlocks: number, aggregateChecksum: string): Promise<string> {
-  const out = await aws("CompleteSnapshot", snapshotId, () => clients.ebs.send(new CompleteSnapshotCommand({
-    SnapshotId: snapshotId, ChangedBlocksCount: changedBlocks,
-    Checksum: aggregateChecksum, ChecksumAlgorithm: "SHA256", ChecksumAggregationMethod: "LINEAR",
-  })));
+export async function completeSnapshot(
+  clients: AwsClients,
+  snapshotId: string,
+  changedBlocks: number,
+  aggregateChecksum: string,
+): Promise<string> {
+  const out = await aws("CompleteSnapshot", snapshotId, () =>
+    clients.ebs.send(
+      new CompleteSnapshotCommand({
+        SnapshotId: snapshotId,
+        ChangedBlocksCount: changedBlocks,
+        Checksum: aggregateChecksum,
+        ChecksumAlgorithm: "SHA256",
+        ChecksumAggregationMethod: "LINEAR",
+      }),
+    ),
+  );
   return out.Status ?? "unknown";
 }
 
@@ -50,7 +84,9 @@ export async function listSnapshotBlocks(clients: AwsClients, snapshotId: string
   const indexes: number[] = [];
   let token: string | undefined;
   do {
-    const out = await aws("ListSnapshotBlocks", snapshotId, () => clients.ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, NextToken: token, MaxResults: 10000 })));
+    const out = await aws("ListSnapshotBlocks", snapshotId, () =>
+      clients.ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, NextToken: token, MaxResults: 10000 })),
+    );
     // moto answers BlockIndex as a string; real AWS as a number.
     for (const block of out.Blocks ?? []) indexes.push(Number(block.BlockIndex));
     token = out.NextToken;
@@ -59,7 +95,9 @@ export async function listSnapshotBlocks(clients: AwsClients, snapshotId: string
 }
 
 export async function getSnapshotBlock(clients: AwsClients, snapshotId: string, index: number, blockToken: string): Promise<Buffer> {
-  const out = await aws("GetSnapshotBlock", `${snapshotId} block ${index}`, () => clients.ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockToken: blockToken })));
+  const out = await aws("GetSnapshotBlock", `${snapshotId} block ${index}`, () =>
+    clients.ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockToken: blockToken })),
+  );
   return Buffer.from(await out.BlockData!.transformToByteArray());
 }
 
@@ -67,7 +105,9 @@ export async function listSnapshotBlockTokens(clients: AwsClients, snapshotId: s
   const tokens = new Map<number, string>();
   let token: string | undefined;
   do {
-    const out = await aws("ListSnapshotBlocks", snapshotId, () => clients.ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, NextToken: token })));
+    const out = await aws("ListSnapshotBlocks", snapshotId, () =>
+      clients.ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, NextToken: token })),
+    );
     for (const block of out.Blocks ?? []) tokens.set(Number(block.BlockIndex), block.BlockToken!);
     token = out.NextToken;
   } while (token);

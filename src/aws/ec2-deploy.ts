@@ -1,9 +1,21 @@
 /** EC2 resources a deploy needs: network lookups, security groups, launch templates, instance facts. */
 import { createHash } from "node:crypto";
 import {
-  AuthorizeSecurityGroupIngressCommand, CreateTagsCommand, CreateLaunchTemplateCommand, CreateLaunchTemplateVersionCommand, CreateSecurityGroupCommand,
-  DeleteLaunchTemplateCommand, DeleteSecurityGroupCommand, DescribeInstanceTypeOfferingsCommand, DescribeLaunchTemplatesCommand,
-  DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeTagsCommand, DescribeVpcsCommand, GetConsoleOutputCommand, type Subnet,
+  AuthorizeSecurityGroupIngressCommand,
+  CreateTagsCommand,
+  CreateLaunchTemplateCommand,
+  CreateLaunchTemplateVersionCommand,
+  CreateSecurityGroupCommand,
+  DeleteLaunchTemplateCommand,
+  DeleteSecurityGroupCommand,
+  DescribeInstanceTypeOfferingsCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeTagsCommand,
+  DescribeVpcsCommand,
+  GetConsoleOutputCommand,
+  type Subnet,
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws, translateAwsError } from "./errors.js";
@@ -12,39 +24,80 @@ export type Tags = Readonly<Record<string, string>>;
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
 export async function defaultVpc(clients: AwsClients): Promise<string | undefined> {
-  const out = await aws("DescribeVpcs", `default VPC in ${clients.region}`, () => clients.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "isDefault", Values: ["true"] }] })));
+  const out = await aws("DescribeVpcs", `default VPC in ${clients.region}`, () =>
+    clients.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "isDefault", Values: ["true"] }] })),
+  );
   return out.Vpcs?.[0]?.VpcId;
 }
 
 export async function describeSubnets(clients: AwsClients, ids: readonly string[], vpc?: string): Promise<Subnet[]> {
-  const out = await aws("DescribeSubnets", ids.length ? ids.join(",") : `subnets of ${vpc}`, () => clients.ec2.send(new DescribeSubnetsCommand(
-    ids.length ? { SubnetIds: [...ids] } : { Filters: [{ Name: "vpc-id", Values: [vpc ?? ""] }] },
-  )));
+  const out = await aws("DescribeSubnets", ids.length ? ids.join(",") : `subnets of ${vpc}`, () =>
+    clients.ec2.send(
+      new DescribeSubnetsCommand(ids.length ? { SubnetIds: [...ids] } : { Filters: [{ Name: "vpc-id", Values: [vpc ?? ""] }] }),
+    ),
+  );
   return out.Subnets ?? [];
 }
 
 export async function instanceTypeOffered(clients: AwsClients, instanceType: string): Promise<boolean> {
-  const out = await aws("DescribeInstanceTypeOfferings", `${instanceType} in ${clients.region}`, () => clients.ec2.send(new DescribeInstanceTypeOfferingsCommand({
-    LocationType: "region", Filters: [{ Name: "instance-type", Values: [instanceType] }],
-  })));
+  const out = await aws("DescribeInstanceTypeOfferings", `${instanceType} in ${clients.region}`, () =>
+    clients.ec2.send(
+      new DescribeInstanceTypeOfferingsCommand({
+        LocationType: "region",
+        Filters: [{ Name: "instance-type", Values: [instanceType] }],
+      }),
+    ),
+  );
   return (out.InstanceTypeOfferings ?? []).length > 0;
 }
 
-export async function findSecurityGroup(clients: AwsClients, vpc: string, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined> {
-  const out = await aws("DescribeSecurityGroups", name, () => clients.ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [name] }, { Name: "vpc-id", Values: [vpc] }] })));
+export async function findSecurityGroup(
+  clients: AwsClients,
+  vpc: string,
+  name: string,
+): Promise<{ id: string; tags: Record<string, string> } | undefined> {
+  const out = await aws("DescribeSecurityGroups", name, () =>
+    clients.ec2.send(
+      new DescribeSecurityGroupsCommand({
+        Filters: [
+          { Name: "group-name", Values: [name] },
+          { Name: "vpc-id", Values: [vpc] },
+        ],
+      }),
+    ),
+  );
   const group = out.SecurityGroups?.[0];
-  return group?.GroupId ? { id: group.GroupId, tags: Object.fromEntries((group.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""])) } : undefined;
+  return group?.GroupId
+    ? { id: group.GroupId, tags: Object.fromEntries((group.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""])) }
+    : undefined;
 }
 
-export async function ensureSecurityGroup(clients: AwsClients, vpc: string, name: string, description: string, tags: Tags, ingress: IngressRule[]): Promise<string> {
+export async function ensureSecurityGroup(
+  clients: AwsClients,
+  vpc: string,
+  name: string,
+  description: string,
+  tags: Tags,
+  ingress: IngressRule[],
+): Promise<string> {
   const existing = await findSecurityGroup(clients, vpc, name);
   if (existing) return existing.id;
-  const out = await aws("CreateSecurityGroup", name, () => clients.ec2.send(new CreateSecurityGroupCommand({
-    GroupName: name, Description: description, VpcId: vpc, TagSpecifications: [{ ResourceType: "security-group", Tags: tagList(tags) }],
-  })));
+  const out = await aws("CreateSecurityGroup", name, () =>
+    clients.ec2.send(
+      new CreateSecurityGroupCommand({
+        GroupName: name,
+        Description: description,
+        VpcId: vpc,
+        TagSpecifications: [{ ResourceType: "security-group", Tags: tagList(tags) }],
+      }),
+    ),
+  );
   const id = out.GroupId!;
   // No rules yet when the app's port is not known (a lock taken before any image is chosen).
-  if (ingress.length) await aws("AuthorizeSecurityGroupIngress", id, () => clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: ingress.map(permission) })));
+  if (ingress.length)
+    await aws("AuthorizeSecurityGroupIngress", id, () =>
+      clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: ingress.map(permission) })),
+    );
   return id;
 }
 
@@ -52,7 +105,9 @@ type IngressRule = { port: number; fromGroup?: string; cidr?: string };
 
 function permission(rule: IngressRule) {
   return {
-    IpProtocol: "tcp", FromPort: rule.port, ToPort: rule.port,
+    IpProtocol: "tcp",
+    FromPort: rule.port,
+    ToPort: rule.port,
     ...(rule.fromGroup ? { UserIdGroupPairs: [{ GroupId: rule.fromGroup }] } : { IpRanges: [{ CidrIp: rule.cidr ?? "0.0.0.0/0" }] }),
   };
 }
@@ -84,7 +139,9 @@ export interface LaunchSpec {
 
 function launchData(spec: LaunchSpec) {
   return {
-    ImageId: spec.ami, InstanceType: spec.instanceType as never, ...(spec.securityGroup ? { SecurityGroupIds: [spec.securityGroup] } : {}),
+    ImageId: spec.ami,
+    InstanceType: spec.instanceType as never,
+    ...(spec.securityGroup ? { SecurityGroupIds: [spec.securityGroup] } : {}),
     UserData: Buffer.from(spec.userData).toString("base64"),
     ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
     // IMDSv2 only: the image's init speaks it; v1 would let SSRF read the instance's credentials.
@@ -97,23 +154,43 @@ function launchData(spec: LaunchSpec) {
  * exactly this (a rollback to a kept release), or adds a version when something changed. The
  * `kiln:config` tag holds a hash of the launch data, so "the same" needs no version read-back.
  */
-export async function putLaunchTemplateVersion(clients: AwsClients, name: string, spec: LaunchSpec, tags: Tags): Promise<{ id: string; version: number; reused: boolean }> {
+export async function putLaunchTemplateVersion(
+  clients: AwsClients,
+  name: string,
+  spec: LaunchSpec,
+  tags: Tags,
+): Promise<{ id: string; version: number; reused: boolean }> {
   const data = launchData(spec);
   const config = createHash("sha256").update(JSON.stringify(data)).digest("hex").slice(0, 32);
-  const existing = await aws("DescribeLaunchTemplates", name, () => clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })));
+  const existing = await aws("DescribeLaunchTemplates", name, () =>
+    clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })),
+  );
   const template = existing.LaunchTemplates?.[0];
   if (!template) {
-    const out = await aws("CreateLaunchTemplate", name, () => clients.ec2.send(new CreateLaunchTemplateCommand({
-      LaunchTemplateName: name, VersionDescription: spec.description, LaunchTemplateData: data,
-      TagSpecifications: [{ ResourceType: "launch-template", Tags: tagList({ ...tags, "kiln:config": config }) }],
-    })));
+    const out = await aws("CreateLaunchTemplate", name, () =>
+      clients.ec2.send(
+        new CreateLaunchTemplateCommand({
+          LaunchTemplateName: name,
+          VersionDescription: spec.description,
+          LaunchTemplateData: data,
+          TagSpecifications: [{ ResourceType: "launch-template", Tags: tagList({ ...tags, "kiln:config": config }) }],
+        }),
+      ),
+    );
     return { id: out.LaunchTemplate!.LaunchTemplateId!, version: Number(out.LaunchTemplate!.LatestVersionNumber ?? 1), reused: false };
   }
   const id = template.LaunchTemplateId!;
-  if ((await launchTemplateTags(clients, [id])).get(id)?.["kiln:config"] === config) return { id, version: Number(template.LatestVersionNumber ?? 1), reused: true };
-  const out = await aws("CreateLaunchTemplateVersion", name, () => clients.ec2.send(new CreateLaunchTemplateVersionCommand({
-    LaunchTemplateId: id, VersionDescription: spec.description, LaunchTemplateData: data,
-  })));
+  if ((await launchTemplateTags(clients, [id])).get(id)?.["kiln:config"] === config)
+    return { id, version: Number(template.LatestVersionNumber ?? 1), reused: true };
+  const out = await aws("CreateLaunchTemplateVersion", name, () =>
+    clients.ec2.send(
+      new CreateLaunchTemplateVersionCommand({
+        LaunchTemplateId: id,
+        VersionDescription: spec.description,
+        LaunchTemplateData: data,
+      }),
+    ),
+  );
   await aws("CreateTags", id, () => clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: tagList({ "kiln:config": config }) })));
   return { id, version: Number(out.LaunchTemplateVersion!.VersionNumber), reused: false };
 }
@@ -129,15 +206,28 @@ export async function findLaunchTemplates(clients: AwsClients, tags: Tags): Prom
   const found: FoundTemplate[] = [];
   let token: string | undefined;
   do {
-    const out = await aws("DescribeLaunchTemplates", `launch templates of ${JSON.stringify(tags)}`, () => clients.ec2.send(new DescribeLaunchTemplatesCommand({
-      Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })), NextToken: token,
-    })));
-    for (const t of out.LaunchTemplates ?? []) found.push({ id: t.LaunchTemplateId ?? "", name: t.LaunchTemplateName ?? "", tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key ?? "", x.Value ?? ""])) });
+    const out = await aws("DescribeLaunchTemplates", `launch templates of ${JSON.stringify(tags)}`, () =>
+      clients.ec2.send(
+        new DescribeLaunchTemplatesCommand({
+          Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+          NextToken: token,
+        }),
+      ),
+    );
+    for (const t of out.LaunchTemplates ?? [])
+      found.push({
+        id: t.LaunchTemplateId ?? "",
+        name: t.LaunchTemplateName ?? "",
+        tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key ?? "", x.Value ?? ""])),
+      });
     token = out.NextToken;
   } while (token);
   // Tags added after creation (kiln:kept, kiln:config) come from DescribeTags: the emulator's
   // DescribeLaunchTemplates shows only the tags given at creation.
-  const later = await launchTemplateTags(clients, found.map((t) => t.id));
+  const later = await launchTemplateTags(
+    clients,
+    found.map((t) => t.id),
+  );
   return found.map((t) => ({ ...t, tags: { ...t.tags, ...later.get(t.id) } }));
 }
 
@@ -147,9 +237,14 @@ export async function launchTemplateTags(clients: AwsClients, ids: readonly stri
   for (let i = 0; i < ids.length; i += 200) {
     let token: string | undefined;
     do {
-      const out = await aws("DescribeTags", `tags of ${ids.slice(i, i + 200).join(",")}`, () => clients.ec2.send(new DescribeTagsCommand({
-        Filters: [{ Name: "resource-id", Values: ids.slice(i, i + 200) }], NextToken: token,
-      })));
+      const out = await aws("DescribeTags", `tags of ${ids.slice(i, i + 200).join(",")}`, () =>
+        clients.ec2.send(
+          new DescribeTagsCommand({
+            Filters: [{ Name: "resource-id", Values: ids.slice(i, i + 200) }],
+            NextToken: token,
+          }),
+        ),
+      );
       for (const t of out.Tags ?? []) tags.set(t.ResourceId ?? "", { ...tags.get(t.ResourceId ?? ""), [t.Key ?? ""]: t.Value ?? "" });
       token = out.NextToken;
     } while (token);
@@ -158,12 +253,16 @@ export async function launchTemplateTags(clients: AwsClients, ids: readonly stri
 }
 
 export async function deleteLaunchTemplate(clients: AwsClients, name: string): Promise<void> {
-  const existing = await aws("DescribeLaunchTemplates", name, () => clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })));
+  const existing = await aws("DescribeLaunchTemplates", name, () =>
+    clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })),
+  );
   const id = existing.LaunchTemplates?.[0]?.LaunchTemplateId;
   if (id) await aws("DeleteLaunchTemplate", name, () => clients.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: id })));
 }
 
 export async function instanceConsole(clients: AwsClients, instanceId: string): Promise<string> {
-  const out = await aws("GetConsoleOutput", instanceId, () => clients.ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true })));
+  const out = await aws("GetConsoleOutput", instanceId, () =>
+    clients.ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true })),
+  );
   return out.Output ? Buffer.from(out.Output, "base64").toString("utf8") : "";
 }

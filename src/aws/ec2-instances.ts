@@ -3,8 +3,16 @@
  * one Elastic IP per environment that moves to the new instance at the switch.
  */
 import {
-  AllocateAddressCommand, AssociateAddressCommand, DescribeAddressesCommand, DescribeInstancesCommand, DisassociateAddressCommand,
-  ReleaseAddressCommand, RunInstancesCommand, TerminateInstancesCommand, waitUntilInstanceRunning, waitUntilInstanceTerminated,
+  AllocateAddressCommand,
+  AssociateAddressCommand,
+  DescribeAddressesCommand,
+  DescribeInstancesCommand,
+  DisassociateAddressCommand,
+  ReleaseAddressCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  waitUntilInstanceRunning,
+  waitUntilInstanceTerminated,
   type Instance,
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
@@ -13,7 +21,8 @@ import type { Tags } from "./ec2-deploy.js";
 
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 const tagFilters = (tags: Tags) => Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
-const tagMap = (tags: { Key?: string; Value?: string }[] | undefined) => Object.fromEntries((tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
+const tagMap = (tags: { Key?: string; Value?: string }[] | undefined) =>
+  Object.fromEntries((tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
 
 export interface ElasticIp {
   readonly allocationId: string;
@@ -26,26 +35,38 @@ export interface ElasticIp {
 
 /** The Elastic IP carrying all the given tags, if any. */
 export async function findAddress(clients: AwsClients, tags: Tags): Promise<ElasticIp | undefined> {
-  const out = await aws("DescribeAddresses", `Elastic IP of ${JSON.stringify(tags)}`, () => clients.ec2.send(new DescribeAddressesCommand({ Filters: tagFilters(tags) })));
+  const out = await aws("DescribeAddresses", `Elastic IP of ${JSON.stringify(tags)}`, () =>
+    clients.ec2.send(new DescribeAddressesCommand({ Filters: tagFilters(tags) })),
+  );
   const address = out.Addresses?.find((a) => a.AllocationId);
   if (!address) return undefined;
   return {
-    allocationId: address.AllocationId!, publicIp: address.PublicIp ?? "", tags: tagMap(address.Tags),
+    allocationId: address.AllocationId!,
+    publicIp: address.PublicIp ?? "",
+    tags: tagMap(address.Tags),
     // Unassociated addresses come back with empty strings rather than absent fields.
-    associationId: address.AssociationId || undefined, instanceId: address.InstanceId || undefined,
+    associationId: address.AssociationId || undefined,
+    instanceId: address.InstanceId || undefined,
   };
 }
 
 export async function allocateAddress(clients: AwsClients, tags: Tags): Promise<string> {
-  const out = await aws("AllocateAddress", `Elastic IP for ${JSON.stringify(tags)}`, () => clients.ec2.send(new AllocateAddressCommand({
-    Domain: "vpc", TagSpecifications: [{ ResourceType: "elastic-ip", Tags: tagList(tags) }],
-  })));
+  const out = await aws("AllocateAddress", `Elastic IP for ${JSON.stringify(tags)}`, () =>
+    clients.ec2.send(
+      new AllocateAddressCommand({
+        Domain: "vpc",
+        TagSpecifications: [{ ResourceType: "elastic-ip", Tags: tagList(tags) }],
+      }),
+    ),
+  );
   return out.AllocationId!;
 }
 
 /** Moves the address to the instance in one call (AllowReassociation): there is no moment without an owner. */
 export async function associateAddress(clients: AwsClients, allocationId: string, instanceId: string): Promise<void> {
-  await aws("AssociateAddress", `${allocationId} → ${instanceId}`, () => clients.ec2.send(new AssociateAddressCommand({ AllocationId: allocationId, InstanceId: instanceId, AllowReassociation: true })));
+  await aws("AssociateAddress", `${allocationId} → ${instanceId}`, () =>
+    clients.ec2.send(new AssociateAddressCommand({ AllocationId: allocationId, InstanceId: instanceId, AllowReassociation: true })),
+  );
 }
 
 export async function disassociateAddress(clients: AwsClients, associationId: string): Promise<void> {
@@ -65,7 +86,13 @@ export interface ReleaseInstance {
 }
 
 function toInstance(i: Instance): ReleaseInstance {
-  return { id: i.InstanceId ?? "", state: i.State?.Name ?? "unknown", zone: i.Placement?.AvailabilityZone ?? "", publicIp: i.PublicIpAddress || undefined, tags: tagMap(i.Tags) };
+  return {
+    id: i.InstanceId ?? "",
+    state: i.State?.Name ?? "unknown",
+    zone: i.Placement?.AvailabilityZone ?? "",
+    publicIp: i.PublicIpAddress || undefined,
+    tags: tagMap(i.Tags),
+  };
 }
 
 /**
@@ -76,9 +103,14 @@ export async function findInstances(clients: AwsClients, tags: Tags, states: rea
   const found: ReleaseInstance[] = [];
   let token: string | undefined;
   do {
-    const out = await aws("DescribeInstances", `instances of ${JSON.stringify(tags)}`, () => clients.ec2.send(new DescribeInstancesCommand({
-      Filters: [...tagFilters(tags), { Name: "instance-state-name", Values: [...states] }], NextToken: token,
-    })));
+    const out = await aws("DescribeInstances", `instances of ${JSON.stringify(tags)}`, () =>
+      clients.ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [...tagFilters(tags), { Name: "instance-state-name", Values: [...states] }],
+          NextToken: token,
+        }),
+      ),
+    );
     for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) found.push(toInstance(i));
     token = out.NextToken;
   } while (token);
@@ -105,24 +137,48 @@ export interface InstanceSpec {
  * and AWS refuses a network interface next to the template's own security groups.
  */
 export async function runInstance(clients: AwsClients, spec: InstanceSpec): Promise<string> {
-  const out = await aws("RunInstances", `${spec.launchTemplate.id} v${spec.launchTemplate.version} in ${spec.subnet}`, () => clients.ec2.send(new RunInstancesCommand({
-    MinCount: 1, MaxCount: 1,
-    LaunchTemplate: { LaunchTemplateId: spec.launchTemplate.id, Version: String(spec.launchTemplate.version) },
-    NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: spec.subnet, Groups: [spec.securityGroup], AssociatePublicIpAddress: true, DeleteOnTermination: true }],
-    // Tagged at creation: an interruption right after this call still leaves a findable instance.
-    TagSpecifications: [{ ResourceType: "instance", Tags: tagList(spec.tags) }, { ResourceType: "volume", Tags: tagList(spec.tags) }],
-  })));
+  const out = await aws("RunInstances", `${spec.launchTemplate.id} v${spec.launchTemplate.version} in ${spec.subnet}`, () =>
+    clients.ec2.send(
+      new RunInstancesCommand({
+        MinCount: 1,
+        MaxCount: 1,
+        LaunchTemplate: { LaunchTemplateId: spec.launchTemplate.id, Version: String(spec.launchTemplate.version) },
+        NetworkInterfaces: [
+          {
+            DeviceIndex: 0,
+            SubnetId: spec.subnet,
+            Groups: [spec.securityGroup],
+            AssociatePublicIpAddress: true,
+            DeleteOnTermination: true,
+          },
+        ],
+        // Tagged at creation: an interruption right after this call still leaves a findable instance.
+        TagSpecifications: [
+          { ResourceType: "instance", Tags: tagList(spec.tags) },
+          { ResourceType: "volume", Tags: tagList(spec.tags) },
+        ],
+      }),
+    ),
+  );
   return out.Instances![0]!.InstanceId!;
 }
 
 /** Resolves false when the instance did not reach running in time (it stopped or failed). */
 export async function waitInstanceRunning(clients: AwsClients, id: string, maxWaitSeconds: number): Promise<boolean> {
   // The first check is immediate; the SDK refuses a maximum wait that is not above the first delay.
-  return waitUntilInstanceRunning({ client: clients.ec2, maxWaitTime: Math.max(3, maxWaitSeconds), minDelay: 2, maxDelay: 10 }, { InstanceIds: [id] }).then(() => true, () => false);
+  return waitUntilInstanceRunning(
+    { client: clients.ec2, maxWaitTime: Math.max(3, maxWaitSeconds), minDelay: 2, maxDelay: 10 },
+    { InstanceIds: [id] },
+  ).then(
+    () => true,
+    () => false,
+  );
 }
 
 export async function terminateInstances(clients: AwsClients, ids: readonly string[]): Promise<void> {
   if (!ids.length) return;
   await aws("TerminateInstances", ids.join(","), () => clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [...ids] })));
-  await aws("DescribeInstances", ids.join(","), () => waitUntilInstanceTerminated({ client: clients.ec2, maxWaitTime: 900, minDelay: 2, maxDelay: 15 }, { InstanceIds: [...ids] }));
+  await aws("DescribeInstances", ids.join(","), () =>
+    waitUntilInstanceTerminated({ client: clients.ec2, maxWaitTime: 900, minDelay: 2, maxDelay: 15 }, { InstanceIds: [...ids] }),
+  );
 }

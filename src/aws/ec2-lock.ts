@@ -14,15 +14,25 @@ const GONE = ["InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.Not
 
 export type LockTemplateCreation = { readonly status: "created"; readonly id: string } | { readonly status: "taken" };
 
-export async function createLockTemplate(clients: AwsClients, name: string, description: string, tags: Readonly<Record<string, string>>): Promise<LockTemplateCreation> {
+export async function createLockTemplate(
+  clients: AwsClients,
+  name: string,
+  description: string,
+  tags: Readonly<Record<string, string>>,
+): Promise<LockTemplateCreation> {
   try {
-    const out = await aws("CreateLaunchTemplate", name, () => clients.ec2.send(new CreateLaunchTemplateCommand({
-      LaunchTemplateName: name, VersionDescription: description,
-      // Never launched from, but LaunchTemplateData is a required parameter: it holds the one
-      // setting every kiln template has (IMDSv2 only).
-      LaunchTemplateData: { MetadataOptions: { HttpTokens: "required" } },
-      TagSpecifications: [{ ResourceType: "launch-template", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
-    })));
+    const out = await aws("CreateLaunchTemplate", name, () =>
+      clients.ec2.send(
+        new CreateLaunchTemplateCommand({
+          LaunchTemplateName: name,
+          VersionDescription: description,
+          // Never launched from, but LaunchTemplateData is a required parameter: it holds the one
+          // setting every kiln template has (IMDSv2 only).
+          LaunchTemplateData: { MetadataOptions: { HttpTokens: "required" } },
+          TagSpecifications: [{ ResourceType: "launch-template", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
+        }),
+      ),
+    );
     return { status: "created", id: out.LaunchTemplate!.LaunchTemplateId! };
   } catch (error) {
     if (error instanceof AwsError && error.code === NAME_TAKEN) return { status: "taken" };
@@ -31,9 +41,14 @@ export async function createLockTemplate(clients: AwsClients, name: string, desc
 }
 
 /** The launch template of that name with its tags (set at creation), or undefined. */
-export async function describeLockTemplate(clients: AwsClients, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined> {
+export async function describeLockTemplate(
+  clients: AwsClients,
+  name: string,
+): Promise<{ id: string; tags: Record<string, string> } | undefined> {
   // A name filter answers "none" where LaunchTemplateNames would throw NotFound.
-  const out = await aws("DescribeLaunchTemplates", name, () => clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })));
+  const out = await aws("DescribeLaunchTemplates", name, () =>
+    clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })),
+  );
   const template = out.LaunchTemplates?.find((t) => t.LaunchTemplateName === name);
   if (!template?.LaunchTemplateId) return undefined;
   return { id: template.LaunchTemplateId, tags: Object.fromEntries((template.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""])) };

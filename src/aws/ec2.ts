@@ -1,7 +1,15 @@
 /** EC2: images and snapshots kiln registers, found by their kiln:* tags. */
 import {
-  CopyImageCommand, CreateTagsCommand, DeleteSnapshotCommand, DeleteTagsCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand,
-  RegisterImageCommand, waitUntilSnapshotCompleted, type Image,
+  CopyImageCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeleteTagsCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+  RegisterImageCommand,
+  waitUntilSnapshotCompleted,
+  type Image,
 } from "@aws-sdk/client-ec2";
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
@@ -18,28 +26,52 @@ export interface KilnAmi {
 function toKilnAmi(image: Image): KilnAmi {
   const tags = Object.fromEntries((image.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
   return {
-    imageId: image.ImageId!, name: image.Name ?? "", created: image.CreationDate ?? "", tags,
+    imageId: image.ImageId!,
+    name: image.Name ?? "",
+    created: image.CreationDate ?? "",
+    tags,
     snapshotId: image.BlockDeviceMappings?.find((m) => m.Ebs?.SnapshotId)?.Ebs?.SnapshotId,
   };
 }
 
 export async function findKilnAmis(clients: AwsClients, filters: Readonly<Record<string, string>>): Promise<KilnAmi[]> {
-  const out = await aws("DescribeImages", `kiln images in ${clients.region}`, () => clients.ec2.send(new DescribeImagesCommand({
-    Owners: ["self"], Filters: Object.entries(filters).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
-  })));
-  return (out.Images ?? []).filter((i) => i.State !== "deregistered").map(toKilnAmi).sort((a, b) => (a.created < b.created ? 1 : -1));
+  const out = await aws("DescribeImages", `kiln images in ${clients.region}`, () =>
+    clients.ec2.send(
+      new DescribeImagesCommand({
+        Owners: ["self"],
+        Filters: Object.entries(filters).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+      }),
+    ),
+  );
+  return (out.Images ?? [])
+    .filter((i) => i.State !== "deregistered")
+    .map(toKilnAmi)
+    .sort((a, b) => (a.created < b.created ? 1 : -1));
 }
 
 /** The completed snapshot kiln uploaded for a digest (tagged at upload), if any. */
 export async function findKilnSnapshot(clients: AwsClients, digest: string): Promise<string | undefined> {
-  const out = await aws("DescribeSnapshots", `snapshots of ${digest} in ${clients.region}`, () => clients.ec2.send(new DescribeSnapshotsCommand({
-    OwnerIds: ["self"], Filters: [{ Name: "tag:kiln:digest", Values: [digest] }, { Name: "status", Values: ["completed"] }],
-  })));
+  const out = await aws("DescribeSnapshots", `snapshots of ${digest} in ${clients.region}`, () =>
+    clients.ec2.send(
+      new DescribeSnapshotsCommand({
+        OwnerIds: ["self"],
+        Filters: [
+          { Name: "tag:kiln:digest", Values: [digest] },
+          { Name: "status", Values: ["completed"] },
+        ],
+      }),
+    ),
+  );
   return out.Snapshots?.sort((a, b) => String(b.StartTime ?? "").localeCompare(String(a.StartTime ?? "")))[0]?.SnapshotId;
 }
 
 export async function waitSnapshotCompleted(clients: AwsClients, snapshotId: string, maxWaitSeconds = 900): Promise<void> {
-  await aws("DescribeSnapshots", snapshotId, () => waitUntilSnapshotCompleted({ client: clients.ec2, maxWaitTime: maxWaitSeconds, minDelay: 2, maxDelay: 15 }, { SnapshotIds: [snapshotId] }));
+  await aws("DescribeSnapshots", snapshotId, () =>
+    waitUntilSnapshotCompleted(
+      { client: clients.ec2, maxWaitTime: maxWaitSeconds, minDelay: 2, maxDelay: 15 },
+      { SnapshotIds: [snapshotId] },
+    ),
+  );
 }
 
 export interface RegisterInput {
@@ -53,12 +85,28 @@ export interface RegisterInput {
 
 export async function registerAmi(clients: AwsClients, input: RegisterInput): Promise<string> {
   const tags = Object.entries(input.tags).map(([Key, Value]) => ({ Key, Value }));
-  const out = await aws("RegisterImage", `${input.name} from ${input.snapshotId}`, () => clients.ec2.send(new RegisterImageCommand({
-    Name: input.name, Description: input.description, Architecture: "x86_64", VirtualizationType: "hvm",
-    EnaSupport: true, SriovNetSupport: "simple", RootDeviceName: "/dev/xvda", BootMode: input.bootMode, ImdsSupport: "v2.0",
-    BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { SnapshotId: input.snapshotId, VolumeSize: input.volumeGiB, VolumeType: "gp3", DeleteOnTermination: true } }],
-    TagSpecifications: [{ ResourceType: "image", Tags: tags }],
-  })));
+  const out = await aws("RegisterImage", `${input.name} from ${input.snapshotId}`, () =>
+    clients.ec2.send(
+      new RegisterImageCommand({
+        Name: input.name,
+        Description: input.description,
+        Architecture: "x86_64",
+        VirtualizationType: "hvm",
+        EnaSupport: true,
+        SriovNetSupport: "simple",
+        RootDeviceName: "/dev/xvda",
+        BootMode: input.bootMode,
+        ImdsSupport: "v2.0",
+        BlockDeviceMappings: [
+          {
+            DeviceName: "/dev/xvda",
+            Ebs: { SnapshotId: input.snapshotId, VolumeSize: input.volumeGiB, VolumeType: "gp3", DeleteOnTermination: true },
+          },
+        ],
+        TagSpecifications: [{ ResourceType: "image", Tags: tags }],
+      }),
+    ),
+  );
   const imageId = out.ImageId!;
   // Tag explicitly as well: some endpoints (and emulators) drop TagSpecifications on RegisterImage.
   await tagResources(clients, [imageId], input.tags);
@@ -66,12 +114,16 @@ export async function registerAmi(clients: AwsClients, input: RegisterInput): Pr
 }
 
 export async function tagResources(clients: AwsClients, ids: readonly string[], tags: Readonly<Record<string, string>>): Promise<void> {
-  await aws("CreateTags", ids.join(","), () => clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })));
+  await aws("CreateTags", ids.join(","), () =>
+    clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })),
+  );
 }
 
 export async function untagResources(clients: AwsClients, ids: readonly string[], keys: readonly string[]): Promise<void> {
   if (!keys.length) return;
-  await aws("DeleteTags", ids.join(","), () => clients.ec2.send(new DeleteTagsCommand({ Resources: [...ids], Tags: keys.map((Key) => ({ Key })) })));
+  await aws("DeleteTags", ids.join(","), () =>
+    clients.ec2.send(new DeleteTagsCommand({ Resources: [...ids], Tags: keys.map((Key) => ({ Key })) })),
+  );
 }
 
 export async function deleteSnapshot(clients: AwsClients, snapshotId: string): Promise<void> {
@@ -83,7 +135,9 @@ export async function deregisterAmi(clients: AwsClients, imageId: string): Promi
 }
 
 export async function copyAmi(target: AwsClients, sourceRegion: string, imageId: string, name: string): Promise<string> {
-  const out = await aws("CopyImage", `${imageId} from ${sourceRegion} to ${target.region}`, () => target.ec2.send(new CopyImageCommand({ SourceRegion: sourceRegion, SourceImageId: imageId, Name: name, CopyImageTags: true })));
+  const out = await aws("CopyImage", `${imageId} from ${sourceRegion} to ${target.region}`, () =>
+    target.ec2.send(new CopyImageCommand({ SourceRegion: sourceRegion, SourceImageId: imageId, Name: name, CopyImageTags: true })),
+  );
   return out.ImageId!;
 }
 
@@ -92,7 +146,13 @@ export async function copyAmi(target: AwsClients, sourceRegion: string, imageId:
  * output, which only Nitro instances have; without it EC2 returns what it buffered at the
  * instance's last state change.
  */
-export async function getConsoleOutput(clients: AwsClients, instanceId: string, latest: boolean): Promise<{ readonly text: string; readonly timestamp: Date | undefined }> {
-  const out = await aws("GetConsoleOutput", instanceId, () => clients.ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, ...(latest ? { Latest: true } : {}) })));
+export async function getConsoleOutput(
+  clients: AwsClients,
+  instanceId: string,
+  latest: boolean,
+): Promise<{ readonly text: string; readonly timestamp: Date | undefined }> {
+  const out = await aws("GetConsoleOutput", instanceId, () =>
+    clients.ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, ...(latest ? { Latest: true } : {}) })),
+  );
   return { text: out.Output ? Buffer.from(out.Output, "base64").toString("utf8") : "", timestamp: out.Timestamp };
 }

@@ -10,8 +10,19 @@ export class AwsError extends KilnError {
   readonly operation: string;
   readonly requestId: string | undefined;
 
-  constructor(operation: string, resource: string, code: string, detail: string, requestId: string | undefined, hint: string | undefined, cause: unknown) {
-    super(`AWS ${operation} on ${resource} failed: ${code}${detail ? `: ${detail}` : ""}${requestId ? ` (request id ${requestId})` : ""}`, { ...(hint ? { hint } : {}), cause });
+  constructor(
+    operation: string,
+    resource: string,
+    code: string,
+    detail: string,
+    requestId: string | undefined,
+    hint: string | undefined,
+    cause: unknown,
+  ) {
+    super(`AWS ${operation} on ${resource} failed: ${code}${detail ? `: ${detail}` : ""}${requestId ? ` (request id ${requestId})` : ""}`, {
+      ...(hint ? { hint } : {}),
+      cause,
+    });
     this.code = code;
     this.operation = operation;
     this.requestId = requestId;
@@ -19,7 +30,12 @@ export class AwsError extends KilnError {
 }
 
 const SERVICE_PREFIX: Record<string, string> = {
-  StartSnapshot: "ebs", PutSnapshotBlock: "ebs", CompleteSnapshot: "ebs", ListSnapshotBlocks: "ebs", ListChangedBlocks: "ebs", GetSnapshotBlock: "ebs",
+  StartSnapshot: "ebs",
+  PutSnapshotBlock: "ebs",
+  CompleteSnapshot: "ebs",
+  ListSnapshotBlocks: "ebs",
+  ListChangedBlocks: "ebs",
+  GetSnapshotBlock: "ebs",
 };
 
 /** The IAM action of an operation: "service:Operation" as given, else EBS's by name, else EC2's. */
@@ -30,7 +46,12 @@ export function permissionFor(operation: string, service?: string): string {
 export function isThrottling(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
   const status = e.$metadata?.httpStatusCode ?? 0;
-  return /Throttl|RequestLimitExceeded|TooManyRequests|SlowDown|InternalServer|ServiceUnavailable|InternalError/.test(e.name ?? "") || status === 429 || status >= 500 || Boolean(e.$retryable);
+  return (
+    /Throttl|RequestLimitExceeded|TooManyRequests|SlowDown|InternalServer|ServiceUnavailable|InternalError/.test(e.name ?? "") ||
+    status === 429 ||
+    status >= 500 ||
+    Boolean(e.$retryable)
+  );
 }
 
 export function translateAwsError(error: unknown, operation: string, resource: string, service?: string): Error {
@@ -40,19 +61,54 @@ export function translateAwsError(error: unknown, operation: string, resource: s
   const detail = e.message ?? "";
   const requestId = e.$metadata?.requestId;
   if (name === "CredentialsProviderError" || /Could not load credentials/i.test(detail)) {
-    return new KilnError("no AWS credentials found", { hint: "set AWS_PROFILE (aws configure / aws sso login), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on an instance with a role", cause: error });
+    return new KilnError("no AWS credentials found", {
+      hint: "set AWS_PROFILE (aws configure / aws sso login), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on an instance with a role",
+      cause: error,
+    });
   }
-  if (/ExpiredToken|RequestExpired|TokenRefreshRequired/.test(name) || /expired/i.test(detail) && /token/i.test(detail)) {
-    return new AwsError(operation, resource, name, detail, requestId, "your AWS credentials have expired: refresh them (aws sso login, or new session credentials) and run again", error);
+  if (/ExpiredToken|RequestExpired|TokenRefreshRequired/.test(name) || (/expired/i.test(detail) && /token/i.test(detail))) {
+    return new AwsError(
+      operation,
+      resource,
+      name,
+      detail,
+      requestId,
+      "your AWS credentials have expired: refresh them (aws sso login, or new session credentials) and run again",
+      error,
+    );
   }
   if (/AccessDenied|UnauthorizedOperation|UnauthorizedException|AuthFailure/.test(name) || e.$metadata?.httpStatusCode === 403) {
-    return new AwsError(operation, resource, name, detail, requestId, `the credentials lack permission ${permissionFor(operation, service)} on ${resource}; kiln iam-policy prints the policy kiln needs`, error);
+    return new AwsError(
+      operation,
+      resource,
+      name,
+      detail,
+      requestId,
+      `the credentials lack permission ${permissionFor(operation, service)} on ${resource}; kiln iam-policy prints the policy kiln needs`,
+      error,
+    );
   }
   if (/InvalidClientTokenId|UnrecognizedClient|SignatureDoesNotMatch/.test(name)) {
-    return new AwsError(operation, resource, name, detail, requestId, "the access key is not valid in this account/region; check AWS_PROFILE or the keys", error);
+    return new AwsError(
+      operation,
+      resource,
+      name,
+      detail,
+      requestId,
+      "the access key is not valid in this account/region; check AWS_PROFILE or the keys",
+      error,
+    );
   }
   if (/OptInRequired|InvalidRegion|UnknownEndpoint|ENOTFOUND/.test(name + detail)) {
-    return new AwsError(operation, resource, name, detail, requestId, "check the region (--region or AWS_REGION): it must be enabled for the account", error);
+    return new AwsError(
+      operation,
+      resource,
+      name,
+      detail,
+      requestId,
+      "check the region (--region or AWS_REGION): it must be enabled for the account",
+      error,
+    );
   }
   return new AwsError(operation, resource, name, detail, requestId, undefined, error);
 }

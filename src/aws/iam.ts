@@ -3,8 +3,15 @@
  * ssm:/kms: secrets), with exactly the permissions those references need.
  */
 import {
-  AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, DeleteInstanceProfileCommand, DeleteRoleCommand,
-  DeleteRolePolicyCommand, GetInstanceProfileCommand, PutRolePolicyCommand, RemoveRoleFromInstanceProfileCommand,
+  AddRoleToInstanceProfileCommand,
+  CreateInstanceProfileCommand,
+  CreateRoleCommand,
+  DeleteInstanceProfileCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  GetInstanceProfileCommand,
+  PutRolePolicyCommand,
+  RemoveRoleFromInstanceProfileCommand,
 } from "@aws-sdk/client-iam";
 import type { AwsClients } from "./clients.js";
 import { awsService } from "./errors.js";
@@ -23,11 +30,17 @@ export function secretsPolicy(refs: readonly string[], region: string): Record<s
   const statements: Record<string, unknown>[] = [];
   if (parameters.length) {
     statements.push({
-      Effect: "Allow", Action: "ssm:GetParameter",
+      Effect: "Allow",
+      Action: "ssm:GetParameter",
       Resource: parameters.map((p) => (p.startsWith("arn:") ? p : `arn:aws:ssm:${region}:*:parameter${p.startsWith("/") ? p : `/${p}`}`)),
     });
     // SecureStrings under a customer managed key: decrypt only on SSM's behalf.
-    statements.push({ Effect: "Allow", Action: "kms:Decrypt", Resource: "*", Condition: { StringEquals: { "kms:ViaService": `ssm.${region}.amazonaws.com` } } });
+    statements.push({
+      Effect: "Allow",
+      Action: "kms:Decrypt",
+      Resource: "*",
+      Condition: { StringEquals: { "kms:ViaService": `ssm.${region}.amazonaws.com` } },
+    });
   }
   // A kms: ciphertext names its key inside the blob, which kiln cannot read offline.
   if (refs.some((r) => r.startsWith("kms:"))) statements.push({ Effect: "Allow", Action: "kms:Decrypt", Resource: "*" });
@@ -35,18 +48,36 @@ export function secretsPolicy(refs: readonly string[], region: string): Record<s
 }
 
 /** Ensures role + instance profile named `name` with the given inline policy; returns the profile name. */
-export async function ensureInstanceRole(client: AwsClients["iam"], name: string, policy: Record<string, unknown>, tags: Readonly<Record<string, string>>): Promise<string> {
-  const exists = await client.send(new GetInstanceProfileCommand({ InstanceProfileName: name })).then(() => true, (e: { name?: string }) => {
-    if (e.name === "NoSuchEntityException" || e.name === "NoSuchEntity") return false;
-    throw e;
-  });
+export async function ensureInstanceRole(
+  client: AwsClients["iam"],
+  name: string,
+  policy: Record<string, unknown>,
+  tags: Readonly<Record<string, string>>,
+): Promise<string> {
+  const exists = await client.send(new GetInstanceProfileCommand({ InstanceProfileName: name })).then(
+    () => true,
+    (e: { name?: string }) => {
+      if (e.name === "NoSuchEntityException" || e.name === "NoSuchEntity") return false;
+      throw e;
+    },
+  );
   if (!exists) {
     const tagList = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
-    await aws("CreateRole", name, () => client.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: ASSUME_EC2, Tags: tagList, Description: "kiln instance role" })));
-    await aws("CreateInstanceProfile", name, () => client.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags: tagList })));
-    await aws("AddRoleToInstanceProfile", name, () => client.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })));
+    await aws("CreateRole", name, () =>
+      client.send(
+        new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: ASSUME_EC2, Tags: tagList, Description: "kiln instance role" }),
+      ),
+    );
+    await aws("CreateInstanceProfile", name, () =>
+      client.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags: tagList })),
+    );
+    await aws("AddRoleToInstanceProfile", name, () =>
+      client.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })),
+    );
   }
-  await aws("PutRolePolicy", name, () => client.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME, PolicyDocument: JSON.stringify(policy) })));
+  await aws("PutRolePolicy", name, () =>
+    client.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME, PolicyDocument: JSON.stringify(policy) })),
+  );
   return name;
 }
 

@@ -9,22 +9,28 @@ import { KilnError } from "../errors.js";
 import { assertUserDataLine } from "../run/seed.js";
 
 export function renderCmdFile(argv: readonly string[]): string {
-  return argv.map((arg, i) => {
-    const control = describeControl(arg);
-    if (control) throw new KilnError(`argument ${i} of the command ${control}: ${JSON.stringify(arg)}`, { hint: "fix cmd in kiln.yml" });
-    return `${arg}\n`;
-  }).join("");
+  return argv
+    .map((arg, i) => {
+      const control = describeControl(arg);
+      if (control) throw new KilnError(`argument ${i} of the command ${control}: ${JSON.stringify(arg)}`, { hint: "fix cmd in kiln.yml" });
+      return `${arg}\n`;
+    })
+    .join("");
 }
 
 export function renderEnvFile(env: Readonly<Record<string, string>>): string {
-  return Object.entries(env).map(([k, v]) => `${assertUserDataLine(k, v)}\n`).join("");
+  return Object.entries(env)
+    .map(([k, v]) => `${assertUserDataLine(k, v)}\n`)
+    .join("");
 }
 
 export function renderLaunchConf(settings: Readonly<Record<string, string>>): string {
-  return Object.entries(settings).map(([k, v]) => {
-    if (!/^KILN_[A-Z_]+$/.test(k) || describeControl(v) || v.includes("'")) {
-      throw new KilnError(`launch setting ${k}=${JSON.stringify(v)} cannot be written as one shell assignment`);
-    }
-    return `${k}='${v}'\n`;
-  }).join("");
+  return Object.entries(settings)
+    .map(([k, v]) => {
+      if (!/^KILN_[A-Z_]+$/.test(k) || describeControl(v) || v.includes("'")) {
+        throw new KilnError(`launch setting ${k}=${JSON.stringify(v)} cannot be written as one shell assignment`);
+      }
+      return `${k}='${v}'\n`;
+    })
+    .join("");
 }

@@ -47,8 +47,9 @@ export async function checkAppLinks(root: string, entries: readonly TreeEntry[])
   const more = problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more` : "";
   const list = `${shown.map((p) => `  - ${p}`).join("\n")}${more}`;
   throw new InputError(`${root} has symlink${problems.length === 1 ? "" : "s"} pointing outside the app directory:\n${list}`, {
-    hint: "kiln never follows links out of the app (they would carry build-host files into the image): "
-      + "copy what they point to into the app directory, or make them relative links that stay inside it",
+    hint:
+      "kiln never follows links out of the app (they would carry build-host files into the image): " +
+      "copy what they point to into the app directory, or make them relative links that stay inside it",
   });
 }
 

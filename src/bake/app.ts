@@ -47,7 +47,10 @@ async function inRuntime(runtime: Runtime, imagePath: string): Promise<boolean> 
 async function resolveProgram(spec: Spec, argv0: string, appDir: string, runtime: Runtime): Promise<string> {
   if (argv0.startsWith("/")) {
     if (argv0.startsWith("/app/")) await checkAppProgram(spec, path.join(appDir, argv0.slice(5)), argv0);
-    else if (!(await inRuntime(runtime, path.posix.normalize(argv0)))) throw new InputError(`cmd: program ${argv0} is not in the image`, { hint: `use a path inside the app (./server) or a program the ${spec.baker} runtime provides (its PATH: ${runtime.path.join(":") || "none"})` });
+    else if (!(await inRuntime(runtime, path.posix.normalize(argv0))))
+      throw new InputError(`cmd: program ${argv0} is not in the image`, {
+        hint: `use a path inside the app (./server) or a program the ${spec.baker} runtime provides (its PATH: ${runtime.path.join(":") || "none"})`,
+      });
     return argv0;
   }
   if (argv0.includes("/")) {
@@ -61,7 +64,9 @@ async function resolveProgram(spec: Spec, argv0: string, appDir: string, runtime
     await checkAppProgram(spec, path.join(appDir, argv0), imagePath);
     return imagePath;
   }
-  throw new InputError(`cmd: program '${argv0}' is neither in the app directory nor provided by the ${spec.baker} runtime`, { hint: `use a path relative to the app directory, e.g. ./${argv0}` });
+  throw new InputError(`cmd: program '${argv0}' is neither in the app directory nor provided by the ${spec.baker} runtime`, {
+    hint: `use a path relative to the app directory, e.g. ./${argv0}`,
+  });
 }
 
 async function checkAppProgram(spec: Spec, hostPath: string, imagePath: string): Promise<void> {
@@ -69,7 +74,9 @@ async function checkAppProgram(spec: Spec, hostPath: string, imagePath: string):
   try {
     info = await stat(hostPath);
   } catch {
-    throw new InputError(`cmd: ${imagePath.replace(/^\/app\//, "./")} does not exist in ${spec.appDir}`, { hint: "check cmd in kiln.yml or --cmd; paths are relative to the app directory" });
+    throw new InputError(`cmd: ${imagePath.replace(/^\/app\//, "./")} does not exist in ${spec.appDir}`, {
+      hint: "check cmd in kiln.yml or --cmd; paths are relative to the app directory",
+    });
   }
   if (!info.isFile()) throw new InputError(`cmd: ${imagePath} is not a file`);
   try {
@@ -81,10 +88,15 @@ async function checkAppProgram(spec: Spec, hostPath: string, imagePath: string):
   if (isElf(bytes)) {
     const elf = parseElf(bytes, imagePath);
     if (elf.machineName !== "x86-64" || elf.bits !== 64) {
-      throw new InputError(`${path.basename(hostPath)} is a ${elf.bits}-bit ${elf.machineName} executable, but kiln images run on x86-64`, { hint: "build it for linux/amd64 (e.g. GOARCH=amd64, --target x86_64-unknown-linux-gnu, or gcc without -m32)" });
+      throw new InputError(`${path.basename(hostPath)} is a ${elf.bits}-bit ${elf.machineName} executable, but kiln images run on x86-64`, {
+        hint: "build it for linux/amd64 (e.g. GOARCH=amd64, --target x86_64-unknown-linux-gnu, or gcc without -m32)",
+      });
     }
   } else if (bytes.subarray(0, 2).toString() === "#!") {
-    throw new InputError(`cmd: ${imagePath} is a script (${bytes.subarray(0, bytes.indexOf(10)).toString()}), but kiln images have no shell or script interpreters`, { hint: "run a compiled program, or use the baker for the script's language" });
+    throw new InputError(
+      `cmd: ${imagePath} is a script (${bytes.subarray(0, bytes.indexOf(10)).toString()}), but kiln images have no shell or script interpreters`,
+      { hint: "run a compiled program, or use the baker for the script's language" },
+    );
   }
 }
 
@@ -128,7 +140,8 @@ export async function buildAppLayer(staged: StagedApp, ctx: BakeContext): Promis
   const entries = await listTree(staged.appDir);
   const appBytes = entries.reduce((a, e) => a + e.size, 0);
   const out = path.join(ctx.layers, `app-${key}.erofs`);
-  if (await exists(out)) return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, appBytes, fileCount: entries.length };
+  if (await exists(out))
+    return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, appBytes, fileCount: entries.length };
   const tmp = path.join(ctx.scratch, `app-${key}.erofs`);
   await makeErofs(staged.root, tmp, key);
   await mkdir(ctx.layers, { recursive: true });

@@ -29,7 +29,19 @@ import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
 import { buildSystemLayer } from "./system.js";
 import { verifyUsedPackages } from "./verify-packages.js";
 
-export const BAKE_TOOLS = ["apt-cache", "apt-get", "dpkg-deb", "dpkg", "mkfs.erofs", "mkfs.fat", "mcopy", "mmd", "syslinux", "gcc", "npm"] as const;
+export const BAKE_TOOLS = [
+  "apt-cache",
+  "apt-get",
+  "dpkg-deb",
+  "dpkg",
+  "mkfs.erofs",
+  "mkfs.fat",
+  "mcopy",
+  "mmd",
+  "syslinux",
+  "gcc",
+  "npm",
+] as const;
 
 export interface BakeResult {
   readonly image: StoredImage;
@@ -55,7 +67,13 @@ export interface BakeOptions {
   readonly noSandbox?: boolean;
 }
 
-export async function bake(target: string, overrides: SpecOverrides, home: KilnHome, progress: Progress, options: BakeOptions = {}): Promise<BakeResult> {
+export async function bake(
+  target: string,
+  overrides: SpecOverrides,
+  home: KilnHome,
+  progress: Progress,
+  options: BakeOptions = {},
+): Promise<BakeResult> {
   const started = performance.now();
   const bakers = await loadBakers();
   const spec = await loadSpec(target, overrides, bakers);
@@ -70,59 +88,133 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
   const scratch = await makeScratchDir(home.tmp, "bake");
   try {
     const lock = options.ignoreLock ? undefined : await readLock(spec.appDir);
-    if (options.frozen && !lock) throw new InputError(`--frozen: ${spec.appDir} has no kiln.lock`, { hint: "bake once without --frozen to write kiln.lock, commit it, then bake with --frozen" });
+    if (options.frozen && !lock)
+      throw new InputError(`--frozen: ${spec.appDir} has no kiln.lock`, {
+        hint: "bake once without --frozen to write kiln.lock, commit it, then bake with --frozen",
+      });
     const ctx = createBakeContext(home, scratch, lock, progress, sandbox, { frozen: Boolean(options.frozen) });
     const signature = diskSignatureFor(spec.name);
     const signatureHex = signature.toString(16).padStart(8, "0");
 
-    const runtime = await progress.step(`Runtime (${spec.baker})`, () => baker.prepareRuntime(spec, ctx), (r) => r.packages.map((p) => `${p.name} ${p.version}`).join(", "));
-    const staged = await progress.step(options.app ? "App files (reused)" : "App files", () => (options.app ? options.app.stage(spec, ctx) : stageApp(spec, baker, runtime, ctx)));
-    const libs = await progress.step("Shared libraries", async () => {
-      const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app"))];
-      for (const file of runtime.files) {
-        const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest));
-        roots.push(...found.filter((f) => f.hostPath === file.source));
-      }
-      // Runtime trees (a JRE, a stdlib's lib-dynload) resolve their own libraries inside the tree.
-      const staging = new Map([["/app", staged.appDir]]);
-      for (const tree of runtime.trees ?? []) {
-        const extra = tree.libraryPath ?? [];
-        for (const root of await findElfFiles(tree.source, tree.dest)) {
-          roots.push(extra.length === 0 ? root : { ...root, info: { ...root.info, rpath: [...root.info.rpath, ...extra], runpath: root.info.runpath.length > 0 ? [...root.info.runpath, ...extra] : [] } });
+    const runtime = await progress.step(
+      `Runtime (${spec.baker})`,
+      () => baker.prepareRuntime(spec, ctx),
+      (r) => r.packages.map((p) => `${p.name} ${p.version}`).join(", "),
+    );
+    const staged = await progress.step(options.app ? "App files (reused)" : "App files", () =>
+      options.app ? options.app.stage(spec, ctx) : stageApp(spec, baker, runtime, ctx),
+    );
+    const libs = await progress.step(
+      "Shared libraries",
+      async () => {
+        const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app"))];
+        for (const file of runtime.files) {
+          const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest));
+          roots.push(...found.filter((f) => f.hostPath === file.source));
         }
-        staging.set(tree.dest, tree.source);
-      }
-      return collectLibraries(spec, roots, staging, ctx);
-    }, (l) => `${l.length} files`);
+        // Runtime trees (a JRE, a stdlib's lib-dynload) resolve their own libraries inside the tree.
+        const staging = new Map([["/app", staged.appDir]]);
+        for (const tree of runtime.trees ?? []) {
+          const extra = tree.libraryPath ?? [];
+          for (const root of await findElfFiles(tree.source, tree.dest)) {
+            roots.push(
+              extra.length === 0
+                ? root
+                : {
+                    ...root,
+                    info: {
+                      ...root.info,
+                      rpath: [...root.info.rpath, ...extra],
+                      runpath: root.info.runpath.length > 0 ? [...root.info.runpath, ...extra] : [],
+                    },
+                  },
+            );
+          }
+          staging.set(tree.dest, tree.source);
+        }
+        return collectLibraries(spec, roots, staging, ctx);
+      },
+      (l) => `${l.length} files`,
+    );
     // App problems (wrong architecture, missing libraries) surface before the kernel work.
-    const kernel = await progress.step("Kernel", () => prepareKernel(spec, ctx), (k) => `${k.release}, ${k.modules.size} modules`);
-    const init = await progress.step("Initramfs", () => buildInitramfs(kernel, ctx), (i) => `${formatBytes(i.bytes)}${i.cached ? " (cached)" : ""}`);
-    const boot = await progress.step("Boot partition (BIOS + UEFI)", () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx), (b) => (b.cached ? "(cached)" : ""));
-    const system = await progress.step("System layer", () => buildSystemLayer(runtime, libs, ctx), (s) => `${formatBytes(s.bytes)}${s.cached ? " (cached)" : ""}`);
-    const app = await progress.step("App layer", () => (options.app ? options.app.layer(ctx) : buildAppLayer(staged, ctx)), (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`);
+    const kernel = await progress.step(
+      "Kernel",
+      () => prepareKernel(spec, ctx),
+      (k) => `${k.release}, ${k.modules.size} modules`,
+    );
+    const init = await progress.step(
+      "Initramfs",
+      () => buildInitramfs(kernel, ctx),
+      (i) => `${formatBytes(i.bytes)}${i.cached ? " (cached)" : ""}`,
+    );
+    const boot = await progress.step(
+      "Boot partition (BIOS + UEFI)",
+      () => buildBootPartition(kernel, init, `${spec.name} ${spec.version}`, signatureHex, ctx),
+      (b) => (b.cached ? "(cached)" : ""),
+    );
+    const system = await progress.step(
+      "System layer",
+      () => buildSystemLayer(runtime, libs, ctx),
+      (s) => `${formatBytes(s.bytes)}${s.cached ? " (cached)" : ""}`,
+    );
+    const app = await progress.step(
+      "App layer",
+      () => (options.app ? options.app.layer(ctx) : buildAppLayer(staged, ctx)),
+      (a) => `${formatBytes(a.bytes)}${a.cached ? " (cached)" : ""}`,
+    );
 
     // Cached layers record the packages they were built from: verify each from its bytes.
-    await progress.step("Package check", () => verifyUsedPackages(ctx), (n) => `${n} packages verified`);
+    await progress.step(
+      "Package check",
+      () => verifyUsedPackages(ctx),
+      (n) => `${n} packages verified`,
+    );
 
     const imageDir = await makeScratchDir(home.tmp, "image");
     try {
-      const disk = await progress.step("Disk", () => assembleDisk({
-        bootCode: boot.mbrCode, diskSignature: signature,
-        boot: { path: boot.path, bytes: boot.bytes, sha256: boot.sha256 }, system: { path: system.path, bytes: system.bytes, sha256: system.sha256 }, app: { path: app.path, bytes: app.bytes, sha256: app.sha256 },
-      }, path.join(imageDir, "disk.raw")), (d) => `${formatBytes(d.layout.totalBytes)} ${d.digest.slice(0, 19)}`);
+      const disk = await progress.step(
+        "Disk",
+        () =>
+          assembleDisk(
+            {
+              bootCode: boot.mbrCode,
+              diskSignature: signature,
+              boot: { path: boot.path, bytes: boot.bytes, sha256: boot.sha256 },
+              system: { path: system.path, bytes: system.bytes, sha256: system.sha256 },
+              app: { path: app.path, bytes: app.bytes, sha256: app.sha256 },
+            },
+            path.join(imageDir, "disk.raw"),
+          ),
+        (d) => `${formatBytes(d.layout.totalBytes)} ${d.digest.slice(0, 19)}`,
+      );
       const { stat } = await import("node:fs/promises");
       const allocated = (await stat(path.join(imageDir, "disk.raw"))).blocks * 512;
       const kernelBytes = (await stat(kernel.vmlinuz)).size;
       const newLock = buildLock(ctx.used);
       if (options.frozen) checkFrozen(lock!, newLock);
       const bakedAt = new Date().toISOString();
-      const sbom = await progress.step("SBOM", () => imageSbom({ name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages }, staged.appDir), (b) => `${b.components.length} components`);
+      const sbom = await progress.step(
+        "SBOM",
+        () =>
+          imageSbom({ name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages }, staged.appDir),
+        (b) => `${b.components.length} components`,
+      );
       const baseManifest: ImageManifest = {
-        manifestVersion: 1, name: spec.name, version: spec.version, digest: disk.digest, baker: spec.baker,
-        bakedAt, cmd: staged.argv, port: spec.port, env: staged.env,
-        healthcheck: spec.healthcheck, resources: spec.resources,
+        manifestVersion: 1,
+        name: spec.name,
+        version: spec.version,
+        digest: disk.digest,
+        baker: spec.baker,
+        bakedAt,
+        cmd: staged.argv,
+        port: spec.port,
+        env: staged.env,
+        healthcheck: spec.healthcheck,
+        resources: spec.resources,
         kernel: { package: kernel.package.name, version: kernel.package.version, release: kernel.release, cmdline: boot.cmdline },
-        diskSignature: signatureHex, layout: disk.layout, diskDescriptor: disk.descriptor,
+        diskSignature: signatureHex,
+        layout: disk.layout,
+        diskDescriptor: disk.descriptor,
         layers: [
           { name: "kernel", sha256: kernel.package.sha256, bytes: kernelBytes, cached: true },
           { name: "init", sha256: init.sha256, bytes: init.bytes, cached: init.cached },
@@ -130,11 +222,23 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
           { name: "system", sha256: system.sha256, bytes: system.bytes, cached: system.cached },
           { name: "app", sha256: app.sha256, bytes: app.bytes, cached: app.cached },
         ],
-        sizes: { kernel: kernelBytes, init: init.bytes, libs: system.libBytes, runtime: system.runtimeBytes, app: app.appBytes, rawDisk: disk.layout.totalBytes, allocated },
+        sizes: {
+          kernel: kernelBytes,
+          init: init.bytes,
+          libs: system.libBytes,
+          runtime: system.runtimeBytes,
+          app: app.appBytes,
+          rawDisk: disk.layout.totalBytes,
+          allocated,
+        },
         packages: newLock.packages,
         files: system.files,
-        lock: newLock, sbom,
-        baseInputs: { kernelPackage: spec.kernel.package, ...(spec.baker === "node" && spec.node.version ? { nodeRange: spec.node.version } : {}) },
+        lock: newLock,
+        sbom,
+        baseInputs: {
+          kernelPackage: spec.kernel.package,
+          ...(spec.baker === "node" && spec.node.version ? { nodeRange: spec.node.version } : {}),
+        },
       };
       const manifest = options.finishManifest ? options.finishManifest(baseManifest) : baseManifest;
       const image = await new ImageStore(home).commit(imageDir, manifest);
@@ -153,7 +257,10 @@ export async function bake(target: string, overrides: SpecOverrides, home: KilnH
 function checkFrozen(lock: Lock, used: Lock): void {
   const changes = diffPackages(lock.packages, used.packages);
   if (changes.length === 0) return;
-  throw new InputError(`--frozen: kiln.lock does not match what this bake uses:\n${changes.map((c) => `  - ${describeChange(c)}`).join("\n")}`, {
-    hint: "bake without --frozen (or kiln rebake) to update kiln.lock, review and commit it, then bake with --frozen",
-  });
+  throw new InputError(
+    `--frozen: kiln.lock does not match what this bake uses:\n${changes.map((c) => `  - ${describeChange(c)}`).join("\n")}`,
+    {
+      hint: "bake without --frozen (or kiln rebake) to update kiln.lock, review and commit it, then bake with --frozen",
+    },
+  );
 }

@@ -21,7 +21,10 @@ export async function loadBakers(): Promise<Baker[]> {
   const fromSource = import.meta.url.endsWith(".ts");
   const dir = path.join(root, "bakers");
   const modules: BakerModule[] = [];
-  for (const name of (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
+  for (const name of (await readdir(dir, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort()) {
     const file = fromSource ? path.join(dir, name, "index.ts") : path.join(root, "dist", "bakers", name, "index.js");
     // A folder without a recipe (yet) is not a baker; skipping it keeps every other app bakeable.
     if (!existsSync(file)) continue;

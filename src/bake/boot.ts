@@ -52,7 +52,13 @@ export function fillBootTemplate(template: string, values: Readonly<Record<strin
   return template.replace(/\{\{(\w+)\}\}/g, (_, key: string) => bootValue(values[key] ?? "", key));
 }
 
-export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, title: string, diskSignature: string, ctx: BakeContext): Promise<BootLayer> {
+export async function buildBootPartition(
+  kernel: KernelLayer,
+  init: InitLayer,
+  title: string,
+  diskSignature: string,
+  ctx: BakeContext,
+): Promise<BootLayer> {
   const syslinuxPkg = await resolveDebian(ctx, "syslinux-common");
   const sdbootPkg = await resolveDebian(ctx, "systemd-boot-efi");
   ctx.used.push(lockEntryOf(syslinuxPkg, "boot"), lockEntryOf(sdbootPkg, "boot"));
@@ -61,10 +67,24 @@ export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, t
   const mbrCode = (await readFile(path.join(syslinuxTree, "usr/lib/syslinux/mbr/mbr.bin"))).subarray(0, 440);
   const cmdline = kernelCommandLine(diskSignature);
   const installer = (await run(["syslinux", "--version"]).catch(() => ({ stdout: "", stderr: "" }))).stderr.trim();
-  const templates = await Promise.all(["syslinux.cfg", "loader.conf", "kiln.conf"].map((f) => readFile(path.join(ctx.templates, "boot", f), "utf8")));
-  const key = sha256([packageIdentity(kernel.package), init.sha256, packageIdentity(syslinuxPkg), packageIdentity(sdbootPkg), installer, cmdline, title, ...templates].join("\0")).slice(0, 32);
+  const templates = await Promise.all(
+    ["syslinux.cfg", "loader.conf", "kiln.conf"].map((f) => readFile(path.join(ctx.templates, "boot", f), "utf8")),
+  );
+  const key = sha256(
+    [
+      packageIdentity(kernel.package),
+      init.sha256,
+      packageIdentity(syslinuxPkg),
+      packageIdentity(sdbootPkg),
+      installer,
+      cmdline,
+      title,
+      ...templates,
+    ].join("\0"),
+  ).slice(0, 32);
   const out = path.join(ctx.layers, `boot-${key}.fat`);
-  if (await exists(out)) return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, mbrCode, cmdline };
+  if (await exists(out))
+    return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, mbrCode, cmdline };
 
   const work = await makeScratchDir(ctx.scratch, "boot");
   try {
@@ -81,7 +101,9 @@ export async function buildBootPartition(kernel: KernelLayer, init: InitLayer, t
     const env = { SOURCE_DATE_EPOCH: String(FIXED_EPOCH), MTOOLS_SKIP_CHECK: "1" };
     // The volume id derives from the contents, so it is stable and differs between images.
     const volumeId = key.slice(0, 8);
-    await run(["mkfs.fat", "-F", "32", "-n", "KILNBOOT", "-i", volumeId, "--invariant", "-C", image, String(BOOT_PARTITION_MIB * 1024)], { env });
+    await run(["mkfs.fat", "-F", "32", "-n", "KILNBOOT", "-i", volumeId, "--invariant", "-C", image, String(BOOT_PARTITION_MIB * 1024)], {
+      env,
+    });
     for (const dir of ["EFI", "EFI/BOOT", "loader", "loader/entries"]) await run(["mmd", "-i", image, `::/${dir}`], { env });
     for (const [source, dest] of files) {
       const copy = path.join(work, "in", dest);

@@ -31,7 +31,12 @@ export interface BakeContext {
 }
 
 export function createBakeContext(
-  home: KilnHome, scratch: string, previousLock: Lock | undefined, progress: Progress, sandbox: Sandbox, options: { frozen?: boolean } = {},
+  home: KilnHome,
+  scratch: string,
+  previousLock: Lock | undefined,
+  progress: Progress,
+  sandbox: Sandbox,
+  options: { frozen?: boolean } = {},
 ): BakeContext {
   const root = installRoot();
   return {

@@ -13,7 +13,10 @@ import { resolveDebian, type BakeContext } from "./context.js";
 
 /** Every root an AWS service endpoint's chain ends in (Amazon Trust Services and its cross-signer). */
 export const AWS_ROOT_CERTIFICATES = [
-  "Amazon_Root_CA_1", "Amazon_Root_CA_2", "Amazon_Root_CA_3", "Amazon_Root_CA_4",
+  "Amazon_Root_CA_1",
+  "Amazon_Root_CA_2",
+  "Amazon_Root_CA_3",
+  "Amazon_Root_CA_4",
   "Starfield_Services_Root_Certificate_Authority_-_G2",
 ] as const;
 
@@ -65,10 +68,33 @@ export async function buildHttpsClient(ctx: BakeContext): Promise<Buffer> {
     const tmp = `${out}.tmp-${process.pid}`;
     // -fno-tree-loop-distribute-patterns: gcc must not turn the memcpy/memset it is compiling
     // into calls to themselves. --gc-sections drops the parts of BearSSL nothing reaches.
-    await run(["gcc", "-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-Os", "-fno-stack-protector", "-fno-tree-loop-distribute-patterns",
-      "-fno-asynchronous-unwind-tables", "-fno-pie", "-no-pie", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections",
-      "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096", "-s", "-o", tmp, source, library, "-lgcc"],
-    { hint: "kiln-https needs BearSSL's headers and static library: install libbearssl-dev" });
+    await run(
+      [
+        "gcc",
+        "-static",
+        "-nostdlib",
+        "-ffreestanding",
+        "-fno-builtin",
+        "-Os",
+        "-fno-stack-protector",
+        "-fno-tree-loop-distribute-patterns",
+        "-fno-asynchronous-unwind-tables",
+        "-fno-pie",
+        "-no-pie",
+        "-ffunction-sections",
+        "-fdata-sections",
+        "-Wl,--gc-sections",
+        "-Wl,--build-id=none",
+        "-Wl,-z,max-page-size=4096",
+        "-s",
+        "-o",
+        tmp,
+        source,
+        library,
+        "-lgcc",
+      ],
+      { hint: "kiln-https needs BearSSL's headers and static library: install libbearssl-dev" },
+    );
     await rename(tmp, out);
   }
   return readFile(out);

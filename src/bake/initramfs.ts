@@ -36,8 +36,24 @@ async function buildHelper(ctx: BakeContext, name: string): Promise<Buffer> {
   if (!(await exists(out))) {
     await mkdir(ctx.layers, { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;
-    await run(["gcc", "-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-Os", "-fno-stack-protector",
-      "-fno-asynchronous-unwind-tables", "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096", "-s", "-o", tmp, source]);
+    await run([
+      "gcc",
+      "-static",
+      "-nostdlib",
+      "-ffreestanding",
+      "-fno-builtin",
+      "-Os",
+      "-fno-stack-protector",
+      "-fno-asynchronous-unwind-tables",
+      "-fno-pie",
+      "-no-pie",
+      "-Wl,--build-id=none",
+      "-Wl,-z,max-page-size=4096",
+      "-s",
+      "-o",
+      tmp,
+      source,
+    ]);
     await rename(tmp, out);
   }
   return readFile(out);
@@ -55,11 +71,23 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const kilnHttps = await buildHttpsClient(ctx);
   const awsRoots = await loadAwsRoots(ctx);
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
-  const scripts = await Promise.all(INIT_SCRIPTS.map(async (name) => ({ name, data: await readFile(path.join(ctx.templates, "init", name)) })));
-  const key = sha256([
-    packageIdentity(kernel.package), packageIdentity(busyboxPkg), sha256(kilnExec), sha256(kilnLog), sha256(kilnHttps),
-    packageIdentity(awsRoots.pkg), sha256(awsRoots.pem), sha256(initScript), ...scripts.map((s) => sha256(s.data)), kernel.loadOrder.join(","),
-  ].join("\0")).slice(0, 32);
+  const scripts = await Promise.all(
+    INIT_SCRIPTS.map(async (name) => ({ name, data: await readFile(path.join(ctx.templates, "init", name)) })),
+  );
+  const key = sha256(
+    [
+      packageIdentity(kernel.package),
+      packageIdentity(busyboxPkg),
+      sha256(kilnExec),
+      sha256(kilnLog),
+      sha256(kilnHttps),
+      packageIdentity(awsRoots.pkg),
+      sha256(awsRoots.pem),
+      sha256(initScript),
+      ...scripts.map((s) => sha256(s.data)),
+      kernel.loadOrder.join(","),
+    ].join("\0"),
+  ).slice(0, 32);
   const out = path.join(ctx.layers, `initramfs-${key}.img`);
   if (await exists(out)) {
     return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, busyboxVersion: busyboxPkg.version };
@@ -68,7 +96,10 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const busyboxTree = await ctx.apt.unpack(busyboxPkg);
   const busyboxPath = path.join(busyboxTree, "bin", "busybox");
   const busybox = await readFile(busyboxPath);
-  const applets = (await run([busyboxPath, "--list"])).stdout.split("\n").map((a) => a.trim()).filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== "busybox");
+  const applets = (await run([busyboxPath, "--list"])).stdout
+    .split("\n")
+    .map((a) => a.trim())
+    .filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== "busybox");
 
   const entries: CpioEntry[] = [
     { path: "init", type: "file", mode: 0o755, data: initScript },
@@ -79,8 +110,18 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
     { path: "etc/kiln/aws-roots.pem", type: "file", mode: 0o644, data: awsRoots.pem },
     ...scripts.map((s): CpioEntry => ({ path: `bin/${s.name}`, type: "file", mode: 0o755, data: s.data })),
     { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },
-    { path: "lib/modules/kiln.alias", type: "file", mode: 0o644, data: Buffer.from(renderAliasTable([...kernel.modules.values()].map((m) => m.info))) },
-    { path: "lib/modules/kiln.deps", type: "file", mode: 0o644, data: Buffer.from(renderDepTable(new Map([...kernel.modules].map(([n, m]) => [n, m.info])), [...kernel.modules.keys()])) },
+    {
+      path: "lib/modules/kiln.alias",
+      type: "file",
+      mode: 0o644,
+      data: Buffer.from(renderAliasTable([...kernel.modules.values()].map((m) => m.info))),
+    },
+    {
+      path: "lib/modules/kiln.deps",
+      type: "file",
+      mode: 0o644,
+      data: Buffer.from(renderDepTable(new Map([...kernel.modules].map(([n, m]) => [n, m.info])), [...kernel.modules.keys()])),
+    },
     { path: "dev/console", type: "char", mode: 0o600, major: 5, minor: 1 },
     { path: "dev/null", type: "char", mode: 0o666, major: 1, minor: 3 },
     ...["proc", "sys", "run", "tmp", "mnt"].map((d): CpioEntry => ({ path: d, type: "dir", mode: 0o755 })),

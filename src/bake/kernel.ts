@@ -30,11 +30,16 @@ const ALWAYS_LOAD = ["erofs", "vfat", "nls_cp437", "nls_ascii", "evdev", "button
 /** A metapackage (linux-image-cloud-amd64) depends on exactly one versioned image package. */
 async function resolveKernelPackage(spec: Spec, ctx: BakeContext): Promise<DebianPackage> {
   const lockedImage = ctx.previousLock?.packages.find((p) => p.role === "kernel");
-  if (lockedImage) return { name: lockedImage.name, version: lockedImage.version, sha256: lockedImage.sha256, source: lockedImage.source, depends: "" };
+  if (lockedImage)
+    return { name: lockedImage.name, version: lockedImage.version, sha256: lockedImage.sha256, source: lockedImage.source, depends: "" };
   const meta = await ctx.apt.resolve(spec.kernel.package);
   if (/^linux-image-\d/.test(meta.name)) return meta;
   const target = /(linux-image-\d[^\s,(|]*)/.exec(meta.depends)?.[1];
-  if (!target) throw new InputError(`kernel.package ${spec.kernel.package} is not a Linux kernel image package (it depends on: ${meta.depends || "nothing"})`, { hint: "use linux-image-cloud-amd64 or a versioned linux-image-* package" });
+  if (!target)
+    throw new InputError(
+      `kernel.package ${spec.kernel.package} is not a Linux kernel image package (it depends on: ${meta.depends || "nothing"})`,
+      { hint: "use linux-image-cloud-amd64 or a versioned linux-image-* package" },
+    );
   const version = /\(=\s*([^)\s]+)\)/.exec(meta.depends)?.[1];
   return ctx.apt.resolve(target, version);
 }
@@ -54,14 +59,20 @@ export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<Kerne
   ctx.used.push(lockEntryOf(pkg, "kernel"));
   const fragmentText = await readFile(path.join(ctx.kernelConfigs, "kiln.config"), "utf8");
   const indexFile = path.join(ctx.layers, `kernel-${sha256(`${packageIdentity(pkg)}\0${fragmentText}`).slice(0, 32)}.json`);
-  const known = await readFile(indexFile, "utf8").then((t) => JSON.parse(t) as KernelIndex, () => undefined);
+  const known = await readFile(indexFile, "utf8").then(
+    (t) => JSON.parse(t) as KernelIndex,
+    () => undefined,
+  );
   const index = known ?? (await indexKernel(pkg, tree, fragmentText));
   if (!known) await writeFileAtomic(indexFile, JSON.stringify(index));
   const rooted = (rel: string) => path.join(tree, rel);
   return {
-    package: pkg, release: index.release, vmlinuz: rooted(index.vmlinuz),
+    package: pkg,
+    release: index.release,
+    vmlinuz: rooted(index.vmlinuz),
     modules: new Map(index.modules.map(([name, m]) => [name, { path: rooted(m.path), info: m.info }])),
-    loadOrder: index.loadOrder, alwaysLoad: index.alwaysLoad,
+    loadOrder: index.loadOrder,
+    alwaysLoad: index.alwaysLoad,
   };
 }
 
@@ -76,18 +87,23 @@ async function indexKernel(pkg: DebianPackage, tree: string, fragmentText: strin
   const fragment = parseFragment(fragmentText);
   const check = checkKernelConfig(fragment, parseKernelConfig(await readFile(path.join(boot, configName), "utf8")));
   if (check.missing.length > 0) {
-    throw new InputError(`kernel ${pkg.name} ${pkg.version} lacks features kiln images need:\n${check.missing.map((m) => `  - ${m}`).join("\n")}`, {
-      hint: "choose another kernel.package in kiln.yml (the default linux-image-cloud-amd64 has all of them)",
-    });
+    throw new InputError(
+      `kernel ${pkg.name} ${pkg.version} lacks features kiln images need:\n${check.missing.map((m) => `  - ${m}`).join("\n")}`,
+      {
+        hint: "choose another kernel.package in kiln.yml (the default linux-image-cloud-amd64 has all of them)",
+      },
+    );
   }
   const wanted = [...new Set([...check.modules, ...ALWAYS_LOAD])];
   const modules = await readModules(path.join(tree, "lib", "modules", release), wanted);
   const plan = planModuleLoad(new Map([...modules].map(([name, m]) => [name, m.info])), wanted);
   // Built-in drivers (nvme in the cloud kernel) are "missing" as modules and need nothing.
   return {
-    release, vmlinuz: path.join("boot", vmlinuzName),
+    release,
+    vmlinuz: path.join("boot", vmlinuzName),
     modules: [...modules].map(([name, m]) => [name, { path: path.relative(tree, m.path), info: m.info }]),
-    loadOrder: plan.order, alwaysLoad: ALWAYS_LOAD.filter((m) => modules.has(m)),
+    loadOrder: plan.order,
+    alwaysLoad: ALWAYS_LOAD.filter((m) => modules.has(m)),
   };
 }
 

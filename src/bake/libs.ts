@@ -100,7 +100,10 @@ interface PackageTree {
 
 class LibraryResolver {
   private readonly trees: PackageTree[] = [];
-  constructor(private readonly ctx: BakeContext, private readonly stagedRoots: ReadonlyMap<string, string>) {}
+  constructor(
+    private readonly ctx: BakeContext,
+    private readonly stagedRoots: ReadonlyMap<string, string>,
+  ) {}
 
   async addPackage(name: string): Promise<PackageTree> {
     const existing = this.trees.find((t) => t.pkg.name === name);
@@ -133,7 +136,8 @@ class LibraryResolver {
     for (const dir of [...req.rpath, ...req.runpath]) {
       const imageDir = dir.replaceAll("$ORIGIN", req.origin).replaceAll("${ORIGIN}", req.origin);
       const host = await this.staged(path.posix.join(imageDir, req.soname));
-      if (host) return { soname: req.soname, path: host, info: parseElf(await readFile(host), host), identity: `app:${host}`, fromApp: true };
+      if (host)
+        return { soname: req.soname, path: host, info: parseElf(await readFile(host), host), identity: `app:${host}`, fromApp: true };
     }
     const inTree = await this.findInTrees(req.soname);
     if (inTree) return inTree;
@@ -147,7 +151,14 @@ class LibraryResolver {
     for (const { pkg, tree } of this.trees) {
       for (const dir of TREE_LIB_DIRS) {
         const real = await realPathInTree(tree, `${dir}/${soname}`);
-        if (real) return { soname, path: real, info: parseElf(await readFile(real), `${pkg.name}:${soname}`), identity: `${pkg.sha256}:${path.relative(tree, real)}`, fromApp: false };
+        if (real)
+          return {
+            soname,
+            path: real,
+            info: parseElf(await readFile(real), `${pkg.name}:${soname}`),
+            identity: `${pkg.sha256}:${path.relative(tree, real)}`,
+            fromApp: false,
+          };
       }
     }
     return undefined;
@@ -157,7 +168,12 @@ class LibraryResolver {
   private async hostOwner(soname: string): Promise<string | undefined> {
     for (const dir of HOST_LIB_DIRS) {
       const candidate = confinedPath(dir, soname, "a library name");
-      if (await lstat(candidate).then(() => true, () => false)) {
+      if (
+        await lstat(candidate).then(
+          () => true,
+          () => false,
+        )
+      ) {
         const owner = await this.ctx.apt.ownerOf(candidate);
         if (owner) return owner.replace(/:amd64$/, "");
       }
@@ -170,7 +186,12 @@ class LibraryResolver {
  * Computes the libraries the image needs. `stagedRoots` maps image directories (/app) to
  * where their files are staged, so app-shipped libraries resolve inside the app.
  */
-export async function collectLibraries(spec: Spec, roots: readonly ElfRoot[], stagedRoots: ReadonlyMap<string, string>, ctx: BakeContext): Promise<LibFile[]> {
+export async function collectLibraries(
+  spec: Spec,
+  roots: readonly ElfRoot[],
+  stagedRoots: ReadonlyMap<string, string>,
+  ctx: BakeContext,
+): Promise<LibFile[]> {
   const dynamic = roots.filter((r) => !r.info.isStatic);
   if (dynamic.length === 0) return [];
   const resolver = new LibraryResolver(ctx, stagedRoots);
@@ -195,7 +216,8 @@ export async function collectLibraries(spec: Spec, roots: readonly ElfRoot[], st
     if (closure.interpreter && !files.has(closure.interpreter)) {
       const real = await realPathInTree(libc.tree, closure.interpreter.slice(1));
       if (!real) missing.push(`${closure.interpreter} (the dynamic loader of ${root.imagePath}, not in libc6)`);
-      else files.set(closure.interpreter, { dest: closure.interpreter, source: real, identity: `${libc.pkg.sha256}:${closure.interpreter}` });
+      else
+        files.set(closure.interpreter, { dest: closure.interpreter, source: real, identity: `${libc.pkg.sha256}:${closure.interpreter}` });
     }
   }
   if (missing.length > 0) {

@@ -9,7 +9,17 @@ import path from "node:path";
 import { confinedPath, printable, resolveBeneath } from "../confine.js";
 import { InputError } from "../errors.js";
 import { makeErofs } from "../image/erofs.js";
-import { copyTreeNormalized, exists, hashTree, listTree, makeScratchDir, removeDir, sha256, cachedSha256, writeFileAtomic } from "../fsutil.js";
+import {
+  copyTreeNormalized,
+  exists,
+  hashTree,
+  listTree,
+  makeScratchDir,
+  removeDir,
+  sha256,
+  cachedSha256,
+  writeFileAtomic,
+} from "../fsutil.js";
 import type { Runtime, RuntimeTree } from "./baker.js";
 import type { BakeContext } from "./context.js";
 import type { LibFile } from "./libs.js";
@@ -50,7 +60,11 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
   const sizes = await Promise.all([
     ...runtime.files.map(async (f) => ({ path: f.dest, bytes: (await stat(f.source)).size, kind: "runtime" as const })),
     // One line per tree: a JRE or a standard library is hundreds of files.
-    ...trees.map(async (t) => ({ path: `${t.dest}/`, bytes: (await listTree(t.source)).reduce((a, e) => a + e.size, 0), kind: "runtime" as const })),
+    ...trees.map(async (t) => ({
+      path: `${t.dest}/`,
+      bytes: (await listTree(t.source)).reduce((a, e) => a + e.size, 0),
+      kind: "runtime" as const,
+    })),
     ...libs.map(async (l) => ({ path: l.dest, bytes: (await stat(l.source)).size, kind: "lib" as const })),
   ]);
   const files = [...sizes, ...Object.entries(ETC_FILES).map(([p, c]) => ({ path: `/${p}`, bytes: c.length, kind: "etc" as const }))];
@@ -63,7 +77,8 @@ export async function buildSystemLayer(runtime: Runtime, libs: readonly LibFile[
 
   const root = await makeScratchDir(ctx.scratch, "system");
   try {
-    for (const dir of ["app", "tmp", "run", "proc", "dev", "etc", "usr/bin", "lib/x86_64-linux-gnu"]) await mkdir(path.join(root, dir), { recursive: true });
+    for (const dir of ["app", "tmp", "run", "proc", "dev", "etc", "usr/bin", "lib/x86_64-linux-gnu"])
+      await mkdir(path.join(root, dir), { recursive: true });
     for (const [rel, content] of Object.entries(ETC_FILES)) await writeFile(path.join(root, rel), content);
     // The init writes DNS servers from DHCP to the writable /run.
     await symlink("/run/resolv.conf", path.join(root, "etc/resolv.conf"));

@@ -22,16 +22,26 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
       const region = resolveRegion(opts.region);
       if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
       const concurrency = Number(opts.concurrency);
-      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new InputError(`--concurrency ${opts.concurrency}: must be a whole number from 1 to 256`);
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)
+        throw new InputError(`--concurrency ${opts.concurrency}: must be a whole number from 1 to 256`);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once("SIGINT", onSignal);
       // Endpoint overrides (an emulator, a VPC endpoint) come from AWS_ENDPOINT_URL, read by the SDK.
-      const copyTo = (opts.copyTo ?? "").split(",").map((r) => r.trim()).filter(Boolean).map((r) => createAwsClients({ region: r }));
+      const copyTo = (opts.copyTo ?? "")
+        .split(",")
+        .map((r) => r.trim())
+        .filter(Boolean)
+        .map((r) => createAwsClients({ region: r }));
       const tty = process.stderr.isTTY;
       try {
         const result = await pushImage({
-          ref, home: home(), clients: createAwsClients({ region }), concurrency, copyTo, signal: controller.signal,
+          ref,
+          home: home(),
+          clients: createAwsClients({ region }),
+          concurrency,
+          copyTo,
+          signal: controller.signal,
           ...(opts.kmsKey ? { kmsKeyArn: opts.kmsKey } : {}),
           log: (m) => process.stderr.write(`${m}\n`),
           onProgress: (p) => {
@@ -41,7 +51,9 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
         });
         if (tty) process.stderr.write("\n");
         if (opts.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-        process.stdout.write(`${result.ref} -> ${result.ami} in ${result.region} (${result.reused ? "already registered" : `${result.uploadedBlocks} blocks uploaded in ${result.seconds.toFixed(2)}s`})\n`);
+        process.stdout.write(
+          `${result.ref} -> ${result.ami} in ${result.region} (${result.reused ? "already registered" : `${result.uploadedBlocks} blocks uploaded in ${result.seconds.toFixed(2)}s`})\n`,
+        );
         for (const c of result.copies) process.stdout.write(`  copied to ${c.region}: ${c.ami}\n`);
       } finally {
         process.off("SIGINT", onSignal);
@@ -81,7 +93,10 @@ export async function printAmis(regionFlag: string | undefined, app: string | un
   const amis = await listAmis(createAwsClients({ region: regionOrFail(regionFlag) }), app);
   if (json) return void process.stdout.write(`${JSON.stringify(amis, null, 2)}\n`);
   process.stdout.write(`${"IMAGE".padEnd(30)} ${"AMI".padEnd(22)} ${"DIGEST".padEnd(20)} ${"CREATED".padEnd(25)} IN USE BY\n`);
-  for (const a of amis) process.stdout.write(`${`${a.name}:${a.version}`.padEnd(30)} ${a.ami.padEnd(22)} ${a.digest.slice(0, 19).padEnd(20)} ${a.created.padEnd(25)} ${a.inUseBy.join(",") || "-"}\n`);
+  for (const a of amis)
+    process.stdout.write(
+      `${`${a.name}:${a.version}`.padEnd(30)} ${a.ami.padEnd(22)} ${a.digest.slice(0, 19).padEnd(20)} ${a.created.padEnd(25)} ${a.inUseBy.join(",") || "-"}\n`,
+    );
 }
 
 export async function removeAmiCommand(ref: string, regionFlag: string | undefined): Promise<void> {

@@ -25,8 +25,19 @@ const HYPERVISORS = ["qemu", "virtualbox"] as const;
 type Hypervisor = (typeof HYPERVISORS)[number];
 
 interface RunFlags {
-  publish: string[]; env: string[]; kilnEnv: string; uefi?: boolean; tcg?: boolean; quiet?: boolean; detach?: boolean;
-  healthTimeout?: string; json?: boolean; vbox?: boolean; hypervisor?: string; format?: string; name?: string;
+  publish: string[];
+  env: string[];
+  kilnEnv: string;
+  uefi?: boolean;
+  tcg?: boolean;
+  quiet?: boolean;
+  detach?: boolean;
+  healthTimeout?: string;
+  json?: boolean;
+  vbox?: boolean;
+  hypervisor?: string;
+  format?: string;
+  name?: string;
 }
 
 /** Checks the flag combination before anything is booted; every problem at once. */
@@ -34,14 +45,17 @@ function resolveRunTarget(opts: RunFlags): { hypervisor: Hypervisor; format: str
   const problems: string[] = [];
   const hypervisor = (opts.vbox ? "virtualbox" : (opts.hypervisor ?? "qemu").toLowerCase()) as Hypervisor;
   if (!HYPERVISORS.includes(hypervisor)) problems.push(`--hypervisor ${opts.hypervisor}: expected ${HYPERVISORS.join(" or ")}`);
-  if (opts.vbox && opts.hypervisor && opts.hypervisor.toLowerCase() !== "virtualbox") problems.push(`--vbox contradicts --hypervisor ${opts.hypervisor}`);
+  if (opts.vbox && opts.hypervisor && opts.hypervisor.toLowerCase() !== "virtualbox")
+    problems.push(`--vbox contradicts --hypervisor ${opts.hypervisor}`);
   let format: string | undefined;
   if (opts.format !== undefined) {
     const formats = parseFormats(opts.format);
     format = formats[0];
     if (formats.length > 1) problems.push(`--format takes one format, got ${formats.join(", ")}`);
-    else if (hypervisor === "virtualbox" && format !== "vdi") problems.push(`--format ${format}: VirtualBox runs boot the VDI; drop --format or use --format vdi`);
-    else if (FORMATS[format as keyof typeof FORMATS].qemuFormat === undefined) problems.push(`--format ${format}: an archive, not a disk QEMU can boot; use vdi, vmdk, vmdk-stream, vhd, qcow2 or raw`);
+    else if (hypervisor === "virtualbox" && format !== "vdi")
+      problems.push(`--format ${format}: VirtualBox runs boot the VDI; drop --format or use --format vdi`);
+    else if (FORMATS[format as keyof typeof FORMATS].qemuFormat === undefined)
+      problems.push(`--format ${format}: an archive, not a disk QEMU can boot; use vdi, vmdk, vmdk-stream, vhd, qcow2 or raw`);
   }
   if (hypervisor === "virtualbox" && opts.tcg) problems.push("--tcg applies to QEMU only");
   if (hypervisor === "qemu" && opts.name && opts.format === undefined) problems.push("--name applies to --vbox and --format runs");
@@ -73,12 +87,24 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       const consoleOn = !opts.quiet && !opts.json;
       const healthTimeoutSeconds = opts.healthTimeout ? Number(opts.healthTimeout) : undefined;
       if (hypervisor === "qemu" && format === undefined) {
-        const outcome = await runImage({
-          ref, ports: opts.publish, env: opts.env, firmware, console: consoleOn, detach: Boolean(opts.detach), kilnEnv: opts.kilnEnv,
-          ...(opts.tcg ? { accelerator: "tcg" as const } : {}), ...(healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds } : {}),
-        }, home());
+        const outcome = await runImage(
+          {
+            ref,
+            ports: opts.publish,
+            env: opts.env,
+            firmware,
+            console: consoleOn,
+            detach: Boolean(opts.detach),
+            kilnEnv: opts.kilnEnv,
+            ...(opts.tcg ? { accelerator: "tcg" as const } : {}),
+            ...(healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds } : {}),
+          },
+          home(),
+        );
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ id: outcome.vm.record.id, pid: outcome.vm.record.pid, url: outcome.url, bootToHealthySeconds: outcome.bootToHealthySeconds, hypervisor, accelerator: outcome.vm.record.accelerator, firmware: outcome.vm.record.firmware, console: outcome.vm.consoleFile })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ id: outcome.vm.record.id, pid: outcome.vm.record.pid, url: outcome.url, bootToHealthySeconds: outcome.bootToHealthySeconds, hypervisor, accelerator: outcome.vm.record.accelerator, firmware: outcome.vm.record.firmware, console: outcome.vm.consoleFile })}\n`,
+          );
         }
         if (opts.detach) return;
         process.stderr.write(`kiln: VM stopped (${await outcome.stopped})\n`);
@@ -94,22 +120,38 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       let described: Record<string, unknown>;
       if (hypervisor === "virtualbox") {
         const vbox = await VirtualBoxVm.start({ image, home: home(), firmware, forwards, env, ...(opts.name ? { name: opts.name } : {}) });
-        process.stderr.write(`Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: ${vbox.consoleFile}\n`);
+        process.stderr.write(
+          `Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: ${vbox.consoleFile}\n`,
+        );
         vm = vbox;
         described = { id: vbox.record.id, name: vbox.record.name, uuid: vbox.record.uuid };
       } else {
         const converted = await ensureFormat(image, format as keyof typeof FORMATS);
         const qemu = await LocalVm.start({
-          image, home: home(), firmware, forwards, env, disk: { path: converted.path, format: FORMATS[converted.format].qemuFormat! },
-          ...(opts.tcg ? { accelerator: "tcg" as Accelerator } : {}), ...(opts.name ? { name: opts.name } : {}),
+          image,
+          home: home(),
+          firmware,
+          forwards,
+          env,
+          disk: { path: converted.path, format: FORMATS[converted.format].qemuFormat! },
+          ...(opts.tcg ? { accelerator: "tcg" as Accelerator } : {}),
+          ...(opts.name ? { name: opts.name } : {}),
         });
-        process.stderr.write(`Booting ${image.ref} (${image.digest.slice(0, 19)}) from its ${format} disk under ${qemu.record.accelerator.toUpperCase()}, ${firmware.toUpperCase()}; console: ${qemu.consoleFile}\n`);
+        process.stderr.write(
+          `Booting ${image.ref} (${image.digest.slice(0, 19)}) from its ${format} disk under ${qemu.record.accelerator.toUpperCase()}, ${firmware.toUpperCase()}; console: ${qemu.consoleFile}\n`,
+        );
         vm = qemu;
         described = { id: qemu.record.id, pid: qemu.record.pid, accelerator: qemu.record.accelerator, format, disk: converted.path };
       }
-      const outcome = await superviseRun(vm, image, forwards, { console: consoleOn, detach: Boolean(opts.detach), ...(healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds } : {}) });
+      const outcome = await superviseRun(vm, image, forwards, {
+        console: consoleOn,
+        detach: Boolean(opts.detach),
+        ...(healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds } : {}),
+      });
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ ...described, url: outcome.url, bootToHealthySeconds: outcome.bootToHealthySeconds, hypervisor, firmware, console: vm.consoleFile })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ ...described, url: outcome.url, bootToHealthySeconds: outcome.bootToHealthySeconds, hypervisor, firmware, console: vm.consoleFile })}\n`,
+        );
       }
       if (opts.detach) return;
       process.stderr.write(`kiln: VM stopped (${await outcome.stopped})\n`);
@@ -121,12 +163,23 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
       const vms = await listVms(home());
-      if (opts.json) return void process.stdout.write(`${JSON.stringify(vms.map(({ dir: _dir, ...vm }) => vm), null, 2)}\n`);
-      process.stdout.write(`${"ID".padEnd(10)} ${"NAME".padEnd(28)} ${"IMAGE".padEnd(28)} ${"HYPERVISOR".padEnd(11)} ${"PORTS".padEnd(24)} STARTED\n`);
+      if (opts.json)
+        return void process.stdout.write(
+          `${JSON.stringify(
+            vms.map(({ dir: _dir, ...vm }) => vm),
+            null,
+            2,
+          )}\n`,
+        );
+      process.stdout.write(
+        `${"ID".padEnd(10)} ${"NAME".padEnd(28)} ${"IMAGE".padEnd(28)} ${"HYPERVISOR".padEnd(11)} ${"PORTS".padEnd(24)} STARTED\n`,
+      );
       for (const vm of vms) {
         const ports = vm.forwards.map((f) => `${f.hostPort}->${f.guestPort}`).join(",");
         const hv = vm.hypervisor === "virtualbox" && vm.state !== "running" ? `vbox(${vm.state})` : vm.hypervisor;
-        process.stdout.write(`${vm.id.padEnd(10)} ${vm.name.padEnd(28)} ${vm.image.padEnd(28)} ${hv.padEnd(11)} ${ports.padEnd(24)} ${vm.startedAt}\n`);
+        process.stdout.write(
+          `${vm.id.padEnd(10)} ${vm.name.padEnd(28)} ${vm.image.padEnd(28)} ${hv.padEnd(11)} ${ports.padEnd(24)} ${vm.startedAt}\n`,
+        );
       }
     });
 
@@ -150,12 +203,18 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .option("--region <region>", "with --instance: AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
     .action(async (id: string | undefined, opts: { follow?: boolean; all?: boolean; instance?: string; region?: string }) => {
       if (opts.instance !== undefined) return showEc2Console(opts.instance, id, opts);
-      if (id === undefined) throw new InputError("kiln logs needs a VM id or name (kiln ps lists them), or --instance i-… for an EC2 instance");
+      if (id === undefined)
+        throw new InputError("kiln logs needs a VM id or name (kiln ps lists them), or --instance i-… for an EC2 instance");
       const vm = await findVm(home(), id);
       const keep = (line: string) => opts.all || isAppLine(line);
-      await followFile(path.join(vm.dir, "console.log"), Boolean(opts.follow), () => vmStillRunning(vm), (line) => {
-        if (keep(line)) process.stdout.write(`${line}\n`);
-      });
+      await followFile(
+        path.join(vm.dir, "console.log"),
+        Boolean(opts.follow),
+        () => vmStillRunning(vm),
+        (line) => {
+          if (keep(line)) process.stdout.write(`${line}\n`);
+        },
+      );
     });
 }
 
@@ -196,9 +255,14 @@ async function followFile(file: string, follow: boolean, running: () => Promise<
 }
 
 /** kiln logs --instance: the console of an EC2 instance, app lines unless --all; -f polls. */
-async function showEc2Console(instanceId: string, extra: string | undefined, opts: { follow?: boolean; all?: boolean; region?: string }): Promise<void> {
+async function showEc2Console(
+  instanceId: string,
+  extra: string | undefined,
+  opts: { follow?: boolean; all?: boolean; region?: string },
+): Promise<void> {
   if (extra !== undefined) throw new InputError(`kiln logs --instance takes no VM id (got '${extra}')`);
-  if (!/^i-[0-9a-f]{8,17}$/.test(instanceId)) throw new InputError(`--instance ${instanceId}: not an EC2 instance id (i-0123456789abcdef0)`);
+  if (!/^i-[0-9a-f]{8,17}$/.test(instanceId))
+    throw new InputError(`--instance ${instanceId}: not an EC2 instance id (i-0123456789abcdef0)`);
   const region = resolveRegion(opts.region);
   if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
   const controller = new AbortController();
@@ -206,7 +270,11 @@ async function showEc2Console(instanceId: string, extra: string | undefined, opt
   process.once("SIGINT", onSignal);
   try {
     const { lines, shown } = await showInstanceConsole({
-      instanceId, region, follow: Boolean(opts.follow), all: Boolean(opts.all), signal: controller.signal,
+      instanceId,
+      region,
+      follow: Boolean(opts.follow),
+      all: Boolean(opts.all),
+      signal: controller.signal,
       onLine: (line) => process.stdout.write(`${line}\n`),
     });
     if (shown === 0) process.stderr.write(`kiln: no app lines in ${instanceId}'s console (${lines} lines in all; --all shows them)\n`);

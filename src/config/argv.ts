@@ -12,7 +12,10 @@ export function splitCommand(command: string): { argv: string[] } | { problem: s
     const c = command[i]!;
     if (quote) {
       if (c === quote) quote = undefined;
-      else if (quote === '"' && (c === "$" || c === "`")) return { problem: `uses the shell feature '${c}' inside double quotes, but kiln images have no shell; write the value itself, or put it under env: and read it in the app` };
+      else if (quote === '"' && (c === "$" || c === "`"))
+        return {
+          problem: `uses the shell feature '${c}' inside double quotes, but kiln images have no shell; write the value itself, or put it under env: and read it in the app`,
+        };
       else if (c === "\\" && quote === '"' && i + 1 < command.length) current += command[++i];
       else current += c;
       continue;

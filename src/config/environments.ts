@@ -53,7 +53,14 @@ const DEFAULT_ORDER = ["dev", "test", "prod"];
 /** Without any environments in kiln.yml, `dev` is two local instances behind a load balancer on 8000. */
 function defaultDev(app: string, healthPath: string): LocalEnvironment {
   return {
-    name: "dev", app, target: "local", port: 8000, instances: 2, deregistrationDelaySeconds: 3, env: {}, after: [],
+    name: "dev",
+    app,
+    target: "local",
+    port: 8000,
+    instances: 2,
+    deregistrationDelaySeconds: 3,
+    env: {},
+    after: [],
     health: { path: healthPath, intervalSeconds: 1, healthyThreshold: 2, timeoutSeconds: 300 },
   };
 }
@@ -83,7 +90,10 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
     for (const a of after) if (!names.includes(a)) problems.push(`${at}.after: '${a}' is not an environment in this file`);
     const instances = whole(v.instances) ?? (v.target === "aws" && v.mode === "single-instance" ? 1 : 2);
     const base = {
-      name, app, after, instances,
+      name,
+      app,
+      after,
+      instances,
       env: textValues(v.env),
       deregistrationDelaySeconds: (v.deregistrationDelay as number | undefined) ?? 5,
       health: {
@@ -107,13 +117,24 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
     if (!(min <= instances && instances <= max)) problems.push(`${at}: needs min ≤ instances ≤ max (got ${min} ≤ ${instances} ≤ ${max})`);
     // One instance behind one Elastic IP: more needs a load balancer in front.
     if (mode === "single-instance" && instances !== 1) {
-      problems.push(`${at}.instances: a single-instance environment runs exactly 1 instance (got ${instances}); use mode: load-balanced to run more`);
+      problems.push(
+        `${at}.instances: a single-instance environment runs exactly 1 instance (got ${instances}); use mode: load-balanced to run more`,
+      );
     } else if (mode === "single-instance" && (min !== 1 || max !== 1)) {
-      problems.push(`${at}: a single-instance environment has min: 1 and max: 1 (got min ${min}, max ${max}); use mode: load-balanced to scale`);
+      problems.push(
+        `${at}: a single-instance environment has min: 1 and max: 1 (got min ${min}, max ${max}); use mode: load-balanced to scale`,
+      );
     }
     envs.set(name, {
-      ...base, target: "aws", region: v.region as string, vpc: v.vpc as string | undefined, subnets,
-      instanceType: (v.instanceType as string | undefined) ?? "t3.micro", min, max, mode,
+      ...base,
+      target: "aws",
+      region: v.region as string,
+      vpc: v.vpc as string | undefined,
+      subnets,
+      instanceType: (v.instanceType as string | undefined) ?? "t3.micro",
+      min,
+      max,
+      mode,
       certificateArn: (v.https as { certificateArn?: string } | undefined)?.certificateArn,
       keepReleases: (v.keepReleases as number | undefined) ?? 3,
     });
@@ -139,6 +160,9 @@ export async function loadEnvironment(configPath: string, app: string, healthPat
   const doc = (text ? parseYaml(text) : {}) as Record<string, unknown> | null;
   const envs = parseEnvironments(doc?.environments, app, healthPath, file);
   const env = envs.get(name);
-  if (!env) throw new InputError(`environment '${name}' is not defined in ${file}`, { hint: `defined: ${[...envs.keys()].join(", ")}; add it under environments:` });
+  if (!env)
+    throw new InputError(`environment '${name}' is not defined in ${file}`, {
+      hint: `defined: ${[...envs.keys()].join(", ")}; add it under environments:`,
+    });
   return env;
 }

@@ -18,7 +18,9 @@ export async function resolveAppSource(target: string): Promise<AppSource> {
   try {
     info = await stat(absolute);
   } catch {
-    throw new InputError(`app path ${target} does not exist`, { hint: "give the directory of your app (with package.json or kiln.yml) or an executable" });
+    throw new InputError(`app path ${target} does not exist`, {
+      hint: "give the directory of your app (with package.json or kiln.yml) or an executable",
+    });
   }
   if (info.isDirectory()) return { dir: absolute, file: undefined };
   if (info.isFile()) return { dir: path.dirname(absolute), file: absolute };
@@ -36,7 +38,8 @@ async function readKilnYml(dir: string): Promise<Record<string, unknown> | undef
   try {
     const value: unknown = parseYaml(text);
     if (value === null || value === undefined) return {};
-    if (typeof value !== "object" || Array.isArray(value)) throw new SpecError(file, ["the top level must be a mapping of settings (name:, version:, cmd: …)"]);
+    if (typeof value !== "object" || Array.isArray(value))
+      throw new SpecError(file, ["the top level must be a mapping of settings (name:, version:, cmd: …)"]);
     return value as Record<string, unknown>;
   } catch (error) {
     if (error instanceof YAMLParseError) throw new SpecError(file, [`not valid YAML: ${error.message.split("\n")[0]}`]);
@@ -45,7 +48,11 @@ async function readKilnYml(dir: string): Promise<Record<string, unknown> | undef
 }
 
 /** Picks the baker: kiln.yml/flag `baker:` wins; otherwise the first baker that recognises the app. */
-async function detectBaker(bakers: readonly Baker[], source: AppSource, wanted: string | undefined): Promise<{ baker: Baker; detection: Detection } | { problem: string }> {
+async function detectBaker(
+  bakers: readonly Baker[],
+  source: AppSource,
+  wanted: string | undefined,
+): Promise<{ baker: Baker; detection: Detection } | { problem: string }> {
   if (wanted !== undefined) {
     const baker = bakers.find((b) => b.name === wanted);
     if (!baker) return { problem: `baker: '${wanted}' is not one of ${bakers.map((b) => b.name).join(", ")}` };
@@ -55,7 +62,9 @@ async function detectBaker(bakers: readonly Baker[], source: AppSource, wanted: 
     const detection = await baker.detect(source);
     if (detection) return { baker, detection };
   }
-  return { problem: `${source.file ?? source.dir} holds no app kiln recognises: no package.json (Node.js), no .jar (Java), no app.py/main.py/requirements.txt (Python) and no ELF executable or tarball (native); add one, or a kiln.yml with baker: and cmd:` };
+  return {
+    problem: `${source.file ?? source.dir} holds no app kiln recognises: no package.json (Node.js), no .jar (Java), no app.py/main.py/requirements.txt (Python) and no ELF executable or tarball (native); add one, or a kiln.yml with baker: and cmd:`,
+  };
 }
 
 /** Flags that stand in for a kiln.yml setting, each checked by that setting's schema. */

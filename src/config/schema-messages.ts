@@ -22,7 +22,10 @@ export function describeControl(text: string): string | undefined {
 
 /** `/environments/prod/env/FOO` → `environments.prod.env.FOO`, `/cmd/2` → `cmd[2]`, under a root label. */
 function pathOf(root: string, pointer: string, extra?: string): string {
-  const parts = pointer.split("/").slice(1).map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~"));
+  const parts = pointer
+    .split("/")
+    .slice(1)
+    .map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~"));
   if (extra !== undefined) parts.push(extra);
   let out = root;
   for (const part of parts) out += /^\d+$/.test(part) ? `[${part}]` : out === "" ? part : `.${part}`;
@@ -47,12 +50,21 @@ function rangeText(schema: Schema): string {
 }
 
 const TYPE_WORDS: Record<string, string> = {
-  object: "a mapping", array: "a list", string: "a string", boolean: "true or false", integer: "a whole number", number: "a number", null: "empty",
+  object: "a mapping",
+  array: "a list",
+  string: "a string",
+  boolean: "true or false",
+  integer: "a whole number",
+  number: "a number",
+  null: "empty",
 };
 
 /** "must be a string or a whole number" from ajv's type list ("string,integer"). */
 function typeText(types: string): string {
-  return `must be ${types.split(",").map((t) => TYPE_WORDS[t] ?? t).join(" or ")}`;
+  return `must be ${types
+    .split(",")
+    .map((t) => TYPE_WORDS[t] ?? t)
+    .join(" or ")}`;
 }
 
 /** The text after `path: ` for one error, or undefined for errors that only summarise others. */
@@ -68,7 +80,10 @@ function messageOf(error: ErrorObject): string | undefined {
     case "pattern": {
       const control = typeof error.data === "string" ? describeControl(error.data) : undefined;
       if (control) return control;
-      const text = typeof schema.patternErrorMessage === "string" ? schema.patternErrorMessage : custom ?? "has characters that are not allowed here";
+      const text =
+        typeof schema.patternErrorMessage === "string"
+          ? schema.patternErrorMessage
+          : (custom ?? "has characters that are not allowed here");
       return quoted(text);
     }
     case "additionalProperties":

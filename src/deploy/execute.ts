@@ -6,7 +6,8 @@ import type { DeployPlan, DeployProvider, DeployStep } from "./types.js";
 
 /** Splits traffic, then watches the canary for its whole window; any failed check ends it. */
 async function runCanary(provider: DeployProvider, step: Extract<DeployStep, { kind: "canary" }>): Promise<void> {
-  if (!provider.splitTraffic || !provider.canaryCheck) throw new KilnError("this environment cannot split traffic; promote without --canary");
+  if (!provider.splitTraffic || !provider.canaryCheck)
+    throw new KilnError("this environment cannot split traffic; promote without --canary");
   await provider.splitTraffic(step.release, step.from, step.percent);
   const started = Date.now();
   const every = Math.min(5000, Math.max(500, (step.seconds * 1000) / 10));
@@ -14,9 +15,12 @@ async function runCanary(provider: DeployProvider, step: Extract<DeployStep, { k
     const result = await provider.canaryCheck(step.release);
     if (!result.healthy) {
       const tail = await provider.consoleTail(step.release).catch(() => "");
-      throw new UnhealthyError(`canary ${step.release} failed after ${Math.round((Date.now() - started) / 1000)}s: ${result.detail}${tail ? `\n--- console of a failing instance ---\n${tail}` : ""}`, {
-        hint: `all traffic went back to ${step.from.join(", ")} and the new release was removed`,
-      });
+      throw new UnhealthyError(
+        `canary ${step.release} failed after ${Math.round((Date.now() - started) / 1000)}s: ${result.detail}${tail ? `\n--- console of a failing instance ---\n${tail}` : ""}`,
+        {
+          hint: `all traffic went back to ${step.from.join(", ")} and the new release was removed`,
+        },
+      );
     }
     if (Date.now() - started >= step.seconds * 1000) return;
     await new Promise((r) => setTimeout(r, Math.min(every, Math.max(0, step.seconds * 1000 - (Date.now() - started)))));
@@ -25,25 +29,37 @@ async function runCanary(provider: DeployProvider, step: Extract<DeployStep, { k
 
 async function runStep(provider: DeployProvider, step: DeployStep): Promise<void> {
   switch (step.kind) {
-    case "ensure-infrastructure": return provider.ensureInfrastructure();
-    case "launch": return provider.launch(step.release, step.image, step.instances, step.zones);
+    case "ensure-infrastructure":
+      return provider.ensureInfrastructure();
+    case "launch":
+      return provider.launch(step.release, step.image, step.instances, step.zones);
     case "wait-healthy": {
       const result = await provider.waitHealthy(step.release, step.timeoutSeconds);
       if (!result.healthy) {
         const tail = await provider.consoleTail(step.release).catch(() => "");
-        throw new UnhealthyError(`${step.release} did not become healthy: ${result.detail}${tail ? `\n--- console of a failing instance ---\n${tail}` : ""}`, {
-          hint: "traffic stayed on the current release; the new release was removed. Check the app's health check path and port",
-        });
+        throw new UnhealthyError(
+          `${step.release} did not become healthy: ${result.detail}${tail ? `\n--- console of a failing instance ---\n${tail}` : ""}`,
+          {
+            hint: "traffic stayed on the current release; the new release was removed. Check the app's health check path and port",
+          },
+        );
       }
       return;
     }
-    case "canary": return runCanary(provider, step);
-    case "switch-traffic": return provider.switchTraffic(step.to, step.from);
-    case "drain": return provider.drain(step.release, step.delaySeconds);
-    case "delete-release": return provider.deleteRelease(step.release, step.keepForRollback);
-    case "scale": return provider.scale(step.release, step.instances);
-    case "record": return provider.record(step.entry);
-    case "delete-infrastructure": return provider.deleteInfrastructure();
+    case "canary":
+      return runCanary(provider, step);
+    case "switch-traffic":
+      return provider.switchTraffic(step.to, step.from);
+    case "drain":
+      return provider.drain(step.release, step.delaySeconds);
+    case "delete-release":
+      return provider.deleteRelease(step.release, step.keepForRollback);
+    case "scale":
+      return provider.scale(step.release, step.instances);
+    case "record":
+      return provider.record(step.entry);
+    case "delete-infrastructure":
+      return provider.deleteInfrastructure();
   }
 }
 
@@ -51,7 +67,12 @@ async function runStep(provider: DeployProvider, step: DeployStep): Promise<void
  * Executes the plan. When a step fails before traffic moved, the plan's onFailure steps remove
  * the new release so nothing is left behind; the original error is rethrown.
  */
-export async function executePlan(plan: DeployPlan, provider: DeployProvider, progress: Progress, hooks: { beforeStep?: (step: DeployStep, index: number) => Promise<void> } = {}): Promise<void> {
+export async function executePlan(
+  plan: DeployPlan,
+  provider: DeployProvider,
+  progress: Progress,
+  hooks: { beforeStep?: (step: DeployStep, index: number) => Promise<void> } = {},
+): Promise<void> {
   let switched = false;
   for (const [index, step] of plan.steps.entries()) {
     await hooks.beforeStep?.(step, index);
@@ -61,12 +82,16 @@ export async function executePlan(plan: DeployPlan, provider: DeployProvider, pr
     } catch (error) {
       if (!switched) {
         for (const undo of plan.onFailure) {
-          await progress.step(`undo: ${describeStep(undo)}`, () => runStep(provider, undo)).catch((e: unknown) => {
-            progress.info(`  could not undo (${(e as Error).message}); re-run kiln promote or kiln destroy to clean up`);
-          });
+          await progress
+            .step(`undo: ${describeStep(undo)}`, () => runStep(provider, undo))
+            .catch((e: unknown) => {
+              progress.info(`  could not undo (${(e as Error).message}); re-run kiln promote or kiln destroy to clean up`);
+            });
         }
       }
-      throw error instanceof KilnError ? error : new KilnError(`${describeStep(step)} failed: ${(error as Error).message}`, { cause: error });
+      throw error instanceof KilnError
+        ? error
+        : new KilnError(`${describeStep(step)} failed: ${(error as Error).message}`, { cause: error });
     }
   }
 }

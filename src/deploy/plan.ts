@@ -28,7 +28,14 @@ export function sharedResources(env: Environment): string {
   return env.mode === "single-instance" ? "Elastic IP and security group" : "load balancer, listener and security groups";
 }
 
-export function planBlueGreen(env: Environment, image: ImageRef, version: string, live: LiveState, now: Date, canary?: CanarySettings): DeployPlan {
+export function planBlueGreen(
+  env: Environment,
+  image: ImageRef,
+  version: string,
+  live: LiveState,
+  now: Date,
+  canary?: CanarySettings,
+): DeployPlan {
   const green = releaseId(env, image, version);
   const existing = live.releases.find((r) => r.id === green);
   const others = live.releases.filter((r) => r.id !== green);
@@ -39,7 +46,8 @@ export function planBlueGreen(env: Environment, image: ImageRef, version: string
   // A canary needs a release to compare against; on a first deploy there is none.
   const withCanary = canary !== undefined && !alreadyLive && blue.length > 0;
   if (!alreadyLive) {
-    if (!existing || existing.instances.length < env.instances) steps.push({ kind: "launch", release: green, image, instances: env.instances, zones: zonesFor(env) });
+    if (!existing || existing.instances.length < env.instances)
+      steps.push({ kind: "launch", release: green, image, instances: env.instances, zones: zonesFor(env) });
     steps.push({ kind: "wait-healthy", release: green, timeoutSeconds: env.health.timeoutSeconds });
     if (withCanary) steps.push({ kind: "canary", release: green, from: blue, percent: canary.percent, seconds: canary.seconds });
     steps.push({ kind: "switch-traffic", to: green, from: blue });
@@ -54,18 +62,26 @@ export function planBlueGreen(env: Environment, image: ImageRef, version: string
     steps.push({ kind: "delete-release", release: old.id, ...keep });
   }
   const at = now.toISOString();
-  const undo: DeployStep[] = [{ kind: "delete-release", release: green }, { kind: "record", entry: { release: green, image, result: "failed", at } }];
+  const undo: DeployStep[] = [
+    { kind: "delete-release", release: green },
+    { kind: "record", entry: { release: green, image, result: "failed", at } },
+  ];
   // A failed canary already sent some traffic to green: give it all back before green goes.
   if (withCanary) undo.unshift({ kind: "switch-traffic", to: blue[0]!, from: [green] });
   if (!alreadyLive) {
     steps.push({ kind: "record", entry: { release: green, image, result: "live", at } });
-    for (const old of others.filter((o) => o.serving)) steps.push({ kind: "record", entry: { release: old.id, image: old.image, result: "replaced", at } });
+    for (const old of others.filter((o) => o.serving))
+      steps.push({ kind: "record", entry: { release: old.id, image: old.image, result: "replaced", at } });
   }
   return {
-    environment: env.name, target: env.target, steps,
+    environment: env.name,
+    target: env.target,
+    steps,
     onFailure: undo,
-    summary: alreadyLive && others.length === 0 ? `${image.ref} is already live in ${env.name}; nothing to do`
-      : `${image.ref} → ${env.name} (${green}), blue/green${withCanary ? `, canary ${canary.percent}% for ${canary.seconds}s first` : canary && !alreadyLive ? " (no release serves yet: no canary)" : ""}`,
+    summary:
+      alreadyLive && others.length === 0
+        ? `${image.ref} is already live in ${env.name}; nothing to do`
+        : `${image.ref} → ${env.name} (${green}), blue/green${withCanary ? `, canary ${canary.percent}% for ${canary.seconds}s first` : canary && !alreadyLive ? " (no release serves yet: no canary)" : ""}`,
   };
 }
 
@@ -80,8 +96,15 @@ export function lockHoldSeconds(env: Environment, canary?: CanarySettings): numb
 export function planScale(env: Environment, live: LiveState, instances: number): DeployPlan {
   const serving = live.releases.find((r) => r.serving);
   return {
-    environment: env.name, target: env.target, onFailure: [],
-    steps: serving ? [{ kind: "scale", release: serving.id, instances }, { kind: "wait-healthy", release: serving.id, timeoutSeconds: env.health.timeoutSeconds }] : [],
+    environment: env.name,
+    target: env.target,
+    onFailure: [],
+    steps: serving
+      ? [
+          { kind: "scale", release: serving.id, instances },
+          { kind: "wait-healthy", release: serving.id, timeoutSeconds: env.health.timeoutSeconds },
+        ]
+      : [],
     summary: serving ? `scale ${serving.id} to ${instances}` : `nothing runs in ${env.name}`,
   };
 }
@@ -102,15 +125,25 @@ export function previousRelease(live: LiveState): ImageRef | undefined {
 
 export function describeStep(step: DeployStep): string {
   switch (step.kind) {
-    case "ensure-infrastructure": return `create the environment's ${step.resources}`;
-    case "launch": return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}`;
-    case "wait-healthy": return `wait until every instance of ${step.release} is healthy (≤ ${step.timeoutSeconds}s)`;
-    case "canary": return `canary: ${step.percent}% of requests to ${step.release} for ${step.seconds}s, watching its health`;
-    case "switch-traffic": return `switch traffic to ${step.to}${step.from.length ? ` from ${step.from.join(", ")}` : ""}`;
-    case "drain": return `drain ${step.release} (${step.delaySeconds}s)`;
-    case "delete-release": return `delete ${step.release}${step.keepForRollback ? " (its launch template is kept for rollback)" : ""}`;
-    case "scale": return `scale ${step.release} to ${step.instances}`;
-    case "record": return `record ${step.entry.release} as ${step.entry.result}`;
-    case "delete-infrastructure": return `delete the environment's ${step.resources}`;
+    case "ensure-infrastructure":
+      return `create the environment's ${step.resources}`;
+    case "launch":
+      return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}`;
+    case "wait-healthy":
+      return `wait until every instance of ${step.release} is healthy (≤ ${step.timeoutSeconds}s)`;
+    case "canary":
+      return `canary: ${step.percent}% of requests to ${step.release} for ${step.seconds}s, watching its health`;
+    case "switch-traffic":
+      return `switch traffic to ${step.to}${step.from.length ? ` from ${step.from.join(", ")}` : ""}`;
+    case "drain":
+      return `drain ${step.release} (${step.delaySeconds}s)`;
+    case "delete-release":
+      return `delete ${step.release}${step.keepForRollback ? " (its launch template is kept for rollback)" : ""}`;
+    case "scale":
+      return `scale ${step.release} to ${step.instances}`;
+    case "record":
+      return `record ${step.entry.release} as ${step.entry.result}`;
+    case "delete-infrastructure":
+      return `delete the environment's ${step.resources}`;
   }
 }

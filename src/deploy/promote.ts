@@ -42,7 +42,11 @@ export interface PromoteResult {
   readonly endpoint: string | undefined;
 }
 
-async function environmentFor(opts: EnvCommandOptions, app: string, healthPath: string): Promise<{ env: Environment; provider: DeployProvider }> {
+async function environmentFor(
+  opts: EnvCommandOptions,
+  app: string,
+  healthPath: string,
+): Promise<{ env: Environment; provider: DeployProvider }> {
   const env = await loadEnvironment(opts.config, app, healthPath, opts.envName);
   return { env, provider: (opts.providers ?? defaultProviders)(env, opts.home) };
 }
@@ -58,7 +62,9 @@ async function checkGate(opts: EnvCommandOptions, env: Environment, digest: stri
       opts.progress.info(`gate overridden with --force: ${digest.slice(0, 19)} has not been live in ${before}`);
       continue;
     }
-    throw new InputError(`${env.name} comes after ${before}, and ${digest.slice(0, 19)} has not been healthy there`, { hint: `promote it to ${before} first (kiln promote REF --env ${before}), or pass --force` });
+    throw new InputError(`${env.name} comes after ${before}, and ${digest.slice(0, 19)} has not been healthy there`, {
+      hint: `promote it to ${before} first (kiln promote REF --env ${before}), or pass --force`,
+    });
   }
 }
 
@@ -86,7 +92,9 @@ export async function promote(opts: EnvCommandOptions & { ref: string; force?: b
   const image = await new ImageStore(opts.home).resolve(opts.ref);
   const { env, provider } = await environmentFor(opts, image.manifest.name, image.manifest.healthcheck.path);
   if (opts.canary && !(provider.splitTraffic && provider.canaryCheck)) {
-    throw new InputError(`environment ${env.name} cannot split traffic between two releases, so --canary is not possible there`, { hint: "promote without --canary, or use a load-balanced environment" });
+    throw new InputError(`environment ${env.name} cannot split traffic between two releases, so --canary is not possible there`, {
+      hint: "promote without --canary, or use a load-balanced environment",
+    });
   }
   await checkGate(opts, env, image.digest, Boolean(opts.force));
   await provider.validate?.();
@@ -101,13 +109,21 @@ export async function promote(opts: EnvCommandOptions & { ref: string; force?: b
 export async function rollback(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
   const { provider } = await environmentFor(opts, opts.app, "/");
   const previous = previousRelease(await provider.observe());
-  if (!previous) throw new InputError(`${opts.app} has no earlier release in ${opts.envName} to roll back to`, { hint: "kiln history --env shows the releases" });
+  if (!previous)
+    throw new InputError(`${opts.app} has no earlier release in ${opts.envName} to roll back to`, {
+      hint: "kiln history --env shows the releases",
+    });
   return promote({ ...opts, ref: previous.digest, force: true });
 }
 
 export async function scaleEnv(opts: EnvCommandOptions & { app: string; instances: number }): Promise<PromoteResult> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
-  return withLock(provider, opts.progress, async () => runPlan(opts, provider, planScale(env, await provider.observe(), opts.instances)), lockHoldSeconds(env));
+  return withLock(
+    provider,
+    opts.progress,
+    async () => runPlan(opts, provider, planScale(env, await provider.observe(), opts.instances)),
+    lockHoldSeconds(env),
+  );
 }
 
 export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
@@ -115,7 +131,9 @@ export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Pro
   return withLock(provider, opts.progress, async () => runPlan(opts, provider, planDestroy(env, await provider.observe())));
 }
 
-export async function envStatus(opts: EnvCommandOptions & { app: string }): Promise<{ environment: string; target: string; endpoint: string | undefined; live: LiveState }> {
+export async function envStatus(
+  opts: EnvCommandOptions & { app: string },
+): Promise<{ environment: string; target: string; endpoint: string | undefined; live: LiveState }> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
   return { environment: env.name, target: env.target, endpoint: await provider.endpoint(), live: await provider.observe() };
 }

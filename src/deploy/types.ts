@@ -43,9 +43,21 @@ export interface LiveState {
 export type DeployStep =
   /** `resources`: what the environment shares between releases, for people reading the plan. */
   | { readonly kind: "ensure-infrastructure"; readonly resources: string }
-  | { readonly kind: "launch"; readonly release: string; readonly image: ImageRef; readonly instances: number; readonly zones: readonly string[] }
+  | {
+      readonly kind: "launch";
+      readonly release: string;
+      readonly image: ImageRef;
+      readonly instances: number;
+      readonly zones: readonly string[];
+    }
   | { readonly kind: "wait-healthy"; readonly release: string; readonly timeoutSeconds: number }
-  | { readonly kind: "canary"; readonly release: string; readonly from: readonly string[]; readonly percent: number; readonly seconds: number }
+  | {
+      readonly kind: "canary";
+      readonly release: string;
+      readonly from: readonly string[];
+      readonly percent: number;
+      readonly seconds: number;
+    }
   | { readonly kind: "switch-traffic"; readonly to: string; readonly from: readonly string[] }
   | { readonly kind: "drain"; readonly release: string; readonly delaySeconds: number }
   /** `keepForRollback`: the release goes, but what relaunching it needs (AWS: its launch template) stays. */

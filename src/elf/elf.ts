@@ -209,7 +209,12 @@ function readDynamic(file: ElfFile, segments: readonly Segment[]): DynamicInfo {
  * DT_STRTAB holds a virtual address; the PT_LOAD segment containing it says where those
  * bytes sit in the file. The table ends at DT_STRSZ or, failing that, the segment's end.
  */
-function locateStringTable(file: ElfFile, segments: readonly Segment[], vaddr: bigint, size: number | undefined): { start: number; end: number } {
+function locateStringTable(
+  file: ElfFile,
+  segments: readonly Segment[],
+  vaddr: bigint,
+  size: number | undefined,
+): { start: number; end: number } {
   const load = segments.find((s) => s.type === PT_LOAD && vaddr >= s.vaddr && vaddr < s.vaddr + BigInt(s.filesz));
   if (load === undefined) file.fail(`no PT_LOAD segment maps the dynamic string table at 0x${vaddr.toString(16)}`);
   const start = load.offset + Number(vaddr - load.vaddr);
@@ -243,7 +248,8 @@ class ElfFile {
   static open(buf: Buffer, label: string): ElfFile {
     if (!isElf(buf)) {
       throw new InputError(`${label} is not an ELF file`, {
-        hint: buf.length < ELF_MAGIC.length ? "the file is empty or nearly so" : "expected a compiled program, shared library or kernel module",
+        hint:
+          buf.length < ELF_MAGIC.length ? "the file is empty or nearly so" : "expected a compiled program, shared library or kernel module",
       });
     }
     if (buf.length < 16) throw corrupt(label, "the ELF identification bytes are cut short");
@@ -301,18 +307,21 @@ class ElfFile {
 
   programHeaders(): Segment[] {
     const { phoff, phentsize } = this.header;
-    const count = this.header.phnum === XNUM
-      ? this.sectionZero()?.info ?? this.fail("the program header count overflows but there is no section 0 to hold it")
-      : this.header.phnum;
+    const count =
+      this.header.phnum === XNUM
+        ? (this.sectionZero()?.info ?? this.fail("the program header count overflows but there is no section 0 to hold it"))
+        : this.header.phnum;
     if (count === 0) return [];
     if (phentsize < (this.is64 ? 56 : 32)) this.fail(`program header entries are ${phentsize} bytes, too small`);
     this.requireRange(phoff, count * phentsize, "the program header table");
     const segments: Segment[] = [];
     for (let i = 0; i < count; i++) {
       const at = phoff + i * phentsize;
-      segments.push(this.is64
-        ? { type: this.u32(at), offset: this.word(at + 8), vaddr: this.address(at + 16), filesz: this.word(at + 32) }
-        : { type: this.u32(at), offset: this.word(at + 4), vaddr: this.address(at + 8), filesz: this.word(at + 16) });
+      segments.push(
+        this.is64
+          ? { type: this.u32(at), offset: this.word(at + 8), vaddr: this.address(at + 16), filesz: this.word(at + 32) }
+          : { type: this.u32(at), offset: this.word(at + 4), vaddr: this.address(at + 8), filesz: this.word(at + 16) },
+      );
     }
     return segments;
   }
@@ -329,7 +338,7 @@ class ElfFile {
 
   /** -1 when the file declares no section name table. */
   sectionNameTableIndex(sections: readonly Section[]): number {
-    const index = this.header.shstrndx === XNUM ? sections[0]?.link ?? SHN_UNDEF : this.header.shstrndx;
+    const index = this.header.shstrndx === XNUM ? (sections[0]?.link ?? SHN_UNDEF) : this.header.shstrndx;
     if (index === SHN_UNDEF) return -1;
     if (index >= sections.length) this.fail(`the section name table index ${index} is past the last of ${sections.length} sections`);
     return index;
@@ -346,16 +355,48 @@ class ElfFile {
 
   private readSectionHeader(at: number): Section {
     return this.is64
-      ? { nameOffset: this.u32(at), type: this.u32(at + 4), offset: this.word(at + 24), size: this.word(at + 32), link: this.u32(at + 40), info: this.u32(at + 44) }
-      : { nameOffset: this.u32(at), type: this.u32(at + 4), offset: this.word(at + 16), size: this.word(at + 20), link: this.u32(at + 24), info: this.u32(at + 28) };
+      ? {
+          nameOffset: this.u32(at),
+          type: this.u32(at + 4),
+          offset: this.word(at + 24),
+          size: this.word(at + 32),
+          link: this.u32(at + 40),
+          info: this.u32(at + 44),
+        }
+      : {
+          nameOffset: this.u32(at),
+          type: this.u32(at + 4),
+          offset: this.word(at + 16),
+          size: this.word(at + 20),
+          link: this.u32(at + 24),
+          info: this.u32(at + 28),
+        };
   }
 
   private readHeader(): ElfHeader {
     this.requireRange(0, this.is64 ? 64 : 52, "the ELF header");
     const common = { type: this.u16(16), machine: this.u16(18) };
     return this.is64
-      ? { ...common, phoff: this.word(32), shoff: this.word(40), phentsize: this.u16(54), phnum: this.u16(56), shentsize: this.u16(58), shnum: this.u16(60), shstrndx: this.u16(62) }
-      : { ...common, phoff: this.word(28), shoff: this.word(32), phentsize: this.u16(42), phnum: this.u16(44), shentsize: this.u16(46), shnum: this.u16(48), shstrndx: this.u16(50) };
+      ? {
+          ...common,
+          phoff: this.word(32),
+          shoff: this.word(40),
+          phentsize: this.u16(54),
+          phnum: this.u16(56),
+          shentsize: this.u16(58),
+          shnum: this.u16(60),
+          shstrndx: this.u16(62),
+        }
+      : {
+          ...common,
+          phoff: this.word(28),
+          shoff: this.word(32),
+          phentsize: this.u16(42),
+          phnum: this.u16(44),
+          shentsize: this.u16(46),
+          shnum: this.u16(48),
+          shstrndx: this.u16(50),
+        };
   }
 }
 

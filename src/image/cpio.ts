@@ -137,7 +137,7 @@ function encodeRecord(r: CpioRecord): Buffer {
   const name = Buffer.from(`${r.name}\0`);
   // Field order per the newc spec; uid, gid, mtime, devmajor/minor and check stay 0.
   const fields = [r.ino, r.mode, 0, 0, r.nlink, 0, r.data.length, 0, 0, r.rdevMajor, r.rdevMinor, name.length, 0];
-  const header = Buffer.from("070701" + fields.map((f) => f.toString(16).toUpperCase().padStart(8, "0")).join(""), "ascii");
+  const header = Buffer.from(`070701${fields.map((f) => f.toString(16).toUpperCase().padStart(8, "0")).join("")}`, "ascii");
   return Buffer.concat([header, name, zeros(pad4(HEADER_SIZE + name.length)), r.data, zeros(pad4(r.data.length))]);
 }
 

@@ -31,7 +31,10 @@ export interface DiskParts {
  */
 export function describeDisk(layout: DiskLayout, mbr: Buffer, hashes: Readonly<Record<string, string>>): string {
   const lines = ["kiln-disk-v1", `size ${layout.totalBytes}`, `mbr ${createHash("sha256").update(mbr).digest("hex")}`];
-  for (const p of layout.partitions) lines.push(`partition ${p.number} ${p.name} offset ${p.offsetBytes} slot ${p.sizeBytes} bytes ${p.contentBytes} sha256 ${hashes[p.name]}`);
+  for (const p of layout.partitions)
+    lines.push(
+      `partition ${p.number} ${p.name} offset ${p.offsetBytes} slot ${p.sizeBytes} bytes ${p.contentBytes} sha256 ${hashes[p.name]}`,
+    );
   return `${lines.join("\n")}\n`;
 }
 
@@ -84,7 +87,9 @@ export async function digestOfDiskFile(file: string, layout: DiskLayout): Promis
       }
       hashes[p.name] = hash.digest("hex");
     }
-    return `sha256:${createHash("sha256").update(describeDisk(layout, mbr, hashes)).digest("hex")}`;
+    return `sha256:${createHash("sha256")
+      .update(describeDisk(layout, mbr, hashes))
+      .digest("hex")}`;
   } finally {
     await fh.close();
   }

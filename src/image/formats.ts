@@ -39,21 +39,57 @@ type Maker =
   | { readonly kind: "ova" };
 
 export const FORMATS: Readonly<Record<DiskFormat, FormatSpec>> = {
-  raw: { name: "raw", summary: "raw disk: QEMU, dd to a device, EBS snapshots", extension: "raw", qemuFormat: "raw", make: { kind: "store" } },
-  vdi: { name: "vdi", summary: "VirtualBox (dynamic VDI)", extension: "vdi", qemuFormat: "vdi", make: { kind: "qemu-img", options: "", normalize: normalizeVdi } },
+  raw: {
+    name: "raw",
+    summary: "raw disk: QEMU, dd to a device, EBS snapshots",
+    extension: "raw",
+    qemuFormat: "raw",
+    make: { kind: "store" },
+  },
+  vdi: {
+    name: "vdi",
+    summary: "VirtualBox (dynamic VDI)",
+    extension: "vdi",
+    qemuFormat: "vdi",
+    make: { kind: "qemu-img", options: "", normalize: normalizeVdi },
+  },
   vmdk: {
-    name: "vmdk", summary: "VirtualBox, VMware Workstation/Fusion (monolithicSparse VMDK)", extension: "vmdk", qemuFormat: "vmdk",
+    name: "vmdk",
+    summary: "VirtualBox, VMware Workstation/Fusion (monolithicSparse VMDK)",
+    extension: "vmdk",
+    qemuFormat: "vmdk",
     make: { kind: "qemu-img", options: "subformat=monolithicSparse,adapter_type=ide", normalize: normalizeVmdk },
   },
   "vmdk-stream": {
-    name: "vmdk-stream", summary: "VMware ESXi, OVA, AWS VM import (streamOptimized VMDK)", extension: "vmdk", qemuFormat: "vmdk",
+    name: "vmdk-stream",
+    summary: "VMware ESXi, OVA, AWS VM import (streamOptimized VMDK)",
+    extension: "vmdk",
+    qemuFormat: "vmdk",
     make: { kind: "qemu-img", options: "subformat=streamOptimized,adapter_type=ide", normalize: normalizeVmdk },
   },
   // Azure takes only fixed VHDs whose virtual size is a whole number of MiB; force_size keeps
   // qemu from rounding the size to a CHS geometry (kiln disks are MiB multiples already).
-  vhd: { name: "vhd", summary: "Hyper-V, Azure (fixed VHD, 1 MiB aligned)", extension: "vhd", qemuFormat: "vpc", make: { kind: "qemu-img", options: "subformat=fixed,force_size=on", normalize: normalizeVhd } },
-  qcow2: { name: "qcow2", summary: "QEMU/KVM, OpenStack (qcow2)", extension: "qcow2", qemuFormat: "qcow2", make: { kind: "qemu-img", options: "" } },
-  ova: { name: "ova", summary: "VirtualBox/VMware appliance (OVF descriptor + streamOptimized VMDK)", extension: "ova", qemuFormat: undefined, make: { kind: "ova" } },
+  vhd: {
+    name: "vhd",
+    summary: "Hyper-V, Azure (fixed VHD, 1 MiB aligned)",
+    extension: "vhd",
+    qemuFormat: "vpc",
+    make: { kind: "qemu-img", options: "subformat=fixed,force_size=on", normalize: normalizeVhd },
+  },
+  qcow2: {
+    name: "qcow2",
+    summary: "QEMU/KVM, OpenStack (qcow2)",
+    extension: "qcow2",
+    qemuFormat: "qcow2",
+    make: { kind: "qemu-img", options: "" },
+  },
+  ova: {
+    name: "ova",
+    summary: "VirtualBox/VMware appliance (OVF descriptor + streamOptimized VMDK)",
+    extension: "ova",
+    qemuFormat: undefined,
+    make: { kind: "ova" },
+  },
 };
 
 /** One line per format, for --help. */
@@ -66,12 +102,21 @@ export function describeFormats(): string {
  * once, before any work starts.
  */
 export function parseFormats(values: string | readonly string[]): DiskFormat[] {
-  const words = (typeof values === "string" ? [values] : values).flatMap((v) => v.split(",")).map((w) => w.trim().toLowerCase()).filter(Boolean);
+  const words = (typeof values === "string" ? [values] : values)
+    .flatMap((v) => v.split(","))
+    .map((w) => w.trim().toLowerCase())
+    .filter(Boolean);
   const unknown = words.filter((w) => !(DISK_FORMATS as readonly string[]).includes(w));
   if (unknown.length > 0) {
-    throw new InputError(`unknown disk format${unknown.length === 1 ? "" : "s"} ${unknown.map((u) => `'${u}'`).join(", ")}; kiln knows: ${DISK_FORMATS.join(", ")}`, {
-      hint: `formats:\n${describeFormats().split("\n").map((l) => `    ${l}`).join("\n")}`,
-    });
+    throw new InputError(
+      `unknown disk format${unknown.length === 1 ? "" : "s"} ${unknown.map((u) => `'${u}'`).join(", ")}; kiln knows: ${DISK_FORMATS.join(", ")}`,
+      {
+        hint: `formats:\n${describeFormats()
+          .split("\n")
+          .map((l) => `    ${l}`)
+          .join("\n")}`,
+      },
+    );
   }
   if (words.length === 0) throw new InputError("no disk format given", { hint: `choose from ${DISK_FORMATS.join(", ")}` });
   return [...new Set(words as DiskFormat[])];
@@ -95,10 +140,14 @@ export interface EnsureOptions {
 
 function cacheName(format: DiskFormat, options: EnsureOptions): string {
   switch (format) {
-    case "raw": return "disk.raw";
-    case "vmdk-stream": return "disk-stream.vmdk";
-    case "ova": return `${options.ovaTarget ?? "virtualbox"}.ova`;
-    default: return `disk.${FORMATS[format].extension}`;
+    case "raw":
+      return "disk.raw";
+    case "vmdk-stream":
+      return "disk-stream.vmdk";
+    case "ova":
+      return `${options.ovaTarget ?? "virtualbox"}.ova`;
+    default:
+      return `disk.${FORMATS[format].extension}`;
   }
 }
 
@@ -118,7 +167,18 @@ export async function ensureFormat(image: StoredImage, format: DiskFormat, optio
   try {
     const out = path.join(scratch, path.basename(file));
     if (spec.make.kind === "qemu-img") {
-      await run(["qemu-img", "convert", "-q", "-f", "raw", "-O", spec.qemuFormat!, ...(spec.make.options ? ["-o", spec.make.options] : []), image.disk, out]);
+      await run([
+        "qemu-img",
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        spec.qemuFormat!,
+        ...(spec.make.options ? ["-o", spec.make.options] : []),
+        image.disk,
+        out,
+      ]);
       await spec.make.normalize?.(out, image.digest);
     } else {
       const vmdk = await ensureFormat(image, "vmdk-stream");
@@ -136,7 +196,12 @@ export async function ensureFormat(image: StoredImage, format: DiskFormat, optio
  * rename, so `dest` is either the old file or the complete new one. All-zero blocks become
  * holes (a fixed VHD or a raw disk is mostly zeros).
  */
-export async function exportFormat(image: StoredImage, format: DiskFormat, dest: string, options: EnsureOptions = {}): Promise<FormatFile & { readonly source: string }> {
+export async function exportFormat(
+  image: StoredImage,
+  format: DiskFormat,
+  dest: string,
+  options: EnsureOptions = {},
+): Promise<FormatFile & { readonly source: string }> {
   const converted = await ensureFormat(image, format, options);
   const started = performance.now();
   await copySparse(converted.path, dest);
@@ -155,7 +220,7 @@ export async function copySparse(src: string, dest: string): Promise<void> {
     try {
       const size = (await input.stat()).size;
       const buf = Buffer.alloc(16 * BLOCK);
-      for (let offset = 0; offset < size;) {
+      for (let offset = 0; offset < size; ) {
         const { bytesRead } = await input.read(buf, 0, buf.length, offset);
         if (bytesRead === 0) break;
         for (let at = 0; at < bytesRead; at += BLOCK) {
@@ -194,7 +259,12 @@ export interface DiskFileInfo {
 export async function inspectDiskFile(file: string, qemuFormat?: string): Promise<DiskFileInfo> {
   const { stdout } = await run(["qemu-img", "info", "--output=json", ...(qemuFormat ? ["-f", qemuFormat] : []), file]);
   const info = JSON.parse(stdout) as { format: string; "virtual-size": number; "format-specific"?: DiskFileInfo["formatSpecific"] };
-  return { format: info.format, virtualBytes: info["virtual-size"], fileBytes: (await stat(file)).size, formatSpecific: info["format-specific"] };
+  return {
+    format: info.format,
+    virtualBytes: info["virtual-size"],
+    fileBytes: (await stat(file)).size,
+    formatSpecific: info["format-specific"],
+  };
 }
 
 // ---- making conversions reproducible --------------------------------------------------------
@@ -250,7 +320,10 @@ export function checkVdiHeader(header: Buffer): void {
  */
 export async function setVdiUuids(file: string, image: Buffer, lastModify: Buffer): Promise<void> {
   checkVdiHeader(await readAt(file, 0, 0x200));
-  await patchFile(file, [{ offset: VDI_UUID_IMAGE, data: image }, { offset: VDI_UUID_LAST_MODIFY, data: lastModify }]);
+  await patchFile(file, [
+    { offset: VDI_UUID_IMAGE, data: image },
+    { offset: VDI_UUID_LAST_MODIFY, data: lastModify },
+  ]);
 }
 
 export async function readVdiUuid(file: string): Promise<string> {

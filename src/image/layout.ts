@@ -56,9 +56,33 @@ export function planDiskLayout(sizes: { bootBytes: number; systemBytes: number; 
     totalBytes,
     volumeGiB: Math.ceil(totalBytes / GiB),
     partitions: [
-      { name: "boot", number: 1, offsetBytes: bootOffset, sizeBytes: bootSize, contentBytes: sizes.bootBytes, type: PART_TYPE_EFI, bootable: true },
-      { name: "system", number: 2, offsetBytes: systemOffset, sizeBytes: systemSize, contentBytes: sizes.systemBytes, type: PART_TYPE_LINUX, bootable: false },
-      { name: "app", number: 3, offsetBytes: appOffset, sizeBytes: appSize, contentBytes: sizes.appBytes, type: PART_TYPE_LINUX, bootable: false },
+      {
+        name: "boot",
+        number: 1,
+        offsetBytes: bootOffset,
+        sizeBytes: bootSize,
+        contentBytes: sizes.bootBytes,
+        type: PART_TYPE_EFI,
+        bootable: true,
+      },
+      {
+        name: "system",
+        number: 2,
+        offsetBytes: systemOffset,
+        sizeBytes: systemSize,
+        contentBytes: sizes.systemBytes,
+        type: PART_TYPE_LINUX,
+        bootable: false,
+      },
+      {
+        name: "app",
+        number: 3,
+        offsetBytes: appOffset,
+        sizeBytes: appSize,
+        contentBytes: sizes.appBytes,
+        type: PART_TYPE_LINUX,
+        bootable: false,
+      },
     ],
   };
 }

@@ -30,7 +30,15 @@ export interface ImageManifest {
   readonly diskDescriptor: string;
   readonly layers: readonly LayerRecord[];
   /** Uncompressed byte split of what the image carries. */
-  readonly sizes: { readonly kernel: number; readonly init: number; readonly libs: number; readonly runtime: number; readonly app: number; readonly rawDisk: number; readonly allocated: number };
+  readonly sizes: {
+    readonly kernel: number;
+    readonly init: number;
+    readonly libs: number;
+    readonly runtime: number;
+    readonly app: number;
+    readonly rawDisk: number;
+    readonly allocated: number;
+  };
   readonly packages: readonly LockEntry[];
   readonly files: readonly { path: string; bytes: number; kind: string }[];
   /** kiln.lock as this bake wrote it (absent in images baked before locks were embedded). */

@@ -20,11 +20,7 @@ const HEADS = 255;
 const SECTORS_PER_TRACK = 63;
 const CHS_LIMIT = 1024 * HEADS * SECTORS_PER_TRACK;
 
-export function buildMbr(opts: {
-  bootCode?: Buffer;
-  diskSignature: number;
-  partitions: readonly MbrPartition[];
-}): Buffer {
+export function buildMbr(opts: { bootCode?: Buffer; diskSignature: number; partitions: readonly MbrPartition[] }): Buffer {
   validateMbr(opts);
   const sector = Buffer.alloc(SECTOR);
   opts.bootCode?.copy(sector, 0);
@@ -104,7 +100,9 @@ function validateMbr(opts: { bootCode?: Buffer; diskSignature: number; partition
     const prev = byStart[i - 1]!;
     const cur = byStart[i]!;
     if (prev.startLba + prev.sectors > cur.startLba) {
-      throw new Error(`MBR: partition ${prev.n} (sectors ${prev.startLba}..${prev.startLba + prev.sectors - 1}) overlaps partition ${cur.n} (starts at ${cur.startLba})`);
+      throw new Error(
+        `MBR: partition ${prev.n} (sectors ${prev.startLba}..${prev.startLba + prev.sectors - 1}) overlaps partition ${cur.n} (starts at ${cur.startLba})`,
+      );
     }
   }
 }

@@ -41,7 +41,12 @@ export interface OvfInput {
 
 const HARDWARE: Record<OvaTarget, { systemType: string; nicSubType: string; osExtra: string; envelopeNs: string }> = {
   // VirtualBox maps "virtio-net" to its virtio NIC and reads vbox:OSType to pick the guest type.
-  virtualbox: { systemType: "virtualbox-2.2", nicSubType: "virtio-net", osExtra: `\n      <vbox:OSType ovf:required="false">Debian_64</vbox:OSType>`, envelopeNs: ` xmlns:vbox="http://www.virtualbox.org/ovf/machine"` },
+  virtualbox: {
+    systemType: "virtualbox-2.2",
+    nicSubType: "virtio-net",
+    osExtra: `\n      <vbox:OSType ovf:required="false">Debian_64</vbox:OSType>`,
+    envelopeNs: ` xmlns:vbox="http://www.virtualbox.org/ovf/machine"`,
+  },
   // vmx-13 is ESXi 6.5 / Workstation 14 and later.
   vmware: { systemType: "vmx-13", nicSubType: "VmxNet3", osExtra: "", envelopeNs: ` xmlns:vmw="http://www.vmware.com/schema/ovf"` },
 };
@@ -52,7 +57,9 @@ function esc(text: string | number): string {
 
 /** An Item's rasd elements, written in the alphabetical order the CIM schema's sequence requires. */
 function item(fields: Readonly<Record<string, string | number>>): string {
-  const lines = Object.keys(fields).sort().map((k) => `        <rasd:${k}>${esc(fields[k]!)}</rasd:${k}>`);
+  const lines = Object.keys(fields)
+    .sort()
+    .map((k) => `        <rasd:${k}>${esc(fields[k]!)}</rasd:${k}>`);
   return `      <Item>\n${lines.join("\n")}\n      </Item>`;
 }
 
@@ -116,10 +123,20 @@ export async function buildOva(image: StoredImage, vmdk: string, dest: string, t
   const names = { ovf: `${systemId}.ovf`, mf: `${systemId}.mf`, vmdk: `${systemId}-disk1.vmdk` };
   const vmdkBytes = (await stat(vmdk)).size;
   const ovf = renderOvf({
-    systemId, ref: `${m.name}:${m.version}`, digest: image.digest, diskHref: names.vmdk, diskFileBytes: vmdkBytes,
-    capacityBytes: m.layout.totalBytes, memoryMiB: m.resources.memoryMiB, cpus: m.resources.cpus, target,
+    systemId,
+    ref: `${m.name}:${m.version}`,
+    digest: image.digest,
+    diskHref: names.vmdk,
+    diskFileBytes: vmdkBytes,
+    capacityBytes: m.layout.totalBytes,
+    memoryMiB: m.resources.memoryMiB,
+    cpus: m.resources.cpus,
+    target,
   });
-  const mf = renderManifest([{ name: names.ovf, sha256: sha256(ovf) }, { name: names.vmdk, sha256: await sha256File(vmdk) }]);
+  const mf = renderManifest([
+    { name: names.ovf, sha256: sha256(ovf) },
+    { name: names.vmdk, sha256: await sha256File(vmdk) },
+  ]);
 
   const pack = tar.pack();
   const header = (name: string, size: number) => ({ name, size, mode: 0o644, mtime: FIXED_MTIME, uid: 0, gid: 0, uname: "", gname: "" });

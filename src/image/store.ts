@@ -45,12 +45,15 @@ export class ImageStore {
     await makePrivateDir(this.home.images);
     await writePrivateFileAtomic(path.join(stagedDir, "manifest.json"), manifestText);
     await tightenTree(stagedDir);
-    const moved = await rename(stagedDir, dir).then(() => true, async (error: NodeJS.ErrnoException) => {
-      // ENOTEMPTY/EEXIST: the digest is already stored (same bytes); keep that copy.
-      if ((error.code !== "ENOTEMPTY" && error.code !== "EEXIST") || !(await exists(path.join(dir, "disk.raw")))) throw error;
-      await removeDir(stagedDir);
-      return false;
-    });
+    const moved = await rename(stagedDir, dir).then(
+      () => true,
+      async (error: NodeJS.ErrnoException) => {
+        // ENOTEMPTY/EEXIST: the digest is already stored (same bytes); keep that copy.
+        if ((error.code !== "ENOTEMPTY" && error.code !== "EEXIST") || !(await exists(path.join(dir, "disk.raw")))) throw error;
+        await removeDir(stagedDir);
+        return false;
+      },
+    );
     // Same bytes already stored: refresh its manifest (bake time, ref).
     if (!moved) await writePrivateFileAtomic(path.join(dir, "manifest.json"), manifestText);
     await writePrivateFileAtomic(path.join(this.home.refs, manifest.name, manifest.version), `${manifest.digest}\n`);
@@ -65,18 +68,22 @@ export class ImageStore {
       const versions = await this.versions(name);
       const wanted = version ?? versions.sort().at(-1);
       if (!wanted || !versions.includes(wanted)) {
-        throw new NotFoundError(`image ${ref} is not in the local store${versions.length ? ` (${name} has ${versions.join(", ")})` : ""}`, { hint: "kiln images lists what is there; kiln bake creates it" });
+        throw new NotFoundError(`image ${ref} is not in the local store${versions.length ? ` (${name} has ${versions.join(", ")})` : ""}`, {
+          hint: "kiln images lists what is there; kiln bake creates it",
+        });
       }
       digest = (await readFile(path.join(this.home.refs, name, wanted), "utf8")).trim();
     }
     const dir = this.imageDir(digest);
-    if (!(await exists(path.join(dir, "manifest.json")))) throw new NotFoundError(`image ${ref} (${digest}) is missing from the store`, { hint: "bake it again" });
+    if (!(await exists(path.join(dir, "manifest.json"))))
+      throw new NotFoundError(`image ${ref} (${digest}) is missing from the store`, { hint: "bake it again" });
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as ImageManifest;
     return { ref: `${manifest.name}:${manifest.version}`, digest, dir, disk: path.join(dir, "disk.raw"), manifest };
   }
 
   private async versions(name: string): Promise<string[]> {
-    if (!/^[a-z0-9][a-z0-9._-]*$/.test(name)) throw new InputError(`'${name}' is not an image name`, { hint: "refer to images as name:version, e.g. hello-node:0.1.0" });
+    if (!/^[a-z0-9][a-z0-9._-]*$/.test(name))
+      throw new InputError(`'${name}' is not an image name`, { hint: "refer to images as name:version, e.g. hello-node:0.1.0" });
     return readdir(path.join(this.home.refs, name)).catch(() => []);
   }
 

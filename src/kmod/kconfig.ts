@@ -46,7 +46,11 @@ export function checkKernelConfig(requirements: readonly KernelRequirement[], co
       for (const m of req.modules) modules.add(m);
       continue;
     }
-    missing.push(value === "m" ? `${req.option}=y (the kernel has it as a module, but it must be built in)` : `${req.option}=${req.need === "y" ? "y" : "y or m"} (not set)`);
+    missing.push(
+      value === "m"
+        ? `${req.option}=y (the kernel has it as a module, but it must be built in)`
+        : `${req.option}=${req.need === "y" ? "y" : "y or m"} (not set)`,
+    );
   }
   return { missing, modules: [...modules].sort() };
 }

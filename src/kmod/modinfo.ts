@@ -39,7 +39,14 @@ export function parseModinfo(buf: Buffer, fileName: string): ModuleInfo {
   const info: ModuleInfo = { name: nameFromFileName(fileName), depends: [], aliases: [], softdepsPre: [] };
   for (const [key, value] of modinfoFields(section)) {
     if (key === "name" && value !== "") info.name = normalizeModuleName(value);
-    else if (key === "depends") info.depends.push(...value.split(",").map((d) => d.trim()).filter((d) => d !== "").map(normalizeModuleName));
+    else if (key === "depends")
+      info.depends.push(
+        ...value
+          .split(",")
+          .map((d) => d.trim())
+          .filter((d) => d !== "")
+          .map(normalizeModuleName),
+      );
     else if (key === "alias" && value !== "") info.aliases.push(value);
     else if (key === "softdep") info.softdepsPre.push(...softdepsBefore(value));
     // Kept verbatim, trailing space included: the kernel compares vermagic byte for byte.
@@ -63,7 +70,10 @@ function modinfoFields(section: Buffer): [string, string][] {
 
 /** `softdep=pre: a b post: c` names modules to load before (pre) and after (post) this one. */
 function softdepsBefore(value: string): string[] {
-  const tokens = value.replace(/\b(pre|post):/g, " $1: ").split(/\s+/).filter((t) => t !== "");
+  const tokens = value
+    .replace(/\b(pre|post):/g, " $1: ")
+    .split(/\s+/)
+    .filter((t) => t !== "");
   const pre: string[] = [];
   let phase: "pre" | "post" | undefined;
   for (const token of tokens) {

@@ -26,7 +26,8 @@ export function renderAliasTable(modules: readonly ModuleInfo[]): string {
   for (const module of modules) {
     for (const alias of module.aliases) {
       // A tab or newline would split the record the init script reads.
-      if (/[\t\n]/.test(alias)) throw new KilnError(`kernel module ${module.name} has an alias containing a tab or newline: ${JSON.stringify(alias)}`);
+      if (/[\t\n]/.test(alias))
+        throw new KilnError(`kernel module ${module.name} has an alias containing a tab or newline: ${JSON.stringify(alias)}`);
       lines.add(`alias\t${alias}\t${normalizeModuleName(module.name)}`);
     }
   }
@@ -43,7 +44,9 @@ export function renderDepTable(available: ReadonlyMap<string, ModuleInfo>, modul
   const index = indexByName(available);
   const absent = names.filter((name) => !index.has(name));
   if (absent.length > 0) {
-    throw new KilnError(`cannot write load order for kernel module${absent.length === 1 ? "" : "s"} that ${absent.length === 1 ? "is" : "are"} not available: ${absent.join(", ")}`);
+    throw new KilnError(
+      `cannot write load order for kernel module${absent.length === 1 ? "" : "s"} that ${absent.length === 1 ? "is" : "are"} not available: ${absent.join(", ")}`,
+    );
   }
   return joinLines(names.map((name) => `${name}\t${planModuleLoad(available, [name]).order.join(" ")}`));
 }
@@ -56,7 +59,10 @@ function indexByName(available: ReadonlyMap<string, ModuleInfo>): Map<string, Mo
 }
 
 /** Walks `depends` and existing pre-softdeps from the wanted modules. */
-function collectPrerequisites(index: ReadonlyMap<string, ModuleInfo>, wanted: readonly string[]): { prerequisites: Map<string, string[]>; missing: Set<string> } {
+function collectPrerequisites(
+  index: ReadonlyMap<string, ModuleInfo>,
+  wanted: readonly string[],
+): { prerequisites: Map<string, string[]>; missing: Set<string> } {
   const prerequisites = new Map<string, string[]>();
   const missing = new Set<string>();
   const pending = [...wanted];
@@ -70,7 +76,10 @@ function collectPrerequisites(index: ReadonlyMap<string, ModuleInfo>, wanted: re
     const hard = info.depends.map(normalizeModuleName);
     const soft = info.softdepsPre.map(normalizeModuleName).filter((dep) => index.has(dep));
     const direct = [...new Set([...hard, ...soft])];
-    prerequisites.set(name, direct.filter((dep) => index.has(dep)));
+    prerequisites.set(
+      name,
+      direct.filter((dep) => index.has(dep)),
+    );
     pending.push(...direct);
   }
   return { prerequisites, missing };
@@ -87,7 +96,10 @@ function orderByPrerequisites(prerequisites: ReadonlyMap<string, readonly string
     unplaced.set(name, deps.length);
     for (const dep of deps) dependents.set(dep, [...(dependents.get(dep) ?? []), name]);
   }
-  const ready = [...unplaced].filter(([, count]) => count === 0).map(([name]) => name).sort(compareStrings);
+  const ready = [...unplaced]
+    .filter(([, count]) => count === 0)
+    .map(([name]) => name)
+    .sort(compareStrings);
   const order: string[] = [];
   for (let name = ready.shift(); name !== undefined; name = ready.shift()) {
     order.push(name);

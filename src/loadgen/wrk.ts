@@ -31,7 +31,9 @@ export function parseWrkOutput(text: string): WrkSummary {
     requests: Number(requests[1]),
     seconds: toMs(requests[2]!, requests[3]!) / 1000,
     non2xx: non2xx ? Number(non2xx[1]) : 0,
-    socketErrors: errors ? { connect: Number(errors[1]), read: Number(errors[2]), write: Number(errors[3]), timeout: Number(errors[4]) } : { connect: 0, read: 0, write: 0, timeout: 0 },
+    socketErrors: errors
+      ? { connect: Number(errors[1]), read: Number(errors[2]), write: Number(errors[3]), timeout: Number(errors[4]) }
+      : { connect: 0, read: 0, write: 0, timeout: 0 },
     p50Ms: latency("50"),
     p99Ms: latency("99"),
   };
@@ -46,9 +48,24 @@ export interface RunningLoad {
  * timeoutSeconds: how long one request may take before wrk counts it as failed. The default
  * (30 s) judges availability; slow answers under TCG show up in the latency figures instead.
  */
-export function startWrk(url: string, options: { connections?: number; threads?: number; maxSeconds?: number; timeoutSeconds?: number } = {}): RunningLoad {
+export function startWrk(
+  url: string,
+  options: { connections?: number; threads?: number; maxSeconds?: number; timeoutSeconds?: number } = {},
+): RunningLoad {
   if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`load is only generated against loopback URLs, not ${url}`);
-  const load = spawnCapture(["wrk", "-t", String(options.threads ?? 1), "-c", String(options.connections ?? 4), "-d", `${options.maxSeconds ?? 300}s`, "--latency", "--timeout", `${options.timeoutSeconds ?? 30}s`, url]);
+  const load = spawnCapture([
+    "wrk",
+    "-t",
+    String(options.threads ?? 1),
+    "-c",
+    String(options.connections ?? 4),
+    "-d",
+    `${options.maxSeconds ?? 300}s`,
+    "--latency",
+    "--timeout",
+    `${options.timeoutSeconds ?? 30}s`,
+    url,
+  ]);
   return {
     async stop() {
       load.signal("SIGINT");

@@ -57,7 +57,10 @@ export async function scanAppDependencies(appDir: string): Promise<AppDependency
 function isNpmPackageDir(rel: string): boolean {
   const parts = rel.split("/");
   const last = parts.length;
-  return (parts[last - 2] === "node_modules" && !parts[last - 1]!.startsWith("@")) || (parts[last - 3] === "node_modules" && parts[last - 2]!.startsWith("@"));
+  return (
+    (parts[last - 2] === "node_modules" && !parts[last - 1]!.startsWith("@")) ||
+    (parts[last - 3] === "node_modules" && parts[last - 2]!.startsWith("@"))
+  );
 }
 
 async function npmPackage(file: string, rel: string): Promise<AppDependency | undefined> {
@@ -119,7 +122,12 @@ function zipEntries(zip: Buffer): ZipEntry[] {
   const entries: ZipEntry[] = [];
   for (let n = 0; n < count && at + 46 <= zip.length && zip.readUInt32LE(at) === 0x02014b50; n++) {
     const nameLength = zip.readUInt16LE(at + 28);
-    entries.push({ name: zip.toString("utf8", at + 46, at + 46 + nameLength), method: zip.readUInt16LE(at + 10), compressedSize: zip.readUInt32LE(at + 20), headerOffset: zip.readUInt32LE(at + 42) });
+    entries.push({
+      name: zip.toString("utf8", at + 46, at + 46 + nameLength),
+      method: zip.readUInt16LE(at + 10),
+      compressedSize: zip.readUInt32LE(at + 20),
+      headerOffset: zip.readUInt32LE(at + 42),
+    });
     at += 46 + nameLength + zip.readUInt16LE(at + 30) + zip.readUInt16LE(at + 32);
   }
   return entries;

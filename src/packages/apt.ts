@@ -74,12 +74,18 @@ export function aptConfigOptions(dir: string | undefined): string[] {
   if (!dir) return [];
   const at = (rel: string) => path.join(path.resolve(dir), rel);
   return [
-    "-o", `Dir::Etc::SourceList=${at("sources.list")}`,
-    "-o", `Dir::Etc::SourceParts=${at("sources.list.d")}`,
-    "-o", `Dir::Etc::Preferences=${at("preferences")}`,
-    "-o", `Dir::Etc::PreferencesParts=${at("preferences.d")}`,
-    "-o", `Dir::State::Lists=${at("lists")}`,
-    "-o", `Dir::Cache=${at("cache")}`,
+    "-o",
+    `Dir::Etc::SourceList=${at("sources.list")}`,
+    "-o",
+    `Dir::Etc::SourceParts=${at("sources.list.d")}`,
+    "-o",
+    `Dir::Etc::Preferences=${at("preferences")}`,
+    "-o",
+    `Dir::Etc::PreferencesParts=${at("preferences.d")}`,
+    "-o",
+    `Dir::State::Lists=${at("lists")}`,
+    "-o",
+    `Dir::Cache=${at("cache")}`,
   ];
 }
 
@@ -116,7 +122,10 @@ export class AptSource {
   /** Packages whose bytes were verified by this source (one bake), by name, version and sha256. */
   private readonly verified = new Map<string, Promise<string>>();
 
-  constructor(private readonly cacheDir: string, options: { configDir?: string } = {}) {
+  constructor(
+    private readonly cacheDir: string,
+    options: { configDir?: string } = {},
+  ) {
     this.configDir = options.configDir ?? (process.env[APT_CONFIG_ENV] || undefined);
   }
 
@@ -136,10 +145,18 @@ export class AptSource {
    */
   async update(): Promise<{ refreshed: boolean; reason?: string }> {
     if (!this.configDir && process.getuid?.() !== 0) {
-      return { refreshed: false, reason: "the host's apt indexes can only be refreshed by root (sudo apt-get update), or set KILN_APT_CONFIG to a private apt configuration" };
+      return {
+        refreshed: false,
+        reason:
+          "the host's apt indexes can only be refreshed by root (sudo apt-get update), or set KILN_APT_CONFIG to a private apt configuration",
+      };
     }
-    if (this.configDir) for (const dir of ["lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"]) await mkdir(path.join(this.configDir, dir), { recursive: true });
-    await run(["apt-get", "update", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox()], { hint: "apt could not refresh its package indexes; check the apt sources (and the network to them)" });
+    if (this.configDir)
+      for (const dir of ["lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"])
+        await mkdir(path.join(this.configDir, dir), { recursive: true });
+    await run(["apt-get", "update", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox()], {
+      hint: "apt could not refresh its package indexes; check the apt sources (and the network to them)",
+    });
     for (const key of [...answers.keys()]) if (key.startsWith(`${this.configDir ?? "host"}\0`)) answers.delete(key);
     return { refreshed: true };
   }
@@ -172,14 +189,18 @@ export class AptSource {
     const policies = splitPolicyBlocks((await this.aptCache(["policy", ...wanted])).stdout);
     for (const [name, text] of policies) answers.set(this.key("policy", name), { stamp, text: Promise.resolve(text) });
     // apt-cache show fails as a whole when one name is unknown: then each is asked on its own later.
-    const shown = await this.aptCache(["show", ...wanted]).then((r) => r.stdout, () => undefined);
+    const shown = await this.aptCache(["show", ...wanted]).then(
+      (r) => r.stdout,
+      () => undefined,
+    );
     if (shown === undefined) return;
     const byName = new Map<string, string[]>();
     for (const block of shown.split(/\n\s*\n/)) {
       const pkg = /^Package: (\S+)$/m.exec(block)?.[1];
       if (pkg) byName.set(pkg, [...(byName.get(pkg) ?? []), block]);
     }
-    for (const name of wanted) answers.set(this.key("show", name), { stamp, text: Promise.resolve(`${(byName.get(name) ?? []).join("\n\n")}\n`) });
+    for (const name of wanted)
+      answers.set(this.key("show", name), { stamp, text: Promise.resolve(`${(byName.get(name) ?? []).join("\n\n")}\n`) });
   }
 
   /** `apt-cache policy NAME` output (candidate and the version table with suites). */
@@ -189,10 +210,18 @@ export class AptSource {
 
   /** Resolves a package to one exact version: the pinned one if given, else apt's candidate. */
   async resolve(name: string, pinned?: string): Promise<DebianPackage> {
-    const missing = (cause?: unknown) => new InputError(pinned ? `Debian package ${name} ${pinned} (pinned in kiln.lock) is not in the configured apt sources` : `Debian package ${name} is not in the configured apt sources`, {
-      hint: pinned ? "run apt-get update; if the version was superseded, delete its entry from kiln.lock (or run kiln rebake) to take the current one" : "check the name (apt-cache search), or run apt-get update",
-      ...(cause ? { cause } : {}),
-    });
+    const missing = (cause?: unknown) =>
+      new InputError(
+        pinned
+          ? `Debian package ${name} ${pinned} (pinned in kiln.lock) is not in the configured apt sources`
+          : `Debian package ${name} is not in the configured apt sources`,
+        {
+          hint: pinned
+            ? "run apt-get update; if the version was superseded, delete its entry from kiln.lock (or run kiln rebake) to take the current one"
+            : "check the name (apt-cache search), or run apt-get update",
+          ...(cause ? { cause } : {}),
+        },
+      );
     let out: string;
     try {
       out = await this.query("show", name);
@@ -207,7 +236,13 @@ export class AptSource {
     const chosen = pinned ? stanzas.find((s) => s.Version === pinned) : (stanzas.find((s) => s.Version === policy.candidate) ?? stanzas[0]);
     if (pinned && !chosen) throw missing();
     if (!chosen?.Version || !chosen.SHA256) throw new KilnError(`apt-cache show ${name} gave no version with a SHA256`);
-    return { name, version: chosen.Version, sha256: chosen.SHA256, depends: chosen.Depends ?? "", source: sourceOf(policy.versions.find((v) => v.version === chosen.Version)) };
+    return {
+      name,
+      version: chosen.Version,
+      sha256: chosen.SHA256,
+      depends: chosen.Depends ?? "",
+      source: sourceOf(policy.versions.find((v) => v.version === chosen.Version)),
+    };
   }
 
   /** Where the .deb of a package is cached: named by its sha256, not by the version a lock claims. */
@@ -220,9 +255,11 @@ export class AptSource {
    * exist with the lock's sha256. A mismatch names the field that is wrong.
    */
   private async checkIndex(pkg: DebianPackage): Promise<void> {
-    const missing = (cause?: unknown) => new InputError(`Debian package ${pkg.name} ${pkg.version} (pinned in kiln.lock) is not in the configured apt sources`, {
-      hint: "run apt-get update; if the version was superseded, delete its entry from kiln.lock (or run kiln rebake) to take the current one", ...(cause ? { cause } : {}),
-    });
+    const missing = (cause?: unknown) =>
+      new InputError(`Debian package ${pkg.name} ${pkg.version} (pinned in kiln.lock) is not in the configured apt sources`, {
+        hint: "run apt-get update; if the version was superseded, delete its entry from kiln.lock (or run kiln rebake) to take the current one",
+        ...(cause ? { cause } : {}),
+      });
     const text = await this.query("show", pkg.name).catch((error: unknown) => {
       throw error instanceof CommandFailedError ? missing(error) : error;
     });
@@ -230,8 +267,16 @@ export class AptSource {
     const byVersion = stanzas.find((st) => st.Version === pkg.version);
     const bySha = stanzas.find((st) => st.SHA256 === pkg.sha256);
     if (byVersion?.SHA256 === pkg.sha256) return;
-    if (bySha?.Version) throw lockFieldError(pkg.name, "version", pkg.version, bySha.Version, `the archive index (for the package with its sha256 ${pkg.sha256})`);
-    if (byVersion?.SHA256) throw lockFieldError(pkg.name, "sha256", pkg.sha256, byVersion.SHA256, `the archive index (for version ${pkg.version})`);
+    if (bySha?.Version)
+      throw lockFieldError(
+        pkg.name,
+        "version",
+        pkg.version,
+        bySha.Version,
+        `the archive index (for the package with its sha256 ${pkg.sha256})`,
+      );
+    if (byVersion?.SHA256)
+      throw lockFieldError(pkg.name, "sha256", pkg.sha256, byVersion.SHA256, `the archive index (for version ${pkg.version})`);
     throw missing();
   }
 
@@ -244,12 +289,16 @@ export class AptSource {
     await makePrivateDir(dir);
     const scratch = await makeScratchDir(dir, "download");
     try {
-      await run(["apt-get", "download", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox(), `${pkg.name}=${pkg.version}`], { cwd: scratch });
+      await run(["apt-get", "download", "-q", ...aptConfigOptions(this.configDir), ...this.sandbox(), `${pkg.name}=${pkg.version}`], {
+        cwd: scratch,
+      });
       const [fetched] = (await readdir(scratch)).filter((f) => f.endsWith(".deb"));
       if (!fetched) throw new KilnError(`apt-get download ${pkg.name}=${pkg.version} produced no .deb`);
       const actual = await sha256File(path.join(scratch, fetched));
       if (actual !== pkg.sha256) {
-        throw new KilnError(`downloaded ${pkg.name} ${pkg.version} has sha256 ${actual}, but the archive index says ${pkg.sha256}`, { hint: "run apt-get update and try again; if it persists, the mirror is serving a different file" });
+        throw new KilnError(`downloaded ${pkg.name} ${pkg.version} has sha256 ${actual}, but the archive index says ${pkg.sha256}`, {
+          hint: "run apt-get update and try again; if it persists, the mirror is serving a different file",
+        });
       }
       await rename(path.join(scratch, fetched), file);
       return file;
@@ -275,7 +324,8 @@ export class AptSource {
   }
 
   private async verifyNow(pkg: DebianPackage): Promise<string> {
-    if (!/^[0-9a-f]{64}$/.test(pkg.sha256)) throw lockFieldError(pkg.name, "sha256", pkg.sha256 || "(empty)", "a sha256 is 64 hex digits", "the lock format");
+    if (!/^[0-9a-f]{64}$/.test(pkg.sha256))
+      throw lockFieldError(pkg.name, "sha256", pkg.sha256 || "(empty)", "a sha256 is 64 hex digits", "the lock format");
     const file = await this.download(pkg);
     const actual = await sha256File(file);
     if (actual !== pkg.sha256) {
@@ -288,7 +338,10 @@ export class AptSource {
     if (control.Package !== pkg.name) throw lockFieldError(pkg.name, "name", pkg.name, control.Package ?? "(none)", authority);
     if (control.Version !== pkg.version) throw lockFieldError(pkg.name, "version", pkg.version, control.Version ?? "(none)", authority);
     if (!USABLE_ARCHITECTURES.has(control.Architecture ?? "")) {
-      throw new InputError(`Debian package ${pkg.name} ${pkg.version} is built for ${control.Architecture ?? "no architecture"}, not amd64`, { hint: LOCK_FIX_HINT });
+      throw new InputError(
+        `Debian package ${pkg.name} ${pkg.version} is built for ${control.Architecture ?? "no architecture"}, not amd64`,
+        { hint: LOCK_FIX_HINT },
+      );
     }
     return file;
   }
@@ -319,7 +372,12 @@ export class AptSource {
     for (const candidate of candidates) {
       try {
         const out = (await run(["dpkg", "-S", candidate])).stdout;
-        const owner = out.split("\n").find((l) => l.includes(": "))?.split(":")[0]?.split(",")[0]?.trim();
+        const owner = out
+          .split("\n")
+          .find((l) => l.includes(": "))
+          ?.split(":")[0]
+          ?.split(",")[0]
+          ?.trim();
         if (owner) return owner;
       } catch {
         // not owned under this spelling; try the next one

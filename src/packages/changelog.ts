@@ -23,11 +23,18 @@ export function parseChangelog(text: string): ChangelogEntry[] {
   for (const line of text.split("\n")) {
     const header = /^(\S+) \(([^)\s]+)\) ([^;]*);/.exec(line);
     if (header) {
-      if (current) entries.push({ source: current.source, version: current.version, distribution: current.distribution, text: current.lines.join("\n") });
+      if (current)
+        entries.push({
+          source: current.source,
+          version: current.version,
+          distribution: current.distribution,
+          text: current.lines.join("\n"),
+        });
       current = { source: header[1]!, version: header[2]!, distribution: header[3]!.trim(), lines: [] };
     } else current?.lines.push(line);
   }
-  if (current) entries.push({ source: current.source, version: current.version, distribution: current.distribution, text: current.lines.join("\n") });
+  if (current)
+    entries.push({ source: current.source, version: current.version, distribution: current.distribution, text: current.lines.join("\n") });
   return entries;
 }
 

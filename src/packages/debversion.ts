@@ -16,7 +16,11 @@ function parse(version: string): Parsed {
   const epoch = colon > 0 ? Number(version.slice(0, colon)) : 0;
   const rest = colon > 0 ? version.slice(colon + 1) : version;
   const dash = rest.lastIndexOf("-");
-  return { epoch: Number.isFinite(epoch) ? epoch : 0, upstream: dash >= 0 ? rest.slice(0, dash) : rest, revision: dash >= 0 ? rest.slice(dash + 1) : "" };
+  return {
+    epoch: Number.isFinite(epoch) ? epoch : 0,
+    upstream: dash >= 0 ? rest.slice(0, dash) : rest,
+    revision: dash >= 0 ? rest.slice(dash + 1) : "",
+  };
 }
 
 /** dpkg's character order: '~' first, then the end of the part, then letters, then the rest. */

@@ -26,11 +26,14 @@ export interface Lock {
 export const LOCK_FILE = "kiln.lock";
 
 /** How to get a kiln.lock entry right again (README: rebake re-resolves every base package). */
-export const LOCK_FIX_HINT = "restore kiln.lock from version control, or delete this package's entry and bake without --frozen to re-resolve it (kiln rebake re-resolves every base package)";
+export const LOCK_FIX_HINT =
+  "restore kiln.lock from version control, or delete this package's entry and bake without --frozen to re-resolve it (kiln rebake re-resolves every base package)";
 
 /** A kiln.lock entry whose field disagrees with what the package's bytes or the archive say. */
 export function lockFieldError(name: string, field: string, lockValue: string, realValue: string, authority: string): InputError {
-  return new InputError(`kiln.lock entry for ${name} is wrong: its ${field} is ${lockValue}, but ${authority} says ${realValue}`, { hint: LOCK_FIX_HINT });
+  return new InputError(`kiln.lock entry for ${name} is wrong: its ${field} is ${lockValue}, but ${authority} says ${realValue}`, {
+    hint: LOCK_FIX_HINT,
+  });
 }
 
 export async function readLock(appDir: string): Promise<Lock | undefined> {
@@ -45,11 +48,16 @@ export async function readLock(appDir: string): Promise<Lock | undefined> {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new InputError(`${file} is not valid JSON`, { hint: "delete it to re-resolve every base package, or restore it from version control", cause: error });
+    throw new InputError(`${file} is not valid JSON`, {
+      hint: "delete it to re-resolve every base package, or restore it from version control",
+      cause: error,
+    });
   }
   const lock = parsed as Partial<Lock>;
   if (lock.lockfileVersion !== 1 || !Array.isArray(lock.packages)) {
-    throw new InputError(`${file} is not a kiln lock (lockfileVersion 1 with packages[])`, { hint: "delete it to re-resolve every base package" });
+    throw new InputError(`${file} is not a kiln lock (lockfileVersion 1 with packages[])`, {
+      hint: "delete it to re-resolve every base package",
+    });
   }
   return lock as Lock;
 }

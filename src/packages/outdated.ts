@@ -57,11 +57,17 @@ export interface UpdateInputs {
 
 export async function findUpdates(inputs: UpdateInputs, source: UpdateSource, options: { cves?: boolean } = {}): Promise<PackageUpdate[]> {
   const updates: PackageUpdate[] = [];
-  await source.prefetch?.([...inputs.packages.filter((p) => p.source.startsWith("debian") && p.role !== "kernel").map((p) => p.name), inputs.kernelPackage ?? DEFAULT_KERNEL_PACKAGE]);
+  await source.prefetch?.([
+    ...inputs.packages.filter((p) => p.source.startsWith("debian") && p.role !== "kernel").map((p) => p.name),
+    inputs.kernelPackage ?? DEFAULT_KERNEL_PACKAGE,
+  ]);
   for (const entry of inputs.packages) {
     const update = await updateFor(entry, inputs, source);
     if (!update) continue;
-    const cves = update.security && options.cves !== false ? await source.cves(update.to.name, update.to.version, entry.version).catch(() => [] as string[]) : [];
+    const cves =
+      update.security && options.cves !== false
+        ? await source.cves(update.to.name, update.to.version, entry.version).catch(() => [] as string[])
+        : [];
     updates.push({ ...update, cves });
   }
   return updates.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -76,18 +82,27 @@ async function updateFor(entry: LockEntry, inputs: UpdateInputs, source: UpdateS
     if (!newest || !semver.gt(newest, entry.version)) return undefined;
     return { name: entry.name, role: entry.role, from, to: { name: entry.name, version: newest, source: "npm" }, security: false };
   }
-  const latest = entry.role === "kernel"
-    ? await source.kernelLatest(inputs.kernelPackage ?? DEFAULT_KERNEL_PACKAGE, entry)
-    : await source.debianLatest(entry.name, entry.version);
+  const latest =
+    entry.role === "kernel"
+      ? await source.kernelLatest(inputs.kernelPackage ?? DEFAULT_KERNEL_PACKAGE, entry)
+      : await source.debianLatest(entry.name, entry.version);
   if (!latest || compareDebianVersions(latest.version, entry.version) <= 0) return undefined;
-  return { name: entry.name, role: entry.role, from, to: { name: latest.name, version: latest.version, source: latest.source }, security: latest.security };
+  return {
+    name: entry.name,
+    role: entry.role,
+    from,
+    to: { name: latest.name, version: latest.version, source: latest.source },
+    security: latest.security,
+  };
 }
 
 /** From a policy table: the candidate, where it comes from, and whether the step to it carries security fixes. */
 export function latestFromPolicy(policy: AptPolicy, current: string): LatestDebian | undefined {
   const candidate = policy.candidate;
   if (!candidate) return undefined;
-  const newer = policy.versions.filter((v) => compareDebianVersions(v.version, current) > 0 && compareDebianVersions(v.version, candidate) <= 0);
+  const newer = policy.versions.filter(
+    (v) => compareDebianVersions(v.version, current) > 0 && compareDebianVersions(v.version, candidate) <= 0,
+  );
   const security = newer.some((v) => archiveOrigins(v).some((o) => isSecuritySuite(o.suite)));
   return { name: policy.name, version: candidate, source: sourceOf(policy.versions.find((v) => v.version === candidate)), security };
 }
@@ -112,9 +127,17 @@ export function diffPackages(before: readonly LockEntry[], after: readonly LockE
   for (const old of before) {
     const now = afterByName.get(old.name);
     if (old.role === "kernel" && !now && newKernel) {
-      changes.push({ name: old.name, role: old.role, from: old.version, to: newKernel.version, toName: newKernel.name, source: newKernel.source });
+      changes.push({
+        name: old.name,
+        role: old.role,
+        from: old.version,
+        to: newKernel.version,
+        toName: newKernel.name,
+        source: newKernel.source,
+      });
     } else if (!now) changes.push({ name: old.name, role: old.role, from: old.version, to: undefined, source: undefined });
-    else if (now.version !== old.version || now.sha256 !== old.sha256) changes.push({ name: old.name, role: old.role, from: old.version, to: now.version, source: now.source });
+    else if (now.version !== old.version || now.sha256 !== old.sha256)
+      changes.push({ name: old.name, role: old.role, from: old.version, to: now.version, source: now.source });
   }
   for (const added of after) {
     if (beforeByName.has(added.name)) continue;
@@ -134,7 +157,10 @@ export function describeChange(c: PackageChange): string {
 export class ArchiveUpdateSource implements UpdateSource {
   private nodeVersionList: Promise<readonly string[]> | undefined;
 
-  constructor(private readonly apt: AptSource, private readonly npm: NpmSource) {}
+  constructor(
+    private readonly apt: AptSource,
+    private readonly npm: NpmSource,
+  ) {}
 
   private async policy(name: string): Promise<AptPolicy> {
     return parsePolicy(await this.apt.policy(name));

@@ -81,7 +81,10 @@ function baseComponent(p: LockEntry, distro: string | undefined): CycloneDxCompo
     version: p.version,
     purl,
     ...(/^[0-9a-f]{64}$/.test(p.sha256) ? { hashes: [{ alg: "SHA-256" as const, content: p.sha256 }] } : {}),
-    properties: [{ name: "kiln:role", value: p.role }, { name: "kiln:source", value: p.source }],
+    properties: [
+      { name: "kiln:role", value: p.role },
+      { name: "kiln:source", value: p.source },
+    ],
   };
 }
 
@@ -96,8 +99,16 @@ export function buildSbom(inputs: SbomInputs): CycloneDxBom {
     const purl = appPurl(dep);
     if (components.has(purl)) continue;
     components.set(purl, {
-      type: "library", "bom-ref": purl, ...(dep.group ? { group: dep.group } : {}), name: dep.name, version: dep.version, purl,
-      properties: [{ name: "kiln:layer", value: "app" }, { name: "kiln:path", value: dep.path }],
+      type: "library",
+      "bom-ref": purl,
+      ...(dep.group ? { group: dep.group } : {}),
+      name: dep.name,
+      version: dep.version,
+      purl,
+      properties: [
+        { name: "kiln:layer", value: "app" },
+        { name: "kiln:path", value: dep.path },
+      ],
     });
   }
   const list = [...components.values()].sort((a, b) => (a["bom-ref"] < b["bom-ref"] ? -1 : a["bom-ref"] > b["bom-ref"] ? 1 : 0));
@@ -110,7 +121,10 @@ export function buildSbom(inputs: SbomInputs): CycloneDxBom {
       timestamp: inputs.bakedAt,
       tools: { components: [{ type: "application", "bom-ref": "tool:kiln", name: "kiln", version: inputs.kilnVersion }] },
       component: {
-        type: "application", "bom-ref": imageRef, name: inputs.name, version: inputs.version,
+        type: "application",
+        "bom-ref": imageRef,
+        name: inputs.name,
+        version: inputs.version,
         properties: [{ name: "kiln:digest", value: inputs.digest }],
       },
     },
@@ -132,8 +146,12 @@ export function distroOf(packages: readonly LockEntry[]): string | undefined {
 }
 
 /** The SBOM of a baked image: its base packages plus the dependencies found in the staged app. */
-export async function imageSbom(image: Omit<SbomInputs, "appDependencies" | "kilnVersion" | "distro">, appDir: string): Promise<CycloneDxBom> {
-  const kilnVersion = (JSON.parse(await readFile(path.join(installRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0.0.0";
+export async function imageSbom(
+  image: Omit<SbomInputs, "appDependencies" | "kilnVersion" | "distro">,
+  appDir: string,
+): Promise<CycloneDxBom> {
+  const kilnVersion =
+    (JSON.parse(await readFile(path.join(installRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0.0.0";
   const distro = distroOf(image.packages);
   return buildSbom({ ...image, appDependencies: await scanAppDependencies(appDir), kilnVersion, ...(distro ? { distro } : {}) });
 }

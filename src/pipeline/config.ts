@@ -79,22 +79,27 @@ export function parsePipeline(raw: unknown, environments: readonly string[], fil
       } catch (error) {
         problems.push((error as Error).message);
       }
-    } else if (s.canary === undefined && s.canaryFor !== undefined) problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
+    } else if (s.canary === undefined && s.canaryFor !== undefined)
+      problems.push(`${at}.canaryFor: needs canary: PERCENT in the same stage`);
     const seconds = (x: unknown, fallback: number) => (typeof x === "number" ? x : fallback);
     stages.push({
-      env, soakSeconds: seconds(s.soak, 0), checkIntervalSeconds: seconds(s.checkInterval, 5), approval: s.approval === true,
+      env,
+      soakSeconds: seconds(s.soak, 0),
+      checkIntervalSeconds: seconds(s.checkInterval, 5),
+      approval: s.approval === true,
       ...(canary ? { canary } : {}),
     });
   }
   const rebakeVersion = typeof p.rebakeVersion === "string" ? p.rebakeVersion : DEFAULT_VERSION_FORMAT;
   const s = p.schedule as Record<string, unknown> | undefined;
-  const schedule = typeof s === "object" && s !== null && !Array.isArray(s)
-    ? {
-      onCalendar: typeof s.onCalendar === "string" ? s.onCalendar : DEFAULT_ON_CALENDAR,
-      cron: typeof s.cron === "string" ? s.cron : undefined,
-      securityOnly: s.securityOnly === true,
-    }
-    : undefined;
+  const schedule =
+    typeof s === "object" && s !== null && !Array.isArray(s)
+      ? {
+          onCalendar: typeof s.onCalendar === "string" ? s.onCalendar : DEFAULT_ON_CALENDAR,
+          cron: typeof s.cron === "string" ? s.cron : undefined,
+          securityOnly: s.securityOnly === true,
+        }
+      : undefined;
   if (problems.length > 0) throw new SpecError(file, problems, "fix the pipeline: section of kiln.yml");
   return { file, stages, rebakeVersion, schedule };
 }
@@ -110,7 +115,10 @@ export async function loadPipeline(config: string, app: string): Promise<Pipelin
   const doc = (text ? parseYaml(text) : {}) as Record<string, unknown> | null;
   const envs = [...parseEnvironments(doc?.environments, app, "/", file).keys()];
   const pipeline = parsePipeline(doc?.pipeline, envs, file);
-  if (!pipeline) throw new InputError(`${file} defines no pipeline`, { hint: "add pipeline: { stages: [{ env: dev }, { env: test, soak: 300 }, { env: prod, approval: true }] } to kiln.yml" });
+  if (!pipeline)
+    throw new InputError(`${file} defines no pipeline`, {
+      hint: "add pipeline: { stages: [{ env: dev }, { env: test, soak: 300 }, { env: prod, approval: true }] } to kiln.yml",
+    });
   return pipeline;
 }
 

@@ -77,13 +77,23 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRep
   const startedAt = new Date();
   const run = startedAt.toISOString().replace(/[:.]/g, "-");
   const report: PipelineReport = {
-    app: spec.name, run, startedAt: startedAt.toISOString(), finishedAt: undefined, image: undefined, status: "running", stoppedAt: undefined,
-    stages: pipeline.stages.map((s) => s.env), steps: [], log: path.join(pipelinesDir(opts.home, spec.name), `${run}.json`),
+    app: spec.name,
+    run,
+    startedAt: startedAt.toISOString(),
+    finishedAt: undefined,
+    image: undefined,
+    status: "running",
+    stoppedAt: undefined,
+    stages: pipeline.stages.map((s) => s.env),
+    steps: [],
+    log: path.join(pipelinesDir(opts.home, spec.name), `${run}.json`),
   };
   const save = () => writePrivateFileAtomic(report.log, `${JSON.stringify(report, null, 2)}\n`);
   const record = async (step: Omit<PipelineStep, "seconds" | "startedAt">, began: number, at: Date) => {
     report.steps.push({ ...step, startedAt: at.toISOString(), seconds: Number(((performance.now() - began) / 1000).toFixed(3)) });
-    opts.progress.info(`pipeline: ${step.kind}${step.stage ? ` ${step.stage}` : ""}: ${step.status}${step.detail ? ` — ${step.detail}` : ""}`);
+    opts.progress.info(
+      `pipeline: ${step.kind}${step.stage ? ` ${step.stage}` : ""}: ${step.status}${step.detail ? ` — ${step.detail}` : ""}`,
+    );
     await save();
   };
   const stop = async (status: PipelineReport["status"], stage: string | undefined) => {
@@ -102,10 +112,20 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRep
 
   for (const stage of pipeline.stages) {
     if (stage.approval && !(opts.approve ?? []).includes(stage.env)) {
-      await record({ kind: "approval", stage: stage.env, status: "waiting", detail: `waiting for approval: kiln pipeline run --image ${image.ref} --approve ${stage.env}` }, performance.now(), new Date());
+      await record(
+        {
+          kind: "approval",
+          stage: stage.env,
+          status: "waiting",
+          detail: `waiting for approval: kiln pipeline run --image ${image.ref} --approve ${stage.env}`,
+        },
+        performance.now(),
+        new Date(),
+      );
       return stop("waiting-approval", stage.env);
     }
-    if (stage.approval) await record({ kind: "approval", stage: stage.env, status: "ok", detail: "approved with --approve" }, performance.now(), new Date());
+    if (stage.approval)
+      await record({ kind: "approval", stage: stage.env, status: "ok", detail: "approved with --approve" }, performance.now(), new Date());
     const ok = await runStage(opts, stage, image, appDir, record);
     if (!ok) return stop("failed", stage.env);
   }
@@ -114,7 +134,12 @@ export async function runPipeline(opts: PipelineRunOptions): Promise<PipelineRep
 
 type Recorder = (step: Omit<PipelineStep, "seconds" | "startedAt">, began: number, at: Date) => Promise<void>;
 
-async function sourceImage(opts: PipelineRunOptions, pipeline: PipelineConfig, app: string, record: Recorder): Promise<StoredImage | undefined> {
+async function sourceImage(
+  opts: PipelineRunOptions,
+  pipeline: PipelineConfig,
+  app: string,
+  record: Recorder,
+): Promise<StoredImage | undefined> {
   const store = new ImageStore(opts.home);
   const began = performance.now();
   const at = new Date();
@@ -123,15 +148,28 @@ async function sourceImage(opts: PipelineRunOptions, pipeline: PipelineConfig, a
     await record({ kind: "image", status: "ok", detail: `${image.ref} (${image.digest.slice(0, 19)}) as given` }, began, at);
     return image;
   }
-  const newest = (await store.list()).filter((i) => i.manifest.name === app).sort((a, b) => a.manifest.bakedAt.localeCompare(b.manifest.bakedAt)).at(-1);
+  const newest = (await store.list())
+    .filter((i) => i.manifest.name === app)
+    .sort((a, b) => a.manifest.bakedAt.localeCompare(b.manifest.bakedAt))
+    .at(-1);
   if (!newest) {
-    await record({ kind: "rebake", status: "failed", detail: `no image of ${app} in the store to rebake: kiln bake first, or pass --image` }, began, at);
+    await record(
+      { kind: "rebake", status: "failed", detail: `no image of ${app} in the store to rebake: kiln bake first, or pass --image` },
+      began,
+      at,
+    );
     return undefined;
   }
   try {
     const result = opts.rebake
       ? await opts.rebake(newest.ref, pipeline)
-      : await rebake({ home: opts.home, ref: newest.ref, config: opts.config, progress: opts.progress, versionFormat: pipeline.rebakeVersion });
+      : await rebake({
+          home: opts.home,
+          ref: newest.ref,
+          config: opts.config,
+          progress: opts.progress,
+          versionFormat: pipeline.rebakeVersion,
+        });
     const image = result.image ?? result.from;
     const detail = result.rebaked
       ? `${result.from.ref} → ${image.ref} (${image.digest.slice(0, 19)}): ${result.changes.map((c) => `${c.name} ${c.from ?? "-"} → ${c.to ?? "-"}`).join(", ")}`
@@ -144,8 +182,20 @@ async function sourceImage(opts: PipelineRunOptions, pipeline: PipelineConfig, a
   }
 }
 
-async function runStage(opts: PipelineRunOptions, stage: PipelineStage, image: StoredImage, appDir: string, record: Recorder): Promise<boolean> {
-  const envOpts = { home: opts.home, config: appDir, envName: stage.env, progress: opts.progress, ...(opts.providers ? { providers: opts.providers } : {}) };
+async function runStage(
+  opts: PipelineRunOptions,
+  stage: PipelineStage,
+  image: StoredImage,
+  appDir: string,
+  record: Recorder,
+): Promise<boolean> {
+  const envOpts = {
+    home: opts.home,
+    config: appDir,
+    envName: stage.env,
+    progress: opts.progress,
+    ...(opts.providers ? { providers: opts.providers } : {}),
+  };
   let began = performance.now();
   let at = new Date();
   let alreadyLive = false;
@@ -153,7 +203,18 @@ async function runStage(opts: PipelineRunOptions, stage: PipelineStage, image: S
     const before = await envStatus({ ...envOpts, app: image.manifest.name });
     alreadyLive = before.live.releases.some((r) => r.serving && r.image.digest === image.digest);
     const result = await promote({ ...envOpts, ref: image.digest, ...(stage.canary ? { canary: stage.canary } : {}) });
-    await record({ kind: "promote", stage: stage.env, status: "ok", detail: alreadyLive ? `${image.ref} was already live` : `${result.plan.summary}${result.endpoint ? `; serving at ${result.endpoint}` : ""}` }, began, at);
+    await record(
+      {
+        kind: "promote",
+        stage: stage.env,
+        status: "ok",
+        detail: alreadyLive
+          ? `${image.ref} was already live`
+          : `${result.plan.summary}${result.endpoint ? `; serving at ${result.endpoint}` : ""}`,
+      },
+      began,
+      at,
+    );
   } catch (error) {
     await record({ kind: "promote", stage: stage.env, status: "failed", detail: (error as Error).message }, began, at);
     return false;
@@ -163,7 +224,16 @@ async function runStage(opts: PipelineRunOptions, stage: PipelineStage, image: S
   at = new Date();
   const problem = await soak(opts, stage, image, envOpts);
   if (!problem) {
-    await record({ kind: "soak", stage: stage.env, status: "ok", detail: `healthy for ${stage.soakSeconds}s (checked every ${stage.checkIntervalSeconds}s)` }, began, at);
+    await record(
+      {
+        kind: "soak",
+        stage: stage.env,
+        status: "ok",
+        detail: `healthy for ${stage.soakSeconds}s (checked every ${stage.checkIntervalSeconds}s)`,
+      },
+      began,
+      at,
+    );
     return true;
   }
   await record({ kind: "soak", stage: stage.env, status: "failed", detail: problem }, began, at);
@@ -187,7 +257,12 @@ export const SOAK_FAILURE_THRESHOLD = 3;
  * SOAK_FAILURE_THRESHOLD failed checks in a row, or at once when the environment stops serving
  * the image; it passes when the soak time is over and the last check passed.
  */
-async function soak(opts: PipelineRunOptions, stage: PipelineStage, image: StoredImage, envOpts: { config: string }): Promise<string | undefined> {
+async function soak(
+  opts: PipelineRunOptions,
+  stage: PipelineStage,
+  image: StoredImage,
+  envOpts: { config: string },
+): Promise<string | undefined> {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const env = await loadEnvironment(envOpts.config, image.manifest.name, image.manifest.healthcheck.path, stage.env);
   const provider = (opts.providers ?? defaultProviders)(env, opts.home);
@@ -196,10 +271,12 @@ async function soak(opts: PipelineRunOptions, stage: PipelineStage, image: Store
   for (;;) {
     const live = await provider.observe();
     const serving = live.releases.find((r) => r.serving);
-    if (!serving || serving.image.digest !== image.digest) return `${stage.env} no longer serves ${image.ref} (now: ${serving?.image.ref ?? "nothing"})`;
+    if (!serving || serving.image.digest !== image.digest)
+      return `${stage.env} no longer serves ${image.ref} (now: ${serving?.image.ref ?? "nothing"})`;
     let problem: string | undefined;
     const sick = serving.instances.filter((i) => !i.healthy);
-    if (sick.length > 0 || serving.instances.length === 0) problem = `${sick.length || "no"} instance(s) of ${serving.id} unhealthy: ${sick.map((i) => i.id).join(", ")}`;
+    if (sick.length > 0 || serving.instances.length === 0)
+      problem = `${sick.length || "no"} instance(s) of ${serving.id} unhealthy: ${sick.map((i) => i.id).join(", ")}`;
     else if (env.target === "local") {
       const url = `${await provider.endpoint()}${env.health.path}`.replace(/([^:]\/)\/+/g, "$1");
       const status = await probeHttp(url, 3000);
@@ -215,7 +292,11 @@ async function soak(opts: PipelineRunOptions, stage: PipelineStage, image: Store
 /** The newest pipeline run logs of an app, newest first. */
 export async function pipelineRuns(home: KilnHome, app: string, limit = 10): Promise<PipelineReport[]> {
   const dir = pipelinesDir(home, app);
-  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith(".json")).sort().reverse().slice(0, limit);
+  const files = (await readdir(dir).catch(() => [] as string[]))
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .reverse()
+    .slice(0, limit);
   const out: PipelineReport[] = [];
   for (const f of files) {
     try {

@@ -28,8 +28,26 @@ async function kvmBoots(dir: string): Promise<boolean> {
   const disk = path.join(dir, "kvm-probe.img");
   await writeFile(disk, probeSector());
   try {
-    await run(["qemu-system-x86_64", "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-nodefaults", "-display", "none", "-no-user-config",
-      "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-drive", `file=${disk},format=raw,if=virtio`], { timeoutMs: 8000 });
+    await run(
+      [
+        "qemu-system-x86_64",
+        "-accel",
+        "kvm",
+        "-machine",
+        "q35",
+        "-cpu",
+        "host",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-user-config",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-drive",
+        `file=${disk},format=raw,if=virtio`,
+      ],
+      { timeoutMs: 8000 },
+    );
     return false;
   } catch (error) {
     // isa-debug-exit makes QEMU exit with (value << 1) | 1 = 3: the guest really ran under KVM.

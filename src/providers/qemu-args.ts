@@ -47,33 +47,56 @@ export interface QemuVmConfig {
 export function buildQemuArgs(vm: QemuVmConfig): string[] {
   const hostfwd = vm.forwards.map((f) => `,hostfwd=tcp:${f.hostAddress}:${f.hostPort}-:${f.guestPort}`).join("");
   // QEMU's option parser reads ",," as a literal comma.
-  const guestfwd = (vm.guestForwards ?? []).map((g) => `,guestfwd=tcp:${g.guestAddress}:${g.guestPort}-cmd:${g.command.replaceAll(",", ",,")}`).join("");
+  const guestfwd = (vm.guestForwards ?? [])
+    .map((g) => `,guestfwd=tcp:${g.guestAddress}:${g.guestPort}-cmd:${g.command.replaceAll(",", ",,")}`)
+    .join("");
   const network = vm.network ? `,net=${vm.network}` : "";
   const args = [
     "qemu-system-x86_64",
-    "-machine", "q35",
-    "-accel", vm.accelerator,
+    "-machine",
+    "q35",
+    "-accel",
+    vm.accelerator,
     // TCG's "max" model has every instruction a modern runtime (Node, JVM) may probe for.
-    "-cpu", vm.accelerator === "kvm" ? "host" : "max",
-    "-m", String(vm.memoryMiB),
-    "-smp", String(vm.cpus),
-    "-nodefaults", "-display", "none", "-no-user-config",
+    "-cpu",
+    vm.accelerator === "kvm" ? "host" : "max",
+    "-m",
+    String(vm.memoryMiB),
+    "-smp",
+    String(vm.cpus),
+    "-nodefaults",
+    "-display",
+    "none",
+    "-no-user-config",
     // A panicking guest reboots (panic=-1); -no-reboot turns that into QEMU exiting.
     "-no-reboot",
-    "-chardev", `file,id=console,path=${vm.consoleFile}`,
-    "-serial", "chardev:console",
-    "-qmp", `unix:${vm.qmpSocket},server=on,wait=off`,
-    "-pidfile", vm.pidFile,
+    "-chardev",
+    `file,id=console,path=${vm.consoleFile}`,
+    "-serial",
+    "chardev:console",
+    "-qmp",
+    `unix:${vm.qmpSocket},server=on,wait=off`,
+    "-pidfile",
+    vm.pidFile,
     // Read-only: the store's image must never change, and the root is read-only anyway.
-    "-drive", `file=${vm.disk},format=${vm.diskFormat},if=virtio,readonly=on`,
-    "-netdev", `user,id=net0${network}${hostfwd}${guestfwd}`,
-    "-device", "virtio-net-pci,netdev=net0",
-    "-device", "virtio-rng-pci",
+    "-drive",
+    `file=${vm.disk},format=${vm.diskFormat},if=virtio,readonly=on`,
+    "-netdev",
+    `user,id=net0${network}${hostfwd}${guestfwd}`,
+    "-device",
+    "virtio-net-pci,netdev=net0",
+    "-device",
+    "virtio-rng-pci",
   ];
   if (vm.seed) args.push("-drive", `file=${vm.seed},format=raw,if=virtio,readonly=on`);
   if (vm.firmware === "uefi") {
     if (!vm.ovmf) throw new Error("UEFI boot needs OVMF firmware paths");
-    args.push("-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${vm.ovmf.code}`, "-drive", `if=pflash,format=raw,unit=1,file=${vm.ovmf.vars}`);
+    args.push(
+      "-drive",
+      `if=pflash,format=raw,unit=0,readonly=on,file=${vm.ovmf.code}`,
+      "-drive",
+      `if=pflash,format=raw,unit=1,file=${vm.ovmf.vars}`,
+    );
   }
   return args;
 }
@@ -89,8 +112,11 @@ export function parsePortForward(value: string): PortForward | { problem: string
     // QEMU's hostfwd only takes a dotted IPv4 address.
     const address = parts[0] === "localhost" ? "127.0.0.1" : parts[0]!;
     const octets = address.split(".");
-    if (octets.length === 4 && octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)) return { hostAddress: address, hostPort: nums[0]!, guestPort: nums[1]! };
-    return { problem: `-p ${value}: '${parts[0]}' is not an IPv4 address; use ADDRESS:HOST_PORT:GUEST_PORT with 127.0.0.1, 0.0.0.0 or an address of this host` };
+    if (octets.length === 4 && octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255))
+      return { hostAddress: address, hostPort: nums[0]!, guestPort: nums[1]! };
+    return {
+      problem: `-p ${value}: '${parts[0]}' is not an IPv4 address; use ADDRESS:HOST_PORT:GUEST_PORT with 127.0.0.1, 0.0.0.0 or an address of this host`,
+    };
   }
   return { problem: `-p ${value}: expected HOST_PORT:GUEST_PORT (e.g. 8080:8080), a single PORT, or ADDRESS:HOST_PORT:GUEST_PORT` };
 }

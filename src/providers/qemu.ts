@@ -15,7 +15,15 @@ import type { StoredImage } from "../image/store.js";
 import { buildSeedImage } from "../run/seed.js";
 import { checkPortFree } from "../run/ports.js";
 import { chooseAccelerator } from "./accel.js";
-import { buildQemuArgs, IMDS_ADDRESS, IMDS_USER_NETWORK, type Accelerator, type Firmware, type GuestForward, type PortForward } from "./qemu-args.js";
+import {
+  buildQemuArgs,
+  IMDS_ADDRESS,
+  IMDS_USER_NETWORK,
+  type Accelerator,
+  type Firmware,
+  type GuestForward,
+  type PortForward,
+} from "./qemu-args.js";
 import { qmpCommand } from "./qmp.js";
 import { consoleTailOf } from "../console-text.js";
 import { makePrivate, makePrivateDir, writePrivateFile } from "../private-fs.js";
@@ -102,12 +110,20 @@ export class LocalVm {
     // The VM's files hold its -e values (user-data, seed drive) and what it prints: owner only.
     await makePrivateDir(dir);
     const seed = options.seedDrive === false ? undefined : await buildSeedImage(options.env, dir, { instanceId: id });
-    const guestForwards: GuestForward[] = options.imds ? [{ guestAddress: IMDS_ADDRESS, guestPort: 80, command: tcpRelayCommand(options.imds.hostPort) }] : [];
+    const guestForwards: GuestForward[] = options.imds
+      ? [{ guestAddress: IMDS_ADDRESS, guestPort: 80, command: tcpRelayCommand(options.imds.hostPort) }]
+      : [];
     let ovmf: { code: string; vars: string } | undefined;
     if (options.firmware === "uefi") {
       const code = await firstExisting(OVMF_CODE, "OVMF UEFI firmware");
       const vars = path.join(dir, "OVMF_VARS.fd");
-      await copyFile(await firstExisting(OVMF_VARS.filter((v) => v.includes("_4M") === code.includes("_4M")), "OVMF variable store"), vars);
+      await copyFile(
+        await firstExisting(
+          OVMF_VARS.filter((v) => v.includes("_4M") === code.includes("_4M")),
+          "OVMF variable store",
+        ),
+        vars,
+      );
       await makePrivate(vars);
       ovmf = { code, vars };
     }
@@ -115,9 +131,18 @@ export class LocalVm {
     const consoleFile = path.join(dir, "console.log");
     await writePrivateFile(consoleFile, "");
     const argv = buildQemuArgs({
-      disk: options.disk?.path ?? options.image.disk, diskFormat: options.disk?.format ?? "raw", seed, firmware: options.firmware, ...(ovmf ? { ovmf } : {}),
-      accelerator, memoryMiB: options.memoryMiB ?? manifest.resources.memoryMiB, cpus: options.cpus ?? manifest.resources.cpus,
-      forwards: options.forwards, consoleFile, qmpSocket: path.join(dir, "qmp.sock"), pidFile: path.join(dir, "qemu.pid"),
+      disk: options.disk?.path ?? options.image.disk,
+      diskFormat: options.disk?.format ?? "raw",
+      seed,
+      firmware: options.firmware,
+      ...(ovmf ? { ovmf } : {}),
+      accelerator,
+      memoryMiB: options.memoryMiB ?? manifest.resources.memoryMiB,
+      cpus: options.cpus ?? manifest.resources.cpus,
+      forwards: options.forwards,
+      consoleFile,
+      qmpSocket: path.join(dir, "qmp.sock"),
+      pidFile: path.join(dir, "qemu.pid"),
       ...(options.imds ? { network: IMDS_USER_NETWORK, guestForwards } : {}),
     });
     const startedAtMs = performance.now();
@@ -127,8 +152,15 @@ export class LocalVm {
       throw new KilnError(`could not start QEMU: ${child.commandLine}\n${exit.stderrTail}`);
     }
     const record: VmRecord = {
-      id, name: options.name ?? `${manifest.name}-${id}`, image: `${manifest.name}:${manifest.version}`, digest: manifest.digest,
-      pid: child.pid, forwards: options.forwards, firmware: options.firmware, accelerator, startedAt: new Date().toISOString(),
+      id,
+      name: options.name ?? `${manifest.name}-${id}`,
+      image: `${manifest.name}:${manifest.version}`,
+      digest: manifest.digest,
+      pid: child.pid,
+      forwards: options.forwards,
+      firmware: options.firmware,
+      accelerator,
+      startedAt: new Date().toISOString(),
       ...(options.owner ? { owner: options.owner } : {}),
     };
     await writePrivateFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
@@ -137,7 +169,9 @@ export class LocalVm {
 
   /** Resolves with a description once QEMU has exited. */
   get exited(): Promise<string> {
-    return this.process.exited.then((e) => `QEMU exited (${e.signal ? `signal ${e.signal}` : `status ${e.exitCode}`})${e.stderrTail ? `: ${e.stderrTail}` : ""}`);
+    return this.process.exited.then(
+      (e) => `QEMU exited (${e.signal ? `signal ${e.signal}` : `status ${e.exitCode}`})${e.stderrTail ? `: ${e.stderrTail}` : ""}`,
+    );
   }
 
   /** Calls `sink` with console output as it arrives, until `stop()` is called. */
@@ -163,7 +197,12 @@ export class LocalVm {
       }
     };
     const done = pump();
-    return { stop: async () => { running = false; await done; } };
+    return {
+      stop: async () => {
+        running = false;
+        await done;
+      },
+    };
   }
 
   async consoleTail(lines = 30): Promise<string> {

@@ -12,8 +12,7 @@ export async function qmpCommand(socketPath: string, command: string, timeoutMs 
     }, timeoutMs);
     socket.on("data", (data) => {
       buffer += data.toString();
-      let newline;
-      while ((newline = buffer.indexOf("\n")) >= 0) {
+      for (let newline = buffer.indexOf("\n"); newline >= 0; newline = buffer.indexOf("\n")) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
         const message = JSON.parse(line) as { QMP?: unknown; return?: unknown; error?: { desc: string } };

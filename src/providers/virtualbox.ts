@@ -129,9 +129,15 @@ export function describeExisting(info: Readonly<Record<string, string>>, kilnIma
     if (match && value && value !== "none") media.push({ port: match[1]!, device: match[2]!, uuid: value });
   }
   return {
-    uuid: (info.UUID ?? "").toLowerCase(), state: info.VMState ?? "unknown", kilnImage,
+    uuid: (info.UUID ?? "").toLowerCase(),
+    state: info.VMState ?? "unknown",
+    kilnImage,
     hasController: Object.entries(info).some(([k, v]) => /^storagecontrollername\d+$/.test(k) && v === CONTROLLER),
-    media, natRules: Object.entries(info).filter(([k]) => /^Forwarding\(\d+\)$/.test(k)).map(([, v]) => v.split(",")[0]!).filter(Boolean),
+    media,
+    natRules: Object.entries(info)
+      .filter(([k]) => /^Forwarding\(\d+\)$/.test(k))
+      .map(([, v]) => v.split(",")[0]!)
+      .filter(Boolean),
   };
 }
 
@@ -186,7 +192,11 @@ export function planVmSetup(c: VboxVmConfig, existing: ExistingVm | undefined): 
     steps.push({ args: ["createvm", "--name", c.name, "--ostype", "Debian_64", "--basefolder", c.baseFolder, "--register"] });
   } else {
     if (existing.state === "saved") steps.push({ args: ["discardstate", c.name] });
-    for (const m of existing.media) steps.push({ args: ["storageattach", c.name, "--storagectl", CONTROLLER, "--port", m.port, "--device", m.device, "--medium", "none"], tolerateFailure: true });
+    for (const m of existing.media)
+      steps.push({
+        args: ["storageattach", c.name, "--storagectl", CONTROLLER, "--port", m.port, "--device", m.device, "--medium", "none"],
+        tolerateFailure: true,
+      });
     // The old clones are kiln's own files (never the store's): forget and delete them.
     for (const m of existing.media) steps.push({ args: ["closemedium", "disk", m.uuid, "--delete"], tolerateFailure: true });
     for (const rule of existing.natRules) steps.push({ args: ["modifyvm", c.name, "--natpf1", "delete", rule], tolerateFailure: true });
@@ -194,16 +204,47 @@ export function planVmSetup(c: VboxVmConfig, existing: ExistingVm | undefined): 
   steps.push({ args: ["setextradata", c.name, KILN_MARKER, c.ref] }, { args: ["setextradata", c.name, "kiln/digest", c.digest] });
   steps.push({
     args: [
-      "modifyvm", c.name, "--description", `kiln image ${c.ref} (${c.digest})`,
-      "--memory", String(c.memoryMiB), "--cpus", String(c.cpus), "--firmware", c.firmware === "uefi" ? "efi" : "bios",
-      "--acpi", "on", "--ioapic", "on", "--rtcuseutc", "on",
-      "--boot1", "disk", "--boot2", "none", "--boot3", "none", "--boot4", "none",
-      "--nic1", "nat", "--nictype1", "virtio", "--cableconnected1", "on",
-      "--uart1", "0x3F8", "4", "--uartmode1", "file", c.consoleFile,
+      "modifyvm",
+      c.name,
+      "--description",
+      `kiln image ${c.ref} (${c.digest})`,
+      "--memory",
+      String(c.memoryMiB),
+      "--cpus",
+      String(c.cpus),
+      "--firmware",
+      c.firmware === "uefi" ? "efi" : "bios",
+      "--acpi",
+      "on",
+      "--ioapic",
+      "on",
+      "--rtcuseutc",
+      "on",
+      "--boot1",
+      "disk",
+      "--boot2",
+      "none",
+      "--boot3",
+      "none",
+      "--boot4",
+      "none",
+      "--nic1",
+      "nat",
+      "--nictype1",
+      "virtio",
+      "--cableconnected1",
+      "on",
+      "--uart1",
+      "0x3F8",
+      "4",
+      "--uartmode1",
+      "file",
+      c.consoleFile,
       ...c.forwards.flatMap((f) => ["--natpf1", `${natRuleName(f)},tcp,${f.hostAddress},${f.hostPort},,${f.guestPort}`]),
     ],
   });
-  if (!existing?.hasController) steps.push({ args: ["storagectl", c.name, "--name", CONTROLLER, "--add", "ide", "--controller", "PIIX4", "--bootable", "on"] });
+  if (!existing?.hasController)
+    steps.push({ args: ["storagectl", c.name, "--name", CONTROLLER, "--add", "ide", "--controller", "PIIX4", "--bootable", "on"] });
   steps.push(
     { args: ["storageattach", c.name, "--storagectl", CONTROLLER, "--port", "0", "--device", "0", "--type", "hdd", "--medium", c.disk] },
     { args: ["storageattach", c.name, "--storagectl", CONTROLLER, "--port", "0", "--device", "1", "--type", "hdd", "--medium", c.seed] },
@@ -238,7 +279,6 @@ export async function runningVirtualBoxVms(): Promise<Set<string> | undefined> {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-
 
 // ---- the VM -----------------------------------------------------------------------------------
 
@@ -300,9 +340,17 @@ export class VirtualBoxVm {
 
       const m = image.manifest;
       const config: VboxVmConfig = {
-        name, ref: `${m.name}:${m.version}`, digest: image.digest, baseFolder: path.join(home.vms, "virtualbox"),
-        memoryMiB: options.memoryMiB ?? m.resources.memoryMiB, cpus: options.cpus ?? m.resources.cpus, firmware: options.firmware,
-        forwards: options.forwards, consoleFile, disk, seed,
+        name,
+        ref: `${m.name}:${m.version}`,
+        digest: image.digest,
+        baseFolder: path.join(home.vms, "virtualbox"),
+        memoryMiB: options.memoryMiB ?? m.resources.memoryMiB,
+        cpus: options.cpus ?? m.resources.cpus,
+        firmware: options.firmware,
+        forwards: options.forwards,
+        consoleFile,
+        disk,
+        seed,
       };
       let uuid = existing?.uuid ?? "";
       for (const step of planVmSetup(config, existing)) {
@@ -316,8 +364,16 @@ export class VirtualBoxVm {
         }
       }
       const record: VboxVmRecord = {
-        hypervisor: "virtualbox", id, name, uuid, image: config.ref, digest: image.digest, ownerPid: process.pid,
-        forwards: options.forwards, firmware: options.firmware, startedAt: new Date().toISOString(),
+        hypervisor: "virtualbox",
+        id,
+        name,
+        uuid,
+        image: config.ref,
+        digest: image.digest,
+        ownerPid: process.pid,
+        forwards: options.forwards,
+        firmware: options.firmware,
+        startedAt: new Date().toISOString(),
       };
       await writePrivateFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
       const startedAtMs = performance.now();
@@ -399,7 +455,12 @@ export class VirtualBoxVm {
   followConsole(sink: (text: string) => void): { stop: () => Promise<void> } {
     let running = true;
     const done = followFile(this.consoleFile, sink, () => running);
-    return { stop: async () => { running = false; await done; } };
+    return {
+      stop: async () => {
+        running = false;
+        await done;
+      },
+    };
   }
 
   async consoleTail(lines = 30): Promise<string> {
@@ -451,8 +512,12 @@ async function followFile(file: string, sink: (text: string) => void, keepGoing:
 async function forgetStaleRuns(home: KilnHome, name: string): Promise<void> {
   for (const id of await readdir(home.vms).catch(() => [])) {
     const dir = path.join(home.vms, id);
-    const record = await readFile(path.join(dir, "vm.json"), "utf8").then((t) => JSON.parse(t) as Partial<VboxVmRecord>, () => undefined);
-    if (record?.hypervisor === "virtualbox" && record.name === name && !processAlive(record.ownerPid ?? -1)) await rm(dir, { recursive: true, force: true });
+    const record = await readFile(path.join(dir, "vm.json"), "utf8").then(
+      (t) => JSON.parse(t) as Partial<VboxVmRecord>,
+      () => undefined,
+    );
+    if (record?.hypervisor === "virtualbox" && record.name === name && !processAlive(record.ownerPid ?? -1))
+      await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -25,7 +25,10 @@ export async function listVms(home: KilnHome): Promise<LocalVmEntry[]> {
   let running: Set<string> | undefined | null = null; // asked once, only when a VirtualBox VM is on record
   for (const id of (await readdir(home.vms).catch(() => [])).sort()) {
     const dir = path.join(home.vms, id);
-    const record = await readFile(path.join(dir, "vm.json"), "utf8").then((t) => JSON.parse(t) as (VmRecord & { hypervisor?: "qemu" }) | VboxVmRecord, () => undefined);
+    const record = await readFile(path.join(dir, "vm.json"), "utf8").then(
+      (t) => JSON.parse(t) as (VmRecord & { hypervisor?: "qemu" }) | VboxVmRecord,
+      () => undefined,
+    );
     if (!record) continue;
     if (record.hypervisor === "virtualbox") {
       // VirtualBox unreachable (not installed, VBoxSVC failing): unknown, so keep the record.

@@ -94,9 +94,21 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   const volumeBlocks = (image.manifest.layout.volumeGiB * 1024 * 1024 * 1024) / BLOCK_SIZE;
   if (existing) {
     return {
-      ref: image.ref, digest: image.digest, region, ami: existing.imageId, snapshot: existing.snapshotId ?? "", reused: true, resumed: false,
-      parentSnapshot: undefined, uploadedBlocks: 0, uploadedBytes: 0, skippedBlocks: { zero: 0, unchanged: volumeBlocks, alreadyUploaded: 0 },
-      totalBlocks: volumeBlocks, retries: 0, maxInFlight: 0, seconds: (performance.now() - started) / 1000,
+      ref: image.ref,
+      digest: image.digest,
+      region,
+      ami: existing.imageId,
+      snapshot: existing.snapshotId ?? "",
+      reused: true,
+      resumed: false,
+      parentSnapshot: undefined,
+      uploadedBlocks: 0,
+      uploadedBytes: 0,
+      skippedBlocks: { zero: 0, unchanged: volumeBlocks, alreadyUploaded: 0 },
+      totalBlocks: volumeBlocks,
+      retries: 0,
+      maxInFlight: 0,
+      seconds: (performance.now() - started) / 1000,
       copies: await copyToRegions(opts, image, existing.imageId),
     };
   }
@@ -106,28 +118,44 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   const parentHashes = parent ? await scanDiskBlocks(parent.disk.dir, parent.disk.disk) : undefined;
   const plan = planBlocks(hashes, parentHashes);
   const recordFile = path.join(opts.home.root, "push", region, `${image.digest.slice(7)}.json`);
-  let record = await readFile(recordFile, "utf8").then((t) => JSON.parse(t) as ProgressRecord, () => undefined);
+  let record = await readFile(recordFile, "utf8").then(
+    (t) => JSON.parse(t) as ProgressRecord,
+    () => undefined,
+  );
   if (record && record.parentSnapshotId !== (parent?.snapshotId ?? null)) record = undefined;
   const resumed = record !== undefined;
   if (!record) {
     const snapshotId = await startSnapshot(opts.clients, {
-      volumeGiB: image.manifest.layout.volumeGiB, description: `kiln ${image.ref} ${image.digest}`, tags,
-      timeoutMinutes: 24 * 60, clientToken: createHash("sha256").update(`${image.digest}:${randomBytes(8).toString("hex")}`).digest("hex").slice(0, 64),
-      ...(parent ? { parentSnapshotId: parent.snapshotId } : {}), ...(opts.kmsKeyArn ? { kmsKeyArn: opts.kmsKeyArn } : {}),
+      volumeGiB: image.manifest.layout.volumeGiB,
+      description: `kiln ${image.ref} ${image.digest}`,
+      tags,
+      timeoutMinutes: 24 * 60,
+      clientToken: createHash("sha256")
+        .update(`${image.digest}:${randomBytes(8).toString("hex")}`)
+        .digest("hex")
+        .slice(0, 64),
+      ...(parent ? { parentSnapshotId: parent.snapshotId } : {}),
+      ...(opts.kmsKeyArn ? { kmsKeyArn: opts.kmsKeyArn } : {}),
     });
     record = { snapshotId, parentSnapshotId: parent?.snapshotId ?? null, checksums: {} };
     await writeFileAtomic(recordFile, JSON.stringify(record));
   }
   const progress = record;
   const todo = plan.upload.filter((i) => !(String(i) in progress.checksums));
-  opts.log?.(`${resumed ? "Resuming" : "Uploading"} ${image.ref} to ${progress.snapshotId} in ${region}: ${todo.length} of ${plan.totalBlocks} blocks (${plan.skippedZero} zero, ${plan.skippedUnchanged} unchanged${parent ? ` from ${parent.disk.ref}` : ""}${resumed ? `, ${plan.upload.length - todo.length} already uploaded` : ""})`);
+  opts.log?.(
+    `${resumed ? "Resuming" : "Uploading"} ${image.ref} to ${progress.snapshotId} in ${region}: ${todo.length} of ${plan.totalBlocks} blocks (${plan.skippedZero} zero, ${plan.skippedUnchanged} unchanged${parent ? ` from ${parent.disk.ref}` : ""}${resumed ? `, ${plan.upload.length - todo.length} already uploaded` : ""})`,
+  );
 
   let stats;
   let lastSave = 0;
   try {
     stats = await uploadBlocks({
-      indexes: todo, concurrency: opts.concurrency ?? 64, maxRetries: opts.maxRetries ?? 8,
-      read: (i) => readDiskBlock(image.disk, i), checksum: blockChecksum, isRetryable: isThrottling,
+      indexes: todo,
+      concurrency: opts.concurrency ?? 64,
+      maxRetries: opts.maxRetries ?? 8,
+      read: (i) => readDiskBlock(image.disk, i),
+      checksum: blockChecksum,
+      isRetryable: isThrottling,
       put: (i, data, sum) => putSnapshotBlock(opts.clients, progress.snapshotId, i, data, sum),
       ...(opts.signal ? { signal: opts.signal } : {}),
       onBlock: (i, sum) => {
@@ -136,7 +164,12 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
         if (performance.now() - lastSave > 1000 || done === plan.upload.length) {
           lastSave = performance.now();
           void writeFileAtomic(recordFile, JSON.stringify(progress));
-          opts.onProgress?.({ doneBlocks: done, totalBlocks: plan.upload.length, bytes: done * BLOCK_SIZE, seconds: (performance.now() - started) / 1000 });
+          opts.onProgress?.({
+            doneBlocks: done,
+            totalBlocks: plan.upload.length,
+            bytes: done * BLOCK_SIZE,
+            seconds: (performance.now() - started) / 1000,
+          });
         }
       },
     });
@@ -148,7 +181,10 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   } catch (error) {
     if (error instanceof UploadInterrupted) {
       await writeFileAtomic(recordFile, JSON.stringify(progress));
-      throw new UploadInterrupted(`push of ${image.ref} interrupted after ${Object.keys(progress.checksums).length} of ${plan.upload.length} blocks`, { hint: "run the same kiln push again: it resumes where it stopped" });
+      throw new UploadInterrupted(
+        `push of ${image.ref} interrupted after ${Object.keys(progress.checksums).length} of ${plan.upload.length} blocks`,
+        { hint: "run the same kiln push again: it resumes where it stopped" },
+      );
     }
     // Anything else: leave nothing half-made behind.
     await deleteSnapshot(opts.clients, progress.snapshotId).catch(() => undefined);
@@ -159,8 +195,12 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   let ami: string;
   try {
     ami = await registerAmi(opts.clients, {
-      name: amiName(image), description: `kiln ${image.ref} ${image.digest}`, snapshotId: progress.snapshotId,
-      volumeGiB: image.manifest.layout.volumeGiB, bootMode: "uefi-preferred", tags,
+      name: amiName(image),
+      description: `kiln ${image.ref} ${image.digest}`,
+      snapshotId: progress.snapshotId,
+      volumeGiB: image.manifest.layout.volumeGiB,
+      bootMode: "uefi-preferred",
+      tags,
     });
   } catch (error) {
     await deleteSnapshot(opts.clients, progress.snapshotId).catch(() => undefined);
@@ -169,10 +209,25 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   }
   await rm(recordFile, { force: true });
   return {
-    ref: image.ref, digest: image.digest, region, ami, snapshot: progress.snapshotId, reused: false, resumed,
-    parentSnapshot: parent?.snapshotId, uploadedBlocks: stats.checksums.size, uploadedBytes: stats.bytes,
-    skippedBlocks: { zero: plan.skippedZero + (volumeBlocks - plan.totalBlocks), unchanged: plan.skippedUnchanged, alreadyUploaded: plan.upload.length - todo.length },
-    totalBlocks: volumeBlocks, retries: stats.retries, maxInFlight: stats.maxInFlight, seconds: (performance.now() - started) / 1000,
+    ref: image.ref,
+    digest: image.digest,
+    region,
+    ami,
+    snapshot: progress.snapshotId,
+    reused: false,
+    resumed,
+    parentSnapshot: parent?.snapshotId,
+    uploadedBlocks: stats.checksums.size,
+    uploadedBytes: stats.bytes,
+    skippedBlocks: {
+      zero: plan.skippedZero + (volumeBlocks - plan.totalBlocks),
+      unchanged: plan.skippedUnchanged,
+      alreadyUploaded: plan.upload.length - todo.length,
+    },
+    totalBlocks: volumeBlocks,
+    retries: stats.retries,
+    maxInFlight: stats.maxInFlight,
+    seconds: (performance.now() - started) / 1000,
     copies: await copyToRegions(opts, image, ami),
   };
 }

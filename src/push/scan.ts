@@ -8,7 +8,10 @@ const ZERO = Buffer.alloc(BLOCK_SIZE);
 
 export async function scanDiskBlocks(imageDir: string, diskFile: string): Promise<BlockHashes> {
   const cache = path.join(imageDir, "ebs-blocks.json");
-  const known = await readFile(cache, "utf8").then((t) => JSON.parse(t) as (string | null)[], () => undefined);
+  const known = await readFile(cache, "utf8").then(
+    (t) => JSON.parse(t) as (string | null)[],
+    () => undefined,
+  );
   if (known) return known;
   const hashes: (string | null)[] = [];
   const fh = await open(diskFile, "r");

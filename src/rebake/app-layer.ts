@@ -15,14 +15,18 @@ import type { StoredImage } from "../image/store.js";
 const CHUNK = 4 * 1024 * 1024;
 
 /** Copies the app partition's content bytes of a raw disk into `outFile`; returns their sha256. */
-export async function extractPartition(image: StoredImage, name: "boot" | "system" | "app", outFile: string): Promise<{ bytes: number; sha256: string }> {
+export async function extractPartition(
+  image: StoredImage,
+  name: "boot" | "system" | "app",
+  outFile: string,
+): Promise<{ bytes: number; sha256: string }> {
   const partition = image.manifest.layout.partitions.find((p) => p.name === name);
   if (!partition) throw new KilnError(`image ${image.ref} has no ${name} partition in its manifest`);
   const input = await open(image.disk, "r");
   const output = await open(outFile, "w");
   try {
     const buffer = Buffer.alloc(CHUNK);
-    for (let done = 0; done < partition.contentBytes;) {
+    for (let done = 0; done < partition.contentBytes; ) {
       const want = Math.min(CHUNK, partition.contentBytes - done);
       const { bytesRead } = await input.read(buffer, 0, want, partition.offsetBytes + done);
       if (bytesRead === 0) throw new KilnError(`${image.disk} ends inside its ${name} partition`);
@@ -47,7 +51,10 @@ export async function reuseAppLayer(image: StoredImage, scratch: string): Promis
   const carved = await extractPartition(image, "app", file);
   const recorded = m.layers.find((l) => l.name === "app")?.sha256;
   if (recorded && recorded !== carved.sha256) {
-    throw new KilnError(`the app partition of ${image.ref} does not match its manifest (sha256 ${carved.sha256.slice(0, 12)}, manifest ${recorded.slice(0, 12)})`, { hint: "the image in the store is damaged: kiln rm it and bake again" });
+    throw new KilnError(
+      `the app partition of ${image.ref} does not match its manifest (sha256 ${carved.sha256.slice(0, 12)}, manifest ${recorded.slice(0, 12)})`,
+      { hint: "the image in the store is damaged: kiln rm it and bake again" },
+    );
   }
   const root = path.join(scratch, "app-root");
   try {
@@ -66,9 +73,12 @@ export async function reuseAppLayer(image: StoredImage, scratch: string): Promis
       if (spec.healthcheck.path !== m.healthcheck.path) drift.push(`healthcheck.path ${m.healthcheck.path} → ${spec.healthcheck.path}`);
       for (const [k, v] of Object.entries(spec.env)) if (m.env[k] !== v) drift.push(`env.${k}`);
       if (drift.length > 0) {
-        throw new InputError(`kiln.yml changed settings that live in ${image.ref}'s app layer (${drift.join(", ")}); a rebake keeps the app layer as it is`, {
-          hint: "bake a new version (kiln bake) to apply the new settings, or restore them in kiln.yml to rebake",
-        });
+        throw new InputError(
+          `kiln.yml changed settings that live in ${image.ref}'s app layer (${drift.join(", ")}); a rebake keeps the app layer as it is`,
+          {
+            hint: "bake a new version (kiln bake) to apply the new settings, or restore them in kiln.yml to rebake",
+          },
+        );
       }
       return { root, appDir: path.join(root, "app"), argv: m.cmd, env: m.env };
     },

@@ -88,18 +88,29 @@ async function collectTargets(opts: OutdatedOptions, notes: string[]): Promise<T
     if (!app && !opts.all) notes.push(`no app in ${appDirOf(opts.config)}: checking every image in the store`);
     for (const image of images) add(image, "store");
   } else {
-    const newest = images.filter((i) => i.manifest.name === app).sort((a, b) => a.manifest.bakedAt.localeCompare(b.manifest.bakedAt)).at(-1);
+    const newest = images
+      .filter((i) => i.manifest.name === app)
+      .sort((a, b) => a.manifest.bakedAt.localeCompare(b.manifest.bakedAt))
+      .at(-1);
     if (newest) add(newest, "store (newest)");
     else notes.push(`no image of ${app} in the store yet`);
   }
   if (app && opts.environments !== false) {
     for (const envName of await environmentNames(opts.config, app)) {
       try {
-        const status = await envStatus({ home: opts.home, config: appDirOf(opts.config), envName, progress: opts.progress, app, ...(opts.providers ? { providers: opts.providers } : {}) });
+        const status = await envStatus({
+          home: opts.home,
+          config: appDirOf(opts.config),
+          envName,
+          progress: opts.progress,
+          app,
+          ...(opts.providers ? { providers: opts.providers } : {}),
+        });
         for (const release of status.live.releases.filter((r) => r.serving)) {
           const image = await store.resolve(release.image.digest).catch(() => undefined);
           if (image) add(image, `env ${envName}`);
-          else notes.push(`env ${envName} runs ${release.image.ref} (${release.image.digest.slice(0, 19)}), which is not in the local store`);
+          else
+            notes.push(`env ${envName} runs ${release.image.ref} (${release.image.digest.slice(0, 19)}), which is not in the local store`);
         }
       } catch (error) {
         notes.push(`env ${envName}: could not observe (${(error as Error).message.split("\n")[0]})`);
@@ -114,7 +125,11 @@ export async function outdated(opts: OutdatedOptions): Promise<OutdatedReport> {
   const apt = new AptSource(opts.home.cache);
   let refreshed = false;
   if (opts.refresh !== false) {
-    const r = await opts.progress.step("Refreshing package indexes", () => apt.update(), (x) => (x.refreshed ? "apt-get update" : "skipped"));
+    const r = await opts.progress.step(
+      "Refreshing package indexes",
+      () => apt.update(),
+      (x) => (x.refreshed ? "apt-get update" : "skipped"),
+    );
     refreshed = r.refreshed;
     if (r.reason) notes.push(`apt indexes not refreshed: ${r.reason}`);
   }
@@ -123,10 +138,24 @@ export async function outdated(opts: OutdatedOptions): Promise<OutdatedReport> {
   const images: OutdatedImage[] = [];
   for (const t of targets) {
     const m = t.image.manifest;
-    const updates = await opts.progress.step(`Checking ${t.image.ref}`, () => findUpdates({ packages: m.packages, kernelPackage: m.baseInputs?.kernelPackage, nodeRange: m.baseInputs?.nodeRange }, source, { cves: opts.cves !== false }), (u) => `${u.length} newer`);
+    const updates = await opts.progress.step(
+      `Checking ${t.image.ref}`,
+      () =>
+        findUpdates({ packages: m.packages, kernelPackage: m.baseInputs?.kernelPackage, nodeRange: m.baseInputs?.nodeRange }, source, {
+          cves: opts.cves !== false,
+        }),
+      (u) => `${u.length} newer`,
+    );
     images.push({ ref: t.image.ref, digest: t.image.digest, where: t.where, updates });
   }
   const all = images.flatMap((i) => i.updates);
   const securityUpdates = all.filter((u) => u.security).length;
-  return { refreshed, notes, images, updates: all.length, securityUpdates, rebakeNeeded: opts.securityOnly ? securityUpdates > 0 : all.length > 0 };
+  return {
+    refreshed,
+    notes,
+    images,
+    updates: all.length,
+    securityUpdates,
+    rebakeNeeded: opts.securityOnly ? securityUpdates > 0 : all.length > 0,
+  };
 }

@@ -13,7 +13,14 @@ import type { KilnHome } from "../home.js";
 import { ImageStore, type StoredImage } from "../image/store.js";
 import { AptSource } from "../packages/apt.js";
 import { NpmSource } from "../packages/npm.js";
-import { ArchiveUpdateSource, diffPackages, findUpdates, type PackageChange, type PackageUpdate, type UpdateSource } from "../packages/outdated.js";
+import {
+  ArchiveUpdateSource,
+  diffPackages,
+  findUpdates,
+  type PackageChange,
+  type PackageUpdate,
+  type UpdateSource,
+} from "../packages/outdated.js";
 import type { Progress } from "../progress.js";
 import { extractPartition, reuseAppLayer } from "./app-layer.js";
 
@@ -57,14 +64,15 @@ export function appDirOf(config: string): string {
 export function parseVersionLabel(version: string, format = DEFAULT_VERSION_FORMAT): { base: string; n: number } {
   const [before, after] = format.split("{n}") as [string, string | undefined];
   const sep = before.replace("{version}", "");
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const m = new RegExp(`^(.+)${escape(sep)}(\\d+)${escape(after ?? "")}$`).exec(version);
+  const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const m = new RegExp(`^(.+)${escapeRegExp(sep)}(\\d+)${escapeRegExp(after ?? "")}$`).exec(version);
   return m ? { base: m[1]!, n: Number(m[2]) } : { base: version, n: 1 };
 }
 
 /** The next free label: the highest rebake number among the app's versions, plus one (first rebake: r2). */
 export function nextVersionLabel(version: string, existing: readonly string[], format = DEFAULT_VERSION_FORMAT): string {
-  if (!format.includes("{version}") || !format.includes("{n}")) throw new InputError(`rebake version format '${format}' needs {version} and {n}`, { hint: 'e.g. "{version}-r{n}"' });
+  if (!format.includes("{version}") || !format.includes("{n}"))
+    throw new InputError(`rebake version format '${format}' needs {version} and {n}`, { hint: 'e.g. "{version}-r{n}"' });
   const { base } = parseVersionLabel(version, format);
   let n = 1;
   for (const v of existing) {
@@ -82,27 +90,50 @@ export async function rebake(opts: RebakeOptions): Promise<RebakeResult> {
   const appDir = appDirOf(opts.config);
   const apt = new AptSource(opts.home.cache);
   const source = opts.updates ?? new ArchiveUpdateSource(apt, new NpmSource(opts.home.cache));
-  const updates = await opts.progress.step("Checking base packages", () => findUpdates({ packages: m.packages, kernelPackage: m.baseInputs?.kernelPackage, nodeRange: m.baseInputs?.nodeRange }, source, { cves: false }), (u) => `${u.length} newer`);
+  const updates = await opts.progress.step(
+    "Checking base packages",
+    () =>
+      findUpdates({ packages: m.packages, kernelPackage: m.baseInputs?.kernelPackage, nodeRange: m.baseInputs?.nodeRange }, source, {
+        cves: false,
+      }),
+    (u) => `${u.length} newer`,
+  );
   const none = { from, image: undefined, updates, changes: [], appLayerIdentical: undefined, lockChanged: false };
-  if (opts.dryRun || (updates.length === 0 && !opts.force)) return { ...none, rebaked: false, seconds: (performance.now() - started) / 1000 };
+  if (opts.dryRun || (updates.length === 0 && !opts.force))
+    return { ...none, rebaked: false, seconds: (performance.now() - started) / 1000 };
 
   const versions = (await store.list()).filter((i) => i.manifest.name === m.name).map((i) => i.manifest.version);
   const label = opts.version ?? nextVersionLabel(m.version, versions, opts.versionFormat);
-  if (versions.includes(label)) throw new InputError(`${m.name}:${label} already exists`, { hint: "choose another --version, or kiln rm it first" });
+  if (versions.includes(label))
+    throw new InputError(`${m.name}:${label} already exists`, { hint: "choose another --version, or kiln rm it first" });
 
   await makePrivateDir(opts.home.tmp);
   const scratch = await makeScratchDir(opts.home.tmp, "rebake");
   try {
-    const app = await opts.progress.step("Reusing the app layer", () => reuseAppLayer(from, scratch), (a) => `sha256 ${a.sha256.slice(0, 12)} from ${from.ref}`);
+    const app = await opts.progress.step(
+      "Reusing the app layer",
+      () => reuseAppLayer(from, scratch),
+      (a) => `sha256 ${a.sha256.slice(0, 12)} from ${from.ref}`,
+    );
     opts.progress.info(`Rebaking ${from.ref} as ${m.name}:${label} (same app, base packages re-resolved)`);
     const baked = await bake(appDir, { name: m.name, version: label }, opts.home, opts.progress, {
       ignoreLock: true,
       app,
-      finishManifest: (next) => ({ ...next, rebake: { from: { ref: from.ref, digest: from.digest }, appLayerSha256: app.sha256, changes: diffPackages(m.packages, next.packages) } }),
+      finishManifest: (next) => ({
+        ...next,
+        rebake: {
+          from: { ref: from.ref, digest: from.digest },
+          appLayerSha256: app.sha256,
+          changes: diffPackages(m.packages, next.packages),
+        },
+      }),
     });
     const check = await extractPartition(baked.image, "app", path.join(scratch, "check.erofs"));
     return {
-      rebaked: true, from, image: baked.image, updates,
+      rebaked: true,
+      from,
+      image: baked.image,
+      updates,
       changes: baked.image.manifest.rebake?.changes ?? [],
       appLayerIdentical: check.sha256 === app.sha256,
       lockChanged: baked.lockChanged,

@@ -88,7 +88,14 @@ export async function showInstanceConsole(options: InstanceConsoleOptions): Prom
     if (!options.follow || options.signal?.aborted) return { lines, shown };
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, options.intervalMs ?? 5000);
-      options.signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+      options.signal?.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        { once: true },
+      );
     });
     if (options.signal?.aborted) return { lines, shown };
   }

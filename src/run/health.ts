@@ -18,7 +18,12 @@ export function probeHttp(url: string, timeoutMs: number): Promise<number | unde
  * Polls `url` until it answers 2xx/3xx, `stop` resolves (the VM died), or `timeoutMs` passes.
  * Polling is the only way to learn when a guest's app starts listening.
  */
-export async function waitHealthy(url: string, timeoutMs: number, stop: Promise<string>, startedAt = performance.now()): Promise<HealthOutcome> {
+export async function waitHealthy(
+  url: string,
+  timeoutMs: number,
+  stop: Promise<string>,
+  startedAt = performance.now(),
+): Promise<HealthOutcome> {
   let stopped: string | undefined;
   void stop.then((reason) => (stopped = reason));
   let last = "no answer yet";
@@ -29,5 +34,9 @@ export async function waitHealthy(url: string, timeoutMs: number, stop: Promise<
     if (status !== undefined) last = `last answer: HTTP ${status}`;
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { healthy: false, reason: `no healthy answer from ${url} within ${Math.round(timeoutMs / 1000)}s (${last})`, afterMs: performance.now() - startedAt };
+  return {
+    healthy: false,
+    reason: `no healthy answer from ${url} within ${Math.round(timeoutMs / 1000)}s (${last})`,
+    afterMs: performance.now() - startedAt,
+  };
 }

@@ -6,9 +6,16 @@ export async function checkPortFree(address: string, port: number): Promise<void
   await new Promise<void>((resolve, reject) => {
     const server = net.createServer();
     server.once("error", (error: NodeJS.ErrnoException) => {
-      if (error.code === "EADDRINUSE") reject(new InputError(`port ${port} on ${address} is already in use`, { hint: `choose another host port, e.g. -p ${port + 10000 > 65535 ? port - 1 : port + 10000}:GUEST_PORT, or stop what listens there` }));
-      else if (error.code === "EACCES") reject(new InputError(`port ${port} on ${address} needs privileges kiln does not have`, { hint: "use a host port above 1023" }));
-      else if (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND") reject(new InputError(`address ${address} is not on this host`, { hint: "forward from 127.0.0.1 (the default) or 0.0.0.0" }));
+      if (error.code === "EADDRINUSE")
+        reject(
+          new InputError(`port ${port} on ${address} is already in use`, {
+            hint: `choose another host port, e.g. -p ${port + 10000 > 65535 ? port - 1 : port + 10000}:GUEST_PORT, or stop what listens there`,
+          }),
+        );
+      else if (error.code === "EACCES")
+        reject(new InputError(`port ${port} on ${address} needs privileges kiln does not have`, { hint: "use a host port above 1023" }));
+      else if (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND")
+        reject(new InputError(`address ${address} is not on this host`, { hint: "forward from 127.0.0.1 (the default) or 0.0.0.0" }));
       else reject(error);
     });
     server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve()));

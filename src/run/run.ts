@@ -40,7 +40,8 @@ export function resolveForwards(ports: readonly string[], guestPort: number | un
     if ("problem" in parsed) problems.push(parsed.problem);
     else forwards.push(parsed);
   }
-  if (problems.length) throw new InputError(problems.join("\n"), { hint: "e.g. -p 8080:8080 forwards 127.0.0.1:8080 to the app's port 8080" });
+  if (problems.length)
+    throw new InputError(problems.join("\n"), { hint: "e.g. -p 8080:8080 forwards 127.0.0.1:8080 to the app's port 8080" });
   if (forwards.length === 0 && guestPort !== undefined) forwards.push({ hostAddress: "127.0.0.1", hostPort: guestPort, guestPort });
   return forwards;
 }
@@ -50,10 +51,20 @@ export async function runImage(options: RunOptions, home: KilnHome): Promise<Run
   const manifest = image.manifest;
   const forwards = resolveForwards(options.ports, manifest.port);
   const env = bootEnv(options.kilnEnv, options.env);
-  const vm = await LocalVm.start({ image, home, firmware: options.firmware, forwards, env, ...(options.accelerator ? { accelerator: options.accelerator } : {}) });
-  process.stderr.write(`Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: ${vm.consoleFile}\n`);
+  const vm = await LocalVm.start({
+    image,
+    home,
+    firmware: options.firmware,
+    forwards,
+    env,
+    ...(options.accelerator ? { accelerator: options.accelerator } : {}),
+  });
+  process.stderr.write(
+    `Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: ${vm.consoleFile}\n`,
+  );
   const outcome = await superviseRun(vm, image, forwards, {
-    console: options.console, detach: options.detach,
+    console: options.console,
+    detach: options.detach,
     ...(options.healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds: options.healthTimeoutSeconds } : {}),
   });
   return { vm, ...outcome };

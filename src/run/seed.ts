@@ -19,7 +19,9 @@ const USER_DATA_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export function assertUserDataLine(name: string, value: string): string {
   if (!USER_DATA_NAME.test(name)) {
-    throw new InputError(`user-data: '${name}' is not a variable name`, { hint: "names are letters, digits and _, not starting with a digit" });
+    throw new InputError(`user-data: '${name}' is not a variable name`, {
+      hint: "names are letters, digits and _, not starting with a digit",
+    });
   }
   const control = describeControl(value);
   if (control) {
@@ -78,7 +80,11 @@ export function renderMetaData(meta: { readonly instanceId?: string }): string {
   return meta.instanceId ? `instance-id: ${meta.instanceId}\n` : "";
 }
 
-export async function buildSeedImage(env: Readonly<Record<string, string>>, dir: string, meta: { readonly instanceId?: string } = {}): Promise<string> {
+export async function buildSeedImage(
+  env: Readonly<Record<string, string>>,
+  dir: string,
+  meta: { readonly instanceId?: string } = {},
+): Promise<string> {
   const image = path.join(dir, "seed.img");
   const userData = path.join(dir, "user-data");
   const metaData = path.join(dir, "meta-data");

@@ -19,7 +19,12 @@ export interface SupervisedVm {
   detach(): void;
 }
 
-export async function superviseRun(vm: SupervisedVm, image: StoredImage, forwards: readonly PortForward[], options: { console: boolean; detach: boolean; healthTimeoutSeconds?: number }) {
+export async function superviseRun(
+  vm: SupervisedVm,
+  image: StoredImage,
+  forwards: readonly PortForward[],
+  options: { console: boolean; detach: boolean; healthTimeoutSeconds?: number },
+) {
   const manifest = image.manifest;
   const follower = options.console ? vm.followConsole((text) => process.stderr.write(text)) : undefined;
   let stopping: Promise<"clean" | "killed" | "already-stopped"> | undefined;
@@ -49,20 +54,29 @@ export async function superviseRun(vm: SupervisedVm, image: StoredImage, forward
   const health = forwards.find((f) => f.guestPort === manifest.port) ?? forwards[0];
   if (!health) return { url: undefined, bootToHealthySeconds: undefined, stopped };
   const url = `http://${health.hostAddress}:${health.hostPort}${manifest.healthcheck.path}`;
-  const outcome = await waitHealthy(url, (options.healthTimeoutSeconds ?? manifest.healthcheck.timeoutSeconds) * 1000, vm.exited, vm.startedAtMs);
+  const outcome = await waitHealthy(
+    url,
+    (options.healthTimeoutSeconds ?? manifest.healthcheck.timeoutSeconds) * 1000,
+    vm.exited,
+    vm.startedAtMs,
+  );
   if (!outcome.healthy) {
     await stop(5000);
     await stopped;
-    throw new UnhealthyError(`${image.ref} never became healthy: ${outcome.reason}\n--- console (last lines) ---\n${await vm.consoleTail(25)}`, {
-      hint: `check that the app listens on 0.0.0.0:${manifest.port ?? "PORT"} and answers ${manifest.healthcheck.path}; the full console is in ${vm.consoleFile}`,
-    });
+    throw new UnhealthyError(
+      `${image.ref} never became healthy: ${outcome.reason}\n--- console (last lines) ---\n${await vm.consoleTail(25)}`,
+      {
+        hint: `check that the app listens on 0.0.0.0:${manifest.port ?? "PORT"} and answers ${manifest.healthcheck.path}; the full console is in ${vm.consoleFile}`,
+      },
+    );
   }
   if (options.detach) {
     unhook();
     await follower?.stop();
     vm.detach();
   }
-  process.stderr.write(`kiln: ${image.ref} is healthy at http://${health.hostAddress}:${health.hostPort}/ after ${formatSeconds(outcome.afterMs)} (boot to healthy)\n`);
+  process.stderr.write(
+    `kiln: ${image.ref} is healthy at http://${health.hostAddress}:${health.hostPort}/ after ${formatSeconds(outcome.afterMs)} (boot to healthy)\n`,
+  );
   return { url: `http://${health.hostAddress}:${health.hostPort}/`, bootToHealthySeconds: outcome.afterMs / 1000, stopped };
 }
-

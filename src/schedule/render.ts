@@ -24,7 +24,8 @@ export interface ScheduleInputs {
  */
 export function assertOneLine(value: string, what: string): string {
   const control = describeControl(value);
-  if (control) throw new InputError(`the schedule's ${what} ${control}: ${JSON.stringify(value)}`, { hint: "fix pipeline.schedule in kiln.yml" });
+  if (control)
+    throw new InputError(`the schedule's ${what} ${control}: ${JSON.stringify(value)}`, { hint: "fix pipeline.schedule in kiln.yml" });
   return value;
 }
 
@@ -63,9 +64,17 @@ export function shellQuote(word: string): string {
 }
 
 export function renderService(template: string, inputs: ScheduleInputs): string {
-  const environment = Object.entries(inputs.environment).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `Environment=${systemdQuote(`${k}=${v}`)}`).join("\n");
+  const environment = Object.entries(inputs.environment)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `Environment=${systemdQuote(`${k}=${v}`)}`)
+    .join("\n");
   const appDir = assertOneLine(inputs.appDir, "app directory").replaceAll("%", "%%");
-  return fill(template, { app: assertOneLine(inputs.app, "app name"), appDir, environment, execStart: inputs.command.map(systemdQuote).join(" ") });
+  return fill(template, {
+    app: assertOneLine(inputs.app, "app name"),
+    appDir,
+    environment,
+    execStart: inputs.command.map(systemdQuote).join(" "),
+  });
 }
 
 export function renderTimer(template: string, inputs: ScheduleInputs): string {
@@ -76,7 +85,9 @@ export function renderTimer(template: string, inputs: ScheduleInputs): string {
 
 /** One crontab line; `user` for system crontabs (/etc/cron.d), empty for a user's crontab. */
 export function renderCronLine(template: string, inputs: ScheduleInputs, cron: string, user: string | undefined): string {
-  const env = Object.entries(inputs.environment).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${shellQuote(v)}`);
+  const env = Object.entries(inputs.environment)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `${k}=${shellQuote(v)}`);
   const command = `cd ${shellQuote(inputs.appDir)} && ${[...env, ...inputs.command.map(shellQuote)].join(" ")} >/dev/null 2>&1`;
   const owner = user ? `${assertOneLine(user, "crontab user")} ` : "";
   return fill(template, { cron: assertCronFields(cron), user: owner, command, app: assertOneLine(inputs.app, "app name") }).trimEnd();
@@ -86,7 +97,9 @@ export function renderCiWorkflow(template: string, values: { app: string; cron: 
   // The workflow is YAML: one line per value, and a path with YAML syntax in it (": ", "#") double-quoted.
   const appPath = assertOneLine(values.appPath, "app path");
   return fill(template, {
-    app: assertOneLine(values.app, "app name"), cron: assertCronFields(values.cron), securityOnly: values.securityOnly ? " --security-only" : "",
+    app: assertOneLine(values.app, "app name"),
+    cron: assertCronFields(values.cron),
+    securityOnly: values.securityOnly ? " --security-only" : "",
     appPath: /^[A-Za-z0-9._/-]+$/.test(appPath) ? appPath : JSON.stringify(appPath),
   });
 }

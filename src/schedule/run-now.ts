@@ -16,7 +16,13 @@ export interface ScheduledRunResult {
   readonly pipeline: PipelineReport | undefined;
 }
 
-export async function runScheduled(opts: { home: KilnHome; config: string; securityOnly?: boolean; progress: Progress; providers?: ProviderFactory }): Promise<ScheduledRunResult> {
+export async function runScheduled(opts: {
+  home: KilnHome;
+  config: string;
+  securityOnly?: boolean;
+  progress: Progress;
+  providers?: ProviderFactory;
+}): Promise<ScheduledRunResult> {
   const { app, schedule } = await scheduledApp(opts.config);
   const logger = scheduleLogger(opts.home, app);
   let pending = Promise.resolve();
@@ -44,18 +50,34 @@ export async function runScheduled(opts: { home: KilnHome; config: string; secur
   const securityOnly = opts.securityOnly ?? schedule.securityOnly;
   log(`scheduled run for ${app}: kiln outdated${securityOnly ? " --security-only" : ""} && kiln pipeline run`);
   try {
-    const report = await outdated({ home: opts.home, config: opts.config, progress, securityOnly, ...(opts.providers ? { providers: opts.providers } : {}) });
+    const report = await outdated({
+      home: opts.home,
+      config: opts.config,
+      progress,
+      securityOnly,
+      ...(opts.providers ? { providers: opts.providers } : {}),
+    });
     for (const note of report.notes) log(`note: ${note}`);
     for (const image of report.images) {
-      for (const u of image.updates) log(`outdated: ${image.ref} ${u.name} ${u.from.version} → ${u.to.name === u.name ? "" : `${u.to.name} `}${u.to.version}${u.security ? " [security]" : ""}${u.cves.length ? ` ${u.cves.join(" ")}` : ""}`);
+      for (const u of image.updates)
+        log(
+          `outdated: ${image.ref} ${u.name} ${u.from.version} → ${u.to.name === u.name ? "" : `${u.to.name} `}${u.to.version}${u.security ? " [security]" : ""}${u.cves.length ? ` ${u.cves.join(" ")}` : ""}`,
+        );
     }
     if (!report.rebakeNeeded) {
       log(`up to date: no ${securityOnly ? "security " : ""}updates for the base packages; nothing to rebake`);
       await pending;
       return { outcome: "up-to-date", outdated: report, pipeline: undefined };
     }
-    const pipeline = await runPipeline({ home: opts.home, config: opts.config, progress, ...(opts.providers ? { providers: opts.providers } : {}) });
-    log(`pipeline ${pipeline.run}: ${pipeline.status}${pipeline.stoppedAt ? ` at ${pipeline.stoppedAt}` : ""}${pipeline.image ? ` (${pipeline.image.ref})` : ""}; log ${pipeline.log}`);
+    const pipeline = await runPipeline({
+      home: opts.home,
+      config: opts.config,
+      progress,
+      ...(opts.providers ? { providers: opts.providers } : {}),
+    });
+    log(
+      `pipeline ${pipeline.run}: ${pipeline.status}${pipeline.stoppedAt ? ` at ${pipeline.stoppedAt}` : ""}${pipeline.image ? ` (${pipeline.image.ref})` : ""}; log ${pipeline.log}`,
+    );
     await pending;
     return { outcome: pipeline.status, outdated: report, pipeline };
   } catch (error) {

@@ -64,7 +64,11 @@ async function appOf(config: string): Promise<{ app: string; appDir: string; sch
   const appDir = appDirOf(config);
   const spec = await loadSpec(appDir, {}, await loadBakers());
   const pipeline = await loadPipeline(config, spec.name);
-  return { app: spec.name, appDir, schedule: pipeline.schedule ?? { onCalendar: DEFAULT_ON_CALENDAR, cron: undefined, securityOnly: false } };
+  return {
+    app: spec.name,
+    appDir,
+    schedule: pipeline.schedule ?? { onCalendar: DEFAULT_ON_CALENDAR, cron: undefined, securityOnly: false },
+  };
 }
 
 /** What the scheduled job runs and with which environment (no secrets: only names of profiles and paths). */
@@ -72,13 +76,31 @@ function scheduleInputs(home: KilnHome, app: string, appDir: string, schedule: S
   const environment: Record<string, string> = {
     KILN_HOME: home.root,
     HOME: os.homedir(),
-    PATH: [path.dirname(process.execPath), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].filter((d, i, all) => all.indexOf(d) === i).join(":"),
+    PATH: [path.dirname(process.execPath), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+      .filter((d, i, all) => all.indexOf(d) === i)
+      .join(":"),
   };
-  for (const name of ["KILN_APT_CONFIG", "AWS_PROFILE", "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "npm_config_registry"]) {
+  for (const name of [
+    "KILN_APT_CONFIG",
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL",
+    "npm_config_registry",
+  ]) {
     const value = process.env[name];
     if (value) environment[name] = value;
   }
-  const command = [process.execPath, path.join(installRoot(), "bin", "kiln.js"), "schedule", "run-now", "--config", appDir, ...(schedule.securityOnly ? ["--security-only"] : [])];
+  const command = [
+    process.execPath,
+    path.join(installRoot(), "bin", "kiln.js"),
+    "schedule",
+    "run-now",
+    "--config",
+    appDir,
+    ...(schedule.securityOnly ? ["--security-only"] : []),
+  ];
   return { app, appDir, command, environment, onCalendar: schedule.onCalendar, cron: schedule.cron };
 }
 
@@ -99,16 +121,25 @@ export async function installSchedule(opts: InstallOptions): Promise<InstallReco
   const log = opts.log ?? (() => undefined);
   const { app, appDir, schedule } = await appOf(opts.config);
   const record = recordFile(opts.home, app);
-  if (await exists(record)) throw new InputError(`a schedule for ${app} is already installed`, { hint: "kiln schedule show lists it; kiln schedule remove takes it away first" });
+  if (await exists(record))
+    throw new InputError(`a schedule for ${app} is already installed`, {
+      hint: "kiln schedule show lists it; kiln schedule remove takes it away first",
+    });
   const inputs = scheduleInputs(opts.home, app, appDir, schedule);
   const cronExpression = schedule.cron ?? cronFromOnCalendar(schedule.onCalendar);
   const created: string[] = [];
   let result: InstallRecord;
   const useCron = opts.cronFile !== undefined || (opts.unitDir === undefined && !(await systemdRunning()));
   if (useCron) {
-    if (!cronExpression) throw new InputError(`pipeline.schedule.onCalendar '${schedule.onCalendar}' has no simple cron equivalent`, { hint: "set pipeline.schedule.cron: \"0 3 * * 1\" in kiln.yml" });
+    if (!cronExpression)
+      throw new InputError(`pipeline.schedule.onCalendar '${schedule.onCalendar}' has no simple cron equivalent`, {
+        hint: 'set pipeline.schedule.cron: "0 3 * * 1" in kiln.yml',
+      });
     const file = opts.cronFile ?? (process.getuid?.() === 0 ? `/etc/cron.d/${unitName(app)}` : undefined);
-    if (!file) throw new InputError("systemd is not running here, and only root can write /etc/cron.d", { hint: "pass --cron FILE (then install it with: crontab FILE), or run as root" });
+    if (!file)
+      throw new InputError("systemd is not running here, and only root can write /etc/cron.d", {
+        hint: "pass --cron FILE (then install it with: crontab FILE), or run as root",
+      });
     const user = opts.cronUser ?? (file.startsWith("/etc/cron.d/") ? "root" : undefined);
     const line = renderCronLine(await template("schedule/crontab.line"), inputs, cronExpression, user);
     const before = await readFile(file, "utf8").catch(() => undefined);
@@ -117,14 +148,23 @@ export async function installSchedule(opts: InstallOptions): Promise<InstallReco
     await mkdir(path.dirname(file), { recursive: true });
     await writeFileAtomic(file, `${before ?? ""}${before && !before.endsWith("\n") ? "\n" : ""}${line}\n`);
     log(`cron: added to ${file}: ${line}`);
-    result = { app, installedAt: new Date().toISOString(), kind: "cron", createdFiles: created, cron: { file, line }, onCalendar: schedule.onCalendar, cronExpression };
+    result = {
+      app,
+      installedAt: new Date().toISOString(),
+      kind: "cron",
+      createdFiles: created,
+      cron: { file, line },
+      onCalendar: schedule.onCalendar,
+      cronExpression,
+    };
   } else {
     const target = opts.unitDir ? { dir: path.resolve(opts.unitDir), user: process.getuid?.() !== 0 } : defaultUnitDir();
     const files = {
       service: path.join(target.dir, `${unitName(app)}.service`),
       timer: path.join(target.dir, `${unitName(app)}.timer`),
     };
-    for (const f of Object.values(files)) if (await exists(f)) throw new InputError(`${f} already exists`, { hint: "kiln schedule remove (or delete it by hand) first" });
+    for (const f of Object.values(files))
+      if (await exists(f)) throw new InputError(`${f} already exists`, { hint: "kiln schedule remove (or delete it by hand) first" });
     await mkdir(target.dir, { recursive: true });
     await writeFileAtomic(files.service, renderService(await template("schedule/kiln.service"), inputs));
     created.push(files.service);
@@ -140,17 +180,38 @@ export async function installSchedule(opts: InstallOptions): Promise<InstallReco
       log(`systemd: enabled and started ${unitName(app)}.timer`);
     } else {
       const scope = target.user ? " --user" : "";
-      log(`systemd: not activated; to activate: systemctl${scope} link ${files.service} ${files.timer} && systemctl${scope} enable --now ${unitName(app)}.timer`);
+      log(
+        `systemd: not activated; to activate: systemctl${scope} link ${files.service} ${files.timer} && systemctl${scope} enable --now ${unitName(app)}.timer`,
+      );
     }
-    result = { app, installedAt: new Date().toISOString(), kind: "systemd", createdFiles: created, systemd: { unitDir: target.dir, user: target.user, activated: activate }, onCalendar: schedule.onCalendar, cronExpression };
+    result = {
+      app,
+      installedAt: new Date().toISOString(),
+      kind: "systemd",
+      createdFiles: created,
+      systemd: { unitDir: target.dir, user: target.user, activated: activate },
+      onCalendar: schedule.onCalendar,
+      cronExpression,
+    };
   }
   if (opts.ci) {
     const ci = path.resolve(opts.ci);
     if (await exists(ci)) throw new InputError(`${ci} already exists`, { hint: "choose another --ci path or delete the file" });
-    if (!cronExpression) throw new InputError(`pipeline.schedule.onCalendar '${schedule.onCalendar}' has no simple cron equivalent for the CI workflow`, { hint: "set pipeline.schedule.cron in kiln.yml" });
+    if (!cronExpression)
+      throw new InputError(`pipeline.schedule.onCalendar '${schedule.onCalendar}' has no simple cron equivalent for the CI workflow`, {
+        hint: "set pipeline.schedule.cron in kiln.yml",
+      });
     const repoRoot = await gitRoot(appDir);
     const appPath = repoRoot ? path.relative(repoRoot, appDir) || "." : ".";
-    await writeFileAtomic(ci, renderCiWorkflow(await template("ci/github-actions.yml"), { app, cron: cronExpression, appPath, securityOnly: schedule.securityOnly }));
+    await writeFileAtomic(
+      ci,
+      renderCiWorkflow(await template("ci/github-actions.yml"), {
+        app,
+        cron: cronExpression,
+        appPath,
+        securityOnly: schedule.securityOnly,
+      }),
+    );
     result = { ...result, createdFiles: [...result.createdFiles, ci] };
     log(`ci: wrote ${ci}`);
   }
@@ -177,7 +238,9 @@ export async function removeSchedule(opts: ScheduleOptions & { log?: (m: string)
   if (!record) throw new InputError(`no schedule is installed for ${app}`, { hint: "kiln schedule install adds one" });
   if (record.systemd?.activated) {
     const scope = record.systemd.user ? ["--user"] : [];
-    await run(["systemctl", ...scope, "disable", "--now", `${unitName(app)}.timer`]).catch((e: Error) => log(`systemd: ${e.message.split("\n")[0]}`));
+    await run(["systemctl", ...scope, "disable", "--now", `${unitName(app)}.timer`]).catch((e: Error) =>
+      log(`systemd: ${e.message.split("\n")[0]}`),
+    );
   }
   if (record.cron) {
     const text = await readFile(record.cron.file, "utf8").catch(() => undefined);
@@ -196,7 +259,8 @@ export async function removeSchedule(opts: ScheduleOptions & { log?: (m: string)
     await rm(file, { force: true });
     log(`removed ${file}`);
   }
-  if (record.systemd?.activated) await run(["systemctl", ...(record.systemd.user ? ["--user"] : []), "daemon-reload"]).catch(() => undefined);
+  if (record.systemd?.activated)
+    await run(["systemctl", ...(record.systemd.user ? ["--user"] : []), "daemon-reload"]).catch(() => undefined);
   await rm(recordFile(opts.home, app), { force: true });
   return record;
 }
@@ -221,7 +285,17 @@ export async function showSchedule(opts: ScheduleOptions & { lines?: number }): 
   }
   const file = scheduleLog(opts.home, app);
   const text = await readFile(file, "utf8").catch(() => "");
-  return { app, installed, nextRun, log: file, lastLines: text.trimEnd().split("\n").filter(Boolean).slice(-(opts.lines ?? 20)) };
+  return {
+    app,
+    installed,
+    nextRun,
+    log: file,
+    lastLines: text
+      .trimEnd()
+      .split("\n")
+      .filter(Boolean)
+      .slice(-(opts.lines ?? 20)),
+  };
 }
 
 /** A log that the scheduled job's steps go to, with a timestamp per line. */
@@ -231,7 +305,13 @@ export function scheduleLogger(home: KilnHome, app: string): { line(message: str
     async line(message) {
       await mkdir(path.dirname(file), { recursive: true });
       const stamp = new Date().toISOString();
-      await appendFile(file, message.split("\n").map((l) => `${stamp} ${l}\n`).join(""));
+      await appendFile(
+        file,
+        message
+          .split("\n")
+          .map((l) => `${stamp} ${l}\n`)
+          .join(""),
+      );
     },
   };
 }

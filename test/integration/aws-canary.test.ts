@@ -9,7 +9,11 @@ import path from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { DescribeLaunchTemplatesCommand } from "@aws-sdk/client-ec2";
-import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import {
+  DescribeListenersCommand,
+  DescribeLoadBalancersCommand,
+  DescribeTargetGroupsCommand,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AwsClients } from "../../src/aws/clients.js";
 import { targetHealth } from "../../src/aws/elbv2.js";
@@ -29,7 +33,10 @@ let refs: { v1: string; v2: string; d1: string; d2: string };
 let calls: RecordedCall[] = [];
 
 const clients = (): AwsClients => emulatorClients(moto, REGION, calls);
-const providers = (health?: HealthSource): ProviderFactory => (env) => new AwsProvider(env as AwsEnvironment, clients(), home, { pollMs: 50, ...(health ? { health } : {}) });
+const providers =
+  (health?: HealthSource): ProviderFactory =>
+  (env) =>
+    new AwsProvider(env as AwsEnvironment, clients(), home, { pollMs: 50, ...(health ? { health } : {}) });
 const opts = (health?: HealthSource) => ({ home, config: app, envName: "test", progress: quiet, providers: providers(health) });
 const canary = { percent: 10, seconds: 2 };
 
@@ -44,7 +51,8 @@ async function inventory() {
   const templates = (await c.ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
   const listener = (await c.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbs[0]!.LoadBalancerArn }))).Listeners![0]!;
   const digestOf = (name: string) => groups.find((g) => g.AutoScalingGroupName === name)?.Tags?.find((t) => t.Key === "kiln:digest")?.Value;
-  const tgDigest = (arn: string | undefined) => digestOf(groups.find((g) => g.TargetGroupARNs?.includes(arn ?? ""))?.AutoScalingGroupName ?? "");
+  const tgDigest = (arn: string | undefined) =>
+    digestOf(groups.find((g) => g.TargetGroupARNs?.includes(arn ?? ""))?.AutoScalingGroupName ?? "");
   return { groups, tgs, templates, action: listener.DefaultActions![0] as Action, tgDigest };
 }
 
@@ -54,16 +62,25 @@ async function inventory() {
  * namespace AWS/ApplicationELB, dimensions LoadBalancer = app/<name>/<id> and
  * TargetGroup = targetgroup/<name>/<id>, derived here independently of kiln.
  */
-function albMetricsAfterSplit(canaryCounts: { requests: number; errors: number }, currentCounts: { requests: number; errors: number }): HealthSource {
+function albMetricsAfterSplit(
+  canaryCounts: { requests: number; errors: number },
+  currentCounts: { requests: number; errors: number },
+): HealthSource {
   let written: Promise<void> | undefined;
   const raw = () => emulatorClients(moto, REGION);
   const put = async (lbArn: string, tgArn: string, counts: { requests: number; errors: number }) => {
-    const Dimensions = [{ Name: "LoadBalancer", Value: lbArn.split(":loadbalancer/")[1] }, { Name: "TargetGroup", Value: tgArn.split(":").at(-1) }];
+    const Dimensions = [
+      { Name: "LoadBalancer", Value: lbArn.split(":loadbalancer/")[1] },
+      { Name: "TargetGroup", Value: tgArn.split(":").at(-1) },
+    ];
     const datum = (MetricName: string, Value: number) => ({ MetricName, Dimensions, Value, Unit: "Count" as const, Timestamp: new Date() });
     // The ALB reports a 5xx count only when it is nonzero.
-    await raw().cloudwatch.send(new PutMetricDataCommand({
-      Namespace: "AWS/ApplicationELB", MetricData: [datum("RequestCount", counts.requests), ...(counts.errors ? [datum("HTTPCode_Target_5XX_Count", counts.errors)] : [])],
-    }));
+    await raw().cloudwatch.send(
+      new PutMetricDataCommand({
+        Namespace: "AWS/ApplicationELB",
+        MetricData: [datum("RequestCount", counts.requests), ...(counts.errors ? [datum("HTTPCode_Target_5XX_Count", counts.errors)] : [])],
+      }),
+    );
   };
   return async (arn) => {
     const split = listenerChanges().find((a) => a.ForwardConfig);
@@ -83,8 +100,12 @@ function albMetricsAfterSplit(canaryCounts: { requests: number; errors: number }
 beforeAll(async () => {
   useEmulatorCredentials();
   moto = await startMoto();
-  const baked = await bakeNativeReleases("canarydemo", ["1.0.0", "2.0.0"], home, (dir) => writeFileSync(path.join(dir, "kiln.yml"),
-    `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: 20 }\n`));
+  const baked = await bakeNativeReleases("canarydemo", ["1.0.0", "2.0.0"], home, (dir) =>
+    writeFileSync(
+      path.join(dir, "kiln.yml"),
+      `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: 20 }\n`,
+    ),
+  );
   app = baked.app;
   const [v1, v2] = baked.images as [{ ref: string; digest: string }, { ref: string; digest: string }];
   refs = { v1: v1.ref, v2: v2.ref, d1: v1.digest, d2: v2.digest };
@@ -98,22 +119,33 @@ beforeEach(async () => {
 
 /** After a failed canary: the split, then all traffic back on v1; nothing of v2 left; history says failed. */
 async function expectTrafficBackOnV1(): Promise<void> {
-    const inv = await inventory();
-    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
-    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
-    expect(inv.tgs).toHaveLength(1);
-    expect(inv.templates).toHaveLength(1);
-    const status = await envStatus({ ...opts(), app: "canarydemo" });
-    expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+  const inv = await inventory();
+  expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
+  expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
+  expect(inv.tgs).toHaveLength(1);
+  expect(inv.templates).toHaveLength(1);
+  const status = await envStatus({ ...opts(), app: "canarydemo" });
+  expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
 }
 
 describe.sequential("kiln promote --canary on AWS (moto)", () => {
   it("forwards 10% to the new target group, then switches all of it", async () => {
     const result = await promote({ ...opts(), ref: refs.v2, canary });
-    expect(result.plan.steps.map((s) => s.kind)).toEqual(["launch", "wait-healthy", "canary", "switch-traffic", "drain", "delete-release", "record", "record"]);
+    expect(result.plan.steps.map((s) => s.kind)).toEqual([
+      "launch",
+      "wait-healthy",
+      "canary",
+      "switch-traffic",
+      "drain",
+      "delete-release",
+      "record",
+      "record",
+    ]);
     const inv = await inventory();
     const [split, full] = listenerChanges();
-    const weights = Object.fromEntries((split!.ForwardConfig!.TargetGroups ?? []).map((t) => [inv.tgDigest(t.TargetGroupArn) ?? "deleted v1", t.Weight]));
+    const weights = Object.fromEntries(
+      (split!.ForwardConfig!.TargetGroups ?? []).map((t) => [inv.tgDigest(t.TargetGroupArn) ?? "deleted v1", t.Weight]),
+    );
     expect(weights).toEqual({ [refs.d2]: 10, "deleted v1": 90 });
     expect(inv.tgDigest(full!.TargetGroupArn)).toBe(refs.d2);
     expect(inv.groups.map((g) => g.AutoScalingGroupName)).toHaveLength(1);
@@ -127,14 +159,17 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
       const targets = await targetHealth(clients(), arn);
       return split && release.includes("2-0-0") ? targets.map((t) => ({ ...t, state: "unhealthy", reason: "Target.Timeout" })) : targets;
     };
-    await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 20, seconds: 30 } })).rejects.toThrow(/canary \S+ failed after \d+s: 2 of 2 targets unhealthy \(\S+: Target\.Timeout\)/);
+    await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 20, seconds: 30 } })).rejects.toThrow(
+      /canary \S+ failed after \d+s: 2 of 2 targets unhealthy \(\S+: Target\.Timeout\)/,
+    );
     await expectTrafficBackOnV1();
   });
 
   it("the canary answers more 5xx than the current release (CloudWatch): all traffic goes back, the canary release is gone, history says failed", async () => {
     const health = albMetricsAfterSplit({ requests: 20, errors: 8 }, { requests: 200, errors: 0 });
-    await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 10, seconds: 3 } }))
-      .rejects.toThrow(/canary \S+ failed after \d+s: canary answered 20 requests with 8 errors \(40\.0%\); current release 0\.0%/);
+    await expect(promote({ ...opts(health), ref: refs.v2, canary: { percent: 10, seconds: 3 } })).rejects.toThrow(
+      /canary \S+ failed after \d+s: canary answered 20 requests with 8 errors \(40\.0%\); current release 0\.0%/,
+    );
     await expectTrafficBackOnV1();
   });
 
@@ -147,9 +182,16 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
     expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d2]);
     expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d2]);
     // kiln asked CloudWatch for both target groups behind the ALB, and the policy grants it.
-    type Query = { MetricStat?: { Metric?: { Namespace?: string; MetricName?: string; Dimensions?: { Name?: string; Value?: string }[] } } };
-    const queried = calls.filter((c) => c.op === "GetMetricData").flatMap((c) => c.input.MetricDataQueries as Query[]).map((q) => q.MetricStat!.Metric!);
-    expect(new Set(queried.map((m) => `${m.Namespace} ${m.MetricName}`))).toEqual(new Set(["AWS/ApplicationELB RequestCount", "AWS/ApplicationELB HTTPCode_Target_5XX_Count"]));
+    type Query = {
+      MetricStat?: { Metric?: { Namespace?: string; MetricName?: string; Dimensions?: { Name?: string; Value?: string }[] } };
+    };
+    const queried = calls
+      .filter((c) => c.op === "GetMetricData")
+      .flatMap((c) => c.input.MetricDataQueries as Query[])
+      .map((q) => q.MetricStat!.Metric!);
+    expect(new Set(queried.map((m) => `${m.Namespace} ${m.MetricName}`))).toEqual(
+      new Set(["AWS/ApplicationELB RequestCount", "AWS/ApplicationELB HTTPCode_Target_5XX_Count"]),
+    );
     expect(new Set(queried.map((m) => m.Dimensions!.find((d) => d.Name === "TargetGroup")!.Value)).size).toBe(2);
     expect(queried.every((m) => /^app\/[^/]+\/[^/]+$/.test(m.Dimensions!.find((d) => d.Name === "LoadBalancer")!.Value!))).toBe(true);
     const granted = new Set((iamPolicy().Statement as { Action: string | string[] }[]).flatMap((st) => [st.Action].flat()));

@@ -7,9 +7,20 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
-import { CreateSubnetCommand, CreateVpcCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, DescribeTagsCommand as DescribeEc2TagsCommand } from "@aws-sdk/client-ec2";
+import {
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeTagsCommand as DescribeEc2TagsCommand,
+} from "@aws-sdk/client-ec2";
 import { GetRoleCommand } from "@aws-sdk/client-iam";
-import { DescribeListenersCommand, DescribeLoadBalancersCommand, DescribeTargetGroupsCommand, DescribeTagsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
+import {
+  DescribeListenersCommand,
+  DescribeLoadBalancersCommand,
+  DescribeTargetGroupsCommand,
+  DescribeTagsCommand,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AwsClients } from "../../src/aws/clients.js";
 import { destroyEnv, envStatus, promote, rollback, type ProviderFactory } from "../../src/deploy/promote.js";
@@ -35,7 +46,10 @@ function providers(health?: HealthSource): ProviderFactory {
 }
 
 function writeConfig(extra = "", healthTimeout = 30): void {
-  writeFileSync(path.join(app, "kiln.yml"), `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: ${healthTimeout} }\n${extra}`);
+  writeFileSync(
+    path.join(app, "kiln.yml"),
+    `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: ${healthTimeout} }\n${extra}`,
+  );
 }
 
 const opts = (health?: HealthSource) => ({ home, config: app, envName: "test", progress: quiet, providers: providers(health) });
@@ -45,9 +59,13 @@ async function inventory() {
   const groups = (await c.autoscaling.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? [];
   const tgs = (await c.elbv2.send(new DescribeTargetGroupsCommand({}))).TargetGroups ?? [];
   const lbs = (await c.elbv2.send(new DescribeLoadBalancersCommand({}))).LoadBalancers ?? [];
-  const sgs = ((await c.ec2.send(new DescribeSecurityGroupsCommand({}))).SecurityGroups ?? []).filter((g) => g.GroupName?.startsWith("kiln-"));
+  const sgs = ((await c.ec2.send(new DescribeSecurityGroupsCommand({}))).SecurityGroups ?? []).filter((g) =>
+    g.GroupName?.startsWith("kiln-"),
+  );
   const templates = (await c.ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
-  const listeners = lbs.length ? (await c.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbs[0]!.LoadBalancerArn }))).Listeners ?? [] : [];
+  const listeners = lbs.length
+    ? ((await c.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbs[0]!.LoadBalancerArn }))).Listeners ?? [])
+    : [];
   return { groups, tgs, lbs, sgs, templates, listeners };
 }
 
@@ -84,7 +102,8 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     const groupTags = Object.fromEntries((inv.groups[0]!.Tags ?? []).map((t) => [t.Key, t.Value]));
     expect(groupTags).toMatchObject({ "kiln:env": "test", "kiln:app": "awsdemo", "kiln:digest": refs.d1 });
     // The release's template, not the environment's lock (also a launch template, kiln-lock-…).
-    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string } };
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!
+      .input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string } };
     expect(lt.LaunchTemplateData.MetadataOptions).toMatchObject({ HttpTokens: "required" });
     expect(Buffer.from(lt.LaunchTemplateData.UserData, "base64").toString()).toContain("KILN_ENV=test");
     // Figures for the closing note: steps, API calls, time to switched traffic against the emulator.
@@ -102,11 +121,16 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     expect(inv.tgs).toHaveLength(1);
     expect(inv.listeners[0]!.DefaultActions![0]!.TargetGroupArn).toBe(inv.tgs[0]!.TargetGroupArn);
     for (const tg of inv.tgs) {
-      const tags = (await clients().elbv2.send(new DescribeTagsCommand({ ResourceArns: [tg.TargetGroupArn!] }))).TagDescriptions![0]!.Tags ?? [];
+      const tags =
+        (await clients().elbv2.send(new DescribeTagsCommand({ ResourceArns: [tg.TargetGroupArn!] }))).TagDescriptions![0]!.Tags ?? [];
       expect(tags.map((t) => t.Key)).toContain("kiln:env");
     }
     const status = await envStatus({ ...opts(), app: "awsdemo" });
-    expect(status.live.history.map((h) => [h.result, h.image.digest])).toEqual([["live", refs.d1], ["live", refs.d2], ["replaced", refs.d1]]);
+    expect(status.live.history.map((h) => [h.result, h.image.digest])).toEqual([
+      ["live", refs.d1],
+      ["live", refs.d2],
+      ["replaced", refs.d1],
+    ]);
 
     await rollback({ ...opts(), app: "awsdemo" });
     inv = await inventory();
@@ -114,7 +138,13 @@ describe.sequential("kiln promote on AWS (moto)", () => {
 
     await destroyEnv({ ...opts(), app: "awsdemo" });
     inv = await inventory();
-    expect({ groups: inv.groups.length, tgs: inv.tgs.length, lbs: inv.lbs.length, sgs: inv.sgs.length, templates: inv.templates.length }).toEqual({ groups: 0, tgs: 0, lbs: 0, sgs: 0, templates: 0 });
+    expect({
+      groups: inv.groups.length,
+      tgs: inv.tgs.length,
+      lbs: inv.lbs.length,
+      sgs: inv.sgs.length,
+      templates: inv.templates.length,
+    }).toEqual({ groups: 0, tgs: 0, lbs: 0, sgs: 0, templates: 0 });
   });
 
   it("a failed health gate never moves traffic and leaves nothing of the new release", async () => {
@@ -122,7 +152,9 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     const before = await inventory();
     const unhealthy: HealthSource = async (arn, release) => {
       const targets = await (await import("../../src/aws/elbv2.js")).targetHealth(clients(), arn);
-      return release.includes("2-0-0") ? targets.map((t) => ({ ...t, state: "unhealthy", reason: "Target.ResponseCodeMismatch" })) : targets;
+      return release.includes("2-0-0")
+        ? targets.map((t) => ({ ...t, state: "unhealthy", reason: "Target.ResponseCodeMismatch" }))
+        : targets;
     };
     writeConfig("", 3);
     await expect(promote({ ...opts(unhealthy), ref: refs.v2 })).rejects.toThrow(/did not become healthy[\s\S]*ResponseCodeMismatch/);
@@ -146,7 +178,10 @@ describe.sequential("kiln promote on AWS (moto)", () => {
       await promote({ ...opts(), ref: refs.v2, beforeStep }).catch((e: Error) => expect(e.message).toContain("killed"));
       await promote({ ...opts(), ref: refs.v2 });
       const inv = await inventory();
-      expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value), `interrupted before step ${k} (${kind})`).toEqual([refs.d2]);
+      expect(
+        inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value),
+        `interrupted before step ${k} (${kind})`,
+      ).toEqual([refs.d2]);
       expect(inv.tgs).toHaveLength(1);
       expect(inv.listeners[0]!.DefaultActions![0]!.TargetGroupArn).toBe(inv.tgs[0]!.TargetGroupArn);
     }
@@ -155,8 +190,10 @@ describe.sequential("kiln promote on AWS (moto)", () => {
   it("bad environments are refused before anything is created", async () => {
     const c = clients();
     const vpc = (await c.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
-    const foreign = (await c.ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.1.0/24", AvailabilityZone: `${REGION}a` }))).Subnet!.SubnetId!;
-    const other = (await c.ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.2.0/24", AvailabilityZone: `${REGION}b` }))).Subnet!.SubnetId!;
+    const foreign = (await c.ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.1.0/24", AvailabilityZone: `${REGION}a` })))
+      .Subnet!.SubnetId!;
+    const other = (await c.ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.2.0/24", AvailabilityZone: `${REGION}b` })))
+      .Subnet!.SubnetId!;
     const cases: [string, RegExp][] = [
       ["    subnets: [subnet-1]\n", /at least two availability zones/],
       [`    vpc: vpc-doesnotmatter\n    subnets: [${foreign}, ${other}]\n`, /not in VPC vpc-doesnotmatter/],
@@ -174,20 +211,27 @@ describe.sequential("kiln promote on AWS (moto)", () => {
   it("secrets in the environment get an instance role with exactly those permissions; destroy removes it", async () => {
     writeConfig("    env: { DB_PASSWORD: 'ssm:/shop/test/db-password', PLAIN: visible }\n");
     await promote({ ...opts(), ref: refs.v1 });
-    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { IamInstanceProfile?: { Name: string } } };
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!
+      .input as { LaunchTemplateData: { IamInstanceProfile?: { Name: string } } };
     const profile = lt.LaunchTemplateData.IamInstanceProfile?.Name;
     expect(profile).toBe("kiln-awsdemo-test");
     const put = calls.find((c) => c.op === "PutRolePolicy")!.input as { PolicyDocument: string };
     const policy = JSON.parse(put.PolicyDocument) as { Statement: { Action: string; Resource: string | string[] }[] };
-    expect(policy.Statement[0]).toMatchObject({ Action: "ssm:GetParameter", Resource: [`arn:aws:ssm:${REGION}:*:parameter/shop/test/db-password`] });
+    expect(policy.Statement[0]).toMatchObject({
+      Action: "ssm:GetParameter",
+      Resource: [`arn:aws:ssm:${REGION}:*:parameter/shop/test/db-password`],
+    });
     expect(policy.Statement.map((st) => st.Action).sort()).toEqual(["kms:Decrypt", "ssm:GetParameter"]);
     await destroyEnv({ ...opts(), app: "awsdemo" });
-    await expect(clients().iam.send(new GetRoleCommand({ RoleName: "kiln-awsdemo-test" }))).rejects.toThrow(/not found|cannot be found|NoSuchEntity/i);
+    await expect(clients().iam.send(new GetRoleCommand({ RoleName: "kiln-awsdemo-test" }))).rejects.toThrow(
+      /not found|cannot be found|NoSuchEntity/i,
+    );
   });
 
   it("an environment without secrets gets no role", async () => {
     await promote({ ...opts(), ref: refs.v1 });
-    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { IamInstanceProfile?: unknown } };
+    const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!
+      .input as { LaunchTemplateData: { IamInstanceProfile?: unknown } };
     expect(lt.LaunchTemplateData.IamInstanceProfile).toBeUndefined();
     expect(calls.some((c) => c.op === "CreateRole")).toBe(false);
   });
@@ -196,10 +240,19 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     writeConfig("    keepReleases: 1\n");
     // Tags read with DescribeTags: moto's DescribeLaunchTemplates shows only the tags given at creation.
     const templates = async () => {
-      const ids = ((await clients().ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? []).map((t) => t.LaunchTemplateId!);
-      const tags = ids.length ? (await clients().ec2.send(new DescribeEc2TagsCommand({ Filters: [{ Name: "resource-id", Values: ids }] }))).Tags ?? [] : [];
+      const ids = ((await clients().ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? []).map(
+        (t) => t.LaunchTemplateId!,
+      );
+      const tags = ids.length
+        ? ((await clients().ec2.send(new DescribeEc2TagsCommand({ Filters: [{ Name: "resource-id", Values: ids }] }))).Tags ?? [])
+        : [];
       const of = (id: string) => tags.filter((t) => t.ResourceId === id);
-      return Object.fromEntries(ids.map((id) => [of(id).find((t) => t.Key === "kiln:digest")?.Value ?? id, { id, kept: of(id).some((t) => t.Key === "kiln:kept") }]));
+      return Object.fromEntries(
+        ids.map((id) => [
+          of(id).find((t) => t.Key === "kiln:digest")?.Value ?? id,
+          { id, kept: of(id).some((t) => t.Key === "kiln:kept") },
+        ]),
+      );
     };
     await promote({ ...opts(), ref: refs.v1 });
     await promote({ ...opts(), ref: refs.v2 });
@@ -212,10 +265,19 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     calls = [];
     const result = await rollback({ ...opts(), app: "awsdemo" });
     expect(result.plan.steps.find((st) => st.kind === "launch")).toMatchObject({ image: { digest: refs.d2 } });
-    expect(calls.filter((c) => (c.op === "CreateLaunchTemplate" || c.op === "CreateLaunchTemplateVersion") && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))).toEqual([]);
+    expect(
+      calls.filter(
+        (c) =>
+          (c.op === "CreateLaunchTemplate" || c.op === "CreateLaunchTemplateVersion") &&
+          !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"),
+      ),
+    ).toEqual([]);
     const create = calls.find((c) => c.op === "CreateAutoScalingGroup")!.input as { LaunchTemplate: { LaunchTemplateId: string } };
     expect(create.LaunchTemplate.LaunchTemplateId).toBe(afterV2[refs.d2]!.id);
-    expect(await templates()).toEqual({ [refs.d2]: { id: afterV2[refs.d2]!.id, kept: false }, [refs.d3]: { id: expect.any(String), kept: true } });
+    expect(await templates()).toEqual({
+      [refs.d2]: { id: afterV2[refs.d2]!.id, kept: false },
+      [refs.d3]: { id: expect.any(String), kept: true },
+    });
     await destroyEnv({ ...opts(), app: "awsdemo" });
     expect(await templates()).toEqual({});
   });

@@ -33,27 +33,45 @@ const clients = (): AwsClients => emulatorClients(moto, REGION);
  */
 function jittery(): AwsClients {
   const c = clients();
-  c.ec2.middlewareStack.add((next) => async (args) => {
-    await new Promise((r) => setTimeout(r, Math.random() * 40));
-    return next(args);
-  }, { step: "initialize", name: "jitter" });
+  c.ec2.middlewareStack.add(
+    (next) => async (args) => {
+      await new Promise((r) => setTimeout(r, Math.random() * 40));
+      return next(args);
+    },
+    { step: "initialize", name: "jitter" },
+  );
   return c;
 }
 
 /** Every launch template moto holds, with its tags. */
 async function templates(): Promise<{ id: string; name: string; tags: Record<string, string> }[]> {
   const out = await clients().ec2.send(new DescribeLaunchTemplatesCommand({}));
-  return (out.LaunchTemplates ?? []).map((t) => ({ id: t.LaunchTemplateId!, name: t.LaunchTemplateName!, tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key!, x.Value!])) }));
+  return (out.LaunchTemplates ?? []).map((t) => ({
+    id: t.LaunchTemplateId!,
+    name: t.LaunchTemplateName!,
+    tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key!, x.Value!])),
+  }));
 }
 
 /** A lock as another kiln (or a crashed one) left it, written with the SDK. */
 async function plantLock(holder: string, until: number): Promise<string> {
-  const out = await clients().ec2.send(new CreateLaunchTemplateCommand({
-    LaunchTemplateName: lockTemplateName("lockapp", "test"), LaunchTemplateData: { MetadataOptions: { HttpTokens: "required" } },
-    TagSpecifications: [{ ResourceType: "launch-template", Tags: [
-      { Key: "kiln:app", Value: "lockapp" }, { Key: "kiln:env", Value: "test" }, { Key: HOLDER_TAG, Value: holder }, { Key: UNTIL_TAG, Value: String(until) },
-    ] }],
-  }));
+  const out = await clients().ec2.send(
+    new CreateLaunchTemplateCommand({
+      LaunchTemplateName: lockTemplateName("lockapp", "test"),
+      LaunchTemplateData: { MetadataOptions: { HttpTokens: "required" } },
+      TagSpecifications: [
+        {
+          ResourceType: "launch-template",
+          Tags: [
+            { Key: "kiln:app", Value: "lockapp" },
+            { Key: "kiln:env", Value: "test" },
+            { Key: HOLDER_TAG, Value: holder },
+            { Key: UNTIL_TAG, Value: String(until) },
+          ],
+        },
+      ],
+    }),
+  );
   return out.LaunchTemplate!.LaunchTemplateId!;
 }
 
@@ -104,7 +122,12 @@ describe.sequential("the AWS environment lock (moto)", () => {
     const held = await templates();
     expect(held.map((t) => t.name)).toEqual(["kiln-lock-lockapp-test"]);
     // Listed by release lookups only through kiln:release / kiln:mode: the lock has neither.
-    expect(held[0]!.tags).toEqual({ "kiln:app": "lockapp", "kiln:env": "test", [HOLDER_TAG]: expect.stringMatching(new RegExp(`^${ME}#${process.pid}#[0-9a-f]{8}$`)), [UNTIL_TAG]: expect.stringMatching(/^\d+$/) });
+    expect(held[0]!.tags).toEqual({
+      "kiln:app": "lockapp",
+      "kiln:env": "test",
+      [HOLDER_TAG]: expect.stringMatching(new RegExp(`^${ME}#${process.pid}#[0-9a-f]{8}$`)),
+      [UNTIL_TAG]: expect.stringMatching(/^\d+$/),
+    });
     const until = Number(held[0]!.tags[UNTIL_TAG]);
     expect(until).toBeGreaterThan(Date.now() + 59 * 60_000);
     expect(until).toBeLessThanOrEqual(Date.now() + 60 * 60_000);
@@ -125,14 +148,23 @@ describe.sequential("the AWS environment lock (moto)", () => {
     const lb = (await loadEnvironment(path.join(dir, "lb.yml"), "lockapp", "/", "test")) as AwsEnvironment;
     const single = (await loadEnvironment(path.join(dir, "single.yml"), "lockapp", "/", "test")) as AwsEnvironment;
     const home = sharedHome();
-    const { won, lost } = await race(eight((i) => () => (i % 2 ? new AwsProvider(lb, jittery(), home) : new SingleInstanceProvider(single, jittery(), home)).lock(ME)));
+    const { won, lost } = await race(
+      eight((i) => () => (i % 2 ? new AwsProvider(lb, jittery(), home) : new SingleInstanceProvider(single, jittery(), home)).lock(ME)),
+    );
     expect(won).toHaveLength(1);
-    expect(lost.every((m) => LOCKED.test(m)), lost.join("\n")).toBe(true);
+    expect(
+      lost.every((m) => LOCKED.test(m)),
+      lost.join("\n"),
+    ).toBe(true);
     expect((await templates()).map((t) => t.name)).toEqual(["kiln-lock-lockapp-test"]);
     // Holding the lock, a second promote of either mode is refused, naming the template to delete.
-    const refused = await new AwsProvider(lb, clients(), home).lock("someone-else").catch((e: unknown) => e as { message: string; hint?: string });
+    const refused = await new AwsProvider(lb, clients(), home)
+      .lock("someone-else")
+      .catch((e: unknown) => e as { message: string; hint?: string });
     expect((refused as { message: string }).message).toMatch(new RegExp(`${LOCKED.source}${ME} until`));
-    expect((refused as { hint?: string }).hint).toContain(`launch template kiln-lock-lockapp-test: aws ec2 delete-launch-template --region ${REGION} --launch-template-id ${(await templates())[0]!.id}`);
+    expect((refused as { hint?: string }).hint).toContain(
+      `launch template kiln-lock-lockapp-test: aws ec2 delete-launch-template --region ${REGION} --launch-template-id ${(await templates())[0]!.id}`,
+    );
     await won[0]!();
     expect(await templates()).toEqual([]);
   });
@@ -148,7 +180,10 @@ describe.sequential("the AWS environment lock (moto)", () => {
     const stale = await plantLock("ghost@elsewhere#4242#0badf00d", Date.now() - 1000);
     const { won, lost } = await race(eight(() => () => lockEnvironment(jittery(), "lockapp", "test", ME)));
     expect(won).toHaveLength(1);
-    expect(lost.every((m) => new RegExp(`${LOCKED.source}${ME} until`).test(m)), lost.join("\n")).toBe(true);
+    expect(
+      lost.every((m) => new RegExp(`${LOCKED.source}${ME} until`).test(m)),
+      lost.join("\n"),
+    ).toBe(true);
     const now = await templates();
     expect(now).toHaveLength(1);
     expect(now[0]!.id).not.toBe(stale);
@@ -161,13 +196,16 @@ describe.sequential("the AWS environment lock (moto)", () => {
     // Right after this promote has read the stale lock, another one takes it over.
     const late = clients();
     let third: (() => Promise<void>) | undefined;
-    late.ec2.middlewareStack.add((next, context) => async (args) => {
-      const result = await next(args);
-      if ((context as { commandName?: string }).commandName === "DescribeLaunchTemplatesCommand" && !third) {
-        third = await lockEnvironment(clients(), "lockapp", "test", "someone-else");
-      }
-      return result;
-    }, { step: "initialize", name: "takeOverMeanwhile" });
+    late.ec2.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        if ((context as { commandName?: string }).commandName === "DescribeLaunchTemplatesCommand" && !third) {
+          third = await lockEnvironment(clients(), "lockapp", "test", "someone-else");
+        }
+        return result;
+      },
+      { step: "initialize", name: "takeOverMeanwhile" },
+    );
     await expect(lockEnvironment(late, "lockapp", "test", ME)).rejects.toThrow(/^environment test is locked by someone-else until /);
     const now = await templates();
     expect(now).toHaveLength(1);
@@ -199,21 +237,33 @@ describe.sequential("the AWS environment lock (moto)", () => {
   });
 
   it("two environments do not interfere", async () => {
-    const [a, b] = await Promise.all([lockEnvironment(clients(), "lockapp", "test", ME), lockEnvironment(clients(), "lockapp", "prod", ME)]);
+    const [a, b] = await Promise.all([
+      lockEnvironment(clients(), "lockapp", "test", ME),
+      lockEnvironment(clients(), "lockapp", "prod", ME),
+    ]);
     expect((await templates()).map((t) => t.name).sort()).toEqual(["kiln-lock-lockapp-prod", "kiln-lock-lockapp-test"]);
     await a();
     // Releasing one leaves the other held.
-    await expect(lockEnvironment(clients(), "lockapp", "prod", "someone-else")).rejects.toThrow(/^environment prod is locked by me@here until /);
+    await expect(lockEnvironment(clients(), "lockapp", "prod", "someone-else")).rejects.toThrow(
+      /^environment prod is locked by me@here until /,
+    );
     const a2 = await lockEnvironment(clients(), "lockapp", "test", "someone-else");
     await Promise.all([a2(), b()]);
     expect(await templates()).toEqual([]);
   });
 
   it("a launch template of the lock's name that is not a lock is refused, never deleted", async () => {
-    const foreign = (await clients().ec2.send(new CreateLaunchTemplateCommand({
-      LaunchTemplateName: lockTemplateName("lockapp", "test"), LaunchTemplateData: { InstanceType: "t3.micro" },
-    }))).LaunchTemplate!.LaunchTemplateId!;
-    await expect(lockEnvironment(clients(), "lockapp", "test", ME)).rejects.toThrow(/launch template kiln-lock-lockapp-test .* is not a kiln lock/);
+    const foreign = (
+      await clients().ec2.send(
+        new CreateLaunchTemplateCommand({
+          LaunchTemplateName: lockTemplateName("lockapp", "test"),
+          LaunchTemplateData: { InstanceType: "t3.micro" },
+        }),
+      )
+    ).LaunchTemplate!.LaunchTemplateId!;
+    await expect(lockEnvironment(clients(), "lockapp", "test", ME)).rejects.toThrow(
+      /launch template kiln-lock-lockapp-test .* is not a kiln lock/,
+    );
     expect((await templates()).map((t) => t.id)).toEqual([foreign]);
   });
 });

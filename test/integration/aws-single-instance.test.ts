@@ -11,8 +11,15 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import {
-  CreateSubnetCommand, CreateVpcCommand, DescribeAddressesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand,
-  DescribeSubnetsCommand, DescribeVpcsCommand, type Instance,
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeAddressesCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  type Instance,
 } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AwsClients } from "../../src/aws/clients.js";
@@ -48,11 +55,15 @@ function providers(health: InstanceHealthSource = healthy): ProviderFactory {
 }
 
 function writeConfig(extra = "", healthTimeout = 30): void {
-  writeFileSync(path.join(app, "kiln.yml"), `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    mode: single-instance\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: ${healthTimeout} }\n${extra}`);
+  writeFileSync(
+    path.join(app, "kiln.yml"),
+    `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  test:\n    target: aws\n    region: ${REGION}\n    mode: single-instance\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: ${healthTimeout} }\n${extra}`,
+  );
 }
 
 const opts = (health?: InstanceHealthSource) => ({ home, config: app, envName: "test", progress: quiet, providers: providers(health) });
-const tagsOf = (resource: { Tags?: { Key?: string; Value?: string }[] }) => Object.fromEntries((resource.Tags ?? []).map((t) => [t.Key, t.Value]));
+const tagsOf = (resource: { Tags?: { Key?: string; Value?: string }[] }) =>
+  Object.fromEntries((resource.Tags ?? []).map((t) => [t.Key, t.Value]));
 
 async function inventory() {
   const c = clients(false);
@@ -61,7 +72,9 @@ async function inventory() {
   // Terminated instances stay visible (in AWS for about an hour, in moto until reset).
   const instances = all.filter((i) => i.State?.Name !== "terminated");
   const terminated = all.filter((i) => i.State?.Name === "terminated");
-  const sgs = ((await c.ec2.send(new DescribeSecurityGroupsCommand({}))).SecurityGroups ?? []).filter((g) => g.GroupName?.startsWith("kiln-"));
+  const sgs = ((await c.ec2.send(new DescribeSecurityGroupsCommand({}))).SecurityGroups ?? []).filter((g) =>
+    g.GroupName?.startsWith("kiln-"),
+  );
   const templates = (await c.ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
   return { addresses, instances, terminated, sgs, templates };
 }
@@ -93,7 +106,10 @@ async function expectLive(digest: string, because: string): Promise<void> {
   expect(inv.instances.map(digestOf), because).toEqual([digest]);
   expect(inv.addresses, because).toHaveLength(1);
   expect(inv.addresses[0]!.InstanceId, because).toBe(inv.instances[0]!.InstanceId);
-  expect(inv.templates.map((t) => t.LaunchTemplateName), because).toEqual([`kiln-${tagsOf(inv.instances[0]!)["kiln:release"]}`]);
+  expect(
+    inv.templates.map((t) => t.LaunchTemplateName),
+    because,
+  ).toEqual([`kiln-${tagsOf(inv.instances[0]!)["kiln:release"]}`]);
   expect(inv.sgs, because).toHaveLength(1);
 }
 
@@ -127,26 +143,39 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     expect(inv.instances).toHaveLength(1);
     const instance = inv.instances[0]!;
     const release = tagsOf(instance)["kiln:release"]!;
-    expect(tagsOf(instance)).toMatchObject({ "kiln:app": "solo", "kiln:env": "test", "kiln:digest": refs.d1, "kiln:ref": refs.v1, "kiln:release": expect.stringMatching(/^solo-test-1-0-0-/) });
+    expect(tagsOf(instance)).toMatchObject({
+      "kiln:app": "solo",
+      "kiln:env": "test",
+      "kiln:digest": refs.d1,
+      "kiln:ref": refs.v1,
+      "kiln:release": expect.stringMatching(/^solo-test-1-0-0-/),
+    });
     expect(inv.addresses[0]!.InstanceId).toBe(instance.InstanceId);
 
     // The security group: tagged, the app's port open to the world, and on the instance's interface.
     expect(inv.sgs.map((g) => g.GroupName)).toEqual(["kiln-solo-test-instances"]);
     const sg = inv.sgs[0]!;
     expect(tagsOf(sg)).toMatchObject({ "kiln:app": "solo", "kiln:env": "test" });
-    expect(sg.IpPermissions).toEqual([expect.objectContaining({ FromPort: 8080, ToPort: 8080, IpRanges: [expect.objectContaining({ CidrIp: "0.0.0.0/0" })] })]);
+    expect(sg.IpPermissions).toEqual([
+      expect.objectContaining({ FromPort: 8080, ToPort: 8080, IpRanges: [expect.objectContaining({ CidrIp: "0.0.0.0/0" })] }),
+    ]);
     expect(instance.NetworkInterfaces![0]!.Groups!.map((g) => g.GroupId)).toEqual([sg.GroupId]);
 
     // Placed in the first (sorted) subnet of the default VPC, from its own launch template.
     const c = clients(false);
     const vpc = (await c.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "isDefault", Values: ["true"] }] }))).Vpcs![0]!.VpcId!;
-    const subnets = ((await c.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [vpc] }] }))).Subnets ?? []).map((s) => s.SubnetId!).sort();
+    const subnets = ((await c.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [vpc] }] }))).Subnets ?? [])
+      .map((s) => s.SubnetId!)
+      .sort();
     expect(instance.SubnetId).toBe(subnets[0]);
     expect(inv.templates.map((t) => t.LaunchTemplateName)).toEqual([`kiln-${release}`]);
-    const run = calls.find((call) => call.op === "RunInstances")!.input as { NetworkInterfaces: { AssociatePublicIpAddress: boolean; SubnetId: string }[] };
+    const run = calls.find((call) => call.op === "RunInstances")!.input as {
+      NetworkInterfaces: { AssociatePublicIpAddress: boolean; SubnetId: string }[];
+    };
     expect(run.NetworkInterfaces[0]).toMatchObject({ AssociatePublicIpAddress: true, SubnetId: subnets[0] });
     // The release's template, not the environment's lock (also a launch template, kiln-lock-…).
-    const lt = calls.find((call) => call.op === "CreateLaunchTemplate" && !String(call.input.LaunchTemplateName).startsWith("kiln-lock-"))!.input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string; SecurityGroupIds?: unknown } };
+    const lt = calls.find((call) => call.op === "CreateLaunchTemplate" && !String(call.input.LaunchTemplateName).startsWith("kiln-lock-"))!
+      .input as { LaunchTemplateData: { MetadataOptions: unknown; UserData: string; SecurityGroupIds?: unknown } };
     expect(lt.LaunchTemplateData.MetadataOptions).toMatchObject({ HttpTokens: "required" });
     expect(Buffer.from(lt.LaunchTemplateData.UserData, "base64").toString()).toContain("KILN_ENV=test");
 
@@ -158,7 +187,13 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     expect(result.endpoint).toBe(`http://${eip}:8080/`);
 
     const status = await envStatus({ ...opts(), app: "solo" });
-    expect(status.live.releases).toEqual([expect.objectContaining({ id: release, serving: true, instances: [expect.objectContaining({ id: instance.InstanceId, healthy: true })] })]);
+    expect(status.live.releases).toEqual([
+      expect.objectContaining({
+        id: release,
+        serving: true,
+        instances: [expect.objectContaining({ id: instance.InstanceId, healthy: true })],
+      }),
+    ]);
     console.log(`single-instance first promote: ${result.plan.steps.length} steps, ${figures} (includes pushing the AMI)`);
   });
 
@@ -169,7 +204,15 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     const timer = switchTimer();
     const second = await promote({ ...opts(), progress: timer.progress, ref: refs.v2 });
     console.log(`single-instance second promote: ${second.plan.steps.length} steps, ${measured(timer)}`);
-    expect(second.plan.steps.map((s) => s.kind)).toEqual(["launch", "wait-healthy", "switch-traffic", "drain", "delete-release", "record", "record"]);
+    expect(second.plan.steps.map((s) => s.kind)).toEqual([
+      "launch",
+      "wait-healthy",
+      "switch-traffic",
+      "drain",
+      "delete-release",
+      "record",
+      "record",
+    ]);
     // The move is one AssociateAddress with AllowReassociation, never a disassociate first.
     expect(calls.filter((c) => c.op === "AssociateAddress").map((c) => c.input.AllowReassociation)).toEqual([true]);
     expect(calls.some((c) => c.op === "DisassociateAddress")).toBe(false);
@@ -178,29 +221,43 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     expect(inv.terminated.map((i) => i.InstanceId)).toEqual([first.InstanceId]);
     expect(inv.templates.map((t) => t.LaunchTemplateName)).not.toContain(`kiln-${tagsOf(first)["kiln:release"]}`);
     const status = await envStatus({ ...opts(), app: "solo" });
-    expect(status.live.history.map((h) => [h.result, h.image.digest])).toEqual([["live", refs.d1], ["live", refs.d2], ["replaced", refs.d1]]);
+    expect(status.live.history.map((h) => [h.result, h.image.digest])).toEqual([
+      ["live", refs.d1],
+      ["live", refs.d2],
+      ["replaced", refs.d1],
+    ]);
 
     await rollback({ ...opts(), app: "solo" });
     await expectLive(refs.d1, "after rollback");
 
     await destroyEnv({ ...opts(), app: "solo" });
     inv = await inventory();
-    expect({ addresses: inv.addresses.length, instances: inv.instances.length, sgs: inv.sgs.length, templates: inv.templates.length }).toEqual({ addresses: 0, instances: 0, sgs: 0, templates: 0 });
+    expect({
+      addresses: inv.addresses.length,
+      instances: inv.instances.length,
+      sgs: inv.sgs.length,
+      templates: inv.templates.length,
+    }).toEqual({ addresses: 0, instances: 0, sgs: 0, templates: 0 });
   });
 
   it("a failed health gate never moves the address and leaves nothing of the new release", async () => {
     await promote({ ...opts(), ref: refs.v1 });
     const before = await inventory();
-    const unhealthy: InstanceHealthSource = async (target) => (target.release.includes("2-0-0") ? { ok: false, detail: "HTTP 503" } : { ok: true, detail: "HTTP 200" });
+    const unhealthy: InstanceHealthSource = async (target) =>
+      target.release.includes("2-0-0") ? { ok: false, detail: "HTTP 503" } : { ok: true, detail: "HTTP 200" };
     writeConfig("", 2);
     calls = [];
-    await expect(promote({ ...opts(unhealthy), ref: refs.v2 })).rejects.toThrow(/did not become healthy: GET http:\/\/[\d.]+:8080\/healthz \(i-\w+\) not healthy within 2s: 0 of 2 checks in a row passed; last answer: HTTP 503/);
+    await expect(promote({ ...opts(unhealthy), ref: refs.v2 })).rejects.toThrow(
+      /did not become healthy: GET http:\/\/[\d.]+:8080\/healthz \(i-\w+\) not healthy within 2s: 0 of 2 checks in a row passed; last answer: HTTP 503/,
+    );
     const after = await inventory();
     expect(after.addresses[0]!.InstanceId).toBe(before.instances[0]!.InstanceId);
     expect(after.instances.map((i) => i.InstanceId)).toEqual(before.instances.map((i) => i.InstanceId));
     const green = after.terminated.filter((i) => digestOf(i) === refs.d2);
     expect(green).toHaveLength(1);
-    const left = after.instances.filter((i) => digestOf(i) === refs.d2).length + after.templates.filter((t) => t.LaunchTemplateName?.includes("2-0-0")).length;
+    const left =
+      after.instances.filter((i) => digestOf(i) === refs.d2).length +
+      after.templates.filter((t) => t.LaunchTemplateName?.includes("2-0-0")).length;
     expect(left).toBe(0);
     expect(calls.some((c) => c.op === "AssociateAddress")).toBe(false);
     const status = await envStatus({ ...opts(), app: "solo" });
@@ -241,17 +298,21 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
       const c = clients();
       let dead = false;
       let lockId: string | undefined;
-      c.ec2.middlewareStack.add((next, context) => async (args) => {
-        const command = (context as { commandName?: string }).commandName;
-        const input = args.input as { LaunchTemplateName?: string; LaunchTemplateId?: string };
-        if (command === "RunInstancesCommand") dead = true;
-        if (dead && !(command === "DeleteLaunchTemplateCommand" && input.LaunchTemplateId === lockId)) throw new Error("killed during launch");
-        const result = await next(args);
-        if (command === "CreateLaunchTemplateCommand" && input.LaunchTemplateName?.startsWith("kiln-lock-")) {
-          lockId = (result.output as { LaunchTemplate?: { LaunchTemplateId?: string } }).LaunchTemplate?.LaunchTemplateId;
-        }
-        return result;
-      }, { step: "initialize", name: "killAtRunInstances" });
+      c.ec2.middlewareStack.add(
+        (next, context) => async (args) => {
+          const command = (context as { commandName?: string }).commandName;
+          const input = args.input as { LaunchTemplateName?: string; LaunchTemplateId?: string };
+          if (command === "RunInstancesCommand") dead = true;
+          if (dead && !(command === "DeleteLaunchTemplateCommand" && input.LaunchTemplateId === lockId))
+            throw new Error("killed during launch");
+          const result = await next(args);
+          if (command === "CreateLaunchTemplateCommand" && input.LaunchTemplateName?.startsWith("kiln-lock-")) {
+            lockId = (result.output as { LaunchTemplate?: { LaunchTemplateId?: string } }).LaunchTemplate?.LaunchTemplateId;
+          }
+          return result;
+        },
+        { step: "initialize", name: "killAtRunInstances" },
+      );
       return new SingleInstanceProvider(env as AwsEnvironment, c, home, { pollMs: 20, health: healthy });
     };
     await expect(promote({ ...opts(), providers: killedAtRunInstances, ref: refs.v2 })).rejects.toThrow(/killed during launch/);
@@ -282,10 +343,14 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
   it("bad environments are refused before anything is created", async () => {
     const c = clients(false);
     const vpc = (await c.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
-    const foreign = (await c.ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.1.0/24", AvailabilityZone: `${REGION}a` }))).Subnet!.SubnetId!;
+    const foreign = (await c.ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.1.0/24", AvailabilityZone: `${REGION}a` })))
+      .Subnet!.SubnetId!;
     const empty = (await c.ec2.send(new CreateVpcCommand({ CidrBlock: "10.8.0.0/16" }))).Vpc!.VpcId!;
     const cases: [string, RegExp][] = [
-      [`    https: { certificateArn: "arn:aws:acm:${REGION}:123456789012:certificate/abc" }\n`, /https: a single instance has no load balancer to terminate TLS; remove https: or use mode: load-balanced/],
+      [
+        `    https: { certificateArn: "arn:aws:acm:${REGION}:123456789012:certificate/abc" }\n`,
+        /https: a single instance has no load balancer to terminate TLS; remove https: or use mode: load-balanced/,
+      ],
       ["    instances: 2\n", /instances: a single-instance environment runs exactly 1 instance \(got 2\); use mode: load-balanced/],
       ["    max: 2\n", /min: 1 and max: 1/],
       ["    instanceType: x9.imaginary\n", /x9\.imaginary is not offered/],
@@ -296,7 +361,10 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
       writeConfig(extra);
       calls = [];
       await expect(promote({ ...opts(), ref: refs.v1 }), extra).rejects.toThrow(message);
-      expect(calls.filter((call) => /^(Create|Allocate|Run|Associate|Authorize|Put)/.test(call.op)).map((call) => call.op), extra).toEqual([]);
+      expect(
+        calls.filter((call) => /^(Create|Allocate|Run|Associate|Authorize|Put)/.test(call.op)).map((call) => call.op),
+        extra,
+      ).toEqual([]);
     }
   });
 
@@ -309,7 +377,11 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     const eip = (await inventory()).addresses[0]!.PublicIp!;
     expect(live.infrastructure).toBe(true);
     expect(live.releases.map((r) => [r.image.digest, r.serving])).toEqual([[refs.d2, true]]);
-    expect(live.history.map((h) => [h.result, h.image.digest])).toEqual([["live", refs.d1], ["live", refs.d2], ["replaced", refs.d1]]);
+    expect(live.history.map((h) => [h.result, h.image.digest])).toEqual([
+      ["live", refs.d1],
+      ["live", refs.d2],
+      ["replaced", refs.d1],
+    ]);
     expect(await elsewhere.endpoint()).toBe(`http://${eip}:8080/`);
   });
 
@@ -331,7 +403,9 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     await destroyEnv({ ...opts(), app: "solo" });
     const granted = new Set((iamPolicy().Statement as { Action: string | string[] }[]).flatMap((s) => [s.Action].flat()));
     const ops = [...new Set(calls.map((c) => c.op))];
-    expect(ops).toEqual(expect.arrayContaining(["AllocateAddress", "AssociateAddress", "RunInstances", "TerminateInstances", "ReleaseAddress", "CreateRole"]));
+    expect(ops).toEqual(
+      expect.arrayContaining(["AllocateAddress", "AssociateAddress", "RunInstances", "TerminateInstances", "ReleaseAddress", "CreateRole"]),
+    );
     const missing = ops.filter((op) => !["ec2", "ebs", "iam"].some((service) => granted.has(`${service}:${op}`)));
     expect(missing).toEqual([]);
   });

@@ -173,20 +173,26 @@ describe.sequential("kiln bake: bad input is refused with one clear error", () =
 
   it("a broken kiln.yml: exit 2, every problem listed with its path, in one error", { timeout: FAST }, async () => {
     const dir = await appDir("broken-yml");
-    await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "broken", version: "1.0.0", scripts: { start: "node server.js" } }));
+    await writeFile(
+      path.join(dir, "package.json"),
+      JSON.stringify({ name: "broken", version: "1.0.0", scripts: { start: "node server.js" } }),
+    );
     await writeFile(path.join(dir, "server.js"), "");
-    await writeFile(path.join(dir, "kiln.yml"), [
-      "name: Broken_App",
-      "port: 99999",
-      "colour: blue",
-      "env:",
-      "  2FAST: yes",
-      "healthcheck:",
-      "  path: healthz",
-      "resources:",
-      "  memory: lots",
-      "",
-    ].join("\n"));
+    await writeFile(
+      path.join(dir, "kiln.yml"),
+      [
+        "name: Broken_App",
+        "port: 99999",
+        "colour: blue",
+        "env:",
+        "  2FAST: yes",
+        "healthcheck:",
+        "  path: healthz",
+        "resources:",
+        "  memory: lots",
+        "",
+      ].join("\n"),
+    );
     const result = await kiln(["bake", dir, "--cmd", "node a.js && node b.js"], { home });
     // A SpecError carries no hint today (see the report): only the problem list is required.
     const block = expectCleanError(result, 2, { hint: false });
@@ -232,11 +238,16 @@ describe.sequential("kiln bake: bad input is refused with one clear error", () =
     await expectNothingStored(home);
   });
 
-  it("a dynamically linked executable whose shared library is gone: exit 2, names the library and who needs it", { timeout: BAKE }, async () => {
+  it("a dynamically linked executable whose shared library is gone: exit 2, names the library and who needs it", {
+    timeout: BAKE,
+  }, async () => {
     const build = await appDir("missing-lib-build");
     const dir = await appDir("missing-lib-app");
     await writeFile(path.join(build, "lib.c"), "int kiln_missing_answer(void) { return 42; }\n");
-    await writeFile(path.join(build, "main.c"), "int kiln_missing_answer(void);\nint main(void) { return kiln_missing_answer() == 42 ? 0 : 1; }\n");
+    await writeFile(
+      path.join(build, "main.c"),
+      "int kiln_missing_answer(void);\nint main(void) { return kiln_missing_answer() == 42 ? 0 : 1; }\n",
+    );
     await execFileAsync("gcc", ["-shared", "-fPIC", "-o", path.join(build, "libkilnmissing.so"), path.join(build, "lib.c")]);
     await execFileAsync("gcc", ["-o", path.join(dir, "prog"), path.join(build, "main.c"), `-L${build}`, "-lkilnmissing"]);
     await rm(path.join(build, "libkilnmissing.so"));

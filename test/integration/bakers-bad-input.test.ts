@@ -38,7 +38,10 @@ describe.sequential("bakers: bad input", () => {
   it("a jar without Main-Class: names the manifest attribute and how to set it or the cmd", async () => {
     const dir = await tempDir("jar");
     await mkdir(path.join(dir, "src", "lib"), { recursive: true });
-    await writeFile(path.join(dir, "src", "lib", "Util.java"), "package lib;\npublic final class Util { public static int one() { return 1; } }\n");
+    await writeFile(
+      path.join(dir, "src", "lib", "Util.java"),
+      "package lib;\npublic final class Util { public static int one() { return 1; } }\n",
+    );
     execFileSync("javac", ["--release", "17", "-d", path.join(dir, "classes"), path.join(dir, "src", "lib", "Util.java")]);
     execFileSync("jar", ["--create", "--file", path.join(dir, "util-1.0.jar"), "-C", path.join(dir, "classes"), "."]);
     const result = await cli(["bake", path.join(dir, "util-1.0.jar")], env);
@@ -76,7 +79,10 @@ describe.sequential("bakers: bad input", () => {
 
   it("a Node app whose engines.node matches no published Node: names engines.node and a range to use", async () => {
     const dir = await tempDir("node");
-    await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "future", version: "1.0.0", main: "server.js", engines: { node: ">=99" } }));
+    await writeFile(
+      path.join(dir, "package.json"),
+      JSON.stringify({ name: "future", version: "1.0.0", main: "server.js", engines: { node: ">=99" } }),
+    );
     await writeFile(path.join(dir, "server.js"), "console.log('never runs')\n");
     const result = await cli(["bake", dir], env);
     expect(result.code).toBe(2);
@@ -87,7 +93,10 @@ describe.sequential("bakers: bad input", () => {
 
   it("a native addon whose install script npm did not run: names npm install-scripts approve and ignore-scripts", async () => {
     const dir = await tempDir("addon");
-    await cp(path.join(repo, "examples", "node-addon"), dir, { recursive: true, filter: (src) => !/node_modules|kiln\.lock|\/build$/.test(src) });
+    await cp(path.join(repo, "examples", "node-addon"), dir, {
+      recursive: true,
+      filter: (src) => !/node_modules|kiln\.lock|\/build$/.test(src),
+    });
     // npm 11 skips unapproved dependency install scripts; ignore-scripts skips them all, the same way.
     await writeFile(path.join(dir, ".npmrc"), "ignore-scripts=true\n");
     const result = await cli(["bake", dir], env);

@@ -12,7 +12,6 @@ const home = sharedHome();
 const running = trackRuns();
 const MiB = 1024 * 1024;
 
-
 describe.sequential("java baker", () => {
   it("bakes hello-java.jar on a jlink'd JRE and boots it: HTTP, -e, KILN_ENV, uid 1000, read-only /, no shell", async () => {
     const example = path.join(repo, "examples", "hello-java");
@@ -20,8 +19,16 @@ describe.sequential("java baker", () => {
     const { image } = await bake(path.join(example, "hello-java.jar"), {}, home, quiet);
     const m = image.manifest;
     expect(m.baker).toBe("java");
-    expect(m.cmd).toEqual(["/usr/lib/jvm/kiln-jre/bin/java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar", "hello-java.jar"]);
-    expect(m.packages.map((p) => `${p.name}:${p.role}`)).toEqual(expect.arrayContaining(["openjdk-17-jdk-headless:runtime", "openjdk-17-jre-headless:runtime", "libstdc++6:lib"]));
+    expect(m.cmd).toEqual([
+      "/usr/lib/jvm/kiln-jre/bin/java",
+      "-XX:MaxRAMPercentage=75",
+      "-XX:+ExitOnOutOfMemoryError",
+      "-jar",
+      "hello-java.jar",
+    ]);
+    expect(m.packages.map((p) => `${p.name}:${p.role}`)).toEqual(
+      expect.arrayContaining(["openjdk-17-jdk-headless:runtime", "openjdk-17-jre-headless:runtime", "libstdc++6:lib"]),
+    );
     // jlink'd: tens of MB, not Debian's ~180 MB JRE.
     expect(m.sizes.runtime).toBeGreaterThan(10 * MiB);
     expect(m.sizes.runtime).toBeLessThan(60 * MiB);
@@ -37,6 +44,8 @@ describe.sequential("java baker", () => {
     expect(body.rootWrite).toMatch(/Read-only file system/);
     // Exactly what jdeps found (plus the EC provider for TLS): nothing else is in the JRE.
     expect(body.modules).toEqual(["java.base", "jdk.crypto.ec", "jdk.httpserver"]);
-    console.log(`hello-java: runtime ${(m.sizes.runtime / MiB).toFixed(1)} MiB, libs ${(m.sizes.libs / MiB).toFixed(1)} MiB, app ${(m.sizes.app / 1024).toFixed(1)} KiB, kernel ${(m.sizes.kernel / MiB).toFixed(1)} MiB, init ${(m.sizes.init / MiB).toFixed(1)} MiB; allocated ${(m.sizes.allocated / MiB).toFixed(1)} MiB; boot to healthy ${run.bootToHealthySeconds?.toFixed(1)} s`);
+    console.log(
+      `hello-java: runtime ${(m.sizes.runtime / MiB).toFixed(1)} MiB, libs ${(m.sizes.libs / MiB).toFixed(1)} MiB, app ${(m.sizes.app / 1024).toFixed(1)} KiB, kernel ${(m.sizes.kernel / MiB).toFixed(1)} MiB, init ${(m.sizes.init / MiB).toFixed(1)} MiB; allocated ${(m.sizes.allocated / MiB).toFixed(1)} MiB; boot to healthy ${run.bootToHealthySeconds?.toFixed(1)} s`,
+    );
   }, 900_000);
 });

@@ -13,7 +13,6 @@ import { boot, httpGet, quiet, sharedHome, trackRuns } from "./harness.js";
 const home = sharedHome();
 const running = trackRuns();
 
-
 // One request per connection; answers every path with what the process sees of the image.
 const SERVER_C = String.raw`
 #include <errno.h>
@@ -80,8 +79,18 @@ describe.sequential("native baker: a tarball of files with a cmd", () => {
     running.push(run);
     const answer = await httpGet(`http://127.0.0.1:${run.port}/`);
     expect(answer.status).toBe(200);
-    expect(JSON.parse(answer.body)).toEqual({ message: "from-seed", env: "test", image: "probe-1.0:0.1.0", uid: 1000, data: "from the tarball", rootWrite: "Read-only file system", shells: [] });
+    expect(JSON.parse(answer.body)).toEqual({
+      message: "from-seed",
+      env: "test",
+      image: "probe-1.0:0.1.0",
+      uid: 1000,
+      data: "from the tarball",
+      rootWrite: "Read-only file system",
+      shells: [],
+    });
     await rm(work, { recursive: true, force: true });
-    console.log(`probe-1.0 (native tarball): runtime ${m.sizes.runtime} B, libs ${m.sizes.libs} B, app ${(m.sizes.app / 1024).toFixed(1)} KiB, kernel ${(m.sizes.kernel / 1048576).toFixed(1)} MiB, init ${(m.sizes.init / 1048576).toFixed(1)} MiB; allocated ${(m.sizes.allocated / 1048576).toFixed(1)} MiB; boot to healthy ${run.bootToHealthySeconds?.toFixed(1)} s`);
+    console.log(
+      `probe-1.0 (native tarball): runtime ${m.sizes.runtime} B, libs ${m.sizes.libs} B, app ${(m.sizes.app / 1024).toFixed(1)} KiB, kernel ${(m.sizes.kernel / 1048576).toFixed(1)} MiB, init ${(m.sizes.init / 1048576).toFixed(1)} MiB; allocated ${(m.sizes.allocated / 1048576).toFixed(1)} MiB; boot to healthy ${run.bootToHealthySeconds?.toFixed(1)} s`,
+    );
   }, 900_000);
 });

@@ -10,14 +10,20 @@ const home = sharedHome();
 const running = trackRuns();
 const MiB = 1024 * 1024;
 
-
 describe.sequential("python baker", () => {
   it("bakes hello-python with its wheels and boots it: HTTP, -e, KILN_ENV, uid 1000, read-only /, no shell", async () => {
     const { image } = await bakeExample("hello-python", home);
     const m = image.manifest;
     expect(m.baker).toBe("python");
     expect(m.cmd).toEqual(["/usr/bin/python3", "-u", "app.py"]);
-    expect(m.packages.map((p) => `${p.name}:${p.role}`)).toEqual(expect.arrayContaining(["python3.11-minimal:runtime", "libpython3.11-minimal:runtime", "libpython3.11-stdlib:runtime", "libssl3:lib"]));
+    expect(m.packages.map((p) => `${p.name}:${p.role}`)).toEqual(
+      expect.arrayContaining([
+        "python3.11-minimal:runtime",
+        "libpython3.11-minimal:runtime",
+        "libpython3.11-stdlib:runtime",
+        "libssl3:lib",
+      ]),
+    );
     expect(m.files).toContainEqual(expect.objectContaining({ path: "/usr/lib/python3.11/", kind: "runtime" }));
     expect(m.sizes.runtime).toBeLessThan(40 * MiB);
 
@@ -26,12 +32,21 @@ describe.sequential("python baker", () => {
     const answer = await httpGet(`http://127.0.0.1:${run.port}/`);
     expect(answer.status).toBe(200);
     const body = JSON.parse(answer.body) as Record<string, unknown>;
-    expect(body).toMatchObject({ message: "from-seed", env: "test", image: "hello-python:0.1.0", runtime: "python", uid: 1000, shells: [] });
+    expect(body).toMatchObject({
+      message: "from-seed",
+      env: "test",
+      image: "hello-python:0.1.0",
+      runtime: "python",
+      uid: 1000,
+      shells: [],
+    });
     expect(String(body.python)).toMatch(/^3\.11\./);
     expect(body.rootWrite).toMatch(/Read-only file system/);
     // The requirements came from wheels: the manylinux one with its C extension.
     expect(body).toMatchObject({ escaped: "&lt;kiln&gt;", speedups: true, packaging: "24.1", newer: true });
     expect(body.sysPath).toContain("/app/.kiln/site-packages");
-    console.log(`hello-python: runtime ${(m.sizes.runtime / MiB).toFixed(1)} MiB, libs ${(m.sizes.libs / MiB).toFixed(1)} MiB, app ${(m.sizes.app / 1024).toFixed(1)} KiB, kernel ${(m.sizes.kernel / MiB).toFixed(1)} MiB, init ${(m.sizes.init / MiB).toFixed(1)} MiB; allocated ${(m.sizes.allocated / MiB).toFixed(1)} MiB; boot to healthy ${run.bootToHealthySeconds?.toFixed(1)} s`);
+    console.log(
+      `hello-python: runtime ${(m.sizes.runtime / MiB).toFixed(1)} MiB, libs ${(m.sizes.libs / MiB).toFixed(1)} MiB, app ${(m.sizes.app / 1024).toFixed(1)} KiB, kernel ${(m.sizes.kernel / MiB).toFixed(1)} MiB, init ${(m.sizes.init / MiB).toFixed(1)} MiB; allocated ${(m.sizes.allocated / MiB).toFixed(1)} MiB; boot to healthy ${run.bootToHealthySeconds?.toFixed(1)} s`,
+    );
   }, 900_000);
 });

@@ -6,7 +6,6 @@ import { boot, bakeExample, httpGet, processAlive, sharedHome, trackRuns } from 
 const home = sharedHome();
 const running = trackRuns();
 
-
 describe.sequential("boot", () => {
   it("hello-node answers HTTP under legacy BIOS, as uid 1000, with boot-time env from the seed drive", async () => {
     const { image } = await bakeExample("hello-node", home);

@@ -19,15 +19,20 @@ import { startMoto, type Moto } from "./moto.js";
 
 const home = sharedHome();
 const region = "eu-central-1";
-const dbPassword = "s3cret-from-ssm \"quoted\" ünïcode";
+const dbPassword = 's3cret-from-ssm "quoted" ünïcode';
 const apiKey = "api-key-from-kms";
 const roleSecret = "role-secret-access-key-EXAMPLE";
 const roleToken = "role-session-token-EXAMPLE";
 
 async function awsCall(moto: Moto, service: string, target: string, body: unknown): Promise<Record<string, unknown>> {
   const response = await fetch(`${moto.endpoint}/`, {
-    method: "POST", body: JSON.stringify(body),
-    headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": target, authorization: `AWS4-HMAC-SHA256 Credential=testing/20250101/${region}/${service}/aws4_request, SignedHeaders=host, Signature=0` },
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: {
+      "content-type": "application/x-amz-json-1.1",
+      "x-amz-target": target,
+      authorization: `AWS4-HMAC-SHA256 Credential=testing/20250101/${region}/${service}/aws4_request, SignedHeaders=host, Signature=0`,
+    },
   });
   const json = (await response.json()) as Record<string, unknown>;
   if (!response.ok) throw new Error(`${target}: ${JSON.stringify(json)}`);
@@ -37,11 +42,23 @@ async function awsCall(moto: Moto, service: string, target: string, body: unknow
 describe("QEMU user network with a metadata service", () => {
   it("puts the guest in a network that contains 169.254.169.254 and forwards it to a host command, commas escaped", () => {
     const args = buildQemuArgs({
-      disk: "/d.raw", diskFormat: "raw", seed: undefined, firmware: "bios", accelerator: "tcg", memoryMiB: 512, cpus: 1,
-      forwards: [{ hostAddress: "127.0.0.1", hostPort: 18080, guestPort: 8080 }], consoleFile: "/c", qmpSocket: "/q", pidFile: "/p",
-      network: "169.254.0.0/16", guestForwards: [{ guestAddress: "169.254.169.254", guestPort: 80, command: "relay a,b" }],
+      disk: "/d.raw",
+      diskFormat: "raw",
+      seed: undefined,
+      firmware: "bios",
+      accelerator: "tcg",
+      memoryMiB: 512,
+      cpus: 1,
+      forwards: [{ hostAddress: "127.0.0.1", hostPort: 18080, guestPort: 8080 }],
+      consoleFile: "/c",
+      qmpSocket: "/q",
+      pidFile: "/p",
+      network: "169.254.0.0/16",
+      guestForwards: [{ guestAddress: "169.254.169.254", guestPort: 80, command: "relay a,b" }],
     });
-    expect(args[args.indexOf("-netdev") + 1]).toBe("user,id=net0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:18080-:8080,guestfwd=tcp:169.254.169.254:80-cmd:relay a,,b");
+    expect(args[args.indexOf("-netdev") + 1]).toBe(
+      "user,id=net0,net=169.254.0.0/16,hostfwd=tcp:127.0.0.1:18080-:8080,guestfwd=tcp:169.254.169.254:80-cmd:relay a,,b",
+    );
     expect(args).not.toContain("file=undefined");
   });
 });
@@ -57,12 +74,17 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
     moto = await startMoto();
     await awsCall(moto, "ssm", "AmazonSSM.PutParameter", { Name: "/env-app/staging/db-password", Value: dbPassword, Type: "SecureString" });
     const key = (await awsCall(moto, "kms", "TrentService.CreateKey", {})) as { KeyMetadata: { KeyId: string } };
-    const { CiphertextBlob } = (await awsCall(moto, "kms", "TrentService.Encrypt", { KeyId: key.KeyMetadata.KeyId, Plaintext: Buffer.from(apiKey).toString("base64") })) as { CiphertextBlob: string };
+    const { CiphertextBlob } = (await awsCall(moto, "kms", "TrentService.Encrypt", {
+      KeyId: key.KeyMetadata.KeyId,
+      Plaintext: Buffer.from(apiKey).toString("base64"),
+    })) as { CiphertextBlob: string };
     syslog.on("message", (m) => datagrams.push(m.toString("utf8")));
     await new Promise<void>((resolve) => syslog.bind(0, "127.0.0.1", resolve));
     const motoPort = new URL(moto.endpoint).port;
     imds = await startImds({
-      instanceId: "i-0abc1234def567890", availabilityZone: `${region}b`, region,
+      instanceId: "i-0abc1234def567890",
+      availabilityZone: `${region}b`,
+      region,
       role: { name: "env-app-role", accessKeyId: "ASIAEXAMPLEROLEKEY", secretAccessKey: roleSecret, token: roleToken },
       userData: [
         "# kiln user-data for the staging environment",
@@ -93,17 +115,28 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
     const stored = await new ImageStore(home).resolve(image.ref);
     const port = await findFreePort();
     vm = await LocalVm.start({
-      image: stored, home, firmware: "bios", forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }], env: {},
-      seedDrive: false, imds: { hostPort: imds.port },
+      image: stored,
+      home,
+      firmware: "bios",
+      forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
+      env: {},
+      seedDrive: false,
+      imds: { hostPort: imds.port },
     });
     const health = await waitHealthy(`http://127.0.0.1:${port}/healthz`, 180_000, vm.exited, vm.startedAtMs);
     expect(health.healthy, `${JSON.stringify(health)}\n${await vm.consoleTail(40)}`).toBe(true);
 
     const answer = JSON.parse((await httpGet(`http://127.0.0.1:${port}/`)).body) as { env: Record<string, string>; uid: number };
     expect(answer.env).toEqual({
-      GREETING: "from-imds", KILN_ENV: "staging", KILN_IMAGE: "env-app:0.1.0", BAKED: "from-kiln-yml",
-      KILN_INSTANCE_ID: "i-0abc1234def567890", KILN_AZ: `${region}b`, KILN_REGION: region,
-      DB_PASSWORD: dbPassword, API_KEY: apiKey,
+      GREETING: "from-imds",
+      KILN_ENV: "staging",
+      KILN_IMAGE: "env-app:0.1.0",
+      BAKED: "from-kiln-yml",
+      KILN_INSTANCE_ID: "i-0abc1234def567890",
+      KILN_AZ: `${region}b`,
+      KILN_REGION: region,
+      DB_PASSWORD: dbPassword,
+      API_KEY: apiKey,
     });
     expect(answer.uid).toBe(1000);
 
@@ -111,10 +144,16 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
     expect(imds.requests[0]).toMatchObject({ method: "PUT", path: "/latest/api/token", status: 200 });
     const gets = imds.requests.filter((r) => r.method === "GET");
     expect(gets.every((r) => r.hadValidToken)).toBe(true);
-    expect(gets.map((r) => r.path)).toEqual(expect.arrayContaining([
-      "/latest/user-data", "/latest/meta-data/instance-id", "/latest/meta-data/placement/availability-zone",
-      "/latest/meta-data/placement/region", "/latest/meta-data/iam/security-credentials/", "/latest/meta-data/iam/security-credentials/env-app-role",
-    ]));
+    expect(gets.map((r) => r.path)).toEqual(
+      expect.arrayContaining([
+        "/latest/user-data",
+        "/latest/meta-data/instance-id",
+        "/latest/meta-data/placement/availability-zone",
+        "/latest/meta-data/placement/region",
+        "/latest/meta-data/iam/security-credentials/",
+        "/latest/meta-data/iam/security-credentials/env-app-role",
+      ]),
+    );
 
     const console = (await vm.consoleTail(400)).replace(/\r/g, "");
     expect(console).toMatch(/kiln-init: applied boot-time configuration from EC2 user-data \(IMDSv2\)/);

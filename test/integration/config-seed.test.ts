@@ -40,14 +40,23 @@ describe.sequential("configuration from the seed drive, and without any boot-tim
     const port = await findFreePort();
     const tricky = `a=b  "c" 'd' $(poweroff) \`reboot\` $HOME \\n; exit 1`;
     const vm = await LocalVm.start({
-      image, home, firmware: "bios", forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
+      image,
+      home,
+      firmware: "bios",
+      forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
       env: { GREETING: tricky, BAKED: "overridden-at-boot", KILN_ENV: "test", "1BAD": "x", "BAD-NAME": "y" },
     });
     started.push(vm);
     const health = await waitHealthy(`http://127.0.0.1:${port}/healthz`, 180_000, vm.exited, vm.startedAtMs);
     expect(health.healthy, await vm.consoleTail(40)).toBe(true);
     const { env } = JSON.parse((await httpGet(`http://127.0.0.1:${port}/`)).body) as { env: Record<string, string> };
-    expect(env).toEqual({ GREETING: tricky, BAKED: "overridden-at-boot", KILN_ENV: "test", KILN_IMAGE: "env-app:0.1.0", KILN_INSTANCE_ID: vm.record.id });
+    expect(env).toEqual({
+      GREETING: tricky,
+      BAKED: "overridden-at-boot",
+      KILN_ENV: "test",
+      KILN_IMAGE: "env-app:0.1.0",
+      KILN_INSTANCE_ID: vm.record.id,
+    });
     const console = await vm.consoleTail(200);
     expect(console).toMatch(/ignoring user-data line \d+: '1BAD' is not a variable name/);
     expect(console).toMatch(/ignoring user-data line \d+: 'BAD-NAME' is not a variable name/);
@@ -55,7 +64,9 @@ describe.sequential("configuration from the seed drive, and without any boot-tim
   });
 
   it("without seed drive or metadata service: asks IMDS briefly, then refuses to start an app whose secrets it cannot resolve", async () => {
-    const image = await bakeEnvApp("name: env-app-secret\nport: 8080\nhealthcheck: { path: /healthz }\nenv:\n  DB_PASSWORD: ssm:/env-app/prod/db-password\n");
+    const image = await bakeEnvApp(
+      "name: env-app-secret\nport: 8080\nhealthcheck: { path: /healthz }\nenv:\n  DB_PASSWORD: ssm:/env-app/prod/db-password\n",
+    );
     const vm = await LocalVm.start({ image, home, firmware: "bios", forwards: [], env: {}, seedDrive: false });
     started.push(vm);
     const ended = await Promise.race([vm.exited, new Promise<string>((r) => setTimeout(() => r("timeout"), 120_000))]);

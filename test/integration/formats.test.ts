@@ -67,13 +67,25 @@ async function readTar(file: string): Promise<{ name: string; size: number; data
 async function bootDisk(format: DiskFormat, firmware: Firmware): Promise<void> {
   const disk = await ensureFormat(image, format);
   const port = await findFreePort();
-  const vm = await LocalVm.start({ image, home, firmware, forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }], env: { GREETING: `${format}-${firmware}` }, disk: { path: disk.path, format: FORMATS[format].qemuFormat! } });
+  const vm = await LocalVm.start({
+    image,
+    home,
+    firmware,
+    forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
+    env: { GREETING: `${format}-${firmware}` },
+    disk: { path: disk.path, format: FORMATS[format].qemuFormat! },
+  });
   try {
     const health = await waitHealthy(`http://127.0.0.1:${port}/`, 180_000, vm.exited, vm.startedAtMs);
     expect(health, await vm.consoleTail(20)).toMatchObject({ healthy: true });
     const answer = await httpGet(`http://127.0.0.1:${port}/`);
     expect(answer.status).toBe(200);
-    expect(JSON.parse(answer.body)).toMatchObject({ runtime: "native", message: `${format}-${firmware}`, image: "hello-native:0.1.0", uid: 1000 });
+    expect(JSON.parse(answer.body)).toMatchObject({
+      runtime: "native",
+      message: `${format}-${firmware}`,
+      image: "hello-native:0.1.0",
+      uid: 1000,
+    });
     expect(await vm.shutdown(30_000)).toBe("clean");
   } finally {
     await vm.shutdown(0);
@@ -97,7 +109,8 @@ describe.sequential("disk formats", () => {
       expect([format, info.format, info.virtualBytes]).toEqual([format, qemuFormat, size]);
       const compare = qemuImg(["compare", "-f", "raw", "-F", qemuFormat, image.disk, file.path]);
       expect(compare, compare.out).toMatchObject({ status: 0, out: expect.stringMatching(/Images are identical/) });
-      if (format === "vmdk" || format === "vmdk-stream") expect(info.formatSpecific?.data?.["create-type"]).toBe(format === "vmdk" ? "monolithicSparse" : "streamOptimized");
+      if (format === "vmdk" || format === "vmdk-stream")
+        expect(info.formatSpecific?.data?.["create-type"]).toBe(format === "vmdk" ? "monolithicSparse" : "streamOptimized");
     }
     const footer = await readVhdFooter((await ensureFormat(image, "vhd")).path);
     expect(footer).toMatchObject({ cookie: "conectix", diskType: "fixed", currentSize: size, checksumValid: true });
@@ -141,20 +154,31 @@ describe.sequential("disk formats", () => {
 
     const entries = await readTar(out);
     expect(entries.map((e) => e.name)).toEqual(["hello-native-0.1.0.ovf", "hello-native-0.1.0.mf", "hello-native-0.1.0-disk1.vmdk"]);
-    const [ovf, mf, vmdk] = entries as [typeof entries[0], typeof entries[0], typeof entries[0]];
+    const [ovf, mf, vmdk] = entries as [(typeof entries)[0], (typeof entries)[0], (typeof entries)[0]];
     const { problems, facts } = checkOvf(ovf.data.toString("utf8"));
     expect(problems).toEqual([]);
     expect(facts.files).toEqual([{ id: "file1", href: vmdk.name, size: vmdk.size }]);
-    expect(facts.disks[0]).toMatchObject({ capacity: image.manifest.layout.totalBytes, format: "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized" });
+    expect(facts.disks[0]).toMatchObject({
+      capacity: image.manifest.layout.totalBytes,
+      format: "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized",
+    });
     expect(mf.data.toString()).toBe(`SHA256(${ovf.name})= ${sha256(ovf.data)}\nSHA256(${vmdk.name})= ${sha256(vmdk.data)}\n`);
     // A second, independent XML parser (Python's expat), where Python is installed.
-    const python = spawnSync("python3", ["-c", "import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.buffer.read()); print('well-formed')"], { input: ovf.data, encoding: "utf8" });
+    const python = spawnSync(
+      "python3",
+      ["-c", "import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.buffer.read()); print('well-formed')"],
+      { input: ovf.data, encoding: "utf8" },
+    );
     if (python.error === undefined) expect(python.stdout.trim(), python.stderr).toBe("well-formed");
 
     const disk = path.join(scratch, vmdk.name);
     await writeFile(disk, vmdk.data);
     const info = await inspectDiskFile(disk);
-    expect([info.format, info.formatSpecific?.data?.["create-type"], info.virtualBytes]).toEqual(["vmdk", "streamOptimized", image.manifest.layout.totalBytes]);
+    expect([info.format, info.formatSpecific?.data?.["create-type"], info.virtualBytes]).toEqual([
+      "vmdk",
+      "streamOptimized",
+      image.manifest.layout.totalBytes,
+    ]);
     expect(qemuImg(["check", disk]).status).toBe(0);
     expect(qemuImg(["compare", "-f", "raw", "-F", "vmdk", image.disk, disk]).out).toMatch(/Images are identical/);
   });
@@ -162,12 +186,21 @@ describe.sequential("disk formats", () => {
   it("kiln run --format vhd boots the converted disk through the CLI, and Ctrl-C shuts it down cleanly", async () => {
     const port = await findFreePort();
     let answer: Promise<{ status: number; body: string }> | undefined;
-    const run = await cli(["run", image.ref, "--format", "vhd", "-p", `${port}:8080`, "-e", "GREETING=from-vhd", "--json"], env, (stderr, child) => {
-      if (!answer && /is healthy at/.test(stderr)) answer = httpGet(`http://127.0.0.1:${port}/`).finally(() => child.kill("SIGINT"));
-    });
+    const run = await cli(
+      ["run", image.ref, "--format", "vhd", "-p", `${port}:8080`, "-e", "GREETING=from-vhd", "--json"],
+      env,
+      (stderr, child) => {
+        if (!answer && /is healthy at/.test(stderr)) answer = httpGet(`http://127.0.0.1:${port}/`).finally(() => child.kill("SIGINT"));
+      },
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse((await answer!).body)).toMatchObject({ message: "from-vhd" });
-    expect(JSON.parse(run.stdout)).toMatchObject({ hypervisor: "qemu", format: "vhd", firmware: "bios", disk: expect.stringMatching(/formats\/disk\.vhd$/) });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      hypervisor: "qemu",
+      format: "vhd",
+      firmware: "bios",
+      disk: expect.stringMatching(/formats\/disk\.vhd$/),
+    });
     expect(run.stderr).toMatch(/from its vhd disk/);
     expect(run.stderr).toMatch(/VM stopped \(clean\)/);
   });
@@ -202,10 +235,16 @@ describe.sequential("VirtualBox through the CLI, with the recorded fake VBoxMana
   it("kiln run --vbox streams the console, reports health, and Ctrl-C powers off and unregisters; ps, logs and stop see detached VMs", async () => {
     const bin = path.join(scratch, "vbox-bin");
     await mkdir(bin, { recursive: true });
-    for (const f of ["VBoxManage", "fake-vboxmanage.cjs"]) await copyFile(path.join(repo, "test", "fixtures", "vbox", f), path.join(bin, f));
+    for (const f of ["VBoxManage", "fake-vboxmanage.cjs"])
+      await copyFile(path.join(repo, "test", "fixtures", "vbox", f), path.join(bin, f));
     await chmod(path.join(bin, "VBoxManage"), 0o755);
     const fake = { ...env, PATH: `${bin}:${process.env.PATH}` };
-    const actions = async () => (await readFile(path.join(bin, "calls.log"), "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as string[]).filter((c) => c[0] !== "list");
+    const actions = async () =>
+      (await readFile(path.join(bin, "calls.log"), "utf8"))
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as string[])
+        .filter((c) => c[0] !== "list");
 
     const port = await findFreePort();
     let answer: Promise<{ status: number; body: string }> | undefined;
@@ -219,12 +258,17 @@ describe.sequential("VirtualBox through the CLI, with the recorded fake VBoxMana
     expect(run.stderr).toMatch(/ACPI power button[\s\S]*kiln-init: powering off[\s\S]*VM stopped \(clean\)/);
     expect((await actions()).map((c) => c[0]).slice(-3)).toEqual(["startvm", "controlvm", "unregistervm"]);
 
-    const detached = await cli(["run", image.ref, "--hypervisor", "virtualbox", "-p", `${port}:8080`, "--detach", "--json", "--name", "kiln-it-detached"], fake);
+    const detached = await cli(
+      ["run", image.ref, "--hypervisor", "virtualbox", "-p", `${port}:8080`, "--detach", "--json", "--name", "kiln-it-detached"],
+      fake,
+    );
     expect(detached.code, detached.stderr).toBe(0);
     const started = JSON.parse(detached.stdout) as { id: string; name: string; hypervisor: string; url: string };
     expect(started).toMatchObject({ name: "kiln-it-detached", hypervisor: "virtualbox", url: `http://127.0.0.1:${port}/` });
     const ps = JSON.parse((await cli(["ps", "--json"], fake)).stdout) as { id: string; name: string; hypervisor: string; state?: string }[];
-    expect(ps).toContainEqual(expect.objectContaining({ id: started.id, name: "kiln-it-detached", hypervisor: "virtualbox", state: "running" }));
+    expect(ps).toContainEqual(
+      expect.objectContaining({ id: started.id, name: "kiln-it-detached", hypervisor: "virtualbox", state: "running" }),
+    );
     expect((await cli(["logs", "kiln-it-detached", "--all"], fake)).stdout).toMatch(/fake VirtualBox 7\.0\) kiln-it-detached powered on/);
     expect((await cli(["logs", started.id], fake)).stdout).toBe("fake app: listening\n");
     const stopped = await cli(["stop", "kiln-it-detached"], fake);
@@ -235,7 +279,9 @@ describe.sequential("VirtualBox through the CLI, with the recorded fake VBoxMana
     await mkdir(empty, { recursive: true });
     const missing = await cli(["run", image.ref, "--vbox"], { ...env, PATH: empty });
     expect(missing.code).toBe(3);
-    expect(missing.stderr).toMatch(/VBoxManage is not installed[\s\S]*hint: install VirtualBox 7 from Oracle's Linux packages \(e\.g\. the virtualbox-7\.0 package/);
+    expect(missing.stderr).toMatch(
+      /VBoxManage is not installed[\s\S]*hint: install VirtualBox 7 from Oracle's Linux packages \(e\.g\. the virtualbox-7\.0 package/,
+    );
     const wrongFormat = await cli(["run", image.ref, "--vbox", "--format", "vmdk"], fake);
     expect(wrongFormat.code).toBe(2);
     expect(wrongFormat.stderr).toMatch(/VirtualBox runs boot the VDI/);
@@ -243,21 +289,29 @@ describe.sequential("VirtualBox through the CLI, with the recorded fake VBoxMana
 });
 
 const hasVirtualBox = spawnSync("VBoxManage", ["--version"]).status === 0;
-if (!hasVirtualBox) process.stderr.write("formats.test: the real-VirtualBox tests are skipped: VBoxManage is not installed (the fake-VBoxManage tests ran)\n");
-describe.skipIf(!hasVirtualBox).sequential(`VirtualBox for real${hasVirtualBox ? "" : " (skipped: VBoxManage is not installed here)"}`, () => {
-  for (const firmware of ["bios", "uefi"] as const) {
-    it(`kiln's VirtualBox VM boots the VDI under ${firmware.toUpperCase()}, answers HTTP with the seed drive's env, and shuts down on the ACPI button`, async () => {
-      const port = await findFreePort();
-      const { how } = await vboxLifecycle(image, home, {
-        firmware, forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }], env: { GREETING: "from-virtualbox" }, name: `kiln-test-${process.pid}`,
-        whileRunning: async (vm) => {
-          const health = await waitHealthy(`http://127.0.0.1:${port}/`, 180_000, vm.exited, vm.startedAtMs);
-          expect(health, await vm.consoleTail(30)).toMatchObject({ healthy: true });
-          expect(JSON.parse((await httpGet(`http://127.0.0.1:${port}/`)).body)).toMatchObject({ message: "from-virtualbox", uid: 1000 });
-          expect(await readFile(vm.consoleFile, "utf8")).toMatch(/kiln-init: starting app/);
-        },
+if (!hasVirtualBox)
+  process.stderr.write(
+    "formats.test: the real-VirtualBox tests are skipped: VBoxManage is not installed (the fake-VBoxManage tests ran)\n",
+  );
+describe
+  .skipIf(!hasVirtualBox)
+  .sequential(`VirtualBox for real${hasVirtualBox ? "" : " (skipped: VBoxManage is not installed here)"}`, () => {
+    for (const firmware of ["bios", "uefi"] as const) {
+      it(`kiln's VirtualBox VM boots the VDI under ${firmware.toUpperCase()}, answers HTTP with the seed drive's env, and shuts down on the ACPI button`, async () => {
+        const port = await findFreePort();
+        const { how } = await vboxLifecycle(image, home, {
+          firmware,
+          forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
+          env: { GREETING: "from-virtualbox" },
+          name: `kiln-test-${process.pid}`,
+          whileRunning: async (vm) => {
+            const health = await waitHealthy(`http://127.0.0.1:${port}/`, 180_000, vm.exited, vm.startedAtMs);
+            expect(health, await vm.consoleTail(30)).toMatchObject({ healthy: true });
+            expect(JSON.parse((await httpGet(`http://127.0.0.1:${port}/`)).body)).toMatchObject({ message: "from-virtualbox", uid: 1000 });
+            expect(await readFile(vm.consoleFile, "utf8")).toMatch(/kiln-init: starting app/);
+          },
+        });
+        expect(how).toBe("clean");
       });
-      expect(how).toBe("clean");
-    });
-  }
-});
+    }
+  });

@@ -19,10 +19,35 @@ const running = trackRuns();
 
 /** Every attempt the probe makes; a probe that silently skipped one must fail the test. */
 const ESCAPES = [
-  "exec-tmp", "exec-dev-shm", "exec-run", "exec-memfd", "ptrace-attach", "ptrace-init", "process-vm-readv", "bpf",
-  "perf-event-open", "userfaultfd", "io-uring", "proc-1-cmdline", "write-root", "mount", "umount", "kexec-load",
-  "init-module", "finit-module", "keyctl", "add-key", "reboot", "unshare-user", "unshare-net", "setuid-0",
-  "clock-settime", "swapon", "chroot", "abi-i386", "abi-x32",
+  "exec-tmp",
+  "exec-dev-shm",
+  "exec-run",
+  "exec-memfd",
+  "ptrace-attach",
+  "ptrace-init",
+  "process-vm-readv",
+  "bpf",
+  "perf-event-open",
+  "userfaultfd",
+  "io-uring",
+  "proc-1-cmdline",
+  "write-root",
+  "mount",
+  "umount",
+  "kexec-load",
+  "init-module",
+  "finit-module",
+  "keyctl",
+  "add-key",
+  "reboot",
+  "unshare-user",
+  "unshare-net",
+  "setuid-0",
+  "clock-settime",
+  "swapon",
+  "chroot",
+  "abi-i386",
+  "abi-x32",
 ] as const;
 const WORKS = ["proc-self-status", "proc-self-stat", "proc-meminfo", "tmp-write", "jit-memory", "fork"] as const;
 const CAPABILITY_LINES = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] as const;
@@ -52,7 +77,14 @@ function parseReport(text: string): ProbeReport {
 /** Bakes the probe (compiled static, as the native baker takes it) with kiln.yml lines on top. */
 async function bakeProbe(name: string, extraYaml: string): Promise<string> {
   const app = mkdtempSync(path.join(os.tmpdir(), `kiln-${name}-`));
-  execFileSync("gcc", ["-static", "-O2", "-Wall", "-o", path.join(app, "probe"), path.join(repo, "test", "fixtures", "guest-escapes", "probe.c")]);
+  execFileSync("gcc", [
+    "-static",
+    "-O2",
+    "-Wall",
+    "-o",
+    path.join(app, "probe"),
+    path.join(repo, "test", "fixtures", "guest-escapes", "probe.c"),
+  ]);
   writeFileSync(path.join(app, "kiln.yml"), `name: ${name}\ncmd: ./probe\nport: 8080\nhealthcheck:\n  path: /healthz\n${extraYaml}`);
   const { image } = await bake(app, {}, home, quiet);
   return image.ref;
@@ -78,7 +110,9 @@ describe.sequential("guest sandbox", () => {
   it("denies every escape the app tries, with no capabilities, no_new_privs, seccomp, rlimits and noexec tmpfs", async () => {
     const report = await probe(await bakeProbe("guest-escapes", ""));
 
-    const allowed = ESCAPES.filter((e) => !report.escapes.get(e)?.startsWith("denied")).map((e) => `${e}: ${report.escapes.get(e) ?? "not tried"}`);
+    const allowed = ESCAPES.filter((e) => !report.escapes.get(e)?.startsWith("denied")).map(
+      (e) => `${e}: ${report.escapes.get(e) ?? "not tried"}`,
+    );
     expect(allowed, "escapes that were not denied").toEqual([]);
     // The filter checks the ABI before the call number: another ABI's call kills the process.
     expect(report.escapes.get("abi-i386")).toBe("denied killed-SYS");
@@ -99,11 +133,17 @@ describe.sequential("guest sandbox", () => {
       const mount = mountOf(report, point);
       expect(mount.fstype, point).toBe("tmpfs");
       expect(mount.options, point).toEqual(expect.arrayContaining(["nosuid", "nodev", "noexec"]));
-      expect(mount.superOptions.some((o) => o.startsWith("size=")), `${point} has a size cap`).toBe(true);
+      expect(
+        mount.superOptions.some((o) => o.startsWith("size=")),
+        `${point} has a size cap`,
+      ).toBe(true);
     }
     const proc = mountOf(report, "/proc");
     expect(proc.options).toEqual(expect.arrayContaining(["nosuid", "nodev", "noexec"]));
-    expect(proc.superOptions.some((o) => /^hidepid=(2|invisible)$/.test(o)), `/proc super options ${proc.superOptions.join(",")}`).toBe(true);
+    expect(
+      proc.superOptions.some((o) => /^hidepid=(2|invisible)$/.test(o)),
+      `/proc super options ${proc.superOptions.join(",")}`,
+    ).toBe(true);
 
     const broken = WORKS.filter((w) => !report.works.get(w)?.startsWith("yes")).map((w) => `${w}: ${report.works.get(w) ?? "not tried"}`);
     expect(broken, "what a server needs and no longer has").toEqual([]);

@@ -15,11 +15,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function check(healthPath: string): { ok: boolean; output: string; config: string } {
   const state = path.join(dir, "state dir");
   mkdirSync(state, { recursive: true });
-  const config = renderHaproxyConfig({ port: 18000, socket: path.join(state, "haproxy.sock"), pidFile: path.join(state, "pid"), healthPath, intervalMs: 1000, rise: 2 });
+  const config = renderHaproxyConfig({
+    port: 18000,
+    socket: path.join(state, "haproxy.sock"),
+    pidFile: path.join(state, "pid"),
+    healthPath,
+    intervalMs: 1000,
+    rise: 2,
+  });
   const file = path.join(dir, "haproxy.cfg");
   writeFileSync(file, config);
   try {
-    return { ok: true, output: execFileSync("haproxy", ["-c", "-f", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }), config };
+    return {
+      ok: true,
+      output: execFileSync("haproxy", ["-c", "-f", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
+      config,
+    };
   } catch (error) {
     return { ok: false, output: String((error as { stderr?: string }).stderr), config };
   }
@@ -31,7 +42,10 @@ describe("haproxy.cfg as HAProxy reads it", () => {
     for (const healthPath of ["/", "/healthz", "/v1/health?full=1&x=%20", "/a;b,c=d:e@f", "/(x)*+!~", "/it's", "/a b"]) {
       const result = check(healthPath);
       expect(result.ok, `${healthPath}: ${result.output}`).toBe(true);
-      expect(result.config.split("\n").filter((l) => /^\s*(frontend|listen|bind)\b/.test(l))).toEqual(["frontend web", "  bind 127.0.0.1:18000"]);
+      expect(result.config.split("\n").filter((l) => /^\s*(frontend|listen|bind)\b/.test(l))).toEqual([
+        "frontend web",
+        "  bind 127.0.0.1:18000",
+      ]);
     }
   });
 

@@ -38,7 +38,12 @@ export async function bakeExample(name: string, home: KilnHome, overrides = {}) 
  * bytes (data.txt), so every version has its own digest: the releases of a deploy test.
  * `writeConfig` writes the copy's kiln.yml first (and may be called again by the test).
  */
-export async function bakeNativeReleases(name: string, versions: readonly string[], home: KilnHome, writeConfig: (dir: string) => void): Promise<{ app: string; images: { ref: string; digest: string }[] }> {
+export async function bakeNativeReleases(
+  name: string,
+  versions: readonly string[],
+  home: KilnHome,
+  writeConfig: (dir: string) => void,
+): Promise<{ app: string; images: { ref: string; digest: string }[] }> {
   execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
   const app = mkdtempSync(path.join(os.tmpdir(), `kiln-${name}-`));
   cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
@@ -53,13 +58,25 @@ export async function bakeNativeReleases(name: string, versions: readonly string
 }
 
 /** `healthTimeoutSeconds` (default 180) gives slow starters (a JVM under TCG) more time; `kilnEnv` is `kiln run --kiln-env`. */
-export async function boot(ref: string, home: KilnHome, options: { firmware?: "bios" | "uefi"; env?: string[]; guestPort?: number; healthTimeoutSeconds?: number; kilnEnv?: string } = {}): Promise<RunOutcome & { port: number }> {
+export async function boot(
+  ref: string,
+  home: KilnHome,
+  options: { firmware?: "bios" | "uefi"; env?: string[]; guestPort?: number; healthTimeoutSeconds?: number; kilnEnv?: string } = {},
+): Promise<RunOutcome & { port: number }> {
   const port = await findFreePort();
-  const outcome = await runImage({
-    ref, ports: [`${port}:${options.guestPort ?? 8080}`], env: options.env ?? [], firmware: options.firmware ?? "bios",
-    console: false, detach: false, healthTimeoutSeconds: options.healthTimeoutSeconds ?? 180,
-    ...(options.kilnEnv !== undefined ? { kilnEnv: options.kilnEnv } : {}),
-  }, home);
+  const outcome = await runImage(
+    {
+      ref,
+      ports: [`${port}:${options.guestPort ?? 8080}`],
+      env: options.env ?? [],
+      firmware: options.firmware ?? "bios",
+      console: false,
+      detach: false,
+      healthTimeoutSeconds: options.healthTimeoutSeconds ?? 180,
+      ...(options.kilnEnv !== undefined ? { kilnEnv: options.kilnEnv } : {}),
+    },
+    home,
+  );
   return { ...outcome, port };
 }
 
@@ -69,9 +86,16 @@ export async function httpGet(url: string): Promise<{ status: number; body: stri
 }
 
 /** Runs the real CLI; resolves with exit code and output. */
-export function cli(args: string[], env: Record<string, string> = {}, onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  onStderr?: (text: string, child: ReturnType<typeof spawn>) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(repo, "bin", "kiln.js"), ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [path.join(repo, "bin", "kiln.js"), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -55,8 +55,17 @@ describe("KILN_HOME permissions (umask 022)", () => {
 
   it("tightens a KILN_HOME an older kiln left world-readable", async () => {
     const root = freshRoot();
-    for (const dir of ["vms/ab12cd34", "envs/app/dev", "images/0123", "refs/app", "tmp", "cache/debs"]) mkdirSync(path.join(root, dir), { recursive: true, mode: 0o755 });
-    for (const file of ["vms/ab12cd34/user-data", "vms/ab12cd34/console.log", "vms/ab12cd34/seed.img", "envs/app/dev/state.json", "images/0123/disk.raw", "images/0123/manifest.json", "refs/app/1.0"]) {
+    for (const dir of ["vms/ab12cd34", "envs/app/dev", "images/0123", "refs/app", "tmp", "cache/debs"])
+      mkdirSync(path.join(root, dir), { recursive: true, mode: 0o755 });
+    for (const file of [
+      "vms/ab12cd34/user-data",
+      "vms/ab12cd34/console.log",
+      "vms/ab12cd34/seed.img",
+      "envs/app/dev/state.json",
+      "images/0123/disk.raw",
+      "images/0123/manifest.json",
+      "refs/app/1.0",
+    ]) {
       writeFileSync(path.join(root, file), "SECRET=value\n", { mode: 0o644 });
     }
     openKilnHome({ KILN_HOME: root });
@@ -71,7 +80,10 @@ describe("KILN_HOME permissions (umask 022)", () => {
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, "disk.raw"), Buffer.alloc(1024 * 1024));
     const image = {
-      ref: "perm:1", digest: `sha256:${"0".repeat(64)}`, dir, disk: path.join(dir, "disk.raw"),
+      ref: "perm:1",
+      digest: `sha256:${"0".repeat(64)}`,
+      dir,
+      disk: path.join(dir, "disk.raw"),
       manifest: { name: "perm", version: "1", digest: `sha256:${"0".repeat(64)}`, resources: { memoryMiB: 64, cpus: 1 } },
     } as unknown as StoredImage;
     const vm = await LocalVm.start({ image, home, firmware: "uefi", accelerator: "tcg", forwards: [], env: { API_TOKEN: "s3cret" } });
@@ -79,7 +91,8 @@ describe("KILN_HOME permissions (umask 022)", () => {
       expect(mode(home.root)).toBe("700");
       expect(mode(home.vms)).toBe("700");
       expect(mode(vm.dir)).toBe("700");
-      for (const f of ["user-data", "meta-data", "seed.img", "console.log", "vm.json", "OVMF_VARS.fd"]) expect(`${f} ${mode(path.join(vm.dir, f))}`).toBe(`${f} 600`);
+      for (const f of ["user-data", "meta-data", "seed.img", "console.log", "vm.json", "OVMF_VARS.fd"])
+        expect(`${f} ${mode(path.join(vm.dir, f))}`).toBe(`${f} 600`);
     } finally {
       await vm.shutdown(0);
       await vm.cleanup();

@@ -75,7 +75,12 @@ describe.sequential("kiln-https verifies the server", () => {
   });
 
   it("refuses an expired certificate", async () => {
-    const expired = await issue(dir, "expired", { dnsName: "api.kiln.test", issuer: root, notBefore: "20200101000000Z", notAfter: "20210101000000Z" });
+    const expired = await issue(dir, "expired", {
+      dnsName: "api.kiln.test",
+      issuer: root,
+      notBefore: "20200101000000Z",
+      notAfter: "20210101000000Z",
+    });
     const server = await serve(expired);
     const result = await fetchWith("api.kiln.test", server.port, root.cert);
     expect(result.out).toMatch(new RegExp(`kiln-https: api\\.kiln\\.test:${server.port}: certificate expired or not yet valid`));
@@ -110,7 +115,9 @@ describe.sequential("kiln-https verifies the server", () => {
     const port = closed.port;
     await closed.close();
     servers.splice(servers.indexOf(closed), 1);
-    expect((await fetchWith("api.kiln.test", port, root.cert)).out).toMatch(new RegExp(`kiln-https: api\\.kiln\\.test:${port}: connection refused`));
+    expect((await fetchWith("api.kiln.test", port, root.cert)).out).toMatch(
+      new RegExp(`kiln-https: api\\.kiln\\.test:${port}: connection refused`),
+    );
     expect((await fetchWith("api.kiln.test", port, path.join(dir, "missing.pem"))).out).toMatch(/missing\.pem: cannot open the file/);
     await expect(run([client, "bad host:1", root.cert, "127.0.0.1"], { input: "" })).rejects.toThrow(/HOST must be a DNS name/);
     await expect(run([client, "api.kiln.test:443", root.cert], { input: "" })).rejects.toThrow(/HOST is a name: pass its IPv4 ADDRESS/);

@@ -40,7 +40,13 @@ function watchBodies(url: string): { stop: () => Promise<{ images: string[]; fai
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
-  return { stop: async () => { running = false; await loop; return { images, failures }; } };
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { images, failures };
+    },
+  };
 }
 
 function expectNoErrors(summary: WrkSummary): void {
@@ -82,7 +88,8 @@ beforeAll(async () => {
   app = mkdtempSync(path.join(os.tmpdir(), "kiln-swap-"));
   cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true });
   port = await findFreePort();
-  const yml = (cmd: string) => `name: ${APP}\ncmd: ${cmd}\nport: 8080\nhealthcheck:\n  path: /healthz\nrestarts: { maxQuickExits: 100 }\nenvironments:\n  dev:\n    target: local\n    port: ${port}\n    instances: 2\n    deregistrationDelay: 2\n    healthcheck: { path: /healthz, interval: 1, healthyThreshold: 2, timeout: 60 }\n`;
+  const yml = (cmd: string) =>
+    `name: ${APP}\ncmd: ${cmd}\nport: 8080\nhealthcheck:\n  path: /healthz\nrestarts: { maxQuickExits: 100 }\nenvironments:\n  dev:\n    target: local\n    port: ${port}\n    instances: 2\n    deregistrationDelay: 2\n    healthcheck: { path: /healthz, interval: 1, healthyThreshold: 2, timeout: 60 }\n`;
   writeFileSync(path.join(app, "kiln.yml"), yml("./server --listen 8080"));
   const v1 = await bake(app, { version: "1.0.0" }, home, quiet);
   const v2 = await bake(app, { version: "2.0.0" }, home, quiet);
@@ -145,7 +152,10 @@ describe.sequential("local environment: blue/green under load", () => {
   });
 
   it("kiln killed in the middle of a promote: running it again converges and leaks nothing", async () => {
-    const killed = await cli(["promote", refs.v2, "--env", "dev", "--config", app], { KILN_HOME: home.root, KILN_TEST_DIE_BEFORE_STEP: "switch-traffic" });
+    const killed = await cli(["promote", refs.v2, "--env", "dev", "--config", app], {
+      KILN_HOME: home.root,
+      KILN_TEST_DIE_BEFORE_STEP: "switch-traffic",
+    });
     expect(killed.code, killed.stderr).toBeNull(); // SIGKILL
     const midway = await readState(localEnvDir(home, APP, "dev"));
     expect(midway.releases.length).toBe(2); // green launched, traffic not switched
@@ -157,7 +167,9 @@ describe.sequential("local environment: blue/green under load", () => {
     for (const pid of pids.vms) expect(processAlive(pid)).toBe(true);
     // Every QEMU that belongs to this environment is one the state knows about.
     const qemus = execFileSync("pgrep", ["-f", "qemu-system-x86_64"], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
-    const ours = qemus.filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`/vms/`) && readFileSync(`/proc/${pid}/environ`, "utf8") !== null);
+    const ours = qemus.filter(
+      (pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`/vms/`) && readFileSync(`/proc/${pid}/environ`, "utf8") !== null,
+    );
     for (const pid of pids.vms) expect(ours).toContain(pid);
     expect(((await (await fetch(`http://127.0.0.1:${port}/`)).json()) as { image: string }).image).toBe(refs.v2);
   });
@@ -165,7 +177,9 @@ describe.sequential("local environment: blue/green under load", () => {
   it("a canary that answers errors: the split ends, traffic goes back to v2, the canary release is gone", async () => {
     const url = `http://127.0.0.1:${port}/`;
     const load = startWrk(url, { connections: 4, maxSeconds: 300 });
-    await expect(promote({ ...opts(), ref: refs.errors, canary: { percent: 20, seconds: 30 } })).rejects.toThrow(/canary .* failed after \d+s: canary answered \d+ requests with \d+ errors/);
+    await expect(promote({ ...opts(), ref: refs.errors, canary: { percent: 20, seconds: 30 } })).rejects.toThrow(
+      /canary .* failed after \d+s: canary answered \d+ requests with \d+ errors/,
+    );
     const summary = await load.stop();
     console.log(`failed canary (20%): ${summary.non2xx} of ${summary.requests} requests got an error answer`);
     // Some requests reached the canary (that is what a canary is for), never all of them.

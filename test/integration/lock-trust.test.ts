@@ -30,7 +30,10 @@ describe("kiln.lock is verified against the packages' bytes", () => {
     const forged = { ...lock, packages: lock.packages.map((p) => (p === busybox ? { ...p, version: `${p.version}+forged1` } : p)) };
     writeFileSync(lockFile, `${JSON.stringify(forged, null, 2)}\n`);
     for (const frozen of [true, false]) {
-      const error = await bake(app, { name: "lock-trust", version: "1.0.0" }, home, quiet, { frozen }).then(() => undefined, (e: unknown) => e);
+      const error = await bake(app, { name: "lock-trust", version: "1.0.0" }, home, quiet, { frozen }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error, `frozen=${frozen}`).toBeInstanceOf(InputError);
       expect((error as Error).message).toContain("busybox-static");
       expect((error as Error).message).toContain(`${busybox.version}+forged1`);

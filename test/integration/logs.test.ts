@@ -60,11 +60,27 @@ describe("kiln-log on a pseudo-terminal", () => {
   it("timestamps lines, keeps order, maps <N> to severity, splits long lines, and ships RFC 5424 over TCP", async () => {
     const work = mkdtempSync(path.join(os.tmpdir(), "kiln-log-"));
     const binary = path.join(work, "kiln-log");
-    execFileSync("gcc", ["-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-Os", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
-      "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-s", "-o", binary, path.join(repo, "templates", "init", "kiln-log.c")]);
+    execFileSync("gcc", [
+      "-static",
+      "-nostdlib",
+      "-ffreestanding",
+      "-fno-builtin",
+      "-Os",
+      "-fno-stack-protector",
+      "-fno-asynchronous-unwind-tables",
+      "-fno-pie",
+      "-no-pie",
+      "-Wl,--build-id=none",
+      "-s",
+      "-o",
+      binary,
+      path.join(repo, "templates", "init", "kiln-log.c"),
+    ]);
     const syslog = await tcpSyslog();
     const ttyFile = path.join(work, "app.tty");
-    const child = spawn(binary, [ttyFile, "myapp", "host-1", "tcp", "127.0.0.1", String(syslog.port)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(binary, [ttyFile, "myapp", "host-1", "tcp", "127.0.0.1", String(syslog.port)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
@@ -84,7 +100,15 @@ describe("kiln-log on a pseudo-terminal", () => {
 
     const lines = stdout.split("\n").filter(Boolean);
     expect(lines.every((l) => STAMP.test(l))).toBe(true);
-    expect(lines.map((l) => l.replace(STAMP, ""))).toEqual(["hello", "bad thing", "kiln-init: starting app: ./server", "x".repeat(4096), "x".repeat(904), "partial", " rest"]);
+    expect(lines.map((l) => l.replace(STAMP, ""))).toEqual([
+      "hello",
+      "bad thing",
+      "kiln-init: starting app: ./server",
+      "x".repeat(4096),
+      "x".repeat(904),
+      "partial",
+      " rest",
+    ]);
 
     await until(() => syslog.frames.length >= 7, 5000);
     const frames = syslog.frames.map(parseFrame);
@@ -112,7 +136,10 @@ describe("console lines", () => {
   ];
 
   it("app lines: the init's and the kernel's are dropped; on EC2 only timestamped app lines count", () => {
-    expect(console.filter((l) => isAppLine(l))).toEqual(["2025-01-31T12:00:01.250Z hello-node listening on 8080", "SeaBIOS (version 1.16.2-debian-1.16.2-1)"]);
+    expect(console.filter((l) => isAppLine(l))).toEqual([
+      "2025-01-31T12:00:01.250Z hello-node listening on 8080",
+      "SeaBIOS (version 1.16.2-debian-1.16.2-1)",
+    ]);
     expect(console.filter((l) => isAppLine(l, { stampedOnly: true }))).toEqual(["2025-01-31T12:00:01.250Z hello-node listening on 8080"]);
     // An image whose init printed app output without timestamps still shows it locally.
     expect(isAppLine("hello-node listening on 8080")).toBe(true);
@@ -141,7 +168,9 @@ describe.sequential("logs of a local VM: console, TCP syslog, kiln logs", () => 
     const { image } = await bake(path.join(repo, "test", "fixtures", "imds", "env-app"), {}, home, quiet);
     const port = await findFreePort();
     vm = await LocalVm.start({
-      image: await new ImageStore(home).resolve(image.ref), home, firmware: "bios",
+      image: await new ImageStore(home).resolve(image.ref),
+      home,
+      firmware: "bios",
       forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
       // No port in the URL: tcp defaults to 601, so give it explicitly; 10.0.2.2 is the host in QEMU's user network.
       env: { KILN_SYSLOG: `tcp://10.0.2.2:${syslog.port}`, GREETING: "syslog" },
@@ -165,13 +194,18 @@ describe.sequential("logs of a local VM: console, TCP syslog, kiln logs", () => 
     const shown = logs.stdout.split("\n").filter(Boolean);
     expect(shown.length).toBeGreaterThanOrEqual(3);
     expect(shown.every((l) => STAMP.test(l) && !l.includes("kiln-init:"))).toBe(true);
-    expect(shown.map((l) => l.replace(STAMP, ""))).toEqual(expect.arrayContaining(["env-app listening on 8080", "env-app: request to /log on stdout", "env-app: an error on stderr"]));
+    expect(shown.map((l) => l.replace(STAMP, ""))).toEqual(
+      expect.arrayContaining(["env-app listening on 8080", "env-app: request to /log on stdout", "env-app: an error on stderr"]),
+    );
     const all = await cli(["logs", vm.record.id, "--all"], env);
     expect(all.stdout).toMatch(/kiln-init: starting app: \/usr\/bin\/node server\.js/);
     expect(all.stdout).toMatch(/^kiln-init: network eth0: /m);
 
     // Follow mode: keeps printing until the VM stops, then exits by itself.
-    const follower = spawn(process.execPath, [path.join(repo, "bin", "kiln.js"), "logs", "-f", vm.record.id, "--all"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const follower = spawn(process.execPath, [path.join(repo, "bin", "kiln.js"), "logs", "-f", vm.record.id, "--all"], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let followed = "";
     let followErr = "";
     follower.stdout.on("data", (d: Buffer) => (followed += d.toString()));
@@ -193,21 +227,34 @@ describe.sequential("kiln logs --instance (EC2 GetConsoleOutput, moto)", () => {
     moto = await startMoto();
     useEmulatorCredentials();
     const clients = createAwsClients({ region, endpoint: moto.endpoint, maxAttempts: 1 });
-    const out = await clients.ec2.send(new RunInstancesCommand({ ImageId: "ami-12c6146b", MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }));
+    const out = await clients.ec2.send(
+      new RunInstancesCommand({ ImageId: "ami-12c6146b", MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }),
+    );
     instanceId = out.Instances![0]!.InstanceId!;
   }, 60_000);
   afterAll(async () => moto?.stop());
 
   it("asks for the live console output of the instance and decodes it", async () => {
     const calls: { op: string; input: Record<string, unknown> }[] = [];
-    const clients = createAwsClients({ region, endpoint: moto.endpoint, maxAttempts: 1, onRequest: (op, input) => calls.push({ op, input }) });
+    const clients = createAwsClients({
+      region,
+      endpoint: moto.endpoint,
+      maxAttempts: 1,
+      onRequest: (op, input) => calls.push({ op, input }),
+    });
     const { text } = await getConsoleOutput(clients, instanceId, true);
     expect(calls).toEqual([{ op: "GetConsoleOutput", input: { InstanceId: instanceId, Latest: true } }]);
     expect(text).toMatch(/^Linux version 2\.6\.16-xenU/);
   });
 
   it("shows only app lines by default (none in moto's text), everything with --all, and says what went wrong for an unknown instance", async () => {
-    const env = { AWS_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_SESSION_TOKEN: "testing", KILN_HOME: home.root };
+    const env = {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+      AWS_SESSION_TOKEN: "testing",
+      KILN_HOME: home.root,
+    };
     const filtered = await cli(["logs", "--instance", instanceId, "--region", region], env);
     expect(filtered.code, filtered.stderr).toBe(0);
     expect(filtered.stdout).toBe("");

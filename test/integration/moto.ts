@@ -14,7 +14,8 @@ export interface Moto {
 
 export async function startMoto(): Promise<Moto> {
   const binary = process.env.MOTO_SERVER ?? path.join(repo, ".venv", "bin", "moto_server");
-  if (!existsSync(binary)) throw new Error(`moto_server not found at ${binary}: run scripts/install-deps.sh (it installs moto[server] into .venv)`);
+  if (!existsSync(binary))
+    throw new Error(`moto_server not found at ${binary}: run scripts/install-deps.sh (it installs moto[server] into .venv)`);
   const port = await findFreePort();
   const child: ChildProcess = spawn(binary, ["-H", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -59,5 +60,10 @@ export interface RecordedCall {
 
 /** Real SDK clients against the emulator, one attempt per request; `record` collects every request. */
 export function emulatorClients(moto: Moto, region: string, record?: RecordedCall[]): AwsClients {
-  return createAwsClients({ region, endpoint: moto.endpoint, maxAttempts: 1, ...(record ? { onRequest: (op, input) => record.push({ op, input }) } : {}) });
+  return createAwsClients({
+    region,
+    endpoint: moto.endpoint,
+    maxAttempts: 1,
+    ...(record ? { onRequest: (op, input) => record.push({ op, input }) } : {}),
+  });
 }

@@ -28,18 +28,35 @@ let ports: { dev: number; test: number };
 let refs: { v1: string; v2: string };
 let moto: Moto | undefined;
 
-interface ConfigOptions { testEnv?: string; testTimeout?: number; testApproval?: boolean; stages?: string }
+interface ConfigOptions {
+  testEnv?: string;
+  testTimeout?: number;
+  testApproval?: boolean;
+  stages?: string;
+}
 
 function writeConfig(o: ConfigOptions = {}): void {
   const health = (timeout: number) => `healthcheck: { path: /healthz, interval: 1, healthyThreshold: 2, timeout: ${timeout} }`;
-  const stages = o.stages ?? `    - { env: dev, soak: 3, checkInterval: 1 }\n    - { env: test, soak: 2, checkInterval: 1${o.testApproval ? ", approval: true" : ""} }\n`;
-  writeFileSync(path.join(app, "kiln.yml"), [
-    `name: ${APP}`, "cmd: ./server --listen 8080", "port: 8080", "healthcheck:", "  path: /healthz", "environments:",
-    `  dev: { target: local, port: ${ports.dev}, instances: 1, deregistrationDelay: 0, ${health(120)} }`,
-    `  test: { target: local, port: ${ports.test}, instances: 1, deregistrationDelay: 0, ${health(o.testTimeout ?? 120)}${o.testEnv ? `, env: { ${o.testEnv} }` : ""} }`,
-    "  prod: { target: aws, region: eu-west-1, instances: 1, min: 1, max: 1, deregistrationDelay: 0, after: [dev], healthcheck: { path: /healthz, timeout: 5 } }",
-    "pipeline:", "  stages:", stages,
-  ].join("\n"));
+  const stages =
+    o.stages ??
+    `    - { env: dev, soak: 3, checkInterval: 1 }\n    - { env: test, soak: 2, checkInterval: 1${o.testApproval ? ", approval: true" : ""} }\n`;
+  writeFileSync(
+    path.join(app, "kiln.yml"),
+    [
+      `name: ${APP}`,
+      "cmd: ./server --listen 8080",
+      "port: 8080",
+      "healthcheck:",
+      "  path: /healthz",
+      "environments:",
+      `  dev: { target: local, port: ${ports.dev}, instances: 1, deregistrationDelay: 0, ${health(120)} }`,
+      `  test: { target: local, port: ${ports.test}, instances: 1, deregistrationDelay: 0, ${health(o.testTimeout ?? 120)}${o.testEnv ? `, env: { ${o.testEnv} }` : ""} }`,
+      "  prod: { target: aws, region: eu-west-1, instances: 1, min: 1, max: 1, deregistrationDelay: 0, after: [dev], healthcheck: { path: /healthz, timeout: 5 } }",
+      "pipeline:",
+      "  stages:",
+      stages,
+    ].join("\n"),
+  );
 }
 
 function providers(health?: HealthSource): ProviderFactory {
@@ -50,7 +67,8 @@ function providers(health?: HealthSource): ProviderFactory {
   };
 }
 
-const run = (extra: Partial<Parameters<typeof runPipeline>[0]> = {}) => runPipeline({ home, config: app, progress: quiet, providers: providers(), ...extra });
+const run = (extra: Partial<Parameters<typeof runPipeline>[0]> = {}) =>
+  runPipeline({ home, config: app, progress: quiet, providers: providers(), ...extra });
 const steps = (r: PipelineReport) => r.steps.map((s) => `${s.kind}${s.stage ? ` ${s.stage}` : ""}: ${s.status}`);
 const servedImage = async (port: number) => ((await (await fetch(`http://127.0.0.1:${port}/`)).json()) as { image: string }).image;
 
@@ -88,7 +106,7 @@ describe.sequential("kiln pipeline run", () => {
 
   it("stops at the stage whose health gate fails, with a report; that stage keeps serving the previous image", async () => {
     // test hands the app PORT=9999 at boot: it listens there, and test's health checks on 8080 never pass.
-    writeConfig({ testEnv: "PORT: \"9999\"", testTimeout: 25 });
+    writeConfig({ testEnv: 'PORT: "9999"', testTimeout: 25 });
     const report = await run({ image: refs.v2 });
     expect(report.status).toBe("failed");
     expect(report.stoppedAt).toBe("test");

@@ -26,7 +26,15 @@ let moto: Moto;
 type Call = { op: string; input: Record<string, unknown> };
 
 function recordingClients(calls: Call[], region = "eu-west-1", onRequest?: (op: string) => void): AwsClients {
-  return createAwsClients({ region, endpoint: moto.endpoint, maxAttempts: 1, onRequest: (op, input) => { calls.push({ op, input }); onRequest?.(op); } });
+  return createAwsClients({
+    region,
+    endpoint: moto.endpoint,
+    maxAttempts: 1,
+    onRequest: (op, input) => {
+      calls.push({ op, input });
+      onRequest?.(op);
+    },
+  });
 }
 
 async function freshApp(): Promise<string> {
@@ -76,8 +84,15 @@ describe.sequential("kiln push (moto)", () => {
     // What kiln asked RegisterImage for (moto stores only Name/Description).
     const register = calls.find((c) => c.op === "RegisterImage")!.input;
     expect(register).toMatchObject({
-      Architecture: "x86_64", VirtualizationType: "hvm", EnaSupport: true, BootMode: "uefi-preferred", ImdsSupport: "v2.0", RootDeviceName: "/dev/xvda",
-      BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { SnapshotId: result.snapshot, VolumeType: "gp3", DeleteOnTermination: true } }],
+      Architecture: "x86_64",
+      VirtualizationType: "hvm",
+      EnaSupport: true,
+      BootMode: "uefi-preferred",
+      ImdsSupport: "v2.0",
+      RootDeviceName: "/dev/xvda",
+      BlockDeviceMappings: [
+        { DeviceName: "/dev/xvda", Ebs: { SnapshotId: result.snapshot, VolumeType: "gp3", DeleteOnTermination: true } },
+      ],
     });
     const images = await clients.ec2.send(new DescribeImagesCommand({ ImageIds: [result.ami] }));
     const tags = Object.fromEntries((images.Images?.[0]?.Tags ?? []).map((t) => [t.Key, t.Value]));
@@ -111,8 +126,13 @@ describe.sequential("kiln push (moto)", () => {
     const controller = new AbortController();
     let puts = 0;
     const interrupted = pushImage({
-      ref: image.ref, home, concurrency: 4, signal: controller.signal,
-      clients: recordingClients([], "eu-west-1", (op) => { if (op === "PutSnapshotBlock" && ++puts === 10) controller.abort(); }),
+      ref: image.ref,
+      home,
+      concurrency: 4,
+      signal: controller.signal,
+      clients: recordingClients([], "eu-west-1", (op) => {
+        if (op === "PutSnapshotBlock" && ++puts === 10) controller.abort();
+      }),
     });
     await expect(interrupted).rejects.toThrow(/interrupted/);
     const calls: Call[] = [];
@@ -123,7 +143,9 @@ describe.sequential("kiln push (moto)", () => {
     const tokens = await listSnapshotBlockTokens(recordingClients([]), resumed.snapshot);
     expect(tokens.size).toBe(resumed.uploadedBlocks + resumed.skippedBlocks.alreadyUploaded);
     for (const [index, token] of tokens) {
-      expect((await getSnapshotBlock(recordingClients([]), resumed.snapshot, index, token)).equals(await readDiskBlock(image.disk, index))).toBe(true);
+      expect(
+        (await getSnapshotBlock(recordingClients([]), resumed.snapshot, index, token)).equals(await readDiskBlock(image.disk, index)),
+      ).toBe(true);
     }
   });
 
@@ -132,8 +154,13 @@ describe.sequential("kiln push (moto)", () => {
     const { image } = await bake(app, { version: "3.0.0" }, home, quiet);
     let puts = 0;
     const clients = createAwsClients({
-      region: "eu-west-1", endpoint: moto.endpoint, maxAttempts: 1,
-      onRequest: (op) => { if (op === "PutSnapshotBlock" && ++puts === 5) throw Object.assign(new Error("injected: access denied"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403 } }); },
+      region: "eu-west-1",
+      endpoint: moto.endpoint,
+      maxAttempts: 1,
+      onRequest: (op) => {
+        if (op === "PutSnapshotBlock" && ++puts === 5)
+          throw Object.assign(new Error("injected: access denied"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403 } });
+      },
     });
     await expect(pushImage({ ref: image.ref, clients, home, concurrency: 1 })).rejects.toThrow(/AccessDenied/);
     const snapshots = await clients.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"] }));
@@ -144,7 +171,10 @@ describe.sequential("kiln push (moto)", () => {
 
   it("the CLI prints one JSON object; copy-to copies to another region", async () => {
     const { image } = await bakeExample("hello-native", home);
-    const out = await cli(["push", image.ref, "--region", "us-east-2", "--copy-to", "eu-central-1", "--json"], { KILN_HOME: home.root, AWS_ENDPOINT_URL: moto.endpoint });
+    const out = await cli(["push", image.ref, "--region", "us-east-2", "--copy-to", "eu-central-1", "--json"], {
+      KILN_HOME: home.root,
+      AWS_ENDPOINT_URL: moto.endpoint,
+    });
     expect(out.code, out.stderr).toBe(0);
     const result = JSON.parse(out.stdout) as Record<string, unknown>;
     expect(result).toMatchObject({ region: "us-east-2", reused: false });
@@ -158,7 +188,16 @@ describe.sequential("kiln push (moto)", () => {
     expect(noRegion.code).toBe(2);
     expect(noRegion.stderr).toMatch(/no AWS region[\s\S]*hint: pass --region/);
 
-    const noCreds = await cli(["push", "hello-native:0.1.0", "--region", "eu-west-1"], { ...env, AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_SESSION_TOKEN: "", AWS_PROFILE: "kiln-no-such-profile", AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent", AWS_EC2_METADATA_DISABLED: "true" });
+    const noCreds = await cli(["push", "hello-native:0.1.0", "--region", "eu-west-1"], {
+      ...env,
+      AWS_ACCESS_KEY_ID: "",
+      AWS_SECRET_ACCESS_KEY: "",
+      AWS_SESSION_TOKEN: "",
+      AWS_PROFILE: "kiln-no-such-profile",
+      AWS_CONFIG_FILE: "/nonexistent",
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+      AWS_EC2_METADATA_DISABLED: "true",
+    });
     expect(noCreds.code).not.toBe(0);
     expect(noCreds.stderr).toMatch(/no AWS credentials found|credentials/i);
     expect(noCreds.stderr).toMatch(/hint:/);
@@ -173,11 +212,19 @@ describe.sequential("kiln push (moto)", () => {
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", async () => {
         if (req.method === "POST" && req.url === "/snapshots") {
-          res.writeHead(403, { "content-type": "application/json", "x-amzn-errortype": "AccessDeniedException", "x-amzn-requestid": "req-denied-1" });
+          res.writeHead(403, {
+            "content-type": "application/json",
+            "x-amzn-errortype": "AccessDeniedException",
+            "x-amzn-requestid": "req-denied-1",
+          });
           res.end(JSON.stringify({ message: "User is not authorized to perform: ebs:StartSnapshot" }));
           return;
         }
-        const upstream = await fetch(`${moto.endpoint}${req.url}`, { method: req.method, headers: req.headers as Record<string, string>, body: chunks.length ? Buffer.concat(chunks) : undefined });
+        const upstream = await fetch(`${moto.endpoint}${req.url}`, {
+          method: req.method,
+          headers: req.headers as Record<string, string>,
+          body: chunks.length ? Buffer.concat(chunks) : undefined,
+        });
         res.writeHead(upstream.status, Object.fromEntries(upstream.headers));
         res.end(Buffer.from(await upstream.arrayBuffer()));
       });
@@ -191,7 +238,9 @@ describe.sequential("kiln push (moto)", () => {
     expect(denied.code).toBe(7);
     expect(denied.stderr).toMatch(/StartSnapshot[\s\S]*AccessDenied[\s\S]*req-denied-1/);
     expect(denied.stderr).toMatch(/hint: the credentials lack permission ebs:StartSnapshot/);
-    const images = await createAwsClients({ region: "eu-west-1", endpoint: moto.endpoint }).ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
+    const images = await createAwsClients({ region: "eu-west-1", endpoint: moto.endpoint }).ec2.send(
+      new DescribeImagesCommand({ Owners: ["self"] }),
+    );
     expect((images.Images ?? []).filter((i) => i.Name?.includes("4.0.0"))).toEqual([]);
   });
 
@@ -200,16 +249,34 @@ describe.sequential("kiln push (moto)", () => {
     const clients = recordingClients([]);
     const pushed = await pushImage({ ref: image.ref, clients, home });
     const env = { KILN_HOME: home.root, AWS_ENDPOINT_URL: moto.endpoint };
-    const listed = JSON.parse((await cli(["images", "--region", "eu-west-1", "--json"], env)).stdout) as { ami: string; digest: string; inUseBy: string[] }[];
+    const listed = JSON.parse((await cli(["images", "--region", "eu-west-1", "--json"], env)).stdout) as {
+      ami: string;
+      digest: string;
+      inUseBy: string[];
+    }[];
     expect(listed).toEqual([expect.objectContaining({ ami: pushed.ami, digest: image.digest, inUseBy: [] })]);
 
     // An environment running the digest (an ASG tagged by kiln promote) blocks removal.
-    const lt = await clients.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "in-use", LaunchTemplateData: { ImageId: pushed.ami, InstanceType: "t3.micro" } }));
-    await clients.autoscaling.send(new CreateAutoScalingGroupCommand({
-      AutoScalingGroupName: "hello-native-prod-x", MinSize: 0, MaxSize: 0, DesiredCapacity: 0, AvailabilityZones: ["eu-west-1a"],
-      LaunchTemplate: { LaunchTemplateId: lt.LaunchTemplate!.LaunchTemplateId!, Version: "1" },
-      Tags: [{ Key: "kiln:digest", Value: image.digest, PropagateAtLaunch: true }, { Key: "kiln:env", Value: "prod", PropagateAtLaunch: true }],
-    }));
+    const lt = await clients.ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: "in-use",
+        LaunchTemplateData: { ImageId: pushed.ami, InstanceType: "t3.micro" },
+      }),
+    );
+    await clients.autoscaling.send(
+      new CreateAutoScalingGroupCommand({
+        AutoScalingGroupName: "hello-native-prod-x",
+        MinSize: 0,
+        MaxSize: 0,
+        DesiredCapacity: 0,
+        AvailabilityZones: ["eu-west-1a"],
+        LaunchTemplate: { LaunchTemplateId: lt.LaunchTemplate!.LaunchTemplateId!, Version: "1" },
+        Tags: [
+          { Key: "kiln:digest", Value: image.digest, PropagateAtLaunch: true },
+          { Key: "kiln:env", Value: "prod", PropagateAtLaunch: true },
+        ],
+      }),
+    );
     const refused = await cli(["rm", image.ref, "--region", "eu-west-1"], env);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/running in prod/);

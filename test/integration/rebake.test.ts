@@ -38,7 +38,8 @@ let realBusybox: string;
 const timings: Record<string, number> = {};
 
 const appDir = () => app;
-const check = (extra: Partial<Parameters<typeof outdated>[0]> = {}) => outdated({ home, config: appDir(), progress: quiet, environments: false, ...extra });
+const check = (extra: Partial<Parameters<typeof outdated>[0]> = {}) =>
+  outdated({ home, config: appDir(), progress: quiet, environments: false, ...extra });
 
 async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
   const started = performance.now();
@@ -54,7 +55,10 @@ beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), "kiln-rebake-"));
   app = path.join(work, "app");
   cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true, filter: (src) => !src.endsWith("kiln.lock") });
-  writeFileSync(path.join(app, "kiln.yml"), `name: ${APP}\nversion: "1.4.0"\ncmd: ./server --listen 8080\nport: 8080\nhealthcheck:\n  path: /healthz\n`);
+  writeFileSync(
+    path.join(app, "kiln.yml"),
+    `name: ${APP}\nversion: "1.4.0"\ncmd: ./server --listen 8080\nport: 8080\nhealthcheck:\n  path: /healthz\n`,
+  );
   loopback = await startLoopbackRepo(work);
   process.env.KILN_APT_CONFIG = loopback.aptConfig;
   await new AptSource(home.cache).update();
@@ -71,7 +75,9 @@ afterAll(async () => {
   await loopback?.stop();
   const store = new ImageStore(home);
   for (const i of (await store.list()).filter((i) => i.manifest.name === APP)) await store.remove(i.ref).catch(() => undefined);
-  console.log(`rebake timings (s): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Number(v.toFixed(2))])))}`);
+  console.log(
+    `rebake timings (s): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Number(v.toFixed(2))])))}`,
+  );
 });
 
 describe.sequential("outdated → rebake against a local Debian repository", () => {
@@ -90,11 +96,20 @@ describe.sequential("outdated → rebake against a local Debian repository", () 
   });
 
   it("a newer busybox-static in bookworm is reported (not security); the CLI's exit code says 'rebake'", async () => {
-    const deb = await buildUpdatedDeb({ from: realBusybox, workDir: work, version: `${busyboxNow}+kilntest1`, distribution: "bookworm", changes: "* Point release rebuild (kiln test).", appendTo: "bin/busybox" });
+    const deb = await buildUpdatedDeb({
+      from: realBusybox,
+      workDir: work,
+      version: `${busyboxNow}+kilntest1`,
+      distribution: "bookworm",
+      changes: "* Point release rebuild (kiln test).",
+      appendTo: "bin/busybox",
+    });
     await loopback.publish(deb, "bookworm");
     const report = await timed("kiln outdated (refresh + check)", () => check());
     const updates = report.images[0]!.updates;
-    expect(updates.map((u) => [u.name, u.from.version, u.to.version, u.to.source, u.security])).toEqual([["busybox-static", busyboxNow, `${busyboxNow}+kilntest1`, "debian:bookworm/main", false]]);
+    expect(updates.map((u) => [u.name, u.from.version, u.to.version, u.to.source, u.security])).toEqual([
+      ["busybox-static", busyboxNow, `${busyboxNow}+kilntest1`, "debian:bookworm/main", false],
+    ]);
     expect(report.rebakeNeeded).toBe(true);
     expect(report.securityUpdates).toBe(0);
     const env = { KILN_HOME: home.root, KILN_APT_CONFIG: loopback.aptConfig };
@@ -107,28 +122,53 @@ describe.sequential("outdated → rebake against a local Debian repository", () 
   });
 
   it("a newer one in bookworm-security is a security update with the CVE its changelog names", async () => {
-    const deb = await buildUpdatedDeb({ from: realBusybox, workDir: work, version: `${busyboxNow}+kilntest2`, distribution: "bookworm-security", changes: `* Security update.\n  - ${CVE}: heap overflow in the test applet`, appendTo: "bin/busybox" });
+    const deb = await buildUpdatedDeb({
+      from: realBusybox,
+      workDir: work,
+      version: `${busyboxNow}+kilntest2`,
+      distribution: "bookworm-security",
+      changes: `* Security update.\n  - ${CVE}: heap overflow in the test applet`,
+      appendTo: "bin/busybox",
+    });
     await loopback.publish(deb, "bookworm-security");
     const report = await check();
     const [update] = report.images[0]!.updates;
-    expect(update).toMatchObject({ name: "busybox-static", to: { version: `${busyboxNow}+kilntest2`, source: "debian:bookworm-security/main" }, security: true, cves: [CVE] });
+    expect(update).toMatchObject({
+      name: "busybox-static",
+      to: { version: `${busyboxNow}+kilntest2`, source: "debian:bookworm-security/main" },
+      security: true,
+      cves: [CVE],
+    });
     expect(report.securityUpdates).toBe(1);
-    const cliReport = await cli(["outdated", "--config", app, "--no-envs", "--no-refresh"], { KILN_HOME: home.root, KILN_APT_CONFIG: loopback.aptConfig });
+    const cliReport = await cli(["outdated", "--config", app, "--no-envs", "--no-refresh"], {
+      KILN_HOME: home.root,
+      KILN_APT_CONFIG: loopback.aptConfig,
+    });
     expect(cliReport.code).toBe(0);
     expect(cliReport.stdout).toMatch(new RegExp(`busybox-static .* → .*kilntest2 .*SECURITY.*${CVE}`));
   });
 
   it("kiln rebake: same app bytes, busybox old → new, new label and digest, kiln.lock updated", async () => {
     // The CLI in a fresh process: what a scheduled run pays (no apt answers remembered).
-    const out = await timed("kiln rebake CLI (base update, app unchanged)", () => cli(["rebake", original.ref, "--config", app, "--json"], { KILN_HOME: home.root, KILN_APT_CONFIG: loopback.aptConfig }));
+    const out = await timed("kiln rebake CLI (base update, app unchanged)", () =>
+      cli(["rebake", original.ref, "--config", app, "--json"], { KILN_HOME: home.root, KILN_APT_CONFIG: loopback.aptConfig }),
+    );
     expect(out.code, out.stderr).toBe(0);
-    const result = JSON.parse(out.stdout) as { rebaked: boolean; image: { ref: string }; changes: unknown[]; appLayerIdentical: boolean; seconds: number };
+    const result = JSON.parse(out.stdout) as {
+      rebaked: boolean;
+      image: { ref: string };
+      changes: unknown[];
+      appLayerIdentical: boolean;
+      seconds: number;
+    };
     timings["kiln rebake (its own report)"] = result.seconds;
     expect(result.rebaked).toBe(true);
     rebaked = await new ImageStore(home).resolve(result.image.ref);
     expect(rebaked.ref).toBe(`${APP}:1.4.0-r2`);
     expect(rebaked.digest).not.toBe(original.digest);
-    expect(result.changes).toEqual([{ name: "busybox-static", role: "init", from: busyboxNow, to: `${busyboxNow}+kilntest2`, source: "debian:bookworm-security/main" }]);
+    expect(result.changes).toEqual([
+      { name: "busybox-static", role: "init", from: busyboxNow, to: `${busyboxNow}+kilntest2`, source: "debian:bookworm-security/main" },
+    ]);
     expect(rebaked.manifest.rebake).toMatchObject({ from: { ref: original.ref, digest: original.digest }, changes: result.changes });
     // The app partition: byte for byte the same content, cut from both raw disks.
     const a = await extractPartition(original, "app", path.join(work, "a.erofs"));
@@ -141,7 +181,10 @@ describe.sequential("outdated → rebake against a local Debian repository", () 
     expect(layer(rebaked, "init")).not.toBe(layer(original, "init"));
     expect(layer(rebaked, "system")).toBe(layer(original, "system"));
     const lock = await readLock(app);
-    expect(lock?.packages.find((p) => p.name === "busybox-static")).toMatchObject({ version: `${busyboxNow}+kilntest2`, source: "debian:bookworm-security/main" });
+    expect(lock?.packages.find((p) => p.name === "busybox-static")).toMatchObject({
+      version: `${busyboxNow}+kilntest2`,
+      source: "debian:bookworm-security/main",
+    });
     expect(rebaked.manifest.lock).toEqual(lock);
     expect(cycloneDx15Validator()(rebaked.manifest.sbom).valid).toBe(true);
     // Nothing newer now: outdated on the rebaked image says so, and a second rebake does nothing.
@@ -159,8 +202,13 @@ describe.sequential("outdated → rebake against a local Debian repository", () 
     const partial = JSON.stringify({ ...lock, packages: lock.packages.filter((p) => p.name !== "systemd-boot-efi") }, null, 2);
     writeFileSync(lockFile, partial);
     try {
-      await expect(bake(app, { version: "1.4.0-frozen2" }, home, quiet, { frozen: true })).rejects.toThrow(/--frozen: kiln\.lock has no entry for systemd-boot-efi/);
-      const viaCli = await cli(["bake", app, "--version", "1.4.0-frozen2", "--frozen"], { KILN_HOME: home.root, KILN_APT_CONFIG: loopback.aptConfig });
+      await expect(bake(app, { version: "1.4.0-frozen2" }, home, quiet, { frozen: true })).rejects.toThrow(
+        /--frozen: kiln\.lock has no entry for systemd-boot-efi/,
+      );
+      const viaCli = await cli(["bake", app, "--version", "1.4.0-frozen2", "--frozen"], {
+        KILN_HOME: home.root,
+        KILN_APT_CONFIG: loopback.aptConfig,
+      });
       expect(viaCli.code).toBe(2);
       expect(viaCli.stderr).toContain("systemd-boot-efi");
       expect(readFileSync(lockFile, "utf8")).toBe(partial); // a frozen bake never rewrites the lock
@@ -190,7 +238,9 @@ describe.sequential("outdated → rebake against a local Debian repository", () 
       const incremental = await pushImage({ ref: rebaked.ref, clients, home });
       expect(incremental.parentSnapshot).toBe(full.snapshot);
       expect(incremental.uploadedBytes).toBeLessThan(full.uploadedBytes);
-      console.log(`push: full ${original.ref} ${full.uploadedBlocks} blocks / ${(full.uploadedBytes / 1048576).toFixed(2)} MiB (${full.seconds.toFixed(2)}s); rebaked ${rebaked.ref} ${incremental.uploadedBlocks} blocks / ${(incremental.uploadedBytes / 1048576).toFixed(2)} MiB (${incremental.seconds.toFixed(2)}s), ${incremental.skippedBlocks.unchanged} unchanged blocks skipped; raw disk ${(rebaked.manifest.sizes.rawDisk / 1048576).toFixed(0)} MiB`);
+      console.log(
+        `push: full ${original.ref} ${full.uploadedBlocks} blocks / ${(full.uploadedBytes / 1048576).toFixed(2)} MiB (${full.seconds.toFixed(2)}s); rebaked ${rebaked.ref} ${incremental.uploadedBlocks} blocks / ${(incremental.uploadedBytes / 1048576).toFixed(2)} MiB (${incremental.seconds.toFixed(2)}s), ${incremental.skippedBlocks.unchanged} unchanged blocks skipped; raw disk ${(rebaked.manifest.sizes.rawDisk / 1048576).toFixed(0)} MiB`,
+      );
     } finally {
       await moto.stop();
     }

@@ -42,6 +42,8 @@ describe.sequential("reproducible bakes", () => {
     expect(cached).toEqual({ kernel: true, init: true, boot: true, system: true, app: false });
     const layer = (image: typeof before.image, name: string) => image.manifest.layers.find((l) => l.name === name)!.sha256;
     for (const name of ["init", "boot", "system"]) expect(layer(after.image, name)).toBe(layer(before.image, name));
-    expect(after.image.manifest.layout.partitions.map((p) => p.offsetBytes)).toEqual(before.image.manifest.layout.partitions.map((p) => p.offsetBytes));
+    expect(after.image.manifest.layout.partitions.map((p) => p.offsetBytes)).toEqual(
+      before.image.manifest.layout.partitions.map((p) => p.offsetBytes),
+    );
   });
 });

@@ -43,13 +43,27 @@ describe("build sandbox: an approved install script cannot reach the host", () =
     writeFileSync(path.join(fakeHome, ".aws", "credentials"), `[default]\n${SECRET}\n`);
     mkdirSync(outside, { recursive: true });
     mkdirSync(path.join(app, "evil"), { recursive: true });
-    const read = [path.join(fakeHome, ".aws", "credentials"), ...(existsSync("/root/.aws/credentials") ? ["/root/.aws/credentials"] : []), "/etc/shadow"];
+    const read = [
+      path.join(fakeHome, ".aws", "credentials"),
+      ...(existsSync("/root/.aws/credentials") ? ["/root/.aws/credentials"] : []),
+      "/etc/shadow",
+    ];
     const write = [path.join(outside, "pwned"), path.join(app, "pwned"), path.join(fakeHome, "pwned")];
-    writeFileSync(path.join(app, "evil", "package.json"), JSON.stringify({ name: "evil", version: "1.0.0", scripts: { install: "node steal.js" } }));
+    writeFileSync(
+      path.join(app, "evil", "package.json"),
+      JSON.stringify({ name: "evil", version: "1.0.0", scripts: { install: "node steal.js" } }),
+    );
     writeFileSync(path.join(app, "evil", "steal.js"), stealScript({ read, write }));
-    writeFileSync(path.join(app, "package.json"), JSON.stringify({
-      name: "sandboxed", version: "0.1.0", main: "server.js", dependencies: { evil: "file:./evil" }, allowScripts: { "file:./evil": true },
-    }));
+    writeFileSync(
+      path.join(app, "package.json"),
+      JSON.stringify({
+        name: "sandboxed",
+        version: "0.1.0",
+        main: "server.js",
+        dependencies: { evil: "file:./evil" },
+        allowScripts: { "file:./evil": true },
+      }),
+    );
     writeFileSync(path.join(app, "server.js"), "require('http').createServer((q, s) => s.end('ok')).listen(8080);\n");
 
     process.env.HOME = fakeHome;

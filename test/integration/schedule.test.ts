@@ -25,14 +25,24 @@ beforeAll(() => {
   work = mkdtempSync(path.join(os.tmpdir(), "kiln-schedule-"));
   app = path.join(work, "app");
   cpSync(path.join(repo, "examples", "hello-native"), app, { recursive: true, filter: (src) => !src.endsWith("kiln.lock") });
-  writeFileSync(path.join(app, "kiln.yml"), [
-    `name: ${APP}`, "cmd: ./server --listen 8080", "port: 8080",
-    "environments:", "  dev: { target: local, port: 18999, instances: 1 }",
-    "pipeline:", "  stages: [{ env: dev, soak: 30 }]", '  schedule: { onCalendar: "Mon *-*-* 03:00" }', "",
-  ].join("\n"));
+  writeFileSync(
+    path.join(app, "kiln.yml"),
+    [
+      `name: ${APP}`,
+      "cmd: ./server --listen 8080",
+      "port: 8080",
+      "environments:",
+      "  dev: { target: local, port: 18999, instances: 1 }",
+      "pipeline:",
+      "  stages: [{ env: dev, soak: 30 }]",
+      '  schedule: { onCalendar: "Mon *-*-* 03:00" }',
+      "",
+    ].join("\n"),
+  );
   // A private apt configuration with no sources: run-now's index refresh stays on this machine.
   const apt = path.join(work, "apt");
-  for (const d of ["sources.list.d", "preferences.d", "lists/partial", "cache/archives/partial"]) mkdirSync(path.join(apt, d), { recursive: true });
+  for (const d of ["sources.list.d", "preferences.d", "lists/partial", "cache/archives/partial"])
+    mkdirSync(path.join(apt, d), { recursive: true });
   writeFileSync(path.join(apt, "sources.list"), "");
   env = { KILN_HOME: freshHome("kiln-schedule-home-").root, KILN_APT_CONFIG: apt };
 });
@@ -54,7 +64,9 @@ describe.sequential("kiln schedule", () => {
     // systemd's own checker: unit syntax, ExecStart's program exists, the timer's unit.
     execFileSync("systemd-analyze", ["verify", service, timer], { stdio: "pipe" });
     expect(readFileSync(timer, "utf8")).toContain("OnCalendar=Mon *-*-* 03:00");
-    expect(readFileSync(service, "utf8")).toMatch(new RegExp(`ExecStart=${process.execPath} \\S+/bin/kiln\\.js schedule run-now --config ${app.replace(/[.]/g, "\\.")}`));
+    expect(readFileSync(service, "utf8")).toMatch(
+      new RegExp(`ExecStart=${process.execPath} \\S+/bin/kiln\\.js schedule run-now --config ${app.replace(/[.]/g, "\\.")}`),
+    );
     expect(readFileSync(ci, "utf8")).toContain('- cron: "0 3 * * 1"');
 
     const again = await cli(["schedule", "install", "--config", app, "--unit-dir", units], env);
@@ -82,7 +94,12 @@ describe.sequential("kiln schedule", () => {
     expect(shown.stdout).toMatch(/scheduled run for cronapp: kiln outdated && kiln pipeline run/);
     expect(shown.stdout).toMatch(/up to date: no updates for the base packages; nothing to rebake/);
     const log = readFileSync(path.join(env.KILN_HOME!, "schedule", `${APP}.log`), "utf8");
-    expect(log.split("\n").filter(Boolean).every((l) => /^\d{4}-\d\d-\d\dT\S+Z /.test(l))).toBe(true);
+    expect(
+      log
+        .split("\n")
+        .filter(Boolean)
+        .every((l) => /^\d{4}-\d\d-\d\dT\S+Z /.test(l)),
+    ).toBe(true);
   });
 
   it("the cron fallback adds one line to a crontab file, and remove restores the file exactly", async () => {
@@ -94,7 +111,11 @@ describe.sequential("kiln schedule", () => {
     const lines = readFileSync(crontab, "utf8").split("\n").filter(Boolean);
     expect(lines.slice(0, 2)).toEqual(original.split("\n").filter(Boolean));
     expect(lines).toHaveLength(3);
-    expect(lines[2]).toMatch(new RegExp(`^0 3 \\* \\* 1 cd ${app.replace(/[.]/g, "\\.")} && .*KILN_HOME=\\S+ .*schedule run-now --config \\S+ >/dev/null 2>&1 # kiln-schedule:${APP}$`));
+    expect(lines[2]).toMatch(
+      new RegExp(
+        `^0 3 \\* \\* 1 cd ${app.replace(/[.]/g, "\\.")} && .*KILN_HOME=\\S+ .*schedule run-now --config \\S+ >/dev/null 2>&1 # kiln-schedule:${APP}$`,
+      ),
+    );
     expect((await cli(["schedule", "show", "--config", app], env)).stdout).toContain(`cron schedule installed`);
     expect((await cli(["schedule", "remove", "--config", app], env)).code).toBe(0);
     expect(readFileSync(crontab, "utf8")).toBe(original);

@@ -30,9 +30,13 @@ describe.sequential("secrets from an endpoint whose certificate the image does n
   beforeAll(async () => {
     moto = await startMoto();
     await fetch(`${moto.endpoint}/`, {
-      method: "POST", body: JSON.stringify({ Name: "/tls-app/db-password", Value: secret, Type: "SecureString" }),
-      headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": "AmazonSSM.PutParameter",
-        authorization: `AWS4-HMAC-SHA256 Credential=testing/20250101/${region}/ssm/aws4_request, SignedHeaders=host, Signature=0` },
+      method: "POST",
+      body: JSON.stringify({ Name: "/tls-app/db-password", Value: secret, Type: "SecureString" }),
+      headers: {
+        "content-type": "application/x-amz-json-1.1",
+        "x-amz-target": "AmazonSSM.PutParameter",
+        authorization: `AWS4-HMAC-SHA256 Credential=testing/20250101/${region}/ssm/aws4_request, SignedHeaders=host, Signature=0`,
+      },
     });
     pki = await mkdtemp(path.join(os.tmpdir(), "kiln-tls-"));
     // The guest reaches the host as IMDS_NETWORK_HOST, so that is the name the certificate must
@@ -40,10 +44,15 @@ describe.sequential("secrets from an endpoint whose certificate the image does n
     const forged = await issue(pki, "forged", { dnsName: IMDS_NETWORK_HOST });
     proxy = await startTlsServer(forged, { forwardTo: Number(new URL(moto.endpoint).port) });
     imds = await startImds({
-      instanceId: "i-0tls0000000000001", availabilityZone: `${region}a`, region,
+      instanceId: "i-0tls0000000000001",
+      availabilityZone: `${region}a`,
+      region,
       role: { name: "tls-app-role", accessKeyId: "ASIAEXAMPLETLSKEY", secretAccessKey: "tls-role-secret", token: "tls-role-token" },
       userData: [
-        "GREETING=hello", "DB_PASSWORD=ssm:/tls-app/db-password", `KILN_AWS_ENDPOINT=https://${IMDS_NETWORK_HOST}:${proxy.port}`, "",
+        "GREETING=hello",
+        "DB_PASSWORD=ssm:/tls-app/db-password",
+        `KILN_AWS_ENDPOINT=https://${IMDS_NETWORK_HOST}:${proxy.port}`,
+        "",
       ].join("\n"),
     });
   }, 120_000);
@@ -62,7 +71,15 @@ describe.sequential("secrets from an endpoint whose certificate the image does n
   it("refuses the endpoint, powers off, and names the variable and the reason", async () => {
     const { image } = await bake(path.join(repo, "test", "fixtures", "imds", "env-app"), {}, home, quiet);
     const stored = await new ImageStore(home).resolve(image.ref);
-    vm = await LocalVm.start({ image: stored, home, firmware: "bios", forwards: [], env: {}, seedDrive: false, imds: { hostPort: imds.port } });
+    vm = await LocalVm.start({
+      image: stored,
+      home,
+      firmware: "bios",
+      forwards: [],
+      env: {},
+      seedDrive: false,
+      imds: { hostPort: imds.port },
+    });
     const outcome = await Promise.race([
       vm.exited,
       proxy.firstRequest.then((head) => `the proxy read the instance's request:\n${head}`),

@@ -31,10 +31,13 @@ async function bootCrashLoop(dir: string): Promise<LocalVm> {
 
 /** Console lines as [milliseconds since epoch, text] for the timestamped ones. */
 function stamped(console: string): { at: number; text: string }[] {
-  return console.replace(/\r/g, "").split("\n").flatMap((line) => {
-    const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (.*)$/.exec(line);
-    return m ? [{ at: Date.parse(m[1]!), text: m[2]! }] : [];
-  });
+  return console
+    .replace(/\r/g, "")
+    .split("\n")
+    .flatMap((line) => {
+      const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (.*)$/.exec(line);
+      return m ? [{ at: Date.parse(m[1]!), text: m[2]! }] : [];
+    });
 }
 
 describe.sequential("supervision", () => {
@@ -65,10 +68,14 @@ describe.sequential("supervision", () => {
   it("with restarts.onCrashLoop: restart, keeps restarting past maxQuickExits and still shuts down cleanly", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-crash-restart-"));
     cpSync(path.join(repo, "examples", "crash-loop"), dir, { recursive: true });
-    writeFileSync(path.join(dir, "kiln.yml"), "name: crash-loop-restart\nrestarts:\n  maxQuickExits: 2\n  window: 30\n  onCrashLoop: restart\n");
+    writeFileSync(
+      path.join(dir, "kiln.yml"),
+      "name: crash-loop-restart\nrestarts:\n  maxQuickExits: 2\n  window: 30\n  onCrashLoop: restart\n",
+    );
     const vm = await bootCrashLoop(dir);
     const deadline = Date.now() + 180_000;
-    while (!(await vm.consoleTail(200)).includes("crash-loop: run 4,") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    while (!(await vm.consoleTail(200)).includes("crash-loop: run 4,") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 500));
     const texts = stamped(await vm.consoleTail(1000)).map((l) => l.text);
     expect(texts).toContain("kiln-init: app keeps crashing: restarting it anyway (restarts.onCrashLoop: restart)");
     expect(texts).toContain("crash-loop: run 4, cannot reach the database, exiting");

@@ -5,7 +5,12 @@ import type { HistoryEntry } from "../../src/deploy/types.js";
 import { appendHistory, historyFromTags } from "../../src/providers/aws/history.js";
 import { gateHealthy, type ProbeResult } from "../../src/providers/aws/instance-health.js";
 
-const entry = (n: number): HistoryEntry => ({ release: `shop-prod-${n}`, image: { ref: `shop:${n}.0.0`, digest: `sha256:${String(n).padStart(64, "0")}` }, result: "live", at: `2025-01-01T00:00:${String(n % 60).padStart(2, "0")}.000Z` });
+const entry = (n: number): HistoryEntry => ({
+  release: `shop-prod-${n}`,
+  image: { ref: `shop:${n}.0.0`, digest: `sha256:${String(n).padStart(64, "0")}` },
+  result: "live",
+  at: `2025-01-01T00:00:${String(n % 60).padStart(2, "0")}.000Z`,
+});
 
 function withEntries(count: number, extra: Record<string, string> = {}): Record<string, string> {
   let tags: Record<string, string> = { "kiln:app": "shop", "kiln:env": "prod", ...extra };
@@ -46,7 +51,15 @@ function scripted(answers: ProbeResult[]) {
       calls++;
       return answers.shift() ?? { ok: false, detail: "HTTP 503" };
     },
-    options: (threshold: number, deadline: number) => ({ threshold, intervalMs: 1000, deadline, now: () => clock, sleep: async (ms: number) => void (clock += ms) }),
+    options: (threshold: number, deadline: number) => ({
+      threshold,
+      intervalMs: 1000,
+      deadline,
+      now: () => clock,
+      sleep: async (ms: number) => {
+        clock += ms;
+      },
+    }),
     calls: () => calls,
   };
 }

@@ -8,7 +8,16 @@ import path from "node:path";
 import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { baker } from "../../bakers/java/index.js";
-import { classFileMajor, inspectJar, javaReleaseOf, nameAndVersionOf, parseManifest, readZipEntries, readZipEntry, ZipFormatError } from "../../bakers/java/jar.js";
+import {
+  classFileMajor,
+  inspectJar,
+  javaReleaseOf,
+  nameAndVersionOf,
+  parseManifest,
+  readZipEntries,
+  readZipEntry,
+  ZipFormatError,
+} from "../../bakers/java/jar.js";
 import { checkClassVersion } from "../../bakers/java/jdk.js";
 import { jreModules, parseModuleDeps } from "../../bakers/java/jdeps.js";
 import { InputError } from "../../src/errors.js";
@@ -67,7 +76,8 @@ function classFile(major: number): Buffer {
   return b;
 }
 
-const MANIFEST = "Manifest-Version: 1.0\r\nMain-Class: com.example.shop.Appli\r\n cation\r\nImplementation-Version: 1.4.0\r\n\r\nName: com/example/\r\nSealed: true\r\n";
+const MANIFEST =
+  "Manifest-Version: 1.0\r\nMain-Class: com.example.shop.Appli\r\n cation\r\nImplementation-Version: 1.4.0\r\n\r\nName: com/example/\r\nSealed: true\r\n";
 
 describe("zip and jar reading", () => {
   it("lists entries and reads stored and deflated ones", () => {
@@ -76,7 +86,10 @@ describe("zip and jar reading", () => {
       { name: "com/example/shop/Application.class", data: classFile(61) },
     ]);
     const entries = readZipEntries(zip);
-    expect(entries.map((e) => [e.name, e.method])).toEqual([["META-INF/MANIFEST.MF", 8], ["com/example/shop/Application.class", 0]]);
+    expect(entries.map((e) => [e.name, e.method])).toEqual([
+      ["META-INF/MANIFEST.MF", 8],
+      ["com/example/shop/Application.class", 0],
+    ]);
     expect(readZipEntry(zip, entries[0]!).toString()).toBe(MANIFEST);
     expect(classFileMajor(readZipEntry(zip, entries[1]!))).toBe(61);
   });
@@ -86,7 +99,11 @@ describe("zip and jar reading", () => {
   });
 
   it("parses manifest main attributes, joining continuation lines and stopping at the first blank line", () => {
-    expect(parseManifest(MANIFEST)).toEqual({ "Manifest-Version": "1.0", "Main-Class": "com.example.shop.Application", "Implementation-Version": "1.4.0" });
+    expect(parseManifest(MANIFEST)).toEqual({
+      "Manifest-Version": "1.0",
+      "Main-Class": "com.example.shop.Application",
+      "Implementation-Version": "1.4.0",
+    });
     expect(parseManifest("")).toEqual({});
   });
 
@@ -97,7 +114,12 @@ describe("zip and jar reading", () => {
       { name: "com/example/shop/Old.class", data: classFile(52) },
       { name: "META-INF/versions/21/com/example/shop/New.class", data: classFile(65) },
     ]);
-    expect(inspectJar(zip)).toMatchObject({ layout: "plain", mainClass: "com.example.shop.Application", startClass: undefined, classMajor: 61 });
+    expect(inspectJar(zip)).toMatchObject({
+      layout: "plain",
+      mainClass: "com.example.shop.Application",
+      startClass: undefined,
+      classMajor: 61,
+    });
   });
 
   it("recognises a Spring Boot fat jar (launcher Main-Class, Start-Class, BOOT-INF/)", () => {
@@ -107,7 +129,12 @@ describe("zip and jar reading", () => {
       { name: "BOOT-INF/classes/com/example/Shop.class", data: classFile(61), deflate: true },
       { name: "BOOT-INF/lib/dep.jar", data: makeZip([{ name: "x/Y.class", data: classFile(52) }]) },
     ]);
-    expect(inspectJar(zip)).toMatchObject({ layout: "spring-boot", mainClass: "org.springframework.boot.loader.JarLauncher", startClass: "com.example.Shop", classMajor: 61 });
+    expect(inspectJar(zip)).toMatchObject({
+      layout: "spring-boot",
+      mainClass: "org.springframework.boot.loader.JarLauncher",
+      startClass: "com.example.Shop",
+      classMajor: 61,
+    });
   });
 
   it("maps class versions to Java releases and refuses classes newer than the runtime", () => {
@@ -117,7 +144,9 @@ describe("zip and jar reading", () => {
     expect(() => checkClassVersion("/x/app.jar", 61)).not.toThrow();
     expect(() => checkClassVersion("/x/app.jar", undefined)).not.toThrow();
     expect(() => checkClassVersion("/x/app.jar", 65)).toThrow(InputError);
-    expect(() => checkClassVersion("/x/app.jar", 65)).toThrow(/app\.jar has classes for Java 21 \(class file version 65\), but the java baker's runtime is Java 17/);
+    expect(() => checkClassVersion("/x/app.jar", 65)).toThrow(
+      /app\.jar has classes for Java 21 \(class file version 65\), but the java baker's runtime is Java 17/,
+    );
   });
 
   it("takes name and version from jar file names", () => {
@@ -130,7 +159,11 @@ describe("zip and jar reading", () => {
 describe("jdeps and the JRE's modules", () => {
   it("reads jdeps --print-module-deps output, after warnings", () => {
     expect(parseModuleDeps("java.base,jdk.httpserver\n")).toEqual(["java.base", "jdk.httpserver"]);
-    expect(parseModuleDeps("Warning: split package: org.x\njava.base,java.logging,java.sql\n\n")).toEqual(["java.base", "java.logging", "java.sql"]);
+    expect(parseModuleDeps("Warning: split package: org.x\njava.base,java.logging,java.sql\n\n")).toEqual([
+      "java.base",
+      "java.logging",
+      "java.sql",
+    ]);
     expect(parseModuleDeps("")).toBeUndefined();
     expect(parseModuleDeps("Error: app.jar is a multi-release jar file but --multi-release option is not set\n")).toBeUndefined();
   });
@@ -145,14 +178,19 @@ describe("java detection", () => {
   async function jarFile(name: string, manifest: string | undefined): Promise<string> {
     const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-jar-"));
     const file = path.join(dir, name);
-    await writeFile(file, makeZip([...(manifest ? [{ name: "META-INF/MANIFEST.MF", data: manifest }] : []), { name: "a/B.class", data: classFile(61) }]));
+    await writeFile(
+      file,
+      makeZip([...(manifest ? [{ name: "META-INF/MANIFEST.MF", data: manifest }] : []), { name: "a/B.class", data: classFile(61) }]),
+    );
     return file;
   }
 
   it("an executable jar: java -jar with the VM defaults, name and version from the file", async () => {
     const file = await jarFile("shop-1.4.0.jar", "Main-Class: a.B\n");
     expect(await baker.detect({ dir: path.dirname(file), file })).toEqual({
-      name: "shop", version: "1.4.0", port: 8080,
+      name: "shop",
+      version: "1.4.0",
+      port: 8080,
       cmd: ["java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar", "shop-1.4.0.jar"],
     });
   });
@@ -161,16 +199,26 @@ describe("java detection", () => {
     const file = await jarFile("lib.jar", "Manifest-Version: 1.0\n");
     const detection = await baker.detect({ dir: path.dirname(file), file });
     expect(detection?.cmd).toBeUndefined();
-    expect(detection?.problems?.[0]).toMatch(/^cmd: lib\.jar has no Main-Class in META-INF\/MANIFEST\.MF.*cmd: \[java, -cp, lib\.jar, com\.example\.Main\]/);
+    expect(detection?.problems?.[0]).toMatch(
+      /^cmd: lib\.jar has no Main-Class in META-INF\/MANIFEST\.MF.*cmd: \[java, -cp, lib\.jar, com\.example\.Main\]/,
+    );
   });
 
   it("a directory: its one jar; none is not a java app; two need a choice", async () => {
     const file = await jarFile("app.jar", "Main-Class: a.B\n");
     const dir = path.dirname(file);
-    expect((await baker.detect({ dir, file: undefined }))?.cmd).toEqual(["java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar", "app.jar"]);
+    expect((await baker.detect({ dir, file: undefined }))?.cmd).toEqual([
+      "java",
+      "-XX:MaxRAMPercentage=75",
+      "-XX:+ExitOnOutOfMemoryError",
+      "-jar",
+      "app.jar",
+    ]);
     expect(await baker.detect({ dir: await mkdtemp(path.join(os.tmpdir(), "kiln-nojar-")), file: undefined })).toBeUndefined();
     await writeFile(path.join(dir, "other.jar"), makeZip([{ name: "x", data: "y" }]));
-    expect((await baker.detect({ dir, file: undefined }))?.problems?.[0]).toMatch(/holds 2 jars \(app\.jar, other\.jar\); point kiln at the one to run/);
+    expect((await baker.detect({ dir, file: undefined }))?.problems?.[0]).toMatch(
+      /holds 2 jars \(app\.jar, other\.jar\); point kiln at the one to run/,
+    );
   });
 
   it("a file that is not a jar is left to other bakers; a broken jar is a problem", async () => {

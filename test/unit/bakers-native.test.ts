@@ -26,7 +26,13 @@ async function makeTar(entries: readonly TarEntry[]): Promise<Buffer> {
   const done = new Promise<void>((resolve) => p.on("end", () => resolve()));
   for (const e of entries) {
     const type = e.type ?? "file";
-    await new Promise<void>((resolve, reject) => p.entry({ name: e.name, type, mode: e.mode ?? (type === "directory" ? 0o755 : 0o644), ...(e.linkname ? { linkname: e.linkname } : {}) }, type === "file" ? (e.data ?? "") : "", (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      p.entry(
+        { name: e.name, type, mode: e.mode ?? (type === "directory" ? 0o755 : 0o644), ...(e.linkname ? { linkname: e.linkname } : {}) },
+        type === "file" ? (e.data ?? "") : "",
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
   }
   p.finalize();
   await done;
@@ -82,16 +88,30 @@ describe("extractTarball", () => {
   });
 
   it("keeps the root when the tarball has several top-level entries", async () => {
-    const file = await tempFile("flat.tar", await makeTar([{ name: "server", data: "x", mode: 0o755 }, { name: "data/a.txt", data: "a" }]));
+    const file = await tempFile(
+      "flat.tar",
+      await makeTar([
+        { name: "server", data: "x", mode: 0o755 },
+        { name: "data/a.txt", data: "a" },
+      ]),
+    );
     const out = await extractTarball(file, path.join(path.dirname(file), "out"));
     expect(out).toBe(path.join(path.dirname(file), "out"));
     expect(await readFile(path.join(out, "data/a.txt"), "utf8")).toBe("a");
   });
 
   it("refuses entries that would land outside the app directory", async () => {
-    const file = await tempFile("evil.tar", await makeTar([{ name: "ok.txt", data: "ok" }, { name: "../../escape.txt", data: "no" }]));
+    const file = await tempFile(
+      "evil.tar",
+      await makeTar([
+        { name: "ok.txt", data: "ok" },
+        { name: "../../escape.txt", data: "no" },
+      ]),
+    );
     await expect(extractTarball(file, path.join(path.dirname(file), "out"))).rejects.toThrow(InputError);
-    await expect(extractTarball(file, path.join(path.dirname(file), "out2"))).rejects.toThrow(/entries kiln refuses:\n  - \.\.\/\.\.\/escape\.txt would land outside the app directory/);
+    await expect(extractTarball(file, path.join(path.dirname(file), "out2"))).rejects.toThrow(
+      /entries kiln refuses:\n {2}- \.\.\/\.\.\/escape\.txt would land outside the app directory/,
+    );
   });
 });
 

@@ -13,14 +13,22 @@ async function app(pkg: Record<string, unknown>): Promise<string> {
 }
 
 describe("node detection of compiled (TypeScript → ESM) apps", () => {
-  const pkg = { name: "@acme/Api", version: "2.0.0", type: "module", scripts: { build: "tsc -p .", start: "node --enable-source-maps dist/server.js" }, engines: { node: "20" } };
+  const pkg = {
+    name: "@acme/Api",
+    version: "2.0.0",
+    type: "module",
+    scripts: { build: "tsc -p .", start: "node --enable-source-maps dist/server.js" },
+    engines: { node: "20" },
+  };
 
   it("before the build: a problem that names the missing file and npm run build", async () => {
     const dir = await app(pkg);
     const detection = await baker.detect({ dir, file: undefined });
     expect(detection).toMatchObject({ name: "api", version: "2.0.0", nodeVersion: "20" });
     expect(detection?.cmd).toBeUndefined();
-    expect(detection?.problems).toEqual([`scripts.start runs dist/server.js, which does not exist in ${dir}; build the app first (npm run build), then bake: kiln bakes the app's files as they are`]);
+    expect(detection?.problems).toEqual([
+      `scripts.start runs dist/server.js, which does not exist in ${dir}; build the app first (npm run build), then bake: kiln bakes the app's files as they are`,
+    ]);
   });
 
   it("after the build: scripts.start is the command, flags included", async () => {

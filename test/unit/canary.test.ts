@@ -42,7 +42,15 @@ describe("planBlueGreen with a canary", () => {
 
   it("re-run after an interruption during the canary: the canary runs again, then the switch", () => {
     const plan = planBlueGreen(env, v2, "2.0.0", live([release(r1, v1, true), release(r2, v2, false)]), now, canary);
-    expect(plan.steps.map((s) => s.kind)).toEqual(["wait-healthy", "canary", "switch-traffic", "drain", "delete-release", "record", "record"]);
+    expect(plan.steps.map((s) => s.kind)).toEqual([
+      "wait-healthy",
+      "canary",
+      "switch-traffic",
+      "drain",
+      "delete-release",
+      "record",
+      "record",
+    ]);
   });
 
   it("already live: nothing to do, with or without --canary", () => {
@@ -68,7 +76,12 @@ describe("--canary and --canary-for", () => {
 
 describe("local canary arithmetic", () => {
   it("gives the canary servers their share of the total HAProxy weight", () => {
-    for (const [percent, g, b] of [[10, 2, 2], [50, 2, 2], [1, 1, 3], [30, 3, 1]] as const) {
+    for (const [percent, g, b] of [
+      [10, 2, 2],
+      [50, 2, 2],
+      [1, 1, 3],
+      [30, 3, 1],
+    ] as const) {
       const w = canaryWeights(percent, g, b);
       const share = (w.canary * g) / (w.canary * g + w.current * b);
       expect(Math.abs(share - percent / 100)).toBeLessThan(0.01);
@@ -77,7 +90,14 @@ describe("local canary arithmetic", () => {
     }
   });
 
-  const server = (name: string, responses: number, errors: number): ServerStatus => ({ name, status: "UP", weight: 10, currentSessions: 0, responses, errors });
+  const server = (name: string, responses: number, errors: number): ServerStatus => ({
+    name,
+    status: "UP",
+    weight: 10,
+    currentSessions: 0,
+    responses,
+    errors,
+  });
   it("passes a canary with no errors, or no worse than the current release", () => {
     expect(judgeErrorRates([server("g", 100, 0)], [server("b", 1000, 0)]).ok).toBe(true);
     expect(judgeErrorRates([server("g", 100, 3)], [server("b", 1000, 25)]).ok).toBe(true);
@@ -91,7 +111,9 @@ describe("local canary arithmetic", () => {
 
   it("reads responses and errors from HAProxy's show stat", () => {
     const header = "# pxname,svname,scur,weight,status,eresp,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other";
-    const csv = [header, "app,green-0,1,10,UP,2,0,40,1,3,4,0", "app,BACKEND,0,20,UP,2,0,40,1,3,4,0", "stats,FRONTEND,0,0,OPEN,,,,,,,"].join("\n");
+    const csv = [header, "app,green-0,1,10,UP,2,0,40,1,3,4,0", "app,BACKEND,0,20,UP,2,0,40,1,3,4,0", "stats,FRONTEND,0,0,OPEN,,,,,,,"].join(
+      "\n",
+    );
     expect(parseShowStat(csv)).toEqual([{ name: "green-0", status: "UP", weight: 10, currentSessions: 1, responses: 50, errors: 6 }]);
   });
 });

@@ -19,7 +19,10 @@ function lib(needed: string[] = [], extra: Partial<ElfInfo> = {}): ElfInfo {
   };
 }
 
-const APP = { path: "/opt/app/bin/app", info: lib(["libz.so.1", "libc.so.6"], { interpreter: "/lib64/ld-linux-x86-64.so.2", isPie: true }) };
+const APP = {
+  path: "/opt/app/bin/app",
+  info: lib(["libz.so.1", "libc.so.6"], { interpreter: "/lib64/ld-linux-x86-64.so.2", isPie: true }),
+};
 
 /** A resolver over a fixed soname → file table that records what it was asked. */
 function fakeResolver(files: Record<string, ElfInfo>) {
@@ -102,14 +105,24 @@ describe("computeLibClosure", () => {
     const root = { path: "/opt/app/bin/app", info: lib(["libz.so.1"], { runpath: ["$ORIGIN/../lib"], rpath: ["/old"] }) };
     const { resolve, requests } = fakeResolver({ "libz.so.1": lib(["libc.so.6"]), "libc.so.6": lib() });
     await computeLibClosure(root, resolve);
-    expect(requests[0]).toEqual({ soname: "libz.so.1", neededBy: "/opt/app/bin/app", runpath: ["$ORIGIN/../lib"], rpath: ["/old"], origin: "/opt/app/bin" });
+    expect(requests[0]).toEqual({
+      soname: "libz.so.1",
+      neededBy: "/opt/app/bin/app",
+      runpath: ["$ORIGIN/../lib"],
+      rpath: ["/old"],
+      origin: "/opt/app/bin",
+    });
     // The root has DT_RUNPATH, so its DT_RPATH is not inherited by libz.
     expect(requests[1]).toEqual({ soname: "libc.so.6", neededBy: "/lib/libz.so.1", runpath: [], rpath: [], origin: "/lib" });
   });
 
   it("hands an rpath down the loading chain with $ORIGIN expanded, as ld.so does", async () => {
     const root = { path: "/opt/app/bin/app", info: lib(["libz.so.1"], { rpath: ["$ORIGIN/../lib", "${ORIGIN}/x"] }) };
-    const { resolve, requests } = fakeResolver({ "libz.so.1": lib(["libc.so.6"], { rpath: ["$ORIGIN"] }), "libc.so.6": lib(["libm.so.6"]), "libm.so.6": lib() });
+    const { resolve, requests } = fakeResolver({
+      "libz.so.1": lib(["libc.so.6"], { rpath: ["$ORIGIN"] }),
+      "libc.so.6": lib(["libm.so.6"]),
+      "libm.so.6": lib(),
+    });
     await computeLibClosure(root, resolve);
     expect(requests.map((r) => r.rpath)).toEqual([
       ["$ORIGIN/../lib", "${ORIGIN}/x"],
@@ -119,7 +132,12 @@ describe("computeLibClosure", () => {
   });
 
   it("gives the same answer whatever order lookups finish in", async () => {
-    const files: Record<string, ElfInfo> = { "libz.so.1": lib(["libb.so"]), "libc.so.6": lib(["liba.so"]), "liba.so": lib(), "libb.so": lib() };
+    const files: Record<string, ElfInfo> = {
+      "libz.so.1": lib(["libb.so"]),
+      "libc.so.6": lib(["liba.so"]),
+      "liba.so": lib(),
+      "libb.so": lib(),
+    };
     const delays: Record<string, number> = { "libz.so.1": 5, "libc.so.6": 0, "liba.so": 0, "libb.so": 3 };
     const slow = async (req: LibRequest): Promise<ResolvedLib | undefined> => {
       await new Promise((r) => setTimeout(r, delays[req.soname] ?? 0));

@@ -10,7 +10,14 @@ import { renderHaproxyConfig } from "../../src/providers/local/haproxy.js";
 const HOSTILE_PATH = "/healthz\nfrontend evil\n  bind 0.0.0.0:9999\n  default_backend app";
 
 function render(healthPath: string): string {
-  return renderHaproxyConfig({ port: 8000, socket: "/tmp/kiln/haproxy.sock", pidFile: "/tmp/kiln/haproxy.pid", healthPath, intervalMs: 1000, rise: 2 });
+  return renderHaproxyConfig({
+    port: 8000,
+    socket: "/tmp/kiln/haproxy.sock",
+    pidFile: "/tmp/kiln/haproxy.pid",
+    healthPath,
+    intervalMs: 1000,
+    rise: 2,
+  });
 }
 
 /** Section and directive lines a config holds (HAProxy reads one directive per line). */

@@ -29,7 +29,10 @@ async function problems(yml: Record<string, unknown>, overrides: SpecOverrides =
   await mkdir(dir);
   await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "shop", scripts: { start: "node server.js" } }));
   await writeFile(path.join(dir, "kiln.yml"), stringify(yml));
-  const error = await loadSpec(dir, overrides, bakers).then(() => undefined, (e: unknown) => e);
+  const error = await loadSpec(dir, overrides, bakers).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (error === undefined) return [];
   expect(error).toBeInstanceOf(SpecError);
   return (error as SpecError).problems;
@@ -43,7 +46,10 @@ describe("kiln.yml values that would reach another program's configuration", () 
   });
 
   it("refuses newlines and control characters in env values, top level and per environment", async () => {
-    expect(await problems({ env: { A: "x\nKILN_ENV=prod", B: "bell\u0007" } })).toEqual(["env.A: contains a newline", "env.B: contains the control character U+0007"]);
+    expect(await problems({ env: { A: "x\nKILN_ENV=prod", B: "bell\u0007" } })).toEqual([
+      "env.A: contains a newline",
+      "env.B: contains the control character U+0007",
+    ]);
     expect(await problems({ environments: { prod: { env: { FOO: "1\n2" } } } })).toEqual(["environments.prod.env.FOO: contains a newline"]);
   });
 
@@ -56,18 +62,31 @@ describe("kiln.yml values that would reach another program's configuration", () 
 
   it("refuses a cron line or OnCalendar that is not one line", async () => {
     const pipeline = { stages: ["dev"], schedule: { cron: "0 3 * *\n1 root /evil", onCalendar: "daily\nExecStart=/evil" } };
-    expect(await problems({ pipeline })).toEqual(["pipeline.schedule.onCalendar: contains a newline", "pipeline.schedule.cron: contains a newline"]);
+    expect(await problems({ pipeline })).toEqual([
+      "pipeline.schedule.onCalendar: contains a newline",
+      "pipeline.schedule.cron: contains a newline",
+    ]);
     expect(() => parsePipeline(pipeline, ["dev"], "kiln.yml")).toThrow(/pipeline\.schedule\.cron: contains a newline/);
   });
 
   it("accepts only printable URL path characters in healthcheck.path, starting with /", async () => {
-    expect(await problems({ healthcheck: { path: "/health check" } })).toEqual([expect.stringMatching(/^healthcheck\.path: '\/health check' must start with \/ .*no spaces$/)]);
+    expect(await problems({ healthcheck: { path: "/health check" } })).toEqual([
+      expect.stringMatching(/^healthcheck\.path: '\/health check' must start with \/ .*no spaces$/),
+    ]);
     expect(await problems({ healthcheck: { path: "/h'x\"#y" } })).toHaveLength(1);
     expect(await problems({ healthcheck: { path: "/v1/health?full=1&x=%20" } })).toEqual([]);
   });
 
   it("gives numbers real ranges", async () => {
-    expect(await problems({ stopTimeout: 0, resources: { memory: 8, cpus: 1000 }, port: 0, healthcheck: { timeout: 100000 }, restarts: { maxQuickExits: 0 } })).toEqual([
+    expect(
+      await problems({
+        stopTimeout: 0,
+        resources: { memory: 8, cpus: 1000 },
+        port: 0,
+        healthcheck: { timeout: 100000 },
+        restarts: { maxQuickExits: 0 },
+      }),
+    ).toEqual([
       "healthcheck.timeout: '100000' must be a whole number from 1 to 3600",
       "resources.memory: '8' must be a whole number from 64 to 1048576",
       "resources.cpus: '1000' must be a whole number from 1 to 128",
@@ -75,7 +94,14 @@ describe("kiln.yml values that would reach another program's configuration", () 
       "restarts.maxQuickExits: '0' must be a whole number from 1 to 1000",
       "port: '0' must be a TCP port number from 1 to 65535",
     ]);
-    expect(await problems({ environments: { dev: { port: 70000, healthcheck: { interval: 0, healthyThreshold: 50 } }, prod: { target: "aws", region: "eu-west-1", keepReleases: -1 } } })).toEqual([
+    expect(
+      await problems({
+        environments: {
+          dev: { port: 70000, healthcheck: { interval: 0, healthyThreshold: 50 } },
+          prod: { target: "aws", region: "eu-west-1", keepReleases: -1 },
+        },
+      }),
+    ).toEqual([
       "environments.dev.port: '70000' must be a TCP port number from 1 to 65535",
       "environments.dev.healthcheck.interval: '0' must be a whole number from 1 to 300",
       "environments.dev.healthcheck.healthyThreshold: '50' must be a whole number from 1 to 10",
@@ -142,7 +168,9 @@ describe("kiln.schema.json and the documentation", () => {
 
 describe("values the schema refuses are never turned into text (found by fuzz-spec)", () => {
   it("an env value that is a mapping with a toString key is a problem, not a TypeError", async () => {
-    expect(await problems({ environments: { dev: { env: { A: { toString: 1 } } } } })).toEqual(["environments.dev.env.A: must be a string, number or boolean"]);
+    expect(await problems({ environments: { dev: { env: { A: { toString: 1 } } } } })).toEqual([
+      "environments.dev.env.A: must be a string, number or boolean",
+    ]);
     expect(await problems({ pipeline: { stages: [{ env: "dev", canary: { toString: 1 } }] } })).toEqual([
       "pipeline.stages[0].canary: must be a string or a whole number",
     ]);
@@ -153,8 +181,14 @@ describe("values kiln detects are held to the same rules", () => {
   it("package.json's name, version and engines.node", async () => {
     const dir = path.join(root, "detected");
     await mkdir(dir);
-    await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "shop", version: "1.0.0\nx", engines: { node: ">=20\n" }, scripts: { start: "node server.js" } }));
-    const error = await loadSpec(dir, {}, bakers).then(() => undefined, (e: unknown) => e);
+    await writeFile(
+      path.join(dir, "package.json"),
+      JSON.stringify({ name: "shop", version: "1.0.0\nx", engines: { node: ">=20\n" }, scripts: { start: "node server.js" } }),
+    );
+    const error = await loadSpec(dir, {}, bakers).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(SpecError);
     expect((error as SpecError).problems).toEqual(["version: contains a newline", "package.json engines.node: contains a newline"]);
   });

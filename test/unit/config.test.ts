@@ -27,7 +27,10 @@ afterAll(async () => {
 });
 
 /** A fresh app directory holding `files` (strings or bytes; executables get mode 755). */
-async function appDir(files: Record<string, string | Buffer | { data: Buffer | string; mode: number }>, name = `app${++counter}`): Promise<string> {
+async function appDir(
+  files: Record<string, string | Buffer | { data: Buffer | string; mode: number }>,
+  name = `app${++counter}`,
+): Promise<string> {
   const dir = path.join(root, name);
   await mkdir(dir, { recursive: true });
   for (const [rel, content] of Object.entries(files)) {
@@ -50,13 +53,19 @@ function load(target: string, overrides: SpecOverrides = {}): Promise<Spec> {
 }
 
 async function specError(target: string, overrides: SpecOverrides = {}): Promise<SpecError> {
-  const error = await load(target, overrides).then(() => undefined, (e: unknown) => e);
+  const error = await load(target, overrides).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(SpecError);
   return error as SpecError;
 }
 
 async function inputError(target: string, overrides: SpecOverrides = {}): Promise<InputError> {
-  const error = await load(target, overrides).then(() => undefined, (e: unknown) => e);
+  const error = await load(target, overrides).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(InputError);
   return error as InputError;
 }
@@ -105,7 +114,11 @@ describe("Node.js apps with no kiln.yml", () => {
   });
 
   it("use main, then server.js, when there is no start script", async () => {
-    const withMain = await appDir({ "package.json": packageJson({ name: "m", main: "lib/entry.js" }), "lib/entry.js": "", "server.js": "" });
+    const withMain = await appDir({
+      "package.json": packageJson({ name: "m", main: "lib/entry.js" }),
+      "lib/entry.js": "",
+      "server.js": "",
+    });
     expect((await load(withMain)).cmd).toEqual(["node", "lib/entry.js"]);
     const withServer = await appDir({ "package.json": packageJson({ name: "s" }), "server.js": "", "index.js": "" });
     expect((await load(withServer)).cmd).toEqual(["node", "server.js"]);
@@ -119,7 +132,9 @@ describe("Node.js apps with no kiln.yml", () => {
   });
 
   it("keep start script arguments, quoted ones too", async () => {
-    const dir = await appDir({ "package.json": packageJson({ name: "args", scripts: { start: `node --enable-source-maps dist/main.js --title "my shop"` } }) });
+    const dir = await appDir({
+      "package.json": packageJson({ name: "args", scripts: { start: `node --enable-source-maps dist/main.js --title "my shop"` } }),
+    });
     expect((await load(dir)).cmd).toEqual(["node", "--enable-source-maps", "dist/main.js", "--title", "my shop"]);
   });
 
@@ -132,14 +147,16 @@ describe("Node.js apps with no kiln.yml", () => {
     expect(error.problems[0]).toMatch(/no shell/);
     expect(error.problems[0]).toMatch(/set cmd: in kiln\.yml/);
     // No kiln.yml: the problem is reported against the app directory.
-    expect(error.message).toMatch(new RegExp(`^${escape(dir)} has \\d+ problems?:\n  - scripts\\.start: `));
+    expect(error.message).toMatch(new RegExp(`^${escapeRegExp(dir)} has \\d+ problems?:\n  - scripts\\.start: `));
     expect(error.exitCode).toBe(2);
   });
 
   it("report a start script that does not run node, with a hint how to write cmd", async () => {
     const dir = await appDir({ "package.json": packageJson({ name: "nextapp", scripts: { start: "next start -p 8080" } }) });
     const error = await specError(dir);
-    expect(error.problems[0]).toMatch(/^scripts\.start: 'next start -p 8080' runs 'next', not node; set cmd: in kiln\.yml, e\.g\. \[node, node_modules\//);
+    expect(error.problems[0]).toMatch(
+      /^scripts\.start: 'next start -p 8080' runs 'next', not node; set cmd: in kiln\.yml, e\.g\. \[node, node_modules\//,
+    );
     expect(error.problems.slice(1).every((p) => p.startsWith("cmd: "))).toBe(true);
   });
 
@@ -171,35 +188,36 @@ describe("Node.js apps with no kiln.yml", () => {
 });
 
 describe("kiln.yml and flags", () => {
-  const ymlApp = () => appDir({
-    "package.json": packageJson({ name: "shop", version: "1.0.0", scripts: { start: "node server.js" } }),
-    "kiln.yml": [
-      "name: storefront",
-      "version: 2.0.0-beta.1",
-      "cmd: node dist/server.js --port 3000",
-      "port: 3000",
-      "env:",
-      "  NODE_ENV: production",
-      "  WORKERS: 4",
-      "  DEBUG: false",
-      "healthcheck:",
-      "  path: /healthz",
-      "  timeout: 30",
-      "kernel:",
-      "  package: linux-image-amd64",
-      "resources:",
-      "  memory: 1024",
-      "  cpus: 2",
-      "packages: [libvips42, ca-certificates]",
-      "stopTimeout: 25",
-      "restarts:",
-      "  maxQuickExits: 3",
-      "  window: 60",
-      "node:",
-      "  version: \"22\"",
-      "",
-    ].join("\n"),
-  });
+  const ymlApp = () =>
+    appDir({
+      "package.json": packageJson({ name: "shop", version: "1.0.0", scripts: { start: "node server.js" } }),
+      "kiln.yml": [
+        "name: storefront",
+        "version: 2.0.0-beta.1",
+        "cmd: node dist/server.js --port 3000",
+        "port: 3000",
+        "env:",
+        "  NODE_ENV: production",
+        "  WORKERS: 4",
+        "  DEBUG: false",
+        "healthcheck:",
+        "  path: /healthz",
+        "  timeout: 30",
+        "kernel:",
+        "  package: linux-image-amd64",
+        "resources:",
+        "  memory: 1024",
+        "  cpus: 2",
+        "packages: [libvips42, ca-certificates]",
+        "stopTimeout: 25",
+        "restarts:",
+        "  maxQuickExits: 3",
+        "  window: 60",
+        "node:",
+        '  version: "22"',
+        "",
+      ].join("\n"),
+    });
 
   it("override what was detected, setting by setting", async () => {
     const spec = await load(await ymlApp());
@@ -229,7 +247,13 @@ describe("kiln.yml and flags", () => {
     const packageFile = packageJson({ name: "sc", scripts: { start: "node server.js" } });
     const withSeccomp = async (line: string) => load(await appDir({ "package.json": packageFile, "kiln.yml": line }));
     expect((await withSeccomp("")).seccomp).toBe(true);
-    for (const [value, expected] of [["off", false], ["false", false], ["on", true], ["true", true], ["\"off\"", false]] as const) {
+    for (const [value, expected] of [
+      ["off", false],
+      ["false", false],
+      ["on", true],
+      ["true", true],
+      ['"off"', false],
+    ] as const) {
       expect((await withSeccomp(`seccomp: ${value}\n`)).seccomp, value).toBe(expected);
     }
     const dir = await appDir({ "package.json": packageFile, "kiln.yml": "seccomp: maybe\n" });
@@ -237,7 +261,10 @@ describe("kiln.yml and flags", () => {
   });
 
   it("accept cmd as a list", async () => {
-    const dir = await appDir({ "package.json": packageJson({ name: "list", scripts: { start: "node server.js" } }), "kiln.yml": "cmd: [node, \"server.js\", --title, \"a && b\"]\n" });
+    const dir = await appDir({
+      "package.json": packageJson({ name: "list", scripts: { start: "node server.js" } }),
+      "kiln.yml": 'cmd: [node, "server.js", --title, "a && b"]\n',
+    });
     expect((await load(dir)).cmd).toEqual(["node", "server.js", "--title", "a && b"]);
   });
 
@@ -303,35 +330,46 @@ describe("kiln.yml and flags", () => {
       ].join("\n"),
     });
     const error = await specError(dir);
-    expect(error.problems).toEqual(expect.arrayContaining([
-      "resources.memory: 'lots' must be a whole number from 64 to 1048576",
-      "resources.cpus: '0' must be a whole number from 1 to 128",
-      "healthcheck: '/healthz' must be a mapping",
-      "restarts.window: '-5' must be a whole number from 1 to 86400",
-      "packages[0]: 'Not_A_Package' must be a Debian package name (lowercase letters, digits, '+', '-' and '.')",
-      "stopTimeout: '2.5' must be a whole number from 1 to 3600",
-      "env.KILN_ENV: KILN_* variables are set by kiln",
-      "env.EMPTY: must be a string, number or boolean",
-      "cmd: must be a command string or a non-empty list of strings",
-    ]));
+    expect(error.problems).toEqual(
+      expect.arrayContaining([
+        "resources.memory: 'lots' must be a whole number from 64 to 1048576",
+        "resources.cpus: '0' must be a whole number from 1 to 128",
+        "healthcheck: '/healthz' must be a mapping",
+        "restarts.window: '-5' must be a whole number from 1 to 86400",
+        "packages[0]: 'Not_A_Package' must be a Debian package name (lowercase letters, digits, '+', '-' and '.')",
+        "stopTimeout: '2.5' must be a whole number from 1 to 3600",
+        "env.KILN_ENV: KILN_* variables are set by kiln",
+        "env.EMPTY: must be a string, number or boolean",
+        "cmd: must be a command string or a non-empty list of strings",
+      ]),
+    );
     expect(error.problems).toHaveLength(9);
   });
 
   it("report invalid YAML as a SpecError naming kiln.yml", async () => {
-    const dir = await appDir({ "package.json": packageJson({ name: "shop", scripts: { start: "node server.js" } }), "kiln.yml": "name: shop\nport: [8080\n" });
+    const dir = await appDir({
+      "package.json": packageJson({ name: "shop", scripts: { start: "node server.js" } }),
+      "kiln.yml": "name: shop\nport: [8080\n",
+    });
     const error = await specError(dir);
     expect(error.problems).toEqual([expect.stringMatching(/^not valid YAML: /)]);
     expect(error.message.split("\n")[0]).toBe(`${path.join(dir, "kiln.yml")} has 1 problem:`);
   });
 
   it("report a kiln.yml that is not a mapping", async () => {
-    const dir = await appDir({ "package.json": packageJson({ name: "shop", scripts: { start: "node server.js" } }), "kiln.yml": "- name: shop\n" });
+    const dir = await appDir({
+      "package.json": packageJson({ name: "shop", scripts: { start: "node server.js" } }),
+      "kiln.yml": "- name: shop\n",
+    });
     const error = await specError(dir);
     expect(error.problems).toEqual([expect.stringMatching(/top level must be a mapping/)]);
   });
 
   it("treat an empty kiln.yml like none", async () => {
-    const dir = await appDir({ "package.json": packageJson({ name: "shop", scripts: { start: "node server.js" } }), "kiln.yml": "# nothing yet\n" });
+    const dir = await appDir({
+      "package.json": packageJson({ name: "shop", scripts: { start: "node server.js" } }),
+      "kiln.yml": "# nothing yet\n",
+    });
     expect((await load(dir)).name).toBe("shop");
   });
 
@@ -355,13 +393,27 @@ describe("native apps", () => {
   it("a directory with one x86-64 executable gets the native baker and cmd ./<file>", async () => {
     const dir = await appDir({ server: x86Exec(), "data.txt": "hello\n" }, "My App");
     const spec = await load(dir);
-    expect(spec).toMatchObject({ baker: "native", cmd: ["./server"], name: "my-app", version: "0.1.0", port: undefined, appFile: undefined });
+    expect(spec).toMatchObject({
+      baker: "native",
+      cmd: ["./server"],
+      name: "my-app",
+      version: "0.1.0",
+      port: undefined,
+      appFile: undefined,
+    });
   });
 
   it("a single executable as the target: its directory is the app dir and it is the command", async () => {
     const dir = await appDir({ "prog-1.0": x86Exec(), "other.bin": x86Exec() });
     const spec = await load(path.join(dir, "prog-1.0"), { port: "8080" });
-    expect(spec).toMatchObject({ baker: "native", appDir: dir, appFile: path.join(dir, "prog-1.0"), cmd: ["./prog-1.0"], name: "prog-1.0", port: 8080 });
+    expect(spec).toMatchObject({
+      baker: "native",
+      appDir: dir,
+      appFile: path.join(dir, "prog-1.0"),
+      cmd: ["./prog-1.0"],
+      name: "prog-1.0",
+      port: 8080,
+    });
   });
 
   it("needs cmd: when the directory holds several executables", async () => {
@@ -373,7 +425,7 @@ describe("native apps", () => {
   });
 
   it("needs cmd: when baker: native is forced on a directory without executables", async () => {
-    const dir = await appDir({ "kiln.yml": "baker: native\nname: forced\n", "README": "no binaries here\n" });
+    const dir = await appDir({ "kiln.yml": "baker: native\nname: forced\n", README: "no binaries here\n" });
     const error = await specError(dir);
     expect(error.problems).toEqual([expect.stringMatching(/^cmd: required for a native app/)]);
   });
@@ -436,12 +488,13 @@ describe("the spec", () => {
   });
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 describe("single-instance environments", () => {
-  const parse = (prod: Record<string, unknown>) => parseEnvironments({ prod: { target: "aws", region: "eu-west-1", mode: "single-instance", ...prod } }, "shop", "/healthz", "kiln.yml");
+  const parse = (prod: Record<string, unknown>) =>
+    parseEnvironments({ prod: { target: "aws", region: "eu-west-1", mode: "single-instance", ...prod } }, "shop", "/healthz", "kiln.yml");
   const problems = (prod: Record<string, unknown>): string => {
     try {
       parse(prod);
@@ -453,12 +506,22 @@ describe("single-instance environments", () => {
   };
 
   it("run one instance by default, in any number of availability zones", () => {
-    expect(parse({ subnets: ["subnet-1"] }).get("prod")).toMatchObject({ mode: "single-instance", instances: 1, min: 1, max: 1, subnets: ["subnet-1"] });
+    expect(parse({ subnets: ["subnet-1"] }).get("prod")).toMatchObject({
+      mode: "single-instance",
+      instances: 1,
+      min: 1,
+      max: 1,
+      subnets: ["subnet-1"],
+    });
   });
 
   it("refuse more than one instance and point at load-balanced", () => {
-    expect(problems({ instances: 2 })).toMatch(/environments\.prod\.instances: a single-instance environment runs exactly 1 instance \(got 2\); use mode: load-balanced/);
-    expect(problems({ max: 3 })).toMatch(/environments\.prod: a single-instance environment has min: 1 and max: 1 \(got min 1, max 3\); use mode: load-balanced/);
+    expect(problems({ instances: 2 })).toMatch(
+      /environments\.prod\.instances: a single-instance environment runs exactly 1 instance \(got 2\); use mode: load-balanced/,
+    );
+    expect(problems({ max: 3 })).toMatch(
+      /environments\.prod: a single-instance environment has min: 1 and max: 1 \(got min 1, max 3\); use mode: load-balanced/,
+    );
     expect(problems({ min: 0 })).toMatch(/got min 0, max 1/);
   });
 

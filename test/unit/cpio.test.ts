@@ -30,8 +30,17 @@ function readNewc(buf: Buffer): Parsed[] {
     expect(buf[off + 110 + nameSize - 1]).toBe(0);
     const dataStart = align4(off + 110 + nameSize);
     const entry: Parsed = {
-      name, ino: field(0), mode: field(1), uid: field(2), gid: field(3), nlink: field(4), mtime: field(5),
-      rdevMajor: field(9), rdevMinor: field(10), data: buf.subarray(dataStart, dataStart + fileSize), headerOffset: off,
+      name,
+      ino: field(0),
+      mode: field(1),
+      uid: field(2),
+      gid: field(3),
+      nlink: field(4),
+      mtime: field(5),
+      rdevMajor: field(9),
+      rdevMinor: field(10),
+      data: buf.subarray(dataStart, dataStart + fileSize),
+      headerOffset: off,
     };
     expect(field(12)).toBe(0);
     out.push(entry);
@@ -59,8 +68,18 @@ describe("buildCpio", () => {
   test("writes every entry with fixed metadata, sorted, with parents and a trailer", () => {
     const entries = readNewc(buildCpio(sample));
     expect(entries.map((e) => e.name)).toEqual([
-      "bin", "bin/busybox", "bin/sh", "dev", "dev/console", "etc", "init",
-      "lib", "lib/modules", "lib/modules/6.6.0", "lib/modules/6.6.0/kernel", "lib/modules/6.6.0/kernel/virtio.ko",
+      "bin",
+      "bin/busybox",
+      "bin/sh",
+      "dev",
+      "dev/console",
+      "etc",
+      "init",
+      "lib",
+      "lib/modules",
+      "lib/modules/6.6.0",
+      "lib/modules/6.6.0/kernel",
+      "lib/modules/6.6.0/kernel/virtio.ko",
       "TRAILER!!!",
     ]);
     const body = entries.slice(0, -1);
@@ -106,7 +125,10 @@ describe("buildCpio", () => {
   });
 
   test("sorts by bytes, so explicit and implied parents behave the same", () => {
-    const implied = buildCpio([{ path: "a/b", type: "file", mode: 0o644, data: Buffer.from("x") }, { path: "a-b", type: "dir", mode: 0o755 }]);
+    const implied = buildCpio([
+      { path: "a/b", type: "file", mode: 0o644, data: Buffer.from("x") },
+      { path: "a-b", type: "dir", mode: 0o755 },
+    ]);
     const explicit = buildCpio([
       { path: "a-b", type: "dir", mode: 0o755 },
       { path: "a", type: "dir", mode: 0o755 },
@@ -117,10 +139,12 @@ describe("buildCpio", () => {
   });
 
   test("rejects duplicates, naming the path", () => {
-    expect(() => buildCpio([
-      { path: "bin/sh", type: "symlink", target: "busybox" },
-      { path: "bin/sh", type: "file", mode: 0o755, data: Buffer.alloc(1) },
-    ])).toThrow(/duplicate path "bin\/sh"/);
+    expect(() =>
+      buildCpio([
+        { path: "bin/sh", type: "symlink", target: "busybox" },
+        { path: "bin/sh", type: "file", mode: 0o755, data: Buffer.alloc(1) },
+      ]),
+    ).toThrow(/duplicate path "bin\/sh"/);
   });
 
   test("rejects bad paths, modes and non-directory parents", () => {

@@ -103,13 +103,32 @@ describe("parseElf", () => {
   });
 
   it("reads a 32-bit little-endian i386 binary", () => {
-    const info = parseElf(buildElf({ bits: 32, machine: EM.I386, type: ET.EXEC, interpreter: "/lib/ld-linux.so.2", needed: ["libc.so.6"], runpath: "/x" }));
-    expect(info).toMatchObject({ bits: 32, littleEndian: true, machineName: "i386", type: "exec", interpreter: "/lib/ld-linux.so.2", needed: ["libc.so.6"], runpath: ["/x"] });
+    const info = parseElf(
+      buildElf({ bits: 32, machine: EM.I386, type: ET.EXEC, interpreter: "/lib/ld-linux.so.2", needed: ["libc.so.6"], runpath: "/x" }),
+    );
+    expect(info).toMatchObject({
+      bits: 32,
+      littleEndian: true,
+      machineName: "i386",
+      type: "exec",
+      interpreter: "/lib/ld-linux.so.2",
+      needed: ["libc.so.6"],
+      runpath: ["/x"],
+    });
   });
 
   it("reads a 32-bit big-endian binary and names an unknown machine by number", () => {
-    const info = parseElf(buildElf({ bits: 32, littleEndian: false, machine: EM.MIPS, interpreter: "/lib/ld.so.1", needed: ["libc.so.6"], soname: "libbe.so" }));
-    expect(info).toMatchObject({ bits: 32, littleEndian: false, machine: 8, machineName: "machine 0x08", needed: ["libc.so.6"], soname: "libbe.so" });
+    const info = parseElf(
+      buildElf({ bits: 32, littleEndian: false, machine: EM.MIPS, interpreter: "/lib/ld.so.1", needed: ["libc.so.6"], soname: "libbe.so" }),
+    );
+    expect(info).toMatchObject({
+      bits: 32,
+      littleEndian: false,
+      machine: 8,
+      machineName: "machine 0x08",
+      needed: ["libc.so.6"],
+      soname: "libbe.so",
+    });
   });
 
   it("reads a 64-bit big-endian binary", () => {
@@ -132,7 +151,10 @@ describe("parseElf", () => {
   });
 
   it("rejects a file cut off inside the ELF header", () => {
-    expectInputError(() => parseElf(buildElf(PIE_SPEC).subarray(0, 40), "bin/app"), /bin\/app is a truncated or corrupt ELF file: the ELF header/);
+    expectInputError(
+      () => parseElf(buildElf(PIE_SPEC).subarray(0, 40), "bin/app"),
+      /bin\/app is a truncated or corrupt ELF file: the ELF header/,
+    );
     expectInputError(() => parseElf(buildElf(PIE_SPEC).subarray(0, 10), "bin/app"), /bin\/app is a truncated or corrupt ELF file/);
   });
 
@@ -219,7 +241,13 @@ describe("readSection", () => {
 describe("parseElf on the host's own binaries", () => {
   it.skipIf(!existsSync("/bin/ls") || process.arch !== "x64")("reads /bin/ls", () => {
     const info = parseElf(readFileSync("/bin/ls"), "/bin/ls");
-    expect(info).toMatchObject({ bits: 64, littleEndian: true, machineName: "x86-64", interpreter: "/lib64/ld-linux-x86-64.so.2", isStatic: false });
+    expect(info).toMatchObject({
+      bits: 64,
+      littleEndian: true,
+      machineName: "x86-64",
+      interpreter: "/lib64/ld-linux-x86-64.so.2",
+      isStatic: false,
+    });
     expect(info.needed).toContain("libc.so.6");
     expect(readSection(readFileSync("/bin/ls"), ".interp")?.toString()).toBe("/lib64/ld-linux-x86-64.so.2\0");
   });

@@ -40,7 +40,10 @@ for (;;) {
 }
 `;
 
-interface Outcome { code: number | null; stderr: string }
+interface Outcome {
+  code: number | null;
+  stderr: string;
+}
 
 function runContender(script: string, env: Record<string, string>): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -105,7 +108,13 @@ describe("local environment lock", () => {
     const partial = '{"pid": 12';
     // Fresh: another kiln is writing it right now; contenders report the lock as held (KilnError), no JSON crash.
     const fresh = await setup(partial, 0);
-    const busy = await runContender(fresh.script, { PROVIDER: pathToFileURL(providerModule).href, HOME_ROOT: fresh.root, JOURNAL: fresh.journal, RETRY_MS: "0", HOLD_MS: "0" });
+    const busy = await runContender(fresh.script, {
+      PROVIDER: pathToFileURL(providerModule).href,
+      HOME_ROOT: fresh.root,
+      JOURNAL: fresh.journal,
+      RETRY_MS: "0",
+      HOLD_MS: "0",
+    });
     expect(busy.stderr).not.toMatch(/SyntaxError|JSON/);
     expect(busy.code).toBe(3);
     expect(busy.stderr).toMatch(/KilnError: environment dev is locked/);

@@ -9,8 +9,20 @@ import { inflateRawSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import {
-  copySparse, derivedUuid, DISK_FORMATS, FIXED_EPOCH, FORMATS, formatUuid, normalizeVhdFooter, parseFormats, parseVhdFooter,
-  readVdiUuid, setVdiUuids, vhdChecksum, vmdkDescriptorRange, withContentId,
+  copySparse,
+  derivedUuid,
+  DISK_FORMATS,
+  FIXED_EPOCH,
+  FORMATS,
+  formatUuid,
+  normalizeVhdFooter,
+  parseFormats,
+  parseVhdFooter,
+  readVdiUuid,
+  setVdiUuids,
+  vhdChecksum,
+  vmdkDescriptorRange,
+  withContentId,
 } from "../../src/image/formats.js";
 import { renderManifest, renderOvf, VMDK_STREAM_FORMAT, type OvfInput } from "../../src/image/ova.js";
 import { checkOvf, parseXml, virtualBoxNicType } from "../fixtures/vbox/ovf-check.js";
@@ -25,19 +37,37 @@ function padded(hex: string, length: number): Buffer {
   return out;
 }
 /** -O vpc -o subformat=fixed,force_size=on: the 512-byte footer at the end of the file. */
-const QEMU_VHD_FOOTER = padded("636f6e65637469780000000200010000ffffffffffffffff3295139b71656d32000500035769326b00000000001000000000000000100000ffff10ff00000002ffffe631f180216bb9b04a6f90471d35b66e2e5e", 512);
+const QEMU_VHD_FOOTER = padded(
+  "636f6e65637469780000000200010000ffffffffffffffff3295139b71656d32000500035769326b00000000001000000000000000100000ffff10ff00000002ffffe631f180216bb9b04a6f90471d35b66e2e5e",
+  512,
+);
 /** -O vmdk -o subformat=streamOptimized: SparseExtentHeader, then the embedded descriptor at sector 1. */
-const QEMU_VMDK_HEADER = padded("4b444d56030000000300030000080000000000008000000000000000010000000000000014000000000000000002000015000000000000001a000000000000008000000000000000000a200d0a01", 512);
-const QEMU_VMDK_DESCRIPTOR = '# Disk DescriptorFile\nversion=1\nCID=9e4b282e\nparentCID=ffffffff\ncreateType="streamOptimized"\n\n# Extent description\nRW 2048 SPARSE "t.vmdk"\n\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = "4"\nddb.geometry.cylinders = "2"\nddb.geometry.heads = "16"\nddb.geometry.sectors = "63"\nddb.adapterType = "ide"\nddb.toolsVersion = "2147483647"\n';
+const QEMU_VMDK_HEADER = padded(
+  "4b444d56030000000300030000080000000000008000000000000000010000000000000014000000000000000002000015000000000000001a000000000000008000000000000000000a200d0a01",
+  512,
+);
+const QEMU_VMDK_DESCRIPTOR =
+  '# Disk DescriptorFile\nversion=1\nCID=9e4b282e\nparentCID=ffffffff\ncreateType="streamOptimized"\n\n# Extent description\nRW 2048 SPARSE "t.vmdk"\n\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = "4"\nddb.geometry.cylinders = "2"\nddb.geometry.heads = "16"\nddb.geometry.sectors = "63"\nddb.adapterType = "ide"\nddb.toolsVersion = "2147483647"\n';
 /** -O vdi: the 512-byte header (raw-deflated here). */
-const QEMU_VDI_HEADER = inflateRawSync(Buffer.from("s7GxUQh09Q1VCPNVCMssKilNzFFwySzOVvDMTUxPVbCzs+NiwAfqBW7tY2RgZGhgZACSowAMmBgYGFiwiIGBAArNCMWHXs/2PTL1vN/0Wma+Y/NesMukzrj7bc4L/+X/uQzXN0w6RCunAgA=", "base64"));
+const QEMU_VDI_HEADER = inflateRawSync(
+  Buffer.from(
+    "s7GxUQh09Q1VCPNVCMssKilNzFFwySzOVvDMTUxPVbCzs+NiwAfqBW7tY2RgZGhgZACSowAMmBgYGFiwiIGBAArNCMWHXs/2PTL1vN/0Wma+Y/NesMukzrj7bc4L/+X/uQzXN0w6RCunAgA=",
+    "base64",
+  ),
+);
 
 describe("the formats table", () => {
   it("names every format once, with qemu's driver name where QEMU can boot it", () => {
     expect(DISK_FORMATS).toEqual(["raw", "vdi", "vmdk", "vmdk-stream", "vhd", "qcow2", "ova"]);
     for (const f of DISK_FORMATS) expect(FORMATS[f].name).toBe(f);
     expect(Object.fromEntries(DISK_FORMATS.map((f) => [f, FORMATS[f].qemuFormat]))).toEqual({
-      raw: "raw", vdi: "vdi", vmdk: "vmdk", "vmdk-stream": "vmdk", vhd: "vpc", qcow2: "qcow2", ova: undefined,
+      raw: "raw",
+      vdi: "vdi",
+      vmdk: "vmdk",
+      "vmdk-stream": "vmdk",
+      vhd: "vpc",
+      qcow2: "qcow2",
+      ova: undefined,
     });
     expect(FORMATS.vhd.summary).toMatch(/fixed VHD, 1 MiB aligned/);
     expect(FORMATS["vmdk-stream"].make).toMatchObject({ kind: "qemu-img", options: expect.stringContaining("subformat=streamOptimized") });
@@ -78,9 +108,24 @@ describe("reproducible conversions", () => {
 
   it("reads qemu's fixed VHD footer and pins its timestamp and UUID with a valid checksum", () => {
     const original = parseVhdFooter(QEMU_VHD_FOOTER);
-    expect(original).toMatchObject({ cookie: "conectix", version: 0x00010000, dataOffset: 0xffffffffffffffffn, diskType: "fixed", originalSize: 1048576, currentSize: 1048576, checksumValid: true, creatorApp: "qem2" });
+    expect(original).toMatchObject({
+      cookie: "conectix",
+      version: 0x00010000,
+      dataOffset: 0xffffffffffffffffn,
+      diskType: "fixed",
+      originalSize: 1048576,
+      currentSize: 1048576,
+      checksumValid: true,
+      creatorApp: "qem2",
+    });
     const pinned = parseVhdFooter(normalizeVhdFooter(QEMU_VHD_FOOTER, DIGEST));
-    expect(pinned).toMatchObject({ diskType: "fixed", currentSize: 1048576, timestamp: FIXED_EPOCH, checksumValid: true, uuid: formatUuid(derivedUuid(DIGEST, "vhd")) });
+    expect(pinned).toMatchObject({
+      diskType: "fixed",
+      currentSize: 1048576,
+      timestamp: FIXED_EPOCH,
+      checksumValid: true,
+      uuid: formatUuid(derivedUuid(DIGEST, "vhd")),
+    });
     expect(pinned.currentSize % (1024 * 1024)).toBe(0);
     expect(normalizeVhdFooter(QEMU_VHD_FOOTER, DIGEST).equals(normalizeVhdFooter(QEMU_VHD_FOOTER, DIGEST))).toBe(true);
     const corrupt = Buffer.from(QEMU_VHD_FOOTER);
@@ -147,8 +192,15 @@ describe("reproducible conversions", () => {
 
 describe("OVF descriptor", () => {
   const input: OvfInput = {
-    systemId: "shop-1.4.0", ref: "shop:1.4.0", digest: DIGEST, diskHref: "shop-1.4.0-disk1.vmdk", diskFileBytes: 58004992,
-    capacityBytes: 219152384, memoryMiB: 512, cpus: 2, target: "virtualbox",
+    systemId: "shop-1.4.0",
+    ref: "shop:1.4.0",
+    digest: DIGEST,
+    diskHref: "shop-1.4.0-disk1.vmdk",
+    diskFileBytes: 58004992,
+    capacityBytes: 219152384,
+    memoryMiB: 512,
+    cpus: 2,
+    target: "virtualbox",
   };
 
   it("is well-formed, namespaced XML in the OVF 1.0 envelope structure that VirtualBox's reader accepts", () => {
@@ -172,13 +224,19 @@ describe("OVF descriptor", () => {
     expect(problems).toEqual([]);
     expect(facts.virtualSystemType).toBe("vmx-13");
     expect(facts.items.find((i) => i.get("ResourceType") === "10")!.get("ResourceSubType")).toBe("VmxNet3");
-    expect(parseXml(xml).children.find((c) => c.local === "VirtualSystem")!.children.find((c) => c.local === "OperatingSystemSection")!.attrs["{http://www.vmware.com/schema/ovf}osType"]).toBe("otherLinux64Guest");
+    expect(
+      parseXml(xml)
+        .children.find((c) => c.local === "VirtualSystem")!
+        .children.find((c) => c.local === "OperatingSystemSection")!.attrs["{http://www.vmware.com/schema/ovf}osType"],
+    ).toBe("otherLinux64Guest");
   });
 
   it("escapes what it embeds", () => {
     const xml = renderOvf({ ...input, systemId: "a&b<c>", ref: `q"uote:1` });
     expect(checkOvf(xml).problems).toEqual([]);
-    expect(parseXml(xml).children.find((c) => c.local === "VirtualSystem")!.attrs["{http://schemas.dmtf.org/ovf/envelope/1}id"]).toBe("a&b<c>");
+    expect(parseXml(xml).children.find((c) => c.local === "VirtualSystem")!.attrs["{http://schemas.dmtf.org/ovf/envelope/1}id"]).toBe(
+      "a&b<c>",
+    );
   });
 
   it("the checker is not vacuous: it catches malformed XML and schema or VirtualBox violations", () => {
@@ -186,15 +244,27 @@ describe("OVF descriptor", () => {
     expect(() => parseXml(good.replace("</References>", ""))).toThrow(/closes/);
     expect(() => parseXml(good.replace('xmlns:rasd="', 'xmlns:rasdx="'))).toThrow(/undeclared namespace prefix 'rasd'/);
     expect(() => parseXml(good.replace("Virtual disks", "disks & more"))).toThrow(/bare '&'/);
-    const swapped = good.replace("<rasd:Caption>disk1</rasd:Caption>\n        <rasd:Description>Disk Image</rasd:Description>", "<rasd:Description>Disk Image</rasd:Description>\n        <rasd:Caption>disk1</rasd:Caption>");
+    const swapped = good.replace(
+      "<rasd:Caption>disk1</rasd:Caption>\n        <rasd:Description>Disk Image</rasd:Description>",
+      "<rasd:Description>Disk Image</rasd:Description>\n        <rasd:Caption>disk1</rasd:Caption>",
+    );
     expect(checkOvf(swapped).problems).toEqual([expect.stringMatching(/<rasd:Caption> out of schema order/)]);
-    expect(checkOvf(good.replace("<Info>Virtual disks</Info>", "")).problems).toEqual([expect.stringMatching(/<DiskSection> must start with <Info>/)]);
+    expect(checkOvf(good.replace("<Info>Virtual disks</Info>", "")).problems).toEqual([
+      expect.stringMatching(/<DiskSection> must start with <Info>/),
+    ]);
     expect(checkOvf(good.replace("byte * 2^20", "KiB")).problems).toEqual([expect.stringMatching(/AllocationUnits 'KiB'/)]);
     expect(checkOvf(good.replace("ovf:/disk/vmdisk1", "ovf:/disk/other")).problems).toEqual([expect.stringMatching(/names no Disk/)]);
-    expect(checkOvf(good.replace(' ovf:format="', ' ovf:formatx="')).problems).toEqual(expect.arrayContaining([expect.stringMatching(/needs ovf:diskId, ovf:capacity and ovf:format/)]));
+    expect(checkOvf(good.replace(' ovf:format="', ' ovf:formatx="')).problems).toEqual(
+      expect.arrayContaining([expect.stringMatching(/needs ovf:diskId, ovf:capacity and ovf:format/)]),
+    );
   });
 
   it("the manifest lists SHA256 digests in the OVF spec's form", () => {
-    expect(renderManifest([{ name: "a.ovf", sha256: "00ff" }, { name: "a-disk1.vmdk", sha256: "ab12" }])).toBe("SHA256(a.ovf)= 00ff\nSHA256(a-disk1.vmdk)= ab12\n");
+    expect(
+      renderManifest([
+        { name: "a.ovf", sha256: "00ff" },
+        { name: "a-disk1.vmdk", sha256: "ab12" },
+      ]),
+    ).toBe("SHA256(a.ovf)= 00ff\nSHA256(a-disk1.vmdk)= ab12\n");
   });
 });

@@ -14,14 +14,36 @@ const runs = fuzzRuns(200);
 const MAX_MS = 500;
 
 const SEEDS: readonly Buffer[] = [
-  buildElf({ type: ET.EXEC, interpreter: "/lib64/ld-linux-x86-64.so.2", needed: ["libc.so.6", "libz.so.1"], runpath: "$ORIGIN/lib", rpath: "/opt/lib:" }),
+  buildElf({
+    type: ET.EXEC,
+    interpreter: "/lib64/ld-linux-x86-64.so.2",
+    needed: ["libc.so.6", "libz.so.1"],
+    runpath: "$ORIGIN/lib",
+    rpath: "/opt/lib:",
+  }),
   buildElf({ type: ET.DYN, soname: "libfoo.so.1", needed: ["libc.so.6"], flags1: 0x08000000 }),
   buildElf({ bits: 32, littleEndian: false, machine: EM.ARM, type: ET.DYN, needed: ["libm.so.6"], omitStrsz: true }),
-  buildElf({ type: ET.REL, programHeaders: false, sections: [{ name: ".modinfo", data: Buffer.from("name=e1000\0depends=a,b-c\0alias=pci:v00008086d*\0softdep=pre: crc32c post: x\0vermagic=6.1.0 SMP mod_unload \0") }] }),
+  buildElf({
+    type: ET.REL,
+    programHeaders: false,
+    sections: [
+      {
+        name: ".modinfo",
+        data: Buffer.from(
+          "name=e1000\0depends=a,b-c\0alias=pci:v00008086d*\0softdep=pre: crc32c post: x\0vermagic=6.1.0 SMP mod_unload \0",
+        ),
+      },
+    ],
+  }),
 ];
 
 /** A seed with some bytes overwritten and maybe cut short: the kind of damage that finds bounds bugs. */
-const mutated = fc.tuple(fc.nat(SEEDS.length - 1), fc.array(fc.tuple(fc.nat(4095), fc.integer({ min: 0, max: 255 })), { maxLength: 24 }), fc.option(fc.nat(4096)))
+const mutated = fc
+  .tuple(
+    fc.nat(SEEDS.length - 1),
+    fc.array(fc.tuple(fc.nat(4095), fc.integer({ min: 0, max: 255 })), { maxLength: 24 }),
+    fc.option(fc.nat(4096)),
+  )
   .map(([i, flips, cut]) => {
     const seed = SEEDS[i]!;
     const bytes = Buffer.from(cut === null ? seed : seed.subarray(0, cut));
@@ -30,10 +52,15 @@ const mutated = fc.tuple(fc.nat(SEEDS.length - 1), fc.array(fc.tuple(fc.nat(4095
   });
 
 /** Random bytes behind a valid identification, so the header parsing is reached. */
-const headed = fc.tuple(fc.constantFrom(1, 2), fc.constantFrom(1, 2), fc.uint8Array({ maxLength: 512 }))
+const headed = fc
+  .tuple(fc.constantFrom(1, 2), fc.constantFrom(1, 2), fc.uint8Array({ maxLength: 512 }))
   .map(([elfClass, data, rest]) => Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, elfClass, data, 1]), Buffer.from(rest)]));
 
-const input = fc.oneof(mutated, headed, fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b)));
+const input = fc.oneof(
+  mutated,
+  headed,
+  fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b)),
+);
 
 /** Runs a reader; only InputError may escape, and it must answer within MAX_MS. */
 function readsSafely(read: () => unknown): void {
@@ -47,16 +74,30 @@ function readsSafely(read: () => unknown): void {
 }
 
 describe("ELF and modinfo readers, property", () => {
-  it(`parseElf and readSection throw only InputError (${runs} runs each)`, () => {
-    fc.assert(fc.property(input, (bytes) => {
-      readsSafely(() => parseElf(bytes, "fuzz"));
-      readsSafely(() => readSection(bytes, ".modinfo", "fuzz"));
-    }), { numRuns: runs });
-  }, fuzzTimeoutMs(runs, 20));
+  it(
+    `parseElf and readSection throw only InputError (${runs} runs each)`,
+    () => {
+      fc.assert(
+        fc.property(input, (bytes) => {
+          readsSafely(() => parseElf(bytes, "fuzz"));
+          readsSafely(() => readSection(bytes, ".modinfo", "fuzz"));
+        }),
+        { numRuns: runs },
+      );
+    },
+    fuzzTimeoutMs(runs, 20),
+  );
 
-  it(`parseModinfo throws only InputError (${runs} runs)`, () => {
-    fc.assert(fc.property(input, (bytes) => readsSafely(() => parseModinfo(bytes, "fuzz.ko"))), { numRuns: runs });
-  }, fuzzTimeoutMs(runs, 20));
+  it(
+    `parseModinfo throws only InputError (${runs} runs)`,
+    () => {
+      fc.assert(
+        fc.property(input, (bytes) => readsSafely(() => parseModinfo(bytes, "fuzz.ko"))),
+        { numRuns: runs },
+      );
+    },
+    fuzzTimeoutMs(runs, 20),
+  );
 
   it("the seeds themselves parse (the mutations start from valid files)", () => {
     expect(parseElf(SEEDS[0]!).needed).toEqual(["libc.so.6", "libz.so.1"]);

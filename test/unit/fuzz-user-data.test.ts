@@ -20,7 +20,12 @@ const name = fc.oneof(
 const value = fc.oneof(
   { weight: 3, arbitrary: fc.string({ maxLength: 40 }) },
   { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 40 }) },
-  { weight: 2, arbitrary: fc.array(fc.constantFrom("a", "=", "#", " ", "'", "\"", "\\", "\n", "\r", "\t", "\0", "\u2028", "é", "$(x)"), { maxLength: 12 }).map((a) => a.join("")) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .array(fc.constantFrom("a", "=", "#", " ", "'", '"', "\\", "\n", "\r", "\t", "\0", "\u2028", "é", "$(x)"), { maxLength: 12 })
+      .map((a) => a.join("")),
+  },
 );
 
 /** The user-data lines back through kiln's KEY=VALUE parser: the comment line is not a variable. */
@@ -33,41 +38,47 @@ function readBack(userData: string): Record<string, string> {
 describe("property: user-data KEY=VALUE lines", () => {
   it("parseEnvFlags throws only InputError; what it accepts renders one line per variable and reads back the same", () => {
     let accepted = 0;
-    fc.assert(fc.property(fc.array(fc.tuple(name, value), { maxLength: 6 }), (pairs) => {
-      let env: Record<string, string>;
-      try {
-        env = parseEnvFlags(pairs.map(([k, v]) => `${k}=${v}`));
-      } catch (error) {
-        expect(error).toBeInstanceOf(InputError);
-        return;
-      }
-      accepted++;
-      const text = renderUserData(env);
-      expect(text.split("\n")).toHaveLength(Object.keys(env).length + 2);
-      expect(readBack(text)).toEqual(env);
-      for (const [k, v] of Object.entries(env)) {
-        expect(k).toMatch(NAME);
-        expect(k.startsWith("KILN_")).toBe(false);
-        expect(v).not.toMatch(/[\u0000-\u001f\u007f]/);
-      }
-    }), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, value), { maxLength: 6 }), (pairs) => {
+        let env: Record<string, string>;
+        try {
+          env = parseEnvFlags(pairs.map(([k, v]) => `${k}=${v}`));
+        } catch (error) {
+          expect(error).toBeInstanceOf(InputError);
+          return;
+        }
+        accepted++;
+        const text = renderUserData(env);
+        expect(text.split("\n")).toHaveLength(Object.keys(env).length + 2);
+        expect(readBack(text)).toEqual(env);
+        for (const [k, v] of Object.entries(env)) {
+          expect(k).toMatch(NAME);
+          expect(k.startsWith("KILN_")).toBe(false);
+          expect(v).not.toMatch(/[\u0000-\u001f\u007f]/);
+        }
+      }),
+      { numRuns: RUNS },
+    );
     expect(accepted).toBeGreaterThan(0);
   });
 
   it("renderUserData refuses what cannot be one line, and otherwise round-trips", () => {
-    fc.assert(fc.property(fc.dictionary(name, value, { maxKeys: 5 }), (env) => {
-      let text: string;
-      try {
-        text = renderUserData(env);
-      } catch (error) {
-        expect(error).toBeInstanceOf(InputError);
-        expect(Object.entries(env).some(([k, v]) => !NAME.test(k) || /[\u0000-\u001f\u007f]/.test(v))).toBe(true);
-        return;
-      }
-      expect(text.split("\n")).toHaveLength(Object.keys(env).length + 2);
-      // KILN_* names are kiln's own (KILN_ENV at boot): the writer carries them, -e does not take them.
-      const own = Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("KILN_")));
-      expect(readBack(renderUserData(own))).toEqual(own);
-    }), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.dictionary(name, value, { maxKeys: 5 }), (env) => {
+        let text: string;
+        try {
+          text = renderUserData(env);
+        } catch (error) {
+          expect(error).toBeInstanceOf(InputError);
+          expect(Object.entries(env).some(([k, v]) => !NAME.test(k) || /[\u0000-\u001f\u007f]/.test(v))).toBe(true);
+          return;
+        }
+        expect(text.split("\n")).toHaveLength(Object.keys(env).length + 2);
+        // KILN_* names are kiln's own (KILN_ENV at boot): the writer carries them, -e does not take them.
+        const own = Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("KILN_")));
+        expect(readBack(renderUserData(own))).toEqual(own);
+      }),
+      { numRuns: RUNS },
+    );
   });
 });

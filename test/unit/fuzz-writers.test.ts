@@ -15,12 +15,21 @@ import { fuzzRuns } from "./helpers/fuzz-runs.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const template = (rel: string) => readFileSync(path.join(repo, "templates", rel), "utf8");
-const schedule: ScheduleInputs = { app: "shop", appDir: "/srv/shop", command: ["node", "kiln.js"], environment: { KILN_HOME: "/k" }, onCalendar: "daily", cron: undefined };
+const schedule: ScheduleInputs = {
+  app: "shop",
+  appDir: "/srv/shop",
+  command: ["node", "kiln.js"],
+  environment: { KILN_HOME: "/k" },
+  onCalendar: "daily",
+  cron: undefined,
+};
 
 /** Each writer as a function of one string value. */
 const WRITERS: Record<string, (value: string) => string> = {
-  "haproxy.cfg health path": (v) => renderHaproxyConfig({ port: 8000, socket: "/s", pidFile: "/p", healthPath: v, intervalMs: 1000, rise: 2 }),
-  "haproxy.cfg socket path": (v) => renderHaproxyConfig({ port: 8000, socket: v, pidFile: "/p", healthPath: "/", intervalMs: 1000, rise: 2 }),
+  "haproxy.cfg health path": (v) =>
+    renderHaproxyConfig({ port: 8000, socket: "/s", pidFile: "/p", healthPath: v, intervalMs: 1000, rise: 2 }),
+  "haproxy.cfg socket path": (v) =>
+    renderHaproxyConfig({ port: 8000, socket: v, pidFile: "/p", healthPath: "/", intervalMs: 1000, rise: 2 }),
   "user-data value": (v) => renderUserData({ KILN_ENV: "dev", GREETING: v }),
   "user-data name": (v) => renderUserData({ [v]: "1" }),
   "loader entry title": (v) => fillBootTemplate(template("boot/kiln.conf"), { title: v, cmdline: "quiet" }),
@@ -39,24 +48,31 @@ const HARMLESS: Record<string, string> = { "user-data name": "GREETING", "cronta
 const value = fc.oneof(
   fc.string({ maxLength: 30 }),
   fc.string({ unit: "binary", maxLength: 30 }),
-  fc.array(fc.constantFrom("a", "/", " ", "\n", "\r", "\t", "\0", "#", "'", "\"", "\\", "%", "$", "=", ";", "\u2028", "\u0085"), { maxLength: 10 }).map((a) => a.join("")),
+  fc
+    .array(fc.constantFrom("a", "/", " ", "\n", "\r", "\t", "\0", "#", "'", '"', "\\", "%", "$", "=", ";", "\u2028", "\u0085"), {
+      maxLength: 10,
+    })
+    .map((a) => a.join("")),
 );
 
 describe("property: writers never gain a line from a value", () => {
   for (const [what, write] of Object.entries(WRITERS)) {
     it(what, () => {
       const lines = write(HARMLESS[what] ?? "/ok").split("\n").length;
-      fc.assert(fc.property(value, (v) => {
-        let out: string;
-        try {
-          out = write(v);
-        } catch (error) {
-          expect(error).toBeInstanceOf(KilnError);
-          return;
-        }
-        expect(out.split("\n")).toHaveLength(lines);
-        expect(out).not.toMatch(/\r|\0/);
-      }), { numRuns: fuzzRuns() });
+      fc.assert(
+        fc.property(value, (v) => {
+          let out: string;
+          try {
+            out = write(v);
+          } catch (error) {
+            expect(error).toBeInstanceOf(KilnError);
+            return;
+          }
+          expect(out.split("\n")).toHaveLength(lines);
+          expect(out).not.toMatch(/\r|\0/);
+        }),
+        { numRuns: fuzzRuns() },
+      );
     });
   }
 });

@@ -50,7 +50,10 @@ function spec(): Spec {
 const noRuntime: Runtime = { key: "test", files: [], packages: [], path: [] };
 
 async function stage(baker: Baker, runtime: Runtime = noRuntime): Promise<unknown> {
-  return baker.stageApp(spec(), ctx, dest, runtime).then(() => undefined, (error: unknown) => error);
+  return baker.stageApp(spec(), ctx, dest, runtime).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
 }
 
 /** Every byte staged, links followed the way the image's later stages would. */
@@ -94,7 +97,10 @@ describe("symlinks out of the app directory are refused by every baker", () => {
   });
 
   it("node: a file: dependency that is a link to a host directory", async () => {
-    await writeFile(path.join(app, "package.json"), JSON.stringify({ name: "web", version: "1.0.0", dependencies: { addon: "file:./addon" } }));
+    await writeFile(
+      path.join(app, "package.json"),
+      JSON.stringify({ name: "web", version: "1.0.0", dependencies: { addon: "file:./addon" } }),
+    );
     await writeFile(path.join(app, "server.js"), "require('addon');\n");
     await symlink(canary, path.join(app, "addon"));
     const error = await stage(nodeBaker);

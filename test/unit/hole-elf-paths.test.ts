@@ -47,7 +47,10 @@ function program(spec: Parameters<typeof buildElf>[0]): ElfRoot {
 }
 
 async function outcome(root: ElfRoot): Promise<unknown> {
-  return collectLibraries({ packages: [] } as unknown as Spec, [root], new Map(), fakeContext()).then((files) => files, (error: unknown) => error);
+  return collectLibraries({ packages: [] } as unknown as Spec, [root], new Map(), fakeContext()).then(
+    (files) => files,
+    (error: unknown) => error,
+  );
 }
 
 describe("ELF names stay inside their trees", () => {
@@ -76,21 +79,35 @@ describe("ELF names stay inside their trees", () => {
     await mkdir(root, { recursive: true });
     const source = path.join(base, "lib.so");
     await writeFile(source, "lib");
-    const error = await placeFile(root, "/lib64/../../../../canary/secret", source, 0o755).then(() => undefined, (e: unknown) => e);
+    const error = await placeFile(root, "/lib64/../../../../canary/secret", source, 0o755).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     expect((await stat(secret)).mode & 0o777).toBe(0o600);
     expect(await readdir(path.join(base, "canary"))).toEqual(["secret"]);
   });
 
   it("still resolves the ordinary loader and a library found through a link inside the tree", async () => {
-    await writeFile(path.join(tree, "lib", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"), buildElf({ type: ET.DYN, soname: "ld-linux-x86-64.so.2" }));
+    await writeFile(
+      path.join(tree, "lib", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+      buildElf({ type: ET.DYN, soname: "ld-linux-x86-64.so.2" }),
+    );
     await symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", path.join(tree, "lib64", "ld-linux-x86-64.so.2"));
     await writeFile(path.join(tree, "lib", "x86_64-linux-gnu", "libz.so.1.2"), buildElf({ type: ET.DYN, soname: "libz.so.1" }));
     await symlink("libz.so.1.2", path.join(tree, "lib", "x86_64-linux-gnu", "libz.so.1"));
     const files = await outcome(program({ interpreter: "/lib64/ld-linux-x86-64.so.2", needed: ["libz.so.1"] }));
     expect(files).toEqual([
-      { dest: "/lib/x86_64-linux-gnu/libz.so.1", source: path.join(tree, "lib", "x86_64-linux-gnu", "libz.so.1.2"), identity: `${"a".repeat(64)}:lib/x86_64-linux-gnu/libz.so.1.2` },
-      { dest: "/lib64/ld-linux-x86-64.so.2", source: path.join(tree, "lib", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"), identity: `${"a".repeat(64)}:/lib64/ld-linux-x86-64.so.2` },
+      {
+        dest: "/lib/x86_64-linux-gnu/libz.so.1",
+        source: path.join(tree, "lib", "x86_64-linux-gnu", "libz.so.1.2"),
+        identity: `${"a".repeat(64)}:lib/x86_64-linux-gnu/libz.so.1.2`,
+      },
+      {
+        dest: "/lib64/ld-linux-x86-64.so.2",
+        source: path.join(tree, "lib", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+        identity: `${"a".repeat(64)}:/lib64/ld-linux-x86-64.so.2`,
+      },
     ]);
   });
 });

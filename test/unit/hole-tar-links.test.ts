@@ -31,7 +31,10 @@ afterEach(async () => {
 async function extract(entries: readonly TarEntry[]): Promise<unknown> {
   const file = path.join(base, "app.tar");
   await writeFile(file, await makeTar(entries));
-  return extractTarball(file, out).then(() => undefined, (error: unknown) => error);
+  return extractTarball(file, out).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
 }
 
 async function canaryIsIntact(): Promise<void> {
@@ -54,47 +57,69 @@ async function extractedContents(dir: string): Promise<string[]> {
 
 describe("tarball links cannot reach outside the extraction directory", () => {
   it("refuses a file written through an absolute symlink to a host directory", async () => {
-    const error = await extract([{ name: "evil", type: "symlink", linkname: canary }, { name: "evil/pwned.txt", data: "pwned" }]);
+    const error = await extract([
+      { name: "evil", type: "symlink", linkname: canary },
+      { name: "evil/pwned.txt", data: "pwned" },
+    ]);
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toMatch(/evil/);
     await canaryIsIntact();
   });
 
   it("refuses a file written through a relative symlink that climbs out", async () => {
-    const error = await extract([{ name: "up", type: "symlink", linkname: "../canary" }, { name: "up/pwned.txt", data: "pwned" }]);
+    const error = await extract([
+      { name: "up", type: "symlink", linkname: "../canary" },
+      { name: "up/pwned.txt", data: "pwned" },
+    ]);
     expect(error).toBeInstanceOf(InputError);
     await canaryIsIntact();
   });
 
   it("never overwrites the host file a symlink entry points to with a later file of the same name", async () => {
-    const error = await extract([{ name: "victim", type: "symlink", linkname: path.join(canary, "shadow") }, { name: "victim", data: "owned\n" }]);
+    const error = await extract([
+      { name: "victim", type: "symlink", linkname: path.join(canary, "shadow") },
+      { name: "victim", data: "owned\n" },
+    ]);
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toMatch(/victim/);
     await canaryIsIntact();
   });
 
   it("never copies a host file into the tree through a hard link that goes through a symlink to /", async () => {
-    const error = await extract([{ name: "root", type: "symlink", linkname: "/" }, { name: "copied", type: "link", linkname: `root${path.join(canary, "shadow")}` }]);
+    const error = await extract([
+      { name: "root", type: "symlink", linkname: "/" },
+      { name: "copied", type: "link", linkname: `root${path.join(canary, "shadow")}` },
+    ]);
     expect(error).toBeInstanceOf(InputError);
     expect(await extractedContents(out)).not.toContain(SECRET);
     await canaryIsIntact();
   });
 
   it("never copies a host file into the tree through a hard link that goes through a ../ symlink", async () => {
-    const error = await extract([{ name: "s", type: "symlink", linkname: "../canary" }, { name: "copied", type: "link", linkname: "s/shadow" }]);
+    const error = await extract([
+      { name: "s", type: "symlink", linkname: "../canary" },
+      { name: "copied", type: "link", linkname: "s/shadow" },
+    ]);
     expect(error).toBeInstanceOf(InputError);
     expect(await extractedContents(out)).not.toContain(SECRET);
     await canaryIsIntact();
   });
 
   it("refuses a chain of links inside the tree that ends outside it (d -> ., e -> d/..)", async () => {
-    const error = await extract([{ name: "d", type: "symlink", linkname: "." }, { name: "e", type: "symlink", linkname: "d/.." }, { name: "f", data: "x" }]);
+    const error = await extract([
+      { name: "d", type: "symlink", linkname: "." },
+      { name: "e", type: "symlink", linkname: "d/.." },
+      { name: "f", data: "x" },
+    ]);
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toMatch(/\be\b/);
   });
 
   it("refuses a hard link to anything but a regular file extracted earlier from the same archive", async () => {
-    const error = await extract([{ name: "later", type: "link", linkname: "not-yet" }, { name: "not-yet", data: "x" }]);
+    const error = await extract([
+      { name: "later", type: "link", linkname: "not-yet" },
+      { name: "not-yet", data: "x" },
+    ]);
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toMatch(/later/);
   });
@@ -134,7 +159,13 @@ describe("tarball links cannot reach outside the extraction directory", () => {
     await expect(extractTarball(file, path.join(base, "o1"), { maxEntries: 10 })).rejects.toThrow(/more than 10 entries/);
     await expect(extractTarball(file, path.join(base, "o2"), { maxBytes: 50 })).rejects.toThrow(/more than 50 bytes/);
     // Hard links count as the copies they become.
-    await writeFile(file, await makeTar([{ name: "big", data: "x".repeat(40) }, { name: "l1", type: "link", linkname: "big" }]));
+    await writeFile(
+      file,
+      await makeTar([
+        { name: "big", data: "x".repeat(40) },
+        { name: "l1", type: "link", linkname: "big" },
+      ]),
+    );
     await expect(extractTarball(file, path.join(base, "o3"), { maxBytes: 50 })).rejects.toBeInstanceOf(InputError);
   });
 });

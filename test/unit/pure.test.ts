@@ -32,7 +32,14 @@ describe("splitCommand", () => {
   });
 
   it("keeps quoted words together, including empty and adjacent quoted parts", () => {
-    expect(argvOf(`node server.js --greeting "hello world" --name 'a b'`)).toEqual(["node", "server.js", "--greeting", "hello world", "--name", "a b"]);
+    expect(argvOf(`node server.js --greeting "hello world" --name 'a b'`)).toEqual([
+      "node",
+      "server.js",
+      "--greeting",
+      "hello world",
+      "--name",
+      "a b",
+    ]);
     expect(argvOf(`./app "" ''`)).toEqual(["./app", "", ""]);
     expect(argvOf(`./app --opt="a b"'c d'e`)).toEqual(["./app", "--opt=a bc de"]);
   });
@@ -106,16 +113,18 @@ describe("kernel config fragments", () => {
   });
 
   it("parseKernelConfig reads every CONFIG_ line, values verbatim, and ignores '# ... is not set'", () => {
-    const config = parseKernelConfig([
-      "#",
-      "# Automatically generated file; DO NOT EDIT.",
-      "CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"",
-      "CONFIG_BLK_DEV_INITRD=y",
-      "CONFIG_EROFS_FS=m",
-      "CONFIG_HZ=250",
-      "# CONFIG_VIRTIO_BLK is not set",
-    ].join("\n"));
-    expect(config.get("CONFIG_CC_VERSION_TEXT")).toBe("\"gcc (Debian 12.2.0-14) 12.2.0\"");
+    const config = parseKernelConfig(
+      [
+        "#",
+        "# Automatically generated file; DO NOT EDIT.",
+        'CONFIG_CC_VERSION_TEXT="gcc (Debian 12.2.0-14) 12.2.0"',
+        "CONFIG_BLK_DEV_INITRD=y",
+        "CONFIG_EROFS_FS=m",
+        "CONFIG_HZ=250",
+        "# CONFIG_VIRTIO_BLK is not set",
+      ].join("\n"),
+    );
+    expect(config.get("CONFIG_CC_VERSION_TEXT")).toBe('"gcc (Debian 12.2.0-14) 12.2.0"');
     expect(config.get("CONFIG_BLK_DEV_INITRD")).toBe("y");
     expect(config.get("CONFIG_EROFS_FS")).toBe("m");
     expect(config.get("CONFIG_HZ")).toBe("250");
@@ -125,13 +134,9 @@ describe("kernel config fragments", () => {
 
   it("checkKernelConfig: =y satisfies everything, =m satisfies only =m needs and collects its modules", () => {
     const requirements = parseFragment(fragment);
-    const config = parseKernelConfig([
-      "CONFIG_BLK_DEV_INITRD=y",
-      "CONFIG_EROFS_FS=m",
-      "CONFIG_VIRTIO_BLK=m",
-      "CONFIG_VFAT_FS=y",
-      "CONFIG_HW_RANDOM_VIRTIO=m",
-    ].join("\n"));
+    const config = parseKernelConfig(
+      ["CONFIG_BLK_DEV_INITRD=y", "CONFIG_EROFS_FS=m", "CONFIG_VIRTIO_BLK=m", "CONFIG_VFAT_FS=y", "CONFIG_HW_RANDOM_VIRTIO=m"].join("\n"),
+    );
     const check = checkKernelConfig(requirements, config);
     expect(check.missing).toEqual([]);
     // Sorted and de-duplicated; vfat is built in, so its modules are not needed.
@@ -192,7 +197,11 @@ describe("buildQemuArgs", () => {
   });
 
   it("UEFI: adds the OVMF code (read-only, unit 0) and the writable variable store (unit 1)", () => {
-    const args = buildQemuArgs({ ...base, firmware: "uefi", ovmf: { code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/vms/1/OVMF_VARS.fd" } });
+    const args = buildQemuArgs({
+      ...base,
+      firmware: "uefi",
+      ovmf: { code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/vms/1/OVMF_VARS.fd" },
+    });
     const pflash = valueAfter(args, "-drive").filter((d) => d.includes("if=pflash"));
     expect(pflash).toEqual([
       "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -207,10 +216,13 @@ describe("buildQemuArgs", () => {
   });
 
   it("renders every port forward as a hostfwd rule on the user netdev", () => {
-    const args = buildQemuArgs({ ...base, forwards: [
-      { hostAddress: "127.0.0.1", hostPort: 18080, guestPort: 8080 },
-      { hostAddress: "0.0.0.0", hostPort: 9000, guestPort: 9001 },
-    ] });
+    const args = buildQemuArgs({
+      ...base,
+      forwards: [
+        { hostAddress: "127.0.0.1", hostPort: 18080, guestPort: 8080 },
+        { hostAddress: "0.0.0.0", hostPort: 9000, guestPort: 9001 },
+      ],
+    });
     expect(valueAfter(args, "-netdev")).toEqual(["user,id=net0,hostfwd=tcp:127.0.0.1:18080-:8080,hostfwd=tcp:0.0.0.0:9000-:9001"]);
     expect(valueAfter(buildQemuArgs({ ...base, forwards: [] }), "-netdev")).toEqual(["user,id=net0"]);
   });
@@ -238,15 +250,28 @@ describe("parsePortForward", () => {
     expect(parsePortForward("1:65535")).toEqual({ hostAddress: "127.0.0.1", hostPort: 1, guestPort: 65535 });
   });
 
-  it.each(["", "0", "65536", "http", "80:", ":80", "80:0", "8080:99999", "a:b", "1:2:3:4", "-1", "80.5", "host.example:80:80", "::1:80:80", "127.0.0.1:80"])(
-    "refuses %j with the accepted forms in the message",
-    (value) => {
-      const parsed = parsePortForward(value);
-      expect(parsed).toHaveProperty("problem");
-      expect((parsed as { problem: string }).problem).toContain(`-p ${value}:`);
-      expect((parsed as { problem: string }).problem).toMatch(/HOST_PORT:GUEST_PORT/);
-    },
-  );
+  it.each([
+    "",
+    "0",
+    "65536",
+    "http",
+    "80:",
+    ":80",
+    "80:0",
+    "8080:99999",
+    "a:b",
+    "1:2:3:4",
+    "-1",
+    "80.5",
+    "host.example:80:80",
+    "::1:80:80",
+    "127.0.0.1:80",
+  ])("refuses %j with the accepted forms in the message", (value) => {
+    const parsed = parsePortForward(value);
+    expect(parsed).toHaveProperty("problem");
+    expect((parsed as { problem: string }).problem).toContain(`-p ${value}:`);
+    expect((parsed as { problem: string }).problem).toMatch(/HOST_PORT:GUEST_PORT/);
+  });
 
   // QEMU's slirp refuses hostfwd=tcp:localhost:… ("Bad host address"): only dotted IPv4 may pass.
   it("never hands QEMU a host address it cannot parse (localhost)", () => {
@@ -301,10 +326,21 @@ describe("renderUserData", () => {
 });
 
 describe("buildLock / renderLock", () => {
-  const entry = (name: string, version: string, role: LockEntry["role"] = "lib"): LockEntry => ({ name, version, source: "debian:bookworm/main", sha256: `${name}-sha`, role });
+  const entry = (name: string, version: string, role: LockEntry["role"] = "lib"): LockEntry => ({
+    name,
+    version,
+    source: "debian:bookworm/main",
+    sha256: `${name}-sha`,
+    role,
+  });
 
   it("sorts by name and keeps one entry per name (the last one wins)", () => {
-    const lock = buildLock([entry("libc6", "2.36-9"), entry("busybox-static", "1:1.35.0-4"), entry("libc6", "2.36-9+deb12u7"), entry("linux-image-6.1.0-56-cloud-amd64", "6.1.192-2", "kernel")]);
+    const lock = buildLock([
+      entry("libc6", "2.36-9"),
+      entry("busybox-static", "1:1.35.0-4"),
+      entry("libc6", "2.36-9+deb12u7"),
+      entry("linux-image-6.1.0-56-cloud-amd64", "6.1.192-2", "kernel"),
+    ]);
     expect(lock.lockfileVersion).toBe(1);
     expect(lock.packages.map((p) => `${p.name} ${p.version}`)).toEqual([
       "busybox-static 1:1.35.0-4",
@@ -411,13 +447,15 @@ describe("parseStanzas (apt-cache show)", () => {
   });
 
   it("joins continuation lines onto the field they continue", () => {
-    expect(stanzas[0]!.Description).toBe([
-      "GNU C Library: Shared libraries",
-      "Contains the standard libraries that are used by nearly all programs on",
-      "the system. This package includes shared versions of the standard C library",
-      ".",
-      "and the standard math library, as well as many others.",
-    ].join("\n"));
+    expect(stanzas[0]!.Description).toBe(
+      [
+        "GNU C Library: Shared libraries",
+        "Contains the standard libraries that are used by nearly all programs on",
+        "the system. This package includes shared versions of the standard C library",
+        ".",
+        "and the standard math library, as well as many others.",
+      ].join("\n"),
+    );
     // The field after a continuation is its own field again.
     expect(stanzas[0]!["Multi-Arch"]).toBe("same");
   });
@@ -456,7 +494,19 @@ describe("parseMadisonSource (apt-cache madison)", () => {
 });
 
 describe("pickNodeVersion", () => {
-  const published = ["16.20.2", "18.17.0", "18.20.4", "20.0.0", "20.11.1", "20.18.0", "21.7.3", "22.0.0-rc.1", "22.1.0-nightly20240101", "22.11.0", "not-a-version"];
+  const published = [
+    "16.20.2",
+    "18.17.0",
+    "18.20.4",
+    "20.0.0",
+    "20.11.1",
+    "20.18.0",
+    "21.7.3",
+    "22.0.0-rc.1",
+    "22.1.0-nightly20240101",
+    "22.11.0",
+    "not-a-version",
+  ];
 
   it.each([
     ["20", "20.18.0"],
@@ -499,7 +549,9 @@ describe("describeDisk", () => {
     expect(lines[0]).toBe("kiln-disk-v1");
     expect(lines[1]).toBe(`size ${layout.totalBytes}`);
     expect(lines[2]).toMatch(/^mbr [0-9a-f]{64}$/);
-    expect(lines.slice(3)).toEqual(layout.partitions.map((p) => expect.stringContaining(`partition ${p.number} ${p.name} offset ${p.offsetBytes} `)));
+    expect(lines.slice(3)).toEqual(
+      layout.partitions.map((p) => expect.stringContaining(`partition ${p.number} ${p.name} offset ${p.offsetBytes} `)),
+    );
     expect(text).toContain(`sha256 ${hashes.app}`);
     expect(text.endsWith("\n")).toBe(true);
   });

@@ -28,16 +28,33 @@ describe("sandboxArgv", () => {
     const spec = { readOnly: ["/srv/app", "/srv/cache/python/runtime-1"], writable: ["/srv/kiln/tmp/bake-1/app"] };
     const argv = sandboxArgv(spec, ["python3.11", "-I", "-c", "pass"], system);
     expect(argv[0]).toBe("bwrap");
-    const isolation = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent", "--new-session"];
+    const isolation = [
+      "--unshare-user",
+      "--unshare-pid",
+      "--unshare-ipc",
+      "--unshare-uts",
+      "--unshare-net",
+      "--die-with-parent",
+      "--new-session",
+    ];
     expect(argv).toEqual(expect.arrayContaining(isolation));
     expect(argv.slice(argv.indexOf("--uid"), argv.indexOf("--uid") + 4)).toEqual(["--uid", "1000", "--gid", "1000"]);
     expect(mounts(argv)).toEqual([
       ["--ro-bind", "/usr", "/usr"],
-      ["--symlink", "usr/bin", "/bin"], ["--symlink", "usr/lib", "/lib"], ["--symlink", "usr/lib64", "/lib64"], ["--symlink", "usr/sbin", "/sbin"],
-      ["--ro-bind", "/etc/passwd", "/etc/passwd"], ["--ro-bind", "/etc/group", "/etc/group"], ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"],
+      ["--symlink", "usr/bin", "/bin"],
+      ["--symlink", "usr/lib", "/lib"],
+      ["--symlink", "usr/lib64", "/lib64"],
+      ["--symlink", "usr/sbin", "/sbin"],
+      ["--ro-bind", "/etc/passwd", "/etc/passwd"],
+      ["--ro-bind", "/etc/group", "/etc/group"],
+      ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"],
       ["--ro-bind", "/etc/ssl/certs", "/etc/ssl/certs"],
-      ["--proc", "/proc"], ["--dev", "/dev"], ["--tmpfs", "/tmp"], ["--tmpfs", "/home/kiln"],
-      ["--ro-bind", "/srv/app", "/srv/app"], ["--ro-bind", "/srv/cache/python/runtime-1", "/srv/cache/python/runtime-1"],
+      ["--proc", "/proc"],
+      ["--dev", "/dev"],
+      ["--tmpfs", "/tmp"],
+      ["--tmpfs", "/home/kiln"],
+      ["--ro-bind", "/srv/app", "/srv/app"],
+      ["--ro-bind", "/srv/cache/python/runtime-1", "/srv/cache/python/runtime-1"],
       ["--bind", "/srv/kiln/tmp/bake-1/app", "/srv/kiln/tmp/bake-1/app"],
     ]);
     expect(argv.slice(argv.indexOf("--chdir"))).toEqual(["--chdir", "/", "--", "python3.11", "-I", "-c", "pass"]);
@@ -48,7 +65,10 @@ describe("sandboxArgv", () => {
   it("shares the network only when asked, and only then with the name resolution files", () => {
     const argv = sandboxArgv({ readOnly: [], writable: ["/w"], network: true, cwd: "/w" }, ["npm", "ci"], system);
     expect(argv).not.toContain("--unshare-net");
-    const resolution = [["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"], ["--ro-bind", "/etc/hosts", "/etc/hosts"]];
+    const resolution = [
+      ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"],
+      ["--ro-bind", "/etc/hosts", "/etc/hosts"],
+    ];
     expect(mounts(argv)).toEqual(expect.arrayContaining(resolution));
     const offline = sandboxArgv({ readOnly: [], writable: ["/w"] }, ["true"], system);
     expect(offline.join(" ")).not.toContain("resolv.conf");
@@ -56,7 +76,10 @@ describe("sandboxArgv", () => {
 
   it("binds parents before children, so an output inside an input stays writable", () => {
     const argv = sandboxArgv({ readOnly: ["/k/runtime"], writable: ["/k/runtime/usr/lib/python3.11"] }, ["true"], system);
-    const binds = mounts(argv).filter((m) => m[0] === "--ro-bind" || m[0] === "--bind").map((m) => m[2]).filter((p) => p!.startsWith("/k"));
+    const binds = mounts(argv)
+      .filter((m) => m[0] === "--ro-bind" || m[0] === "--bind")
+      .map((m) => m[2])
+      .filter((p) => p!.startsWith("/k"));
     expect(binds).toEqual(["/k/runtime", "/k/runtime/usr/lib/python3.11"]);
   });
 
@@ -71,21 +94,39 @@ describe("the sandboxed stage's environment", () => {
   it("is built from scratch: no AWS_* or other host variables, HOME is the private one", () => {
     const env = sandboxEnv({ readOnly: [], writable: [], env: { npm_config_nodedir: "/n" } });
     expect(env).toEqual({
-      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/home/kiln", TMPDIR: "/tmp",
-      LANG: "C.UTF-8", LC_ALL: "C.UTF-8", USER: "kiln", npm_config_nodedir: "/n",
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      HOME: "/home/kiln",
+      TMPDIR: "/tmp",
+      LANG: "C.UTF-8",
+      LC_ALL: "C.UTF-8",
+      USER: "kiln",
+      npm_config_nodedir: "/n",
     });
   });
 
   it("npm gets its registry settings and proxies, never credentials of other tools or host paths", () => {
-    const host = { HOME: "/nonexistent-home", AWS_SECRET_ACCESS_KEY: "s", AWS_PROFILE: "p",
-      npm_config_registry: "http://mirror.invalid/", npm_config_cache: "/root/.npm", HTTPS_PROXY: "http://proxy.invalid:3128", GITHUB_TOKEN: "t", npm_package_name: "x" };
+    const host = {
+      HOME: "/nonexistent-home",
+      AWS_SECRET_ACCESS_KEY: "s",
+      AWS_PROFILE: "p",
+      npm_config_registry: "http://mirror.invalid/",
+      npm_config_cache: "/root/.npm",
+      HTTPS_PROXY: "http://proxy.invalid:3128",
+      GITHUB_TOKEN: "t",
+      npm_package_name: "x",
+    };
     const access = npmAccess(host);
     expect(access.env).toEqual({ npm_config_registry: "http://mirror.invalid/", HTTPS_PROXY: "http://proxy.invalid:3128" });
     expect(access.readOnly).toEqual([]);
   });
 
   it("pip gets PIP_* settings and proxies only", () => {
-    const access = pipAccess({ HOME: "/nonexistent-home", PIP_INDEX_URL: "http://mirror.invalid/simple", AWS_ACCESS_KEY_ID: "k", no_proxy: "localhost" });
+    const access = pipAccess({
+      HOME: "/nonexistent-home",
+      PIP_INDEX_URL: "http://mirror.invalid/simple",
+      AWS_ACCESS_KEY_ID: "k",
+      no_proxy: "localhost",
+    });
     expect(access.env).toEqual({ PIP_INDEX_URL: "http://mirror.invalid/simple", no_proxy: "localhost" });
   });
 });

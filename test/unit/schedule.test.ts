@@ -6,7 +6,16 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpecError } from "../../src/errors.js";
 import { cronFromOnCalendar, parsePipeline } from "../../src/pipeline/config.js";
-import { renderCiWorkflow, renderCronLine, renderService, renderTimer, shellQuote, systemdQuote, unitName, type ScheduleInputs } from "../../src/schedule/render.js";
+import {
+  renderCiWorkflow,
+  renderCronLine,
+  renderService,
+  renderTimer,
+  shellQuote,
+  systemdQuote,
+  unitName,
+  type ScheduleInputs,
+} from "../../src/schedule/render.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const template = (rel: string) => readFileSync(path.join(repo, "templates", rel), "utf8");
@@ -38,12 +47,19 @@ describe("schedule files", () => {
   it("renders one crontab line, with and without a user column, marked for removal", () => {
     const line = renderCronLine(template("schedule/crontab.line"), inputs, "0 3 * * 1", undefined);
     expect(line.split("\n")).toHaveLength(1);
-    expect(line).toMatch(/^0 3 \* \* 1 cd '\/srv\/apps\/my shop' && KILN_HOME=\/var\/lib\/kiln NOTE='50\\% done' PATH=\/usr\/bin:\/bin \/usr\/bin\/node .* >\/dev\/null 2>&1 # kiln-schedule:shop$/);
+    expect(line).toMatch(
+      /^0 3 \* \* 1 cd '\/srv\/apps\/my shop' && KILN_HOME=\/var\/lib\/kiln NOTE='50\\% done' PATH=\/usr\/bin:\/bin \/usr\/bin\/node .* >\/dev\/null 2>&1 # kiln-schedule:shop$/,
+    );
     expect(renderCronLine(template("schedule/crontab.line"), inputs, "0 3 * * 1", "root")).toMatch(/^0 3 \* \* 1 root cd /);
   });
 
   it("renders the CI workflow with the cron schedule and the outdated exit-code handling", () => {
-    const wf = renderCiWorkflow(template("ci/github-actions.yml"), { app: "shop", cron: "0 3 * * 1", appPath: "apps/shop", securityOnly: true });
+    const wf = renderCiWorkflow(template("ci/github-actions.yml"), {
+      app: "shop",
+      cron: "0 3 * * 1",
+      appPath: "apps/shop",
+      securityOnly: true,
+    });
     expect(wf).toContain('- cron: "0 3 * * 1"');
     expect(wf).toContain("working-directory: apps/shop");
     expect(wf).toContain("npx kiln outdated --config . --security-only");
@@ -71,7 +87,14 @@ describe("schedule files", () => {
 
 describe("pipeline: in kiln.yml", () => {
   it("reads stages with soak, approval and the schedule", () => {
-    const p = parsePipeline({ stages: ["dev", { env: "test", soak: 60 }, { env: "prod", approval: true, checkInterval: 10 }], schedule: { onCalendar: "daily", securityOnly: true } }, ["dev", "test", "prod"], "kiln.yml")!;
+    const p = parsePipeline(
+      {
+        stages: ["dev", { env: "test", soak: 60 }, { env: "prod", approval: true, checkInterval: 10 }],
+        schedule: { onCalendar: "daily", securityOnly: true },
+      },
+      ["dev", "test", "prod"],
+      "kiln.yml",
+    )!;
     expect(p.stages).toEqual([
       { env: "dev", soakSeconds: 0, checkIntervalSeconds: 5, approval: false },
       { env: "test", soakSeconds: 60, checkIntervalSeconds: 5, approval: false },
@@ -84,16 +107,40 @@ describe("pipeline: in kiln.yml", () => {
 
   it("a stage may promote with a canary", () => {
     const p = parsePipeline({ stages: ["dev", { env: "prod", canary: "10%", canaryFor: "2m" }] }, ["dev", "prod"], "kiln.yml")!;
-    expect(p.stages[1]).toEqual({ env: "prod", soakSeconds: 0, checkIntervalSeconds: 5, approval: false, canary: { percent: 10, seconds: 120 } });
-    expect(() => parsePipeline({ stages: [{ env: "dev", canary: "80%" }, { env: "prod", canaryFor: "5m" }] }, ["dev", "prod"], "kiln.yml")).toThrow(
-      /stages\[0\]\.canary: '80%' must be a percentage from 1% to 50%[\s\S]*stages\[1\]\.canaryFor: needs canary/,
-    );
+    expect(p.stages[1]).toEqual({
+      env: "prod",
+      soakSeconds: 0,
+      checkIntervalSeconds: 5,
+      approval: false,
+      canary: { percent: 10, seconds: 120 },
+    });
+    expect(() =>
+      parsePipeline(
+        {
+          stages: [
+            { env: "dev", canary: "80%" },
+            { env: "prod", canaryFor: "5m" },
+          ],
+        },
+        ["dev", "prod"],
+        "kiln.yml",
+      ),
+    ).toThrow(/stages\[0\]\.canary: '80%' must be a percentage from 1% to 50%[\s\S]*stages\[1\]\.canaryFor: needs canary/);
   });
 
   it("reports every problem at once", () => {
     let error: unknown;
     try {
-      parsePipeline({ stages: [{ env: "staging" }, { env: "dev", soak: -1, approval: "yes" }, { env: "dev" }], rebakeVersion: "v{n}", colour: 1, schedule: { cron: "daily" } }, ["dev"], "kiln.yml");
+      parsePipeline(
+        {
+          stages: [{ env: "staging" }, { env: "dev", soak: -1, approval: "yes" }, { env: "dev" }],
+          rebakeVersion: "v{n}",
+          colour: 1,
+          schedule: { cron: "daily" },
+        },
+        ["dev"],
+        "kiln.yml",
+      );
     } catch (e) {
       error = e;
     }

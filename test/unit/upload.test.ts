@@ -30,7 +30,11 @@ describe("checksums", () => {
   });
 
   it("the LINEAR aggregate hashes the block digests in index order, whatever order they finished in", () => {
-    const sums = new Map([[5, blockChecksum(block(5))], [1, blockChecksum(block(1))], [3, blockChecksum(block(3))]]);
+    const sums = new Map([
+      [5, blockChecksum(block(5))],
+      [1, blockChecksum(block(1))],
+      [3, blockChecksum(block(3))],
+    ]);
     const expected = createHash("sha256")
       .update(Buffer.concat([1, 3, 5].map((i) => createHash("sha256").update(block(i)).digest())))
       .digest("base64");
@@ -39,13 +43,26 @@ describe("checksums", () => {
 });
 
 describe("upload engine", () => {
-  const base = { read: async (i: number) => block(i), checksum: blockChecksum, isRetryable: isThrottling, maxRetries: 5, sleep: noSleep, random: () => 0.5 };
+  const base = {
+    read: async (i: number) => block(i),
+    checksum: blockChecksum,
+    isRetryable: isThrottling,
+    maxRetries: 5,
+    sleep: noSleep,
+    random: () => 0.5,
+  };
 
   it("retries throttled blocks with growing backoff and succeeds", async () => {
-    const failures = new Map([[2, 2], [4, 1]]);
+    const failures = new Map([
+      [2, 2],
+      [4, 1],
+    ]);
     const delays: number[] = [];
     const stats = await uploadBlocks({
-      ...base, indexes: [1, 2, 3, 4], concurrency: 2, sleep: async (ms) => void delays.push(ms),
+      ...base,
+      indexes: [1, 2, 3, 4],
+      concurrency: 2,
+      sleep: async (ms) => void delays.push(ms),
       put: async (i) => {
         const left = failures.get(i) ?? 0;
         if (left > 0) {
@@ -64,7 +81,9 @@ describe("upload engine", () => {
     let inFlight = 0;
     let peak = 0;
     const stats = await uploadBlocks({
-      ...base, indexes: Array.from({ length: 40 }, (_, i) => i), concurrency: 7,
+      ...base,
+      indexes: Array.from({ length: 40 }, (_, i) => i),
+      concurrency: 7,
       put: async () => {
         inFlight++;
         peak = Math.max(peak, inFlight);
@@ -79,45 +98,66 @@ describe("upload engine", () => {
 
   it("a non-retryable error stops the upload and is reported", async () => {
     const sent: number[] = [];
-    await expect(uploadBlocks({
-      ...base, indexes: Array.from({ length: 20 }, (_, i) => i), concurrency: 1,
-      put: async (i) => {
-        if (i === 3) throw Object.assign(new Error("denied"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403 } });
-        sent.push(i);
-      },
-    })).rejects.toThrow("denied");
+    await expect(
+      uploadBlocks({
+        ...base,
+        indexes: Array.from({ length: 20 }, (_, i) => i),
+        concurrency: 1,
+        put: async (i) => {
+          if (i === 3) throw Object.assign(new Error("denied"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403 } });
+          sent.push(i);
+        },
+      }),
+    ).rejects.toThrow("denied");
     expect(sent).toEqual([0, 1, 2]);
   });
 
   it("gives up after maxRetries on persistent throttling", async () => {
     let calls = 0;
-    await expect(uploadBlocks({
-      ...base, indexes: [0], concurrency: 1, maxRetries: 3,
-      put: async () => {
-        calls++;
-        throw Object.assign(new Error("slow down"), { name: "ThrottlingException" });
-      },
-    })).rejects.toThrow("slow down");
+    await expect(
+      uploadBlocks({
+        ...base,
+        indexes: [0],
+        concurrency: 1,
+        maxRetries: 3,
+        put: async () => {
+          calls++;
+          throw Object.assign(new Error("slow down"), { name: "ThrottlingException" });
+        },
+      }),
+    ).rejects.toThrow("slow down");
     expect(calls).toBe(4);
   });
 
   it("stops between blocks when aborted", async () => {
     const controller = new AbortController();
     const sent: number[] = [];
-    await expect(uploadBlocks({
-      ...base, indexes: [0, 1, 2, 3, 4, 5], concurrency: 1, signal: controller.signal,
-      put: async (i) => {
-        sent.push(i);
-        if (i === 2) controller.abort();
-      },
-    })).rejects.toBeInstanceOf(UploadInterrupted);
+    await expect(
+      uploadBlocks({
+        ...base,
+        indexes: [0, 1, 2, 3, 4, 5],
+        concurrency: 1,
+        signal: controller.signal,
+        put: async (i) => {
+          sent.push(i);
+          if (i === 2) controller.abort();
+        },
+      }),
+    ).rejects.toBeInstanceOf(UploadInterrupted);
     expect(sent).toEqual([0, 1, 2]);
   });
 });
 
 describe("AWS error translation", () => {
   it("names the missing permission", () => {
-    const error = translateAwsError(Object.assign(new Error("User is not authorized"), { name: "AccessDeniedException", $metadata: { httpStatusCode: 403, requestId: "r-1" } }), "StartSnapshot", "a 1 GiB snapshot");
+    const error = translateAwsError(
+      Object.assign(new Error("User is not authorized"), {
+        name: "AccessDeniedException",
+        $metadata: { httpStatusCode: 403, requestId: "r-1" },
+      }),
+      "StartSnapshot",
+      "a 1 GiB snapshot",
+    );
     expect(error).toBeInstanceOf(AwsError);
     expect(error.message).toContain("r-1");
     expect((error as AwsError).hint).toContain("ebs:StartSnapshot");
@@ -126,10 +166,30 @@ describe("AWS error translation", () => {
   it("says how to fix missing and expired credentials", () => {
     // Each service module names its own IAM action; EC2 is the default.
     const denied = () => Object.assign(new Error("denied"), { name: "AccessDenied", $metadata: { httpStatusCode: 403 } });
-    expect((translateAwsError(denied(), "DescribeTags", "lb", "elasticloadbalancing") as AwsError).hint).toMatch(/permission elasticloadbalancing:DescribeTags on lb/);
-    expect((translateAwsError(denied(), "GetMetricData", "canary", "cloudwatch") as AwsError).hint).toMatch(/permission cloudwatch:GetMetricData/);
+    expect((translateAwsError(denied(), "DescribeTags", "lb", "elasticloadbalancing") as AwsError).hint).toMatch(
+      /permission elasticloadbalancing:DescribeTags on lb/,
+    );
+    expect((translateAwsError(denied(), "GetMetricData", "canary", "cloudwatch") as AwsError).hint).toMatch(
+      /permission cloudwatch:GetMetricData/,
+    );
     expect((translateAwsError(denied(), "DescribeTags", "lt-1") as AwsError).hint).toMatch(/permission ec2:DescribeTags/);
-    expect((translateAwsError(Object.assign(new Error("Could not load credentials from any providers"), { name: "CredentialsProviderError" }), "DescribeImages", "x") as AwsError).hint).toMatch(/AWS_PROFILE/);
-    expect((translateAwsError(Object.assign(new Error("The security token included in the request is expired"), { name: "ExpiredToken" }), "DescribeImages", "x") as AwsError).hint).toMatch(/expired/);
+    expect(
+      (
+        translateAwsError(
+          Object.assign(new Error("Could not load credentials from any providers"), { name: "CredentialsProviderError" }),
+          "DescribeImages",
+          "x",
+        ) as AwsError
+      ).hint,
+    ).toMatch(/AWS_PROFILE/);
+    expect(
+      (
+        translateAwsError(
+          Object.assign(new Error("The security token included in the request is expired"), { name: "ExpiredToken" }),
+          "DescribeImages",
+          "x",
+        ) as AwsError
+      ).hint,
+    ).toMatch(/expired/);
   });
 });

@@ -15,8 +15,16 @@ import { readVdiUuid } from "../../src/image/formats.js";
 import type { ImageManifest } from "../../src/image/manifest.js";
 import type { StoredImage } from "../../src/image/store.js";
 import {
-  checkExisting, describeExisting, parseCreateVm, parseExtraData, parseMachineReadable, parseVmList, planVmSetup,
-  VirtualBoxMissingError, VirtualBoxVm, type VboxVmConfig,
+  checkExisting,
+  describeExisting,
+  parseCreateVm,
+  parseExtraData,
+  parseMachineReadable,
+  parseVmList,
+  planVmSetup,
+  VirtualBoxMissingError,
+  VirtualBoxVm,
+  type VboxVmConfig,
 } from "../../src/providers/virtualbox.js";
 import { listVms, stopVm } from "../../src/providers/vm-registry.js";
 import { waitHealthy } from "../../src/run/health.js";
@@ -62,15 +70,30 @@ describe("VBoxManage output parsing", () => {
       { name: "Ubuntu 22.04", uuid: "8a3c1f2e-5b6d-4e7f-9a0b-1c2d3e4f5a6b" },
       { name: NAME, uuid: "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50" },
     ]);
-    expect(parseCreateVm(CREATEVM)).toEqual({ uuid: "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50", settingsFile: `/home/u/.cache/kiln/vms/virtualbox/${NAME}/${NAME}.vbox` });
+    expect(parseCreateVm(CREATEVM)).toEqual({
+      uuid: "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50",
+      settingsFile: `/home/u/.cache/kiln/vms/virtualbox/${NAME}/${NAME}.vbox`,
+    });
     expect(() => parseCreateVm("something else\n")).toThrow(/no UUID/);
     expect(parseExtraData("Value: demo:1.0.0\n")).toBe("demo:1.0.0");
     expect(parseExtraData("No value set!\n")).toBeUndefined();
     const info = parseMachineReadable(SHOWVMINFO);
-    expect(info).toMatchObject({ VMState: "poweroff", memory: "512", "IDE-ImageUUID-0-1": "0b8e2a9c-7777-4888-9999-aaaabbbbcccc", "Forwarding(0)": "kiln-tcp-18080,tcp,127.0.0.1,18080,,8080", description: 'kiln image demo:1.0.0 "quoted"' });
+    expect(info).toMatchObject({
+      VMState: "poweroff",
+      memory: "512",
+      "IDE-ImageUUID-0-1": "0b8e2a9c-7777-4888-9999-aaaabbbbcccc",
+      "Forwarding(0)": "kiln-tcp-18080,tcp,127.0.0.1,18080,,8080",
+      description: 'kiln image demo:1.0.0 "quoted"',
+    });
     expect(describeExisting(info, "demo:1.0.0")).toEqual({
-      uuid: "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50", state: "poweroff", kilnImage: "demo:1.0.0", hasController: true,
-      media: [{ port: "0", device: "0", uuid: "0b8e2a9c-1111-4222-8333-944445555666" }, { port: "0", device: "1", uuid: "0b8e2a9c-7777-4888-9999-aaaabbbbcccc" }],
+      uuid: "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50",
+      state: "poweroff",
+      kilnImage: "demo:1.0.0",
+      hasController: true,
+      media: [
+        { port: "0", device: "0", uuid: "0b8e2a9c-1111-4222-8333-944445555666" },
+        { port: "0", device: "1", uuid: "0b8e2a9c-7777-4888-9999-aaaabbbbcccc" },
+      ],
       natRules: ["kiln-tcp-18080"],
     });
   });
@@ -78,8 +101,17 @@ describe("VBoxManage output parsing", () => {
 
 describe("VirtualBox plan (pure)", () => {
   const config: VboxVmConfig = {
-    name: NAME, ref: "demo:1.0.0", digest: DIGEST, baseFolder: "/k/vms/virtualbox", memoryMiB: 256, cpus: 2, firmware: "uefi",
-    forwards: [{ hostAddress: "127.0.0.1", hostPort: 18080, guestPort: 8080 }], consoleFile: "/k/vms/x/console.log", disk: "/k/vms/x/disk.vdi", seed: "/k/vms/x/seed.vdi",
+    name: NAME,
+    ref: "demo:1.0.0",
+    digest: DIGEST,
+    baseFolder: "/k/vms/virtualbox",
+    memoryMiB: 256,
+    cpus: 2,
+    firmware: "uefi",
+    forwards: [{ hostAddress: "127.0.0.1", hostPort: 18080, guestPort: 8080 }],
+    consoleFile: "/k/vms/x/console.log",
+    disk: "/k/vms/x/disk.vdi",
+    seed: "/k/vms/x/seed.vdi",
   };
 
   it("a new VM: create, mark as kiln's, PIIX4 IDE + virtio-net + serial to a file, attach clone and seed", () => {
@@ -87,10 +119,46 @@ describe("VirtualBox plan (pure)", () => {
       ["createvm", "--name", NAME, "--ostype", "Debian_64", "--basefolder", "/k/vms/virtualbox", "--register"],
       ["setextradata", NAME, "kiln/image", "demo:1.0.0"],
       ["setextradata", NAME, "kiln/digest", DIGEST],
-      ["modifyvm", NAME, "--description", `kiln image demo:1.0.0 (${DIGEST})`, "--memory", "256", "--cpus", "2", "--firmware", "efi",
-        "--acpi", "on", "--ioapic", "on", "--rtcuseutc", "on", "--boot1", "disk", "--boot2", "none", "--boot3", "none", "--boot4", "none",
-        "--nic1", "nat", "--nictype1", "virtio", "--cableconnected1", "on", "--uart1", "0x3F8", "4", "--uartmode1", "file", "/k/vms/x/console.log",
-        "--natpf1", "kiln-tcp-18080,tcp,127.0.0.1,18080,,8080"],
+      [
+        "modifyvm",
+        NAME,
+        "--description",
+        `kiln image demo:1.0.0 (${DIGEST})`,
+        "--memory",
+        "256",
+        "--cpus",
+        "2",
+        "--firmware",
+        "efi",
+        "--acpi",
+        "on",
+        "--ioapic",
+        "on",
+        "--rtcuseutc",
+        "on",
+        "--boot1",
+        "disk",
+        "--boot2",
+        "none",
+        "--boot3",
+        "none",
+        "--boot4",
+        "none",
+        "--nic1",
+        "nat",
+        "--nictype1",
+        "virtio",
+        "--cableconnected1",
+        "on",
+        "--uart1",
+        "0x3F8",
+        "4",
+        "--uartmode1",
+        "file",
+        "/k/vms/x/console.log",
+        "--natpf1",
+        "kiln-tcp-18080,tcp,127.0.0.1,18080,,8080",
+      ],
       ["storagectl", NAME, "--name", "IDE", "--add", "ide", "--controller", "PIIX4", "--bootable", "on"],
       ["storageattach", NAME, "--storagectl", "IDE", "--port", "0", "--device", "0", "--type", "hdd", "--medium", "/k/vms/x/disk.vdi"],
       ["storageattach", NAME, "--storagectl", "IDE", "--port", "0", "--device", "1", "--type", "hdd", "--medium", "/k/vms/x/seed.vdi"],
@@ -136,7 +204,10 @@ async function fakeState(state: object): Promise<void> {
 
 async function calls(): Promise<string[][]> {
   const text = await readFile(path.join(bin, "calls.log"), "utf8").catch(() => "");
-  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as string[]);
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as string[]);
 }
 
 /** Calls that change VirtualBox (the polling `list` calls vary with timing). */
@@ -163,8 +234,14 @@ async function makeImage(h: KilnHome): Promise<StoredImage> {
   await truncate(path.join(dir, "disk.raw"), 4 * 1024 * 1024);
   await writeFile(path.join(dir, "formats", "disk.vdi"), syntheticVdi());
   const manifest = {
-    manifestVersion: 1, name: "demo", version: "1.0.0", digest: DIGEST, port: 8080, healthcheck: { path: "/", timeoutSeconds: 60 },
-    resources: { memoryMiB: 256, cpus: 1 }, layout: { totalBytes: 4 * 1024 * 1024 },
+    manifestVersion: 1,
+    name: "demo",
+    version: "1.0.0",
+    digest: DIGEST,
+    port: 8080,
+    healthcheck: { path: "/", timeoutSeconds: 60 },
+    resources: { memoryMiB: 256, cpus: 1 },
+    layout: { totalBytes: 4 * 1024 * 1024 },
   } as unknown as ImageManifest;
   await writeFile(path.join(dir, "manifest.json"), JSON.stringify(manifest));
   return { ref: "demo:1.0.0", digest: DIGEST, dir, disk: path.join(dir, "disk.raw"), manifest };
@@ -196,14 +273,22 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
     const forwards = [{ hostAddress: "127.0.0.1", hostPort: 28080 + Math.floor(Math.random() * 1000), guestPort: 8080 }];
     let dir = "";
     const { vm, how } = await vboxLifecycle(image, home, {
-      firmware: "bios", forwards, env: { GREETING: "hi" }, pollMs: 50,
+      firmware: "bios",
+      forwards,
+      env: { GREETING: "hi" },
+      pollMs: 50,
       whileRunning: async (running) => {
         dir = running.dir;
         // The clone has its own UUID; the seed carries the boot-time env; the console file is followed.
         expect(await readVdiUuid(path.join(dir, "disk.vdi"))).not.toBe(await readVdiUuid(path.join(image.dir, "formats", "disk.vdi")));
         expect(await readFile(path.join(dir, "user-data"), "utf8")).toContain("GREETING=hi\n");
         expect(await running.consoleTail()).toMatch(/fake VirtualBox 7\.0\) kiln-demo-1\.0\.0 powered on, firmware bios/);
-        expect(JSON.parse(await readFile(path.join(dir, "vm.json"), "utf8"))).toMatchObject({ hypervisor: "virtualbox", name: NAME, ownerPid: process.pid, forwards });
+        expect(JSON.parse(await readFile(path.join(dir, "vm.json"), "utf8"))).toMatchObject({
+          hypervisor: "virtualbox",
+          name: NAME,
+          ownerPid: process.pid,
+          forwards,
+        });
         // The fake plays the guest behind the NAT forward, as the real test's app does.
         expect(await waitHealthy(`http://127.0.0.1:${forwards[0]!.hostPort}/`, 10_000, running.exited)).toMatchObject({ healthy: true });
       },
@@ -215,13 +300,75 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
       ["createvm", "--name", NAME, "--ostype", "Debian_64", "--basefolder", vms, "--register"],
       ["setextradata", NAME, "kiln/image", "demo:1.0.0"],
       ["setextradata", NAME, "kiln/digest", DIGEST],
-      ["modifyvm", NAME, "--description", `kiln image demo:1.0.0 (${DIGEST})`, "--memory", "256", "--cpus", "1", "--firmware", "bios",
-        "--acpi", "on", "--ioapic", "on", "--rtcuseutc", "on", "--boot1", "disk", "--boot2", "none", "--boot3", "none", "--boot4", "none",
-        "--nic1", "nat", "--nictype1", "virtio", "--cableconnected1", "on", "--uart1", "0x3F8", "4", "--uartmode1", "file", path.join(dir, "console.log"),
-        "--natpf1", `kiln-tcp-${forwards[0]!.hostPort},tcp,127.0.0.1,${forwards[0]!.hostPort},,8080`],
+      [
+        "modifyvm",
+        NAME,
+        "--description",
+        `kiln image demo:1.0.0 (${DIGEST})`,
+        "--memory",
+        "256",
+        "--cpus",
+        "1",
+        "--firmware",
+        "bios",
+        "--acpi",
+        "on",
+        "--ioapic",
+        "on",
+        "--rtcuseutc",
+        "on",
+        "--boot1",
+        "disk",
+        "--boot2",
+        "none",
+        "--boot3",
+        "none",
+        "--boot4",
+        "none",
+        "--nic1",
+        "nat",
+        "--nictype1",
+        "virtio",
+        "--cableconnected1",
+        "on",
+        "--uart1",
+        "0x3F8",
+        "4",
+        "--uartmode1",
+        "file",
+        path.join(dir, "console.log"),
+        "--natpf1",
+        `kiln-tcp-${forwards[0]!.hostPort},tcp,127.0.0.1,${forwards[0]!.hostPort},,8080`,
+      ],
       ["storagectl", NAME, "--name", "IDE", "--add", "ide", "--controller", "PIIX4", "--bootable", "on"],
-      ["storageattach", NAME, "--storagectl", "IDE", "--port", "0", "--device", "0", "--type", "hdd", "--medium", path.join(dir, "disk.vdi")],
-      ["storageattach", NAME, "--storagectl", "IDE", "--port", "0", "--device", "1", "--type", "hdd", "--medium", path.join(dir, "seed.vdi")],
+      [
+        "storageattach",
+        NAME,
+        "--storagectl",
+        "IDE",
+        "--port",
+        "0",
+        "--device",
+        "0",
+        "--type",
+        "hdd",
+        "--medium",
+        path.join(dir, "disk.vdi"),
+      ],
+      [
+        "storageattach",
+        NAME,
+        "--storagectl",
+        "IDE",
+        "--port",
+        "0",
+        "--device",
+        "1",
+        "--type",
+        "hdd",
+        "--medium",
+        path.join(dir, "seed.vdi"),
+      ],
       ["startvm", NAME, "--type", "headless"],
       ["controlvm", NAME, "acpipowerbutton"],
       ["unregistervm", NAME, "--delete"],
@@ -240,7 +387,11 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
     expect(how).toBe("killed");
     const acts = await actions();
     expect(acts.find((c) => c[0] === "modifyvm")).toEqual(expect.arrayContaining(["--firmware", "efi"]));
-    expect(acts.slice(-3)).toEqual([["controlvm", NAME, "acpipowerbutton"], ["controlvm", NAME, "poweroff"], ["unregistervm", NAME, "--delete"]]);
+    expect(acts.slice(-3)).toEqual([
+      ["controlvm", NAME, "acpipowerbutton"],
+      ["controlvm", NAME, "poweroff"],
+      ["unregistervm", NAME, "--delete"],
+    ]);
   });
 
   it("kiln ps lists the VirtualBox VM and kiln stop NAME stops and unregisters it (from another kiln process's view)", async () => {
@@ -250,16 +401,24 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
     expect(await stopVm(home, "kiln-custom", 5000)).toEqual({ id: vm.record.id, how: "clean" });
     expect(await listVms(home)).toEqual([]);
     expect((await readdir(home.vms)).filter((d) => d !== "virtualbox")).toEqual([]);
-    expect((await actions()).slice(-2)).toEqual([["controlvm", "kiln-custom", "acpipowerbutton"], ["unregistervm", "kiln-custom", "--delete"]]);
+    expect((await actions()).slice(-2)).toEqual([
+      ["controlvm", "kiln-custom", "acpipowerbutton"],
+      ["unregistervm", "kiln-custom", "--delete"],
+    ]);
   });
 
   it("reuses kiln's own stopped VM of the same name instead of creating a second one", async () => {
     await fakeState({
       vms: {
         "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50": {
-          name: NAME, uuid: "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50", settings: path.join(sandbox, "old", `${NAME}.vbox`), state: "poweroff",
-          extradata: { "kiln/image": "demo:0.9.0" }, controllers: [{ name: "IDE", type: "PIIX4" }],
-          media: { "IDE-0-0": { path: path.join(sandbox, "old", "disk.vdi"), uuid: "0b8e2a9c-1111-4222-8333-944445555666" } }, natpf: ["kiln-tcp-18080,tcp,127.0.0.1,18080,,8080"],
+          name: NAME,
+          uuid: "5f1b6c1e-9f4e-4b7a-8d7b-2a8c1d3e4f50",
+          settings: path.join(sandbox, "old", `${NAME}.vbox`),
+          state: "poweroff",
+          extradata: { "kiln/image": "demo:0.9.0" },
+          controllers: [{ name: "IDE", type: "PIIX4" }],
+          media: { "IDE-0-0": { path: path.join(sandbox, "old", "disk.vdi"), uuid: "0b8e2a9c-1111-4222-8333-944445555666" } },
+          natpf: ["kiln-tcp-18080,tcp,127.0.0.1,18080,,8080"],
         },
       },
     });
@@ -268,9 +427,15 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
     const acts = (await actions()).map((c) => c.slice(0, 3).join(" "));
     expect(acts).toEqual([
       `convertfromraw ${path.join(vm.dir, "seed.img")} ${path.join(vm.dir, "seed.vdi")}`,
-      `storageattach ${NAME} --storagectl`, "closemedium disk 0b8e2a9c-1111-4222-8333-944445555666", `modifyvm ${NAME} --natpf1`,
-      `setextradata ${NAME} kiln/image`, `setextradata ${NAME} kiln/digest`, `modifyvm ${NAME} --description`,
-      `storageattach ${NAME} --storagectl`, `storageattach ${NAME} --storagectl`, `startvm ${NAME} --type`,
+      `storageattach ${NAME} --storagectl`,
+      "closemedium disk 0b8e2a9c-1111-4222-8333-944445555666",
+      `modifyvm ${NAME} --natpf1`,
+      `setextradata ${NAME} kiln/image`,
+      `setextradata ${NAME} kiln/digest`,
+      `modifyvm ${NAME} --description`,
+      `storageattach ${NAME} --storagectl`,
+      `storageattach ${NAME} --storagectl`,
+      `startvm ${NAME} --type`,
     ]);
     await vm.shutdown(5000);
     await vm.cleanup();
@@ -289,12 +454,29 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
   });
 
   it("refuses a VM name collision with a VM kiln did not create, before creating anything", async () => {
-    await fakeState({ vms: { u1: { name: NAME, uuid: "11111111-2222-4333-8444-555555555555", settings: "/x/y.vbox", state: "poweroff", extradata: {}, controllers: [], media: {}, natpf: [] } } });
+    await fakeState({
+      vms: {
+        u1: {
+          name: NAME,
+          uuid: "11111111-2222-4333-8444-555555555555",
+          settings: "/x/y.vbox",
+          state: "poweroff",
+          extradata: {},
+          controllers: [],
+          media: {},
+          natpf: [],
+        },
+      },
+    });
     const error = await VirtualBoxVm.start({ image, home, firmware: "bios", forwards: [], env: {} }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).message).toBe(`a VirtualBox VM named '${NAME}' already exists and kiln did not create it`);
     expect((error as InputError).hint).toMatch(/--name/);
-    expect(await calls()).toEqual([["list", "vms"], ["showvminfo", NAME, "--machinereadable"], ["getextradata", NAME, "kiln/image"]]);
+    expect(await calls()).toEqual([
+      ["list", "vms"],
+      ["showvminfo", NAME, "--machinereadable"],
+      ["getextradata", NAME, "kiln/image"],
+    ]);
     expect(await readdir(home.vms).catch(() => [])).toEqual([]);
   });
 
@@ -303,7 +485,13 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
     await new Promise<void>((r) => server.listen({ host: "127.0.0.1", port: 0 }, () => r()));
     const port = (server.address() as net.AddressInfo).port;
     try {
-      const error = await VirtualBoxVm.start({ image, home, firmware: "bios", forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }], env: {} }).catch((e: unknown) => e);
+      const error = await VirtualBoxVm.start({
+        image,
+        home,
+        firmware: "bios",
+        forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
+        env: {},
+      }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InputError);
       expect((error as InputError).message).toBe(`port ${port} on 127.0.0.1 is already in use`);
       expect(await calls()).toEqual([]);
@@ -313,7 +501,15 @@ describe.sequential("VirtualBox driver with a recorded fake VBoxManage 7.0", () 
   });
 
   it("a failing VBoxManage step surfaces its command and stderr, and the half-made VM is unregistered", async () => {
-    await fakeState({ failures: { startvm: { stderr: "VBoxManage: error: The virtual machine 'kiln-demo-1.0.0' has terminated unexpectedly during startup with exit code 1 (0x1)", code: 1 } } });
+    await fakeState({
+      failures: {
+        startvm: {
+          stderr:
+            "VBoxManage: error: The virtual machine 'kiln-demo-1.0.0' has terminated unexpectedly during startup with exit code 1 (0x1)",
+          code: 1,
+        },
+      },
+    });
     const error = await VirtualBoxVm.start({ image, home, firmware: "bios", forwards: [], env: {} }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandFailedError);
     expect((error as CommandFailedError).command).toBe(`VBoxManage startvm ${NAME} --type headless`);

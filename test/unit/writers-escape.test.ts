@@ -9,7 +9,15 @@ import { renderCmdFile, renderEnvFile, renderLaunchConf } from "../../src/bake/a
 import { fillBootTemplate, kernelCommandLine } from "../../src/bake/boot.js";
 import { haproxyWord, renderHaproxyConfig } from "../../src/providers/local/haproxy.js";
 import { renderMetaData, renderUserData } from "../../src/run/seed.js";
-import { renderCiWorkflow, renderCronLine, renderService, renderTimer, shellQuote, systemdQuote, type ScheduleInputs } from "../../src/schedule/render.js";
+import {
+  renderCiWorkflow,
+  renderCronLine,
+  renderService,
+  renderTimer,
+  shellQuote,
+  systemdQuote,
+  type ScheduleInputs,
+} from "../../src/schedule/render.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const template = (rel: string) => readFileSync(path.join(repo, "templates", rel), "utf8");
@@ -57,11 +65,15 @@ describe("haproxy.cfg writer", () => {
 describe("boot loader entries and the kernel command line", () => {
   it("a hostile title or command line cannot add a loader line (options init=/bin/sh)", () => {
     for (const bad of HOSTILE) {
-      expect(attempt(() => fillBootTemplate(template("boot/kiln.conf"), { title: `${bad}\noptions init=/bin/sh`, cmdline: "quiet" }))).toBeUndefined();
+      expect(
+        attempt(() => fillBootTemplate(template("boot/kiln.conf"), { title: `${bad}\noptions init=/bin/sh`, cmdline: "quiet" })),
+      ).toBeUndefined();
       expect(attempt(() => fillBootTemplate(template("boot/syslinux.cfg"), { cmdline: `quiet ${bad}` }))).toBeUndefined();
     }
     const ok = fillBootTemplate(template("boot/kiln.conf"), { title: "shop 1.0.0", cmdline: kernelCommandLine("0a1b2c3d") });
-    expect(ok.split("\n").filter((l) => l.startsWith("options"))).toEqual(["options console=tty0 console=ttyS0,115200n8 quiet panic=-1 kiln.disk=0a1b2c3d"]);
+    expect(ok.split("\n").filter((l) => l.startsWith("options"))).toEqual([
+      "options console=tty0 console=ttyS0,115200n8 quiet panic=-1 kiln.disk=0a1b2c3d",
+    ]);
   });
 
   it("the disk signature is 8 hex digits or nothing is written", () => {
@@ -82,14 +94,29 @@ describe("user-data and meta-data (seed drive, EC2)", () => {
 });
 
 describe("systemd units and crontab lines", () => {
-  const inputs: ScheduleInputs = { app: "shop", appDir: "/srv/shop", command: ["node", "/opt/kiln/bin/kiln.js", "schedule", "run-now"], environment: { KILN_HOME: "/var/lib/kiln" }, onCalendar: "Mon *-*-* 03:00", cron: undefined };
+  const inputs: ScheduleInputs = {
+    app: "shop",
+    appDir: "/srv/shop",
+    command: ["node", "/opt/kiln/bin/kiln.js", "schedule", "run-now"],
+    environment: { KILN_HOME: "/var/lib/kiln" },
+    onCalendar: "Mon *-*-* 03:00",
+    cron: undefined,
+  };
 
   it("a hostile environment value, command word, app dir or calendar cannot add a directive", () => {
     for (const bad of HOSTILE) {
-      expect(attempt(() => renderService(template("schedule/kiln.service"), { ...inputs, environment: { KILN_HOME: `${bad}\nExecStartPre=/evil` } }))).toBeUndefined();
-      expect(attempt(() => renderService(template("schedule/kiln.service"), { ...inputs, command: ["node", `${bad}\nExecStartPre=/evil`] }))).toBeUndefined();
+      expect(
+        attempt(() =>
+          renderService(template("schedule/kiln.service"), { ...inputs, environment: { KILN_HOME: `${bad}\nExecStartPre=/evil` } }),
+        ),
+      ).toBeUndefined();
+      expect(
+        attempt(() => renderService(template("schedule/kiln.service"), { ...inputs, command: ["node", `${bad}\nExecStartPre=/evil`] })),
+      ).toBeUndefined();
       expect(attempt(() => renderService(template("schedule/kiln.service"), { ...inputs, appDir: `/srv/${bad}` }))).toBeUndefined();
-      expect(attempt(() => renderTimer(template("schedule/kiln.timer"), { ...inputs, onCalendar: `daily${bad}\nOnBootSec=1` }))).toBeUndefined();
+      expect(
+        attempt(() => renderTimer(template("schedule/kiln.timer"), { ...inputs, onCalendar: `daily${bad}\nOnBootSec=1` })),
+      ).toBeUndefined();
       expect(attempt(() => systemdQuote(bad))).toBeUndefined();
       expect(attempt(() => shellQuote(bad))).toBeUndefined();
     }
@@ -106,9 +133,17 @@ describe("systemd units and crontab lines", () => {
 
   it("the CI workflow gets one line per value and a quoted path", () => {
     const ci = (over: Partial<{ app: string; cron: string; appPath: string }>) =>
-      attempt(() => renderCiWorkflow(template("ci/github-actions.yml"), { app: "shop", cron: "0 3 * * 1", appPath: "apps/shop", securityOnly: false, ...over }));
+      attempt(() =>
+        renderCiWorkflow(template("ci/github-actions.yml"), {
+          app: "shop",
+          cron: "0 3 * * 1",
+          appPath: "apps/shop",
+          securityOnly: false,
+          ...over,
+        }),
+      );
     expect(ci({ appPath: "apps/shop\n      - run: curl evil" })).toBeUndefined();
-    expect(ci({ cron: "0 3 * * 1\"\n    - cron: \"* * * * *" })).toBeUndefined();
+    expect(ci({ cron: '0 3 * * 1"\n    - cron: "* * * * *' })).toBeUndefined();
     expect(ci({ appPath: "my apps: #1" })).toContain('working-directory: "my apps: #1"');
   });
 });

@@ -44,7 +44,13 @@ function parseHolder(holder: string): { who: string; pid: number } {
  * Takes the lock of one environment for `owner`, or throws "environment X is locked by …".
  * Returns the release, which deletes this lock (by id) and tolerates it being gone already.
  */
-export async function lockEnvironment(clients: AwsClients, app: string, envName: string, owner: string, holdSeconds = LOCK_MS / 1000): Promise<() => Promise<void>> {
+export async function lockEnvironment(
+  clients: AwsClients,
+  app: string,
+  envName: string,
+  owner: string,
+  holdSeconds = LOCK_MS / 1000,
+): Promise<() => Promise<void>> {
   const name = lockTemplateName(app, envName);
   const holderName = owner.replace(/\s/g, "_");
   const holder = `${holderName}#${process.pid}#${randomBytes(4).toString("hex")}`;
@@ -52,7 +58,10 @@ export async function lockEnvironment(clients: AwsClients, app: string, envName:
     // Sized by the caller from the plan's waits (a 2 h canary holds it longer than an hour).
     const until = Date.now() + holdSeconds * 1000;
     const created = await createLockTemplate(clients, name, `kiln lock of ${app} ${envName}`, {
-      "kiln:app": app, "kiln:env": envName, [HOLDER_TAG]: holder, [UNTIL_TAG]: String(until),
+      "kiln:app": app,
+      "kiln:env": envName,
+      [HOLDER_TAG]: holder,
+      [UNTIL_TAG]: String(until),
     });
     if (created.status === "created") return releaseOf(clients, name, created.id, envName);
     const current = await describeLockTemplate(clients, name);
@@ -60,9 +69,12 @@ export async function lockEnvironment(clients: AwsClients, app: string, envName:
     if (!current) continue;
     const held = current.tags[HOLDER_TAG];
     if (held === undefined) {
-      throw new KilnError(`cannot lock environment ${envName}: launch template ${name} (${current.id}) exists but is not a kiln lock (no ${HOLDER_TAG} tag)`, {
-        hint: `kiln uses that name for the environment's lock; delete or rename that launch template`,
-      });
+      throw new KilnError(
+        `cannot lock environment ${envName}: launch template ${name} (${current.id}) exists but is not a kiln lock (no ${HOLDER_TAG} tag)`,
+        {
+          hint: `kiln uses that name for the environment's lock; delete or rename that launch template`,
+        },
+      );
     }
     const { who, pid } = parseHolder(held);
     const heldUntil = Number(current.tags[UNTIL_TAG] ?? 0);
@@ -75,9 +87,12 @@ export async function lockEnvironment(clients: AwsClients, app: string, envName:
     }
     await deleteLockTemplate(clients, current.id);
   }
-  throw new KilnError(`could not lock environment ${envName}: its lock (launch template ${name}) changed hands ${ATTEMPTS} times while kiln tried`, {
-    hint: "other promotes are taking it at the same moment; run again when they are done",
-  });
+  throw new KilnError(
+    `could not lock environment ${envName}: its lock (launch template ${name}) changed hands ${ATTEMPTS} times while kiln tried`,
+    {
+      hint: "other promotes are taking it at the same moment; run again when they are done",
+    },
+  );
 }
 
 function releaseOf(clients: AwsClients, name: string, id: string, envName: string): () => Promise<void> {
@@ -85,10 +100,13 @@ function releaseOf(clients: AwsClients, name: string, id: string, envName: strin
     try {
       await deleteLockTemplate(clients, id);
     } catch (error) {
-      throw new KilnError(`could not release the lock of environment ${envName} (launch template ${name}, ${id}): ${(error as Error).message}`, {
-        hint: `it expires within an hour, and a promote from this machine and user takes it over once this process has ended; or delete it: aws ec2 delete-launch-template --region ${clients.region} --launch-template-id ${id}`,
-        cause: error,
-      });
+      throw new KilnError(
+        `could not release the lock of environment ${envName} (launch template ${name}, ${id}): ${(error as Error).message}`,
+        {
+          hint: `it expires within an hour, and a promote from this machine and user takes it over once this process has ended; or delete it: aws ec2 delete-launch-template --region ${clients.region} --launch-template-id ${id}`,
+          cause: error,
+        },
+      );
     }
   };
 }

@@ -15,16 +15,30 @@ function encodeHistory(entry: HistoryEntry): string {
 
 function decodeHistory(value: string): HistoryEntry | undefined {
   const [result, at, digest, ref, release] = value.split(" ");
-  return result && at && digest && ref && release ? { release, image: { ref, digest }, result: result as HistoryEntry["result"], at } : undefined;
+  return result && at && digest && ref && release
+    ? { release, image: { ref, digest }, result: result as HistoryEntry["result"], at }
+    : undefined;
 }
 
 export function historyFromTags(tags: Readonly<Record<string, string>>): HistoryEntry[] {
-  return Object.keys(tags).filter((k) => k.startsWith(PREFIX)).sort().flatMap((key) => decodeHistory(tags[key]!) ?? []);
+  return Object.keys(tags)
+    .filter((k) => k.startsWith(PREFIX))
+    .sort()
+    .flatMap((key) => decodeHistory(tags[key]!) ?? []);
 }
 
 /** The tag to add for a new entry and the oldest keys to drop so at most `limit` entries remain. */
-export function appendHistory(tags: Readonly<Record<string, string>>, entry: HistoryEntry, limit = HISTORY_LIMIT): { set: Record<string, string>; remove: string[] } {
-  const keys = Object.keys(tags).filter((k) => k.startsWith(PREFIX)).sort();
+export function appendHistory(
+  tags: Readonly<Record<string, string>>,
+  entry: HistoryEntry,
+  limit = HISTORY_LIMIT,
+): { set: Record<string, string>; remove: string[] } {
+  const keys = Object.keys(tags)
+    .filter((k) => k.startsWith(PREFIX))
+    .sort();
   const next = keys.length ? Number(keys.at(-1)!.slice(PREFIX.length)) + 1 : 1;
-  return { set: { [`${PREFIX}${String(next).padStart(6, "0")}`]: encodeHistory(entry) }, remove: keys.slice(0, Math.max(0, keys.length + 1 - limit)) };
+  return {
+    set: { [`${PREFIX}${String(next).padStart(6, "0")}`]: encodeHistory(entry) },
+    remove: keys.slice(0, Math.max(0, keys.length + 1 - limit)),
+  };
 }

@@ -13,24 +13,29 @@ export interface ProbeResult {
 }
 
 /** One health check; tests inject their own (instances in the emulator run nothing). */
-export type InstanceHealthSource = (target: { readonly release: string; readonly instanceId: string; readonly url: string }) => Promise<ProbeResult>;
+export type InstanceHealthSource = (target: {
+  readonly release: string;
+  readonly instanceId: string;
+  readonly url: string;
+}) => Promise<ProbeResult>;
 
 /**
  * A GET on a new connection each time (no keep-alive pool: a check must see whether the app
  * accepts connections now), redirects not followed: 3xx counts as healthy, like the ALB's 200-399.
  */
 export function httpProbe(timeoutMs: number): InstanceHealthSource {
-  return ({ url }) => new Promise((resolve) => {
-    const request = http.get(url, { agent: false, timeout: timeoutMs }, (response) => {
-      response.resume();
-      const status = response.statusCode ?? 0;
-      resolve({ ok: status >= 200 && status < 400, detail: `HTTP ${status}` });
+  return ({ url }) =>
+    new Promise((resolve) => {
+      const request = http.get(url, { agent: false, timeout: timeoutMs }, (response) => {
+        response.resume();
+        const status = response.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 400, detail: `HTTP ${status}` });
+      });
+      request.on("timeout", () => request.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
+      request.on("error", (error: NodeJS.ErrnoException) => {
+        resolve({ ok: false, detail: error.code === "TIMEOUT" ? `no answer within ${timeoutMs / 1000}s` : (error.code ?? error.message) });
+      });
     });
-    request.on("timeout", () => request.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
-    request.on("error", (error: NodeJS.ErrnoException) => {
-      resolve({ ok: false, detail: error.code === "TIMEOUT" ? `no answer within ${timeoutMs / 1000}s` : error.code ?? error.message });
-    });
-  });
 }
 
 export interface GateOptions {

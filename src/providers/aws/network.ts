@@ -27,17 +27,28 @@ export interface NetworkCheck {
 export async function checkNetwork(clients: AwsClients, env: AwsEnvironment): Promise<NetworkCheck> {
   const problems: string[] = [];
   const vpc = env.vpc ?? (await defaultVpc(clients));
-  if (!vpc) throw new InputError(`environment ${env.name}: ${clients.region} has no default VPC`, { hint: `set environments.${env.name}.vpc and subnets in kiln.yml` });
+  if (!vpc)
+    throw new InputError(`environment ${env.name}: ${clients.region} has no default VPC`, {
+      hint: `set environments.${env.name}.vpc and subnets in kiln.yml`,
+    });
   const subnets = await describeSubnets(clients, env.subnets, env.subnets.length ? undefined : vpc);
   const foreign = subnets.filter((s) => s.VpcId !== vpc).map((s) => `${s.SubnetId} (in ${s.VpcId})`);
   if (foreign.length) problems.push(`subnets ${foreign.join(", ")} are not in VPC ${vpc}`);
-  const usable = subnets.filter((s) => s.VpcId === vpc).map((s) => s.SubnetId!).sort();
-  if (!usable.length && !foreign.length) problems.push(`VPC ${vpc} has no subnets: create one, or name subnets in environments.${env.name}.subnets`);
-  if (!(await instanceTypeOffered(clients, env.instanceType))) problems.push(`instance type ${env.instanceType} is not offered in ${clients.region}`);
+  const usable = subnets
+    .filter((s) => s.VpcId === vpc)
+    .map((s) => s.SubnetId!)
+    .sort();
+  if (!usable.length && !foreign.length)
+    problems.push(`VPC ${vpc} has no subnets: create one, or name subnets in environments.${env.name}.subnets`);
+  if (!(await instanceTypeOffered(clients, env.instanceType)))
+    problems.push(`instance type ${env.instanceType} is not offered in ${clients.region}`);
   return { network: { vpc, subnets: usable }, zones: [...new Set(subnets.map((s) => s.AvailabilityZone ?? ""))], problems };
 }
 
 /** Throws every problem at once, as one InputError that names the environment to fix. */
 export function refuseProblems(env: AwsEnvironment, problems: readonly string[]): void {
-  if (problems.length) throw new InputError(`environment ${env.name} cannot be deployed:\n${problems.map((p) => `  - ${p}`).join("\n")}`, { hint: `fix environments.${env.name} in kiln.yml` });
+  if (problems.length)
+    throw new InputError(`environment ${env.name} cannot be deployed:\n${problems.map((p) => `  - ${p}`).join("\n")}`, {
+      hint: `fix environments.${env.name} in kiln.yml`,
+    });
 }

@@ -9,11 +9,30 @@ import { KilnError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import { targetGroupRequestCounts } from "../../aws/cloudwatch.js";
 import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup } from "../../aws/autoscaling.js";
-import { deleteLaunchTemplate, deleteSecurityGroup, ensureSecurityGroup, findLaunchTemplates, findSecurityGroup, instanceConsole } from "../../aws/ec2-deploy.js";
+import {
+  deleteLaunchTemplate,
+  deleteSecurityGroup,
+  ensureSecurityGroup,
+  findLaunchTemplates,
+  findSecurityGroup,
+  instanceConsole,
+} from "../../aws/ec2-deploy.js";
 import { tagResources, untagResources } from "../../aws/ec2.js";
 import {
-  answerUnavailable, createListener, createLoadBalancer, deleteLoadBalancer, deleteTargetGroup, ensureTargetGroup, findLoadBalancer, findTargetGroup, forwardListener, forwardWeighted,
-  removeTags, resourceTags, setTags, targetHealth,
+  answerUnavailable,
+  createListener,
+  createLoadBalancer,
+  deleteLoadBalancer,
+  deleteTargetGroup,
+  ensureTargetGroup,
+  findLoadBalancer,
+  findTargetGroup,
+  forwardListener,
+  forwardWeighted,
+  removeTags,
+  resourceTags,
+  setTags,
+  targetHealth,
 } from "../../aws/elbv2.js";
 import { compareErrorRates, sumCounts, type RequestCounts } from "../../deploy/canary-verdict.js";
 import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState } from "../../deploy/types.js";
@@ -30,7 +49,12 @@ import { consoleTailOf } from "../../console-text.js";
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
 
 /** Requests and target 5xx answers per target group ARN in a time window, behind one load balancer. */
-export type MetricSource = (loadBalancerArn: string, targetGroupArns: readonly string[], since: Date, until: Date) => Promise<Readonly<Record<string, RequestCounts>>>;
+export type MetricSource = (
+  loadBalancerArn: string,
+  targetGroupArns: readonly string[],
+  since: Date,
+  until: Date,
+) => Promise<Readonly<Record<string, RequestCounts>>>;
 
 export interface AwsProviderOptions {
   /** Where target health comes from (tests inject failures: the emulator reports every target healthy). */
@@ -43,15 +67,20 @@ export interface AwsProviderOptions {
 /** Marks a launch template kept for rollback after its release was replaced; the value is when. */
 const KEPT_TAG = "kiln:kept";
 
-
 export class AwsProvider implements DeployProvider {
   private network: Network | undefined;
   /** Per canary release: when its traffic split began and the current release's target groups. */
   private readonly canaries = new Map<string, { since: Date; from: readonly string[] }>();
 
-  constructor(private readonly env: AwsEnvironment, private readonly clients: AwsClients, private readonly home: KilnHome, private readonly options: AwsProviderOptions = {}) {
+  constructor(
+    private readonly env: AwsEnvironment,
+    private readonly clients: AwsClients,
+    private readonly home: KilnHome,
+    private readonly options: AwsProviderOptions = {},
+  ) {
     // single-instance environments have their own provider (single-instance.ts).
-    if (env.mode !== "load-balanced") throw new KilnError(`environment ${env.name} is ${env.mode}: AwsProvider deploys load-balanced environments only`);
+    if (env.mode !== "load-balanced")
+      throw new KilnError(`environment ${env.name} is ${env.mode}: AwsProvider deploys load-balanced environments only`);
   }
 
   private get baseTags(): Record<string, string> {
@@ -61,8 +90,10 @@ export class AwsProvider implements DeployProvider {
   /** VPC and subnets: as configured, else the default VPC's subnets. Checked at plan time. */
   async validate(): Promise<void> {
     const { network, zones, problems } = await checkNetwork(this.clients, this.env);
-    if (zones.length < 2) problems.push(`a load-balanced environment needs subnets in at least two availability zones (found ${zones.join(", ") || "none"})`);
-    if (this.env.certificateArn && !/^arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate\/[\w-]+$/.test(this.env.certificateArn)) problems.push(`https.certificateArn ${this.env.certificateArn} is not an ACM certificate ARN`);
+    if (zones.length < 2)
+      problems.push(`a load-balanced environment needs subnets in at least two availability zones (found ${zones.join(", ") || "none"})`);
+    if (this.env.certificateArn && !/^arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate\/[\w-]+$/.test(this.env.certificateArn))
+      problems.push(`https.certificateArn ${this.env.certificateArn} is not an ACM certificate ARN`);
     refuseProblems(this.env, problems);
     this.network = network;
   }
@@ -83,15 +114,23 @@ export class AwsProvider implements DeployProvider {
   async observe(): Promise<LiveState> {
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     const groups = await this.releaseGroups();
-    const releases = await Promise.all(groups.map(async (g) => {
-      const tg = g.targetGroups[0];
-      const health = tg ? await this.health(tg, g.name) : [];
-      return {
-        id: g.name, desired: g.desired, serving: Boolean(tg && lb?.liveTargetGroup === tg),
-        image: { ref: g.tags["kiln:ref"] ?? "", digest: g.tags["kiln:digest"] ?? "" },
-        instances: g.instances.map((i) => ({ id: i.id, zone: i.zone, healthy: health.some((h) => h.id === i.id && h.state === "healthy") })),
-      };
-    }));
+    const releases = await Promise.all(
+      groups.map(async (g) => {
+        const tg = g.targetGroups[0];
+        const health = tg ? await this.health(tg, g.name) : [];
+        return {
+          id: g.name,
+          desired: g.desired,
+          serving: Boolean(tg && lb?.liveTargetGroup === tg),
+          image: { ref: g.tags["kiln:ref"] ?? "", digest: g.tags["kiln:digest"] ?? "" },
+          instances: g.instances.map((i) => ({
+            id: i.id,
+            zone: i.zone,
+            healthy: health.some((h) => h.id === i.id && h.state === "healthy"),
+          })),
+        };
+      }),
+    );
     const history = lb ? historyFromTags(await resourceTags(this.clients, lb.arn)) : [];
     return { infrastructure: Boolean(lb?.listenerArn), releases, history };
   }
@@ -107,7 +146,14 @@ export class AwsProvider implements DeployProvider {
   async ensureInfrastructure(): Promise<void> {
     const { vpc, subnets } = await this.net();
     const name = loadBalancerName(this.env.app, this.env.name);
-    const lbSg = await ensureSecurityGroup(this.clients, vpc, securityGroupName(this.env.app, this.env.name, "lb"), `kiln ${this.env.app} ${this.env.name} load balancer`, this.baseTags, [{ port: this.env.certificateArn ? 443 : 80, cidr: "0.0.0.0/0" }]);
+    const lbSg = await ensureSecurityGroup(
+      this.clients,
+      vpc,
+      securityGroupName(this.env.app, this.env.name, "lb"),
+      `kiln ${this.env.app} ${this.env.name} load balancer`,
+      this.baseTags,
+      [{ port: this.env.certificateArn ? 443 : 80, cidr: "0.0.0.0/0" }],
+    );
     let lb = await findLoadBalancer(this.clients, name);
     if (!lb) {
       await createLoadBalancer(this.clients, name, subnets, lbSg, this.baseTags);
@@ -119,7 +165,14 @@ export class AwsProvider implements DeployProvider {
   private async instanceSecurityGroup(port: number): Promise<string> {
     const { vpc } = await this.net();
     const lbSg = (await findSecurityGroup(this.clients, vpc, securityGroupName(this.env.app, this.env.name, "lb")))!.id;
-    return ensureSecurityGroup(this.clients, vpc, securityGroupName(this.env.app, this.env.name, "instances"), `kiln ${this.env.app} ${this.env.name} instances`, this.baseTags, [{ port, fromGroup: lbSg }]);
+    return ensureSecurityGroup(
+      this.clients,
+      vpc,
+      securityGroupName(this.env.app, this.env.name, "instances"),
+      `kiln ${this.env.app} ${this.env.name} instances`,
+      this.baseTags,
+      [{ port, fromGroup: lbSg }],
+    );
   }
 
   async launch(release: string, image: ImageRef, instances: number): Promise<void> {
@@ -132,12 +185,24 @@ export class AwsProvider implements DeployProvider {
     const port = launch.port;
     const { vpc, subnets } = await this.net();
     const tags = releaseTags(this.env, release, image);
-    const template = await putReleaseTemplate(this.clients, this.env, { release, image, launch, securityGroup: await this.instanceSecurityGroup(port), tags });
+    const template = await putReleaseTemplate(this.clients, this.env, {
+      release,
+      image,
+      launch,
+      securityGroup: await this.instanceSecurityGroup(port),
+      tags,
+    });
     // A kept template runs again (a rollback): it is no longer only a rollback target.
     if (template.reused) await untagResources(this.clients, [template.id], [KEPT_TAG]);
     const targetGroup = await ensureTargetGroup(this.clients, {
-      name: targetGroupName(release), vpc, port, healthPath: this.env.health.path, intervalSeconds: this.env.health.intervalSeconds,
-      healthyThreshold: this.env.health.healthyThreshold, deregistrationDelaySeconds: this.env.deregistrationDelaySeconds, tags,
+      name: targetGroupName(release),
+      vpc,
+      port,
+      healthPath: this.env.health.path,
+      intervalSeconds: this.env.health.intervalSeconds,
+      healthyThreshold: this.env.health.healthyThreshold,
+      deregistrationDelaySeconds: this.env.deregistrationDelaySeconds,
+      tags,
     });
     await createGroup(this.clients, { name: release, launchTemplate: template, subnets, size: instances, targetGroup, tags });
   }
@@ -145,7 +210,10 @@ export class AwsProvider implements DeployProvider {
   async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {
     const deadline = Date.now() + timeoutSeconds * 1000;
     try {
-      await waitUntilGroupInService({ client: this.clients.autoscaling, maxWaitTime: timeoutSeconds, minDelay: 2, maxDelay: 15 }, { AutoScalingGroupNames: [release] });
+      await waitUntilGroupInService(
+        { client: this.clients.autoscaling, maxWaitTime: timeoutSeconds, minDelay: 2, maxDelay: 15 },
+        { AutoScalingGroupNames: [release] },
+      );
     } catch {
       return { healthy: false, detail: `the Auto Scaling group ${release} did not reach InService in ${timeoutSeconds}s` };
     }
@@ -176,8 +244,11 @@ export class AwsProvider implements DeployProvider {
   async splitTraffic(to: string, from: readonly string[], percent: number): Promise<void> {
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     const green = await findTargetGroup(this.clients, targetGroupName(to));
-    const blue = (await Promise.all(from.map((r) => findTargetGroup(this.clients, targetGroupName(r))))).filter((t): t is string => t !== undefined);
-    if (!lb?.listenerArn || !green || blue.length === 0) throw new KilnError(`cannot split ${this.env.name} between ${to} and ${from.join(", ")}: load balancer or target group missing`);
+    const blue = (await Promise.all(from.map((r) => findTargetGroup(this.clients, targetGroupName(r))))).filter(
+      (t): t is string => t !== undefined,
+    );
+    if (!lb?.listenerArn || !green || blue.length === 0)
+      throw new KilnError(`cannot split ${this.env.name} between ${to} and ${from.join(", ")}: load balancer or target group missing`);
     // The current release must keep the larger weight (observe() takes the heaviest group as
     // the live one, so a re-run after an interruption still sees it as live): 50 % becomes 50:51.
     const share = Math.max(percent + 1, Math.floor((100 - percent) / blue.length));
@@ -198,20 +269,26 @@ export class AwsProvider implements DeployProvider {
     if (!group || !tg) return { healthy: false, detail: `release ${release} disappeared` };
     const health = await this.health(tg, release);
     const unhealthy = group.instances.filter((i) => !health.some((h) => h.id === i.id && h.state === "healthy"));
-    const reason = unhealthy.length ? health.find((h) => h.id === unhealthy[0]!.id)?.reason ?? "not healthy" : "";
+    const reason = unhealthy.length ? (health.find((h) => h.id === unhealthy[0]!.id)?.reason ?? "not healthy") : "";
     if (unhealthy.length > 0 || group.instances.length < group.desired) {
-      return { healthy: false, detail: `${unhealthy.length} of ${group.instances.length} targets unhealthy${unhealthy[0] ? ` (${unhealthy[0].id}: ${reason})` : ""}` };
+      return {
+        healthy: false,
+        detail: `${unhealthy.length} of ${group.instances.length} targets unhealthy${unhealthy[0] ? ` (${unhealthy[0].id}: ${reason})` : ""}`,
+      };
     }
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     if (!lb) return { healthy: false, detail: `the load balancer of ${this.env.name} disappeared` };
     const split = this.canaries.get(release);
     const current = split?.from ?? (lb.liveTargetGroup && lb.liveTargetGroup !== tg ? [lb.liveTargetGroup] : []);
     const since = split?.since ?? new Date(Date.now() - 5 * 60_000);
-    const source: MetricSource = this.options.metrics ?? ((lbArn, tgs, from, until) => targetGroupRequestCounts(this.clients, lbArn, tgs, from, until));
+    const source: MetricSource =
+      this.options.metrics ?? ((lbArn, tgs, from, until) => targetGroupRequestCounts(this.clients, lbArn, tgs, from, until));
     const counts = await source(lb.arn, [tg, ...current], since, new Date());
     const zero = { requests: 0, errors: 0 };
     const verdict = compareErrorRates(counts[tg] ?? zero, sumCounts(current.map((t) => counts[t] ?? zero)));
-    return verdict.ok ? { healthy: true, detail: `${group.instances.length} targets healthy; ${verdict.detail}` } : { healthy: false, detail: verdict.detail };
+    return verdict.ok
+      ? { healthy: true, detail: `${group.instances.length} targets healthy; ${verdict.detail}` }
+      : { healthy: false, detail: verdict.detail };
   }
 
   /** The ALB stops sending new requests at the switch; in-flight ones get the deregistration delay. */
@@ -236,7 +313,9 @@ export class AwsProvider implements DeployProvider {
   private async releaseTemplates() {
     const [templates, groups] = await Promise.all([findLaunchTemplates(this.clients, this.baseTags), this.releaseGroups()]);
     const running = new Set(groups.map((g) => g.name));
-    return templates.filter((t) => t.tags["kiln:release"] !== undefined && t.tags["kiln:mode"] === undefined).map((t) => ({ ...t, running: running.has(t.tags["kiln:release"]!) }));
+    return templates
+      .filter((t) => t.tags["kiln:release"] !== undefined && t.tags["kiln:mode"] === undefined)
+      .map((t) => ({ ...t, running: running.has(t.tags["kiln:release"]!) }));
   }
 
   /**

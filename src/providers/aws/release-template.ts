@@ -27,8 +27,11 @@ export interface ReleaseImage {
 export async function releaseImage(clients: AwsClients, home: KilnHome, image: ImageRef): Promise<ReleaseImage> {
   const stored = await new ImageStore(home).resolve(image.digest);
   const port = stored.manifest.port;
-  if (port === undefined) throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; an AWS environment sends traffic to the app's port" });
-  const ami = (await findKilnAmis(clients, { "kiln:digest": image.digest }))[0]?.imageId ?? (await pushImage({ ref: image.digest, clients, home })).ami;
+  if (port === undefined)
+    throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; an AWS environment sends traffic to the app's port" });
+  const ami =
+    (await findKilnAmis(clients, { "kiln:digest": image.digest }))[0]?.imageId ??
+    (await pushImage({ ref: image.digest, clients, home })).ami;
   return { ami, port, bakedEnv: stored.manifest.env };
 }
 
@@ -50,17 +53,33 @@ export interface TemplateInput {
  * too, but moto corrupts UserData on CreateLaunchTemplateVersion, and per-release templates
  * make "delete the release" remove everything the release created.
  */
-export async function putReleaseTemplate(clients: AwsClients, env: AwsEnvironment, input: TemplateInput): Promise<{ id: string; version: number; reused: boolean }> {
+export async function putReleaseTemplate(
+  clients: AwsClients,
+  env: AwsEnvironment,
+  input: TemplateInput,
+): Promise<{ id: string; version: number; reused: boolean }> {
   const instanceProfile = await instanceRole(clients, env, input.launch.bakedEnv);
-  return putLaunchTemplateVersion(clients, launchTemplateName(input.release), {
-    ami: input.launch.ami, instanceType: env.instanceType,
-    ...(input.securityGroup ? { securityGroup: input.securityGroup } : {}), ...(instanceProfile ? { instanceProfile } : {}),
-    userData: renderUserData({ KILN_ENV: env.name, ...env.env }), description: `${input.release} ${input.image.digest}`.slice(0, 255),
-  }, input.tags);
+  return putLaunchTemplateVersion(
+    clients,
+    launchTemplateName(input.release),
+    {
+      ami: input.launch.ami,
+      instanceType: env.instanceType,
+      ...(input.securityGroup ? { securityGroup: input.securityGroup } : {}),
+      ...(instanceProfile ? { instanceProfile } : {}),
+      userData: renderUserData({ KILN_ENV: env.name, ...env.env }),
+      description: `${input.release} ${input.image.digest}`.slice(0, 255),
+    },
+    input.tags,
+  );
 }
 
 /** A role only when baked or environment values reference secrets; with exactly those permissions. */
-async function instanceRole(clients: AwsClients, env: AwsEnvironment, bakedEnv: Readonly<Record<string, string>>): Promise<string | undefined> {
+async function instanceRole(
+  clients: AwsClients,
+  env: AwsEnvironment,
+  bakedEnv: Readonly<Record<string, string>>,
+): Promise<string | undefined> {
   const refs = [...Object.values(bakedEnv), ...Object.values(env.env)].filter((v) => /^(ssm|kms):/.test(v));
   const policy = secretsPolicy(refs, clients.region);
   if (!policy) return undefined;

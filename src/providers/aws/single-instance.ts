@@ -11,12 +11,28 @@
 import { InputError, KilnError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import {
-  allowIngress, deleteLaunchTemplate, deleteSecurityGroup, defaultVpc, ensureSecurityGroup, findLaunchTemplates, findSecurityGroup, instanceConsole,
+  allowIngress,
+  deleteLaunchTemplate,
+  deleteSecurityGroup,
+  defaultVpc,
+  ensureSecurityGroup,
+  findLaunchTemplates,
+  findSecurityGroup,
+  instanceConsole,
 } from "../../aws/ec2-deploy.js";
 import { tagResources, untagResources } from "../../aws/ec2.js";
 import {
-  allocateAddress, associateAddress, describeInstance, disassociateAddress, findAddress, findInstances, releaseAddress, runInstance, terminateInstances,
-  waitInstanceRunning, type ReleaseInstance,
+  allocateAddress,
+  associateAddress,
+  describeInstance,
+  disassociateAddress,
+  findAddress,
+  findInstances,
+  releaseAddress,
+  runInstance,
+  terminateInstances,
+  waitInstanceRunning,
+  type ReleaseInstance,
 } from "../../aws/ec2-instances.js";
 import { deleteInstanceRole } from "../../aws/iam.js";
 import type { DeployProvider, HealthResult, HistoryEntry, ImageRef, LiveState, ReleaseState } from "../../deploy/types.js";
@@ -45,8 +61,14 @@ export class SingleInstanceProvider implements DeployProvider {
   private network: Network | undefined;
   private readonly check: InstanceHealthSource;
 
-  constructor(private readonly env: AwsEnvironment, private readonly clients: AwsClients, private readonly home: KilnHome, private readonly options: SingleInstanceOptions = {}) {
-    if (env.mode !== "single-instance") throw new KilnError(`environment ${env.name} is ${env.mode}: SingleInstanceProvider deploys single-instance environments only`);
+  constructor(
+    private readonly env: AwsEnvironment,
+    private readonly clients: AwsClients,
+    private readonly home: KilnHome,
+    private readonly options: SingleInstanceOptions = {},
+  ) {
+    if (env.mode !== "single-instance")
+      throw new KilnError(`environment ${env.name} is ${env.mode}: SingleInstanceProvider deploys single-instance environments only`);
     // Short tries: a hung connection must not eat the health gate's whole timeout.
     this.check = options.health ?? httpProbe(Math.max(1000, Math.min(5000, env.health.intervalSeconds * 1000)));
   }
@@ -67,7 +89,10 @@ export class SingleInstanceProvider implements DeployProvider {
   /** Subnets, instance type and mode checked before anything is created. */
   async validate(): Promise<void> {
     const { network, problems } = await checkNetwork(this.clients, this.env);
-    if (this.env.certificateArn) problems.push("https: a single instance has no load balancer to terminate TLS; remove https: or use mode: load-balanced (an ALB with the certificate)");
+    if (this.env.certificateArn)
+      problems.push(
+        "https: a single instance has no load balancer to terminate TLS; remove https: or use mode: load-balanced (an ALB with the certificate)",
+      );
     refuseProblems(this.env, problems);
     this.network = network;
   }
@@ -112,11 +137,17 @@ export class SingleInstanceProvider implements DeployProvider {
       if (id && !found.has(id)) found.set(id, { image: { ref: tags["kiln:ref"] ?? "", digest: tags["kiln:digest"] ?? "" }, instances: [] });
     }
     for (const i of instances) found.get(i.tags["kiln:release"] ?? "")?.instances.push(i);
-    const releases: ReleaseState[] = await Promise.all([...found.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(async ([id, r]) => ({
-      id, image: r.image, desired: 1,
-      serving: r.instances.some((i) => i.id === address?.instanceId),
-      instances: await Promise.all(r.instances.map(async (i) => ({ id: i.id, zone: i.zone, healthy: await this.healthyNow(id, i) }))),
-    })));
+    const releases: ReleaseState[] = await Promise.all(
+      [...found.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(async ([id, r]) => ({
+          id,
+          image: r.image,
+          desired: 1,
+          serving: r.instances.some((i) => i.id === address?.instanceId),
+          instances: await Promise.all(r.instances.map(async (i) => ({ id: i.id, zone: i.zone, healthy: await this.healthyNow(id, i) }))),
+        })),
+    );
     return { infrastructure: Boolean(address && group), releases, history: address ? historyFromTags(address.tags) : [] };
   }
 
@@ -151,7 +182,10 @@ export class SingleInstanceProvider implements DeployProvider {
   }
 
   async launch(release: string, image: ImageRef, instances: number): Promise<void> {
-    if (instances !== 1) throw new InputError(`environment ${this.env.name} is single-instance and runs one instance, not ${instances}`, { hint: `set mode: load-balanced in environments.${this.env.name} to run more` });
+    if (instances !== 1)
+      throw new InputError(`environment ${this.env.name} is single-instance and runs one instance, not ${instances}`, {
+        hint: `set mode: load-balanced in environments.${this.env.name} to run more`,
+      });
     // Idempotent: a re-run after an interruption reuses the instance it launched.
     if ((await this.releaseInstances(release, LIVE_STATES)).length) return;
     const launch = await releaseImage(this.clients, this.home, image);
@@ -161,7 +195,10 @@ export class SingleInstanceProvider implements DeployProvider {
     const tags = { ...releaseTags(this.env, release, image), "kiln:mode": "single-instance", "kiln:port": String(launch.port) };
     const template = await putReleaseTemplate(this.clients, this.env, { release, image, launch, tags });
     const subnet = (await this.net()).subnets[0];
-    if (!subnet) throw new InputError(`environment ${this.env.name} has no subnet to launch into`, { hint: `set environments.${this.env.name}.subnets in kiln.yml` });
+    if (!subnet)
+      throw new InputError(`environment ${this.env.name} has no subnet to launch into`, {
+        hint: `set environments.${this.env.name}.subnets in kiln.yml`,
+      });
     await runInstance(this.clients, { launchTemplate: template, subnet, securityGroup: group, tags });
   }
 
@@ -176,18 +213,29 @@ export class SingleInstanceProvider implements DeployProvider {
     // Described again: the public IP is assigned while the instance starts.
     const instance = (await describeInstance(this.clients, launched.id)) ?? launched;
     const url = this.healthUrl(instance);
-    if (!url) return { healthy: false, detail: `instance ${instance.id} has no public IP, so its health cannot be checked from here: its subnet needs a route to an internet gateway` };
+    if (!url)
+      return {
+        healthy: false,
+        detail: `instance ${instance.id} has no public IP, so its health cannot be checked from here: its subnet needs a route to an internet gateway`,
+      };
     const result = await gateHealthy(() => this.check({ release, instanceId: instance.id, url }), {
-      threshold: this.env.health.healthyThreshold, intervalMs: this.options.pollMs ?? this.env.health.intervalSeconds * 1000, deadline,
+      threshold: this.env.health.healthyThreshold,
+      intervalMs: this.options.pollMs ?? this.env.health.intervalSeconds * 1000,
+      deadline,
     });
-    return result.healthy ? result : { healthy: false, detail: `GET ${url} (${instance.id}) not healthy within ${timeoutSeconds}s: ${result.detail}` };
+    return result.healthy
+      ? result
+      : { healthy: false, detail: `GET ${url} (${instance.id}) not healthy within ${timeoutSeconds}s: ${result.detail}` };
   }
 
   async switchTraffic(to: string): Promise<void> {
     const address = await findAddress(this.clients, this.envTags);
     const instance = (await this.releaseInstances(to, ["running"]))[0];
     if (!address || !instance) {
-      throw new KilnError(`cannot switch ${this.env.name} to ${to}: ${address ? `${to} has no running instance` : "the environment's Elastic IP is missing"}`, { hint: "run the same kiln promote again: it creates what is missing" });
+      throw new KilnError(
+        `cannot switch ${this.env.name} to ${to}: ${address ? `${to} has no running instance` : "the environment's Elastic IP is missing"}`,
+        { hint: "run the same kiln promote again: it creates what is missing" },
+      );
     }
     if (address.instanceId !== instance.id) await associateAddress(this.clients, address.allocationId, instance.id);
   }
@@ -211,16 +259,23 @@ export class SingleInstanceProvider implements DeployProvider {
     const address = await findAddress(this.clients, this.envTags);
     // Deleting the live release (destroy): take the address off first, so it is never left on a
     // terminated instance (AWS detaches it on termination; the emulator does not).
-    if (address?.associationId && instances.some((i) => i.id === address.instanceId)) await disassociateAddress(this.clients, address.associationId);
-    await terminateInstances(this.clients, instances.map((i) => i.id));
+    if (address?.associationId && instances.some((i) => i.id === address.instanceId))
+      await disassociateAddress(this.clients, address.associationId);
+    await terminateInstances(
+      this.clients,
+      instances.map((i) => i.id),
+    );
     await deleteLaunchTemplate(this.clients, launchTemplateName(release));
   }
 
   async scale(_release: string, instances: number): Promise<void> {
     if (instances === 1) return;
-    throw new InputError(`environment ${this.env.name} is single-instance (one instance behind an Elastic IP) and cannot scale to ${instances}`, {
-      hint: `set mode: load-balanced and instances: ${instances} in environments.${this.env.name}, then kiln destroy and kiln promote`,
-    });
+    throw new InputError(
+      `environment ${this.env.name} is single-instance (one instance behind an Elastic IP) and cannot scale to ${instances}`,
+      {
+        hint: `set mode: load-balanced and instances: ${instances} in environments.${this.env.name}, then kiln destroy and kiln promote`,
+      },
+    );
   }
 
   async record(entry: HistoryEntry): Promise<void> {

@@ -36,11 +36,20 @@ export function haproxyWord(value: string, what: string): string {
 
 /** A number of haproxy.cfg: a whole number in range, or nothing is written. */
 function haproxyNumber(value: number, what: string, min: number, max: number): string {
-  if (!Number.isInteger(value) || value < min || value > max) throw new KilnError(`${what} ${value} cannot go into haproxy.cfg (${min}–${max})`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new KilnError(`${what} ${value} cannot go into haproxy.cfg (${min}–${max})`);
   return String(value);
 }
 
-export function renderHaproxyConfig(opts: { port: number; socket: string; pidFile: string; healthPath: string; intervalMs: number; rise: number; logTarget?: string }): string {
+export function renderHaproxyConfig(opts: {
+  port: number;
+  socket: string;
+  pidFile: string;
+  healthPath: string;
+  intervalMs: number;
+  rise: number;
+  logTarget?: string;
+}): string {
   const port = haproxyNumber(opts.port, "port", 1, 65535);
   const socket = haproxyWord(opts.socket, "runtime socket path");
   const healthPath = haproxyWord(opts.healthPath, "health check path");
@@ -160,11 +169,20 @@ export function parseShowStat(csv: string): ServerStatus[] {
   const header = (lines[0] ?? "").replace(/^# /, "").split(",");
   const col = (name: string) => header.indexOf(name);
   const count = (c: string[], name: string) => Number(c[col(name)] || 0);
-  return lines.slice(1).map((l) => l.split(",")).filter((c) => c[col("pxname")] === BACKEND && c[col("svname")] !== "BACKEND").map((c) => ({
-    name: c[col("svname")] ?? "", status: c[col("status")] ?? "", weight: count(c, "weight"), currentSessions: count(c, "scur"),
-    responses: ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].reduce((sum, k) => sum + count(c, k), 0) + count(c, "eresp"),
-    errors: count(c, "hrsp_5xx") + count(c, "eresp"),
-  }));
+  return lines
+    .slice(1)
+    .map((l) => l.split(","))
+    .filter((c) => c[col("pxname")] === BACKEND && c[col("svname")] !== "BACKEND")
+    .map((c) => ({
+      name: c[col("svname")] ?? "",
+      status: c[col("status")] ?? "",
+      weight: count(c, "weight"),
+      currentSessions: count(c, "scur"),
+      responses:
+        ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].reduce((sum, k) => sum + count(c, k), 0) +
+        count(c, "eresp"),
+      errors: count(c, "hrsp_5xx") + count(c, "eresp"),
+    }));
 }
 
 export async function serverStatuses(socketPath: string): Promise<ServerStatus[]> {

@@ -143,7 +143,11 @@ async function takeOver(file: string): Promise<void> {
  * Acquires `file` for this process or throws what `busy` makes of the live holder (undefined
  * when the holder's lock is still being written). Resolves with the function that releases it.
  */
-export async function acquireLockFile(file: string, owner: string, busy: (holder: LockHolder | undefined) => KilnError): Promise<() => Promise<void>> {
+export async function acquireLockFile(
+  file: string,
+  owner: string,
+  busy: (holder: LockHolder | undefined) => KilnError,
+): Promise<() => Promise<void>> {
   const mine: LockHolder = { pid: process.pid, owner, at: new Date().toISOString(), nonce: randomBytes(8).toString("hex") };
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     if (await createWhole(file, JSON.stringify(mine))) return () => releaseLockFile(file, mine);

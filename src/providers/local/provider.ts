@@ -14,7 +14,17 @@ import { checkPortFree, findFreePort } from "../../run/ports.js";
 import type { LocalEnvironment } from "../../config/environments.js";
 import { LocalVm } from "../qemu.js";
 import { listVms, stopVm } from "../vm-registry.js";
-import { BACKEND, haproxyCommand, haproxyDo, haproxyPaths, haproxyPid, removeServer, renderHaproxyConfig, serverStatuses, startHaproxy } from "./haproxy.js";
+import {
+  BACKEND,
+  haproxyCommand,
+  haproxyDo,
+  haproxyPaths,
+  haproxyPid,
+  removeServer,
+  renderHaproxyConfig,
+  serverStatuses,
+  startHaproxy,
+} from "./haproxy.js";
 import { canaryWeights, judgeErrorRates } from "./canary.js";
 import { readState, writeState, type LocalEnvState, type LocalInstance } from "./state.js";
 import { consoleTailOf } from "../../console-text.js";
@@ -22,7 +32,6 @@ import { makePrivateDir } from "../../private-fs.js";
 import { acquireLockFile } from "./lock-file.js";
 
 const SERVING_WEIGHT = 100;
-
 
 export function localEnvDir(home: KilnHome, app: string, env: string): string {
   return path.join(home.root, "envs", app, env);
@@ -44,7 +53,10 @@ export class LocalProvider implements DeployProvider {
   readonly dir: string;
   private readonly paths;
 
-  constructor(private readonly env: LocalEnvironment, private readonly home: KilnHome) {
+  constructor(
+    private readonly env: LocalEnvironment,
+    private readonly home: KilnHome,
+  ) {
     this.dir = localEnvDir(home, env.app, env.name);
     this.paths = haproxyPaths(this.dir);
   }
@@ -61,7 +73,8 @@ export class LocalProvider implements DeployProvider {
   private async stopOrphans(match: (vm: { name: string }) => boolean = () => true): Promise<void> {
     const known = new Set((await this.state()).releases.flatMap((r) => r.instances.map((i) => i.vmId)));
     for (const vm of await listVms(this.home)) {
-      if (vm.hypervisor === "qemu" && vm.owner === this.owner && !known.has(vm.id) && match(vm)) await stopVm(this.home, vm.id, 5_000).catch(() => undefined);
+      if (vm.hypervisor === "qemu" && vm.owner === this.owner && !known.has(vm.id) && match(vm))
+        await stopVm(this.home, vm.id, 5_000).catch(() => undefined);
     }
   }
 
@@ -94,7 +107,10 @@ export class LocalProvider implements DeployProvider {
     return {
       infrastructure: running && complete,
       releases: state.releases.map((r) => ({
-        id: r.id, image: r.image, desired: r.desired, serving: r.serving,
+        id: r.id,
+        image: r.image,
+        desired: r.desired,
+        serving: r.serving,
         instances: r.instances.map((i) => ({ id: i.vmId, zone: i.zone, healthy: up.has(i.server) })),
       })),
       history: state.history,
@@ -104,34 +120,51 @@ export class LocalProvider implements DeployProvider {
   /** One kiln at a time per environment; a lock left by a dead kiln is taken over (lock-file.ts). */
   async lock(owner: string): Promise<() => Promise<void>> {
     await makePrivateDir(this.dir);
-    return acquireLockFile(path.join(this.dir, "lock"), owner, (holder) => new KilnError(
-      `environment ${this.env.name} is locked by another kiln (${holder ? `${holder.owner}, pid ${holder.pid}` : "its lock is being written"})`,
-      { hint: "wait for it to finish; the lock is released when that process ends" },
-    ));
+    return acquireLockFile(
+      path.join(this.dir, "lock"),
+      owner,
+      (holder) =>
+        new KilnError(
+          `environment ${this.env.name} is locked by another kiln (${holder ? `${holder.owner}, pid ${holder.pid}` : "its lock is being written"})`,
+          { hint: "wait for it to finish; the lock is released when that process ends" },
+        ),
+    );
   }
 
   async ensureInfrastructure(): Promise<void> {
     if (!(await haproxyPid(this.paths))) {
       await checkPortFree("127.0.0.1", this.env.port).catch((error: unknown) => {
-        throw new InputError(`the ${this.env.name} load balancer cannot listen on 127.0.0.1:${this.env.port}: ${(error as Error).message}`, { hint: `set environments.${this.env.name}.port in kiln.yml to a free port` });
+        throw new InputError(
+          `the ${this.env.name} load balancer cannot listen on 127.0.0.1:${this.env.port}: ${(error as Error).message}`,
+          { hint: `set environments.${this.env.name}.port in kiln.yml to a free port` },
+        );
       });
-      await startHaproxy(this.paths, renderHaproxyConfig({
-        port: this.env.port, socket: this.paths.socket, pidFile: this.paths.pidFile, healthPath: this.env.health.path,
-        intervalMs: Math.max(200, this.env.health.intervalSeconds * 1000), rise: this.env.health.healthyThreshold,
-        ...(process.env.KILN_HAPROXY_LOG ? { logTarget: process.env.KILN_HAPROXY_LOG } : {}),
-      }));
+      await startHaproxy(
+        this.paths,
+        renderHaproxyConfig({
+          port: this.env.port,
+          socket: this.paths.socket,
+          pidFile: this.paths.pidFile,
+          healthPath: this.env.health.path,
+          intervalMs: Math.max(200, this.env.health.intervalSeconds * 1000),
+          rise: this.env.health.healthyThreshold,
+          ...(process.env.KILN_HAPROXY_LOG ? { logTarget: process.env.KILN_HAPROXY_LOG } : {}),
+        }),
+      );
     }
     // After a HAProxy restart the runtime servers are gone: re-add every known instance.
     const known = new Set((await serverStatuses(this.paths.socket)).map((s) => s.name));
     const state = await this.state();
     for (const release of state.releases) {
-      for (const instance of release.instances) if (!known.has(instance.server)) await this.addServer(instance, release.serving ? SERVING_WEIGHT : 0);
+      for (const instance of release.instances)
+        if (!known.has(instance.server)) await this.addServer(instance, release.serving ? SERVING_WEIGHT : 0);
     }
   }
 
   private async addServer(instance: LocalInstance, weight: number): Promise<void> {
     // A server of that name left behind (an interrupted delete) would shadow the new instance.
-    if ((await serverStatuses(this.paths.socket)).some((s) => s.name === instance.server)) await removeServer(this.paths.socket, instance.server);
+    if ((await serverStatuses(this.paths.socket)).some((s) => s.name === instance.server))
+      await removeServer(this.paths.socket, instance.server);
     await haproxyDo(this.paths.socket, `add server ${BACKEND}/${instance.server} 127.0.0.1:${instance.hostPort} check weight ${weight}`);
     await haproxyDo(this.paths.socket, `enable health ${BACKEND}/${instance.server}`);
     await haproxyDo(this.paths.socket, `set server ${BACKEND}/${instance.server} state ready`);
@@ -143,7 +176,8 @@ export class LocalProvider implements DeployProvider {
   async launch(release: string, image: ImageRef, instances: number, zones: readonly string[]): Promise<void> {
     const stored = await new ImageStore(this.home).resolve(image.digest);
     const guestPort = stored.manifest.port;
-    if (guestPort === undefined) throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; a load-balanced environment needs the app's port" });
+    if (guestPort === undefined)
+      throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; a load-balanced environment needs the app's port" });
     const state = await this.state();
     let entry = state.releases.find((r) => r.id === release);
     if (!entry) {
@@ -152,19 +186,31 @@ export class LocalProvider implements DeployProvider {
     }
     entry.desired = instances;
     const target = entry;
-    const missing = Array.from({ length: instances }, (_, i) => i).filter((i) => !target.instances.some((x) => x.server === `${release}-${i}`));
+    const missing = Array.from({ length: instances }, (_, i) => i).filter(
+      (i) => !target.instances.some((x) => x.server === `${release}-${i}`),
+    );
     const names = new Set(missing.map((i) => `${release}-${i}`));
     await this.stopOrphans((vm) => names.has(vm.name));
     // One at a time: under TCG, guests booting in parallel starve the instances that serve.
     for (const i of missing) {
       const hostPort = await findFreePort();
       const vm = await LocalVm.start({
-        image: stored, home: this.home, firmware: "bios", name: `${release}-${i}`, owner: this.owner,
+        image: stored,
+        home: this.home,
+        firmware: "bios",
+        name: `${release}-${i}`,
+        owner: this.owner,
         forwards: [{ hostAddress: "127.0.0.1", hostPort, guestPort }],
         env: { KILN_ENV: this.env.name, ...this.env.env },
       });
       vm.detach();
-      const instance: LocalInstance = { vmId: vm.record.id, pid: vm.record.pid, zone: zones[i % zones.length] ?? "zone-a", hostPort, server: `${release}-${i}` };
+      const instance: LocalInstance = {
+        vmId: vm.record.id,
+        pid: vm.record.pid,
+        zone: zones[i % zones.length] ?? "zone-a",
+        hostPort,
+        server: `${release}-${i}`,
+      };
       target.instances.push(instance);
       // Record the VM before anything else can fail, so a crash here is cleaned up next time.
       await this.save(state);
@@ -211,7 +257,8 @@ export class LocalProvider implements DeployProvider {
     const state = await this.state();
     const green = state.releases.find((r) => r.id === to);
     const blue = state.releases.filter((r) => from.includes(r.id)).flatMap((r) => r.instances);
-    if (!green || green.instances.length === 0 || blue.length === 0) throw new KilnError(`cannot split traffic between ${to} and ${from.join(", ")}: a release has no instances`);
+    if (!green || green.instances.length === 0 || blue.length === 0)
+      throw new KilnError(`cannot split traffic between ${to} and ${from.join(", ")}: a release has no instances`);
     const weights = canaryWeights(percent, green.instances.length, blue.length);
     await this.setWeight(blue, weights.current);
     await this.setWeight(green.instances, weights.canary);
@@ -250,7 +297,8 @@ export class LocalProvider implements DeployProvider {
     const deadline = Date.now() + delaySeconds * 1000;
     while (Date.now() < deadline) {
       const statuses = await serverStatuses(this.paths.socket).catch(() => undefined);
-      const busy = statuses === undefined || statuses.some((s) => entry.instances.some((i) => i.server === s.name) && s.currentSessions > 0);
+      const busy =
+        statuses === undefined || statuses.some((s) => entry.instances.some((i) => i.server === s.name) && s.currentSessions > 0);
       if (!busy) break;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -261,13 +309,15 @@ export class LocalProvider implements DeployProvider {
     const entry = state.releases.find((r) => r.id === release);
     if (!entry) return;
     const running = (await haproxyPid(this.paths)) !== undefined;
-    await Promise.all(entry.instances.map(async (i) => {
-      if (running) {
-        await removeServer(this.paths.socket, i.server);
-      }
-      if (processAlive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => killProcessGroup(i.pid));
-      await rm(path.join(this.home.vms, i.vmId), { recursive: true, force: true });
-    }));
+    await Promise.all(
+      entry.instances.map(async (i) => {
+        if (running) {
+          await removeServer(this.paths.socket, i.server);
+        }
+        if (processAlive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => killProcessGroup(i.pid));
+        await rm(path.join(this.home.vms, i.vmId), { recursive: true, force: true });
+      }),
+    );
     state.releases = state.releases.filter((r) => r.id !== release);
     await this.save(state);
   }

@@ -4,7 +4,14 @@ import type { ImageRef, LiveState, ReleaseState } from "../../../src/deploy/type
 import type { LocalEnvironment } from "../../../src/config/environments.js";
 
 export const env: LocalEnvironment = {
-  name: "dev", app: "shop", target: "local", port: 8000, instances: 2, deregistrationDelaySeconds: 5, env: {}, after: [],
+  name: "dev",
+  app: "shop",
+  target: "local",
+  port: 8000,
+  instances: 2,
+  deregistrationDelaySeconds: 5,
+  env: {},
+  after: [],
   health: { path: "/healthz", intervalSeconds: 1, healthyThreshold: 2, timeoutSeconds: 120 },
 };
 export const now = new Date("2026-11-22T10:00:00Z");
@@ -15,7 +22,13 @@ export const r2 = releaseId(env, v2, "2.0.0");
 
 /** A release with `healthy` healthy instances spread over two zones. */
 export function release(id: string, image: ImageRef, serving: boolean, healthy = 2): ReleaseState {
-  return { id, image, desired: 2, serving, instances: Array.from({ length: healthy }, (_, i) => ({ id: `${id}-${i}`, zone: i % 2 ? "zone-b" : "zone-a", healthy: true })) };
+  return {
+    id,
+    image,
+    desired: 2,
+    serving,
+    instances: Array.from({ length: healthy }, (_, i) => ({ id: `${id}-${i}`, zone: i % 2 ? "zone-b" : "zone-a", healthy: true })),
+  };
 }
 
 export const state = (infrastructure: boolean, releases: ReleaseState[] = []): LiveState => ({ infrastructure, releases, history: [] });

@@ -90,8 +90,10 @@ export function buildElfWithLayout(spec: ElfSpec = {}): { image: Buffer; layout:
   if (withSegments) {
     phdrs.push({ type: PT_LOAD, offset: 0, vaddr: LOAD_BASE, size: dynstrOffset });
     phdrs.push({ type: PT_LOAD, offset: dynstrOffset, vaddr: dataVaddr, size: dataEnd - dynstrOffset });
-    if (spec.interpreter !== undefined) phdrs.push({ type: PT_INTERP, offset: interpOffset, vaddr: LOAD_BASE + BigInt(interpOffset), size: interp.length });
-    if (hasDynamic) phdrs.push({ type: PT_DYNAMIC, offset: dynamicOffset, vaddr: dataVaddr + BigInt(dynamicOffset - dynstrOffset), size: dynamicSize });
+    if (spec.interpreter !== undefined)
+      phdrs.push({ type: PT_INTERP, offset: interpOffset, vaddr: LOAD_BASE + BigInt(interpOffset), size: interp.length });
+    if (hasDynamic)
+      phdrs.push({ type: PT_DYNAMIC, offset: dynamicOffset, vaddr: dataVaddr + BigInt(dynamicOffset - dynstrOffset), size: dynamicSize });
   }
   phdrs.forEach((p, i) => writeProgramHeader(w, phoff + i * sizes.phdr, p));
   interp.copy(w.buf, interpOffset);
@@ -109,8 +111,10 @@ export function buildElfWithLayout(spec: ElfSpec = {}): { image: Buffer; layout:
   if (spec.sections !== undefined) {
     for (const s of placed) s.data.copy(w.buf, s.offset);
     shstrtab.copy(w.buf, shstrtabOffset);
-    const headers = [...placed.map((s) => ({ name: s.nameOffset, type: 1, offset: s.offset, size: s.data.length })),
-      { name: shstrtabName, type: 3, offset: shstrtabOffset, size: shstrtab.length }];
+    const headers = [
+      ...placed.map((s) => ({ name: s.nameOffset, type: 1, offset: s.offset, size: s.data.length })),
+      { name: shstrtabName, type: 3, offset: shstrtabOffset, size: shstrtab.length },
+    ];
     headers.forEach((h, i) => writeSectionHeader(w, shoff + (i + 1) * sizes.shdr, h));
   }
   return { image: w.buf, layout: { phoff, dynstrOffset, dynamicOffset, shoff, dataVaddr } };
@@ -186,7 +190,11 @@ class StringTable {
 }
 
 class Writer {
-  constructor(readonly buf: Buffer, readonly is64: boolean, readonly littleEndian: boolean) {}
+  constructor(
+    readonly buf: Buffer,
+    readonly is64: boolean,
+    readonly littleEndian: boolean,
+  ) {}
 
   u16(at: number, value: number): void {
     if (this.littleEndian) this.buf.writeUInt16LE(value, at);
@@ -199,8 +207,8 @@ class Writer {
   }
 
   word(at: number, value: number | bigint): void {
-    if (!this.is64) return this.u32(at, Number(value));
-    if (this.littleEndian) this.buf.writeBigUInt64LE(BigInt(value), at);
+    if (!this.is64) this.u32(at, Number(value));
+    else if (this.littleEndian) this.buf.writeBigUInt64LE(BigInt(value), at);
     else this.buf.writeBigUInt64BE(BigInt(value), at);
   }
 }

@@ -19,8 +19,15 @@ export async function makeTar(entries: readonly TarEntry[]): Promise<Buffer> {
   });
   for (const e of entries) {
     const type = e.type ?? "file";
-    const header = { name: e.name, type, mode: e.mode ?? (type === "directory" ? 0o755 : 0o644), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
-    await new Promise<void>((resolve, reject) => p.entry(header, type === "file" ? (e.data ?? "") : "", (err) => (err ? reject(err) : resolve())));
+    const header = {
+      name: e.name,
+      type,
+      mode: e.mode ?? (type === "directory" ? 0o755 : 0o644),
+      ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+    };
+    await new Promise<void>((resolve, reject) =>
+      p.entry(header, type === "file" ? (e.data ?? "") : "", (err) => (err ? reject(err) : resolve())),
+    );
   }
   p.finalize();
   await done;
