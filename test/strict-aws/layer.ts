@@ -24,6 +24,8 @@ export interface StrictRule {
   readonly source: string;
   /** Refuse a request (an AWS error answer), or let it through (undefined). */
   before?(request: AwsRequest, ctx: RuleContext): Promise<AwsResponse | undefined> | AwsResponse | undefined;
+  /** Wrap the rest of the handling (e.g. serialise requests moto does not handle atomically). */
+  around?(request: AwsRequest, ctx: RuleContext, next: () => Promise<AwsResponse>): Promise<AwsResponse>;
   /** Rewrite moto's answer (e.g. target health states moto does not model). */
   after?(request: AwsRequest, response: AwsResponse, ctx: RuleContext): Promise<AwsResponse> | AwsResponse;
 }
@@ -146,7 +148,12 @@ export async function startStrictLayer(
       const refused = await rule.before?.(request, ctx);
       if (refused) return { response: refused, record: { ...base, status: refused.status, refusedBy: rule.name } };
     }
-    let response = await ctx.forward(request);
+    let next = () => ctx.forward(request);
+    for (const rule of [...rules].reverse()) {
+      const inner = next;
+      if (rule.around) next = () => rule.around!(request, ctx, inner);
+    }
+    let response = await next();
     for (const rule of rules) if (rule.after) response = await rule.after(request, response, ctx);
     return { response, record: { ...base, status: response.status } };
   }
