@@ -181,6 +181,9 @@ export async function startStrictLayer(
         res.end(`strict layer: ${String(error)}`);
       });
   });
+  // A client may half-close after its request (busybox nc in the init's secrets fetch does): answer
+  // it as AWS's endpoints and moto do, instead of Node's default of aborting the request.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
