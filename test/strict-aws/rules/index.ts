@@ -3,5 +3,8 @@
  * Order matters only between rules that refuse the same request (the first refusal answers).
  */
 import type { StrictRule } from "../layer.js";
+import { ebsEventualRule } from "./ebs-eventual.js";
+import { ebsParentBlocksRule } from "./ebs-parent-blocks.js";
+import { ebsStartSnapshotRule } from "./ebs-start-snapshot.js";
 
-export const STRICT_RULES: readonly StrictRule[] = [];
+export const STRICT_RULES: readonly StrictRule[] = [ebsStartSnapshotRule(), ebsEventualRule({ windowMs: 1000 }), ebsParentBlocksRule()];
