@@ -121,7 +121,8 @@ export async function uploadBlocks(options: UploadOptions): Promise<UploadStats>
         if (!visibility && transient++ >= options.maxRetries) throw exhausted(index, `gave up after ${transient} failed attempts`, error);
         if (visibility && waited >= limit) throw exhausted(index, `the snapshot was still not visible after ${waited} ms`, error);
         retries++;
-        const delay = Math.max(1, backoff(Math.min(attempt, 6)));
+        // Capped low: visibility comes within seconds, and a long sleep after it only delays the whole upload.
+        const delay = Math.max(1, backoff(Math.min(attempt, 4)));
         waited += delay;
         await sleep(delay);
       }
