@@ -1,4 +1,7 @@
-/** EBS direct APIs: write a snapshot block by block. */
+/**
+ * EBS direct APIs: write a snapshot block by block; and the two EC2 reads that decide a snapshot's
+ * encryption (the parent's encryption, the account's encryption-by-default setting).
+ */
 import {
   CompleteSnapshotCommand,
   GetSnapshotBlockCommand,
@@ -6,22 +9,37 @@ import {
   PutSnapshotBlockCommand,
   StartSnapshotCommand,
 } from "@aws-sdk/client-ebs";
+import { DescribeSnapshotsCommand, GetEbsEncryptionByDefaultCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { aws, AwsError } from "./errors.js";
 
-export interface StartSnapshotInput {
+interface StartSnapshotCommon {
   readonly volumeGiB: number;
   readonly description: string;
   readonly tags: Readonly<Record<string, string>>;
-  readonly parentSnapshotId?: string;
-  readonly kmsKeyArn?: string;
-  readonly encrypted?: boolean;
   /** Minutes a pending snapshot may stay open (resumable pushes need headroom). */
   readonly timeoutMinutes: number;
+  /** Makes a retried StartSnapshot return the snapshot the first attempt created. */
   readonly clientToken: string;
 }
 
-export async function startSnapshot(clients: AwsClients, input: StartSnapshotInput): Promise<string> {
+/**
+ * With a parent, the snapshot takes the parent's encryption: StartSnapshot refuses Encrypted
+ * together with ParentSnapshotId, and a KmsKeyArn with an encrypted parent ("Encryption outcomes
+ * for EBS direct APIs"), so the type allows neither.
+ */
+export type StartSnapshotInput = StartSnapshotCommon &
+  ({ readonly parentSnapshotId: string } | { readonly parentSnapshotId?: undefined; readonly kmsKeyArn?: string });
+
+export interface StartedSnapshot {
+  readonly snapshotId: string;
+  /** Bytes per block as AWS answers it (524288); kiln's block arithmetic depends on it. */
+  readonly blockSize: number;
+  readonly kmsKeyArn: string | undefined;
+}
+
+export async function startSnapshot(clients: AwsClients, input: StartSnapshotInput): Promise<StartedSnapshot> {
+  const kmsKeyArn = input.parentSnapshotId === undefined ? input.kmsKeyArn : undefined;
   const out = await aws("StartSnapshot", `a ${input.volumeGiB} GiB snapshot in ${clients.region}`, () =>
     clients.ebs.send(
       new StartSnapshotCommand({
@@ -31,12 +49,72 @@ export async function startSnapshot(clients: AwsClients, input: StartSnapshotInp
         Timeout: input.timeoutMinutes,
         ClientToken: input.clientToken,
         ...(input.parentSnapshotId ? { ParentSnapshotId: input.parentSnapshotId } : {}),
-        ...(input.encrypted || input.kmsKeyArn ? { Encrypted: true } : {}),
-        ...(input.kmsKeyArn ? { KmsKeyArn: input.kmsKeyArn } : {}),
+        ...(kmsKeyArn ? { Encrypted: true, KmsKeyArn: kmsKeyArn } : {}),
       }),
     ),
   );
-  return out.SnapshotId!;
+  return { snapshotId: out.SnapshotId!, blockSize: Number(out.BlockSize), kmsKeyArn: out.KmsKeyArn };
+}
+
+export interface SnapshotEncryption {
+  readonly encrypted: boolean;
+  readonly kmsKeyId: string | undefined;
+}
+
+/** Whether a snapshot is encrypted and with which key (undefined when it does not exist). */
+export async function describeSnapshotEncryption(clients: AwsClients, snapshotId: string): Promise<SnapshotEncryption | undefined> {
+  const out = await aws("DescribeSnapshots", snapshotId, () =>
+    clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })),
+  ).catch((error: unknown) => {
+    if (error instanceof AwsError && /NotFound/.test(error.code)) return { Snapshots: [] };
+    throw error;
+  });
+  const snapshot = out.Snapshots?.[0];
+  return snapshot ? { encrypted: snapshot.Encrypted === true, kmsKeyId: snapshot.KmsKeyId } : undefined;
+}
+
+/** The account's "EBS encryption by default" in this region: new snapshots are then always encrypted. */
+export async function getEbsEncryptionByDefault(clients: AwsClients): Promise<boolean> {
+  const out = await aws("GetEbsEncryptionByDefault", clients.region, () => clients.ec2.send(new GetEbsEncryptionByDefaultCommand({})));
+  return out.EbsEncryptionByDefault === true;
+}
+
+/** The SDK error under a kiln AwsError, or the error itself. */
+function rawError(error: unknown): {
+  name?: string;
+  message?: string;
+  code?: string;
+  Reason?: string;
+  $metadata?: { httpStatusCode?: number };
+} {
+  const unwrapped = error instanceof AwsError ? error.cause : error;
+  return (unwrapped ?? {}) as ReturnType<typeof rawError>;
+}
+
+/**
+ * EBS answers worth another attempt: throttling and 5xx (the API reference says to always retry
+ * them), dropped or reset connections, and the ValidationException "Failed to read block data"
+ * that long uploads see when a block's body arrives short (nanovms/ops#1268).
+ */
+export function isTransientEbsError(error: unknown): boolean {
+  const e = rawError(error);
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  const name = e.name ?? "";
+  if (/Throttl|TooManyRequests|SlowDown|RequestLimitExceeded|InternalServer|InternalError|ServiceUnavailable/.test(name)) return true;
+  if (status === 429 || status >= 500) return true;
+  if (/ECONNRESET|EPIPE|ETIMEDOUT|ECONNABORTED|EAI_AGAIN/.test(e.code ?? "") || /TimeoutError|RequestTimeout/.test(name)) return true;
+  if (status === 0 && /socket hang up|ECONNRESET|other side closed|connection (?:closed|reset)/i.test(e.message ?? "")) return true;
+  return name === "ValidationException" && /Failed to read block data/i.test(e.message ?? "");
+}
+
+/**
+ * "The snapshot does not exist" from PutSnapshotBlock right after StartSnapshot: the new snapshot
+ * is not yet visible to every endpoint; the EBS team's advice is to wait and retry for up to about
+ * two minutes (awslabs/coldsnap#43, #56).
+ */
+export function isSnapshotNotYetVisible(error: unknown): boolean {
+  const e = rawError(error);
+  return e.name === "ResourceNotFoundException" && (e.Reason === undefined || e.Reason === "SNAPSHOT_NOT_FOUND");
 }
 
 /** One block; raw (untranslated) errors so the uploader can tell throttling from failure. */

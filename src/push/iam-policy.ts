@@ -18,6 +18,7 @@ export function iamPolicy(): Record<string, unknown> {
           "ec2:DescribeImages",
           "ec2:DescribeSnapshots",
           "ec2:DeleteSnapshot",
+          "ec2:GetEbsEncryptionByDefault",
           "ec2:CreateTags",
           "ec2:CopyImage",
         ],

@@ -5,19 +5,25 @@
 // resumes, a failed push leaves no snapshot, and errors say what to fix.
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { CreateAutoScalingGroupCommand, DeleteAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
-import { CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
+import {
+  CreateLaunchTemplateCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+  EnableEbsEncryptionByDefaultCommand,
+} from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bake } from "../../src/bake/bake.js";
 import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { getSnapshotBlock, listSnapshotBlockTokens } from "../../src/aws/ebs.js";
 import { BLOCK_SIZE } from "../../src/push/blocks.js";
 import { pushImage } from "../../src/push/push.js";
-import { readDiskBlock } from "../../src/push/scan.js";
+import { readDiskBlock, scanDiskBlocks } from "../../src/push/scan.js";
+import type { StoredImage } from "../../src/image/store.js";
 import { bakeExample, cli, quiet, repo, sharedHome } from "./harness.js";
 import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
 
@@ -48,6 +54,39 @@ async function freshApp(): Promise<string> {
 function execMake(): void {
   // The example binary is built by its own build step.
   execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
+}
+
+/**
+ * Reads a snapshot back block by block through the strict layer (which gives a child its parent's
+ * blocks) and compares every block of the volume with the image's raw disk: listed blocks byte for
+ * byte, unlisted ones must be zeros on the disk.
+ */
+async function expectSnapshotIsDisk(clients: AwsClients, snapshot: string, image: StoredImage): Promise<number> {
+  const tokens = await listSnapshotBlockTokens(clients, snapshot);
+  const hashes = await scanDiskBlocks(image.dir, image.disk);
+  const volumeBlocks = (image.manifest.layout.volumeGiB * 1024 * 1024 * 1024) / BLOCK_SIZE;
+  let compared = 0;
+  for (let index = 0; index < volumeBlocks; index++) {
+    const token = tokens.get(index);
+    if (token === undefined) {
+      expect(hashes[index] ?? null, `block ${index} is missing from ${snapshot}`).toBeNull();
+      continue;
+    }
+    const stored = await getSnapshotBlock(clients, snapshot, index, token);
+    expect(stored.equals(await readDiskBlock(image.disk, index)), `block ${index} of ${snapshot}`).toBe(true);
+    compared++;
+  }
+  return compared;
+}
+
+const KEY_1 = "arn:aws:kms:eu-west-1:123456789012:key/11111111-1111-4111-8111-111111111111";
+const KEY_2 = "arn:aws:kms:eu-west-1:123456789012:key/22222222-2222-4222-8222-222222222222";
+/** Retry delays short enough for tests; the eventual-consistency window is the layer's 1 s. */
+const FAST_RETRY = { baseDelayMs: 20, maxDelayMs: 400 };
+
+async function snapshotEncryption(clients: AwsClients, id: string): Promise<{ encrypted: boolean; key: string | undefined }> {
+  const out = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }));
+  return { encrypted: out.Snapshots?.[0]?.Encrypted === true, key: out.Snapshots?.[0]?.KmsKeyId };
 }
 
 beforeAll(async () => {
@@ -131,7 +170,10 @@ describe.sequential("kiln push (moto)", () => {
       concurrency: 4,
       signal: controller.signal,
       clients: recordingClients([], "eu-west-1", (op) => {
-        if (op === "PutSnapshotBlock" && ++puts === 10) controller.abort();
+        if (op !== "PutSnapshotBlock") return;
+        // Past the layer's "not yet visible" window at once, so the first ten writes all store a block.
+        if (++puts === 1) moto.strict!.advance(60_000);
+        if (puts === 10) controller.abort();
       }),
     });
     await expect(interrupted).rejects.toThrow(/interrupted/);
@@ -167,6 +209,152 @@ describe.sequential("kiln push (moto)", () => {
     expect((snapshots.Snapshots ?? []).filter((s) => s.Description?.includes(image.digest))).toEqual([]);
     const images = await clients.ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
     expect(images.Images ?? []).toEqual([]);
+  });
+
+  it("an incremental push reads back byte for byte: the child starts with its parent's blocks", async () => {
+    const app = await freshApp();
+    const a = await bake(app, { version: "5.0.0" }, home, quiet);
+    const clients = recordingClients([]);
+    const first = await pushImage({ ref: a.image.ref, clients, home, retry: FAST_RETRY });
+    writeFileSync(path.join(app, "data.txt"), `changed ${randomUUID()}\n`);
+    const b = await bake(app, { version: "5.0.1" }, home, quiet);
+    const second = await pushImage({ ref: b.image.ref, clients, home, retry: FAST_RETRY });
+    expect(second.parentSnapshot).toBe(first.snapshot);
+    expect(second.uploadedBlocks).toBeLessThanOrEqual(4);
+    expect(await expectSnapshotIsDisk(clients, second.snapshot, b.image)).toBeGreaterThan(second.uploadedBlocks);
+    // moto alone keeps only the child's own blocks: without the layer this read-back could not pass.
+    const direct = createAwsClients({ region: "eu-west-1", endpoint: moto.upstream, maxAttempts: 1 });
+    expect((await listSnapshotBlockTokens(direct, second.snapshot)).size).toBe(second.uploadedBlocks);
+  });
+
+  it("push --kms-key with a parent: the child takes the parent's key; another key goes full and says why", async () => {
+    const app = await freshApp();
+    const v1 = await bake(app, { version: "6.0.0" }, home, quiet);
+    const clients = recordingClients([]);
+    const first = await pushImage({ ref: v1.image.ref, clients, home, kmsKeyArn: KEY_1, retry: FAST_RETRY });
+    expect(await snapshotEncryption(clients, first.snapshot)).toEqual({ encrypted: true, key: KEY_1 });
+
+    writeFileSync(path.join(app, "data.txt"), `v2 ${randomUUID()}\n`);
+    const v2 = await bake(app, { version: "6.0.1" }, home, quiet);
+    const calls: Call[] = [];
+    const second = await pushImage({ ref: v2.image.ref, clients: recordingClients(calls), home, kmsKeyArn: KEY_1, retry: FAST_RETRY });
+    const start = calls.find((c) => c.op === "StartSnapshot")!.input;
+    expect(start.ParentSnapshotId).toBe(first.snapshot);
+    expect(start).not.toHaveProperty("Encrypted");
+    expect(start).not.toHaveProperty("KmsKeyArn");
+    expect(second.parentSnapshot).toBe(first.snapshot);
+    expect(await snapshotEncryption(clients, second.snapshot)).toEqual({ encrypted: true, key: KEY_1 });
+    await expectSnapshotIsDisk(clients, second.snapshot, v2.image);
+
+    writeFileSync(path.join(app, "data.txt"), `v3 ${randomUUID()}\n`);
+    const v3 = await bake(app, { version: "6.0.2" }, home, quiet);
+    const logs: string[] = [];
+    const third = await pushImage({ ref: v3.image.ref, clients, home, kmsKeyArn: KEY_2, retry: FAST_RETRY, log: (m) => logs.push(m) });
+    expect(third.parentSnapshot).toBeUndefined();
+    expect(third.parentNotes.join("\n")).toContain(`encrypted with ${KEY_1}, not with --kms-key ${KEY_2}`);
+    expect(logs.join("\n")).toMatch(/Uploading in full: .*not with --kms-key/);
+    expect(await snapshotEncryption(clients, third.snapshot)).toEqual({ encrypted: true, key: KEY_2 });
+    await expectSnapshotIsDisk(clients, third.snapshot, v3.image);
+
+    await expect(pushImage({ ref: v3.image.ref, clients, home, kmsKeyArn: "alias/mine" })).rejects.toThrow(/not a KMS key ARN/);
+  });
+
+  it("with EBS encryption by default an unencrypted parent is passed over: the push goes full, encrypted, and says why", async () => {
+    const app = await freshApp();
+    const v1 = await bake(app, { version: "7.0.0" }, home, quiet);
+    const clients = recordingClients([]);
+    const first = await pushImage({ ref: v1.image.ref, clients, home, retry: FAST_RETRY });
+    expect((await snapshotEncryption(clients, first.snapshot)).encrypted).toBe(false);
+    await clients.ec2.send(new EnableEbsEncryptionByDefaultCommand({}));
+
+    writeFileSync(path.join(app, "data.txt"), `v2 ${randomUUID()}\n`);
+    const v2 = await bake(app, { version: "7.0.1" }, home, quiet);
+    const calls: Call[] = [];
+    const second = await pushImage({ ref: v2.image.ref, clients: recordingClients(calls), home, retry: FAST_RETRY });
+    expect(second.parentSnapshot).toBeUndefined();
+    expect(second.parentNotes.join("\n")).toMatch(/unencrypted and the account has EBS encryption by default/);
+    expect(calls.some((c) => c.op === "GetEbsEncryptionByDefault")).toBe(true);
+    expect((await snapshotEncryption(clients, second.snapshot)).encrypted).toBe(true);
+    await expectSnapshotIsDisk(clients, second.snapshot, v2.image);
+
+    // The next push builds on the encrypted one.
+    writeFileSync(path.join(app, "data.txt"), `v3 ${randomUUID()}\n`);
+    const v3 = await bake(app, { version: "7.0.2" }, home, quiet);
+    const third = await pushImage({ ref: v3.image.ref, clients, home, retry: FAST_RETRY });
+    expect(third.parentSnapshot).toBe(second.snapshot);
+    await expectSnapshotIsDisk(clients, third.snapshot, v3.image);
+  });
+
+  it.each([
+    [0.1, 101],
+    [0.3, 303],
+  ])("under %s of EBS requests faulted the push completes and the snapshot is the disk", async (rate, seed) => {
+    const app = await freshApp();
+    const { image } = await bake(app, { version: `8.0.${seed}` }, home, quiet);
+    const clients = recordingClients([]);
+    const from = moto.strict!.calls.length;
+    moto.strict!.setFaults({ rate, seed, services: ["ebs"] });
+    let result;
+    try {
+      result = await pushImage({ ref: image.ref, clients, home, retry: FAST_RETRY });
+    } finally {
+      moto.strict!.setFaults(undefined);
+    }
+    const ebs = moto.strict!.calls.slice(from).filter((c) => c.service === "ebs");
+    const faults = ebs.filter((c) => c.fault).length;
+    const notVisible = ebs.filter((c) => c.refusedBy === "ebs-eventual").length;
+    console.log(
+      `faults ${rate}: ${ebs.length} EBS calls, ${faults} faults injected, ${notVisible} not-yet-visible, ${result.retries} retries, ` +
+        `${result.uploadedBlocks} blocks, ${result.seconds.toFixed(2)} s`,
+    );
+    expect(faults).toBeGreaterThan(0);
+    expect(result.retries).toBe(faults + notVisible);
+    expect(await expectSnapshotIsDisk(clients, result.snapshot, image)).toBe(result.uploadedBlocks);
+  });
+
+  it("under 100 % EBS faults the push fails cleanly: a clear error, no snapshot, no AMI, no progress record", async () => {
+    const app = await freshApp();
+    const { image } = await bake(app, { version: "9.0.0" }, home, quiet);
+    const clients = recordingClients([]);
+    const leftovers = async () => {
+      const snapshots = await clients.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"] }));
+      const images = await clients.ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
+      return [
+        ...(snapshots.Snapshots ?? []).filter((s) => s.Description?.includes(image.digest)).map((s) => s.SnapshotId),
+        ...(images.Images ?? []).filter((i) => i.Name?.includes("9.0.0")).map((i) => i.ImageId),
+      ];
+    };
+    // From the start: StartSnapshot itself never succeeds.
+    moto.strict!.setFaults({ rate: 1, seed: 7, services: ["ebs"] });
+    try {
+      await expect(pushImage({ ref: image.ref, clients, home, retry: FAST_RETRY })).rejects.toThrow(
+        /StartSnapshot kept failing after 9 attempts/,
+      );
+    } finally {
+      moto.strict!.setFaults(undefined);
+    }
+    expect(await leftovers()).toEqual([]);
+
+    // After StartSnapshot: every block write fails; the budget runs out and the snapshot is deleted.
+    let started = false;
+    const faulting = recordingClients([], "eu-west-1", (op) => {
+      if (op === "PutSnapshotBlock" && !started) {
+        started = true;
+        moto.strict!.setFaults({ rate: 1, seed: 8, services: ["ebs"] });
+      }
+    });
+    const from = moto.strict!.calls.length;
+    try {
+      await expect(pushImage({ ref: image.ref, clients: faulting, home, retry: FAST_RETRY })).rejects.toThrow(
+        /gave up: EBS kept failing \(0 of \d+ blocks stored; block \d+: .*\); the incomplete snapshot snap-\w+ was deleted/,
+      );
+    } finally {
+      moto.strict!.setFaults(undefined);
+    }
+    const puts = moto.strict!.calls.slice(from).filter((c) => c.action === "PutSnapshotBlock");
+    console.log(`faults 1.0: ${puts.length} PutSnapshotBlock calls, all faulted: ${puts.every((c) => c.fault || c.refusedBy)}`);
+    expect(await leftovers()).toEqual([]);
+    expect(existsSync(path.join(home.root, "push", "eu-west-1", `${image.digest.slice(7)}.json`))).toBe(false);
   });
 
   it("the CLI prints one JSON object; copy-to copies to another region", async () => {

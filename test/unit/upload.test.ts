@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, aggregateChecksum, blockChecksum, planBlocks } from "../../src/push/blocks.js";
-import { uploadBlocks, UploadInterrupted } from "../../src/push/upload.js";
+import { RetriesExhausted, uploadBlocks, UploadInterrupted } from "../../src/push/upload.js";
+import { isSnapshotNotYetVisible, isTransientEbsError } from "../../src/aws/ebs.js";
+import { retryTransient } from "../../src/push/retry.js";
 import { isThrottling, translateAwsError, AwsError } from "../../src/aws/errors.js";
 
 const noSleep = async () => undefined;
@@ -145,6 +147,108 @@ describe("upload engine", () => {
       }),
     ).rejects.toBeInstanceOf(UploadInterrupted);
     expect(sent).toEqual([0, 1, 2]);
+  });
+});
+
+describe("upload engine under transient EBS errors", () => {
+  const sdkError = (name: string, status: number, extra: Record<string, unknown> = {}) =>
+    Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status }, ...extra });
+  const base = {
+    read: async (i: number) => block(i),
+    checksum: blockChecksum,
+    isRetryable: isTransientEbsError,
+    isNotYetVisible: isSnapshotNotYetVisible,
+    maxRetries: 4,
+    sleep: noSleep,
+    random: () => 0.5,
+  };
+
+  it("the first block waits alone until a just-started snapshot is visible, then the rest go in parallel", async () => {
+    let visibleAfter = 5;
+    const order: string[] = [];
+    let inFlight = 0;
+    const stats = await uploadBlocks({
+      ...base,
+      indexes: [0, 1, 2, 3, 4, 5],
+      concurrency: 4,
+      put: async (i) => {
+        inFlight++;
+        order.push(`${i}:${inFlight}`);
+        await new Promise((r) => setTimeout(r, 1));
+        inFlight--;
+        if (visibleAfter-- > 0) throw sdkError("ResourceNotFoundException", 404, { Reason: "SNAPSHOT_NOT_FOUND" });
+      },
+    });
+    // Five "does not exist" answers on block 0, more than maxRetries (4): visibility has its own time budget.
+    expect(order.slice(0, 6)).toEqual(["0:1", "0:1", "0:1", "0:1", "0:1", "0:1"]);
+    expect(stats.retries).toBe(5);
+    expect(stats.checksums.size).toBe(6);
+  });
+
+  it("a snapshot that never becomes visible fails after the visibility wait", async () => {
+    await expect(
+      uploadBlocks({
+        ...base,
+        indexes: [0, 1],
+        concurrency: 2,
+        visibilityWaitMs: 1000,
+        baseDelayMs: 100,
+        put: async () => {
+          throw sdkError("ResourceNotFoundException", 404, { Reason: "SNAPSHOT_NOT_FOUND" });
+        },
+      }),
+    ).rejects.toThrow(/still not visible after \d+ ms/);
+  });
+
+  it("the overall retry budget stops a persistent outage instead of retrying every block", async () => {
+    let calls = 0;
+    const error = await uploadBlocks({
+      ...base,
+      indexes: Array.from({ length: 50 }, (_, i) => i),
+      concurrency: 4,
+      maxRetries: 8,
+      retryBudget: 10,
+      put: async (i) => {
+        calls++;
+        if (i > 0) throw sdkError("ServiceUnavailable", 503);
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetriesExhausted);
+    expect((error as RetriesExhausted).message).toMatch(/retry budget of 10 is spent/);
+    expect(calls).toBeLessThanOrEqual(1 + 10 + 4);
+  });
+
+  it("classifies EBS errors: throttling, 5xx, resets and unreadable block data retry; denial and bad input do not", () => {
+    expect(isTransientEbsError(sdkError("ThrottlingException", 400))).toBe(true);
+    expect(isTransientEbsError(sdkError("RequestThrottledException", 400))).toBe(true);
+    expect(isTransientEbsError(sdkError("InternalServerException", 500))).toBe(true);
+    expect(isTransientEbsError(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }))).toBe(true);
+    expect(isTransientEbsError(Object.assign(sdkError("ValidationException", 400), { message: "Failed to read block data" }))).toBe(true);
+    expect(isTransientEbsError(Object.assign(sdkError("ValidationException", 400), { message: "checksum mismatch" }))).toBe(false);
+    expect(isTransientEbsError(sdkError("AccessDeniedException", 403))).toBe(false);
+    expect(isSnapshotNotYetVisible(sdkError("ResourceNotFoundException", 404, { Reason: "SNAPSHOT_NOT_FOUND" }))).toBe(true);
+    expect(isSnapshotNotYetVisible(sdkError("ResourceNotFoundException", 404, { Reason: "GRANT_NOT_FOUND" }))).toBe(false);
+    // Errors already translated at the AWS boundary are classified by their cause.
+    expect(isTransientEbsError(translateAwsError(sdkError("ThrottlingException", 400), "StartSnapshot", "x"))).toBe(true);
+  });
+
+  it("retryTransient retries an idempotent call on transient errors only, and says when it gave up", async () => {
+    let n = 0;
+    const policy = { attempts: 3, baseDelayMs: 1, maxDelayMs: 1, sleep: noSleep };
+    expect(
+      await retryTransient(
+        "StartSnapshot",
+        async () => (++n < 3 ? Promise.reject(sdkError("ThrottlingException", 400)) : "snap-1"),
+        isTransientEbsError,
+        policy,
+      ),
+    ).toBe("snap-1");
+    await expect(
+      retryTransient("StartSnapshot", async () => Promise.reject(sdkError("ServiceUnavailable", 503)), isTransientEbsError, policy),
+    ).rejects.toThrow(/StartSnapshot kept failing after 3 attempts/);
+    await expect(
+      retryTransient("StartSnapshot", async () => Promise.reject(sdkError("AccessDeniedException", 403)), isTransientEbsError, policy),
+    ).rejects.toThrow("AccessDeniedException");
   });
 });
 

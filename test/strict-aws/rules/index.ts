@@ -3,6 +3,14 @@
  * Order matters only between rules that refuse the same request (the first refusal answers).
  */
 import type { StrictRule } from "../layer.js";
+import { ebsEventualRule } from "./ebs-eventual.js";
+import { ebsParentBlocksRule } from "./ebs-parent-blocks.js";
+import { ebsStartSnapshotRule } from "./ebs-start-snapshot.js";
 import { launchTemplateNames } from "./launch-template-names.js";
 
-export const STRICT_RULES: readonly StrictRule[] = [launchTemplateNames];
+export const STRICT_RULES: readonly StrictRule[] = [
+  launchTemplateNames,
+  ebsStartSnapshotRule(),
+  ebsEventualRule({ windowMs: 1000 }),
+  ebsParentBlocksRule(),
+];
