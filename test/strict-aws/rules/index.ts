@@ -3,5 +3,6 @@
  * Order matters only between rules that refuse the same request (the first refusal answers).
  */
 import type { StrictRule } from "../layer.js";
+import { sslPolicyRule } from "./ssl-policy.js";
 
-export const STRICT_RULES: readonly StrictRule[] = [];
+export const STRICT_RULES: readonly StrictRule[] = [sslPolicyRule];
