@@ -18,6 +18,7 @@ import {
   type Subnet,
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
+import { ROOT_DEVICE } from "./ec2.js";
 import { aws, translateAwsError } from "./errors.js";
 
 export type Tags = Readonly<Record<string, string>>;
@@ -135,6 +136,10 @@ export interface LaunchSpec {
   readonly description: string;
   /** Instance profile for boot-time secrets; none when the image needs no AWS access. */
   readonly instanceProfile?: string;
+  /** KMS key of the (always encrypted) root volume; the account's default EBS key when unset. */
+  readonly rootVolumeKmsKeyId?: string;
+  /** The AMI's root volume size. */
+  readonly rootVolumeGiB: number;
 }
 
 function launchData(spec: LaunchSpec) {
@@ -146,6 +151,22 @@ function launchData(spec: LaunchSpec) {
     ...(spec.instanceProfile ? { IamInstanceProfile: { Name: spec.instanceProfile } } : {}),
     // IMDSv2 only: the image's init speaks it; v1 would let SSRF read the instance's credentials.
     MetadataOptions: { HttpTokens: "required" as const, HttpEndpoint: "enabled" as const, HttpPutResponseHopLimit: 1 },
+    // The AMI's snapshot is not encrypted (push may not have a key); Encrypted on the root
+    // mapping encrypts each instance's copy at launch, with the given key or the account's
+    // default EBS key ("Encrypt unencrypted resources", Amazon EBS User Guide). The size is the
+    // AMI's own: AWS would take it from the snapshot, the emulator insists on one.
+    BlockDeviceMappings: [
+      {
+        DeviceName: ROOT_DEVICE,
+        Ebs: {
+          Encrypted: true,
+          ...(spec.rootVolumeKmsKeyId ? { KmsKeyId: spec.rootVolumeKmsKeyId } : {}),
+          VolumeSize: spec.rootVolumeGiB,
+          VolumeType: "gp3" as const,
+          DeleteOnTermination: true,
+        },
+      },
+    ],
   };
 }
 

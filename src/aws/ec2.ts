@@ -74,12 +74,17 @@ export async function waitSnapshotCompleted(clients: AwsClients, snapshotId: str
   );
 }
 
+/** The root device registerAmi gives every kiln AMI; launch templates name it to set the root volume's encryption. */
+export const ROOT_DEVICE = "/dev/xvda";
+
 export interface RegisterInput {
   readonly name: string;
   readonly description: string;
   readonly snapshotId: string;
   readonly volumeGiB: number;
   readonly bootMode: "uefi-preferred" | "legacy-bios" | "uefi";
+  /** Intel 82599 VF networking on Xen types: only when the image has the ixgbevf driver. */
+  readonly sriovNetSupport: boolean;
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -93,7 +98,7 @@ export async function registerAmi(clients: AwsClients, input: RegisterInput): Pr
         Architecture: "x86_64",
         VirtualizationType: "hvm",
         EnaSupport: true,
-        SriovNetSupport: "simple",
+        ...(input.sriovNetSupport ? { SriovNetSupport: "simple" } : {}),
         RootDeviceName: "/dev/xvda",
         BootMode: input.bootMode,
         ImdsSupport: "v2.0",

@@ -8,11 +8,14 @@ import {
   DeleteLoadBalancerCommand,
   DeleteTargetGroupCommand,
   DescribeListenersCommand,
+  DescribeLoadBalancerAttributesCommand,
   DescribeLoadBalancersCommand,
   DescribeTagsCommand,
   DescribeTargetGroupsCommand,
   DescribeTargetHealthCommand,
+  type Listener,
   ModifyListenerCommand,
+  ModifyLoadBalancerAttributesCommand,
   ModifyTargetGroupAttributesCommand,
   RemoveTagsCommand,
   waitUntilLoadBalancersDeleted,
@@ -46,7 +49,7 @@ export async function findLoadBalancer(clients: AwsClients, name: string): Promi
   const listeners = await aws("DescribeListeners", name, () =>
     clients.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lb.LoadBalancerArn })),
   );
-  const listener = listeners.Listeners?.[0];
+  const listener = servingListener(listeners.Listeners ?? []);
   const forward = listener?.DefaultActions?.find((a) => a.Type === "forward");
   return {
     arn: lb.LoadBalancerArn,
@@ -79,22 +82,135 @@ export async function createLoadBalancer(
   return out.LoadBalancers![0]!.LoadBalancerArn!;
 }
 
-/** The listener answers 503 until a release is switched in. */
-export async function createListener(clients: AwsClients, lbArn: string, certificateArn: string | undefined): Promise<string> {
+const isRedirect = (l: Listener) => l.DefaultActions?.some((a) => a.Type === "redirect") ?? false;
+
+/** The listener that serves the app: the HTTPS one when there is one, never the HTTP→HTTPS redirect. */
+function servingListener(listeners: readonly Listener[]): Listener | undefined {
+  const serving = listeners.filter((l) => !isRedirect(l));
+  return serving.find((l) => l.Protocol === "HTTPS") ?? serving[0];
+}
+
+/** An HTTPS listener's certificate and security policy. */
+export interface ListenerTls {
+  readonly certificateArn: string;
+  readonly sslPolicy: string;
+}
+
+/** What the environment's security settings depend on of one listener. */
+export interface ListenerFacts {
+  readonly arn: string;
+  readonly port: number;
+  readonly protocol: string;
+  readonly sslPolicy: string | undefined;
+  readonly certificateArn: string | undefined;
+  readonly redirectsToHttps: boolean;
+  readonly defaultActions: Listener["DefaultActions"];
+}
+
+export async function describeListeners(clients: AwsClients, lbArn: string): Promise<ListenerFacts[]> {
+  const out = await aws("DescribeListeners", lbArn, () => clients.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbArn })));
+  return (out.Listeners ?? []).map((l) => ({
+    arn: l.ListenerArn ?? "",
+    port: l.Port ?? 0,
+    protocol: l.Protocol ?? "",
+    sslPolicy: l.SslPolicy,
+    certificateArn: l.Certificates?.[0]?.CertificateArn,
+    redirectsToHttps: l.DefaultActions?.some((a) => a.Type === "redirect" && a.RedirectConfig?.Protocol === "HTTPS") ?? false,
+    defaultActions: l.DefaultActions,
+  }));
+}
+
+const NO_RELEASE_YET = [
+  { Type: "fixed-response" as const, FixedResponseConfig: { StatusCode: "503", ContentType: "text/plain", MessageBody: "no release yet" } },
+];
+
+/**
+ * The listener that serves the app: HTTPS on 443 with the certificate and security policy, or
+ * HTTP on 80. It answers 503 until a release is switched in, unless `actions` carries over what
+ * another listener serves (an environment that gains https keeps serving through the change).
+ */
+export async function createListener(
+  clients: AwsClients,
+  lbArn: string,
+  tls: ListenerTls | undefined,
+  actions: Listener["DefaultActions"] = NO_RELEASE_YET,
+): Promise<string> {
   const out = await aws("CreateListener", lbArn, () =>
     clients.elbv2.send(
       new CreateListenerCommand({
         LoadBalancerArn: lbArn,
-        Protocol: certificateArn ? "HTTPS" : "HTTP",
-        Port: certificateArn ? 443 : 80,
-        ...(certificateArn ? { Certificates: [{ CertificateArn: certificateArn }] } : {}),
-        DefaultActions: [
-          { Type: "fixed-response", FixedResponseConfig: { StatusCode: "503", ContentType: "text/plain", MessageBody: "no release yet" } },
-        ],
+        Protocol: tls ? "HTTPS" : "HTTP",
+        Port: tls ? 443 : 80,
+        ...(tls ? { Certificates: [{ CertificateArn: tls.certificateArn }], SslPolicy: tls.sslPolicy } : {}),
+        DefaultActions: actions,
       }),
     ),
   );
   return out.Listeners![0]!.ListenerArn!;
+}
+
+/** Puts the environment's certificate and security policy back on its HTTPS listener. */
+export async function setListenerTls(clients: AwsClients, listenerArn: string, tls: ListenerTls): Promise<void> {
+  await aws("ModifyListener", listenerArn, () =>
+    clients.elbv2.send(
+      new ModifyListenerCommand({
+        ListenerArn: listenerArn,
+        Certificates: [{ CertificateArn: tls.certificateArn }],
+        SslPolicy: tls.sslPolicy,
+      }),
+    ),
+  );
+}
+
+/** HTTP on 80 answers every request with a permanent redirect to the same URL on HTTPS. */
+const REDIRECT_TO_HTTPS = [
+  {
+    Type: "redirect" as const,
+    RedirectConfig: {
+      Protocol: "HTTPS",
+      Port: "443",
+      Host: "#{host}",
+      Path: "/#{path}",
+      Query: "#{query}",
+      StatusCode: "HTTP_301" as const,
+    },
+  },
+];
+
+/** The HTTP listener on 80 becomes (or is created as) a redirect to HTTPS. */
+export async function redirectHttpToHttps(clients: AwsClients, lbArn: string, httpListenerArn: string | undefined): Promise<void> {
+  if (httpListenerArn)
+    await aws("ModifyListener", httpListenerArn, () =>
+      clients.elbv2.send(new ModifyListenerCommand({ ListenerArn: httpListenerArn, DefaultActions: REDIRECT_TO_HTTPS })),
+    );
+  else
+    await aws("CreateListener", lbArn, () =>
+      clients.elbv2.send(
+        new CreateListenerCommand({ LoadBalancerArn: lbArn, Protocol: "HTTP", Port: 80, DefaultActions: REDIRECT_TO_HTTPS }),
+      ),
+    );
+}
+
+export async function loadBalancerAttributes(clients: AwsClients, lbArn: string): Promise<Record<string, string>> {
+  const out = await aws("DescribeLoadBalancerAttributes", lbArn, () =>
+    clients.elbv2.send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerArn: lbArn })),
+  );
+  return Object.fromEntries((out.Attributes ?? []).map((a) => [a.Key ?? "", a.Value ?? ""]));
+}
+
+export async function setLoadBalancerAttributes(
+  clients: AwsClients,
+  lbArn: string,
+  attributes: Readonly<Record<string, string>>,
+): Promise<void> {
+  await aws("ModifyLoadBalancerAttributes", lbArn, () =>
+    clients.elbv2.send(
+      new ModifyLoadBalancerAttributesCommand({
+        LoadBalancerArn: lbArn,
+        Attributes: Object.entries(attributes).map(([Key, Value]) => ({ Key, Value })),
+      }),
+    ),
+  );
 }
 
 export async function forwardListener(clients: AwsClients, listenerArn: string, targetGroupArn: string): Promise<void> {

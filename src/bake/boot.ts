@@ -19,6 +19,9 @@ export const BOOT_PARTITION_MIB = 64;
 /** FAT timestamps: 2020-01-01, via mtools' SOURCE_DATE_EPOCH support and file mtimes. */
 const FIXED_EPOCH = 1577836800;
 
+/** The highest nvme_core.io_timeout current kernels accept (earlier ones: 255); what AWS recommends for EBS on Nitro. */
+export const NVME_IO_TIMEOUT_SECONDS = 4294967295;
+
 export interface BootLayer {
   readonly path: string;
   readonly sha256: string;
@@ -34,7 +37,11 @@ export function kernelCommandLine(diskSignature: string): string {
   if (!/^[0-9a-f]{8}$/.test(diskSignature)) throw new KilnError(`disk signature '${diskSignature}' is not 8 hex digits`);
   // ttyS0 last so it becomes /dev/console: the serial console is what QEMU, VirtualBox
   // and EC2 (GetConsoleOutput) show. panic=-1 reboots at once, which ends a -no-reboot VM.
-  return `console=tty0 console=ttyS0,115200n8 quiet panic=-1 kiln.disk=${diskSignature}`;
+  // EBS volumes are NVMe devices on Nitro instances: a slow I/O must not fail after the driver's
+  // default 30 s and leave the root read-only, so the timeout is the highest current kernels take
+  // ("NVMe I/O operation timeout for Amazon EBS volumes", Amazon EBS User Guide). The cloud kernel
+  // has NVMe built in, where only the command line can set it.
+  return `console=tty0 console=ttyS0,115200n8 quiet panic=-1 nvme_core.io_timeout=${NVME_IO_TIMEOUT_SECONDS} kiln.disk=${diskSignature}`;
 }
 
 /**

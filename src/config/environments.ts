@@ -42,6 +42,10 @@ export interface AwsEnvironment extends EnvironmentBase {
   readonly max: number;
   readonly mode: "load-balanced" | "single-instance";
   readonly certificateArn: string | undefined;
+  /** The HTTPS listener's security policy: set exactly when certificateArn is (DEFAULT_SSL_POLICY unless kiln.yml names one). */
+  readonly sslPolicy?: string | undefined;
+  /** KMS key of the encrypted root volumes; the account's default EBS key when unset. */
+  readonly kmsKeyId?: string | undefined;
   /** Launch templates of this many replaced releases are kept, so a rollback relaunches exactly them. */
   readonly keepReleases: number;
 }
@@ -135,12 +139,27 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
       min,
       max,
       mode,
-      certificateArn: (v.https as { certificateArn?: string } | undefined)?.certificateArn,
+      ...httpsSettings(v.https),
+      kmsKeyId: v.kmsKeyId as string | undefined,
       keepReleases: (v.keepReleases as number | undefined) ?? 3,
     });
   }
   if (problems.length > 0) throw new SpecError(where, problems, "fix the environments: section of kiln.yml");
   return envs;
+}
+
+/**
+ * AWS's current recommendation and the console's default for HTTPS listeners ("Security policies
+ * for your Application Load Balancer", Elastic Load Balancing User Guide): TLS 1.3 and 1.2 only,
+ * with hybrid post-quantum key exchange. The API's own default (ELBSecurityPolicy-2016-08) still
+ * allows TLS 1.0, which AWS Security Hub's ELB.17 control flags.
+ */
+export const DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09";
+
+function httpsSettings(https: unknown): { certificateArn: string | undefined; sslPolicy: string | undefined } {
+  const settings = (typeof https === "object" && https !== null ? https : {}) as { certificateArn?: string; sslPolicy?: string };
+  const certificateArn = settings.certificateArn;
+  return { certificateArn, sslPolicy: certificateArn ? (settings.sslPolicy ?? DEFAULT_SSL_POLICY) : undefined };
 }
 
 /** An env: mapping as text; only scalars (what the schema accepts) are turned into text, since String() of a mapping can throw. */

@@ -25,7 +25,17 @@ export interface CanarySettings {
 /** The resources an environment shares between its releases, as the plan names them. */
 export function sharedResources(env: Environment): string {
   if (env.target === "local") return "HAProxy load balancer";
-  return env.mode === "single-instance" ? "Elastic IP and security group" : "load balancer, listener and security groups";
+  if (env.mode === "single-instance") return "Elastic IP and security group";
+  const listeners = env.certificateArn
+    ? `HTTPS listener on 443 with TLS policy ${env.sslPolicy}, HTTP listener on 80 redirecting to HTTPS (301)`
+    : "HTTP listener on 80";
+  return `load balancer (drops invalid HTTP header fields), ${listeners} and security groups`;
+}
+
+/** AWS instances' root volumes are always encrypted (an AWS Security Hub expectation, EC2.3/EC2.7). */
+export function rootVolumeEncryption(env: Environment): string | undefined {
+  if (env.target !== "aws") return undefined;
+  return `root volume encrypted with ${env.kmsKeyId ? `KMS key ${env.kmsKeyId}` : "the account's default EBS key"}`;
 }
 
 export function planBlueGreen(
@@ -42,12 +52,22 @@ export function planBlueGreen(
   const blue = others.filter((o) => o.serving).map((o) => o.id);
   const steps: DeployStep[] = [];
   if (!live.infrastructure) steps.push({ kind: "ensure-infrastructure", resources: sharedResources(env) });
+  else if (live.drift?.length) steps.push({ kind: "ensure-infrastructure", resources: sharedResources(env), fixes: live.drift });
   const alreadyLive = existing?.serving === true && others.every((o) => !o.serving) && existing.instances.length >= env.instances;
   // A canary needs a release to compare against; on a first deploy there is none.
   const withCanary = canary !== undefined && !alreadyLive && blue.length > 0;
   if (!alreadyLive) {
-    if (!existing || existing.instances.length < env.instances)
-      steps.push({ kind: "launch", release: green, image, instances: env.instances, zones: zonesFor(env) });
+    if (!existing || existing.instances.length < env.instances) {
+      const rootVolume = rootVolumeEncryption(env);
+      steps.push({
+        kind: "launch",
+        release: green,
+        image,
+        instances: env.instances,
+        zones: zonesFor(env),
+        ...(rootVolume ? { rootVolume } : {}),
+      });
+    }
     steps.push({ kind: "wait-healthy", release: green, timeoutSeconds: env.health.timeoutSeconds });
     if (withCanary) steps.push({ kind: "canary", release: green, from: blue, percent: canary.percent, seconds: canary.seconds });
     steps.push({ kind: "switch-traffic", to: green, from: blue });
@@ -126,9 +146,11 @@ export function previousRelease(live: LiveState): ImageRef | undefined {
 export function describeStep(step: DeployStep): string {
   switch (step.kind) {
     case "ensure-infrastructure":
-      return `create the environment's ${step.resources}`;
+      return step.fixes?.length
+        ? `bring the environment's ${step.resources} back in line: ${step.fixes.join("; ")}`
+        : `create the environment's ${step.resources}`;
     case "launch":
-      return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}`;
+      return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}${step.rootVolume ? `, ${step.rootVolume}` : ""}`;
     case "wait-healthy":
       return `wait until every instance of ${step.release} is healthy (≤ ${step.timeoutSeconds}s)`;
     case "canary":

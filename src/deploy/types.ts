@@ -36,19 +36,26 @@ export interface HistoryEntry {
 
 export interface LiveState {
   readonly infrastructure: boolean;
+  /** Settings of the shared resources that differ from what the environment asks for (e.g. a TLS policy changed by hand). */
+  readonly drift?: readonly string[];
   readonly releases: readonly ReleaseState[];
   readonly history: readonly HistoryEntry[];
 }
 
 export type DeployStep =
-  /** `resources`: what the environment shares between releases, for people reading the plan. */
-  | { readonly kind: "ensure-infrastructure"; readonly resources: string }
+  /**
+   * `resources`: what the environment shares between releases, for people reading the plan;
+   * `fixes`: drifted settings an existing environment gets back.
+   */
+  | { readonly kind: "ensure-infrastructure"; readonly resources: string; readonly fixes?: readonly string[] }
   | {
       readonly kind: "launch";
       readonly release: string;
       readonly image: ImageRef;
       readonly instances: number;
       readonly zones: readonly string[];
+      /** How the instances' root volumes are protected (AWS), for people reading the plan. */
+      readonly rootVolume?: string;
     }
   | { readonly kind: "wait-healthy"; readonly release: string; readonly timeoutSeconds: number }
   | {

@@ -23,7 +23,14 @@ export interface ImageManifest {
   readonly env: Readonly<Record<string, string>>;
   readonly healthcheck: { readonly path: string; readonly timeoutSeconds: number };
   readonly resources: { readonly memoryMiB: number; readonly cpus: number };
-  readonly kernel: { readonly package: string; readonly version: string; readonly release: string; readonly cmdline: string };
+  readonly kernel: {
+    readonly package: string;
+    readonly version: string;
+    readonly release: string;
+    readonly cmdline: string;
+    /** Kernel modules in the initramfs (absent in images baked before this was recorded): push reads the drivers from it. */
+    readonly modules?: readonly string[];
+  };
   readonly diskSignature: string;
   readonly layout: DiskLayout;
   /** The canonical description of the disk's bytes whose sha256 is the digest. */

@@ -55,6 +55,8 @@ export function iamPolicy(): Record<string, unknown> {
           "elasticloadbalancing:CreateListener",
           "elasticloadbalancing:DeleteListener",
           "elasticloadbalancing:DescribeListeners",
+          "elasticloadbalancing:ModifyLoadBalancerAttributes",
+          "elasticloadbalancing:DescribeLoadBalancerAttributes",
           "elasticloadbalancing:ModifyListener",
           "elasticloadbalancing:CreateTargetGroup",
           "elasticloadbalancing:DeleteTargetGroup",
@@ -115,6 +117,17 @@ export function iamPolicy(): Record<string, unknown> {
         Action: "iam:CreateServiceLinkedRole",
         Resource: "arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/*",
         Condition: { StringLike: { "iam:AWSServiceName": "autoscaling.amazonaws.com" } },
+      },
+      {
+        // Root volumes are encrypted. With the account's default (AWS managed) EBS key nothing is
+        // needed; with an environment's kmsKeyId, RunInstances (single-instance) uses the key on
+        // the caller's behalf. Auto Scaling uses it through its service-linked role, which the
+        // key policy must allow (README: "Encrypted root volumes").
+        Sid: "KilnEncryptedRootVolumes",
+        Effect: "Allow",
+        Action: ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"],
+        Resource: "*",
+        Condition: { StringLike: { "kms:ViaService": "ec2.*.amazonaws.com" } },
       },
       {
         Sid: "KilnEncryptedSnapshots",

@@ -278,6 +278,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       snapshotId: progress.snapshotId,
       volumeGiB: image.manifest.layout.volumeGiB,
       bootMode: "uefi-preferred",
+      ...amiNetworkFlags(image.manifest.kernel.modules),
       tags,
     });
   } catch (error) {
@@ -321,4 +322,14 @@ async function copyToRegions(opts: PushOptions, image: StoredImage, ami: string)
     copies.push({ region: target.region, ami: copied });
   }
   return copies;
+}
+
+/**
+ * Network flags of the AMI from the drivers the image carries. SriovNetSupport makes Xen types
+ * with enhanced networking (C3, C4, D2, I2, M4, R3) give the instance only an Intel 82599
+ * virtual function: without ixgbevf in the image such an instance would boot with no network.
+ * Images baked before the module list was recorded did not carry the driver.
+ */
+export function amiNetworkFlags(modules: readonly string[] | undefined): { sriovNetSupport: boolean } {
+  return { sriovNetSupport: modules?.includes("ixgbevf") ?? false };
 }

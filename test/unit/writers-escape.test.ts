@@ -72,7 +72,7 @@ describe("boot loader entries and the kernel command line", () => {
     }
     const ok = fillBootTemplate(template("boot/kiln.conf"), { title: "shop 1.0.0", cmdline: kernelCommandLine("0a1b2c3d") });
     expect(ok.split("\n").filter((l) => l.startsWith("options"))).toEqual([
-      "options console=tty0 console=ttyS0,115200n8 quiet panic=-1 kiln.disk=0a1b2c3d",
+      "options console=tty0 console=ttyS0,115200n8 quiet panic=-1 nvme_core.io_timeout=4294967295 kiln.disk=0a1b2c3d",
     ]);
   });
 

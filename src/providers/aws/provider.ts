@@ -10,6 +10,7 @@ import type { AwsClients } from "../../aws/clients.js";
 import { targetGroupRequestCounts } from "../../aws/cloudwatch.js";
 import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup } from "../../aws/autoscaling.js";
 import {
+  allowIngress,
   deleteLaunchTemplate,
   deleteSecurityGroup,
   ensureSecurityGroup,
@@ -20,7 +21,6 @@ import {
 import { tagResources, untagResources } from "../../aws/ec2.js";
 import {
   answerUnavailable,
-  createListener,
   createLoadBalancer,
   deleteLoadBalancer,
   deleteTargetGroup,
@@ -44,6 +44,7 @@ import { instanceRoleName, launchTemplateName, loadBalancerName, securityGroupNa
 import { checkNetwork, refuseProblems, type Network } from "./network.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
 import { lockEnvironment } from "./env-lock.js";
+import { loadBalancerDrift, secureLoadBalancer } from "./lb-security.js";
 import { consoleTailOf } from "../../console-text.js";
 
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
@@ -132,7 +133,8 @@ export class AwsProvider implements DeployProvider {
       }),
     );
     const history = lb ? historyFromTags(await resourceTags(this.clients, lb.arn)) : [];
-    return { infrastructure: Boolean(lb?.listenerArn), releases, history };
+    const drift = lb ? await loadBalancerDrift(this.clients, this.env, lb.arn) : [];
+    return { infrastructure: Boolean(lb?.listenerArn), releases, history, ...(drift.length ? { drift } : {}) };
   }
 
   /**
@@ -152,14 +154,17 @@ export class AwsProvider implements DeployProvider {
       securityGroupName(this.env.app, this.env.name, "lb"),
       `kiln ${this.env.app} ${this.env.name} load balancer`,
       this.baseTags,
-      [{ port: this.env.certificateArn ? 443 : 80, cidr: "0.0.0.0/0" }],
+      [{ port: 80, cidr: "0.0.0.0/0" }, ...(this.env.certificateArn ? [{ port: 443, cidr: "0.0.0.0/0" }] : [])],
     );
+    // With https, port 80 stays open for the redirect (also on a group made before there was one).
+    await allowIngress(this.clients, lbSg, { port: 80, cidr: "0.0.0.0/0" });
+    if (this.env.certificateArn) await allowIngress(this.clients, lbSg, { port: 443, cidr: "0.0.0.0/0" });
     let lb = await findLoadBalancer(this.clients, name);
     if (!lb) {
       await createLoadBalancer(this.clients, name, subnets, lbSg, this.baseTags);
       lb = await findLoadBalancer(this.clients, name);
     }
-    if (lb && !lb.listenerArn) await createListener(this.clients, lb.arn, this.env.certificateArn);
+    if (lb) await secureLoadBalancer(this.clients, this.env, lb.arn);
   }
 
   private async instanceSecurityGroup(port: number): Promise<string> {

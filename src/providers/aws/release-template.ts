@@ -22,6 +22,8 @@ export interface ReleaseImage {
   readonly port: number;
   /** Baked environment values: secret references among them need an instance role. */
   readonly bakedEnv: Readonly<Record<string, string>>;
+  /** Size of the AMI's root volume, which launch templates restate with its encryption. */
+  readonly volumeGiB: number;
 }
 
 export async function releaseImage(clients: AwsClients, home: KilnHome, image: ImageRef): Promise<ReleaseImage> {
@@ -32,7 +34,7 @@ export async function releaseImage(clients: AwsClients, home: KilnHome, image: I
   const ami =
     (await findKilnAmis(clients, { "kiln:digest": image.digest }))[0]?.imageId ??
     (await pushImage({ ref: image.digest, clients, home })).ami;
-  return { ami, port, bakedEnv: stored.manifest.env };
+  return { ami, port, bakedEnv: stored.manifest.env, volumeGiB: stored.manifest.layout.volumeGiB };
 }
 
 export function releaseTags(env: AwsEnvironment, release: string, image: ImageRef): Record<string, string> {
@@ -67,6 +69,8 @@ export async function putReleaseTemplate(
       instanceType: env.instanceType,
       ...(input.securityGroup ? { securityGroup: input.securityGroup } : {}),
       ...(instanceProfile ? { instanceProfile } : {}),
+      ...(env.kmsKeyId ? { rootVolumeKmsKeyId: env.kmsKeyId } : {}),
+      rootVolumeGiB: input.launch.volumeGiB,
       userData: renderUserData({ KILN_ENV: env.name, ...env.env }),
       description: `${input.release} ${input.image.digest}`.slice(0, 255),
     },

@@ -7,10 +7,12 @@ import { ebsEventualRule } from "./ebs-eventual.js";
 import { ebsParentBlocksRule } from "./ebs-parent-blocks.js";
 import { ebsStartSnapshotRule } from "./ebs-start-snapshot.js";
 import { launchTemplateNames } from "./launch-template-names.js";
+import { sslPolicyRule } from "./ssl-policy.js";
 
 export const STRICT_RULES: readonly StrictRule[] = [
   launchTemplateNames,
   ebsStartSnapshotRule(),
   ebsEventualRule({ windowMs: 1000 }),
   ebsParentBlocksRule(),
+  sslPolicyRule,
 ];
