@@ -3,13 +3,16 @@ import {
   AddTagsCommand,
   CreateListenerCommand,
   CreateLoadBalancerCommand,
+  CreateRuleCommand,
   CreateTargetGroupCommand,
   DeleteListenerCommand,
   DeleteLoadBalancerCommand,
+  DeleteRuleCommand,
   DeleteTargetGroupCommand,
   DescribeListenersCommand,
   DescribeLoadBalancerAttributesCommand,
   DescribeLoadBalancersCommand,
+  DescribeRulesCommand,
   DescribeTagsCommand,
   DescribeTargetGroupsCommand,
   DescribeTargetHealthCommand,
@@ -18,6 +21,8 @@ import {
   ModifyLoadBalancerAttributesCommand,
   ModifyTargetGroupAttributesCommand,
   RemoveTagsCommand,
+  type Action,
+  type Rule,
   waitUntilLoadBalancersDeleted,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import type { AwsClients } from "./clients.js";
@@ -239,6 +244,91 @@ export async function forwardWeighted(
   );
 }
 
+/**
+ * Requests carrying this header (value: the release) reach a release attached by a listener rule
+ * before it serves: the rule is what makes AWS health-check its target group while the listener
+ * has no release to forward to yet (a first promote).
+ */
+export const RELEASE_HEADER = "X-Kiln-Release";
+
+/** The target groups a forward action names, with their weights (a single TargetGroupArn weighs 1). */
+function forwardGroups(action: Action | undefined): { arn: string; weight: number }[] {
+  if (action?.Type !== "forward") return [];
+  const tuples = action.ForwardConfig?.TargetGroups ?? [];
+  if (tuples.length > 0) return tuples.map((t) => ({ arn: t.TargetGroupArn ?? "", weight: t.Weight ?? 1 }));
+  return action.TargetGroupArn ? [{ arn: action.TargetGroupArn, weight: 1 }] : [];
+}
+
+async function listenerDefault(clients: AwsClients, listenerArn: string): Promise<Action | undefined> {
+  const out = await aws("DescribeListeners", listenerArn, () =>
+    clients.elbv2.send(new DescribeListenersCommand({ ListenerArns: [listenerArn] })),
+  );
+  return out.Listeners?.[0]?.DefaultActions?.find((a) => a.Type === "forward" || a.Type === "fixed-response");
+}
+
+/** The listener's rules other than its default one (an environment's listener has at most a few). */
+async function listenerRules(clients: AwsClients, listenerArn: string): Promise<Rule[]> {
+  const out = await aws("DescribeRules", listenerArn, () => clients.elbv2.send(new DescribeRulesCommand({ ListenerArn: listenerArn })));
+  return (out.Rules ?? []).filter((r) => !r.IsDefault);
+}
+
+const forwardsTo = (rule: Rule, targetGroupArn: string) =>
+  (rule.Actions ?? []).some((a) => forwardGroups(a).some((g) => g.arn === targetGroupArn));
+
+/**
+ * Makes the listener forward to a new release's target group without sending it any request,
+ * because AWS health-checks only the targets of groups a listener forwards to (others stay
+ * `unused`, Target.NotInUse). With a live release, the default action becomes a weighted forward
+ * that keeps every request on it and names the new group with weight 0. Without one (the
+ * listener answers 503), a rule matching only requests that carry RELEASE_HEADER forwards to the
+ * new group. Idempotent: a re-run finds the group attached and leaves it at weight 0.
+ */
+export async function attachTargetGroup(clients: AwsClients, listenerArn: string, targetGroupArn: string, release: string): Promise<void> {
+  const current = forwardGroups(await listenerDefault(clients, listenerArn)).filter((g) => g.arn !== targetGroupArn);
+  if (current.length > 0) {
+    await forwardWeighted(clients, listenerArn, [...current, { arn: targetGroupArn, weight: 0 }]);
+    return;
+  }
+  const rules = await listenerRules(clients, listenerArn);
+  if (rules.some((r) => forwardsTo(r, targetGroupArn))) return;
+  const taken = new Set(rules.map((r) => Number(r.Priority)));
+  let priority = 1;
+  while (taken.has(priority)) priority += 1;
+  await aws("CreateRule", listenerArn, () =>
+    clients.elbv2.send(
+      new CreateRuleCommand({
+        ListenerArn: listenerArn,
+        Priority: priority,
+        Conditions: [{ Field: "http-header", HttpHeaderConfig: { HttpHeaderName: RELEASE_HEADER, Values: [release] } }],
+        Actions: [{ Type: "forward", TargetGroupArn: targetGroupArn }],
+      }),
+    ),
+  );
+}
+
+/** Deletes the listener rules that forward to a target group (the attach rule of a first promote). */
+export async function deleteRulesTo(clients: AwsClients, listenerArn: string, targetGroupArn: string): Promise<void> {
+  for (const rule of await listenerRules(clients, listenerArn)) {
+    if (forwardsTo(rule, targetGroupArn))
+      await aws("DeleteRule", rule.RuleArn ?? listenerArn, () => clients.elbv2.send(new DeleteRuleCommand({ RuleArn: rule.RuleArn })));
+  }
+}
+
+/**
+ * Takes a target group out of the listener (AWS refuses to delete a group a listener or rule
+ * still forwards to): its rules go; a weighted forward keeps the other groups; a listener that
+ * forwarded only to it answers 503.
+ */
+export async function detachTargetGroup(clients: AwsClients, listenerArn: string, targetGroupArn: string): Promise<void> {
+  await deleteRulesTo(clients, listenerArn, targetGroupArn);
+  const groups = forwardGroups(await listenerDefault(clients, listenerArn));
+  if (!groups.some((g) => g.arn === targetGroupArn)) return;
+  const rest = groups.filter((g) => g.arn !== targetGroupArn);
+  if (rest.length === 0) await answerUnavailable(clients, listenerArn);
+  else if (rest.length === 1) await forwardListener(clients, listenerArn, rest[0]!.arn);
+  else await forwardWeighted(clients, listenerArn, rest);
+}
+
 export async function answerUnavailable(clients: AwsClients, listenerArn: string): Promise<void> {
   await aws("ModifyListener", listenerArn, () =>
     clients.elbv2.send(
@@ -266,8 +356,12 @@ export interface TargetGroupSpec {
   readonly vpc: string;
   readonly port: number;
   readonly healthPath: string;
+  /** Validated with the environment (config/environments.ts): 5–300, more than checkTimeoutSeconds. */
   readonly intervalSeconds: number;
+  /** 2–120; always sent, since HTTP's default (6 s) is more than kiln's default interval (5 s). */
+  readonly checkTimeoutSeconds: number;
   readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
   readonly deregistrationDelaySeconds: number;
   readonly tags: Tags;
 }
@@ -285,9 +379,10 @@ export async function ensureTargetGroup(clients: AwsClients, spec: TargetGroupSp
         TargetType: "instance",
         HealthCheckProtocol: "HTTP",
         HealthCheckPath: spec.healthPath,
-        HealthCheckIntervalSeconds: Math.max(5, spec.intervalSeconds),
-        HealthyThresholdCount: Math.max(2, spec.healthyThreshold),
-        UnhealthyThresholdCount: 2,
+        HealthCheckIntervalSeconds: spec.intervalSeconds,
+        HealthCheckTimeoutSeconds: spec.checkTimeoutSeconds,
+        HealthyThresholdCount: spec.healthyThreshold,
+        UnhealthyThresholdCount: spec.unhealthyThreshold,
         Matcher: { HttpCode: "200-399" },
         Tags: tagList(spec.tags),
       }),

@@ -10,9 +10,42 @@ import { schemaProblems } from "./schema.js";
 
 export interface HealthSettings {
   readonly path: string;
+  /** Seconds between two checks of one instance. */
   readonly intervalSeconds: number;
+  /** Seconds one check may wait for its answer (the ALB's HealthCheckTimeoutSeconds). */
+  readonly checkTimeoutSeconds: number;
   readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+  /** Seconds a new release has to become healthy (the health gate). */
   readonly timeoutSeconds: number;
+}
+
+/**
+ * What CreateTargetGroup accepts (API reference: interval 5–300, timeout 2–120, thresholds
+ * 2–10, interval greater than timeout). kiln sends every value, so AWS's protocol defaults
+ * (HTTP: interval 30, timeout 6) never stand in for one it left out.
+ */
+const ALB_HEALTH_RANGES: readonly [key: string, field: keyof HealthSettings, min: number, max: number][] = [
+  ["interval", "intervalSeconds", 5, 300],
+  ["checkTimeout", "checkTimeoutSeconds", 2, 120],
+  ["healthyThreshold", "healthyThreshold", 2, 10],
+  ["unhealthyThreshold", "unhealthyThreshold", 2, 10],
+];
+
+/** The load balancer's health check settings an environment must meet, as problems with their paths. */
+export function albHealthProblems(health: HealthSettings, at: string): string[] {
+  const problems: string[] = [];
+  for (const [key, field, min, max] of ALB_HEALTH_RANGES) {
+    const value = health[field] as number;
+    if (value < min || value > max)
+      problems.push(`${at}.healthcheck.${key}: ${value} is outside what an AWS load balancer accepts (${min} to ${max})`);
+  }
+  if (health.intervalSeconds <= health.checkTimeoutSeconds)
+    problems.push(
+      `${at}.healthcheck: interval (${health.intervalSeconds}s) must be greater than checkTimeout (${health.checkTimeoutSeconds}s); ` +
+        "raise interval or lower checkTimeout",
+    );
+  return problems;
 }
 
 interface EnvironmentBase {
@@ -65,7 +98,14 @@ function defaultDev(app: string, healthPath: string): LocalEnvironment {
     deregistrationDelaySeconds: 3,
     env: {},
     after: [],
-    health: { path: healthPath, intervalSeconds: 1, healthyThreshold: 2, timeoutSeconds: 300 },
+    health: {
+      path: healthPath,
+      intervalSeconds: 1,
+      checkTimeoutSeconds: 4,
+      healthyThreshold: 2,
+      unhealthyThreshold: 2,
+      timeoutSeconds: 300,
+    },
   };
 }
 
@@ -103,7 +143,10 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
       health: {
         path: (health.path as string | undefined) ?? healthPath,
         intervalSeconds: (health.interval as number | undefined) ?? 5,
+        // Below the shortest interval an ALB takes (5 s), so the defaults always pass interval > checkTimeout.
+        checkTimeoutSeconds: (health.checkTimeout as number | undefined) ?? 4,
         healthyThreshold: (health.healthyThreshold as number | undefined) ?? 2,
+        unhealthyThreshold: (health.unhealthyThreshold as number | undefined) ?? 2,
         timeoutSeconds: (health.timeout as number | undefined) ?? 300,
       },
     };
@@ -116,6 +159,8 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
     if (mode === "load-balanced" && v.subnets !== undefined && subnets.length < 2) {
       problems.push(`${at}.subnets: a load-balanced environment needs subnets in at least two availability zones (got ${subnets.length})`);
     }
+    // Only a load balancer's target group takes these settings; a single instance is checked by kiln itself.
+    if (mode === "load-balanced") problems.push(...albHealthProblems(base.health, at));
     const min = whole(v.min) ?? instances;
     const max = whole(v.max) ?? Math.max(instances, 1);
     if (!(min <= instances && instances <= max)) problems.push(`${at}: needs min ≤ instances ≤ max (got ${min} ≤ ${instances} ≤ ${max})`);

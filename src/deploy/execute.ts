@@ -33,6 +33,9 @@ async function runStep(provider: DeployProvider, step: DeployStep): Promise<void
       return provider.ensureInfrastructure();
     case "launch":
       return provider.launch(step.release, step.image, step.instances, step.zones);
+    case "attach":
+      if (!provider.attach) throw new KilnError("this environment's load balancer cannot attach a release before it serves");
+      return provider.attach(step.release, step.from);
     case "wait-healthy": {
       const result = await provider.waitHealthy(step.release, step.timeoutSeconds);
       if (!result.healthy) {

@@ -38,6 +38,15 @@ export function rootVolumeEncryption(env: Environment): string | undefined {
   return `root volume encrypted with ${env.kmsKeyId ? `KMS key ${env.kmsKeyId}` : "the account's default EBS key"}`;
 }
 
+/**
+ * An ALB health-checks only target groups a listener forwards to (on real AWS the targets of
+ * any other group stay `unused`), so on AWS a new release is attached before its health gate.
+ * HAProxy checks every server it has, and a single instance is checked by kiln itself.
+ */
+function attachesBeforeHealthGate(env: Environment): boolean {
+  return env.target === "aws" && env.mode === "load-balanced";
+}
+
 export function planBlueGreen(
   env: Environment,
   image: ImageRef,
@@ -68,6 +77,8 @@ export function planBlueGreen(
         ...(rootVolume ? { rootVolume } : {}),
       });
     }
+    // Always (also after an interruption): attaching again is harmless, and resets a half-done canary to weight 0.
+    if (attachesBeforeHealthGate(env)) steps.push({ kind: "attach", release: green, from: blue });
     steps.push({ kind: "wait-healthy", release: green, timeoutSeconds: env.health.timeoutSeconds });
     if (withCanary) steps.push({ kind: "canary", release: green, from: blue, percent: canary.percent, seconds: canary.seconds });
     steps.push({ kind: "switch-traffic", to: green, from: blue });
@@ -151,6 +162,10 @@ export function describeStep(step: DeployStep): string {
         : `create the environment's ${step.resources}`;
     case "launch":
       return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}${step.rootVolume ? `, ${step.rootVolume}` : ""}`;
+    case "attach":
+      return step.from.length
+        ? `attach the target group of ${step.release} to the listener with weight 0 (all requests stay on ${step.from.join(", ")})`
+        : `attach the target group of ${step.release} to the listener through a rule for its own header only (no release serves yet)`;
     case "wait-healthy":
       return `wait until every instance of ${step.release} is healthy (≤ ${step.timeoutSeconds}s)`;
     case "canary":

@@ -57,6 +57,11 @@ export type DeployStep =
       /** How the instances' root volumes are protected (AWS), for people reading the plan. */
       readonly rootVolume?: string;
     }
+  /**
+   * Makes the load balancer health-check the new release without sending it requests (AWS:
+   * weight 0 next to `from`, or a header-matched rule when nothing serves yet).
+   */
+  | { readonly kind: "attach"; readonly release: string; readonly from: readonly string[] }
   | { readonly kind: "wait-healthy"; readonly release: string; readonly timeoutSeconds: number }
   | {
       readonly kind: "canary";
@@ -96,6 +101,8 @@ export interface DeployProvider {
   lock(owner: string, holdSeconds?: number): Promise<() => Promise<void>>;
   ensureInfrastructure(): Promise<void>;
   launch(release: string, image: ImageRef, instances: number, zones: readonly string[]): Promise<void>;
+  /** Targets whose load balancer checks only the groups it forwards to (AWS ALB): attach before waitHealthy. */
+  attach?(release: string, from: readonly string[]): Promise<void>;
   waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult>;
   switchTraffic(to: string, from: readonly string[]): Promise<void>;
   /** Canary: sends `percent` % of new requests to `to`, the rest to `from` (targets with a weighted LB only). */

@@ -42,6 +42,12 @@ const canary = { percent: 10, seconds: 2 };
 
 type Action = { Type?: string; TargetGroupArn?: string; ForwardConfig?: { TargetGroups?: { TargetGroupArn?: string; Weight?: number }[] } };
 const listenerChanges = () => calls.filter((c) => c.op === "ModifyListener").map((c) => (c.input.DefaultActions as Action[])[0]!);
+/** The attach before the health gate: a weighted forward that names the new group with weight 0. */
+const isAttach = (a: Action) => (a.ForwardConfig?.TargetGroups ?? []).some((t) => t.Weight === 0);
+/** The canary split: every group named gets a share. */
+const isSplit = (a: Action) => Boolean(a.ForwardConfig) && !isAttach(a);
+const kindOf = (a: Action, tgDigest: (arn: string | undefined) => string | undefined) =>
+  isAttach(a) ? "attach" : isSplit(a) ? "split" : tgDigest(a.TargetGroupArn);
 
 async function inventory() {
   const c = clients();
@@ -83,7 +89,7 @@ function albMetricsAfterSplit(
     );
   };
   return async (arn) => {
-    const split = listenerChanges().find((a) => a.ForwardConfig);
+    const split = listenerChanges().find(isSplit);
     if (split && !written) {
       const [green, ...blue] = [...split.ForwardConfig!.TargetGroups!].sort((a, b) => a.Weight! - b.Weight!);
       written = (async () => {
@@ -120,7 +126,7 @@ beforeEach(async () => {
 /** After a failed canary: the split, then all traffic back on v1; nothing of v2 left; history says failed. */
 async function expectTrafficBackOnV1(): Promise<void> {
   const inv = await inventory();
-  expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d1]);
+  expect(listenerChanges().map((a) => kindOf(a, inv.tgDigest))).toEqual(["attach", "split", refs.d1]);
   expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
   expect(inv.tgs).toHaveLength(1);
   expect(inv.templates).toHaveLength(1);
@@ -133,6 +139,7 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
     const result = await promote({ ...opts(), ref: refs.v2, canary });
     expect(result.plan.steps.map((s) => s.kind)).toEqual([
       "launch",
+      "attach",
       "wait-healthy",
       "canary",
       "switch-traffic",
@@ -142,7 +149,8 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
       "record",
     ]);
     const inv = await inventory();
-    const [split, full] = listenerChanges();
+    const [attach, split, full] = listenerChanges();
+    expect(isAttach(attach!)).toBe(true);
     const weights = Object.fromEntries(
       (split!.ForwardConfig!.TargetGroups ?? []).map((t) => [inv.tgDigest(t.TargetGroupArn) ?? "deleted v1", t.Weight]),
     );
@@ -155,7 +163,7 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
   it("targets of the canary turn unhealthy: all traffic goes back, the canary release is gone, history says failed", async () => {
     let split = false;
     const health: HealthSource = async (arn, release) => {
-      split ||= listenerChanges().some((a) => a.ForwardConfig);
+      split ||= listenerChanges().some(isSplit);
       const targets = await targetHealth(clients(), arn);
       return split && release.includes("2-0-0") ? targets.map((t) => ({ ...t, state: "unhealthy", reason: "Target.Timeout" })) : targets;
     };
@@ -179,7 +187,7 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
     const result = await promote({ ...opts(health), ref: refs.v2, canary: { percent: 10, seconds: 3 } });
     expect(result.plan.steps.map((s) => s.kind)).toContain("canary");
     const inv = await inventory();
-    expect(listenerChanges().map((a) => (a.ForwardConfig ? "split" : inv.tgDigest(a.TargetGroupArn)))).toEqual(["split", refs.d2]);
+    expect(listenerChanges().map((a) => kindOf(a, inv.tgDigest))).toEqual(["attach", "split", refs.d2]);
     expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d2]);
     // kiln asked CloudWatch for both target groups behind the ALB, and the policy grants it.
     type Query = {
@@ -196,6 +204,21 @@ describe.sequential("kiln promote --canary on AWS (moto)", () => {
     expect(queried.every((m) => /^app\/[^/]+\/[^/]+$/.test(m.Dimensions!.find((d) => d.Name === "LoadBalancer")!.Value!))).toBe(true);
     const granted = new Set((iamPolicy().Statement as { Action: string | string[] }[]).flatMap((st) => [st.Action].flat()));
     expect(granted.has("cloudwatch:GetMetricData")).toBe(true);
+  });
+
+  it("a target the group just replaced is initial during the canary: pending, not a failure", async () => {
+    let polls = 0;
+    const health: HealthSource = async (arn, release) => {
+      const targets = await targetHealth(clients(), arn);
+      if (!(listenerChanges().some(isSplit) && release.includes("2-0-0"))) return targets;
+      polls += 1;
+      return targets.map((t, i) => (i === 0 ? { ...t, state: "initial", reason: "Elb.RegistrationInProgress" } : t));
+    };
+    const result = await promote({ ...opts(health), ref: refs.v2, canary: { percent: 10, seconds: 2 } });
+    expect(result.executed).toBe(true);
+    expect(polls).toBeGreaterThan(1);
+    const inv = await inventory();
+    expect(inv.tgDigest(inv.action.TargetGroupArn)).toBe(refs.d2);
   });
 
   it("kiln interrupted during the canary: the current release is still the live one, and a re-run converges", async () => {

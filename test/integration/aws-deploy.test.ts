@@ -18,6 +18,7 @@ import { GetRoleCommand } from "@aws-sdk/client-iam";
 import {
   DescribeListenersCommand,
   DescribeLoadBalancersCommand,
+  DescribeRulesCommand,
   DescribeTargetGroupsCommand,
   DescribeTagsCommand,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
@@ -25,7 +26,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AwsClients } from "../../src/aws/clients.js";
 import { destroyEnv, envStatus, promote, rollback, type ProviderFactory } from "../../src/deploy/promote.js";
 import type { DeployStep } from "../../src/deploy/types.js";
+import { targetHealth } from "../../src/aws/elbv2.js";
 import { AwsProvider, type HealthSource } from "../../src/providers/aws/provider.js";
+import { configureTargetHealth, markUnhealthy } from "../strict-aws/rules/target-health.js";
 import type { AwsEnvironment } from "../../src/config/environments.js";
 import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
 import { emulatorClients, startMoto, useEmulatorCredentials, type Moto, type RecordedCall } from "./moto.js";
@@ -66,7 +69,10 @@ async function inventory() {
   const listeners = lbs.length
     ? ((await c.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbs[0]!.LoadBalancerArn }))).Listeners ?? [])
     : [];
-  return { groups, tgs, lbs, sgs, templates, listeners };
+  const rules = listeners.length
+    ? ((await c.elbv2.send(new DescribeRulesCommand({ ListenerArn: listeners[0]!.ListenerArn }))).Rules ?? []).filter((r) => !r.IsDefault)
+    : [];
+  return { groups, tgs, lbs, sgs, templates, listeners, rules };
 }
 
 beforeAll(async () => {
@@ -91,7 +97,14 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     const started = performance.now();
     const result = await promote({ ...opts(), ref: refs.v1 });
     const seconds = (performance.now() - started) / 1000;
-    expect(result.plan.steps.map((s) => s.kind)).toEqual(["ensure-infrastructure", "launch", "wait-healthy", "switch-traffic", "record"]);
+    expect(result.plan.steps.map((s) => s.kind)).toEqual([
+      "ensure-infrastructure",
+      "launch",
+      "attach",
+      "wait-healthy",
+      "switch-traffic",
+      "record",
+    ]);
     const inv = await inventory();
     expect(inv.lbs).toHaveLength(1);
     expect(inv.groups).toHaveLength(1);
@@ -99,6 +112,19 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     const create = calls.find((c) => c.op === "CreateAutoScalingGroup")!.input;
     expect(String(create.VPCZoneIdentifier).split(",").length).toBeGreaterThanOrEqual(2);
     expect(inv.listeners[0]!.DefaultActions![0]).toMatchObject({ Type: "forward", TargetGroupArn: inv.tgs[0]!.TargetGroupArn });
+    // The first promote attached through a header rule (no release served yet); the switch removed it.
+    expect(calls.find((c) => c.op === "CreateRule")?.input).toMatchObject({
+      Conditions: [{ Field: "http-header", HttpHeaderConfig: { HttpHeaderName: "X-Kiln-Release" } }],
+      Actions: [{ Type: "forward", TargetGroupArn: inv.tgs[0]!.TargetGroupArn }],
+    });
+    expect(inv.rules).toEqual([]);
+    // Every health check setting is sent, so AWS's HTTP defaults (interval 30, timeout 6) never stand in.
+    expect(calls.find((c) => c.op === "CreateTargetGroup")?.input).toMatchObject({
+      HealthCheckIntervalSeconds: 5,
+      HealthCheckTimeoutSeconds: 4,
+      HealthyThresholdCount: 2,
+      UnhealthyThresholdCount: 2,
+    });
     const groupTags = Object.fromEntries((inv.groups[0]!.Tags ?? []).map((t) => [t.Key, t.Value]));
     expect(groupTags).toMatchObject({ "kiln:env": "test", "kiln:app": "awsdemo", "kiln:digest": refs.d1 });
     // The release's template, not the environment's lock (also a launch template, kiln-lock-…).
@@ -167,7 +193,7 @@ describe.sequential("kiln promote on AWS (moto)", () => {
   });
 
   it("interrupted after any step, a re-run converges to the same end state", async () => {
-    const kinds = ["ensure-infrastructure", "launch", "wait-healthy", "switch-traffic", "drain", "delete-release", "record"];
+    const kinds = ["ensure-infrastructure", "launch", "attach", "wait-healthy", "switch-traffic", "drain", "delete-release", "record"];
     for (const [k, kind] of kinds.entries()) {
       await moto.reset();
       await promote({ ...opts(), ref: refs.v1 });
@@ -184,7 +210,80 @@ describe.sequential("kiln promote on AWS (moto)", () => {
       ).toEqual([refs.d2]);
       expect(inv.tgs).toHaveLength(1);
       expect(inv.listeners[0]!.DefaultActions![0]!.TargetGroupArn).toBe(inv.tgs[0]!.TargetGroupArn);
+      expect(inv.rules).toEqual([]);
     }
+  });
+
+  it("targets that stay initial for several polls after the attach are waited for, not failed", async () => {
+    await promote({ ...opts(), ref: refs.v1 });
+    calls = [];
+    const restore = configureTargetHealth({ initialPolls: 6 });
+    const seen: string[] = [];
+    const recording: HealthSource = async (arn, release) => {
+      const targets = await targetHealth(clients(), arn);
+      if (release.includes("2-0-0")) seen.push(...targets.map((t) => t.state));
+      return targets;
+    };
+    try {
+      await promote({ ...opts(recording), ref: refs.v2 });
+    } finally {
+      restore();
+    }
+    // Attached with weight 0 before the gate: the gate saw initial (never unused), then healthy.
+    expect(seen).not.toContain("unused");
+    expect(seen.filter((st) => st === "initial").length).toBeGreaterThanOrEqual(6);
+    expect(seen.at(-1)).toBe("healthy");
+    const attach = calls.find((c) => c.op === "ModifyListener")!.input as {
+      DefaultActions: { ForwardConfig: { TargetGroups: { Weight: number }[] } }[];
+    };
+    expect(attach.DefaultActions[0]!.ForwardConfig.TargetGroups.map((t) => t.Weight)).toEqual([1, 0]);
+    const inv = await inventory();
+    expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d2]);
+    expect(inv.listeners[0]!.DefaultActions![0]!.TargetGroupArn).toBe(inv.tgs[0]!.TargetGroupArn);
+  });
+
+  it("targets the load balancer finds unhealthy: rolled back, the old group alone serves, nothing of the new one left", async () => {
+    await promote({ ...opts(), ref: refs.v1 });
+    const before = await inventory();
+    writeConfig("", 3);
+    const unmark = markUnhealthy((t) => t.targetGroupName.includes("2-0-0"));
+    try {
+      await expect(promote({ ...opts(), ref: refs.v2 })).rejects.toThrow(
+        /did not become healthy[\s\S]*unhealthy, Target\.ResponseCodeMismatch/,
+      );
+    } finally {
+      unmark();
+    }
+    const after = await inventory();
+    expect(after.groups.map((g) => g.AutoScalingGroupName)).toEqual(before.groups.map((g) => g.AutoScalingGroupName));
+    expect(after.tgs.map((t) => t.TargetGroupArn)).toEqual(before.tgs.map((t) => t.TargetGroupArn));
+    // Detached again: a plain forward to the old group, no weighted leftovers, no rules.
+    expect(after.listeners[0]!.DefaultActions).toEqual([
+      expect.objectContaining({ Type: "forward", TargetGroupArn: before.tgs[0]!.TargetGroupArn }),
+    ]);
+    const named = after.listeners[0]!.DefaultActions!.flatMap((a) => [
+      a.TargetGroupArn,
+      ...(a.ForwardConfig?.TargetGroups ?? []).map((t) => t.TargetGroupArn),
+    ]);
+    expect(new Set(named.filter(Boolean))).toEqual(new Set([before.tgs[0]!.TargetGroupArn]));
+    expect(after.rules).toEqual([]);
+    const status = await envStatus({ ...opts(), app: "awsdemo" });
+    expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+  });
+
+  it("a first promote whose targets are unhealthy leaves the listener answering 503 and no rule or group behind", async () => {
+    writeConfig("", 3);
+    const unmark = markUnhealthy((t) => t.targetGroupName.includes("1-0-0"));
+    try {
+      await expect(promote({ ...opts(), ref: refs.v1 })).rejects.toThrow(/did not become healthy/);
+    } finally {
+      unmark();
+    }
+    const inv = await inventory();
+    expect(inv.tgs).toEqual([]);
+    expect(inv.groups).toEqual([]);
+    expect(inv.rules).toEqual([]);
+    expect(inv.listeners[0]!.DefaultActions![0]!.Type).toBe("fixed-response");
   });
 
   it("bad environments are refused before anything is created", async () => {

@@ -209,3 +209,142 @@ describe("launch templates kept for rollback (AWS)", () => {
     ).toEqual({ kind: "delete-release", release: r1 });
   });
 });
+
+describe("load-balanced AWS: the new target group is attached before the health gate (golden plans)", () => {
+  // An ALB health-checks only target groups a listener forwards to: until then real AWS reports
+  // every target `unused` (Target.NotInUse), and a health gate before the attach times out.
+  const aws = {
+    ...env,
+    name: "test",
+    target: "aws",
+    region: "eu-west-1",
+    vpc: undefined,
+    subnets: [],
+    instanceType: "t3.micro",
+    min: 2,
+    max: 2,
+    mode: "load-balanced",
+    certificateArn: undefined,
+    keepReleases: 3,
+  } as const;
+  const a1 = releaseId(aws, v1, "1.0.0");
+  const a2 = releaseId(aws, v2, "2.0.0");
+  const plan = (live: LiveState, canary?: { percent: number; seconds: number }) =>
+    planBlueGreen(aws, v2, "2.0.0", live, now, canary).steps.map(describeStep);
+  const cases: [string, LiveState, { percent: number; seconds: number } | undefined, string[]][] = [
+    [
+      "first promote: no release serves, so a rule for the release's own header attaches it",
+      state(false),
+      undefined,
+      [
+        "create the environment's load balancer, listener and security groups",
+        `launch ${a2}: 2 × shop:2.0.0 across a, b`,
+        `attach the target group of ${a2} to the listener through a rule for its own header only (no release serves yet)`,
+        `wait until every instance of ${a2} is healthy (≤ 120s)`,
+        `switch traffic to ${a2}`,
+        `record ${a2} as live`,
+      ],
+    ],
+    [
+      "v1 live: weight 0 next to v1, then the health gate, then the switch",
+      state(true, [release(a1, v1, true)]),
+      undefined,
+      [
+        `launch ${a2}: 2 × shop:2.0.0 across a, b`,
+        `attach the target group of ${a2} to the listener with weight 0 (all requests stay on ${a1})`,
+        `wait until every instance of ${a2} is healthy (≤ 120s)`,
+        `switch traffic to ${a2} from ${a1}`,
+        `drain ${a1} (5s)`,
+        `delete ${a1} (its launch template is kept for rollback)`,
+        `record ${a2} as live`,
+        `record ${a1} as replaced`,
+      ],
+    ],
+    [
+      "v1 live with a canary: weight 0, health gate, canary share, then all",
+      state(true, [release(a1, v1, true)]),
+      { percent: 10, seconds: 60 },
+      [
+        `launch ${a2}: 2 × shop:2.0.0 across a, b`,
+        `attach the target group of ${a2} to the listener with weight 0 (all requests stay on ${a1})`,
+        `wait until every instance of ${a2} is healthy (≤ 120s)`,
+        `canary: 10% of requests to ${a2} for 60s, watching its health`,
+        `switch traffic to ${a2} from ${a1}`,
+        `drain ${a1} (5s)`,
+        `delete ${a1} (its launch template is kept for rollback)`,
+        `record ${a2} as live`,
+        `record ${a1} as replaced`,
+      ],
+    ],
+    [
+      "interrupted after the attach (or during the canary): attach again, which sets weight 0",
+      state(true, [release(a1, v1, true), release(a2, v2, false)]),
+      undefined,
+      [
+        `attach the target group of ${a2} to the listener with weight 0 (all requests stay on ${a1})`,
+        `wait until every instance of ${a2} is healthy (≤ 120s)`,
+        `switch traffic to ${a2} from ${a1}`,
+        `drain ${a1} (5s)`,
+        `delete ${a1} (its launch template is kept for rollback)`,
+        `record ${a2} as live`,
+        `record ${a1} as replaced`,
+      ],
+    ],
+    [
+      "interrupted after the switch: nothing to attach",
+      state(true, [release(a1, v1, false), release(a2, v2, true)]),
+      undefined,
+      [`drain ${a1} (5s)`, `delete ${a1}`],
+    ],
+  ];
+  for (const [name, live, canary, expected] of cases) it(name, () => expect(plan(live, canary)).toEqual(expected));
+
+  it("the attach step is data the provider gets: release and the releases that keep serving", () => {
+    const steps = planBlueGreen(aws, v2, "2.0.0", state(true, [release(a1, v1, true)]), now).steps;
+    expect(steps.find((s) => s.kind === "attach")).toEqual({ kind: "attach", release: a2, from: [a1] });
+  });
+
+  it("single-instance and local environments have no listener to attach to", () => {
+    const single = { ...aws, mode: "single-instance", instances: 1 } as const;
+    expect(planBlueGreen(single, v2, "2.0.0", state(true), now).steps.some((s) => s.kind === "attach")).toBe(false);
+    expect(planBlueGreen(env, v2, "2.0.0", state(true), now).steps.some((s) => s.kind === "attach")).toBe(false);
+  });
+});
+
+describe("health check settings of a load-balanced AWS environment (what CreateTargetGroup accepts)", () => {
+  const parse = (healthcheck: Record<string, unknown>, mode = "load-balanced") =>
+    parseEnvironments({ test: { target: "aws", region: "eu-west-1", mode, healthcheck } }, "shop", "/", "kiln.yml").get("test")!;
+  const problems = (healthcheck: Record<string, unknown>): string => {
+    try {
+      parse(healthcheck);
+    } catch (e) {
+      return (e as SpecError).problems.join("\n");
+    }
+    return "";
+  };
+
+  it("defaults send every value, within AWS's ranges, interval above the check timeout", () => {
+    expect(parse({}).health).toMatchObject({ intervalSeconds: 5, checkTimeoutSeconds: 4, healthyThreshold: 2, unhealthyThreshold: 2 });
+  });
+  it("interval not greater than checkTimeout is refused, naming both values", () => {
+    expect(problems({ interval: 5, checkTimeout: 5 })).toMatch(
+      /environments\.test\.healthcheck: interval \(5s\) must be greater than checkTimeout \(5s\)/,
+    );
+    expect(problems({ interval: 10, checkTimeout: 12 })).toMatch(/interval \(10s\) must be greater than checkTimeout \(12s\)/);
+    expect(problems({ interval: 10, checkTimeout: 9 })).toBe("");
+  });
+  it("values outside AWS's ranges are refused with the range", () => {
+    const found = problems({ interval: 3, checkTimeout: 1, healthyThreshold: 1, unhealthyThreshold: 1 });
+    expect(found).toMatch(/healthcheck\.interval: 3 is outside what an AWS load balancer accepts \(5 to 300\)/);
+    expect(found).toMatch(/healthcheck\.checkTimeout: 1 is outside .* \(2 to 120\)/);
+    expect(found).toMatch(/healthcheck\.healthyThreshold: 1 is outside .* \(2 to 10\)/);
+    expect(found).toMatch(/healthcheck\.unhealthyThreshold: 1 is outside .* \(2 to 10\)/);
+    expect(problems({ checkTimeout: 121 })).toMatch(/must be ≤ 120|checkTimeout/);
+  });
+  it("a single instance (checked by kiln, not an ALB) keeps the wider ranges", () => {
+    expect(parse({ interval: 2, healthyThreshold: 1 }, "single-instance").health).toMatchObject({
+      intervalSeconds: 2,
+      healthyThreshold: 1,
+    });
+  });
+});

@@ -20,10 +20,12 @@ import {
 } from "../../aws/ec2-deploy.js";
 import { tagResources, untagResources } from "../../aws/ec2.js";
 import {
-  answerUnavailable,
+  attachTargetGroup,
   createLoadBalancer,
   deleteLoadBalancer,
+  deleteRulesTo,
   deleteTargetGroup,
+  detachTargetGroup,
   ensureTargetGroup,
   findLoadBalancer,
   findTargetGroup,
@@ -205,11 +207,21 @@ export class AwsProvider implements DeployProvider {
       port,
       healthPath: this.env.health.path,
       intervalSeconds: this.env.health.intervalSeconds,
+      checkTimeoutSeconds: this.env.health.checkTimeoutSeconds,
       healthyThreshold: this.env.health.healthyThreshold,
+      unhealthyThreshold: this.env.health.unhealthyThreshold,
       deregistrationDelaySeconds: this.env.deregistrationDelaySeconds,
       tags,
     });
     await createGroup(this.clients, { name: release, launchTemplate: template, subnets, size: instances, targetGroup, tags });
+  }
+
+  /** The listener forwards to the release's target group with weight 0, so the ALB starts checking its targets. */
+  async attach(release: string): Promise<void> {
+    const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
+    const tg = await findTargetGroup(this.clients, targetGroupName(release));
+    if (!lb?.listenerArn || !tg) throw new KilnError(`cannot attach ${release} in ${this.env.name}: load balancer or target group missing`);
+    await attachTargetGroup(this.clients, lb.listenerArn, tg, release);
   }
 
   async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {
@@ -230,8 +242,9 @@ export class AwsProvider implements DeployProvider {
       if (!group || !tg) return { healthy: false, detail: `release ${release} disappeared` };
       const health = await this.health(tg, release);
       const healthy = group.instances.filter((i) => health.some((h) => h.id === i.id && h.state === "healthy"));
-      const failing = health.find((h) => h.state === "unhealthy");
-      detail = `${healthy.length} of ${group.desired} targets healthy${failing ? ` (${failing.id}: ${failing.reason ?? "unhealthy"})` : ""}`;
+      // The most telling state first: a failing check, else why a target is not healthy yet (initial, unused).
+      const waiting = health.find((h) => h.state === "unhealthy") ?? health.find((h) => h.state !== "healthy");
+      detail = `${healthy.length} of ${group.desired} targets healthy${waiting ? ` (${waiting.id}: ${waiting.state}, ${waiting.reason ?? "no reason given"})` : ""}`;
       if (group.instances.length >= group.desired && healthy.length >= group.desired) return { healthy: true, detail };
       await new Promise((r) => setTimeout(r, this.options.pollMs ?? 5000));
     }
@@ -243,6 +256,8 @@ export class AwsProvider implements DeployProvider {
     const tg = await findTargetGroup(this.clients, targetGroupName(to));
     if (!lb?.listenerArn || !tg) throw new KilnError(`cannot switch ${this.env.name} to ${to}: load balancer or target group missing`);
     await forwardListener(this.clients, lb.listenerArn, tg);
+    // The attach rule of a first promote has done its job once the default action forwards.
+    await deleteRulesTo(this.clients, lb.listenerArn, tg);
   }
 
   /** Canary: a weighted forward to the new release's target group and the current one(s). */
@@ -273,9 +288,14 @@ export class AwsProvider implements DeployProvider {
     const tg = group?.targetGroups[0];
     if (!group || !tg) return { healthy: false, detail: `release ${release} disappeared` };
     const health = await this.health(tg, release);
-    const unhealthy = group.instances.filter((i) => !health.some((h) => h.id === i.id && h.state === "healthy"));
-    const reason = unhealthy.length ? (health.find((h) => h.id === unhealthy[0]!.id)?.reason ?? "not healthy") : "";
+    const stateOf = (id: string) => health.find((h) => h.id === id);
+    // `initial` is a target still being registered or checked (an instance the group just
+    // replaced): not a failure. Failing checks, and targets the ALB no longer checks, are.
+    const unhealthy = group.instances.filter((i) => !["healthy", "initial"].includes(stateOf(i.id)?.state ?? "missing"));
+    const initial = group.instances.filter((i) => stateOf(i.id)?.state === "initial").length;
     if (unhealthy.length > 0 || group.instances.length < group.desired) {
+      const first = unhealthy[0] ? stateOf(unhealthy[0].id) : undefined;
+      const reason = first ? (first.reason ?? first.state) : "not registered with its target group";
       return {
         healthy: false,
         detail: `${unhealthy.length} of ${group.instances.length} targets unhealthy${unhealthy[0] ? ` (${unhealthy[0].id}: ${reason})` : ""}`,
@@ -292,7 +312,10 @@ export class AwsProvider implements DeployProvider {
     const zero = { requests: 0, errors: 0 };
     const verdict = compareErrorRates(counts[tg] ?? zero, sumCounts(current.map((t) => counts[t] ?? zero)));
     return verdict.ok
-      ? { healthy: true, detail: `${group.instances.length} targets healthy; ${verdict.detail}` }
+      ? {
+          healthy: true,
+          detail: `${group.instances.length - initial} targets healthy${initial ? `, ${initial} initial` : ""}; ${verdict.detail}`,
+        }
       : { healthy: false, detail: verdict.detail };
   }
 
@@ -305,9 +328,10 @@ export class AwsProvider implements DeployProvider {
     if ((await this.releaseGroups()).some((g) => g.name === release)) await deleteGroup(this.clients, release);
     const tg = await findTargetGroup(this.clients, targetGroupName(release));
     if (tg) {
-      // Deleting the live release (destroy): the listener must stop pointing at it first.
+      // AWS refuses to delete a group the listener still forwards to: the live release (destroy),
+      // or a failed release still attached with weight 0 or by its header rule.
       const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
-      if (lb?.listenerArn && lb.liveTargetGroup === tg) await answerUnavailable(this.clients, lb.listenerArn);
+      if (lb?.listenerArn) await detachTargetGroup(this.clients, lb.listenerArn, tg);
       await deleteTargetGroup(this.clients, tg);
     }
     if (keepForRollback) await this.keepTemplate(release);

@@ -12,7 +12,7 @@ export const env: LocalEnvironment = {
   deregistrationDelaySeconds: 5,
   env: {},
   after: [],
-  health: { path: "/healthz", intervalSeconds: 1, healthyThreshold: 2, timeoutSeconds: 120 },
+  health: { path: "/healthz", intervalSeconds: 1, checkTimeoutSeconds: 4, healthyThreshold: 2, unhealthyThreshold: 2, timeoutSeconds: 120 },
 };
 export const now = new Date("2026-11-22T10:00:00Z");
 export const v1: ImageRef = { ref: "shop:1.0.0", digest: `sha256:${"1".repeat(64)}` };
