@@ -89,6 +89,9 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
       userData: [
         "# kiln user-data for the staging environment",
         "GREETING=from-imds",
+        // Hand-written user-data can hold lines kiln's own writers refuse: the init skips them by line number.
+        "1BAD=x",
+        "BAD-NAME=y",
         "KILN_ENV=staging",
         "DB_PASSWORD=ssm:/env-app/staging/db-password",
         `API_KEY=kms:${CiphertextBlob}`,
@@ -157,6 +160,8 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
 
     const console = (await vm.consoleTail(400)).replace(/\r/g, "");
     expect(console).toMatch(/kiln-init: applied boot-time configuration from EC2 user-data \(IMDSv2\)/);
+    expect(console).toMatch(/ignoring user-data line \d+: '1BAD' is not a variable name/);
+    expect(console).toMatch(/ignoring user-data line \d+: 'BAD-NAME' is not a variable name/);
     expect(console).toMatch(/kiln-init: secret DB_PASSWORD resolved from ssm:\/env-app\/staging\/db-password/);
     expect(console).toMatch(/kiln-init: secret API_KEY resolved from kms:/);
     for (const secret of [dbPassword, apiKey, roleSecret, roleToken, "s3cret"]) expect(console).not.toContain(secret);

@@ -44,7 +44,7 @@ describe.sequential("configuration from the seed drive, and without any boot-tim
       home,
       firmware: "bios",
       forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
-      env: { GREETING: tricky, BAKED: "overridden-at-boot", KILN_ENV: "test", "1BAD": "x", "BAD-NAME": "y" },
+      env: { GREETING: tricky, BAKED: "overridden-at-boot", KILN_ENV: "test" },
     });
     started.push(vm);
     const health = await waitHealthy(`http://127.0.0.1:${port}/healthz`, 180_000, vm.exited, vm.startedAtMs);
@@ -58,8 +58,8 @@ describe.sequential("configuration from the seed drive, and without any boot-tim
       KILN_INSTANCE_ID: vm.record.id,
     });
     const console = await vm.consoleTail(200);
-    expect(console).toMatch(/ignoring user-data line \d+: '1BAD' is not a variable name/);
-    expect(console).toMatch(/ignoring user-data line \d+: 'BAD-NAME' is not a variable name/);
+    // Malformed lines cannot come from kiln's writer any more (it refuses them); config-imds
+    // checks that the init skips them in hand-written EC2 user-data.
     expect(console).not.toContain("$(poweroff)");
   });
 
