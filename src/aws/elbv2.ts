@@ -13,6 +13,7 @@ import {
   DescribeTargetGroupsCommand,
   DescribeTargetHealthCommand,
   ModifyListenerCommand,
+  ModifyLoadBalancerAttributesCommand,
   ModifyTargetGroupAttributesCommand,
   RemoveTagsCommand,
   waitUntilLoadBalancersDeleted,
@@ -224,4 +225,19 @@ export async function setTags(clients: AwsClients, arn: string, tags: Tags): Pro
 export async function removeTags(clients: AwsClients, arn: string, keys: readonly string[]): Promise<void> {
   if (keys.length)
     await aws("RemoveTags", arn, () => clients.elbv2.send(new RemoveTagsCommand({ ResourceArns: [arn], TagKeys: [...keys] })));
+}
+
+/**
+ * The ALB's deletion protection (attribute deletion_protection.enabled): while on, DeleteLoadBalancer
+ * is refused with OperationNotPermitted, by kiln and by any other tool or console.
+ */
+export async function setDeletionProtection(clients: AwsClients, lbArn: string, enabled: boolean): Promise<void> {
+  await aws("ModifyLoadBalancerAttributes", lbArn, () =>
+    clients.elbv2.send(
+      new ModifyLoadBalancerAttributesCommand({
+        LoadBalancerArn: lbArn,
+        Attributes: [{ Key: "deletion_protection.enabled", Value: String(enabled) }],
+      }),
+    ),
+  );
 }

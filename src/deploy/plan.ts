@@ -28,6 +28,24 @@ export function sharedResources(env: Environment): string {
   return env.mode === "single-instance" ? "Elastic IP and security group" : "load balancer, listener and security groups";
 }
 
+/** The shared resources step, with the load balancer's subnets and deletion protection when the environment has them. */
+function ensureStep(env: Environment, live: LiveState): DeployStep {
+  const lb = live.network?.loadBalancer ?? [];
+  const protect = env.target === "aws" && env.mode === "load-balanced" && env.deletionProtection;
+  return {
+    kind: "ensure-infrastructure",
+    resources: sharedResources(env),
+    ...(lb.length ? { subnets: lb } : {}),
+    ...(protect ? { deletionProtection: true } : {}),
+  };
+}
+
+/** Where a release's instances go: the subnets the target chose (with zones), else what the environment names. */
+function zonesOf(env: Environment, live: LiveState): string[] {
+  const placed = live.network?.instances ?? [];
+  return placed.length ? placed.map((p) => `${p.subnet} (${p.zone})`) : zonesFor(env);
+}
+
 export function planBlueGreen(
   env: Environment,
   image: ImageRef,
@@ -41,13 +59,13 @@ export function planBlueGreen(
   const others = live.releases.filter((r) => r.id !== green);
   const blue = others.filter((o) => o.serving).map((o) => o.id);
   const steps: DeployStep[] = [];
-  if (!live.infrastructure) steps.push({ kind: "ensure-infrastructure", resources: sharedResources(env) });
+  if (!live.infrastructure) steps.push(ensureStep(env, live));
   const alreadyLive = existing?.serving === true && others.every((o) => !o.serving) && existing.instances.length >= env.instances;
   // A canary needs a release to compare against; on a first deploy there is none.
   const withCanary = canary !== undefined && !alreadyLive && blue.length > 0;
   if (!alreadyLive) {
     if (!existing || existing.instances.length < env.instances)
-      steps.push({ kind: "launch", release: green, image, instances: env.instances, zones: zonesFor(env) });
+      steps.push({ kind: "launch", release: green, image, instances: env.instances, zones: zonesOf(env, live) });
     steps.push({ kind: "wait-healthy", release: green, timeoutSeconds: env.health.timeoutSeconds });
     if (withCanary) steps.push({ kind: "canary", release: green, from: blue, percent: canary.percent, seconds: canary.seconds });
     steps.push({ kind: "switch-traffic", to: green, from: blue });
@@ -111,7 +129,9 @@ export function planScale(env: Environment, live: LiveState, instances: number):
 
 export function planDestroy(env: Environment, live: LiveState): DeployPlan {
   const steps: DeployStep[] = live.releases.map((r) => ({ kind: "delete-release", release: r.id }));
-  if (live.infrastructure) steps.push({ kind: "delete-infrastructure", resources: sharedResources(env) });
+  // Leftovers found by tag count too: a destroy interrupted after the load balancer went must still remove its security groups.
+  if (live.infrastructure || (live.leftovers ?? []).length > 0)
+    steps.push({ kind: "delete-infrastructure", resources: sharedResources(env) });
   return { environment: env.name, target: env.target, steps, onFailure: [], summary: `destroy everything of ${env.app} in ${env.name}` };
 }
 
@@ -125,8 +145,10 @@ export function previousRelease(live: LiveState): ImageRef | undefined {
 
 export function describeStep(step: DeployStep): string {
   switch (step.kind) {
-    case "ensure-infrastructure":
-      return `create the environment's ${step.resources}`;
+    case "ensure-infrastructure": {
+      const where = step.subnets?.length ? `; load balancer in ${step.subnets.map((p) => `${p.subnet} (${p.zone})`).join(", ")}` : "";
+      return `create the environment's ${step.resources}${where}${step.deletionProtection ? "; deletion protection on" : ""}`;
+    }
     case "launch":
       return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}`;
     case "wait-healthy":

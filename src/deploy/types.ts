@@ -34,15 +34,39 @@ export interface HistoryEntry {
   readonly detail?: string;
 }
 
+/** A subnet something is placed in, with its zone (AWS). */
+export interface SubnetPlacement {
+  readonly subnet: string;
+  readonly zone: string;
+}
+
 export interface LiveState {
   readonly infrastructure: boolean;
   readonly releases: readonly ReleaseState[];
   readonly history: readonly HistoryEntry[];
+  /**
+   * Environment-level resources that still exist, found by the environment's tags (AWS: load
+   * balancer, security groups): a destroy interrupted after the load balancer went still has these to delete.
+   */
+  readonly leftovers?: readonly string[];
+  /** Where the environment's network puts things, once the target checked it (AWS: the plan names the subnets). */
+  readonly network?: {
+    readonly loadBalancer: readonly SubnetPlacement[];
+    readonly instances: readonly SubnetPlacement[];
+  };
 }
 
 export type DeployStep =
-  /** `resources`: what the environment shares between releases, for people reading the plan. */
-  | { readonly kind: "ensure-infrastructure"; readonly resources: string }
+  /**
+   * `resources`: what the environment shares between releases, for people reading the plan;
+   * `subnets`: where the load balancer goes; `deletionProtection`: set on the load balancer.
+   */
+  | {
+      readonly kind: "ensure-infrastructure";
+      readonly resources: string;
+      readonly subnets?: readonly SubnetPlacement[];
+      readonly deletionProtection?: boolean;
+    }
   | {
       readonly kind: "launch";
       readonly release: string;

@@ -170,6 +170,7 @@ describe("launch templates kept for rollback (AWS)", () => {
     mode: "load-balanced",
     certificateArn: undefined,
     keepReleases: 3,
+    deletionProtection: false,
   } as const;
   const a1 = releaseId(aws, v1, "1.0.0");
   const a2 = releaseId(aws, v2, "2.0.0");
