@@ -210,3 +210,62 @@ describe("launch templates kept for rollback (AWS)", () => {
     ).toEqual({ kind: "delete-release", release: r1 });
   });
 });
+
+describe("AWS network and destroy in the plan (issue 13, bugs 5 and 7)", () => {
+  const aws = {
+    ...env,
+    target: "aws",
+    region: "eu-west-1",
+    vpc: undefined,
+    subnets: [],
+    instanceType: "t3.micro",
+    min: 2,
+    max: 2,
+    mode: "load-balanced",
+    certificateArn: undefined,
+    keepReleases: 3,
+    deletionProtection: true,
+  } as const;
+  const network = {
+    loadBalancer: [
+      { subnet: "subnet-1", zone: "eu-west-1a" },
+      { subnet: "subnet-3", zone: "eu-west-1b" },
+    ],
+    instances: [
+      { subnet: "subnet-1", zone: "eu-west-1a" },
+      { subnet: "subnet-2", zone: "eu-west-1a" },
+      { subnet: "subnet-3", zone: "eu-west-1b" },
+    ],
+  };
+
+  it("the plan names the load balancer's subnets, its deletion protection and the instances' subnets", () => {
+    const steps = planBlueGreen(aws, v1, "1.0.0", { ...state(false), network }, now).steps.map(describeStep);
+    expect(steps[0]).toBe(
+      "create the environment's load balancer, listener and security groups; load balancer in subnet-1 (eu-west-1a), " +
+        "subnet-3 (eu-west-1b); deletion protection on",
+    );
+    expect(steps[1]).toMatch(/across subnet-1 \(eu-west-1a\), subnet-2 \(eu-west-1a\), subnet-3 \(eu-west-1b\)$/);
+  });
+
+  it("destroy plans delete-infrastructure for leftovers found by tag, even with the load balancer gone", () => {
+    const kinds = (live: LiveState) => planDestroy(aws, live).steps.map((s) => s.kind);
+    expect(kinds(state(false))).toEqual([]);
+    expect(kinds({ ...state(false), leftovers: ["sg-1"] })).toEqual(["delete-infrastructure"]);
+  });
+
+  it("deletionProtection defaults to on for an environment named prod only", () => {
+    const parsed = parseEnvironments(
+      { prod: { target: "aws", region: "eu-west-1" }, test: { target: "aws", region: "eu-west-1" } },
+      "shop",
+      "/",
+      "kiln.yml",
+    );
+    const flag = (name: string) => (parsed.get(name) as { deletionProtection: boolean }).deletionProtection;
+    expect([flag("prod"), flag("test")]).toEqual([true, false]);
+    const off = parseEnvironments({ prod: { target: "aws", region: "eu-west-1", deletionProtection: false } }, "shop", "/", "kiln.yml");
+    expect((off.get("prod") as { deletionProtection: boolean }).deletionProtection).toBe(false);
+    expect(() =>
+      parseEnvironments({ prod: { target: "aws", region: "eu-west-1", deletionProtection: "no" } }, "shop", "/", "kiln.yml"),
+    ).toThrow(/deletionProtection/);
+  });
+});
