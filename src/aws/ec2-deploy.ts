@@ -10,6 +10,7 @@ import {
   DeleteSecurityGroupCommand,
   DescribeInstanceTypeOfferingsCommand,
   DescribeLaunchTemplatesCommand,
+  DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
   DescribeTagsCommand,
@@ -17,9 +18,10 @@ import {
   GetConsoleOutputCommand,
   type Subnet,
 } from "@aws-sdk/client-ec2";
+import { KilnError } from "../errors.js";
 import type { AwsClients } from "./clients.js";
 import { ROOT_DEVICE } from "./ec2.js";
-import { aws, translateAwsError } from "./errors.js";
+import { AwsError, aws, translateAwsError } from "./errors.js";
 
 export type Tags = Readonly<Record<string, string>>;
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
@@ -38,6 +40,32 @@ export async function describeSubnets(clients: AwsClients, ids: readonly string[
     ),
   );
   return out.Subnets ?? [];
+}
+
+/** The VPC's route tables: which subnets each routes, whether it is the main one, whether it reaches an internet gateway. */
+export async function describeRouteTables(
+  clients: AwsClients,
+  vpc: string,
+): Promise<{ id: string; main: boolean; subnets: string[]; internetRoute: boolean }[]> {
+  const tables = [];
+  let token: string | undefined;
+  do {
+    const out = await aws("DescribeRouteTables", `route tables of ${vpc}`, () =>
+      clients.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: "vpc-id", Values: [vpc] }], NextToken: token })),
+    );
+    for (const t of out.RouteTables ?? [])
+      tables.push({
+        id: t.RouteTableId ?? "",
+        main: (t.Associations ?? []).some((a) => a.Main),
+        subnets: (t.Associations ?? []).flatMap((a) => (a.SubnetId ? [a.SubnetId] : [])),
+        // A blackhole route (its gateway detached) carries nothing.
+        internetRoute: (t.Routes ?? []).some(
+          (r) => r.DestinationCidrBlock === "0.0.0.0/0" && r.GatewayId?.startsWith("igw-") && r.State !== "blackhole",
+        ),
+      });
+    token = out.NextToken;
+  } while (token);
+  return tables;
 }
 
 export async function instanceTypeOffered(clients: AwsClients, instanceType: string): Promise<boolean> {
@@ -125,6 +153,77 @@ export async function allowIngress(clients: AwsClients, groupId: string, rule: I
 
 export async function deleteSecurityGroup(clients: AwsClients, id: string): Promise<void> {
   await aws("DeleteSecurityGroup", id, () => clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId: id })));
+}
+
+export interface TaggedSecurityGroup {
+  readonly id: string;
+  readonly name: string;
+  /** Groups this one's ingress rules name (they must go after it). */
+  readonly references: readonly string[];
+}
+
+/** Security groups carrying all the given tags, in any VPC: what an environment left behind is found this way. */
+export async function findSecurityGroupsByTags(clients: AwsClients, tags: Tags): Promise<TaggedSecurityGroup[]> {
+  const found: TaggedSecurityGroup[] = [];
+  let token: string | undefined;
+  do {
+    const out = await aws("DescribeSecurityGroups", `security groups of ${JSON.stringify(tags)}`, () =>
+      clients.ec2.send(
+        new DescribeSecurityGroupsCommand({
+          Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+          NextToken: token,
+        }),
+      ),
+    );
+    for (const g of out.SecurityGroups ?? [])
+      found.push({
+        id: g.GroupId ?? "",
+        name: g.GroupName ?? "",
+        references: (g.IpPermissions ?? []).flatMap((p) => (p.UserIdGroupPairs ?? []).map((u) => u.GroupId ?? "")).filter(Boolean),
+      });
+    token = out.NextToken;
+  } while (token);
+  return found;
+}
+
+export interface ReleaseWait {
+  /** How long to keep trying while the group is still in use (DependencyViolation). */
+  readonly maxWaitSeconds: number;
+  /** First pause between tries; it doubles up to 30 s. */
+  readonly minDelayMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly now?: () => number;
+}
+
+/**
+ * Deletes a security group once nothing uses it any more. A deleted load balancer's network
+ * interfaces keep its group in use for minutes (DeleteSecurityGroup answers DependencyViolation
+ * meanwhile; no SDK waiter covers this), so this retries with backoff within a bound. A group
+ * that is already gone counts as deleted. Returns how many tries it took.
+ */
+export async function deleteSecurityGroupWhenFree(clients: AwsClients, id: string, wait: ReleaseWait): Promise<number> {
+  const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = wait.now ?? Date.now;
+  const deadline = now() + wait.maxWaitSeconds * 1000;
+  let delay = wait.minDelayMs ?? 2000;
+  for (let tries = 1; ; tries++) {
+    try {
+      await deleteSecurityGroup(clients, id);
+      return tries;
+    } catch (error) {
+      const code = error instanceof AwsError ? error.code : "";
+      if (code === "InvalidGroup.NotFound") return tries;
+      if (code !== "DependencyViolation") throw error;
+      if (now() + delay > deadline)
+        throw new KilnError(
+          `security group ${id} is still in use after ${Math.round((now() - deadline) / 1000 + wait.maxWaitSeconds)}s ` +
+            "(DependencyViolation): a deleted load balancer's network interfaces hold it for up to several minutes",
+          { hint: "run kiln destroy again in a few minutes: it finds what is left of the environment by its tags", cause: error },
+        );
+      await sleep(delay);
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
 }
 
 export interface LaunchSpec {

@@ -436,3 +436,18 @@ export async function removeTags(clients: AwsClients, arn: string, keys: readonl
   if (keys.length)
     await aws("RemoveTags", arn, () => clients.elbv2.send(new RemoveTagsCommand({ ResourceArns: [arn], TagKeys: [...keys] })));
 }
+
+/**
+ * The ALB's deletion protection (attribute deletion_protection.enabled): while on, DeleteLoadBalancer
+ * is refused with OperationNotPermitted, by kiln and by any other tool or console.
+ */
+export async function setDeletionProtection(clients: AwsClients, lbArn: string, enabled: boolean): Promise<void> {
+  await aws("ModifyLoadBalancerAttributes", lbArn, () =>
+    clients.elbv2.send(
+      new ModifyLoadBalancerAttributesCommand({
+        LoadBalancerArn: lbArn,
+        Attributes: [{ Key: "deletion_protection.enabled", Value: String(enabled) }],
+      }),
+    ),
+  );
+}

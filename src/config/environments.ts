@@ -81,6 +81,8 @@ export interface AwsEnvironment extends EnvironmentBase {
   readonly kmsKeyId?: string | undefined;
   /** Launch templates of this many replaced releases are kept, so a rollback relaunches exactly them. */
   readonly keepReleases: number;
+  /** destroy refuses while on, and the ALB carries deletion_protection.enabled (default: on for an environment named prod). */
+  readonly deletionProtection: boolean;
 }
 
 export type Environment = LocalEnvironment | AwsEnvironment;
@@ -187,6 +189,7 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
       ...httpsSettings(v.https),
       kmsKeyId: v.kmsKeyId as string | undefined,
       keepReleases: (v.keepReleases as number | undefined) ?? 3,
+      deletionProtection: (v.deletionProtection as boolean | undefined) ?? name === "prod",
     });
   }
   if (problems.length > 0) throw new SpecError(where, problems, "fix the environments: section of kiln.yml");

@@ -47,6 +47,24 @@ function attachesBeforeHealthGate(env: Environment): boolean {
   return env.target === "aws" && env.mode === "load-balanced";
 }
 
+/** The shared resources step, with the load balancer's subnets and deletion protection when the environment has them. */
+function ensureStep(env: Environment, live: LiveState): Extract<DeployStep, { kind: "ensure-infrastructure" }> {
+  const lb = live.network?.loadBalancer ?? [];
+  const protect = env.target === "aws" && env.mode === "load-balanced" && env.deletionProtection;
+  return {
+    kind: "ensure-infrastructure",
+    resources: sharedResources(env),
+    ...(lb.length ? { subnets: lb } : {}),
+    ...(protect ? { deletionProtection: true } : {}),
+  };
+}
+
+/** Where a release's instances go: the subnets the target chose (with zones), else what the environment names. */
+function zonesOf(env: Environment, live: LiveState): string[] {
+  const placed = live.network?.instances ?? [];
+  return placed.length ? placed.map((p) => `${p.subnet} (${p.zone})`) : zonesFor(env);
+}
+
 export function planBlueGreen(
   env: Environment,
   image: ImageRef,
@@ -60,8 +78,8 @@ export function planBlueGreen(
   const others = live.releases.filter((r) => r.id !== green);
   const blue = others.filter((o) => o.serving).map((o) => o.id);
   const steps: DeployStep[] = [];
-  if (!live.infrastructure) steps.push({ kind: "ensure-infrastructure", resources: sharedResources(env) });
-  else if (live.drift?.length) steps.push({ kind: "ensure-infrastructure", resources: sharedResources(env), fixes: live.drift });
+  if (!live.infrastructure) steps.push(ensureStep(env, live));
+  else if (live.drift?.length) steps.push({ ...ensureStep(env, live), fixes: live.drift });
   const alreadyLive = existing?.serving === true && others.every((o) => !o.serving) && existing.instances.length >= env.instances;
   // A canary needs a release to compare against; on a first deploy there is none.
   const withCanary = canary !== undefined && !alreadyLive && blue.length > 0;
@@ -73,7 +91,7 @@ export function planBlueGreen(
         release: green,
         image,
         instances: env.instances,
-        zones: zonesFor(env),
+        zones: zonesOf(env, live),
         ...(rootVolume ? { rootVolume } : {}),
       });
     }
@@ -142,7 +160,9 @@ export function planScale(env: Environment, live: LiveState, instances: number):
 
 export function planDestroy(env: Environment, live: LiveState): DeployPlan {
   const steps: DeployStep[] = live.releases.map((r) => ({ kind: "delete-release", release: r.id }));
-  if (live.infrastructure) steps.push({ kind: "delete-infrastructure", resources: sharedResources(env) });
+  // Leftovers found by tag count too: a destroy interrupted after the load balancer went must still remove its security groups.
+  if (live.infrastructure || (live.leftovers ?? []).length > 0)
+    steps.push({ kind: "delete-infrastructure", resources: sharedResources(env) });
   return { environment: env.name, target: env.target, steps, onFailure: [], summary: `destroy everything of ${env.app} in ${env.name}` };
 }
 
@@ -156,10 +176,11 @@ export function previousRelease(live: LiveState): ImageRef | undefined {
 
 export function describeStep(step: DeployStep): string {
   switch (step.kind) {
-    case "ensure-infrastructure":
-      return step.fixes?.length
-        ? `bring the environment's ${step.resources} back in line: ${step.fixes.join("; ")}`
-        : `create the environment's ${step.resources}`;
+    case "ensure-infrastructure": {
+      if (step.fixes?.length) return `bring the environment's ${step.resources} back in line: ${step.fixes.join("; ")}`;
+      const where = step.subnets?.length ? `; load balancer in ${step.subnets.map((p) => `${p.subnet} (${p.zone})`).join(", ")}` : "";
+      return `create the environment's ${step.resources}${where}${step.deletionProtection ? "; deletion protection on" : ""}`;
+    }
     case "launch":
       return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}${step.rootVolume ? `, ${step.rootVolume}` : ""}`;
     case "attach":

@@ -128,6 +128,13 @@ export async function scaleEnv(opts: EnvCommandOptions & { app: string; instance
 
 export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
+  // kiln.yml says whether the environment may go; refused before anything is touched.
+  if (env.target === "aws" && env.deletionProtection)
+    throw new InputError(`environment ${env.name} has deletion protection on: kiln destroy refuses to delete it`, {
+      hint:
+        `set deletionProtection: false under environments.${env.name} in kiln.yml, then run kiln destroy again ` +
+        "(it turns the load balancer's deletion protection off before deleting it)",
+    });
   return withLock(provider, opts.progress, async () => runPlan(opts, provider, planDestroy(env, await provider.observe())));
 }
 

@@ -34,20 +34,43 @@ export interface HistoryEntry {
   readonly detail?: string;
 }
 
+/** A subnet something is placed in, with its zone (AWS). */
+export interface SubnetPlacement {
+  readonly subnet: string;
+  readonly zone: string;
+}
+
 export interface LiveState {
   readonly infrastructure: boolean;
   /** Settings of the shared resources that differ from what the environment asks for (e.g. a TLS policy changed by hand). */
   readonly drift?: readonly string[];
   readonly releases: readonly ReleaseState[];
   readonly history: readonly HistoryEntry[];
+  /**
+   * Environment-level resources that still exist, found by the environment's tags (AWS: load
+   * balancer, security groups): a destroy interrupted after the load balancer went still has these to delete.
+   */
+  readonly leftovers?: readonly string[];
+  /** Where the environment's network puts things, once the target checked it (AWS: the plan names the subnets). */
+  readonly network?: {
+    readonly loadBalancer: readonly SubnetPlacement[];
+    readonly instances: readonly SubnetPlacement[];
+  };
 }
 
 export type DeployStep =
   /**
    * `resources`: what the environment shares between releases, for people reading the plan;
-   * `fixes`: drifted settings an existing environment gets back.
+   * `fixes`: drifted settings an existing environment gets back; `subnets`: where the load balancer
+   * goes; `deletionProtection`: set on the load balancer.
    */
-  | { readonly kind: "ensure-infrastructure"; readonly resources: string; readonly fixes?: readonly string[] }
+  | {
+      readonly kind: "ensure-infrastructure";
+      readonly resources: string;
+      readonly fixes?: readonly string[];
+      readonly subnets?: readonly SubnetPlacement[];
+      readonly deletionProtection?: boolean;
+    }
   | {
       readonly kind: "launch";
       readonly release: string;

@@ -30,6 +30,7 @@ export function iamPolicy(): Record<string, unknown> {
         Action: [
           "ec2:DescribeVpcs",
           "ec2:DescribeSubnets",
+          "ec2:DescribeRouteTables",
           "ec2:DescribeSecurityGroups",
           "ec2:CreateSecurityGroup",
           "ec2:DeleteSecurityGroup",
@@ -52,6 +53,7 @@ export function iamPolicy(): Record<string, unknown> {
           "elasticloadbalancing:CreateLoadBalancer",
           "elasticloadbalancing:DeleteLoadBalancer",
           "elasticloadbalancing:DescribeLoadBalancers",
+          "elasticloadbalancing:ModifyLoadBalancerAttributes",
           "elasticloadbalancing:CreateListener",
           "elasticloadbalancing:DeleteListener",
           "elasticloadbalancing:DescribeListeners",

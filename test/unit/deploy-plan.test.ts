@@ -170,6 +170,7 @@ describe("launch templates kept for rollback (AWS)", () => {
     mode: "load-balanced",
     certificateArn: undefined,
     keepReleases: 3,
+    deletionProtection: false,
   } as const;
   const a1 = releaseId(aws, v1, "1.0.0");
   const a2 = releaseId(aws, v2, "2.0.0");
@@ -226,6 +227,7 @@ describe("load-balanced AWS: the new target group is attached before the health 
     mode: "load-balanced",
     certificateArn: undefined,
     keepReleases: 3,
+    deletionProtection: false,
   } as const;
   const a1 = releaseId(aws, v1, "1.0.0");
   const a2 = releaseId(aws, v2, "2.0.0");
@@ -237,8 +239,8 @@ describe("load-balanced AWS: the new target group is attached before the health 
       state(false),
       undefined,
       [
-        "create the environment's load balancer, listener and security groups",
-        `launch ${a2}: 2 × shop:2.0.0 across a, b`,
+        "create the environment's load balancer (drops invalid HTTP header fields), HTTP listener on 80 and security groups",
+        `launch ${a2}: 2 × shop:2.0.0 across a, b, root volume encrypted with the account's default EBS key`,
         `attach the target group of ${a2} to the listener through a rule for its own header only (no release serves yet)`,
         `wait until every instance of ${a2} is healthy (≤ 120s)`,
         `switch traffic to ${a2}`,
@@ -250,7 +252,7 @@ describe("load-balanced AWS: the new target group is attached before the health 
       state(true, [release(a1, v1, true)]),
       undefined,
       [
-        `launch ${a2}: 2 × shop:2.0.0 across a, b`,
+        `launch ${a2}: 2 × shop:2.0.0 across a, b, root volume encrypted with the account's default EBS key`,
         `attach the target group of ${a2} to the listener with weight 0 (all requests stay on ${a1})`,
         `wait until every instance of ${a2} is healthy (≤ 120s)`,
         `switch traffic to ${a2} from ${a1}`,
@@ -265,7 +267,7 @@ describe("load-balanced AWS: the new target group is attached before the health 
       state(true, [release(a1, v1, true)]),
       { percent: 10, seconds: 60 },
       [
-        `launch ${a2}: 2 × shop:2.0.0 across a, b`,
+        `launch ${a2}: 2 × shop:2.0.0 across a, b, root volume encrypted with the account's default EBS key`,
         `attach the target group of ${a2} to the listener with weight 0 (all requests stay on ${a1})`,
         `wait until every instance of ${a2} is healthy (≤ 120s)`,
         `canary: 10% of requests to ${a2} for 60s, watching its health`,
@@ -346,5 +348,66 @@ describe("health check settings of a load-balanced AWS environment (what CreateT
       intervalSeconds: 2,
       healthyThreshold: 1,
     });
+  });
+});
+
+describe("AWS network and destroy in the plan (issue 13, bugs 5 and 7)", () => {
+  const aws = {
+    ...env,
+    target: "aws",
+    region: "eu-west-1",
+    vpc: undefined,
+    subnets: [],
+    instanceType: "t3.micro",
+    min: 2,
+    max: 2,
+    mode: "load-balanced",
+    certificateArn: undefined,
+    keepReleases: 3,
+    deletionProtection: true,
+  } as const;
+  const network = {
+    loadBalancer: [
+      { subnet: "subnet-1", zone: "eu-west-1a" },
+      { subnet: "subnet-3", zone: "eu-west-1b" },
+    ],
+    instances: [
+      { subnet: "subnet-1", zone: "eu-west-1a" },
+      { subnet: "subnet-2", zone: "eu-west-1a" },
+      { subnet: "subnet-3", zone: "eu-west-1b" },
+    ],
+  };
+
+  it("the plan names the load balancer's subnets, its deletion protection and the instances' subnets", () => {
+    const steps = planBlueGreen(aws, v1, "1.0.0", { ...state(false), network }, now).steps.map(describeStep);
+    expect(steps[0]).toBe(
+      "create the environment's load balancer (drops invalid HTTP header fields), HTTP listener on 80 and security groups; load balancer in subnet-1 (eu-west-1a), " +
+        "subnet-3 (eu-west-1b); deletion protection on",
+    );
+    expect(steps[1]).toMatch(
+      /across subnet-1 \(eu-west-1a\), subnet-2 \(eu-west-1a\), subnet-3 \(eu-west-1b\), root volume encrypted with the account.s default EBS key$/,
+    );
+  });
+
+  it("destroy plans delete-infrastructure for leftovers found by tag, even with the load balancer gone", () => {
+    const kinds = (live: LiveState) => planDestroy(aws, live).steps.map((s) => s.kind);
+    expect(kinds(state(false))).toEqual([]);
+    expect(kinds({ ...state(false), leftovers: ["sg-1"] })).toEqual(["delete-infrastructure"]);
+  });
+
+  it("deletionProtection defaults to on for an environment named prod only", () => {
+    const parsed = parseEnvironments(
+      { prod: { target: "aws", region: "eu-west-1" }, test: { target: "aws", region: "eu-west-1" } },
+      "shop",
+      "/",
+      "kiln.yml",
+    );
+    const flag = (name: string) => (parsed.get(name) as { deletionProtection: boolean }).deletionProtection;
+    expect([flag("prod"), flag("test")]).toEqual([true, false]);
+    const off = parseEnvironments({ prod: { target: "aws", region: "eu-west-1", deletionProtection: false } }, "shop", "/", "kiln.yml");
+    expect((off.get("prod") as { deletionProtection: boolean }).deletionProtection).toBe(false);
+    expect(() =>
+      parseEnvironments({ prod: { target: "aws", region: "eu-west-1", deletionProtection: "no" } }, "shop", "/", "kiln.yml"),
+    ).toThrow(/deletionProtection/);
   });
 });

@@ -97,6 +97,7 @@ describe("the plan shows the environment's protections", () => {
     certificateArn: CERT,
     sslPolicy: "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
     keepReleases: 3,
+    deletionProtection: false,
   };
   const lines = (e: AwsEnvironment, live = state(false)) => planBlueGreen(e, v2, "2.0.0", live, now).steps.map(describeStep);
 

@@ -4,8 +4,9 @@
  */
 import { InputError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
-import { defaultVpc, describeSubnets, instanceTypeOffered } from "../../aws/ec2-deploy.js";
+import { defaultVpc, describeRouteTables, describeSubnets, instanceTypeOffered } from "../../aws/ec2-deploy.js";
 import type { AwsEnvironment } from "../../config/environments.js";
+import { type NetworkPlan, planNetwork, type SubnetFacts } from "./subnet-choice.js";
 
 export interface Network {
   readonly vpc: string;
@@ -17,6 +18,8 @@ export interface NetworkCheck {
   readonly network: Network;
   /** Availability zones of the subnets named (or found). */
   readonly zones: readonly string[];
+  /** The usable subnets with their zones. */
+  readonly found: readonly SubnetFacts[];
   readonly problems: string[];
 }
 
@@ -42,7 +45,18 @@ export async function checkNetwork(clients: AwsClients, env: AwsEnvironment): Pr
     problems.push(`VPC ${vpc} has no subnets: create one, or name subnets in environments.${env.name}.subnets`);
   if (!(await instanceTypeOffered(clients, env.instanceType)))
     problems.push(`instance type ${env.instanceType} is not offered in ${clients.region}`);
-  return { network: { vpc, subnets: usable }, zones: [...new Set(subnets.map((s) => s.AvailabilityZone ?? ""))], problems };
+  const found = subnets.filter((s) => s.VpcId === vpc).map((s) => ({ id: s.SubnetId!, zone: s.AvailabilityZone ?? "" }));
+  return { network: { vpc, subnets: usable }, zones: [...new Set(subnets.map((s) => s.AvailabilityZone ?? ""))], found, problems };
+}
+
+/**
+ * A load-balanced environment's placement: the ALB in one public subnet per zone (CreateLoadBalancer
+ * refuses two in one zone), the instances in the environment's subnets, or in every subnet of
+ * the VPC in the ALB's zones (subnet-choice.ts). Reads the VPC's route tables to tell public subnets.
+ */
+export async function planLoadBalancedNetwork(clients: AwsClients, env: AwsEnvironment, check: NetworkCheck): Promise<NetworkPlan> {
+  const tables = await describeRouteTables(clients, check.network.vpc);
+  return planNetwork(check.found, tables, { scheme: "internet-facing", named: env.subnets.length > 0 });
 }
 
 /** Throws every problem at once, as one InputError that names the environment to fix. */

@@ -12,10 +12,11 @@ import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup } 
 import {
   allowIngress,
   deleteLaunchTemplate,
-  deleteSecurityGroup,
+  deleteSecurityGroupWhenFree,
   ensureSecurityGroup,
   findLaunchTemplates,
   findSecurityGroup,
+  findSecurityGroupsByTags,
   instanceConsole,
 } from "../../aws/ec2-deploy.js";
 import { tagResources, untagResources } from "../../aws/ec2.js";
@@ -33,6 +34,7 @@ import {
   forwardWeighted,
   removeTags,
   resourceTags,
+  setDeletionProtection,
   setTags,
   targetHealth,
 } from "../../aws/elbv2.js";
@@ -43,7 +45,8 @@ import type { AwsEnvironment } from "../../config/environments.js";
 import { deleteInstanceRole } from "../../aws/iam.js";
 import { appendHistory, historyFromTags } from "./history.js";
 import { instanceRoleName, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";
-import { checkNetwork, refuseProblems, type Network } from "./network.js";
+import { checkNetwork, planLoadBalancedNetwork, refuseProblems, type Network } from "./network.js";
+import type { Placement } from "./subnet-choice.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
 import { lockEnvironment } from "./env-lock.js";
 import { loadBalancerDrift, secureLoadBalancer } from "./lb-security.js";
@@ -65,6 +68,13 @@ export interface AwsProviderOptions {
   /** Where a canary's request and error counts come from; CloudWatch's ALB metrics by default. */
   readonly metrics?: MetricSource;
   readonly pollMs?: number;
+  /**
+   * How long destroy waits for the load balancer's security groups to be released after the
+   * load balancer is deleted (its network interfaces linger for minutes on AWS); default 600 s.
+   */
+  readonly securityGroupWaitSeconds?: number;
+  /** First pause between tries to delete a security group still in use; default 2000 ms. */
+  readonly securityGroupRetryMs?: number;
 }
 
 /** Marks a launch template kept for rollback after its release was replaced; the value is when. */
@@ -72,6 +82,10 @@ const KEPT_TAG = "kiln:kept";
 
 export class AwsProvider implements DeployProvider {
   private network: Network | undefined;
+  /** The ALB's subnets, one per zone (validate() chooses them). */
+  private loadBalancerSubnets: readonly Placement[] = [];
+  /** The instances' subnets (validate() chooses them), for the plan. */
+  private instancePlacements: readonly Placement[] = [];
   /** Per canary release: when its traffic split began and the current release's target groups. */
   private readonly canaries = new Map<string, { since: Date; from: readonly string[] }>();
 
@@ -92,13 +106,16 @@ export class AwsProvider implements DeployProvider {
 
   /** VPC and subnets: as configured, else the default VPC's subnets. Checked at plan time. */
   async validate(): Promise<void> {
-    const { network, zones, problems } = await checkNetwork(this.clients, this.env);
-    if (zones.length < 2)
-      problems.push(`a load-balanced environment needs subnets in at least two availability zones (found ${zones.join(", ") || "none"})`);
+    const check = await checkNetwork(this.clients, this.env);
+    const { problems } = check;
+    const placement = check.found.length ? await planLoadBalancedNetwork(this.clients, this.env, check) : undefined;
+    problems.push(...(placement?.problems ?? []));
     if (this.env.certificateArn && !/^arn:aws[\w-]*:acm:[\w-]+:\d{12}:certificate\/[\w-]+$/.test(this.env.certificateArn))
       problems.push(`https.certificateArn ${this.env.certificateArn} is not an ACM certificate ARN`);
     refuseProblems(this.env, problems);
-    this.network = network;
+    this.network = { vpc: check.network.vpc, subnets: placement!.instances.map((p) => p.subnet) };
+    this.loadBalancerSubnets = placement!.loadBalancer;
+    this.instancePlacements = placement!.instances;
   }
 
   private async net(): Promise<Network> {
@@ -136,7 +153,19 @@ export class AwsProvider implements DeployProvider {
     );
     const history = lb ? historyFromTags(await resourceTags(this.clients, lb.arn)) : [];
     const drift = lb ? await loadBalancerDrift(this.clients, this.env, lb.arn) : [];
-    return { infrastructure: Boolean(lb?.listenerArn), releases, history, ...(drift.length ? { drift } : {}) };
+    const securityGroups = await findSecurityGroupsByTags(this.clients, this.baseTags);
+    const leftovers = [...(lb ? [loadBalancerName(this.env.app, this.env.name)] : []), ...securityGroups.map((g) => g.id)];
+    const network = this.loadBalancerSubnets.length
+      ? { loadBalancer: this.loadBalancerSubnets, instances: this.instancePlacements }
+      : undefined;
+    return {
+      infrastructure: Boolean(lb?.listenerArn),
+      releases,
+      history,
+      leftovers,
+      ...(network ? { network } : {}),
+      ...(drift.length ? { drift } : {}),
+    };
   }
 
   /**
@@ -148,7 +177,7 @@ export class AwsProvider implements DeployProvider {
   }
 
   async ensureInfrastructure(): Promise<void> {
-    const { vpc, subnets } = await this.net();
+    const { vpc } = await this.net();
     const name = loadBalancerName(this.env.app, this.env.name);
     const lbSg = await ensureSecurityGroup(
       this.clients,
@@ -163,10 +192,19 @@ export class AwsProvider implements DeployProvider {
     if (this.env.certificateArn) await allowIngress(this.clients, lbSg, { port: 443, cidr: "0.0.0.0/0" });
     let lb = await findLoadBalancer(this.clients, name);
     if (!lb) {
-      await createLoadBalancer(this.clients, name, subnets, lbSg, this.baseTags);
+      await createLoadBalancer(
+        this.clients,
+        name,
+        this.loadBalancerSubnets.map((p) => p.subnet),
+        lbSg,
+        this.baseTags,
+      );
       lb = await findLoadBalancer(this.clients, name);
     }
-    if (lb) await secureLoadBalancer(this.clients, this.env, lb.arn);
+    if (lb) {
+      await setDeletionProtection(this.clients, lb.arn, this.env.deletionProtection);
+      await secureLoadBalancer(this.clients, this.env, lb.arn);
+    }
   }
 
   private async instanceSecurityGroup(port: number): Promise<string> {
@@ -375,17 +413,32 @@ export class AwsProvider implements DeployProvider {
     await removeTags(this.clients, lb.arn, remove);
   }
 
+  /**
+   * Templates and role first, then the load balancer, then its security groups, found by the
+   * environment's tags (not by the VPC or the load balancer, which may be gone or changed): the
+   * load balancer's network interfaces hold its group for minutes after it is deleted, and if
+   * this is cut short there, the next destroy still sees the groups (observe(): leftovers).
+   * Deletion protection was checked by destroy against kiln.yml; the attribute goes off here.
+   */
   async deleteInfrastructure(): Promise<void> {
-    const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
-    if (lb) await deleteLoadBalancer(this.clients, lb);
     // Templates kept for rollback go with the environment.
     for (const template of await this.releaseTemplates()) if (!template.running) await deleteLaunchTemplate(this.clients, template.name);
-    const { vpc } = await this.net();
     await deleteInstanceRole(this.clients.iam, instanceRoleName(this.env.app, this.env.name));
-    for (const role of ["instances", "lb"] as const) {
-      const sg = await findSecurityGroup(this.clients, vpc, securityGroupName(this.env.app, this.env.name, role));
-      if (sg) await deleteSecurityGroup(this.clients, sg.id);
+    const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
+    if (lb) {
+      await setDeletionProtection(this.clients, lb.arn, false);
+      await deleteLoadBalancer(this.clients, lb);
     }
+    const groups = await findSecurityGroupsByTags(this.clients, this.baseTags);
+    // A group another group's rules name goes last (the instances' group admits the load balancer's).
+    groups.sort(
+      (a, b) => Number(groups.some((g) => g.references.includes(a.id))) - Number(groups.some((g) => g.references.includes(b.id))),
+    );
+    for (const group of groups)
+      await deleteSecurityGroupWhenFree(this.clients, group.id, {
+        maxWaitSeconds: this.options.securityGroupWaitSeconds ?? 600,
+        ...(this.options.securityGroupRetryMs !== undefined ? { minDelayMs: this.options.securityGroupRetryMs } : {}),
+      });
   }
 
   async consoleTail(release: string): Promise<string> {

@@ -3,7 +3,11 @@
  * Order matters only between rules that refuse the same request (the first refusal answers).
  */
 import type { StrictRule } from "../layer.js";
+import { albDeletionProtectionRule } from "./alb-deletion-protection.js";
+import { albEniLinger } from "./alb-eni-linger.js";
+import { createLoadBalancerRule } from "./create-load-balancer.js";
 import { createTargetGroupRule } from "./create-target-group.js";
+import { defaultVpcInternetRule } from "./default-vpc-internet.js";
 import { ebsEventualRule } from "./ebs-eventual.js";
 import { ebsParentBlocksRule } from "./ebs-parent-blocks.js";
 import { ebsStartSnapshotRule } from "./ebs-start-snapshot.js";
@@ -11,8 +15,15 @@ import { launchTemplateNames } from "./launch-template-names.js";
 import { sslPolicyRule } from "./ssl-policy.js";
 import { targetHealthRule } from "./target-health.js";
 
+/** How long a deleted ALB's network interfaces hold its security groups in tests (minutes on AWS). */
+export const ALB_ENI_LINGER_MS = 2000;
+
 export const STRICT_RULES: readonly StrictRule[] = [
+  defaultVpcInternetRule,
   launchTemplateNames,
+  createLoadBalancerRule,
+  albDeletionProtectionRule,
+  albEniLinger(ALB_ENI_LINGER_MS),
   ebsStartSnapshotRule(),
   ebsEventualRule({ windowMs: 1000 }),
   ebsParentBlocksRule(),
