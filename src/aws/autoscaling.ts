@@ -9,6 +9,7 @@ import {
 } from "@aws-sdk/client-auto-scaling";
 import type { AwsClients } from "./clients.js";
 import { awsService } from "./errors.js";
+import { IAM_PROPAGATION, isInstanceProfilePropagation, retryEventualConsistency } from "./consistency.js";
 
 const aws = awsService("autoscaling");
 
@@ -62,7 +63,7 @@ export interface GroupSpec {
 }
 
 export async function createGroup(clients: AwsClients, spec: GroupSpec): Promise<void> {
-  await aws("CreateAutoScalingGroup", spec.name, () =>
+  const send = () =>
     clients.autoscaling.send(
       new CreateAutoScalingGroupCommand({
         AutoScalingGroupName: spec.name,
@@ -82,8 +83,10 @@ export async function createGroup(clients: AwsClients, spec: GroupSpec): Promise
           ResourceType: "auto-scaling-group",
         })),
       }),
-    ),
-  );
+    );
+  // Auto Scaling checks the launch template's instance profile at creation and refuses one IAM
+  // has not spread yet (ValidationError); nothing was created, so the call is repeated.
+  await aws("CreateAutoScalingGroup", spec.name, () => retryEventualConsistency(send, isInstanceProfilePropagation, IAM_PROPAGATION));
 }
 
 export async function resizeGroup(clients: AwsClients, name: string, size: number): Promise<void> {

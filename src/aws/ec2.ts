@@ -14,6 +14,7 @@ import {
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws } from "./errors.js";
+import { EC2_PROPAGATION, isNotYetVisible, retryEventualConsistency } from "./consistency.js";
 
 export interface KilnAmi {
   readonly imageId: string;
@@ -113,10 +114,14 @@ export async function registerAmi(clients: AwsClients, input: RegisterInput): Pr
   return imageId;
 }
 
+/**
+ * Tags are often added right after a create (RegisterImage, CopyImage, …), when EC2 may not
+ * know the new id yet: CreateTags is idempotent, so a NotFound is retried within a bound.
+ */
 export async function tagResources(clients: AwsClients, ids: readonly string[], tags: Readonly<Record<string, string>>): Promise<void> {
-  await aws("CreateTags", ids.join(","), () =>
-    clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })),
-  );
+  const send = () =>
+    clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
+  await aws("CreateTags", ids.join(","), () => retryEventualConsistency(send, isNotYetVisible, EC2_PROPAGATION));
 }
 
 export async function untagResources(clients: AwsClients, ids: readonly string[], keys: readonly string[]): Promise<void> {
