@@ -8,6 +8,7 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
   RegisterImageCommand,
+  waitUntilImageAvailable,
   waitUntilSnapshotCompleted,
   type Image,
 } from "@aws-sdk/client-ec2";
@@ -21,6 +22,8 @@ export interface KilnAmi {
   readonly name: string;
   readonly snapshotId: string | undefined;
   readonly created: string;
+  /** pending (a copy still in progress), available, failed, … */
+  readonly state: string;
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -30,6 +33,7 @@ function toKilnAmi(image: Image): KilnAmi {
     imageId: image.ImageId!,
     name: image.Name ?? "",
     created: image.CreationDate ?? "",
+    state: image.State ?? "available",
     tags,
     snapshotId: image.BlockDeviceMappings?.find((m) => m.Ebs?.SnapshotId)?.Ebs?.SnapshotId,
   };
@@ -72,6 +76,16 @@ export async function waitSnapshotCompleted(clients: AwsClients, snapshotId: str
       { client: clients.ec2, maxWaitTime: maxWaitSeconds, minDelay: 2, maxDelay: 15 },
       { SnapshotIds: [snapshotId] },
     ),
+  );
+}
+
+/**
+ * Waits for an AMI to become `available`: CopyImage returns at once with a `pending` image that
+ * cannot launch until its snapshots are copied (minutes for a cross-region copy).
+ */
+export async function waitAmiAvailable(clients: AwsClients, imageId: string, maxWaitSeconds = 1800): Promise<void> {
+  await aws("DescribeImages", `${imageId} in ${clients.region}`, () =>
+    waitUntilImageAvailable({ client: clients.ec2, maxWaitTime: maxWaitSeconds, minDelay: 2, maxDelay: 30 }, { ImageIds: [imageId] }),
   );
 }
 
