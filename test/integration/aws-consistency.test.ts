@@ -4,6 +4,7 @@
 // right after creating them. Each must wait and retry on exactly the documented error, within
 // a bound, and the layer's call log shows that the refusal happened and was overcome.
 import { CreateSnapshotCommand, CreateVolumeCommand, DescribeSubnetsCommand, DescribeVpcsCommand } from "@aws-sdk/client-ec2";
+import { CreateTargetGroupCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createGroup, deleteGroup } from "../../src/aws/autoscaling.js";
 import type { AwsClients } from "../../src/aws/clients.js";
@@ -11,6 +12,11 @@ import { ensureSecurityGroup, putLaunchTemplateVersion } from "../../src/aws/ec2
 import { registerAmi } from "../../src/aws/ec2.js";
 import { runInstance } from "../../src/aws/ec2-instances.js";
 import { ensureInstanceRole } from "../../src/aws/iam.js";
+import type { AwsEnvironment } from "../../src/config/environments.js";
+import type { KilnHome } from "../../src/home.js";
+import { AwsProvider } from "../../src/providers/aws/provider.js";
+import { asgFailedLaunch } from "../strict-aws/rules/asg-failed-launch.js";
+import { STRICT_RULES } from "../strict-aws/rules/index.js";
 import { emulatorClients, type Moto, startMoto, useEmulatorCredentials } from "./moto.js";
 
 const REGION = "eu-west-1";
@@ -102,5 +108,56 @@ describe("eventual consistency (strict layer)", () => {
     const sg = await ensureSecurityGroup(aws, vpc, "kiln-consistency-lt", "test", { "kiln:app": "consistency" }, []);
     await runInstance(aws, { launchTemplate: lt, subnet: subnets[0]!, securityGroup: sg, tags: { "kiln:app": "consistency" } });
     expect(refusals("ec2-describe-after-create")).toContain("ec2:RunInstances");
+  });
+});
+
+describe("an Auto Scaling group whose launches fail", () => {
+  const ARCH =
+    "The architecture 'arm64' of the specified instance type does not match the architecture 'x86_64' of the specified AMI. " +
+    "Specify an instance type and an AMI that have matching architectures, and try again.";
+  let failing: Moto;
+  beforeAll(async () => {
+    useEmulatorCredentials();
+    failing = await startMoto({ strict: { rules: [...STRICT_RULES, asgFailedLaunch({ group: /^kiln-failing-/, message: ARCH })] } });
+  });
+  afterAll(async () => {
+    await failing?.stop();
+  });
+
+  it("ends the health gate with Auto Scaling's reason from the scaling activities, not a timeout", async () => {
+    const c = emulatorClients(failing, REGION);
+    const defaultVpc = (await c.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "isDefault", Values: ["true"] }] }))).Vpcs![0]!.VpcId!;
+    const subnetIds = (
+      (await c.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [defaultVpc] }] }))).Subnets ?? []
+    ).map((x) => x.SubnetId!);
+    const lt = await putLaunchTemplateVersion(
+      c,
+      "kiln-failing-1",
+      { ami: "ami-12c6146b", instanceType: "t4g.micro", userData: "", description: "arm64 type, x86_64 image" },
+      { "kiln:app": "failing" },
+    );
+    const tg = (
+      await c.elbv2.send(
+        new CreateTargetGroupCommand({
+          Name: "kiln-failing-1",
+          Protocol: "HTTP",
+          Port: 8080,
+          VpcId: defaultVpc,
+          HealthCheckIntervalSeconds: 10,
+          HealthCheckTimeoutSeconds: 5,
+        }),
+      )
+    ).TargetGroups![0]!.TargetGroupArn!;
+    await createGroup(c, { name: "kiln-failing-1", launchTemplate: lt, subnets: subnetIds, size: 1, targetGroup: tg, tags: {} });
+    const env = { mode: "load-balanced", app: "failing", name: "test" } as AwsEnvironment;
+    const provider = new AwsProvider(env, c, {} as KilnHome, { pollMs: 20 });
+    const started = Date.now();
+    const result = await provider.waitHealthy("kiln-failing-1", 40);
+    const seconds = (Date.now() - started) / 1000;
+    expect(result.healthy).toBe(false);
+    expect(result.detail).toContain("could not launch instances: The architecture 'arm64' of the specified instance type does not match");
+    expect(seconds).toBeLessThan(15);
+    console.log(`failed launch reported after ${seconds.toFixed(1)}s (gate timeout 40s)`);
+    await deleteGroup(c, "kiln-failing-1");
   });
 });
