@@ -174,6 +174,9 @@ export async function startStrictLayer(
         res.end(`strict layer: ${String(error)}`);
       });
   });
+  // Clients that half-close after sending (busybox nc in the image's init, as kiln-secrets sends
+  // its requests) must still get their answer: without this Node closes the socket at their FIN.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
