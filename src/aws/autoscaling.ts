@@ -3,12 +3,15 @@ import {
   CreateAutoScalingGroupCommand,
   DeleteAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeScalingActivitiesCommand,
   UpdateAutoScalingGroupCommand,
+  waitUntilGroupInService,
   waitUntilGroupNotExists,
   type AutoScalingGroup,
 } from "@aws-sdk/client-auto-scaling";
 import type { AwsClients } from "./clients.js";
 import { awsService } from "./errors.js";
+import { IAM_PROPAGATION, isInstanceProfilePropagation, retryEventualConsistency } from "./consistency.js";
 
 const aws = awsService("autoscaling");
 
@@ -62,7 +65,7 @@ export interface GroupSpec {
 }
 
 export async function createGroup(clients: AwsClients, spec: GroupSpec): Promise<void> {
-  await aws("CreateAutoScalingGroup", spec.name, () =>
+  const send = () =>
     clients.autoscaling.send(
       new CreateAutoScalingGroupCommand({
         AutoScalingGroupName: spec.name,
@@ -82,8 +85,10 @@ export async function createGroup(clients: AwsClients, spec: GroupSpec): Promise
           ResourceType: "auto-scaling-group",
         })),
       }),
-    ),
-  );
+    );
+  // Auto Scaling checks the launch template's instance profile at creation and refuses one IAM
+  // has not spread yet (ValidationError); nothing was created, so the call is repeated.
+  await aws("CreateAutoScalingGroup", spec.name, () => retryEventualConsistency(send, isInstanceProfilePropagation, IAM_PROPAGATION));
 }
 
 export async function resizeGroup(clients: AwsClients, name: string, size: number): Promise<void> {
@@ -104,4 +109,59 @@ export async function deleteGroup(clients: AwsClients, name: string): Promise<vo
       { AutoScalingGroupNames: [name] },
     ),
   );
+}
+
+/**
+ * Why a group cannot launch, if it says so: its newest scaling activity, when that failed or was
+ * cancelled (a wrong architecture, an instance quota, no capacity in the zones, an invalid
+ * instance profile…). Auto Scaling keeps retrying such launches, so the group never reaches
+ * InService and only the activity tells what is wrong.
+ */
+export async function failedLaunch(clients: AwsClients, name: string): Promise<string | undefined> {
+  const out = await aws("DescribeScalingActivities", name, () =>
+    clients.autoscaling.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: name, MaxRecords: 10 })),
+  );
+  const newest = [...(out.Activities ?? [])].sort((a, b) => (b.StartTime?.getTime() ?? 0) - (a.StartTime?.getTime() ?? 0))[0];
+  if (!newest || (newest.StatusCode !== "Failed" && newest.StatusCode !== "Cancelled")) return undefined;
+  return (newest.StatusMessage || newest.Description || newest.StatusCode).replace(/\s+/g, " ").trim();
+}
+
+export type InService = { readonly inService: true } | { readonly inService: false; readonly detail: string };
+
+/**
+ * Waits for every instance of the group to be InService, with the SDK's waiter in rounds that
+ * grow from `firstRoundSeconds`; between rounds the group's scaling activities are read, and a
+ * failed launch ends the wait at once with Auto Scaling's own reason instead of a timeout.
+ */
+export async function waitGroupInService(
+  clients: AwsClients,
+  name: string,
+  timeoutSeconds: number,
+  firstRoundSeconds = 15,
+): Promise<InService> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let round = Math.max(3, firstRoundSeconds);
+  for (;;) {
+    const left = Math.floor((deadline - Date.now()) / 1000);
+    // The waiter refuses a maximum wait not above its first delay (2 s).
+    if (left < 3) break;
+    const done = await waitUntilGroupInService(
+      { client: clients.autoscaling, maxWaitTime: Math.min(round, left), minDelay: 2, maxDelay: 15 },
+      { AutoScalingGroupNames: [name] },
+    ).then(
+      () => true,
+      () => false,
+    );
+    if (done) return { inService: true };
+    const reason = await failedLaunch(clients, name);
+    if (reason) return { inService: false, detail: `the Auto Scaling group ${name} could not launch instances: ${reason}` };
+    round = Math.min(round * 2, 60);
+  }
+  const reason = await failedLaunch(clients, name);
+  return {
+    inService: false,
+    detail: reason
+      ? `the Auto Scaling group ${name} could not launch instances: ${reason}`
+      : `the Auto Scaling group ${name} did not reach InService in ${timeoutSeconds}s`,
+  };
 }

@@ -71,7 +71,23 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
   };
 }
 
-/** Region from the flag, else the standard chain's environment variables. */
-export function resolveRegion(flag: string | undefined): string | undefined {
-  return flag ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+/**
+ * The region as the AWS tools pick it: the flag, else AWS_REGION, else AWS_DEFAULT_REGION (the
+ * CLI's name, which the SDK does not read), else the `region` of the active profile in the shared
+ * config file (AWS_PROFILE or default; AWS_CONFIG_FILE or ~/.aws/config). The last steps are the
+ * SDK's own region chain, asked through a client that sends nothing, so the file is read the way
+ * every SDK reads it (profile sections, sso-session, quoting) rather than by a second parser.
+ */
+export async function resolveRegion(flag: string | undefined): Promise<string | undefined> {
+  const fromEnv = flag || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
+  if (fromEnv) return fromEnv;
+  const probe = new EC2Client({});
+  try {
+    return (await probe.config.region()) || undefined;
+  } catch {
+    // "Region is missing": no profile region either; callers say how to give one.
+    return undefined;
+  } finally {
+    probe.destroy();
+  }
 }

@@ -22,6 +22,7 @@ import { KilnError } from "../errors.js";
 import type { AwsClients } from "./clients.js";
 import { ROOT_DEVICE } from "./ec2.js";
 import { AwsError, aws, translateAwsError } from "./errors.js";
+import { EC2_PROPAGATION, isNotYetVisible, retryEventualConsistency } from "./consistency.js";
 
 export type Tags = Readonly<Record<string, string>>;
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
@@ -123,9 +124,14 @@ export async function ensureSecurityGroup(
   );
   const id = out.GroupId!;
   // No rules yet when the app's port is not known (a lock taken before any image is chosen).
+  // The new group's id may not have reached every EC2 endpoint yet (InvalidGroup.NotFound).
   if (ingress.length)
     await aws("AuthorizeSecurityGroupIngress", id, () =>
-      clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: ingress.map(permission) })),
+      retryEventualConsistency(
+        () => clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: id, IpPermissions: ingress.map(permission) })),
+        isNotYetVisible,
+        EC2_PROPAGATION,
+      ),
     );
   return id;
 }

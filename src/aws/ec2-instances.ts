@@ -17,6 +17,13 @@ import {
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws } from "./errors.js";
+import {
+  EC2_PROPAGATION,
+  IAM_PROPAGATION,
+  isInstanceProfilePropagation,
+  isNotYetVisible,
+  retryEventualConsistency,
+} from "./consistency.js";
 import type { Tags } from "./ec2-deploy.js";
 
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
@@ -137,7 +144,7 @@ export interface InstanceSpec {
  * and AWS refuses a network interface next to the template's own security groups.
  */
 export async function runInstance(clients: AwsClients, spec: InstanceSpec): Promise<string> {
-  const out = await aws("RunInstances", `${spec.launchTemplate.id} v${spec.launchTemplate.version} in ${spec.subnet}`, () =>
+  const send = () =>
     clients.ec2.send(
       new RunInstancesCommand({
         MinCount: 1,
@@ -158,6 +165,14 @@ export async function runInstance(clients: AwsClients, spec: InstanceSpec): Prom
           { ResourceType: "volume", Tags: tagList(spec.tags) },
         ],
       }),
+    );
+  // A refused launch launched nothing, so it is safe to repeat: a launch template or instance
+  // profile created a moment ago may not be visible to EC2 yet (see consistency.ts).
+  const out = await aws("RunInstances", `${spec.launchTemplate.id} v${spec.launchTemplate.version} in ${spec.subnet}`, () =>
+    retryEventualConsistency(
+      () => retryEventualConsistency(send, isNotYetVisible, EC2_PROPAGATION),
+      isInstanceProfilePropagation,
+      IAM_PROPAGATION,
     ),
   );
   return out.Instances![0]!.InstanceId!;

@@ -8,18 +8,22 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
   RegisterImageCommand,
+  waitUntilImageAvailable,
   waitUntilSnapshotCompleted,
   type Image,
 } from "@aws-sdk/client-ec2";
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws } from "./errors.js";
+import { EC2_PROPAGATION, isNotYetVisible, retryEventualConsistency } from "./consistency.js";
 
 export interface KilnAmi {
   readonly imageId: string;
   readonly name: string;
   readonly snapshotId: string | undefined;
   readonly created: string;
+  /** pending (a copy still in progress), available, failed, … */
+  readonly state: string;
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -29,6 +33,7 @@ function toKilnAmi(image: Image): KilnAmi {
     imageId: image.ImageId!,
     name: image.Name ?? "",
     created: image.CreationDate ?? "",
+    state: image.State ?? "available",
     tags,
     snapshotId: image.BlockDeviceMappings?.find((m) => m.Ebs?.SnapshotId)?.Ebs?.SnapshotId,
   };
@@ -77,6 +82,16 @@ export async function waitSnapshotCompleted(clients: AwsClients, snapshotId: str
 /** The root device registerAmi gives every kiln AMI; launch templates name it to set the root volume's encryption. */
 export const ROOT_DEVICE = "/dev/xvda";
 
+/**
+ * Waits for an AMI to become `available`: CopyImage returns at once with a `pending` image that
+ * cannot launch until its snapshots are copied (minutes for a cross-region copy).
+ */
+export async function waitAmiAvailable(clients: AwsClients, imageId: string, maxWaitSeconds = 1800): Promise<void> {
+  await aws("DescribeImages", `${imageId} in ${clients.region}`, () =>
+    waitUntilImageAvailable({ client: clients.ec2, maxWaitTime: maxWaitSeconds, minDelay: 2, maxDelay: 30 }, { ImageIds: [imageId] }),
+  );
+}
+
 export interface RegisterInput {
   readonly name: string;
   readonly description: string;
@@ -118,10 +133,14 @@ export async function registerAmi(clients: AwsClients, input: RegisterInput): Pr
   return imageId;
 }
 
+/**
+ * Tags are often added right after a create (RegisterImage, CopyImage, …), when EC2 may not
+ * know the new id yet: CreateTags is idempotent, so a NotFound is retried within a bound.
+ */
 export async function tagResources(clients: AwsClients, ids: readonly string[], tags: Readonly<Record<string, string>>): Promise<void> {
-  await aws("CreateTags", ids.join(","), () =>
-    clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) })),
-  );
+  const send = () =>
+    clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
+  await aws("CreateTags", ids.join(","), () => retryEventualConsistency(send, isNotYetVisible, EC2_PROPAGATION));
 }
 
 export async function untagResources(clients: AwsClients, ids: readonly string[], keys: readonly string[]): Promise<void> {

@@ -13,14 +13,13 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
     .command("push")
     .description("register an image as an AWS AMI (EBS direct upload: seconds, incremental, resumable)")
     .argument("<ref>", "name:version")
-    .option("--region <region>", "AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+    .option("--region <region>", "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region in ~/.aws/config)")
     .option("--copy-to <regions>", "also copy the AMI to these regions (comma-separated)")
     .option("--kms-key <arn>", "encrypt the snapshot with this KMS key")
     .option("--concurrency <n>", "blocks in flight", "64")
     .option("--json", "print one JSON object with the result")
     .action(async (ref: string, opts: { region?: string; copyTo?: string; kmsKey?: string; concurrency: string; json?: boolean }) => {
-      const region = resolveRegion(opts.region);
-      if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
+      const region = await regionOrFail(opts.region);
       const concurrency = Number(opts.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)
         throw new InputError(`--concurrency ${opts.concurrency}: must be a whole number from 1 to 256`);
@@ -83,14 +82,17 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
     .action(async (ref: string, opts: { region?: string }) => removeAmiCommand(ref, opts.region));
 }
 
-function regionOrFail(flag: string | undefined): string {
-  const region = resolveRegion(flag);
-  if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
+async function regionOrFail(flag: string | undefined): Promise<string> {
+  const region = await resolveRegion(flag);
+  if (!region)
+    throw new InputError("no AWS region given", {
+      hint: "pass --region eu-west-1, set AWS_REGION, or set region in the active profile of ~/.aws/config (aws configure)",
+    });
   return region;
 }
 
 export async function printAmis(regionFlag: string | undefined, app: string | undefined, json: boolean | undefined): Promise<void> {
-  const amis = await listAmis(createAwsClients({ region: regionOrFail(regionFlag) }), app);
+  const amis = await listAmis(createAwsClients({ region: await regionOrFail(regionFlag) }), app);
   if (json) return void process.stdout.write(`${JSON.stringify(amis, null, 2)}\n`);
   process.stdout.write(`${"IMAGE".padEnd(30)} ${"AMI".padEnd(22)} ${"DIGEST".padEnd(20)} ${"CREATED".padEnd(25)} IN USE BY\n`);
   for (const a of amis)
@@ -100,6 +102,6 @@ export async function printAmis(regionFlag: string | undefined, app: string | un
 }
 
 export async function removeAmiCommand(ref: string, regionFlag: string | undefined): Promise<void> {
-  const removed = await removeAmi(createAwsClients({ region: regionOrFail(regionFlag) }), ref);
+  const removed = await removeAmi(createAwsClients({ region: await regionOrFail(regionFlag) }), ref);
   process.stdout.write(`deregistered ${removed.ami} (${removed.name}:${removed.version}) and deleted its snapshot\n`);
 }

@@ -263,8 +263,11 @@ async function showEc2Console(
   if (extra !== undefined) throw new InputError(`kiln logs --instance takes no VM id (got '${extra}')`);
   if (!/^i-[0-9a-f]{8,17}$/.test(instanceId))
     throw new InputError(`--instance ${instanceId}: not an EC2 instance id (i-0123456789abcdef0)`);
-  const region = resolveRegion(opts.region);
-  if (!region) throw new InputError("no AWS region given", { hint: "pass --region eu-west-1 or set AWS_REGION" });
+  const region = await resolveRegion(opts.region);
+  if (!region)
+    throw new InputError("no AWS region given", {
+      hint: "pass --region eu-west-1, set AWS_REGION, or set region in the active profile of ~/.aws/config (aws configure)",
+    });
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once("SIGINT", onSignal);

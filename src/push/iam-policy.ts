@@ -49,6 +49,7 @@ export function iamPolicy(): Record<string, unknown> {
           "autoscaling:UpdateAutoScalingGroup",
           "autoscaling:DeleteAutoScalingGroup",
           "autoscaling:DescribeAutoScalingGroups",
+          "autoscaling:DescribeScalingActivities",
           "autoscaling:CreateOrUpdateTags",
           "elasticloadbalancing:CreateLoadBalancer",
           "elasticloadbalancing:DeleteLoadBalancer",

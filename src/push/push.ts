@@ -17,7 +17,16 @@ import {
   type SnapshotEncryption,
   startSnapshot,
 } from "../aws/ebs.js";
-import { copyAmi, deleteSnapshot, findKilnAmis, findKilnSnapshot, registerAmi, tagResources, waitSnapshotCompleted } from "../aws/ec2.js";
+import {
+  copyAmi,
+  deleteSnapshot,
+  findKilnAmis,
+  findKilnSnapshot,
+  registerAmi,
+  tagResources,
+  waitAmiAvailable,
+  waitSnapshotCompleted,
+} from "../aws/ec2.js";
 import { translateAwsError } from "../aws/errors.js";
 import { writeFileAtomic } from "../fsutil.js";
 import type { KilnHome } from "../home.js";
@@ -319,6 +328,8 @@ async function copyToRegions(opts: PushOptions, image: StoredImage, ami: string)
     const there = (await findKilnAmis(target, { "kiln:digest": image.digest }))[0];
     const copied = there?.imageId ?? (await copyAmi(target, opts.clients.region, ami, amiName(image)));
     if (!there) await tagResources(target, [copied], amiTags(image));
+    // A copy is usable only once available: a promote in that region must not find it pending.
+    if (there?.state !== "available") await waitAmiAvailable(target, copied);
     copies.push({ region: target.region, ami: copied });
   }
   return copies;

@@ -16,6 +16,8 @@ import { findFreePort } from "../../src/run/ports.js";
 import { startImds, type ImdsServer } from "../fixtures/imds/server.js";
 import { httpGet, quiet, repo, sharedHome } from "./harness.js";
 import { startMoto, type Moto } from "./moto.js";
+import { rolePolicyPropagation } from "../strict-aws/rules/role-policy-propagation.js";
+import { STRICT_RULES } from "../strict-aws/rules/index.js";
 
 const home = sharedHome();
 const region = "eu-central-1";
@@ -71,7 +73,9 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
   const datagrams: string[] = [];
 
   beforeAll(async () => {
-    moto = await startMoto();
+    // The role's policy is not in effect for the guest's first seconds (IAM eventual
+    // consistency): SSM and KMS deny its first calls, and the init must wait, not power off.
+    moto = await startMoto({ strict: { rules: [...STRICT_RULES, rolePolicyPropagation({ windowMs: 4000 })] } });
     await awsCall(moto, "ssm", "AmazonSSM.PutParameter", { Name: "/env-app/staging/db-password", Value: dbPassword, Type: "SecureString" });
     const key = (await awsCall(moto, "kms", "TrentService.CreateKey", {})) as { KeyMetadata: { KeyId: string } };
     const { CiphertextBlob } = (await awsCall(moto, "kms", "TrentService.Encrypt", {
@@ -162,6 +166,10 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
     expect(console).toMatch(/kiln-init: applied boot-time configuration from EC2 user-data \(IMDSv2\)/);
     expect(console).toMatch(/ignoring user-data line \d+: '1BAD' is not a variable name/);
     expect(console).toMatch(/ignoring user-data line \d+: 'BAD-NAME' is not a variable name/);
+    expect(console).toMatch(
+      /kiln-init: secret DB_PASSWORD \(ssm:\/env-app\/staging\/db-password\): .*AccessDeniedException.*retrying in 1s/,
+    );
+    expect(moto.strict!.calls.some((c) => c.refusedBy === "role-policy-propagation")).toBe(true);
     expect(console).toMatch(/kiln-init: secret DB_PASSWORD resolved from ssm:\/env-app\/staging\/db-password/);
     expect(console).toMatch(/kiln-init: secret API_KEY resolved from kms:/);
     for (const secret of [dbPassword, apiKey, roleSecret, roleToken, "s3cret"]) expect(console).not.toContain(secret);

@@ -367,11 +367,24 @@ describe.sequential("kiln push (moto)", () => {
     const result = JSON.parse(out.stdout) as Record<string, unknown>;
     expect(result).toMatchObject({ region: "us-east-2", reused: false });
     for (const key of ["ami", "snapshot", "uploadedBlocks", "skippedBlocks"]) expect(result).toHaveProperty(key);
-    expect((result.copies as { region: string; ami: string }[])[0]).toMatchObject({ region: "eu-central-1" });
+    const copy = (result.copies as { region: string; ami: string }[])[0]!;
+    expect(copy).toMatchObject({ region: "eu-central-1" });
+    // The strict layer keeps a copy pending for a moment (rule ec2-copied-image-pending): push
+    // returns only once the copy can launch, so a promote in that region never finds it pending.
+    const there = createAwsClients({ region: "eu-central-1", endpoint: moto.endpoint, maxAttempts: 1 });
+    const described = await there.ec2.send(new DescribeImagesCommand({ ImageIds: [copy.ami] }));
+    expect(described.Images?.[0]?.State).toBe("available");
   });
 
   it("bad input: no region, no credentials, an image not in the store, a missing EBS permission", async () => {
-    const env = { KILN_HOME: home.root, AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: "", AWS_DEFAULT_REGION: "" };
+    // No profile region either (kiln reads the shared config file's region as the SDK does).
+    const env = {
+      KILN_HOME: home.root,
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_REGION: "",
+      AWS_DEFAULT_REGION: "",
+      AWS_CONFIG_FILE: path.join(home.root, "no-aws-config"),
+    };
     const noRegion = await cli(["push", "hello-native:0.1.0"], env);
     expect(noRegion.code).toBe(2);
     expect(noRegion.stderr).toMatch(/no AWS region[\s\S]*hint: pass --region/);

@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startImds, type ImdsServer } from "../fixtures/imds/server.js";
 import { startMoto, type Moto } from "../integration/moto.js";
+import { rolePolicyPropagation } from "../strict-aws/rules/role-policy-propagation.js";
 import { repo } from "../integration/harness.js";
 
 /** The busybox the images use (cached by earlier bakes), else the host's busybox-static. */
@@ -228,6 +229,62 @@ describe.skipIf(!busybox)("init helpers under busybox sh", () => {
       expect(anonymous.code).toBe(1);
       expect(anonymous.stderr).toMatch(/no AWS credentials/);
     });
+  });
+
+  describe("resolve while the instance role's policy is not yet in effect (IAM eventual consistency)", () => {
+    let moto: Moto;
+    const env = (extra: Record<string, string> = {}) => ({
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+      AWS_SESSION_TOKEN: "testing-token",
+      AWS_REGION: "us-east-1",
+      KILN_AWS_ENDPOINT: moto.endpoint,
+      ...extra,
+    });
+    beforeAll(async () => {
+      // SSM and KMS deny for 3 s from the first call, as a role whose policy was just put does.
+      moto = await startMoto({ strict: { rules: [rolePolicyPropagation({ windowMs: 3000 })] } });
+      const response = await fetch(`${moto.upstream}/`, {
+        method: "POST",
+        body: JSON.stringify({ Name: "/late/db", Value: "late-value", Type: "SecureString" }),
+        headers: {
+          "content-type": "application/x-amz-json-1.1",
+          "x-amz-target": "AmazonSSM.PutParameter",
+          authorization: "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=0",
+        },
+      });
+      expect(response.ok).toBe(true);
+    }, 60_000);
+    afterAll(async () => moto?.stop());
+
+    it("retries AccessDenied with backoff until the role's policy takes effect", async () => {
+      const envFile = path.join(work, "late.env");
+      writeFileSync(envFile, "DB=ssm:/late/db\n");
+      const started = Date.now();
+      const result = await sh([script("kiln-secrets"), "resolve", envFile], env());
+      expect(result.code, result.stderr).toBe(0);
+      expect(readFileSync(envFile, "utf8")).toBe("DB=late-value\n");
+      expect(result.stderr).toMatch(/secret DB \(ssm:\/late\/db\): .*AccessDeniedException.*retrying in 1s/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+      expect(moto.strict!.calls.filter((c) => c.refusedBy === "role-policy-propagation").length).toBeGreaterThanOrEqual(2);
+    }, 30_000);
+
+    it("gives up after its time budget, and never retries what waiting cannot fix", async () => {
+      moto.strict!.reset();
+      const envFile = path.join(work, "late-budget.env");
+      writeFileSync(envFile, "DB=ssm:/late/db\n");
+      const started = Date.now();
+      const result = await sh([script("kiln-secrets"), "resolve", envFile], env({ KILN_SECRETS_WAIT: "1" }));
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/could not be resolved: HTTP\/1\.1 400.*AccessDeniedException/);
+      expect(Date.now() - started).toBeLessThan(2900);
+      // A parameter that does not exist is not a propagation delay: one call, no retry.
+      moto.strict!.advance(10_000);
+      writeFileSync(envFile, "NOPE=ssm:/late/nope\n");
+      const missing = await sh([script("kiln-secrets"), "resolve", envFile], env());
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).not.toMatch(/retrying/);
+    }, 30_000);
   });
 
   describe("kiln-imds (IMDSv2 client)", () => {

@@ -4,11 +4,10 @@
  * and user-data. All state lives in AWS (tagged ASGs, the ALB's history tags, the lock's
  * launch template: env-lock.ts), so any machine with the credentials sees the same status and history.
  */
-import { waitUntilGroupInService } from "@aws-sdk/client-auto-scaling";
 import { KilnError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import { targetGroupRequestCounts } from "../../aws/cloudwatch.js";
-import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup } from "../../aws/autoscaling.js";
+import { createGroup, deleteGroup, findGroups, resizeGroup, type ReleaseGroup, waitGroupInService } from "../../aws/autoscaling.js";
 import {
   allowIngress,
   deleteLaunchTemplate,
@@ -264,14 +263,10 @@ export class AwsProvider implements DeployProvider {
 
   async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {
     const deadline = Date.now() + timeoutSeconds * 1000;
-    try {
-      await waitUntilGroupInService(
-        { client: this.clients.autoscaling, maxWaitTime: timeoutSeconds, minDelay: 2, maxDelay: 15 },
-        { AutoScalingGroupNames: [release] },
-      );
-    } catch {
-      return { healthy: false, detail: `the Auto Scaling group ${release} did not reach InService in ${timeoutSeconds}s` };
-    }
+    // Rounds of 15 s (tests with a short poll: shorter), so a launch Auto Scaling reports as failed ends the gate early.
+    const firstRound = Math.min(15, Math.max(3, Math.ceil((this.options.pollMs ?? 15_000) / 1000)));
+    const group = await waitGroupInService(this.clients, release, timeoutSeconds, firstRound);
+    if (!group.inService) return { healthy: false, detail: group.detail };
     let detail = "";
     // Target health has no waiter that accepts an injected source; poll the gate until it passes.
     while (Date.now() < deadline) {

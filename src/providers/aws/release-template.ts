@@ -6,7 +6,7 @@
 import { InputError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import { putLaunchTemplateVersion } from "../../aws/ec2-deploy.js";
-import { findKilnAmis } from "../../aws/ec2.js";
+import { findKilnAmis, waitAmiAvailable } from "../../aws/ec2.js";
 import { ensureInstanceRole, secretsPolicy } from "../../aws/iam.js";
 import type { ImageRef } from "../../deploy/types.js";
 import type { KilnHome } from "../../home.js";
@@ -31,9 +31,10 @@ export async function releaseImage(clients: AwsClients, home: KilnHome, image: I
   const port = stored.manifest.port;
   if (port === undefined)
     throw new InputError(`${image.ref} has no port`, { hint: "set port: in kiln.yml; an AWS environment sends traffic to the app's port" });
-  const ami =
-    (await findKilnAmis(clients, { "kiln:digest": image.digest }))[0]?.imageId ??
-    (await pushImage({ ref: image.digest, clients, home })).ami;
+  const found = (await findKilnAmis(clients, { "kiln:digest": image.digest })).find((a) => a.state !== "failed");
+  // A copy from another region (push --copy-to) may still be pending: it cannot launch yet.
+  if (found && found.state !== "available") await waitAmiAvailable(clients, found.imageId);
+  const ami = found?.imageId ?? (await pushImage({ ref: image.digest, clients, home })).ami;
   return { ami, port, bakedEnv: stored.manifest.env, volumeGiB: stored.manifest.layout.volumeGiB };
 }
 

@@ -11,6 +11,9 @@ import { defaultVpcInternetRule } from "./default-vpc-internet.js";
 import { ebsEventualRule } from "./ebs-eventual.js";
 import { ebsParentBlocksRule } from "./ebs-parent-blocks.js";
 import { ebsStartSnapshotRule } from "./ebs-start-snapshot.js";
+import { ec2CopiedImagePending } from "./ec2-copied-image-pending.js";
+import { ec2DescribeAfterCreate } from "./ec2-describe-after-create.js";
+import { iamProfilePropagation } from "./iam-profile-propagation.js";
 import { launchTemplateNames } from "./launch-template-names.js";
 import { sslPolicyRule } from "./ssl-policy.js";
 import { targetHealthRule } from "./target-health.js";
@@ -30,4 +33,7 @@ export const STRICT_RULES: readonly StrictRule[] = [
   sslPolicyRule,
   createTargetGroupRule,
   targetHealthRule,
+  iamProfilePropagation({ windowMs: 2000 }),
+  ec2DescribeAfterCreate({ windowMs: 2000 }),
+  ec2CopiedImagePending({ windowMs: 2000 }),
 ];
