@@ -18,7 +18,7 @@ import {
   type Subnet,
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
-import { aws, translateAwsError } from "./errors.js";
+import { aws, awsDelete, translateAwsError } from "./errors.js";
 
 export type Tags = Readonly<Record<string, string>>;
 const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
@@ -252,12 +252,21 @@ export async function launchTemplateTags(clients: AwsClients, ids: readonly stri
   return tags;
 }
 
+/** AWS answers an unknown launch template id with the first; moto with the second. */
+export const LAUNCH_TEMPLATE_GONE = ["InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"];
+
 export async function deleteLaunchTemplate(clients: AwsClients, name: string): Promise<void> {
   const existing = await aws("DescribeLaunchTemplates", name, () =>
     clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })),
   );
   const id = existing.LaunchTemplates?.[0]?.LaunchTemplateId;
-  if (id) await aws("DeleteLaunchTemplate", name, () => clients.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: id })));
+  if (id)
+    await awsDelete(
+      "DeleteLaunchTemplate",
+      name,
+      () => clients.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: id })),
+      (code) => LAUNCH_TEMPLATE_GONE.includes(code),
+    );
 }
 
 export async function instanceConsole(clients: AwsClients, instanceId: string): Promise<string> {

@@ -13,7 +13,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { aws, awsDelete } from "./errors.js";
 
 export interface KilnAmi {
   readonly imageId: string;
@@ -127,11 +127,21 @@ export async function untagResources(clients: AwsClients, ids: readonly string[]
 }
 
 export async function deleteSnapshot(clients: AwsClients, snapshotId: string): Promise<void> {
-  await aws("DeleteSnapshot", snapshotId, () => clients.ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+  await awsDelete(
+    "DeleteSnapshot",
+    snapshotId,
+    () => clients.ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
+    (code) => code === "InvalidSnapshot.NotFound",
+  );
 }
 
 export async function deregisterAmi(clients: AwsClients, imageId: string): Promise<void> {
-  await aws("DeregisterImage", imageId, () => clients.ec2.send(new DeregisterImageCommand({ ImageId: imageId })));
+  await awsDelete(
+    "DeregisterImage",
+    imageId,
+    () => clients.ec2.send(new DeregisterImageCommand({ ImageId: imageId })),
+    (code) => code === "InvalidAMIID.NotFound" || code === "InvalidAMIID.Unavailable",
+  );
 }
 
 export async function copyAmi(target: AwsClients, sourceRegion: string, imageId: string, name: string): Promise<string> {

@@ -24,7 +24,10 @@ import { countTaggedResources, excess, type ResourceCounts } from "./tagged-reso
 const home = sharedHome();
 const REGION = "eu-west-1";
 const APP = "faultdemo";
-const RATES = [0, 0.05, 0.2] as const;
+/** 0 is the fault-free baseline; at 0.5 some calls fail all their attempts, so failure paths run too. */
+const RATES = [0, 0.2, 0.5] as const;
+/** Every kind, including answers lost after AWS did the work (a retried create must not make two). */
+const KINDS = ["throttle", "500", "503", "drop", "lost"] as const;
 const SEED = 1313;
 let moto: Moto;
 let app: string;
@@ -42,7 +45,10 @@ function providers(record: RecordedCall[]): ProviderFactory {
   return (env) => {
     const clients = kilnClients(record);
     return env.name === "single"
-      ? new SingleInstanceProvider(env as AwsEnvironment, clients, home, { pollMs: 20, health: async () => ({ ok: true, detail: "HTTP 200" }) })
+      ? new SingleInstanceProvider(env as AwsEnvironment, clients, home, {
+          pollMs: 20,
+          health: async () => ({ ok: true, detail: "HTTP 200" }),
+        })
       : new AwsProvider(env as AwsEnvironment, clients, home, { pollMs: 50 });
   };
 }
@@ -57,7 +63,10 @@ function writeConfig(): void {
   );
 }
 
-const envOpts = (envName: string, record: RecordedCall[]) => ({ home, config: app, envName, progress: quiet, providers: providers(record) });
+/** What kiln said along the way (undo failures, lock notes), shown when a scenario does not converge. */
+let notes: string[] = [];
+const progress = { ...quiet, info: (line: string) => void notes.push(line) };
+const envOpts = (envName: string, record: RecordedCall[]) => ({ home, config: app, envName, progress, providers: providers(record) });
 
 interface Scenario {
   readonly name: string;
@@ -170,12 +179,13 @@ describe.sequential("kiln under injected AWS faults", () => {
     for (const rate of RATES) {
       it(`${scenario.name} at fault rate ${rate}`, async () => {
         await resetAccount();
+        notes = [];
         await scenario.setup([]);
         const layer = moto.strict!;
         const record: RecordedCall[] = [];
         const before = layer.calls.length;
         const started = performance.now();
-        layer.setFaults({ rate, seed: SEED + Math.round(rate * 1000) });
+        layer.setFaults({ rate, seed: SEED + Math.round(rate * 1000), kinds: KINDS });
         let error: unknown;
         await scenario.run(record).catch((e: unknown) => (error = e));
         layer.setFaults(undefined);
@@ -187,7 +197,12 @@ describe.sequential("kiln under injected AWS faults", () => {
         let runs = 1;
         if (error !== undefined) {
           runs++;
-          await (scenario.converge ?? scenario.run)([]);
+          await (scenario.converge ?? scenario.run)([]).catch((e: unknown) => {
+            throw new Error(
+              `${scenario.name} at rate ${rate} (${outcome}) did not converge: ${(e as Error).message}\nkiln said: ${notes.join("\n")}`,
+              { cause: e },
+            );
+          });
         }
         const counts = await countTaggedResources(inspect(), APP);
         if (rate === 0) baselines.set(scenario.name, counts);

@@ -12,11 +12,7 @@ import {
   DescribeSecurityGroupsCommand,
   DescribeSnapshotsCommand,
 } from "@aws-sdk/client-ec2";
-import {
-  DescribeLoadBalancersCommand,
-  DescribeTagsCommand,
-  DescribeTargetGroupsCommand,
-} from "@aws-sdk/client-elastic-load-balancing-v2";
+import { DescribeLoadBalancersCommand, DescribeTagsCommand, DescribeTargetGroupsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { GetInstanceProfileCommand, GetRoleCommand, ListInstanceProfilesCommand, ListRolesCommand } from "@aws-sdk/client-iam";
 import type { AwsClients } from "../../src/aws/clients.js";
 
@@ -52,7 +48,9 @@ async function elbTagged(clients: AwsClients, arns: string[], app: string): Prom
 /** Counts with one-attempt clients that no fault reaches (the caller turns faults off first). */
 export async function countTaggedResources(clients: AwsClients, app: string): Promise<ResourceCounts> {
   const reservations = (await clients.ec2.send(new DescribeInstancesCommand({ Filters: appFilter(app) }))).Reservations ?? [];
-  const instances = reservations.flatMap((r) => r.Instances ?? []).filter((i) => !["terminated", "shutting-down"].includes(i.State?.Name ?? ""));
+  const instances = reservations
+    .flatMap((r) => r.Instances ?? [])
+    .filter((i) => !["terminated", "shutting-down"].includes(i.State?.Name ?? ""));
   const groups = ((await clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? []).filter((g) =>
     hasApp(g.Tags, app),
   );
