@@ -24,11 +24,11 @@ export const HOLDER_TAG = "kiln:lock-holder";
 export const UNTIL_TAG = "kiln:lock-until";
 const LOCK_MS = 60 * 60 * 1000;
 /**
- * Holder values of the locks this process holds now. A lock naming this process but missing
- * here was left by an earlier command in the same process whose release failed (kiln used as a
- * library, or tests): it is as stale as a crashed holder's.
+ * Holder values of locks this process failed to release (AWS kept failing the delete): as stale
+ * as a crashed holder's, so a later command in the same process (kiln used as a library, tests)
+ * takes them over instead of waiting an hour for its own leftover.
  */
-const heldHere = new Set<string>();
+const abandoned = new Set<string>();
 /** Creates per lock(): the first, and two more after deleting a stale lock. */
 const ATTEMPTS = 3;
 
@@ -87,7 +87,7 @@ export async function lockEnvironment(
     const { who, pid } = parseHolder(held);
     const heldUntil = Number(current.tags[UNTIL_TAG] ?? 0);
     // A holder on this machine whose process is gone crashed: its lock is stale.
-    const crashedHere = who === holderName && (!processAlive(pid) || (pid === process.pid && !heldHere.has(held)));
+    const crashedHere = who === holderName && (!processAlive(pid) || abandoned.has(held));
     if (heldUntil > Date.now() && !crashedHere) {
       throw new KilnError(`environment ${envName} is locked by ${who} until ${new Date(heldUntil).toISOString()}`, {
         hint: `wait for that promote to finish; if it crashed, delete its lock, launch template ${name}: aws ec2 delete-launch-template --region ${clients.region} --launch-template-id ${current.id}`,
@@ -104,13 +104,11 @@ export async function lockEnvironment(
 }
 
 function releaseOf(clients: AwsClients, name: string, id: string, envName: string, holder: string): () => Promise<void> {
-  heldHere.add(holder);
   return async () => {
-    // Released or not, this process no longer holds it: a later lock() may take it over.
-    heldHere.delete(holder);
     try {
       await deleteLockTemplate(clients, id);
     } catch (error) {
+      abandoned.add(holder);
       throw new KilnError(
         `could not release the lock of environment ${envName} (launch template ${name}, ${id}): ${(error as Error).message}`,
         {
