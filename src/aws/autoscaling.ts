@@ -10,7 +10,7 @@ import {
   type AutoScalingGroup,
 } from "@aws-sdk/client-auto-scaling";
 import type { AwsClients } from "./clients.js";
-import { awsService } from "./errors.js";
+import { awsDelete, awsService } from "./errors.js";
 import { IAM_PROPAGATION, isInstanceProfilePropagation, retryEventualConsistency } from "./consistency.js";
 
 const aws = awsService("autoscaling");
@@ -100,8 +100,13 @@ export async function resizeGroup(clients: AwsClients, name: string, size: numbe
 }
 
 export async function deleteGroup(clients: AwsClients, name: string): Promise<void> {
-  await aws("DeleteAutoScalingGroup", name, () =>
-    clients.autoscaling.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: name, ForceDelete: true })),
+  await awsDelete(
+    "DeleteAutoScalingGroup",
+    name,
+    () => clients.autoscaling.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: name, ForceDelete: true })),
+    // Auto Scaling answers a missing group with ValidationError "AutoScalingGroup name not found".
+    (code, message) => code === "ValidationError" && /not found/i.test(message),
+    "autoscaling",
   );
   await aws("DescribeAutoScalingGroups", name, () =>
     waitUntilGroupNotExists(

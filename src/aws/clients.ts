@@ -10,6 +10,13 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { IAMClient } from "@aws-sdk/client-iam";
 
+/**
+ * Attempts per request (the first plus retries). Deploys make dozens of control-plane calls in a
+ * row, so one call failing after four tries on a throttling burst or a 5xx would fail the whole
+ * deploy half-way; six tries with the SDK's capped exponential backoff wait up to ~30 s.
+ */
+export const DEFAULT_MAX_ATTEMPTS = 6;
+
 export interface AwsClientOptions {
   readonly region: string;
   readonly endpoint?: string;
@@ -56,7 +63,8 @@ function observe<T extends { middlewareStack: { add: (...args: never[]) => void 
 export function createAwsClients(options: AwsClientOptions): AwsClients {
   const common = {
     region: options.region,
-    maxAttempts: options.maxAttempts ?? 4,
+    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    // Adaptive: standard retries plus a client-side rate limit that backs off when AWS throttles.
     retryMode: "adaptive" as const,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
   };

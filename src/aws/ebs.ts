@@ -2,13 +2,7 @@
  * EBS direct APIs: write a snapshot block by block; and the two EC2 reads that decide a snapshot's
  * encryption (the parent's encryption, the account's encryption-by-default setting).
  */
-import {
-  CompleteSnapshotCommand,
-  GetSnapshotBlockCommand,
-  ListSnapshotBlocksCommand,
-  PutSnapshotBlockCommand,
-  StartSnapshotCommand,
-} from "@aws-sdk/client-ebs";
+import { CompleteSnapshotCommand, ListSnapshotBlocksCommand, PutSnapshotBlockCommand, StartSnapshotCommand } from "@aws-sdk/client-ebs";
 import { DescribeSnapshotsCommand, GetEbsEncryptionByDefaultCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws, AwsError } from "./errors.js";
@@ -170,24 +164,4 @@ export async function listSnapshotBlocks(clients: AwsClients, snapshotId: string
     token = out.NextToken;
   } while (token);
   return indexes.sort((a, b) => a - b);
-}
-
-export async function getSnapshotBlock(clients: AwsClients, snapshotId: string, index: number, blockToken: string): Promise<Buffer> {
-  const out = await aws("GetSnapshotBlock", `${snapshotId} block ${index}`, () =>
-    clients.ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockToken: blockToken })),
-  );
-  return Buffer.from(await out.BlockData!.transformToByteArray());
-}
-
-export async function listSnapshotBlockTokens(clients: AwsClients, snapshotId: string): Promise<Map<number, string>> {
-  const tokens = new Map<number, string>();
-  let token: string | undefined;
-  do {
-    const out = await aws("ListSnapshotBlocks", snapshotId, () =>
-      clients.ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, NextToken: token })),
-    );
-    for (const block of out.Blocks ?? []) tokens.set(Number(block.BlockIndex), block.BlockToken!);
-    token = out.NextToken;
-  } while (token);
-  return tokens;
 }

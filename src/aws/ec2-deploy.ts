@@ -21,7 +21,7 @@ import {
 import { KilnError } from "../errors.js";
 import type { AwsClients } from "./clients.js";
 import { ROOT_DEVICE } from "./ec2.js";
-import { AwsError, aws, translateAwsError } from "./errors.js";
+import { AwsError, aws, awsDelete, translateAwsError } from "./errors.js";
 import { EC2_PROPAGATION, isNotYetVisible, retryEventualConsistency } from "./consistency.js";
 
 export type Tags = Readonly<Record<string, string>>;
@@ -378,12 +378,21 @@ export async function launchTemplateTags(clients: AwsClients, ids: readonly stri
   return tags;
 }
 
+/** AWS answers an unknown launch template id with the first; moto with the second. */
+export const LAUNCH_TEMPLATE_GONE = ["InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"];
+
 export async function deleteLaunchTemplate(clients: AwsClients, name: string): Promise<void> {
   const existing = await aws("DescribeLaunchTemplates", name, () =>
     clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] })),
   );
   const id = existing.LaunchTemplates?.[0]?.LaunchTemplateId;
-  if (id) await aws("DeleteLaunchTemplate", name, () => clients.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: id })));
+  if (id)
+    await awsDelete(
+      "DeleteLaunchTemplate",
+      name,
+      () => clients.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: id })),
+      (code) => LAUNCH_TEMPLATE_GONE.includes(code),
+    );
 }
 
 export async function instanceConsole(clients: AwsClients, instanceId: string): Promise<string> {

@@ -16,7 +16,7 @@ import {
   type Instance,
 } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { aws, awsDelete } from "./errors.js";
 import {
   EC2_PROPAGATION,
   IAM_PROPAGATION,
@@ -77,11 +77,21 @@ export async function associateAddress(clients: AwsClients, allocationId: string
 }
 
 export async function disassociateAddress(clients: AwsClients, associationId: string): Promise<void> {
-  await aws("DisassociateAddress", associationId, () => clients.ec2.send(new DisassociateAddressCommand({ AssociationId: associationId })));
+  await awsDelete(
+    "DisassociateAddress",
+    associationId,
+    () => clients.ec2.send(new DisassociateAddressCommand({ AssociationId: associationId })),
+    (code) => code === "InvalidAssociationID.NotFound",
+  );
 }
 
 export async function releaseAddress(clients: AwsClients, allocationId: string): Promise<void> {
-  await aws("ReleaseAddress", allocationId, () => clients.ec2.send(new ReleaseAddressCommand({ AllocationId: allocationId })));
+  await awsDelete(
+    "ReleaseAddress",
+    allocationId,
+    () => clients.ec2.send(new ReleaseAddressCommand({ AllocationId: allocationId })),
+    (code) => code === "InvalidAllocationID.NotFound",
+  );
 }
 
 export interface ReleaseInstance {

@@ -7,10 +7,9 @@
 import { CreateLaunchTemplateCommand, DeleteLaunchTemplateCommand, DescribeLaunchTemplatesCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
 import { aws, AwsError } from "./errors.js";
+import { LAUNCH_TEMPLATE_GONE } from "./ec2-deploy.js";
 
 const NAME_TAKEN = "InvalidLaunchTemplateName.AlreadyExistsException";
-/** AWS answers an unknown id with the first; moto with the second. */
-const GONE = ["InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"];
 
 export type LockTemplateCreation = { readonly status: "created"; readonly id: string } | { readonly status: "taken" };
 
@@ -18,6 +17,7 @@ export async function createLockTemplate(
   clients: AwsClients,
   name: string,
   description: string,
+  clientToken: string,
   tags: Readonly<Record<string, string>>,
 ): Promise<LockTemplateCreation> {
   try {
@@ -26,6 +26,8 @@ export async function createLockTemplate(
         new CreateLaunchTemplateCommand({
           LaunchTemplateName: name,
           VersionDescription: description,
+          // Idempotency: AWS answers a retry of this same create with the template it made.
+          ClientToken: clientToken.slice(0, 128),
           // Never launched from, but LaunchTemplateData is a required parameter: it holds the one
           // setting every kiln template has (IMDSv2 only).
           LaunchTemplateData: { MetadataOptions: { HttpTokens: "required" } },
@@ -60,7 +62,7 @@ export async function deleteLockTemplate(clients: AwsClients, id: string): Promi
     await aws("DeleteLaunchTemplate", id, () => clients.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: id })));
     return "deleted";
   } catch (error) {
-    if (error instanceof AwsError && GONE.includes(error.code)) return "already-gone";
+    if (error instanceof AwsError && LAUNCH_TEMPLATE_GONE.includes(error.code)) return "already-gone";
     throw error;
   }
 }

@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
-import { aws } from "./errors.js";
+import { aws, awsDelete } from "./errors.js";
 import { EC2_PROPAGATION, isNotYetVisible, retryEventualConsistency } from "./consistency.js";
 
 export interface KilnAmi {
@@ -151,11 +151,21 @@ export async function untagResources(clients: AwsClients, ids: readonly string[]
 }
 
 export async function deleteSnapshot(clients: AwsClients, snapshotId: string): Promise<void> {
-  await aws("DeleteSnapshot", snapshotId, () => clients.ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+  await awsDelete(
+    "DeleteSnapshot",
+    snapshotId,
+    () => clients.ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
+    (code) => code === "InvalidSnapshot.NotFound",
+  );
 }
 
 export async function deregisterAmi(clients: AwsClients, imageId: string): Promise<void> {
-  await aws("DeregisterImage", imageId, () => clients.ec2.send(new DeregisterImageCommand({ ImageId: imageId })));
+  await awsDelete(
+    "DeregisterImage",
+    imageId,
+    () => clients.ec2.send(new DeregisterImageCommand({ ImageId: imageId })),
+    (code) => code === "InvalidAMIID.NotFound" || code === "InvalidAMIID.Unavailable",
+  );
 }
 
 export async function copyAmi(target: AwsClients, sourceRegion: string, imageId: string, name: string): Promise<string> {

@@ -26,7 +26,7 @@ import {
   waitUntilLoadBalancersDeleted,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import type { AwsClients } from "./clients.js";
-import { awsService } from "./errors.js";
+import { awsDelete, awsService } from "./errors.js";
 
 const aws = awsService("elasticloadbalancing");
 
@@ -344,8 +344,20 @@ export async function answerUnavailable(clients: AwsClients, listenerArn: string
 
 export async function deleteLoadBalancer(clients: AwsClients, lb: LoadBalancer): Promise<void> {
   if (lb.listenerArn)
-    await aws("DeleteListener", lb.listenerArn, () => clients.elbv2.send(new DeleteListenerCommand({ ListenerArn: lb.listenerArn })));
-  await aws("DeleteLoadBalancer", lb.arn, () => clients.elbv2.send(new DeleteLoadBalancerCommand({ LoadBalancerArn: lb.arn })));
+    await awsDelete(
+      "DeleteListener",
+      lb.listenerArn,
+      () => clients.elbv2.send(new DeleteListenerCommand({ ListenerArn: lb.listenerArn })),
+      (code) => code === "ListenerNotFoundException" || code === "ListenerNotFound",
+      "elasticloadbalancing",
+    );
+  await awsDelete(
+    "DeleteLoadBalancer",
+    lb.arn,
+    () => clients.elbv2.send(new DeleteLoadBalancerCommand({ LoadBalancerArn: lb.arn })),
+    (code) => code === "LoadBalancerNotFoundException" || code === "LoadBalancerNotFound",
+    "elasticloadbalancing",
+  );
   await aws("DescribeLoadBalancers", lb.arn, () =>
     waitUntilLoadBalancersDeleted({ client: clients.elbv2, maxWaitTime: 600, minDelay: 2, maxDelay: 10 }, { LoadBalancerArns: [lb.arn] }),
   );
@@ -411,7 +423,13 @@ export async function findTargetGroup(clients: AwsClients, name: string): Promis
 }
 
 export async function deleteTargetGroup(clients: AwsClients, arn: string): Promise<void> {
-  await aws("DeleteTargetGroup", arn, () => clients.elbv2.send(new DeleteTargetGroupCommand({ TargetGroupArn: arn })));
+  await awsDelete(
+    "DeleteTargetGroup",
+    arn,
+    () => clients.elbv2.send(new DeleteTargetGroupCommand({ TargetGroupArn: arn })),
+    (code) => code === "TargetGroupNotFoundException" || code === "TargetGroupNotFound",
+    "elasticloadbalancing",
+  );
 }
 
 export async function targetHealth(clients: AwsClients, arn: string): Promise<{ id: string; state: string; reason?: string }[]> {

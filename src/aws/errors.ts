@@ -122,6 +122,28 @@ export async function aws<T>(operation: string, resource: string, call: () => Pr
   }
 }
 
+/**
+ * A delete whose resource is already gone succeeded: when the answer to a delete is lost (a
+ * timeout after AWS did the work), the SDK's retry gets "not found", and a cleanup that stops
+ * there leaves everything after it behind. `gone` tells the not-found answers of that call.
+ */
+export async function awsDelete(
+  operation: string,
+  resource: string,
+  call: () => Promise<unknown>,
+  gone: (code: string, message: string) => boolean,
+  service?: string,
+): Promise<"deleted" | "already-gone"> {
+  try {
+    await call();
+    return "deleted";
+  } catch (error) {
+    const e = error as { name?: string; message?: string };
+    if (!(error instanceof KilnError) && gone(e.name ?? "", e.message ?? "")) return "already-gone";
+    throw translateAwsError(error, operation, resource, service);
+  }
+}
+
 /** `aws` for the calls of one service other than EC2, so a denied call names the right IAM action. */
 export function awsService(service: string): <T>(operation: string, resource: string, call: () => Promise<T>) => Promise<T> {
   return (operation, resource, call) => aws(operation, resource, call, service);

@@ -14,7 +14,7 @@ import {
   RemoveRoleFromInstanceProfileCommand,
 } from "@aws-sdk/client-iam";
 import type { AwsClients } from "./clients.js";
-import { awsService } from "./errors.js";
+import { awsDelete, awsService, translateAwsError } from "./errors.js";
 
 const aws = awsService("iam");
 
@@ -58,7 +58,7 @@ export async function ensureInstanceRole(
     () => true,
     (e: { name?: string }) => {
       if (e.name === "NoSuchEntityException" || e.name === "NoSuchEntity") return false;
-      throw e;
+      throw translateAwsError(e, "GetInstanceProfile", name, "iam");
     },
   );
   if (!exists) {
@@ -82,11 +82,27 @@ export async function ensureInstanceRole(
 }
 
 export async function deleteInstanceRole(client: AwsClients["iam"], name: string): Promise<void> {
-  const gone = (e: { name?: string }) => {
-    if (e.name !== "NoSuchEntityException" && e.name !== "NoSuchEntity") throw e;
-  };
-  await client.send(new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })).catch(gone);
-  await client.send(new DeleteInstanceProfileCommand({ InstanceProfileName: name })).catch(gone);
-  await client.send(new DeleteRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME })).catch(gone);
-  await client.send(new DeleteRoleCommand({ RoleName: name })).catch(gone);
+  const gone = (code: string) => code === "NoSuchEntityException" || code === "NoSuchEntity";
+  await awsDelete(
+    "RemoveRoleFromInstanceProfile",
+    name,
+    () => client.send(new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })),
+    gone,
+    "iam",
+  );
+  await awsDelete(
+    "DeleteInstanceProfile",
+    name,
+    () => client.send(new DeleteInstanceProfileCommand({ InstanceProfileName: name })),
+    gone,
+    "iam",
+  );
+  await awsDelete(
+    "DeleteRolePolicy",
+    name,
+    () => client.send(new DeleteRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME })),
+    gone,
+    "iam",
+  );
+  await awsDelete("DeleteRole", name, () => client.send(new DeleteRoleCommand({ RoleName: name })), gone, "iam");
 }

@@ -82,12 +82,23 @@ export interface RecordedCall {
   readonly input: Record<string, unknown>;
 }
 
-/** Real SDK clients against the emulator, one attempt per request; `record` collects every request. */
-export function emulatorClients(moto: Moto, region: string, record?: RecordedCall[]): AwsClients {
+export interface EmulatorClientOptions {
+  /**
+   * "production": kiln's own retry mode and attempt count (src/aws/clients.ts), for runs under
+   * injected faults; otherwise one attempt per request, so an unexpected error shows at once.
+   */
+  readonly retries?: "production" | "none";
+}
+
+/**
+ * Real SDK clients against the emulator; `record` collects every request kiln makes (once per
+ * call, before the SDK's retries: the strict layer's log minus these is the retries).
+ */
+export function emulatorClients(moto: Moto, region: string, record?: RecordedCall[], options: EmulatorClientOptions = {}): AwsClients {
   return createAwsClients({
     region,
     endpoint: moto.endpoint,
-    maxAttempts: 1,
+    ...(options.retries === "production" ? {} : { maxAttempts: 1 }),
     ...(record ? { onRequest: (op, input) => record.push({ op, input }) } : {}),
   });
 }

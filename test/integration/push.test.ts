@@ -19,7 +19,7 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bake } from "../../src/bake/bake.js";
 import { createAwsClients, type AwsClients } from "../../src/aws/clients.js";
-import { getSnapshotBlock, listSnapshotBlockTokens } from "../../src/aws/ebs.js";
+import { getSnapshotBlock, listSnapshotBlockTokens } from "./ebs-readback.js";
 import { BLOCK_SIZE } from "../../src/push/blocks.js";
 import { pushImage } from "../../src/push/push.js";
 import { readDiskBlock, scanDiskBlocks } from "../../src/push/scan.js";

@@ -30,7 +30,13 @@ export interface StrictRule {
   after?(request: AwsRequest, response: AwsResponse, ctx: RuleContext): Promise<AwsResponse> | AwsResponse;
 }
 
-export type FaultKind = "throttle" | "500" | "503" | "drop";
+/**
+ * "drop": the connection closes before the request reaches moto. "lost": moto carries the
+ * request out, then the connection closes before the answer arrives (a timeout after AWS did
+ * the work): a retried create must not make a second resource (ClientToken, or a name AWS keeps
+ * unique). Not in the default kinds: tests ask for it.
+ */
+export type FaultKind = "throttle" | "500" | "503" | "drop" | "lost";
 
 export interface FaultOptions {
   /** Fraction of matching requests that get a fault, 0..1. */
@@ -140,10 +146,19 @@ export async function startStrictLayer(
         const kinds = faults.kinds ?? ["throttle", "500", "503", "drop"];
         const kind = kinds[Math.floor(random() * kinds.length)] ?? "throttle";
         if (kind === "drop") return { record: { ...base, status: 0, fault: kind } };
+        if (kind === "lost") {
+          await answer(request);
+          return { record: { ...base, status: 0, fault: kind } };
+        }
         const response = faultAnswer(request, kind);
         return { response, record: { ...base, status: response.status, fault: kind } };
       }
     }
+    return answer(request);
+  }
+
+  async function answer(request: AwsRequest): Promise<{ response: AwsResponse; record: CallRecord }> {
+    const base = { service: request.service, action: request.action };
     for (const rule of rules) {
       const refused = await rule.before?.(request, ctx);
       if (refused) return { response: refused, record: { ...base, status: refused.status, refusedBy: rule.name } };
@@ -167,7 +182,7 @@ export async function startStrictLayer(
         const { response, record } = await handle(request);
         calls.push(record);
         if (!response) {
-          // A dropped connection: the socket closes with no answer, as a reset mid-request does.
+          // A dropped connection ("drop", "lost"): the socket closes with no answer, as a reset mid-request does.
           req.socket.destroy();
           return;
         }

@@ -23,6 +23,12 @@ import { processAlive } from "../../process-alive.js";
 export const HOLDER_TAG = "kiln:lock-holder";
 export const UNTIL_TAG = "kiln:lock-until";
 const LOCK_MS = 60 * 60 * 1000;
+/**
+ * Holder values of locks this process failed to release (AWS kept failing the delete): as stale
+ * as a crashed holder's, so a later command in the same process (kiln used as a library, tests)
+ * takes them over instead of waiting an hour for its own leftover.
+ */
+const abandoned = new Set<string>();
 /** Creates per lock(): the first, and two more after deleting a stale lock. */
 const ATTEMPTS = 3;
 
@@ -57,17 +63,19 @@ export async function lockEnvironment(
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     // Sized by the caller from the plan's waits (a 2 h canary holds it longer than an hour).
     const until = Date.now() + holdSeconds * 1000;
-    const created = await createLockTemplate(clients, name, `kiln lock of ${app} ${envName}`, {
+    const created = await createLockTemplate(clients, name, `kiln lock of ${app} ${envName}`, `${holder}#${attempt}`, {
       "kiln:app": app,
       "kiln:env": envName,
       [HOLDER_TAG]: holder,
       [UNTIL_TAG]: String(until),
     });
-    if (created.status === "created") return releaseOf(clients, name, created.id, envName);
+    if (created.status === "created") return releaseOf(clients, name, created.id, envName, holder);
     const current = await describeLockTemplate(clients, name);
     // Released between the create and this read (or not yet visible): create again.
     if (!current) continue;
     const held = current.tags[HOLDER_TAG];
+    // Our own create, whose answer was lost: the SDK's retry was refused because it had worked.
+    if (held === holder) return releaseOf(clients, name, current.id, envName, holder);
     if (held === undefined) {
       throw new KilnError(
         `cannot lock environment ${envName}: launch template ${name} (${current.id}) exists but is not a kiln lock (no ${HOLDER_TAG} tag)`,
@@ -79,7 +87,7 @@ export async function lockEnvironment(
     const { who, pid } = parseHolder(held);
     const heldUntil = Number(current.tags[UNTIL_TAG] ?? 0);
     // A holder on this machine whose process is gone crashed: its lock is stale.
-    const crashedHere = who === holderName && !processAlive(pid);
+    const crashedHere = who === holderName && (!processAlive(pid) || abandoned.has(held));
     if (heldUntil > Date.now() && !crashedHere) {
       throw new KilnError(`environment ${envName} is locked by ${who} until ${new Date(heldUntil).toISOString()}`, {
         hint: `wait for that promote to finish; if it crashed, delete its lock, launch template ${name}: aws ec2 delete-launch-template --region ${clients.region} --launch-template-id ${current.id}`,
@@ -95,11 +103,12 @@ export async function lockEnvironment(
   );
 }
 
-function releaseOf(clients: AwsClients, name: string, id: string, envName: string): () => Promise<void> {
+function releaseOf(clients: AwsClients, name: string, id: string, envName: string, holder: string): () => Promise<void> {
   return async () => {
     try {
       await deleteLockTemplate(clients, id);
     } catch (error) {
+      abandoned.add(holder);
       throw new KilnError(
         `could not release the lock of environment ${envName} (launch template ${name}, ${id}): ${(error as Error).message}`,
         {

@@ -357,8 +357,12 @@ export class AwsProvider implements DeployProvider {
     await new Promise((r) => setTimeout(r, delaySeconds * 1000));
   }
 
+  /**
+   * The Auto Scaling group goes last: observe() finds a release by its group, so a delete that
+   * fails half-way leaves the release visible, and the next run deletes the rest (deleting the
+   * group first left its target group behind for good when a later call failed).
+   */
   async deleteRelease(release: string, keepForRollback = false): Promise<void> {
-    if ((await this.releaseGroups()).some((g) => g.name === release)) await deleteGroup(this.clients, release);
     const tg = await findTargetGroup(this.clients, targetGroupName(release));
     if (tg) {
       // AWS refuses to delete a group the listener still forwards to: the live release (destroy),
@@ -369,6 +373,7 @@ export class AwsProvider implements DeployProvider {
     }
     if (keepForRollback) await this.keepTemplate(release);
     else await deleteLaunchTemplate(this.clients, launchTemplateName(release));
+    if ((await this.releaseGroups()).some((g) => g.name === release)) await deleteGroup(this.clients, release);
   }
 
   /** The environment's release launch templates (not its lock), with the releases that run them. */
@@ -391,7 +396,10 @@ export class AwsProvider implements DeployProvider {
       await tagResources(this.clients, [mine.id], { [KEPT_TAG]: new Date().toISOString() });
       mine.tags[KEPT_TAG] = new Date().toISOString();
     }
-    const kept = templates.filter((t) => t.tags[KEPT_TAG] && !t.running).sort((a, b) => (a.tags[KEPT_TAG]! > b.tags[KEPT_TAG]! ? -1 : 1));
+    // This release's group is still there (it goes last): its template counts as kept already.
+    const kept = templates
+      .filter((t) => t.tags[KEPT_TAG] && (!t.running || t.tags["kiln:release"] === release))
+      .sort((a, b) => (a.tags[KEPT_TAG]! > b.tags[KEPT_TAG]! ? -1 : 1));
     for (const old of kept.slice(this.env.keepReleases)) await deleteLaunchTemplate(this.clients, old.name);
   }
 
