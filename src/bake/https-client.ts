@@ -3,13 +3,13 @@
  * certificates it trusts for AWS: Amazon's roots, taken from Debian's ca-certificates package
  * (pinned in kiln.lock like busybox), never from the build host's trust store.
  */
-import { lstat, mkdir, readFile, rename } from "node:fs/promises";
+import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../errors.js";
 import { run } from "../exec.js";
-import { exists, sha256, sha256File } from "../fsutil.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
+import { compileFreestanding } from "./freestanding.js";
 
 /** Every root an AWS service endpoint's chain ends in (Amazon Trust Services and its cross-signer). */
 export const AWS_ROOT_CERTIFICATES = [
@@ -52,8 +52,6 @@ export async function loadAwsRoots(ctx: BakeContext): Promise<{ pem: Buffer; pkg
  * libc; unlike it, it links Debian's static libbearssl.a (libbearssl-dev on the build host).
  */
 export async function buildHttpsClient(ctx: BakeContext): Promise<Buffer> {
-  const source = path.join(ctx.templates, "init", "kiln-https.c");
-  const compiler = (await run(["gcc", "--version"])).stdout.split("\n")[0] ?? "";
   const library = (await run(["gcc", "-print-file-name=libbearssl.a"])).stdout.trim();
   // gcc echoes the bare name when it finds no such library.
   if (!path.isAbsolute(library)) {
@@ -61,41 +59,12 @@ export async function buildHttpsClient(ctx: BakeContext): Promise<Buffer> {
       hint: "install the Debian package libbearssl-dev (scripts/install-deps.sh does)",
     });
   }
-  const key = sha256(`${await sha256File(source)}\0${compiler}\0${await sha256File(library)}`).slice(0, 24);
-  const out = path.join(ctx.layers, `kiln-https-${key}`);
-  if (!(await exists(out))) {
-    await mkdir(ctx.layers, { recursive: true });
-    const tmp = `${out}.tmp-${process.pid}`;
-    // -fno-tree-loop-distribute-patterns: gcc must not turn the memcpy/memset it is compiling
-    // into calls to themselves. --gc-sections drops the parts of BearSSL nothing reaches.
-    await run(
-      [
-        "gcc",
-        "-static",
-        "-nostdlib",
-        "-ffreestanding",
-        "-fno-builtin",
-        "-Os",
-        "-fno-stack-protector",
-        "-fno-tree-loop-distribute-patterns",
-        "-fno-asynchronous-unwind-tables",
-        "-fno-pie",
-        "-no-pie",
-        "-ffunction-sections",
-        "-fdata-sections",
-        "-Wl,--gc-sections",
-        "-Wl,--build-id=none",
-        "-Wl,-z,max-page-size=4096",
-        "-s",
-        "-o",
-        tmp,
-        source,
-        library,
-        "-lgcc",
-      ],
-      { hint: "kiln-https needs BearSSL's headers and static library: install libbearssl-dev" },
-    );
-    await rename(tmp, out);
-  }
-  return readFile(out);
+  // -fno-tree-loop-distribute-patterns: gcc must not turn the memcpy/memset it is compiling
+  // into calls to themselves. --gc-sections drops the parts of BearSSL nothing reaches.
+  return compileFreestanding(ctx, {
+    name: "kiln-https",
+    libraries: [library],
+    extraFlags: ["-fno-tree-loop-distribute-patterns", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"],
+    hint: "kiln-https needs BearSSL's headers and static library: install libbearssl-dev",
+  });
 }

@@ -5,14 +5,15 @@
  * It depends only on the kernel, busybox and kiln's templates, never on the app, so every
  * app baked with the same kernel shares it.
  */
-import { mkdir, readFile, rename, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { buildCpio, gzipDeterministic, type CpioEntry } from "../image/cpio.js";
 import { renderAliasTable, renderDepTable } from "../kmod/module-set.js";
 import { run } from "../exec.js";
-import { exists, sha256, sha256File, cachedSha256, writeFileAtomic } from "../fsutil.js";
+import { exists, sha256, cachedSha256, writeFileAtomic } from "../fsutil.js";
 import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
+import { compileFreestanding } from "./freestanding.js";
 import { buildHttpsClient, loadAwsRoots } from "./https-client.js";
 import type { KernelLayer } from "./kernel.js";
 
@@ -24,41 +25,6 @@ export interface InitLayer {
   readonly busyboxVersion: string;
 }
 
-/**
- * Compiles templates/init/NAME.c (kiln-exec, kiln-log) once per (source, compiler). They use
- * no libc (raw syscalls), so they are tiny, static and byte-reproducible.
- */
-async function buildHelper(ctx: BakeContext, name: string): Promise<Buffer> {
-  const source = path.join(ctx.templates, "init", `${name}.c`);
-  const compiler = (await run(["gcc", "--version"])).stdout.split("\n")[0] ?? "";
-  const key = sha256(`${await sha256File(source)}\0${compiler}`).slice(0, 24);
-  const out = path.join(ctx.layers, `${name}-${key}`);
-  if (!(await exists(out))) {
-    await mkdir(ctx.layers, { recursive: true });
-    const tmp = `${out}.tmp-${process.pid}`;
-    await run([
-      "gcc",
-      "-static",
-      "-nostdlib",
-      "-ffreestanding",
-      "-fno-builtin",
-      "-Os",
-      "-fno-stack-protector",
-      "-fno-asynchronous-unwind-tables",
-      "-fno-pie",
-      "-no-pie",
-      "-Wl,--build-id=none",
-      "-Wl,-z,max-page-size=4096",
-      "-s",
-      "-o",
-      tmp,
-      source,
-    ]);
-    await rename(tmp, out);
-  }
-  return readFile(out);
-}
-
 /** Shell scripts the init runs, installed as /bin/NAME. */
 const INIT_SCRIPTS = ["kiln-dhcp", "kiln-imds", "kiln-secrets"] as const;
 
@@ -66,8 +32,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const busyboxPkg = await resolveDebian(ctx, "busybox-static");
   await ctx.apt.verify(busyboxPkg); // the cache key below trusts it
   ctx.used.push(lockEntryOf(busyboxPkg, "init"));
-  const kilnExec = await buildHelper(ctx, "kiln-exec");
-  const kilnLog = await buildHelper(ctx, "kiln-log");
+  const kilnExec = await compileFreestanding(ctx, { name: "kiln-exec" });
+  const kilnLog = await compileFreestanding(ctx, { name: "kiln-log" });
   const kilnHttps = await buildHttpsClient(ctx);
   const awsRoots = await loadAwsRoots(ctx);
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
