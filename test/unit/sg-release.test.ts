@@ -18,7 +18,11 @@ function ec2Answering(answers: string[]): { clients: AwsClients; tries: () => nu
 function fakeClock() {
   let t = 0;
   const pauses: number[] = [];
-  return { now: () => t, sleep: async (ms: number) => void (pauses.push(ms), (t += ms)), pauses };
+  const sleep = async (ms: number) => {
+    pauses.push(ms);
+    t += ms;
+  };
+  return { now: () => t, sleep, pauses };
 }
 
 describe("deleteSecurityGroupWhenFree", () => {
