@@ -150,7 +150,13 @@ function permission(rule: IngressRule) {
 /** Adds an ingress rule to an existing group; a rule that is already there is fine. */
 export async function allowIngress(clients: AwsClients, groupId: string, rule: IngressRule): Promise<void> {
   try {
-    await clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [permission(rule)] }));
+    // The group may have been created a moment ago (ensureSecurityGroup without rules): its id may
+    // not have reached every EC2 endpoint yet (InvalidGroup.NotFound).
+    await retryEventualConsistency(
+      () => clients.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [permission(rule)] })),
+      isNotYetVisible,
+      EC2_PROPAGATION,
+    );
   } catch (error) {
     if ((error as { name?: string }).name === "InvalidPermission.Duplicate") return;
     throw translateAwsError(error, "AuthorizeSecurityGroupIngress", groupId);

@@ -83,13 +83,24 @@ export async function ensureInstanceRole(
 
 export async function deleteInstanceRole(client: AwsClients["iam"], name: string): Promise<void> {
   const gone = (code: string) => code === "NoSuchEntityException" || code === "NoSuchEntity";
-  await awsDelete(
-    "RemoveRoleFromInstanceProfile",
-    name,
-    () => client.send(new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })),
-    gone,
-    "iam",
+  // Only a profile that still holds the role has it removed: a re-run after an interrupted
+  // destroy finds it already removed (AWS answers NoSuchEntity; moto fails with a server error).
+  const profile = await client.send(new GetInstanceProfileCommand({ InstanceProfileName: name })).then(
+    (out) => out.InstanceProfile,
+    (e: { name?: string }) => {
+      if (gone(e.name ?? "")) return undefined;
+      throw translateAwsError(e, "GetInstanceProfile", name, "iam");
+    },
   );
+  const holdsRole = profile?.Roles?.some((r) => r.RoleName === name) ?? false;
+  if (holdsRole)
+    await awsDelete(
+      "RemoveRoleFromInstanceProfile",
+      name,
+      () => client.send(new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })),
+      gone,
+      "iam",
+    );
   await awsDelete(
     "DeleteInstanceProfile",
     name,
