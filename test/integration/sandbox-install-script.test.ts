@@ -37,6 +37,8 @@ process.exit(1);
 `;
 }
 
+const realCredentials = path.join(os.userInfo().homedir, ".aws", "credentials");
+
 describe("build sandbox: an approved install script cannot reach the host", () => {
   it("reading ~/.aws/credentials and writing outside its directory both fail, and the bake reports the script's failure", async () => {
     mkdirSync(path.join(fakeHome, ".aws"), { recursive: true });
@@ -45,7 +47,8 @@ describe("build sandbox: an approved install script cannot reach the host", () =
     mkdirSync(path.join(app, "evil"), { recursive: true });
     const read = [
       path.join(fakeHome, ".aws", "credentials"),
-      ...(existsSync("/root/.aws/credentials") ? ["/root/.aws/credentials"] : []),
+      // The real user's credentials too, when this host has them (never written or changed here).
+      ...(existsSync(realCredentials) ? [realCredentials] : []),
       "/etc/shadow",
     ];
     const write = [path.join(outside, "pwned"), path.join(app, "pwned"), path.join(fakeHome, "pwned")];

@@ -110,7 +110,7 @@ describe("the sandboxed stage's environment", () => {
       AWS_SECRET_ACCESS_KEY: "s",
       AWS_PROFILE: "p",
       npm_config_registry: "http://mirror.invalid/",
-      npm_config_cache: "/root/.npm",
+      npm_config_cache: "/nonexistent-home/.npm",
       HTTPS_PROXY: "http://proxy.invalid:3128",
       GITHUB_TOKEN: "t",
       npm_package_name: "x",
