@@ -10,7 +10,7 @@ import {
   type AutoScalingGroup,
 } from "@aws-sdk/client-auto-scaling";
 import type { AwsClients } from "./clients.js";
-import { awsDelete, awsService } from "./errors.js";
+import { AwsError, awsDelete, awsService } from "./errors.js";
 import { IAM_PROPAGATION, isInstanceProfilePropagation, retryEventualConsistency } from "./consistency.js";
 
 const aws = awsService("autoscaling");
@@ -88,7 +88,33 @@ export async function createGroup(clients: AwsClients, spec: GroupSpec): Promise
     );
   // Auto Scaling checks the launch template's instance profile at creation and refuses one IAM
   // has not spread yet (ValidationError); nothing was created, so the call is repeated.
-  await aws("CreateAutoScalingGroup", spec.name, () => retryEventualConsistency(send, isInstanceProfilePropagation, IAM_PROPAGATION));
+  try {
+    await aws("CreateAutoScalingGroup", spec.name, () => retryEventualConsistency(send, isInstanceProfilePropagation, IAM_PROPAGATION));
+  } catch (error) {
+    if (!(error instanceof AwsError && /^AlreadyExists(Fault)?$/.test(error.code))) throw error;
+    // The group's name is the release's: it exists because an earlier attempt made it (an answer
+    // lost after Auto Scaling did the work, or an interrupted promote). Done if it is that group.
+    const existing = await describeGroupTemplate(clients, spec.name);
+    if (existing?.id === spec.launchTemplate.id && existing.version === String(spec.launchTemplate.version)) return;
+    throw new AwsError(
+      "CreateAutoScalingGroup",
+      spec.name,
+      "AlreadyExists",
+      `a group of this name already exists with launch template ${existing ? `${existing.id} version ${existing.version}` : "unknown"}`,
+      error.requestId,
+      "delete that group (kiln destroy, or the EC2 console) and run the promote again",
+      error,
+    );
+  }
+}
+
+/** The launch template a group launches from, as its description names it. */
+async function describeGroupTemplate(clients: AwsClients, name: string): Promise<{ id: string; version: string } | undefined> {
+  const out = await aws("DescribeAutoScalingGroups", name, () =>
+    clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] })),
+  );
+  const template = out.AutoScalingGroups?.[0]?.LaunchTemplate;
+  return template?.LaunchTemplateId ? { id: template.LaunchTemplateId, version: template.Version ?? "" } : undefined;
 }
 
 export async function resizeGroup(clients: AwsClients, name: string, size: number): Promise<void> {

@@ -15,6 +15,7 @@ import {
   waitUntilInstanceTerminated,
   type Instance,
 } from "@aws-sdk/client-ec2";
+import { randomUUID } from "node:crypto";
 import type { AwsClients } from "./clients.js";
 import { aws, awsDelete } from "./errors.js";
 import {
@@ -154,9 +155,13 @@ export interface InstanceSpec {
  * and AWS refuses a network interface next to the template's own security groups.
  */
 export async function runInstance(clients: AwsClients, spec: InstanceSpec): Promise<string> {
+  // One token for every attempt of this launch: a retry after an answer lost in transit gets the
+  // instance the first attempt started instead of a second one (EC2 idempotency).
+  const clientToken = randomUUID();
   const send = () =>
     clients.ec2.send(
       new RunInstancesCommand({
+        ClientToken: clientToken,
         MinCount: 1,
         MaxCount: 1,
         LaunchTemplate: { LaunchTemplateId: spec.launchTemplate.id, Version: String(spec.launchTemplate.version) },

@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { GetConsoleOutputCommand } from "@aws-sdk/client-ec2";
 import type { AwsClients } from "./clients.js";
-import { aws, awsDelete } from "./errors.js";
+import { AwsError, aws, awsDelete } from "./errors.js";
 import { EC2_PROPAGATION, isNotYetVisible, retryEventualConsistency } from "./consistency.js";
 
 export interface KilnAmi {
@@ -105,29 +105,49 @@ export interface RegisterInput {
 
 export async function registerAmi(clients: AwsClients, input: RegisterInput): Promise<string> {
   const tags = Object.entries(input.tags).map(([Key, Value]) => ({ Key, Value }));
-  const out = await aws("RegisterImage", `${input.name} from ${input.snapshotId}`, () =>
-    clients.ec2.send(
-      new RegisterImageCommand({
-        Name: input.name,
-        Description: input.description,
-        Architecture: "x86_64",
-        VirtualizationType: "hvm",
-        EnaSupport: true,
-        ...(input.sriovNetSupport ? { SriovNetSupport: "simple" } : {}),
-        RootDeviceName: "/dev/xvda",
-        BootMode: input.bootMode,
-        ImdsSupport: "v2.0",
-        BlockDeviceMappings: [
-          {
-            DeviceName: "/dev/xvda",
-            Ebs: { SnapshotId: input.snapshotId, VolumeSize: input.volumeGiB, VolumeType: "gp3", DeleteOnTermination: true },
-          },
-        ],
-        TagSpecifications: [{ ResourceType: "image", Tags: tags }],
-      }),
-    ),
+  const register = () =>
+    aws("RegisterImage", `${input.name} from ${input.snapshotId}`, () =>
+      clients.ec2.send(
+        new RegisterImageCommand({
+          Name: input.name,
+          Description: input.description,
+          Architecture: "x86_64",
+          VirtualizationType: "hvm",
+          EnaSupport: true,
+          ...(input.sriovNetSupport ? { SriovNetSupport: "simple" } : {}),
+          RootDeviceName: "/dev/xvda",
+          BootMode: input.bootMode,
+          ImdsSupport: "v2.0",
+          BlockDeviceMappings: [
+            {
+              DeviceName: "/dev/xvda",
+              Ebs: { SnapshotId: input.snapshotId, VolumeSize: input.volumeGiB, VolumeType: "gp3", DeleteOnTermination: true },
+            },
+          ],
+          TagSpecifications: [{ ResourceType: "image", Tags: tags }],
+        }),
+      ),
+    );
+  const imageId = await register().then(
+    (out) => out.ImageId!,
+    async (error: unknown) => {
+      // AMI names are unique: a register whose answer was lost made the AMI already. Ours if it
+      // boots from this push's snapshot, or carries this push's description (it names the image
+      // digest); anything else keeps the name taken.
+      if (!(error instanceof AwsError && error.code === "InvalidAMIName.Duplicate")) throw error;
+      const mine = await sameAmi(clients, input);
+      if (mine) return mine;
+      throw new AwsError(
+        error.operation,
+        input.name,
+        error.code,
+        "another AMI already has this name",
+        error.requestId,
+        "deregister that AMI (kiln rmi, or the EC2 console), or bake under another version",
+        error,
+      );
+    },
   );
-  const imageId = out.ImageId!;
   // Tag explicitly as well: some endpoints (and emulators) drop TagSpecifications on RegisterImage.
   await tagResources(clients, [imageId], input.tags);
   return imageId;
@@ -137,6 +157,17 @@ export async function registerAmi(clients: AwsClients, input: RegisterInput): Pr
  * Tags are often added right after a create (RegisterImage, CopyImage, …), when EC2 may not
  * know the new id yet: CreateTags is idempotent, so a NotFound is retried within a bound.
  */
+/** The AMI of the input's name that this register would have made: same root snapshot, or same description. */
+async function sameAmi(clients: AwsClients, input: RegisterInput): Promise<string | undefined> {
+  const out = await aws("DescribeImages", input.name, () =>
+    clients.ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [input.name] }] })),
+  );
+  const image = (out.Images ?? []).find(
+    (i) => i.Description === input.description || (i.BlockDeviceMappings ?? []).some((b) => b.Ebs?.SnapshotId === input.snapshotId),
+  );
+  return image?.ImageId;
+}
+
 export async function tagResources(clients: AwsClients, ids: readonly string[], tags: Readonly<Record<string, string>>): Promise<void> {
   const send = () =>
     clients.ec2.send(new CreateTagsCommand({ Resources: [...ids], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));

@@ -5,6 +5,9 @@
 import type { StrictRule } from "../layer.js";
 import { albDeletionProtectionRule } from "./alb-deletion-protection.js";
 import { albEniLinger } from "./alb-eni-linger.js";
+import { amiNamesRule } from "./ami-names.js";
+import { asgNamesRule } from "./asg-names.js";
+import { clientTokenRule } from "./client-token.js";
 import { createLoadBalancerRule } from "./create-load-balancer.js";
 import { createTargetGroupRule } from "./create-target-group.js";
 import { defaultVpcInternetRule } from "./default-vpc-internet.js";
@@ -16,6 +19,7 @@ import { ec2DescribeAfterCreate } from "./ec2-describe-after-create.js";
 import { iamProfilePropagation } from "./iam-profile-propagation.js";
 import { launchTemplateNames } from "./launch-template-names.js";
 import { sslPolicyRule } from "./ssl-policy.js";
+import { targetGroupNamesRule } from "./target-group-names.js";
 import { targetHealthRule } from "./target-health.js";
 
 /** How long a deleted ALB's network interfaces hold its security groups in tests (minutes on AWS). */
@@ -32,6 +36,10 @@ export const STRICT_RULES: readonly StrictRule[] = [
   ebsParentBlocksRule(),
   sslPolicyRule,
   createTargetGroupRule,
+  targetGroupNamesRule,
+  asgNamesRule,
+  clientTokenRule,
+  amiNamesRule,
   targetHealthRule,
   iamProfilePropagation({ windowMs: 2000 }),
   ec2DescribeAfterCreate({ windowMs: 2000 }),
