@@ -154,6 +154,27 @@ export async function createListener(
   return out.Listeners![0]!.ListenerArn!;
 }
 
+/** Replaces what a listener does with every request (undefined: answer 503 until a release is switched in). */
+export async function setListenerActions(
+  clients: AwsClients,
+  listenerArn: string,
+  actions: Listener["DefaultActions"] = NO_RELEASE_YET,
+): Promise<void> {
+  await aws("ModifyListener", listenerArn, () =>
+    clients.elbv2.send(new ModifyListenerCommand({ ListenerArn: listenerArn, DefaultActions: actions })),
+  );
+}
+
+export async function deleteListener(clients: AwsClients, listenerArn: string): Promise<void> {
+  await awsDelete(
+    "DeleteListener",
+    listenerArn,
+    () => clients.elbv2.send(new DeleteListenerCommand({ ListenerArn: listenerArn })),
+    (code) => code === "ListenerNotFoundException" || code === "ListenerNotFound",
+    "elasticloadbalancing",
+  );
+}
+
 /** Puts the environment's certificate and security policy back on its HTTPS listener. */
 export async function setListenerTls(clients: AwsClients, listenerArn: string, tls: ListenerTls): Promise<void> {
   await aws("ModifyListener", listenerArn, () =>

@@ -188,6 +188,34 @@ describe.sequential("secure defaults on AWS (moto behind the strict layer)", () 
     expect(redirect(after.http)).toMatchObject({ Protocol: "HTTPS", StatusCode: "HTTP_301" });
   });
 
+  it("removing https, and turning deletion protection on and off, are planned fixes: 80 serves again, 443 goes", async () => {
+    writeConfig(`    https: { certificateArn: "${await requestCertificate()}" }\n`);
+    await promote({ ...opts(loadBalanced), ref });
+    const served = (await loadBalancer()).https!.DefaultActions![0]!;
+    const group = served.TargetGroupArn ?? served.ForwardConfig?.TargetGroups?.[0]?.TargetGroupArn;
+
+    writeConfig("    deletionProtection: true\n");
+    const dry = await promote({ ...opts(loadBalanced), ref, dryRun: true });
+    const planned = dry.plan.steps.map(describeStep).join("\n");
+    expect(planned).toMatch(/HTTP listener on 80 redirects to HTTPS/);
+    expect(planned).toMatch(/HTTPS listener on 443 remains/);
+    expect(planned).toMatch(/deletion protection is off/);
+    await promote({ ...opts(loadBalanced), ref });
+    const after = await loadBalancer();
+    expect(after.listeners.map((l) => [l.Port, l.Protocol, l.DefaultActions?.[0]?.Type])).toEqual([[80, "HTTP", "forward"]]);
+    const forward = after.http!.DefaultActions![0]!;
+    expect(forward.TargetGroupArn ?? forward.ForwardConfig?.TargetGroups?.[0]?.TargetGroupArn).toBe(group);
+    expect(after.attribute("deletion_protection.enabled")).toBe("true");
+
+    writeConfig("");
+    expect((await promote({ ...opts(loadBalanced), ref, dryRun: true })).plan.steps.map(describeStep).join("\n")).toMatch(
+      /deletion protection is on/,
+    );
+    await promote({ ...opts(loadBalanced), ref });
+    expect((await loadBalancer()).attribute("deletion_protection.enabled")).toBe("false");
+    expect((await promote({ ...opts(loadBalanced), ref, dryRun: true })).plan.steps).toEqual([]);
+  });
+
   it("an sslPolicy AWS does not know is refused by CreateListener (strict layer), before any release launches", async () => {
     const certificate = await requestCertificate();
     writeConfig(`    https: { certificateArn: "${certificate}", sslPolicy: ELBSecurityPolicy-Made-Up-2099 }\n`);

@@ -8,11 +8,14 @@
 import type { AwsClients } from "../../aws/clients.js";
 import {
   createListener,
+  deleteListener,
   describeListeners,
   type ListenerFacts,
   type ListenerTls,
   loadBalancerAttributes,
   redirectHttpToHttps,
+  setDeletionProtection,
+  setListenerActions,
   setListenerTls,
   setLoadBalancerAttributes,
 } from "../../aws/elbv2.js";
@@ -20,6 +23,7 @@ import type { AwsEnvironment } from "../../config/environments.js";
 
 /** "Application Load Balancers", Elastic Load Balancing User Guide: load balancer attributes. */
 export const DROP_INVALID_HEADERS = "routing.http.drop_invalid_header_fields.enabled";
+const DELETION_PROTECTION = "deletion_protection.enabled";
 
 export function listenerTls(env: AwsEnvironment): ListenerTls | undefined {
   return env.certificateArn ? { certificateArn: env.certificateArn, sslPolicy: env.sslPolicy ?? "" } : undefined;
@@ -41,8 +45,18 @@ export async function loadBalancerDrift(clients: AwsClients, env: AwsEnvironment
   const { attributes, https, http } = await readFacts(clients, lbArn);
   const drift: string[] = [];
   if (attributes[DROP_INVALID_HEADERS] !== "true") drift.push("the load balancer keeps invalid HTTP header fields");
+  const protectedNow = attributes[DELETION_PROTECTION] === "true";
+  if (protectedNow !== env.deletionProtection)
+    drift.push(
+      `deletion protection is ${protectedNow ? "on" : "off"}, the environment asks for it ${env.deletionProtection ? "on" : "off"}`,
+    );
   const tls = listenerTls(env);
-  if (!tls) return drift;
+  if (!tls) {
+    // https was removed from the environment: 80 serves again and 443 goes.
+    if (http?.redirectsToHttps) drift.push("the HTTP listener on 80 redirects to HTTPS, but the environment has no https");
+    if (https) drift.push("an HTTPS listener on 443 remains from an earlier https setting");
+    return drift;
+  }
   if (!https) drift.push("there is no HTTPS listener on 443");
   else {
     if (https.sslPolicy !== tls.sslPolicy)
@@ -63,8 +77,14 @@ export async function secureLoadBalancer(clients: AwsClients, env: AwsEnvironmen
   const { attributes, https, http } = await readFacts(clients, lbArn);
   if (attributes[DROP_INVALID_HEADERS] !== "true") await setLoadBalancerAttributes(clients, lbArn, { [DROP_INVALID_HEADERS]: "true" });
   const tls = listenerTls(env);
+  if (attributes[DELETION_PROTECTION] !== String(env.deletionProtection))
+    await setDeletionProtection(clients, lbArn, env.deletionProtection);
   if (!tls) {
-    if (!http) await createListener(clients, lbArn, undefined);
+    // Without https, 80 serves what 443 served (or 503 until a switch), then 443 goes.
+    const served = https ? servedActions(https) : undefined;
+    if (!http) await createListener(clients, lbArn, undefined, served);
+    else if (http.redirectsToHttps) await setListenerActions(clients, http.arn, served);
+    if (https) await deleteListener(clients, https.arn);
     return;
   }
   if (!https) await createListener(clients, lbArn, tls, http && !http.redirectsToHttps ? servedActions(http) : undefined);

@@ -200,10 +200,7 @@ export class AwsProvider implements DeployProvider {
       );
       lb = await findLoadBalancer(this.clients, name);
     }
-    if (lb) {
-      await setDeletionProtection(this.clients, lb.arn, this.env.deletionProtection);
-      await secureLoadBalancer(this.clients, this.env, lb.arn);
-    }
+    if (lb) await secureLoadBalancer(this.clients, this.env, lb.arn);
   }
 
   private async instanceSecurityGroup(port: number): Promise<string> {
