@@ -33,6 +33,7 @@ import type { AwsClients } from "../../src/aws/clients.js";
 import { describeStep } from "../../src/deploy/plan.js";
 import { destroyEnv, promote, type ProviderFactory } from "../../src/deploy/promote.js";
 import { AwsProvider, type AwsProviderOptions } from "../../src/providers/aws/provider.js";
+import { SingleInstanceProvider } from "../../src/providers/aws/single-instance.js";
 import type { AwsEnvironment } from "../../src/config/environments.js";
 import { ALB_ENI_LINGER_MS } from "../strict-aws/rules/index.js";
 import { bakeNativeReleases, quiet, sharedHome } from "./harness.js";
@@ -52,10 +53,10 @@ function providers(options: AwsProviderOptions = {}): ProviderFactory {
   return (env) => new AwsProvider(env as AwsEnvironment, clients(), home, { pollMs: 50, ...options });
 }
 
-function writeConfig(extra = "", name = "test"): void {
+function writeConfig(extra = "", name = "test", instances = 2): void {
   writeFileSync(
     path.join(app, "kiln.yml"),
-    `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  ${name}:\n    target: aws\n    region: ${REGION}\n    instances: 2\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: 30 }\n${extra}`,
+    `cmd: ./server --listen 8080\nport: 8080\nhealthcheck: { path: /healthz }\nenvironments:\n  ${name}:\n    target: aws\n    region: ${REGION}\n    instances: ${instances}\n    deregistrationDelay: 0\n    healthcheck: { path: /healthz, timeout: 30 }\n${extra}`,
   );
 }
 
@@ -225,6 +226,32 @@ describe.sequential("the network of a load-balanced AWS environment", () => {
     expect((error as Error).message).toContain(`${REGION}a`);
     expect((error as Error).message).toMatch(new RegExp(`${REGION}b, ${REGION}c`));
     expect(calls.some((x) => x.op.startsWith("Create"))).toBe(false);
+  });
+
+  it("single-instance goes into a public subnet, not the first one; with none public it is refused before anything is created", async () => {
+    const single: ProviderFactory = (env) =>
+      new SingleInstanceProvider(env as AwsEnvironment, clients(), home, {
+        pollMs: 20,
+        health: async () => ({ ok: true, detail: "HTTP 200" }),
+      });
+    const { vpc, subnets } = await vpcWithSubnets(41, [
+      { zone: `${REGION}a`, public: false },
+      { zone: `${REGION}b`, public: true },
+    ]);
+    writeConfig(`    vpc: ${vpc}\n    mode: single-instance\n`, "test", 1);
+    calls = [];
+    await promote({ ...opts(), providers: single, ref });
+    const run = calls.find((c) => c.op === "RunInstances")!.input as { NetworkInterfaces: { SubnetId: string }[] };
+    expect(run.NetworkInterfaces[0]!.SubnetId).toBe(subnets[1]!.id);
+    await destroyEnv({ ...opts(), providers: single, app: APP });
+
+    const closed = await vpcWithSubnets(42, [{ zone: `${REGION}a`, public: false }]);
+    writeConfig(`    vpc: ${closed.vpc}\n    mode: single-instance\n`, "test", 1);
+    calls = [];
+    await expect(promote({ ...opts(), providers: single, ref })).rejects.toThrow(
+      /needs a public subnet.*internet gateway.*these are private/,
+    );
+    expect(calls.some((x) => x.op.startsWith("Create") || x.op === "RunInstances")).toBe(false);
   });
 
   it("destroy waits for the security groups a deleted ALB's network interfaces still hold; nothing tagged is left", async () => {

@@ -1,7 +1,13 @@
 // Where a load-balanced environment's ALB and instances go (bug 5): one public subnet per zone
 // for an internet-facing ALB, the same choice on every run, instances only where the ALB is.
 import { describe, expect, it } from "vitest";
-import { describePlacements, isPublicSubnet, planNetwork, type RouteTableFacts } from "../../src/providers/aws/subnet-choice.js";
+import {
+  describePlacements,
+  isPublicSubnet,
+  planNetwork,
+  type RouteTableFacts,
+  singleInstanceSubnet,
+} from "../../src/providers/aws/subnet-choice.js";
 
 const publicMain: RouteTableFacts = { id: "rtb-main", main: true, subnets: [], internetRoute: true };
 const privateMain: RouteTableFacts = { id: "rtb-main", main: true, subnets: [], internetRoute: false };
@@ -72,5 +78,20 @@ describe("planNetwork", () => {
     expect(stranded.problems).toEqual([
       "subnets subnet-3 (z-c) are in zones where the load balancer has no public subnet, so instances there would get no traffic",
     ]);
+  });
+});
+
+describe("singleInstanceSubnet", () => {
+  it("takes a public subnet (lowest zone, then id) over a private one that sorts first", () => {
+    const subnets = [s("subnet-1", "z-a"), s("subnet-7", "z-b"), s("subnet-4", "z-b")];
+    const choice = singleInstanceSubnet(subnets, [privateMain, publicTable("subnet-7", "subnet-4")]);
+    expect(choice).toEqual({ placement: { subnet: "subnet-4", zone: "z-b" } });
+  });
+
+  it("no public subnet: a problem that names the private ones and what to change", () => {
+    const choice = singleInstanceSubnet([s("subnet-1", "z-a"), s("subnet-2", "z-b")], [privateMain]);
+    expect(choice.placement).toBeUndefined();
+    expect(choice.problem).toMatch(/public subnet.*internet gateway/);
+    expect(choice.problem).toContain("subnet-1 (z-a), subnet-2 (z-b)");
   });
 });

@@ -18,6 +18,7 @@ import {
   ensureSecurityGroup,
   findLaunchTemplates,
   findSecurityGroup,
+  describeRouteTables,
   instanceConsole,
 } from "../../aws/ec2-deploy.js";
 import { tagResources, untagResources } from "../../aws/ec2.js";
@@ -42,6 +43,7 @@ import { appendHistory, historyFromTags } from "./history.js";
 import { gateHealthy, httpProbe, type InstanceHealthSource } from "./instance-health.js";
 import { instanceRoleName, launchTemplateName, securityGroupName } from "./names.js";
 import { checkNetwork, refuseProblems, type Network } from "./network.js";
+import { singleInstanceSubnet } from "./subnet-choice.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
 import { lockEnvironment } from "./env-lock.js";
 import { consoleTailOf } from "../../console-text.js";
@@ -88,13 +90,16 @@ export class SingleInstanceProvider implements DeployProvider {
 
   /** Subnets, instance type and mode checked before anything is created. */
   async validate(): Promise<void> {
-    const { network, problems } = await checkNetwork(this.clients, this.env);
+    const { network, found, problems } = await checkNetwork(this.clients, this.env);
+    // Of the usable subnets, a public one: the instance is reached at its Elastic IP.
+    const choice = found.length ? singleInstanceSubnet(found, await describeRouteTables(this.clients, network.vpc)) : {};
+    if (choice.problem) problems.push(choice.problem);
     if (this.env.certificateArn)
       problems.push(
         "https: a single instance has no load balancer to terminate TLS; remove https: or use mode: load-balanced (an ALB with the certificate)",
       );
     refuseProblems(this.env, problems);
-    this.network = network;
+    this.network = choice.placement ? { ...network, subnets: [choice.placement.subnet] } : network;
   }
 
   private async net(): Promise<Network> {

@@ -89,3 +89,21 @@ export function planNetwork(
 export function describePlacements(placements: readonly Placement[]): string {
   return placements.map((p) => `${p.subnet} (${p.zone})`).join(", ");
 }
+
+/**
+ * A single instance answers at its Elastic IP, which reaches it only through an internet
+ * gateway: it goes into a public subnet (lowest zone, then id: the same one every run).
+ */
+export function singleInstanceSubnet(
+  candidates: readonly SubnetFacts[],
+  tables: readonly RouteTableFacts[],
+): { readonly placement?: Placement; readonly problem?: string } {
+  const all = candidates.map((s) => ({ subnet: s.id, zone: s.zone })).sort(byZoneThenId);
+  const placement = all.find((p) => isPublicSubnet(p.subnet, tables));
+  if (placement) return { placement };
+  return {
+    problem: `a single instance needs a public subnet (route 0.0.0.0/0 to an internet gateway) to be reachable at its Elastic IP; ${
+      all.length ? `these are private: ${describePlacements(all)}` : "found no subnet"
+    }`,
+  };
+}
