@@ -23,8 +23,10 @@ import { targetGroupNamesRule } from "./target-group-names.js";
 import { targetHealthRule } from "./target-health.js";
 
 /** How long a deleted ALB's network interfaces hold its security groups in tests (minutes on AWS). */
-export const ALB_ENI_LINGER_MS = 2000;
+export const ALB_ENI_LINGER_MS = 1000;
 
+// Consistency windows are seconds to minutes on AWS and about a second here: kiln meets the same
+// refusal and retries the same way, and the suite stays inside its time budget.
 export const STRICT_RULES: readonly StrictRule[] = [
   defaultVpcInternetRule,
   launchTemplateNames,
@@ -41,7 +43,7 @@ export const STRICT_RULES: readonly StrictRule[] = [
   clientTokenRule,
   amiNamesRule,
   targetHealthRule,
-  iamProfilePropagation({ windowMs: 2000 }),
+  iamProfilePropagation({ windowMs: 1000 }),
   ec2DescribeAfterCreate({ windowMs: 2000 }),
-  ec2CopiedImagePending({ windowMs: 2000 }),
+  ec2CopiedImagePending({ windowMs: 1000 }),
 ];
