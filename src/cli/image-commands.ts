@@ -43,7 +43,8 @@ function imageRows(entries: readonly StoreEntry[], all: boolean) {
 }
 
 async function listImages(home: KilnHome, opts: { json?: boolean; all?: boolean }): Promise<void> {
-  const rows = imageRows(await new ImageStore(home).listAll(), Boolean(opts.all));
+  const entries = await new ImageStore(home).listAll();
+  const rows = imageRows(entries, Boolean(opts.all));
   if (opts.json) {
     return printJson(
       rows.map(({ ref, entry }) => ({
@@ -64,7 +65,7 @@ async function listImages(home: KilnHome, opts: { json?: boolean; all?: boolean 
       `${name.padEnd(32)} ${shortDigest(entry.digest).padEnd(20)} ${formatBytes(entry.bytes).padStart(10)}  ${entry.image.manifest.bakedAt.padEnd(24)}  ${whereColumn(entry.usedBy) || "-"}\n`,
     );
   }
-  const hidden = opts.all ? 0 : (await new ImageStore(home).listAll()).filter((e) => e.refs.length === 0).length;
+  const hidden = opts.all ? 0 : entries.filter((e) => e.refs.length === 0).length;
   if (hidden > 0)
     process.stdout.write(`(${hidden} more without a name, from rebakes of the same name:version: kiln images --all; kiln prune)\n`);
 }
