@@ -45,8 +45,9 @@ export function matchDigest(text: string, stored: readonly string[], describe: (
   if (matches.length === 1) return matches[0]!;
   if (matches.length === 0) {
     if (hex.length === 64) return `sha256:${hex}`; // a full digest: the caller says it is missing, with the full story
-    throw new NotFoundError(`no image in the local store has a digest starting with sha256:${hex}`, {
-      hint: "kiln images --all lists every stored image with its digest",
+    const asName = text.startsWith("sha256:") ? "" : `no image named ${text}, and `;
+    throw new NotFoundError(`${asName}no image in the local store has a digest starting with sha256:${hex}`, {
+      hint: "kiln images --all lists every stored image with its digest; kiln bake creates one",
     });
   }
   throw new InputError(

@@ -15,7 +15,7 @@ import { diskUsage } from "./disk-usage.js";
 import type { ImageManifest } from "./manifest.js";
 import { isFullDigest, looksLikeDigest, matchDigest, shortDigest } from "./short-digest.js";
 import { withStoreLock } from "./store-lock.js";
-import { describeUses, type ImageUse, readImageUses } from "./usage.js";
+import { describeUses, type ImageUse, ROLLBACK_RELEASES_KEPT, readImageUses } from "./usage.js";
 
 export interface StoredImage {
   readonly ref: string;
@@ -63,6 +63,21 @@ export function parseRef(ref: string): { name: string; version: string | undefin
 const MISSING_HINT =
   "it was removed from this machine's store (kiln rm, kiln prune) or never baked here. A bake gives this digest again only from " +
   "byte-identical inputs (the same app files, kiln.yml and kiln.lock); otherwise promote or run an image that kiln images lists";
+
+/** Why rm will not remove an image environments need, and what to do instead. */
+function refusal(refs: readonly string[], digest: string, usedBy: readonly ImageUse[]): InputError {
+  const what = refs.length ? `${refs.join(", ")} (${shortDigest(digest)})` : digest;
+  const running = usedBy.some((u) => u.role !== "rollback");
+  const breaks = running
+    ? "kiln scale and kiln rollback there cannot start that release again"
+    : "kiln rollback cannot return to that release";
+  const instead = running
+    ? "promote another image there (or kiln destroy the environment) first"
+    : `it stops being a rollback target after ${ROLLBACK_RELEASES_KEPT} newer releases there`;
+  return new InputError(`${what} is ${describeUses(usedBy)}; without it ${breaks}`, {
+    hint: `${instead}; --force removes it anyway (a bake gives the same digest back only from byte-identical inputs)`,
+  });
+}
 
 export class ImageStore {
   constructor(private readonly home: KilnHome) {}
@@ -231,17 +246,7 @@ export class ImageStore {
       const removedRefs = located.ref ? [located.ref] : naming;
       const imageGoes = naming.every((r) => removedRefs.includes(r));
       const usedBy = imageGoes ? (await readImageUses(this.home)).filter((u) => u.digest === image.digest) : [];
-      if (usedBy.length > 0 && !opts.force) {
-        const what = removedRefs.length ? `${removedRefs.join(", ")} (${shortDigest(image.digest)})` : image.digest;
-        throw new InputError(
-          `${what} is ${describeUses(usedBy)}: removing it would leave kiln scale and kiln rollback unable to start it`,
-          {
-            hint:
-              "promote another image there (or kiln destroy the environment) first; " +
-              "--force removes it anyway (a bake gives the same digest back only from byte-identical inputs)",
-          },
-        );
-      }
+      if (usedBy.length > 0 && !opts.force) throw refusal(removedRefs, image.digest, usedBy);
       for (const r of removedRefs) await this.removeRef(r);
       if (imageGoes) await rm(image.dir, { recursive: true, force: true });
       return { digest: image.digest, refs: removedRefs, imageRemoved: imageGoes, usedBy };
