@@ -11,7 +11,7 @@ import { makeScratchDir, removeDir } from "../fsutil.js";
 import type { KilnHome } from "../home.js";
 import { assembleDisk, diskSignatureFor } from "../image/disk.js";
 import type { ImageManifest } from "../image/manifest.js";
-import { ImageStore, type StoredImage } from "../image/store.js";
+import { type CommittedImage, ImageStore } from "../image/store.js";
 import { makePrivateDir, writePrivateFileAtomic } from "../private-fs.js";
 import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
 import { describeChange, diffPackages } from "../packages/outdated.js";
@@ -44,7 +44,7 @@ export const BAKE_TOOLS = [
 ] as const;
 
 export interface BakeResult {
-  readonly image: StoredImage;
+  readonly image: CommittedImage;
   readonly lockChanged: boolean;
   readonly seconds: number;
 }

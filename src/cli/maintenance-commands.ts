@@ -11,6 +11,7 @@ import { appDirOf, rebake } from "../rebake/rebake.js";
 import { runScheduled } from "../schedule/run-now.js";
 import { installSchedule, removeSchedule, showSchedule } from "../schedule/schedule.js";
 import { loadSpec } from "../config/load.js";
+import { describeMove } from "./image-commands.js";
 
 function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -115,6 +116,8 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
         ...(flags.version ? { version: flags.version } : {}),
         ...(versionFormat ? { versionFormat } : {}),
       });
+      const moved = r.image ? describeMove(r.image) : undefined;
+      if (moved) process.stderr.write(`${moved}\n`);
       if (flags.json) {
         return printJson({
           rebaked: r.rebaked,

@@ -10,7 +10,7 @@ import { InputError } from "../errors.js";
 import { makeScratchDir, removeDir } from "../fsutil.js";
 import { makePrivateDir } from "../private-fs.js";
 import type { KilnHome } from "../home.js";
-import { ImageStore, type StoredImage } from "../image/store.js";
+import { type CommittedImage, ImageStore, type StoredImage } from "../image/store.js";
 import { AptSource } from "../packages/apt.js";
 import { NpmSource } from "../packages/npm.js";
 import {
@@ -46,7 +46,7 @@ export interface RebakeOptions {
 export interface RebakeResult {
   readonly rebaked: boolean;
   readonly from: StoredImage;
-  readonly image: StoredImage | undefined;
+  readonly image: CommittedImage | undefined;
   /** What the archives offer (before the bake). */
   readonly updates: readonly PackageUpdate[];
   /** What changed in the image (after the bake). */

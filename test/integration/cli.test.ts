@@ -36,6 +36,32 @@ describe.sequential("cli", () => {
     expect(gone.stderr).toMatch(/not in the local store/);
   });
 
+  it("a rebake of the same name:version with other content warns that the ref moved; images --all and prune see the old image", async () => {
+    execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
+    const bakeWith = async (cmd: string) => {
+      const baked = await cli(["bake", "examples/hello-native", "--json", "--version", "9.9.9-moved", "--cmd", cmd], env);
+      expect(baked.code, baked.stderr).toBe(0);
+      return { ...(JSON.parse(baked.stdout) as { digest: string; movedFrom?: string }), stderr: baked.stderr };
+    };
+    const first = await bakeWith("./server --listen 8080");
+    const second = await bakeWith("./server --listen 8080 --moved");
+    expect(second.digest).not.toBe(first.digest);
+    expect(second.movedFrom).toBe(first.digest);
+    expect(second.stderr).toContain(`hello-native:9.9.9-moved moved from ${first.digest.slice(0, 19)} to ${second.digest.slice(0, 19)}`);
+
+    const all = JSON.parse((await cli(["images", "--all", "--json"], env)).stdout) as { ref: string | null; digest: string }[];
+    expect(all).toContainEqual(expect.objectContaining({ ref: null, digest: first.digest }));
+    const dry = await cli(["prune", "--dry-run", "--json"], env);
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = JSON.parse(dry.stdout) as { removed: { digest: string; bytes: number }[] };
+    expect(planned.removed).toContainEqual(expect.objectContaining({ digest: first.digest }));
+    expect(planned.removed.find((r) => r.digest === first.digest)!.bytes).toBeGreaterThan(1024 * 1024);
+    const pruned = await cli(["prune"], env);
+    expect(pruned.stdout).toContain(`removed ${first.digest.slice(0, 19)}`);
+    expect((await cli(["inspect", first.digest], env)).code).toBe(6);
+    expect((await cli(["inspect", second.digest.slice(7, 15)], env)).code).toBe(0);
+  });
+
   it("run streams the console, reports health, and Ctrl-C shuts the VM down cleanly", async () => {
     const baked = await cli(["bake", "examples/hello-native", "--json"], env);
     const { ref } = JSON.parse(baked.stdout) as { ref: string };
