@@ -4,7 +4,9 @@ import type { Command } from "commander";
 import { loadBakers } from "../bake/bakers.js";
 import { parseCanary } from "../deploy/canary.js";
 import { describeStep } from "../deploy/plan.js";
-import { destroyEnv, envStatus, promote, rollback, scaleEnv, type PromoteResult } from "../deploy/promote.js";
+import { catchStopSignals, PromoteInterrupted } from "../deploy/interrupt.js";
+import { destroyEnv, envStatus, promote, rollback, scaleEnv, type EnvStatus, type PromoteResult } from "../deploy/promote.js";
+import { DEGRADED_EXIT_CODE, statusExitCode } from "../deploy/status.js";
 import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
@@ -33,11 +35,44 @@ async function appName(flags: EnvFlags): Promise<string> {
 function printPlan(result: PromoteResult, json: boolean | undefined): void {
   if (json)
     return void process.stdout.write(
-      `${JSON.stringify({ ...result.plan, executed: result.executed, endpoint: result.endpoint }, null, 2)}\n`,
+      `${JSON.stringify({ ...result.plan, executed: result.executed, endpoint: result.endpoint, ...(result.removed ? { removed: result.removed } : {}) }, null, 2)}\n`,
     );
   process.stdout.write(`${result.plan.summary}\n`);
   if (!result.executed) result.plan.steps.forEach((s, i) => process.stdout.write(`  ${i + 1}. ${describeStep(s)}\n`));
+  else if (result.removed) printRemoved(result);
   else if (result.endpoint) process.stdout.write(`serving at ${result.endpoint}\n`);
+}
+
+function printRemoved(result: PromoteResult): void {
+  const removed = result.removed!;
+  for (const r of removed.releases)
+    process.stdout.write(`removed release ${r.id} (${r.ref}, ${r.instances} instance${r.instances === 1 ? "" : "s"})\n`);
+  if (removed.shared) process.stdout.write(`removed the environment's ${removed.shared}\n`);
+  if (removed.releases.length === 0 && !removed.shared)
+    process.stdout.write(`nothing to remove: ${result.plan.environment} did not exist\n`);
+  else if (result.plan.target === "aws") process.stdout.write("its release history went with the load balancer's tags\n");
+  else process.stdout.write(`kiln history --env ${result.plan.environment} keeps its releases; kiln promote creates it again\n`);
+}
+
+/**
+ * Runs a promote (or rollback) that Ctrl-C/SIGTERM stops at a safe point. The interruption is
+ * reported like any error (and as JSON with --json); then kiln exits at once, because the wait
+ * it left behind may still hold a timer.
+ */
+async function interruptible(json: boolean | undefined, work: (signal: AbortSignal) => Promise<PromoteResult>): Promise<PromoteResult> {
+  const stop = catchStopSignals((message) => process.stderr.write(`${message}\n`));
+  try {
+    return await work(stop.signal);
+  } catch (error) {
+    if (error instanceof PromoteInterrupted) {
+      if (json) process.stdout.write(`${JSON.stringify(error.toJSON(), null, 2)}\n`);
+      // After main() has printed the error and returned the exit code (microtasks come first).
+      setImmediate(() => process.exit(error.exitCode));
+    }
+    throw error;
+  } finally {
+    stop.dispose();
+  }
 }
 
 function envOptions(cmd: Command): Command {
@@ -71,35 +106,40 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
               if (step.kind === dieAt) process.kill(process.pid, "SIGKILL");
             }
           : undefined;
-        const result = await promote({
-          home: home(),
-          config: flags.config,
-          envName: flags.env,
-          progress: stderrProgress(),
-          ref,
-          force: Boolean(flags.force),
-          dryRun: Boolean(flags.dryRun),
-          ...(canary ? { canary } : {}),
-          ...(beforeStep ? { beforeStep } : {}),
-        });
+        const result = await interruptible(flags.json, (signal) =>
+          promote({
+            home: home(),
+            config: flags.config,
+            envName: flags.env,
+            progress: stderrProgress(),
+            ref,
+            force: Boolean(flags.force),
+            dryRun: Boolean(flags.dryRun),
+            signal,
+            ...(canary ? { canary } : {}),
+            ...(beforeStep ? { beforeStep } : {}),
+          }),
+        );
         printPlan(result, flags.json);
       });
   }
   envOptions(program.command("rollback").description("blue/green back to the previous healthy release (no rebuild)"))
     .option("--dry-run", "print the plan and exit")
-    .action(async (flags: EnvFlags) =>
-      printPlan(
-        await rollback({
+    .action(async (flags: EnvFlags) => {
+      const app = await appName(flags);
+      const result = await interruptible(flags.json, (signal) =>
+        rollback({
           home: home(),
           config: flags.config,
           envName: flags.env,
           progress: stderrProgress(),
-          app: await appName(flags),
+          app,
           dryRun: Boolean(flags.dryRun),
+          signal,
         }),
-        flags.json,
-      ),
-    );
+      );
+      printPlan(result, flags.json);
+    });
   envOptions(
     program.command("scale").description("change the number of instances of the live release").argument("<instances>", "instance count"),
   ).action(async (count: string, flags: EnvFlags) => {
@@ -130,7 +170,11 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       );
     });
   envOptions(
-    program.command("status").description("what runs in an environment: release, image digest, instances per zone and health"),
+    program
+      .command("status")
+      .description(
+        `what runs in an environment: release, image digest, instances per zone and health; exits ${DEGRADED_EXIT_CODE} when degraded or not serving`,
+      ),
   ).action(async (flags: EnvFlags) => {
     const status = await envStatus({
       home: home(),
@@ -139,18 +183,9 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       progress: stderrProgress(),
       app: await appName(flags),
     });
-    if (flags.json) return void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
-    const where = !status.live.infrastructure
-      ? "not created yet"
-      : status.endpoint
-        ? `serving at ${status.endpoint}`
-        : "nothing serving yet";
-    process.stdout.write(`${status.environment} (${status.target})  ${where}\n`);
-    for (const r of status.live.releases) {
-      process.stdout.write(`  ${r.serving ? "LIVE " : "     "} ${r.id}  ${r.image.ref}  ${r.image.digest.slice(0, 19)}\n`);
-      for (const i of r.instances) process.stdout.write(`         ${i.id}  ${i.zone}  ${i.healthy ? "healthy" : "unhealthy"}\n`);
-    }
-    if (status.live.releases.length === 0) process.stdout.write("  nothing deployed\n");
+    if (flags.json) process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+    else printStatus(status);
+    process.exitCode = statusExitCode(status.state);
   });
   envOptions(program.command("history").description("releases of an environment with time, digest and result")).action(
     async (flags: EnvFlags) => {
@@ -163,7 +198,40 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       });
       if (flags.json) return void process.stdout.write(`${JSON.stringify(status.live.history, null, 2)}\n`);
       for (const h of status.live.history)
-        process.stdout.write(`${h.at}  ${h.result.padEnd(11)} ${h.image.ref.padEnd(28)} ${h.image.digest.slice(0, 19)}  ${h.release}\n`);
+        process.stdout.write(
+          `${h.at}  ${h.result.padEnd(11)} ${h.image.ref.padEnd(28)} ${h.image.digest.slice(0, 19)}  ${h.result === "destroyed" ? `environment destroyed (last release ${h.release})` : h.release}\n`,
+        );
     },
   );
+}
+
+const STATE_WORDS = {
+  live: "serving",
+  degraded: "DEGRADED",
+  "not-serving": "NOT SERVING",
+  "not-deployed": "nothing deployed",
+  destroyed: "destroyed",
+} as const;
+
+function printStatus(status: EnvStatus): void {
+  const where = status.endpoint && (status.state === "live" || status.state === "degraded") ? ` at ${status.endpoint}` : "";
+  process.stdout.write(`${status.environment} (${status.target})  ${STATE_WORDS[status.state]}${where}\n`);
+  for (const p of status.problems) process.stdout.write(`  ! ${p}\n`);
+  for (const r of status.releases) {
+    const label = r.state === "live" ? "LIVE " : r.state === "degraded" ? "DEGR " : "     ";
+    process.stdout.write(
+      `  ${label} ${r.id}  ${r.image.ref}  ${r.image.digest.slice(0, 19)}  ${r.instances.length} of ${r.desired} instances running\n`,
+    );
+    for (const i of r.instances)
+      process.stdout.write(`         ${i.id}  ${i.zone}  ${i.healthy ? "healthy" : "unhealthy"}${i.health ? `  (${i.health})` : ""}\n`);
+  }
+  if (status.state === "degraded" || status.state === "not-serving") {
+    const serving = status.releases.find((r) => r.serving) ?? status.releases.at(-1);
+    if (serving)
+      process.stdout.write(
+        `  hint: kiln promote ${serving.image.ref} --env ${status.environment} starts replacements for missing instances\n`,
+      );
+  }
+  if (status.state === "destroyed")
+    process.stdout.write(`  kiln destroy removed it; kiln history --env ${status.environment} lists its releases\n`);
 }

@@ -1,6 +1,7 @@
 /** Runs a DeployPlan: one provider call per step, each a timed step on stderr. */
 import { KilnError, UnhealthyError } from "../errors.js";
 import type { Progress } from "../progress.js";
+import { onlyWaits, PromoteInterrupted, stopSignalOf } from "./interrupt.js";
 import { describeStep } from "./plan.js";
 import type { DeployPlan, DeployProvider, DeployStep } from "./types.js";
 
@@ -66,23 +67,59 @@ async function runStep(provider: DeployProvider, step: DeployStep): Promise<void
   }
 }
 
+/** Resolves when `signal` aborts (never without one); the listener goes once `settled` does. */
+function aborted(signal: AbortSignal | undefined, settled: Promise<unknown>): Promise<"aborted"> {
+  return new Promise((resolve) => {
+    if (!signal) return;
+    const onAbort = () => resolve("aborted");
+    signal.addEventListener("abort", onAbort, { once: true });
+    settled.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => undefined);
+  });
+}
+
+/**
+ * A step, unless `signal` aborts first: a step that only waits is left at once (it changes
+ * nothing; its polling is abandoned and the CLI exits), any other finishes, so the environment
+ * is between two steps when the promote stops. A canary left early gives its traffic back first.
+ */
+async function runInterruptible(
+  plan: DeployPlan,
+  provider: DeployProvider,
+  step: DeployStep,
+  index: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const work = runStep(provider, step);
+  if (!onlyWaits(step)) return work;
+  const outcome = await Promise.race([work, aborted(signal, work)]);
+  if (outcome !== "aborted") return;
+  work.catch(() => undefined);
+  const giveBack = plan.onFailure.find((s) => s.kind === "switch-traffic");
+  if (step.kind === "canary" && giveBack) await runStep(provider, giveBack);
+  throw new PromoteInterrupted(plan, index, stopSignalOf(signal!));
+}
+
 /**
  * Executes the plan. When a step fails before traffic moved, the plan's onFailure steps remove
- * the new release so nothing is left behind; the original error is rethrown.
+ * the new release so nothing is left behind; the original error is rethrown. When `signal`
+ * aborts (Ctrl-C), it stops at the next safe point and undoes nothing: PromoteInterrupted says
+ * what is left, and running the same promote again converges.
  */
 export async function executePlan(
   plan: DeployPlan,
   provider: DeployProvider,
   progress: Progress,
-  hooks: { beforeStep?: (step: DeployStep, index: number) => Promise<void> } = {},
+  hooks: { beforeStep?: (step: DeployStep, index: number) => Promise<void>; signal?: AbortSignal } = {},
 ): Promise<void> {
   let switched = false;
   for (const [index, step] of plan.steps.entries()) {
+    if (hooks.signal?.aborted) throw new PromoteInterrupted(plan, index, stopSignalOf(hooks.signal));
     await hooks.beforeStep?.(step, index);
     try {
-      await progress.step(describeStep(step), () => runStep(provider, step));
+      await progress.step(describeStep(step), () => runInterruptible(plan, provider, step, index, hooks.signal));
       if (step.kind === "switch-traffic") switched = true;
     } catch (error) {
+      if (error instanceof PromoteInterrupted) throw error;
       if (!switched) {
         for (const undo of plan.onFailure) {
           await progress

@@ -158,11 +158,17 @@ export function planScale(env: Environment, live: LiveState, instances: number):
   };
 }
 
-export function planDestroy(env: Environment, live: LiveState): DeployPlan {
+export function planDestroy(env: Environment, live: LiveState, now: Date): DeployPlan {
   const steps: DeployStep[] = live.releases.map((r) => ({ kind: "delete-release", release: r.id }));
   // Leftovers found by tag count too: a destroy interrupted after the load balancer went must still remove its security groups.
   if (live.infrastructure || (live.leftovers ?? []).length > 0)
     steps.push({ kind: "delete-infrastructure", resources: sharedResources(env) });
+  // The history says the environment is gone, naming what ran last (else its last release stays `live`).
+  // AWS keeps history in the load balancer's tags, which go with it: there the record finds nothing to write to.
+  const last = live.releases.find((r) => r.serving) ?? live.releases.at(-1) ?? live.history.at(-1);
+  const lastId = last && ("id" in last ? last.id : last.release);
+  if (steps.length > 0 && last && lastId && live.history.at(-1)?.result !== "destroyed")
+    steps.push({ kind: "record", entry: { release: lastId, image: last.image, result: "destroyed", at: now.toISOString() } });
   return { environment: env.name, target: env.target, steps, onFailure: [], summary: `destroy everything of ${env.app} in ${env.name}` };
 }
 

@@ -14,6 +14,7 @@ import { createAwsClients } from "../aws/clients.js";
 import { loadEnvironment, type Environment } from "../config/environments.js";
 import { executePlan } from "./execute.js";
 import { lockHoldSeconds, planBlueGreen, planDestroy, planScale, previousRelease, type CanarySettings } from "./plan.js";
+import { judgeEnvironment, type EnvironmentHealth } from "./status.js";
 import type { DeployPlan, DeployProvider, DeployStep, LiveState } from "./types.js";
 
 export type ProviderFactory = (env: Environment, home: KilnHome) => DeployProvider;
@@ -34,12 +35,21 @@ export interface EnvCommandOptions {
   readonly dryRun?: boolean;
   /** Test hook: runs before each step (the interruption tests kill kiln there). */
   readonly beforeStep?: (step: DeployStep, index: number) => Promise<void>;
+  /** Aborted on Ctrl-C/SIGTERM (reason: the signal's name): the promote stops at a safe point (interrupt.ts). */
+  readonly signal?: AbortSignal;
 }
 
 export interface PromoteResult {
   readonly plan: DeployPlan;
   readonly executed: boolean;
   readonly endpoint: string | undefined;
+  /** destroy: what it removed (releases with their image and instance count, the shared resources). */
+  readonly removed?: DestroyedResources;
+}
+
+export interface DestroyedResources {
+  readonly releases: readonly { readonly id: string; readonly ref: string; readonly instances: number }[];
+  readonly shared?: string;
 }
 
 async function environmentFor(
@@ -70,7 +80,10 @@ async function checkGate(opts: EnvCommandOptions, env: Environment, digest: stri
 
 async function runPlan(opts: EnvCommandOptions, provider: DeployProvider, plan: DeployPlan): Promise<PromoteResult> {
   if (opts.dryRun) return { plan, executed: false, endpoint: await provider.endpoint() };
-  await executePlan(plan, provider, opts.progress, opts.beforeStep ? { beforeStep: opts.beforeStep } : {});
+  await executePlan(plan, provider, opts.progress, {
+    ...(opts.beforeStep ? { beforeStep: opts.beforeStep } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return { plan, executed: true, endpoint: await provider.endpoint() };
 }
 
@@ -106,9 +119,26 @@ export async function promote(opts: EnvCommandOptions & { ref: string; force?: b
   return opts.dryRun ? run() : withLock(provider, opts.progress, run, lockHoldSeconds(env, opts.canary));
 }
 
+/** Rollback needs something running: after destroy (or before any promote) it says how to start again. */
+function refuseRollbackOfNothing(envName: string, live: LiveState): void {
+  if (live.releases.length > 0) return;
+  const last = live.history.at(-1);
+  const ref = [...live.history].reverse().find((h) => h.result === "live" || h.result === "destroyed")?.image.ref;
+  const again = `kiln promote ${ref ?? "NAME:VERSION"} --env ${envName}`;
+  if (last?.result === "destroyed")
+    throw new InputError(`${envName} was destroyed (${last.at}): nothing runs there, so there is nothing to roll back`, {
+      hint: `promote an image to create it again: ${again}`,
+    });
+  throw new InputError(`nothing runs in ${envName}, so there is nothing to roll back`, {
+    hint: `promote an image first: ${again}`,
+  });
+}
+
 export async function rollback(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
   const { provider } = await environmentFor(opts, opts.app, "/");
-  const previous = previousRelease(await provider.observe());
+  const live = await provider.observe();
+  refuseRollbackOfNothing(opts.envName, live);
+  const previous = previousRelease(live);
   if (!previous)
     throw new InputError(`${opts.app} has no earlier release in ${opts.envName} to roll back to`, {
       hint: "kiln history --env shows the releases",
@@ -135,12 +165,36 @@ export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Pro
         `set deletionProtection: false under environments.${env.name} in kiln.yml, then run kiln destroy again ` +
         "(it turns the load balancer's deletion protection off before deleting it)",
     });
-  return withLock(provider, opts.progress, async () => runPlan(opts, provider, planDestroy(env, await provider.observe())));
+  return withLock(provider, opts.progress, async () => {
+    const live = await provider.observe();
+    const plan = planDestroy(env, live, new Date());
+    if (opts.dryRun) return { plan, executed: false, endpoint: await provider.endpoint() };
+    await executePlan(plan, provider, opts.progress);
+    const shared = plan.steps.find((s) => s.kind === "delete-infrastructure");
+    const removed: DestroyedResources = {
+      releases: live.releases.map((r) => ({ id: r.id, ref: r.image.ref, instances: r.instances.length })),
+      ...(shared ? { shared: shared.resources } : {}),
+    };
+    // Nothing serves any more: no URL.
+    return { plan, executed: true, endpoint: undefined, removed };
+  });
 }
 
-export async function envStatus(
-  opts: EnvCommandOptions & { app: string },
-): Promise<{ environment: string; target: string; endpoint: string | undefined; live: LiveState }> {
+export interface EnvStatus {
+  readonly environment: string;
+  readonly target: string;
+  readonly endpoint: string | undefined;
+  /** live, degraded, not-serving, not-deployed or destroyed (status.ts). */
+  readonly state: EnvironmentHealth["state"];
+  readonly problems: EnvironmentHealth["problems"];
+  readonly releases: EnvironmentHealth["releases"];
+  readonly live: LiveState;
+}
+
+export async function envStatus(opts: EnvCommandOptions & { app: string }): Promise<EnvStatus> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
-  return { environment: env.name, target: env.target, endpoint: await provider.endpoint(), live: await provider.observe() };
+  const live = await provider.observe();
+  const health = judgeEnvironment(live);
+  const endpoint = health.state === "destroyed" || health.state === "not-deployed" ? undefined : await provider.endpoint();
+  return { environment: env.name, target: env.target, endpoint, ...health, live };
 }

@@ -15,6 +15,8 @@ export interface InstanceState {
   readonly id: string;
   readonly zone: string;
   readonly healthy: boolean;
+  /** What the target says about it, for `status` (HAProxy's server status; AWS: lifecycle and target health). */
+  readonly health?: string;
 }
 
 export interface ReleaseState {
@@ -29,7 +31,8 @@ export interface ReleaseState {
 export interface HistoryEntry {
   readonly release: string;
   readonly image: ImageRef;
-  readonly result: "live" | "failed" | "rolled-back" | "replaced";
+  /** `destroyed`: kiln destroy removed the environment; `release` and `image` are what ran last. */
+  readonly result: "live" | "failed" | "rolled-back" | "replaced" | "destroyed";
   readonly at: string;
   readonly detail?: string;
 }

@@ -162,7 +162,14 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     inv = await inventory();
     expect(inv.groups.map((g) => g.Tags?.find((t) => t.Key === "kiln:digest")?.Value)).toEqual([refs.d1]);
 
-    await destroyEnv({ ...opts(), app: "awsdemo" });
+    // Issue 18, item 7: destroy says what it removed and gives no URL; with the history gone
+    // (it lives in the load balancer's tags), rollback says nothing runs and how to start again.
+    const destroyed = await destroyEnv({ ...opts(), app: "awsdemo" });
+    expect(destroyed.endpoint).toBeUndefined();
+    expect(destroyed.removed?.releases.map((r) => r.ref)).toEqual([refs.v1]);
+    expect(destroyed.removed?.shared).toMatch(/^load balancer/);
+    expect((await envStatus({ ...opts(), app: "awsdemo" })).state).toBe("not-deployed");
+    await expect(rollback({ ...opts(), app: "awsdemo" })).rejects.toThrow(/nothing runs in test, so there is nothing to roll back/);
     inv = await inventory();
     expect({
       groups: inv.groups.length,
@@ -190,6 +197,18 @@ describe.sequential("kiln promote on AWS (moto)", () => {
     expect(after.listeners[0]!.DefaultActions![0]!.TargetGroupArn).toBe(before.tgs[0]!.TargetGroupArn);
     const status = await envStatus({ ...opts(), app: "awsdemo" });
     expect(status.live.history.at(-1)).toMatchObject({ result: "failed", image: { digest: refs.d2 } });
+    // Issue 18, item 6: status reports each target's health, and a live release with an
+    // unhealthy target as degraded (injected: moto reports every target healthy).
+    expect(status.state).toBe("live");
+    const sick: HealthSource = async (arn) =>
+      (await (await import("../../src/aws/elbv2.js")).targetHealth(clients(), arn)).map((t) => ({
+        ...t,
+        state: "unhealthy",
+        reason: "Target.Timeout",
+      }));
+    const degraded = await envStatus({ ...opts(sick), app: "awsdemo" });
+    expect(degraded.state).toBe("degraded");
+    expect(degraded.releases[0]!.instances[0]!.health).toMatch(/target unhealthy \(Target\.Timeout\)$/);
   });
 
   it("interrupted after any step, a re-run converges to the same end state", async () => {

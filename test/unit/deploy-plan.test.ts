@@ -90,11 +90,16 @@ describe("planBlueGreen (golden plans)", () => {
 });
 
 describe("other planners", () => {
-  it("destroy deletes every release, then the load balancer", () => {
-    expect(planDestroy(env, state(true, [release(r1, v1, true)])).steps).toEqual([
+  it("destroy deletes every release, then the load balancer, and records the environment as destroyed (issue 18, item 7)", () => {
+    expect(planDestroy(env, state(true, [release(r1, v1, true)]), now).steps).toEqual([
       { kind: "delete-release", release: r1 },
       { kind: "delete-infrastructure", resources: "HAProxy load balancer" },
+      { kind: "record", entry: { release: r1, image: v1, result: "destroyed", at: now.toISOString() } },
     ]);
+    // Nothing left to delete, or already recorded: nothing to do.
+    expect(planDestroy(env, state(false), now).steps).toEqual([]);
+    const gone: LiveState = { ...state(false), leftovers: ["sg-1"], history: [{ release: r1, image: v1, result: "destroyed", at: "1" }] };
+    expect(planDestroy(env, gone, now).steps.map((s) => s.kind)).toEqual(["delete-infrastructure"]);
   });
   it("scale resizes the live release and waits for health", () => {
     expect(planScale(env, state(true, [release(r1, v1, true)]), 4).steps.map((s) => s.kind)).toEqual(["scale", "wait-healthy"]);
@@ -390,7 +395,7 @@ describe("AWS network and destroy in the plan (issue 13, bugs 5 and 7)", () => {
   });
 
   it("destroy plans delete-infrastructure for leftovers found by tag, even with the load balancer gone", () => {
-    const kinds = (live: LiveState) => planDestroy(aws, live).steps.map((s) => s.kind);
+    const kinds = (live: LiveState) => planDestroy(aws, live, now).steps.map((s) => s.kind);
     expect(kinds(state(false))).toEqual([]);
     expect(kinds({ ...state(false), leftovers: ["sg-1"] })).toEqual(["delete-infrastructure"]);
   });

@@ -142,11 +142,11 @@ export class AwsProvider implements DeployProvider {
           desired: g.desired,
           serving: Boolean(tg && lb?.liveTargetGroup === tg),
           image: { ref: g.tags["kiln:ref"] ?? "", digest: g.tags["kiln:digest"] ?? "" },
-          instances: g.instances.map((i) => ({
-            id: i.id,
-            zone: i.zone,
-            healthy: health.some((h) => h.id === i.id && h.state === "healthy"),
-          })),
+          instances: g.instances.map((i) => {
+            const target = health.find((h) => h.id === i.id);
+            const checked = target ? `target ${target.state}${target.reason ? ` (${target.reason})` : ""}` : "not a target of its group";
+            return { id: i.id, zone: i.zone, healthy: target?.state === "healthy", health: `${i.lifecycle || "?"}, ${checked}` };
+          }),
         };
       }),
     );

@@ -150,7 +150,9 @@ export class SingleInstanceProvider implements DeployProvider {
           image: r.image,
           desired: 1,
           serving: r.instances.some((i) => i.id === address?.instanceId),
-          instances: await Promise.all(r.instances.map(async (i) => ({ id: i.id, zone: i.zone, healthy: await this.healthyNow(id, i) }))),
+          instances: await Promise.all(
+            r.instances.map(async (i) => ({ id: i.id, zone: i.zone, healthy: await this.healthyNow(id, i), health: i.state })),
+          ),
         })),
     );
     return { infrastructure: Boolean(address && group), releases, history: address ? historyFromTags(address.tags) : [] };

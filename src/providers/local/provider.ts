@@ -111,7 +111,12 @@ export class LocalProvider implements DeployProvider {
         image: r.image,
         desired: r.desired,
         serving: r.serving,
-        instances: r.instances.map((i) => ({ id: i.vmId, zone: i.zone, healthy: up.has(i.server) })),
+        instances: r.instances.map((i) => ({
+          id: i.vmId,
+          zone: i.zone,
+          healthy: up.has(i.server),
+          health: `load balancer: ${statuses.find((s) => s.name === i.server)?.status ?? "not checking it"}`,
+        })),
       })),
       history: state.history,
     };
