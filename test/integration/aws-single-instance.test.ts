@@ -161,12 +161,12 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     ]);
     expect(instance.NetworkInterfaces![0]!.Groups!.map((g) => g.GroupId)).toEqual([sg.GroupId]);
 
-    // Placed in the first (sorted) subnet of the default VPC, from its own launch template.
+    // Placed in the first public subnet of the default VPC (all are public; by zone, then id), from its own launch template.
     const c = clients(false);
     const vpc = (await c.ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "isDefault", Values: ["true"] }] }))).Vpcs![0]!.VpcId!;
     const subnets = ((await c.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [vpc] }] }))).Subnets ?? [])
-      .map((s) => s.SubnetId!)
-      .sort();
+      .sort((a, b) => a.AvailabilityZone!.localeCompare(b.AvailabilityZone!) || a.SubnetId!.localeCompare(b.SubnetId!))
+      .map((s) => s.SubnetId!);
     expect(instance.SubnetId).toBe(subnets[0]);
     expect(inv.templates.map((t) => t.LaunchTemplateName)).toEqual([`kiln-${release}`]);
     const run = calls.find((call) => call.op === "RunInstances")!.input as {
