@@ -7,6 +7,7 @@
 import { cp, lstat, mkdir, readdir, readFile, realpath, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
+import type { Spec } from "../../src/config/types.js";
 import { pinned } from "../../src/bake/context.js";
 import { InputError } from "../../src/errors.js";
 import { copyAppTree } from "../../src/bake/app-tree.js";
@@ -15,6 +16,7 @@ import { hostToolAccess, npmAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
 import { splitCommand } from "../../src/config/argv.js";
+import { appHas, appRelative, missingEntry, programName, scriptArgument } from "../../src/bake/entry.js";
 
 export const priority = 10;
 
@@ -64,8 +66,10 @@ async function detectCommand(dir: string, pkg: PackageJson): Promise<{ cmd?: str
       problem: `scripts.start: '${start}' runs '${split.argv[0]}', not node; set cmd: in kiln.yml, e.g. [node, node_modules/<pkg>/<bin>.js, …]`,
     };
   }
-  for (const candidate of [pkg.main, "server.js", "index.js", "app.js", "main.js"]) {
-    if (candidate && (await exists(path.join(dir, candidate)))) return { cmd: ["node", candidate] };
+  // A main that names no file is a mistake to report, not a reason to start some other file.
+  if (pkg.main) return { cmd: ["node", pkg.main] };
+  for (const candidate of ["server.js", "index.js", "app.js", "main.js"]) {
+    if (await exists(path.join(dir, candidate))) return { cmd: ["node", candidate] };
   }
   return { problem: "cmd: package.json has no scripts.start and no main, and there is no server.js or index.js; set cmd: in kiln.yml" };
 }
@@ -87,6 +91,15 @@ export const baker: Baker = {
       nodeVersion: pkg.engines?.node ?? DEFAULT_NODE,
       ...(problem ? { problems: [problem] } : {}),
     };
+  },
+
+  async entryProblems(spec) {
+    const cmd = spec.cmd ?? [];
+    if (programName(cmd) !== "node") return [];
+    const script = scriptArgument(cmd, NODE_OPTIONS_WITH_VALUE, NODE_OPTIONS_WITHOUT_SCRIPT);
+    const rel = script === undefined ? undefined : appRelative(script);
+    if (rel === undefined || (await nodeResolves(spec, rel))) return [];
+    return [missingEntry(spec, rel, await settingOf(spec))];
   },
 
   async prepareRuntime(spec, ctx) {
@@ -113,6 +126,30 @@ export const baker: Baker = {
     await copyTreeNormalized(modules, path.join(dest, "node_modules"));
   },
 };
+
+/** Options of node that take the next argument as their value (node -r dotenv/config server.js). */
+const NODE_OPTIONS_WITH_VALUE = new Set(["-r", "--require", "--import", "--loader", "--experimental-loader", "--env-file", "--title"]);
+/** Options that run code from the command line or stdin instead of a script file. */
+const NODE_OPTIONS_WITHOUT_SCRIPT = new Set(["-e", "--eval", "-p", "--print", "-i", "--interactive", "--test", "-v", "--version"]);
+
+/** Whether `node rel` finds a file the way node resolves its main module (rel, rel.js, rel/index.js …). */
+async function nodeResolves(spec: Spec, rel: string): Promise<boolean> {
+  for (const candidate of [rel, `${rel}.js`, `${rel}.cjs`, `${rel}.mjs`, `${rel}.json`, `${rel}.node`, `${rel}/index.js`]) {
+    if (await appHas(spec, candidate)) return true;
+  }
+  const pkg = await readPackageJson(path.join(spec.appDir, rel)).catch(() => undefined);
+  return (await appHas(spec, rel, "dir")) && pkg?.main !== undefined;
+}
+
+/** Where the command came from, in the words of the file the user would edit. */
+async function settingOf(spec: Spec): Promise<string> {
+  const shown = (spec.cmd ?? []).join(" ");
+  const pkg = (await readPackageJson(spec.appDir).catch(() => undefined)) ?? {};
+  const start = pkg.scripts?.start !== undefined ? splitCommand(pkg.scripts.start) : undefined;
+  if (start && "argv" in start && start.argv.join("\0") === (spec.cmd ?? []).join("\0")) return `package.json scripts.start (${shown})`;
+  if (pkg.main !== undefined && start === undefined && shown === `node ${pkg.main}`) return "package.json main";
+  return `cmd: ${shown}`;
+}
 
 /**
  * npm ci (or install) --omit=dev once per (package.json, lock file, Node version), cached.
