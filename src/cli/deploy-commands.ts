@@ -44,7 +44,10 @@ function envOptions(cmd: Command): Command {
   return cmd
     .requiredOption("--env <name>", "environment (dev, test, prod, …)")
     .option("--config <path>", "kiln.yml (or its directory) that defines the environments", ".")
-    .option("--app <name>", "app name (default: from the config's directory)")
+    .option(
+      "--app <name>",
+      "app name (default: name: in the --config directory's kiln.yml, else its package.json name, else the directory's name)",
+    )
     .option("--json", "print JSON");
 }
 
