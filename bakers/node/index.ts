@@ -14,7 +14,7 @@ import { copyAppTree } from "../../src/bake/app-tree.js";
 import { confinedPath, printable } from "../../src/confine.js";
 import { hostToolAccess, npmAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
-import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
+import { nodeChoiceNote, nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
 import { splitCommand } from "../../src/config/argv.js";
 import { appHas, appRelative, missingEntry, programName, scriptArgument } from "../../src/bake/entry.js";
 
@@ -104,7 +104,10 @@ export const baker: Baker = {
 
   async prepareRuntime(spec, ctx) {
     const range = spec.node.version ?? DEFAULT_NODE;
-    const version = await ctx.npm.resolveNodeVersion(range, pinned(ctx, NODE_RUNTIME_PACKAGE));
+    const { version, why } = await ctx.npm.resolveNodeVersion(range, pinned(ctx, NODE_RUNTIME_PACKAGE));
+    // The image's Node is not the one the developer runs: say so when the major differs.
+    const note = nodeChoiceNote(range, version, process.version, why);
+    if (note) ctx.progress.info(`  ${note}`);
     const lockedSha = ctx.previousLock?.packages.find((p) => p.name === NODE_RUNTIME_PACKAGE && p.version === version)?.sha256;
     const pkg = await ctx.npm.fetchNodeRuntime(version, lockedSha);
     const entry = nodeLockEntry(pkg);
