@@ -10,6 +10,7 @@ import { registerExportCommands } from "./export-commands.js";
 import { registerAwsCommands } from "./aws-commands.js";
 import { registerDeployCommands } from "./deploy-commands.js";
 import { registerMaintenanceCommands } from "./maintenance-commands.js";
+import { registerInitCommands } from "./init-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("kiln")
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     // prints that command's help and reaches reportError (exit 2) instead of exiting with 1.
     .showHelpAfterError()
     .exitOverride();
+  registerInitCommands(program);
   registerBakeCommands(program, () => openKilnHome());
   registerRunCommands(program, () => openKilnHome());
   registerExportCommands(program, () => openKilnHome());
