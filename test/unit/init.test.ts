@@ -128,8 +128,14 @@ describe("kiln init on the command line", () => {
     const dir = await example("hello-node");
     let stderr = "";
     let stdout = "";
-    vi.spyOn(process.stderr, "write").mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
-    vi.spyOn(process.stdout, "write").mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
+    vi.spyOn(process.stderr, "write").mockImplementation((c: string | Uint8Array) => {
+      stderr += String(c);
+      return true;
+    });
+    vi.spyOn(process.stdout, "write").mockImplementation((c: string | Uint8Array) => {
+      stdout += String(c);
+      return true;
+    });
     expect(await main(["node", "kiln", "init", dir])).toBe(0);
     expect(stderr).toContain("node app hello-node, port 8080, health check GET /healthz");
     expect(stdout).toContain(`kiln bake ${dir} && kiln run hello-node:0.1.0`);
