@@ -5,7 +5,7 @@ import { loadBakers } from "../bake/bakers.js";
 import { parseCanary } from "../deploy/canary.js";
 import { describeStep } from "../deploy/plan.js";
 import { destroyEnv, envStatus, promote, rollback, scaleEnv, type PromoteResult } from "../deploy/promote.js";
-import { InputError } from "../errors.js";
+import { InputError, SpecError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
 import { loadSpec } from "../config/load.js";
@@ -23,7 +23,12 @@ async function appName(flags: EnvFlags): Promise<string> {
   const dir = flags.config.endsWith(".yml") ? path.dirname(flags.config) : flags.config;
   try {
     return (await loadSpec(dir, {}, await loadBakers())).name;
-  } catch {
+  } catch (error) {
+    // A kiln.yml with problems (a typo in environments:) says what they are, not "cannot tell which app".
+    if (error instanceof SpecError) {
+      const hint = "fix these and run the command again (README.md lists every setting); --app NAME names the app without reading it";
+      throw new SpecError(error.source, error.problems, hint);
+    }
     throw new InputError(`cannot tell which app's ${flags.env} environment you mean`, {
       hint: "pass --app NAME, or --config pointing at the app's directory",
     });

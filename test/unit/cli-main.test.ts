@@ -47,3 +47,23 @@ describe("--app's help", () => {
     expect(app.description).toMatch(/package\.json/);
   });
 });
+
+describe("environment commands on a kiln.yml with a typo", () => {
+  it("show the typo, not 'cannot tell which app' (issue 18 item 11)", async () => {
+    const { mkdtemp, writeFile, rm } = await import("node:fs/promises");
+    const os = await import("node:os");
+    const path = await import("node:path");
+    const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-cli-typo-"));
+    try {
+      await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "shop", main: "server.js" }));
+      await writeFile(path.join(dir, "server.js"), "");
+      await writeFile(path.join(dir, "kiln.yml"), "environments:\n  dev:\n    instnaces: 1\n");
+      const { code, stderr } = await run("status", "--env", "dev", "--config", dir);
+      expect(code).toBe(2);
+      expect(stderr).toContain("environments.dev.instnaces: unknown setting; did you mean instances?");
+      expect(stderr).not.toContain("cannot tell which app");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
