@@ -115,6 +115,14 @@ function imageName(detected: string | undefined, dir: string): string {
   return "app";
 }
 
+/** A start command to show when none was detected, in the baker's terms. */
+const EXAMPLE_CMD: Record<string, string> = {
+  node: "[node, server.js]",
+  python: "[python3, -u, app.py]",
+  java: "[java, -jar, app.jar]",
+  native: '[./server, --port, "8080"]',
+};
+
 interface Starter {
   readonly baker: string;
   readonly name: string;
@@ -139,8 +147,8 @@ export function renderStarter(s: Starter): string {
     "",
     cmdLine
       ? `# The start command is detected on each bake (now ${cmdLine}); set cmd: to start the app differently.`
-      : "# kiln could not tell how to start this app: set the command (no shell runs it), e.g. cmd: ./server --port 8080",
-    `# cmd: ${cmdLine ?? "./server --port 8080"}`,
+      : "# kiln could not tell how to start this app: set the command (no shell runs it), for example:",
+    `# cmd: ${cmdLine ?? EXAMPLE_CMD[s.baker] ?? EXAMPLE_CMD.native}`,
     "",
     `# The port the app listens on, inside its VM; kiln sets PORT to it. ${s.portFrom}`,
     `port: ${s.port}`,
