@@ -22,6 +22,8 @@ export class InputError extends KilnError {
 /** A kiln.yml or flag set with one or more problems; all of them are listed at once. */
 export class SpecError extends InputError {
   readonly problems: readonly string[];
+  /** The file (or app directory) the problems are about. */
+  readonly source: string;
 
   constructor(source: string, problems: readonly string[], hint?: string) {
     super(
@@ -29,6 +31,7 @@ export class SpecError extends InputError {
       hint === undefined ? {} : { hint },
     );
     this.problems = problems;
+    this.source = source;
   }
 }
 

@@ -11,7 +11,8 @@ import { InputError } from "../../src/errors.js";
 import { copyAppTree } from "../../src/bake/app-tree.js";
 import { lockEntryOf } from "../../src/packages/apt.js";
 import { formatBytes } from "../../src/progress.js";
-import { inspectJar, isZip, nameAndVersionOf, ZipFormatError, type JarInfo } from "./jar.js";
+import { inspectJar, isZip, nameAndVersionOf, readZipEntries, ZipFormatError, type JarInfo } from "./jar.js";
+import { appHas, appRelative, missingEntry, programName } from "../../src/bake/entry.js";
 import { checkClassVersion, linkJre, modulesFor, prepareJdk, treeBytes } from "./jdk.js";
 
 export const priority = 30;
@@ -111,6 +112,21 @@ export const baker: Baker = {
     const version = info.manifest["Implementation-Version"] ?? nameAndVersionOf(jars[0]!).version;
     const { cmd, problem } = commandFor(jars[0]!, info);
     return { ...base, ...(version ? { version } : {}), ...(cmd ? { cmd } : {}), ...(problem ? { problems: [problem] } : {}) };
+  },
+
+  async entryProblems(spec) {
+    const cmd = spec.cmd ?? [];
+    const at = cmd.indexOf("-jar");
+    if (programName(cmd) !== "java" || at < 0 || cmd[at + 1] === undefined) return [];
+    const rel = appRelative(cmd[at + 1]!);
+    if (rel === undefined) return [];
+    if (!(await appHas(spec, rel))) return [missingEntry(spec, rel)];
+    const file = spec.appFile ?? path.join(spec.appDir, rel);
+    const info = await readJar(file);
+    if ("problem" in info || !info.mainClass) return []; // reported with the jar's own problems when the runtime is prepared
+    const classFile = `${info.mainClass.replaceAll(".", "/")}.class`;
+    if (readZipEntries(await readFile(file)).some((e) => e.name === classFile)) return [];
+    return [`cmd: ${cmd.join(" ")}: ${rel}'s manifest names Main-Class ${info.mainClass}, but the jar has no ${classFile}`];
   },
 
   async prepareRuntime(spec, ctx) {

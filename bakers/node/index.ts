@@ -7,14 +7,16 @@
 import { cp, lstat, mkdir, readdir, readFile, realpath, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
+import type { Spec } from "../../src/config/types.js";
 import { pinned } from "../../src/bake/context.js";
 import { InputError } from "../../src/errors.js";
 import { copyAppTree } from "../../src/bake/app-tree.js";
 import { confinedPath, printable } from "../../src/confine.js";
 import { hostToolAccess, npmAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
-import { nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
+import { nodeChoiceNote, nodeLockEntry, NODE_RUNTIME_PACKAGE } from "../../src/packages/npm.js";
 import { splitCommand } from "../../src/config/argv.js";
+import { appHas, appRelative, missingEntry, programName, scriptArgument } from "../../src/bake/entry.js";
 
 export const priority = 10;
 
@@ -64,8 +66,10 @@ async function detectCommand(dir: string, pkg: PackageJson): Promise<{ cmd?: str
       problem: `scripts.start: '${start}' runs '${split.argv[0]}', not node; set cmd: in kiln.yml, e.g. [node, node_modules/<pkg>/<bin>.js, …]`,
     };
   }
-  for (const candidate of [pkg.main, "server.js", "index.js", "app.js", "main.js"]) {
-    if (candidate && (await exists(path.join(dir, candidate)))) return { cmd: ["node", candidate] };
+  // A main that names no file is a mistake to report, not a reason to start some other file.
+  if (pkg.main) return { cmd: ["node", pkg.main] };
+  for (const candidate of ["server.js", "index.js", "app.js", "main.js"]) {
+    if (await exists(path.join(dir, candidate))) return { cmd: ["node", candidate] };
   }
   return { problem: "cmd: package.json has no scripts.start and no main, and there is no server.js or index.js; set cmd: in kiln.yml" };
 }
@@ -89,9 +93,21 @@ export const baker: Baker = {
     };
   },
 
+  async entryProblems(spec) {
+    const cmd = spec.cmd ?? [];
+    if (programName(cmd) !== "node") return [];
+    const script = scriptArgument(cmd, NODE_OPTIONS_WITH_VALUE, NODE_OPTIONS_WITHOUT_SCRIPT);
+    const rel = script === undefined ? undefined : appRelative(script);
+    if (rel === undefined || (await nodeResolves(spec, rel))) return [];
+    return [missingEntry(spec, rel, await settingOf(spec))];
+  },
+
   async prepareRuntime(spec, ctx) {
     const range = spec.node.version ?? DEFAULT_NODE;
-    const version = await ctx.npm.resolveNodeVersion(range, pinned(ctx, NODE_RUNTIME_PACKAGE));
+    const { version, why } = await ctx.npm.resolveNodeVersion(range, pinned(ctx, NODE_RUNTIME_PACKAGE));
+    // The image's Node is not the one the developer runs: say so when the major differs.
+    const note = nodeChoiceNote(range, version, process.version, why);
+    if (note) ctx.progress.info(`  ${note}`);
     const lockedSha = ctx.previousLock?.packages.find((p) => p.name === NODE_RUNTIME_PACKAGE && p.version === version)?.sha256;
     const pkg = await ctx.npm.fetchNodeRuntime(version, lockedSha);
     const entry = nodeLockEntry(pkg);
@@ -113,6 +129,30 @@ export const baker: Baker = {
     await copyTreeNormalized(modules, path.join(dest, "node_modules"));
   },
 };
+
+/** Options of node that take the next argument as their value (node -r dotenv/config server.js). */
+const NODE_OPTIONS_WITH_VALUE = new Set(["-r", "--require", "--import", "--loader", "--experimental-loader", "--env-file", "--title"]);
+/** Options that run code from the command line or stdin instead of a script file. */
+const NODE_OPTIONS_WITHOUT_SCRIPT = new Set(["-e", "--eval", "-p", "--print", "-i", "--interactive", "--test", "-v", "--version"]);
+
+/** Whether `node rel` finds a file the way node resolves its main module (rel, rel.js, rel/index.js …). */
+async function nodeResolves(spec: Spec, rel: string): Promise<boolean> {
+  for (const candidate of [rel, `${rel}.js`, `${rel}.cjs`, `${rel}.mjs`, `${rel}.json`, `${rel}.node`, `${rel}/index.js`]) {
+    if (await appHas(spec, candidate)) return true;
+  }
+  const pkg = await readPackageJson(path.join(spec.appDir, rel)).catch(() => undefined);
+  return (await appHas(spec, rel, "dir")) && pkg?.main !== undefined;
+}
+
+/** Where the command came from, in the words of the file the user would edit. */
+async function settingOf(spec: Spec): Promise<string> {
+  const shown = (spec.cmd ?? []).join(" ");
+  const pkg = (await readPackageJson(spec.appDir).catch(() => undefined)) ?? {};
+  const start = pkg.scripts?.start !== undefined ? splitCommand(pkg.scripts.start) : undefined;
+  if (start && "argv" in start && start.argv.join("\0") === (spec.cmd ?? []).join("\0")) return `package.json scripts.start (${shown})`;
+  if (pkg.main !== undefined && start === undefined && shown === `node ${pkg.main}`) return "package.json main";
+  return `cmd: ${shown}`;
+}
 
 /**
  * npm ci (or install) --omit=dev once per (package.json, lock file, Node version), cached.

@@ -14,6 +14,7 @@ import { copyAppTree } from "../../src/bake/app-tree.js";
 import { hostPythonAccess, pipAccess } from "../../src/sandbox-access.js";
 import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
 import { lockEntryOf } from "../../src/packages/apt.js";
+import { appHas, appRelative, missingEntry, programName, scriptArgument } from "../../src/bake/entry.js";
 import { explainPipFailure, glibcOf, parseRequirements, pythonCommand, targetWheelArgs } from "./requirements.js";
 import { compilePython, preparePython, PYTHON_VERSION, SITE_PACKAGES, STDLIB_DEST } from "./runtime.js";
 
@@ -33,6 +34,8 @@ const SKIP_TOP = new Set([
   ".mypy_cache",
   ".ruff_cache",
 ]);
+/** Options of python3 that take the next argument as their value (python3 -W ignore app.py). */
+const PYTHON_OPTIONS_WITH_VALUE = new Set(["-W", "-X", "--check-hash-based-pycs"]);
 const PIP_ENV = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_PRE"];
 
 function skip(rel: string): boolean {
@@ -61,6 +64,18 @@ export const baker: Baker = {
         `cmd: ${source.dir} has ${REQUIREMENTS} but no app.py, main.py, server.py or __main__.py; set cmd: in kiln.yml, e.g. [python3, -u, myapp.py] or [python3, -u, -m, mypackage]`,
       ],
     };
+  },
+
+  async entryProblems(spec) {
+    const cmd = spec.cmd ?? [];
+    if (!/^python3?(\.\d+)?$/.test(programName(cmd))) return [];
+    // -m runs a module, which may come from requirements.txt or the standard library: not checked here.
+    const script = scriptArgument(cmd, PYTHON_OPTIONS_WITH_VALUE, new Set(["-c", "-m", "-V", "--version"]));
+    const rel = script === undefined ? undefined : appRelative(script);
+    if (rel === undefined) return [];
+    // A directory (python3 .) runs its __main__.py.
+    if ((await appHas(spec, rel)) || (await appHas(spec, path.posix.join(rel, "__main__.py")))) return [];
+    return [missingEntry(spec, rel === "." ? "__main__.py" : rel)];
   },
 
   async prepareRuntime(_spec, ctx) {

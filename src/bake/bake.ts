@@ -3,7 +3,7 @@
  * timed step on stderr, each layer is cached by the identity of its inputs, and the image
  * enters the store only when complete.
  */
-import { InputError } from "../errors.js";
+import { InputError, SpecError } from "../errors.js";
 import path from "node:path";
 import { requireTools } from "../exec.js";
 import { openSandbox } from "../sandbox.js";
@@ -67,6 +67,10 @@ export interface BakeOptions {
   readonly noSandbox?: boolean;
 }
 
+const ENTRY_HINT =
+  "kiln bakes the app's files as they are: build the app first if it has a build step, or fix the start command " +
+  "(cmd: in kiln.yml or --cmd; package.json's scripts.start or main); paths are relative to the app directory";
+
 export async function bake(
   target: string,
   overrides: SpecOverrides,
@@ -78,6 +82,10 @@ export async function bake(
   const bakers = await loadBakers();
   const spec = await loadSpec(target, overrides, bakers);
   const baker = bakers.find((b) => b.name === spec.baker)!;
+  const entry = (await baker.entryProblems?.(spec)) ?? [];
+  if (entry.length > 0) {
+    throw new SpecError(spec.appFile ?? spec.appDir, entry, ENTRY_HINT);
+  }
   await requireTools(BAKE_TOOLS);
   const sandboxed = !options.noSandbox && process.env.KILN_NO_SANDBOX !== "1";
   const sandbox = await openSandbox({ enabled: sandboxed, warn: (message) => progress.info(message) });

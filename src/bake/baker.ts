@@ -70,6 +70,11 @@ export interface Baker {
   prepareRuntime(spec: Spec, ctx: BakeContext): Promise<Runtime>;
   /** Copies the app (and its production dependencies) into `dest`, which becomes /app. */
   stageApp(spec: Spec, ctx: BakeContext, dest: string, runtime: Runtime): Promise<void>;
+  /**
+   * Problems with the start file the command names (a script or jar that does not exist), found
+   * from the app's files alone; the bake refuses them before fetching anything.
+   */
+  entryProblems?(spec: Spec): Promise<readonly string[]>;
   /** Extra inputs that decide the app layer besides its files (e.g. the Node version for addons). */
   appKey?(spec: Spec, runtime: Runtime): string;
 }

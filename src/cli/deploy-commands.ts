@@ -7,7 +7,7 @@ import { describeStep } from "../deploy/plan.js";
 import { catchStopSignals, PromoteInterrupted } from "../deploy/interrupt.js";
 import { destroyEnv, envStatus, promote, rollback, scaleEnv, type EnvStatus, type PromoteResult } from "../deploy/promote.js";
 import { DEGRADED_EXIT_CODE, statusExitCode } from "../deploy/status.js";
-import { InputError } from "../errors.js";
+import { InputError, SpecError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
 import { loadSpec } from "../config/load.js";
@@ -25,7 +25,12 @@ async function appName(flags: EnvFlags): Promise<string> {
   const dir = flags.config.endsWith(".yml") ? path.dirname(flags.config) : flags.config;
   try {
     return (await loadSpec(dir, {}, await loadBakers())).name;
-  } catch {
+  } catch (error) {
+    // A kiln.yml with problems (a typo in environments:) says what they are, not "cannot tell which app".
+    if (error instanceof SpecError) {
+      const hint = "fix these and run the command again (README.md lists every setting); --app NAME names the app without reading it";
+      throw new SpecError(error.source, error.problems, hint);
+    }
     throw new InputError(`cannot tell which app's ${flags.env} environment you mean`, {
       hint: "pass --app NAME, or --config pointing at the app's directory",
     });
@@ -79,7 +84,10 @@ function envOptions(cmd: Command): Command {
   return cmd
     .requiredOption("--env <name>", "environment (dev, test, prod, …)")
     .option("--config <path>", "kiln.yml (or its directory) that defines the environments", ".")
-    .option("--app <name>", "app name (default: from the config's directory)")
+    .option(
+      "--app <name>",
+      "app name (default: name: in the --config directory's kiln.yml, else its package.json name, else the directory's name)",
+    )
     .option("--json", "print JSON");
 }
 

@@ -10,6 +10,7 @@ import { registerExportCommands } from "./export-commands.js";
 import { registerAwsCommands } from "./aws-commands.js";
 import { registerDeployCommands } from "./deploy-commands.js";
 import { registerMaintenanceCommands } from "./maintenance-commands.js";
+import { registerInitCommands } from "./init-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("kiln")
@@ -18,19 +19,25 @@ export function buildProgram(): Command {
     .addOption(new Option("--debug", "print commands as they run and stack traces on errors"))
     .hook("preAction", (cmd) => setDebug(Boolean(cmd.opts().debug)))
     .enablePositionalOptions()
-    .showHelpAfterError();
+    // Subcommands copy these two settings when they are created: a usage error in any of them
+    // prints that command's help and reaches reportError (exit 2) instead of exiting with 1.
+    .showHelpAfterError()
+    .exitOverride();
+  registerInitCommands(program);
   registerBakeCommands(program, () => openKilnHome());
   registerRunCommands(program, () => openKilnHome());
   registerExportCommands(program, () => openKilnHome());
   registerAwsCommands(program, () => openKilnHome());
   registerDeployCommands(program, () => openKilnHome());
   registerMaintenanceCommands(program, () => openKilnHome());
+  // A mistyped command (kiln promot) gets commander's "Did you mean promote?" and a pointer,
+  // not the whole list of commands.
+  program.showHelpAfterError("(kiln --help lists the commands)");
   return program;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === "number" ? process.exitCode : 0;

@@ -4,9 +4,9 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
 import { InputError, SpecError } from "../errors.js";
 import { schemaProblems } from "./schema.js";
+import { parseKilnYaml } from "./yaml.js";
 
 export interface HealthSettings {
   readonly path: string;
@@ -224,7 +224,7 @@ function whole(value: unknown): number | undefined {
 export async function loadEnvironment(configPath: string, app: string, healthPath: string, name: string): Promise<Environment> {
   const file = configPath.endsWith(".yml") || configPath.endsWith(".yaml") ? configPath : path.join(configPath, "kiln.yml");
   const text = await readFile(file, "utf8").catch(() => "");
-  const doc = (text ? parseYaml(text) : {}) as Record<string, unknown> | null;
+  const doc = (text ? parseKilnYaml(text, file) : {}) as Record<string, unknown> | null;
   const envs = parseEnvironments(doc?.environments, app, healthPath, file);
   const env = envs.get(name);
   if (!env)

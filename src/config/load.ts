@@ -4,12 +4,12 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { parse as parseYaml, YAMLParseError } from "yaml";
 import { InputError, SpecError } from "../errors.js";
 import type { AppSource, Baker, Detection } from "../bake/baker.js";
 import { splitCommand } from "./argv.js";
 import { parseEnvironments } from "./environments.js";
 import { schemaProblems } from "./schema.js";
+import { parseKilnYaml } from "./yaml.js";
 import { DEFAULTS, type CrashLoopAction, type Spec, type SpecOverrides } from "./types.js";
 
 export async function resolveAppSource(target: string): Promise<AppSource> {
@@ -35,16 +35,11 @@ async function readKilnYml(dir: string): Promise<Record<string, unknown> | undef
   } catch {
     return undefined;
   }
-  try {
-    const value: unknown = parseYaml(text);
-    if (value === null || value === undefined) return {};
-    if (typeof value !== "object" || Array.isArray(value))
-      throw new SpecError(file, ["the top level must be a mapping of settings (name:, version:, cmd: …)"]);
-    return value as Record<string, unknown>;
-  } catch (error) {
-    if (error instanceof YAMLParseError) throw new SpecError(file, [`not valid YAML: ${error.message.split("\n")[0]}`]);
-    throw error;
-  }
+  const value = parseKilnYaml(text, file);
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new SpecError(file, ["the top level must be a mapping of settings (name:, version:, cmd: …)"]);
+  return value as Record<string, unknown>;
 }
 
 /** Picks the baker: kiln.yml/flag `baker:` wins; otherwise the first baker that recognises the app. */

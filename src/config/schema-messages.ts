@@ -4,6 +4,7 @@
  * `errorMessage`, the same keywords editors show) or one derived from the failing keyword.
  */
 import type { ErrorObject } from "ajv";
+import { closestMatch } from "./suggest.js";
 
 type Schema = Record<string, unknown>;
 
@@ -128,9 +129,11 @@ export function problemsOf(errors: readonly ErrorObject[] | null | undefined, ro
     const schema = (error.parentSchema ?? {}) as Schema;
     if (error.keyword === "additionalProperties") {
       const extra = (error.params as { additionalProperty: string }).additionalProperty;
-      const known = Object.keys((schema.properties ?? {}) as Schema).join(", ");
+      const known = Object.keys((schema.properties ?? {}) as Schema);
       const at = pathOf(root, error.instancePath, extra);
-      if (!byPath.has(at)) byPath.set(at, `unknown setting (known: ${known})`);
+      const likely = closestMatch(extra, known);
+      const text = likely !== undefined ? `unknown setting; did you mean ${likely}?` : `unknown setting (known: ${known.join(", ")})`;
+      if (!byPath.has(at)) byPath.set(at, text);
       continue;
     }
     if (error.keyword === "required") {

@@ -27,15 +27,45 @@ export interface NodeRuntimePackage {
   readonly dir: string;
 }
 
-/** Picks the newest published version within `range`; pure so it can be unit-tested. */
+/**
+ * Whether a major line is LTS, from the published versions alone (the registry's version list is
+ * all kiln asks for): Node's even majors enter LTS in October, when the next odd major comes
+ * out, so an even major is LTS once a release of the next major is published.
+ */
+function isLtsMajor(major: number, majors: ReadonlySet<number>): boolean {
+  return major % 2 === 0 && majors.has(major + 1);
+}
+
+/**
+ * Picks the newest LTS release within `range` (">=20" must not mean an odd "current" major or an
+ * even one not yet in LTS), or the newest release when the range holds no LTS ("21"); pure so it
+ * can be unit-tested.
+ */
 export function pickNodeVersion(published: readonly string[], range: string): string | undefined {
   const valid = semver.validRange(range);
   if (!valid) return undefined;
+  const releases = published.filter((v) => semver.valid(v) && !semver.prerelease(v));
+  const majors = new Set(releases.map((v) => semver.major(v)));
+  const lts = releases.filter((v) => isLtsMajor(semver.major(v), majors));
+  return semver.maxSatisfying(lts, valid) ?? semver.maxSatisfying(releases, valid) ?? undefined;
+}
+
+/** Why pickNodeVersion chose `version` from `published`, in words for the note below. */
+export function nodePickReason(published: readonly string[], version: string): string {
+  const majors = new Set(published.filter((v) => semver.valid(v) && !semver.prerelease(v)).map((v) => semver.major(v)));
+  return isLtsMajor(semver.major(version), majors) ? "the newest LTS in range" : "no LTS in range: the newest release";
+}
+
+/**
+ * What to tell the user when the picked Node's major differs from the Node running kiln (the
+ * one they probably test with): which version, why, and how to choose another; undefined when equal.
+ */
+export function nodeChoiceNote(range: string, version: string, hostVersion: string, why: string): string | undefined {
+  const host = semver.coerce(hostVersion)?.version;
+  if (host === undefined || semver.major(host) === semver.major(version)) return undefined;
   return (
-    semver.maxSatisfying(
-      published.filter((v) => semver.valid(v) && !semver.prerelease(v)),
-      valid,
-    ) ?? undefined
+    `Node.js ${version} for engines.node "${range}" (${why}); kiln runs on Node.js ${host} here: ` +
+    `test the app on Node.js ${semver.major(version)}, or narrow the range (e.g. "${semver.major(host)}")`
   );
 }
 
@@ -51,11 +81,12 @@ export class NpmSource {
     return Array.isArray(parsed) ? parsed.map(String) : [String(parsed)];
   }
 
-  async resolveNodeVersion(range: string, pinned: string | undefined): Promise<string> {
+  /** The Node.js version for `range`: the lock's when it satisfies the range, else the newest LTS in it; and why. */
+  async resolveNodeVersion(range: string, pinned: string | undefined): Promise<{ version: string; why: string }> {
     if (semver.validRange(range) === null) {
       throw new InputError(`engines.node '${range}' is not a valid semver range`, { hint: 'use a range like "20", "^20.11", ">=18 <21"' });
     }
-    if (pinned && semver.satisfies(pinned, range)) return pinned;
+    if (pinned && semver.satisfies(pinned, range)) return { version: pinned, why: "pinned in kiln.lock" };
     const published = await this.publishedNodeVersions();
     const version = pickNodeVersion(published, range);
     if (!version) {
@@ -67,7 +98,7 @@ export class NpmSource {
         },
       );
     }
-    return version;
+    return { version, why: nodePickReason(published, version) };
   }
 
   /** The registry's `dist.integrity` (sha512) for one version. */

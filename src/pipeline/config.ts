@@ -15,7 +15,7 @@ import { parseCanary } from "../deploy/canary.js";
 import type { CanarySettings } from "../deploy/plan.js";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseKilnYaml } from "../config/yaml.js";
 import { InputError, SpecError } from "../errors.js";
 import { DEFAULT_VERSION_FORMAT } from "../rebake/rebake.js";
 import { parseEnvironments } from "../config/environments.js";
@@ -112,7 +112,7 @@ export function configFile(config: string): string {
 export async function loadPipeline(config: string, app: string): Promise<PipelineConfig> {
   const file = configFile(config);
   const text = await readFile(file, "utf8").catch(() => "");
-  const doc = (text ? parseYaml(text) : {}) as Record<string, unknown> | null;
+  const doc = (text ? parseKilnYaml(text, file) : {}) as Record<string, unknown> | null;
   const envs = [...parseEnvironments(doc?.environments, app, "/", file).keys()];
   const pipeline = parsePipeline(doc?.pipeline, envs, file);
   if (!pipeline)

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseKilnYaml } from "../config/yaml.js";
 import { loadBakers } from "../bake/bakers.js";
 import { envStatus, type ProviderFactory } from "../deploy/promote.js";
 import type { KilnHome } from "../home.js";
@@ -69,7 +69,7 @@ async function appName(config: string): Promise<string | undefined> {
 async function environmentNames(config: string, app: string): Promise<string[]> {
   const file = path.join(appDirOf(config), "kiln.yml");
   const text = await readFile(file, "utf8").catch(() => "");
-  const doc = (text ? parseYaml(text) : {}) as Record<string, unknown> | null;
+  const doc = (text ? parseKilnYaml(text, file) : {}) as Record<string, unknown> | null;
   if (!doc?.environments) return [];
   return [...parseEnvironments(doc.environments, app, "/", file).keys()];
 }

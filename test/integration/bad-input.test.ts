@@ -221,7 +221,10 @@ describe.sequential("kiln bake: bad input is refused with one clear error", () =
     await writeFile(path.join(dir, "kiln.yml"), "name: badyaml\nenv: {A: 1\n");
     const result = await kiln(["bake", dir], { home });
     const block = expectCleanError(result, 2, { hint: false });
-    expect(block).toMatch(/kiln\.yml has 1 problem:\n {2}- not valid YAML: /);
+    // Issue 18 item 12: the line that exists (not line 3 of a 2-line file), its column, and its text.
+    expect(block).toMatch(
+      /kiln\.yml has 1 problem:\n {2}- not valid YAML at line 2, column 11 \(the end of the file\): .*\}.*: env: \{A: 1\n/,
+    );
   });
 
   it("an aarch64 executable: exit 2 at the app stage, naming aarch64 and x86-64", { timeout: BAKE }, async () => {

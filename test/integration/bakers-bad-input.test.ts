@@ -116,4 +116,55 @@ describe.sequential("bakers: bad input", () => {
     expect(message).toContain("scripts.start runs dist/server.js, which does not exist");
     expect(message).toContain("npm run build");
   }, 120_000);
+
+  // Issue 18 item 11: each of these baked an image that could only crash at boot.
+  const missingEntries: [what: string, files: Record<string, string>, expected: RegExp][] = [
+    [
+      "scripts.start runs a file that does not exist",
+      { "package.json": JSON.stringify({ name: "a", scripts: { start: "node srv.js" } }), "server.js": "" },
+      /package\.json scripts\.start \(node srv\.js\): srv\.js does not exist in .*kiln-entry-/,
+    ],
+    [
+      "package.json main names a file that does not exist (index.js does)",
+      { "package.json": JSON.stringify({ name: "a", main: "lib/app.js" }), "index.js": "" },
+      /package\.json main: lib\/app\.js does not exist in .*kiln-entry-/,
+    ],
+    [
+      "kiln.yml's cmd runs a script that does not exist",
+      {
+        "package.json": JSON.stringify({ name: "a", main: "server.js" }),
+        "server.js": "",
+        "kiln.yml": "cmd: node --enable-source-maps dist/main.js\n",
+      },
+      /cmd: node --enable-source-maps dist\/main\.js: dist\/main\.js does not exist in .*kiln-entry-/,
+    ],
+    [
+      "a Python script that does not exist",
+      { "requirements.txt": "", "kiln.yml": "cmd: [python3, -u, srv.py]\n" },
+      /cmd: python3 -u srv\.py: srv\.py does not exist in .*kiln-entry-/,
+    ],
+    [
+      "a jar that does not exist",
+      { "kiln.yml": "name: a\nbaker: java\ncmd: [java, -jar, target/app.jar]\n" },
+      /cmd: java -jar target\/app\.jar: target\/app\.jar does not exist in .*kiln-entry-/,
+    ],
+  ];
+  for (const [what, files, expected] of missingEntries) {
+    it(`a start file that does not exist is refused before anything is fetched: ${what}`, async () => {
+      const dir = await tempDir("entry");
+      for (const [name, text] of Object.entries(files)) {
+        await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+        await writeFile(path.join(dir, name), text);
+      }
+      const started = Date.now();
+      const result = await cli(["bake", dir], env);
+      expect(result.code, result.stderr).toBe(2);
+      const { message, hint } = errorOf(result);
+      expect(message).toMatch(expected);
+      expect(hint).toMatch(/cmd|main/);
+      // Refused from the files alone: no runtime download or disk work ran.
+      expect(result.stderr).not.toContain("Runtime (");
+      expect(Date.now() - started).toBeLessThan(20_000);
+    }, 300_000);
+  }
 });

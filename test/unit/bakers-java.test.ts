@@ -195,6 +195,16 @@ describe("java detection", () => {
     });
   });
 
+  it("a jar whose Main-Class is not in it: refused before the bake fetches anything (issue 18 item 11)", async () => {
+    const good = await jarFile("shop.jar", "Main-Class: a.B\n");
+    const spec = (file: string) => ({ appDir: path.dirname(file), appFile: file, cmd: ["java", "-jar", path.basename(file)] }) as never;
+    expect(await baker.entryProblems!(spec(good))).toEqual([]);
+    const typo = await jarFile("shop.jar", "Main-Class: a.b\n");
+    expect(await baker.entryProblems!(spec(typo))).toEqual([
+      "cmd: java -jar shop.jar: shop.jar's manifest names Main-Class a.b, but the jar has no a/b.class",
+    ]);
+  });
+
   it("a jar without Main-Class: a problem that names the manifest attribute and the cmd alternative", async () => {
     const file = await jarFile("lib.jar", "Manifest-Version: 1.0\n");
     const detection = await baker.detect({ dir: path.dirname(file), file });

@@ -352,7 +352,9 @@ describe("kiln.yml and flags", () => {
       "kiln.yml": "name: shop\nport: [8080\n",
     });
     const error = await specError(dir);
-    expect(error.problems).toEqual([expect.stringMatching(/^not valid YAML: /)]);
+    expect(error.problems).toEqual([
+      expect.stringMatching(/^not valid YAML at line 2, column 12 \(the end of the file\): .*: port: \[8080$/),
+    ]);
     expect(error.message.split("\n")[0]).toBe(`${path.join(dir, "kiln.yml")} has 1 problem:`);
   });
 

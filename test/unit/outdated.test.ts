@@ -198,7 +198,7 @@ describe("findUpdates", () => {
         },
         libc6: { name: "libc6", version: "2.36-9+deb12u14", source: "debian:bookworm/main", security: false },
       },
-      ["20.11.0", "20.19.1", "21.0.0", "22.3.0"],
+      ["20.11.0", "20.19.1", "21.0.0", "22.3.0", "23.0.0"],
       { "busybox-static": ["CVE-2099-0001"] },
     );
     const updates = await findUpdates({ packages }, archives);

@@ -8,7 +8,7 @@ import { planDiskLayout, type DiskLayout } from "../../src/image/layout.js";
 import { checkKernelConfig, parseFragment, parseKernelConfig } from "../../src/kmod/kconfig.js";
 import { parseMadisonSource, parseStanzas } from "../../src/packages/apt.js";
 import { buildLock, renderLock, type LockEntry } from "../../src/packages/lock.js";
-import { pickNodeVersion } from "../../src/packages/npm.js";
+import { nodeChoiceNote, nodePickReason, pickNodeVersion } from "../../src/packages/npm.js";
 import { buildQemuArgs, parsePortForward, type QemuVmConfig } from "../../src/providers/qemu-args.js";
 import { bootEnv, parseEnvFlags, renderUserData } from "../../src/run/seed.js";
 import { splitCommand } from "../../src/config/argv.js";
@@ -505,9 +505,13 @@ describe("pickNodeVersion", () => {
     "22.0.0-rc.1",
     "22.1.0-nightly20240101",
     "22.11.0",
+    "23.1.0",
+    "24.0.0",
     "not-a-version",
   ];
 
+  // Issue 18 item 12: an open range picks the newest LTS in it, not the newest release. An even
+  // major is LTS once the next major is out (24 here is still "current": no 25 yet).
   it.each([
     ["20", "20.18.0"],
     ["^20.11", "20.18.0"],
@@ -516,10 +520,26 @@ describe("pickNodeVersion", () => {
     [">=18 <21", "20.18.0"],
     ["18.17.0", "18.17.0"],
     [">=16", "22.11.0"],
+    [">=20", "22.11.0"],
     ["*", "22.11.0"],
-    ["20.x || 21.x", "21.7.3"],
+    ["20.x || 21.x", "20.18.0"],
+    ["21", "21.7.3"],
+    ["24", "24.0.0"],
+    [">=23", "24.0.0"],
   ])("range %j picks %s", (range, expected) => {
     expect(pickNodeVersion(published, range)).toBe(expected);
+  });
+
+  it("says which Node it picked, and why, when its major differs from the Node running kiln", () => {
+    expect(nodeChoiceNote(">=20", "22.11.0", "v20.20.2", nodePickReason(published, "22.11.0"))).toBe(
+      'Node.js 22.11.0 for engines.node ">=20" (the newest LTS in range); kiln runs on Node.js 20.20.2 here: ' +
+        'test the app on Node.js 22, or narrow the range (e.g. "20")',
+    );
+    expect(nodeChoiceNote("21", "21.7.3", "v20.20.2", nodePickReason(published, "21.7.3"))).toMatch(
+      /^Node\.js 21\.7\.3 for engines\.node "21" \(no LTS in range: the newest release\)/,
+    );
+    expect(nodeChoiceNote("24", "24.0.0", "v20.20.2", nodePickReason(published, "24.0.0"))).toMatch(/\(no LTS in range/);
+    expect(nodeChoiceNote(">=20", "20.18.0", "v20.20.2", "the newest LTS in range")).toBeUndefined();
   });
 
   it("ignores prereleases, even when the range names one", () => {
