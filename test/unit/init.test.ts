@@ -29,7 +29,11 @@ afterEach(() => vi.restoreAllMocks());
 /** A copy of an example app without its kiln.yml and kiln.lock (what a user has before kiln init). */
 async function example(name: string): Promise<string> {
   const dir = path.join(root, `${name}-${++n}`);
-  await cp(path.join(examples, name), dir, { recursive: true, filter: (src) => !/kiln\.(yml|lock)$/.test(src) });
+  // As checked out: no kiln.yml or kiln.lock, and no build output an earlier test run left (node-esm's dist/).
+  await cp(path.join(examples, name), dir, {
+    recursive: true,
+    filter: (src) => !/kiln\.(yml|lock)$/.test(src) && !src.split(path.sep).includes("dist"),
+  });
   return dir;
 }
 
