@@ -276,8 +276,10 @@ describe.sequential("the network of a load-balanced AWS environment", () => {
     const dry = await promote({ ...opts("prod"), ref, dryRun: true });
     expect(describeStep(dry.plan.steps.find((s) => s.kind === "ensure-infrastructure")!)).toMatch(/deletion protection on/);
     await promote({ ...opts("prod"), ref });
-    const modify = calls.find((x) => x.op === "ModifyLoadBalancerAttributes")?.input as { Attributes: { Key: string; Value: string }[] };
-    expect(modify.Attributes).toContainEqual({ Key: "deletion_protection.enabled", Value: "true" });
+    const modified = calls
+      .filter((x) => x.op === "ModifyLoadBalancerAttributes")
+      .flatMap((x) => (x.input as { Attributes: { Key: string; Value: string }[] }).Attributes);
+    expect(modified).toContainEqual({ Key: "deletion_protection.enabled", Value: "true" });
     const error = await destroyEnv({ ...opts("prod"), app: APP }).catch((e: unknown) => e as Error & { hint?: string });
     expect((error as Error).message).toMatch(/deletion protection/);
     expect((error as { hint?: string }).hint).toMatch(/deletionProtection: false/);
