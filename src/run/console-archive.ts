@@ -38,7 +38,7 @@ export interface StoppedConsole extends StoppedVm {
   readonly bytes: number;
 }
 
-export function consolesDir(home: KilnHome): string {
+export function consolesDir(home: Pick<KilnHome, "root">): string {
   return path.join(home.root, "consoles");
 }
 
@@ -110,7 +110,7 @@ async function copyTail(from: string, to: string, max: number): Promise<void> {
  * (already archived). The caller removes `vmDir` afterwards.
  */
 export async function archiveConsole(
-  home: KilnHome,
+  home: Pick<KilnHome, "root">,
   vmDir: string,
   ending: { readonly how: StopHow; readonly failed?: boolean; readonly reason?: string; readonly stoppedAt?: Date },
 ): Promise<string | undefined> {
@@ -151,7 +151,7 @@ export async function archiveConsole(
 }
 
 /** The archived consoles, newest first. */
-export async function listStoppedConsoles(home: KilnHome): Promise<StoppedConsole[]> {
+export async function listStoppedConsoles(home: Pick<KilnHome, "root">): Promise<StoppedConsole[]> {
   const root = consolesDir(home);
   const out: StoppedConsole[] = [];
   for (const id of await readdir(root).catch(() => [] as string[])) {
@@ -167,7 +167,18 @@ export async function listStoppedConsoles(home: KilnHome): Promise<StoppedConsol
   return out.sort((a, b) => b.stoppedAt.localeCompare(a.stoppedAt));
 }
 
-export async function pruneConsoles(home: KilnHome): Promise<void> {
+export async function pruneConsoles(home: Pick<KilnHome, "root">): Promise<void> {
   const drop = consolesToDrop(await listStoppedConsoles(home));
   for (const id of drop) await rm(path.join(consolesDir(home), id), { recursive: true, force: true });
+}
+
+/** A stopped VM's directory goes; its console stays in the archive. Returns the kept console's path. */
+export async function retireVmDir(
+  home: Pick<KilnHome, "root">,
+  vmDir: string,
+  ending: Parameters<typeof archiveConsole>[2],
+): Promise<string | undefined> {
+  const kept = await archiveConsole(home, vmDir, ending).catch(() => undefined);
+  await rm(vmDir, { recursive: true, force: true });
+  return kept;
 }

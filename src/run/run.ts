@@ -7,7 +7,7 @@ import type { KilnHome } from "../home.js";
 import { ImageStore } from "../image/store.js";
 import { LocalVm } from "../providers/qemu.js";
 import { parsePortForward, type Accelerator, type Firmware, type PortForward } from "../providers/qemu-args.js";
-import { superviseRun } from "./supervise.js";
+import { superviseRun, type RunEnding } from "./supervise.js";
 import { bootEnv } from "./seed.js";
 
 export interface RunOptions {
@@ -29,7 +29,7 @@ export interface RunOutcome {
   readonly url: string | undefined;
   readonly bootToHealthySeconds: number | undefined;
   /** Resolves when the VM has stopped (after Ctrl-C/SIGTERM or the guest powering off). */
-  readonly stopped: Promise<"clean" | "killed" | "already-stopped">;
+  readonly stopped: Promise<RunEnding>;
 }
 
 export function resolveForwards(ports: readonly string[], guestPort: number | undefined): PortForward[] {

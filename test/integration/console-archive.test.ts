@@ -94,7 +94,7 @@ describe("kiln logs on stopped VMs", () => {
 describe("kiln logs --env", () => {
   function appDir(envs: string): string {
     const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-logs-env-"));
-    writeFileSync(path.join(dir, "kiln.yml"), `name: shop\ncmd: ./server\nport: 8080\nenvironments:\n${envs}`);
+    writeFileSync(path.join(dir, "kiln.yml"), `name: shop\nbaker: native\ncmd: ./server\nport: 8080\nenvironments:\n${envs}`);
     return dir;
   }
 
