@@ -11,7 +11,8 @@ const STARTING = /kiln-init: starting app: /;
 const EXITED = /kiln-init: app exited with status (\d+)/;
 const CRASH_LOOP_OFF = /kiln-init: app keeps crashing: powering off/;
 const FATAL = /kiln-init: FATAL: (.*)$/;
-const READ_ONLY = /\bEROFS\b|read-only file system/i;
+// errno's name (Node, Python: "EROFS") or strerror's words (C, Java: "Read-only file system").
+const READ_ONLY = /\bEROFS\b|\b[Rr]ead-only file system\b/;
 
 export type StartDiagnosis =
   | { readonly kind: "boot-failed"; readonly detail: string }
@@ -49,16 +50,28 @@ export function diagnoseStart(consoleText: string, httpStatus?: number): StartDi
   if (httpStatus !== undefined) return { kind: "answers-badly", httpStatus };
   const exits = lines.filter((l) => EXITED.test(l));
   const lastExit = lastIndexOf(lines, EXITED);
-  // The app's lines of its last run that ended (the one the exit status belongs to).
-  const runStart = lastExit < 0 ? lastStart : lastIndexOf(lines.slice(0, lastExit), STARTING);
-  const runLines = lines.slice(runStart + 1, lastExit < 0 ? undefined : lastExit).filter((l) => isAppLine(l));
-  const lastLines = runLines.slice(-15).map(withoutStamp);
-  const exitStatus = lastExit < 0 ? undefined : Number(EXITED.exec(lines[lastExit]!)![1]);
-  const readOnly = lines.filter((l) => isAppLine(l)).find((l) => READ_ONLY.test(l));
+  const readOnlyIn = (from: number, to?: number) =>
+    lines
+      .slice(from, to)
+      .filter((l) => isAppLine(l))
+      .find((l) => READ_ONLY.test(l));
+  if (lastExit < lastStart) {
+    // The app runs now (started again after any earlier exit): its current run is the evidence.
+    const readOnly = readOnlyIn(lastStart + 1);
+    if (readOnly) return { kind: "read-only", line: withoutStamp(readOnly), exitStatus: undefined, lastLines: [] };
+    return { kind: "port-closed" };
+  }
+  // The app's lines of the run the last exit status belongs to.
+  const runStart = lastIndexOf(lines.slice(0, lastExit), STARTING);
+  const lastLines = lines
+    .slice(runStart + 1, lastExit)
+    .filter((l) => isAppLine(l))
+    .slice(-15)
+    .map(withoutStamp);
+  const exitStatus = Number(EXITED.exec(lines[lastExit]!)![1]);
+  const readOnly = readOnlyIn(0);
   if (readOnly) return { kind: "read-only", line: withoutStamp(readOnly), exitStatus, lastLines };
-  if (exitStatus !== undefined)
-    return { kind: "exited", exitStatus, exits: exits.length, poweredOff: lines.some((l) => CRASH_LOOP_OFF.test(l)), lastLines };
-  return { kind: "port-closed" };
+  return { kind: "exited", exitStatus, exits: exits.length, poweredOff: lines.some((l) => CRASH_LOOP_OFF.test(l)), lastLines };
 }
 
 export interface StartFailureReport {
