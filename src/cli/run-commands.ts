@@ -11,7 +11,7 @@ import { VirtualBoxVm } from "../providers/virtualbox.js";
 import { listVms, stopVm } from "../providers/vm-registry.js";
 import { resolveForwards, runImage } from "../run/run.js";
 import { superviseRun, type RunEnding, type SupervisedVm } from "../run/supervise.js";
-import { bootEnv } from "../run/seed.js";
+import { bootEnv, readEnvFiles } from "../run/seed.js";
 import { schemaProblems } from "../config/schema.js";
 import { resolveRegion } from "../aws/clients.js";
 import { showInstanceConsole } from "../run/console.js";
@@ -31,6 +31,7 @@ type Hypervisor = (typeof HYPERVISORS)[number];
 interface RunFlags {
   publish: string[];
   env: string[];
+  envFile: string[];
   kilnEnv: string;
   uefi?: boolean;
   tcg?: boolean;
@@ -73,7 +74,13 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .description("boot an image in a local VM (QEMU, or VirtualBox with --vbox), forward ports, stream the console; Ctrl-C shuts it down")
     .argument("<ref>", "name:version")
     .option("-p, --publish <ports>", "forward HOST:GUEST (repeatable; default: the app's port)", collect, [])
-    .option("-e, --env <NAME=value>", "boot-time environment variable (repeatable), via the seed drive", collect, [])
+    .option(
+      "-e, --env <NAME=value>",
+      "boot-time environment variable (repeatable), via the seed drive; NAME alone passes the host's value",
+      collect,
+      [],
+    )
+    .option("--env-file <file>", "boot-time variables from a file of NAME=value lines (# comments; repeatable; -e wins)", collect, [])
     .option("--kiln-env <env>", "value of KILN_ENV inside the VM", "dev")
     .option("--uefi", "boot with UEFI firmware (OVMF / VirtualBox EFI) instead of legacy BIOS")
     .option("--vbox", "boot in VirtualBox (same as --hypervisor virtualbox)")
@@ -82,11 +89,14 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .option("--name <vm-name>", "VM name (VirtualBox default: kiln-<name>-<version>)")
     .option("--tcg", "force software emulation even where KVM works (QEMU)")
     .option("--quiet", "do not stream the console")
-    .option("--detach", "return once the app is healthy and leave the VM running")
+    .option("-d, --detach", "return once the app is healthy and leave the VM running")
     .option("--health-timeout <seconds>", "override the image's health check timeout")
     .option("--json", "print one JSON object once healthy")
     .action(async (ref: string, opts: RunFlags) => {
       const { hypervisor, format } = resolveRunTarget(opts);
+      // Checked before anything is looked up or booted: a typo should not cost a boot.
+      const envFiles = await readEnvFiles(opts.envFile);
+      const env = bootEnv(opts.kilnEnv, opts.env, envFiles);
       const firmware: Firmware = opts.uefi ? "uefi" : "bios";
       const consoleOn = !opts.quiet && !opts.json;
       const healthTimeoutSeconds = opts.healthTimeout ? Number(opts.healthTimeout) : undefined;
@@ -96,6 +106,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
             ref,
             ports: opts.publish,
             env: opts.env,
+            envFiles,
             firmware,
             console: consoleOn,
             detach: Boolean(opts.detach),
@@ -117,7 +128,6 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
 
       const image = await new ImageStore(home()).resolve(ref);
       const forwards = resolveForwards(opts.publish, image.manifest.port);
-      const env = bootEnv(opts.kilnEnv, opts.env);
       const badName = opts.name === undefined ? [] : schemaProblems("/definitions/vmName", opts.name, "--name");
       if (badName.length > 0) throw new InputError(badName.join("\n"), { hint: "for example --name shop-test" });
       let vm: SupervisedVm;

@@ -14,6 +14,8 @@ export interface RunOptions {
   readonly ref: string;
   readonly ports: readonly string[];
   readonly env: readonly string[];
+  /** --env-file contents (read by the caller); -e values win over them. */
+  readonly envFiles?: readonly { readonly name: string; readonly text: string }[];
   readonly firmware: Firmware;
   readonly accelerator?: Accelerator;
   /** Stream the console to stderr (the default for an interactive run). */
@@ -47,10 +49,10 @@ export function resolveForwards(ports: readonly string[], guestPort: number | un
 }
 
 export async function runImage(options: RunOptions, home: KilnHome): Promise<RunOutcome> {
+  const env = bootEnv(options.kilnEnv, options.env, options.envFiles);
   const image = await new ImageStore(home).resolve(options.ref);
   const manifest = image.manifest;
   const forwards = resolveForwards(options.ports, manifest.port);
-  const env = bootEnv(options.kilnEnv, options.env);
   const vm = await LocalVm.start({
     image,
     home,
