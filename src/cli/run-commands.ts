@@ -135,7 +135,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       if (hypervisor === "virtualbox") {
         const vbox = await VirtualBoxVm.start({ image, home: home(), firmware, forwards, env, ...(opts.name ? { name: opts.name } : {}) });
         process.stderr.write(
-          `Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: ${vbox.consoleFile}\n`,
+          `Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: kiln logs ${vbox.record.id}\n`,
         );
         vm = vbox;
         described = { id: vbox.record.id, name: vbox.record.name, uuid: vbox.record.uuid };
@@ -152,7 +152,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
           ...(opts.name ? { name: opts.name } : {}),
         });
         process.stderr.write(
-          `Booting ${image.ref} (${image.digest.slice(0, 19)}) from its ${format} disk under ${qemu.record.accelerator.toUpperCase()}, ${firmware.toUpperCase()}; console: ${qemu.consoleFile}\n`,
+          `Booting ${image.ref} (${image.digest.slice(0, 19)}) from its ${format} disk under ${qemu.record.accelerator.toUpperCase()}, ${firmware.toUpperCase()}; console: kiln logs ${qemu.record.id}\n`,
         );
         vm = qemu;
         described = { id: qemu.record.id, pid: qemu.record.pid, accelerator: qemu.record.accelerator, format, disk: converted.path };
@@ -269,7 +269,7 @@ interface LogsFlags {
 }
 
 const STOP_WORDS: Record<string, string> = {
-  clean: "shut down cleanly",
+  clean: "clean",
   "app-killed": "the app did not stop within its stopTimeout and was killed",
   killed: "the VM was killed",
   "already-stopped": "it powered itself off",

@@ -62,7 +62,7 @@ export async function runImage(options: RunOptions, home: KilnHome): Promise<Run
     ...(options.accelerator ? { accelerator: options.accelerator } : {}),
   });
   process.stderr.write(
-    `Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: ${vm.consoleFile}\n`,
+    `Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: kiln logs ${vm.record.id}\n`,
   );
   const outcome = await superviseRun(vm, image, forwards, {
     console: options.console,
