@@ -79,10 +79,10 @@ export interface StartFailureReport {
   readonly hint: string;
 }
 
-/** The words for a diagnosis: what happened (with the app's last lines) and what to do. */
+/** The words for a diagnosis (after "REF never became healthy: "): what happened, with the app's last lines, and what to do. */
 export function describeStartFailure(
   diagnosis: StartDiagnosis,
-  context: { readonly ref: string; readonly port: number | undefined; readonly healthPath: string; readonly consoleFile: string },
+  context: { readonly port: number | undefined; readonly healthPath: string; readonly consoleFile: string },
 ): StartFailureReport {
   const port = context.port ?? "PORT";
   const full = `the full console: ${context.consoleFile} (or kiln logs)`;
@@ -90,35 +90,35 @@ export function describeStartFailure(
   switch (diagnosis.kind) {
     case "boot-failed":
       return {
-        message: `${context.ref} did not boot: ${diagnosis.detail}`,
+        message: `the VM did not boot: ${diagnosis.detail}`,
         hint: `the image's init stopped before starting the app; ${full}`,
       };
     case "not-started":
       return {
-        message: `${context.ref} never started its app${diagnosis.lastLine ? ` (the console's last line: ${diagnosis.lastLine})` : ""}`,
+        message: `the VM never started the app${diagnosis.lastLine ? ` (the console's last line: ${diagnosis.lastLine})` : ""}`,
         hint: `the VM did not get as far as the app: give it more time with --health-timeout, or read ${full}`,
       };
     case "read-only":
       return {
-        message: `${context.ref}'s app tried to write to a read-only file system${diagnosis.exitStatus !== undefined ? ` and exited with status ${diagnosis.exitStatus}` : ""}: ${diagnosis.line}${quote(diagnosis.lastLines)}`,
+        message: `the app tried to write to a read-only file system${diagnosis.exitStatus !== undefined ? ` and exited with status ${diagnosis.exitStatus}` : ""}: ${diagnosis.line}${quote(diagnosis.lastLines)}`,
         hint: `/app (the app's files) and the whole root are read-only in a kiln image: write under /tmp (the app's $HOME unless env: sets HOME), a RAM disk emptied at every boot, and keep lasting data in a database or object store; ${full}`,
       };
     case "exited": {
       const times =
         diagnosis.exits > 1 ? ` (${diagnosis.exits} times${diagnosis.poweredOff ? "; the init then powered the VM off" : ""})` : "";
       return {
-        message: `${context.ref}'s app exited with status ${diagnosis.exitStatus}${times}${quote(diagnosis.lastLines)}`,
+        message: `the app exited with status ${diagnosis.exitStatus}${times}${quote(diagnosis.lastLines)}`,
         hint: `the app stopped on its own before answering ${context.healthPath}: fix what its last lines say (a missing setting? pass it with -e NAME=value); ${full}`,
       };
     }
     case "answers-badly":
       return {
-        message: `${context.ref}'s app answers, but ${context.healthPath} gave HTTP ${diagnosis.httpStatus}`,
+        message: `the app answers, but ${context.healthPath} gave HTTP ${diagnosis.httpStatus}`,
         hint: `the health check needs a 2xx or 3xx answer: fix healthcheck.path in kiln.yml or the app's handler; ${full}`,
       };
     case "port-closed":
       return {
-        message: `${context.ref}'s app is running but nothing answers on port ${port}`,
+        message: `the app is running but nothing answers on port ${port}`,
         hint: `check that the app listens on 0.0.0.0:${port} (not 127.0.0.1 or localhost, which the forwarded port cannot reach) and answers ${context.healthPath}; ${full}`,
       };
   }

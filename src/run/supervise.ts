@@ -84,7 +84,6 @@ export async function superviseRun(
     const diagnosis = diagnoseStart(await vm.consoleTail(5000), outcome.lastStatus);
     const kept = await vm.cleanup({ how, failed: true, reason: outcome.reason });
     const report = describeStartFailure(diagnosis, {
-      ref: image.ref,
       port: manifest.port,
       healthPath: manifest.healthcheck.path,
       consoleFile: kept ?? vm.consoleFile,
@@ -92,7 +91,9 @@ export async function superviseRun(
     // Without the app's own lines (it never ran), the console's last lines are the evidence.
     const tail =
       diagnosis.kind === "boot-failed" || diagnosis.kind === "not-started" ? `\n--- console (last lines) ---\n${await readTail(kept)}` : "";
-    throw new UnhealthyError(`${image.ref} never became healthy: ${report.message}\n(${outcome.reason})${tail}`, { hint: report.hint });
+    throw new UnhealthyError(`${image.ref} never became healthy: ${report.message}\n(health check: ${outcome.reason})${tail}`, {
+      hint: report.hint,
+    });
   }
   if (options.detach) {
     unhook();

@@ -8,7 +8,7 @@ import { appKilledAtStop, describeStartFailure, diagnoseStart } from "../../src/
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/start-failures");
 const capture = (name: string) => readFileSync(path.join(fixtures, `${name}.console.txt`), "utf8");
-const context = { ref: "shop:1.0.0", port: 8080, healthPath: "/healthz", consoleFile: "CONSOLE" };
+const context = { port: 8080, healthPath: "/healthz", consoleFile: "CONSOLE" };
 
 describe("diagnoseStart on real consoles", () => {
   it("an app that exits: its status, how often, and its own last lines of the last run", () => {
