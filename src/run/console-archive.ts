@@ -8,7 +8,7 @@
 import { open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { KilnHome } from "../home.js";
-import { makePrivateDir, writePrivateFile } from "../private-fs.js";
+import { makePrivate, makePrivateDir, writePrivateFile } from "../private-fs.js";
 
 export const KEEP_STOPPED = 20;
 export const KEEP_FAILED = 20;
@@ -106,8 +106,8 @@ async function copyTail(from: string, to: string, max: number): Promise<void> {
 
 /**
  * Keeps the console of the VM whose directory is `vmDir` (its vm.json names it) and prunes the
- * archive; returns the kept console's path, or undefined when the directory had no console
- * (already archived). The caller removes `vmDir` afterwards.
+ * archive; returns the kept console's path (also when another kiln kept it first), or undefined
+ * when there is none. The caller removes `vmDir` afterwards.
  */
 export async function archiveConsole(
   home: Pick<KilnHome, "root">,
@@ -116,7 +116,13 @@ export async function archiveConsole(
 ): Promise<string | undefined> {
   const source = path.join(vmDir, "console.log");
   const info = await stat(source).catch(() => undefined);
-  if (!info) return undefined;
+  if (!info) {
+    // Another kiln (kiln ps, kiln logs) found the VM stopped first and kept its console already.
+    const kept = path.join(consolesDir(home), path.basename(vmDir));
+    if (!(await stat(path.join(kept, "console.log")).catch(() => undefined))) return undefined;
+    if (ending.failed) await markFailed(kept, ending.reason); // that kiln could not know the run failed
+    return path.join(kept, "console.log");
+  }
   const record = await readFile(path.join(vmDir, "vm.json"), "utf8").then(
     (t) => JSON.parse(t) as Partial<StoppedVm> & { uuid?: string },
     () => ({}) as Partial<StoppedVm>,
@@ -127,8 +133,9 @@ export async function archiveConsole(
   await makePrivateDir(dir);
   const kept = path.join(dir, "console.log");
   if (info.size <= MAX_CONSOLE_BYTES) {
-    // Same file system (both under KILN_HOME): a rename keeps the file's 0600 mode and costs nothing.
+    // Same file system (both under KILN_HOME): a rename costs nothing.
     await rename(source, kept).catch(() => copyTail(source, kept, MAX_CONSOLE_BYTES));
+    await makePrivate(kept); // a hypervisor may have created the log with the umask's mode
   } else await copyTail(source, kept, MAX_CONSOLE_BYTES);
   const text = await readFile(kept, "utf8").catch(() => "");
   const stopped: StoppedVm = {
@@ -148,6 +155,15 @@ export async function archiveConsole(
   await writePrivateFile(path.join(dir, "stopped.json"), `${JSON.stringify(stopped, null, 2)}\n`);
   await pruneConsoles(home);
   return kept;
+}
+
+async function markFailed(dir: string, reason: string | undefined): Promise<void> {
+  const file = path.join(dir, "stopped.json");
+  const record = await readFile(file, "utf8").then(
+    (t) => JSON.parse(t) as StoppedVm,
+    () => undefined,
+  );
+  if (record) await writePrivateFile(file, `${JSON.stringify({ ...record, failed: true, ...(reason ? { reason } : {}) }, null, 2)}\n`);
 }
 
 /** The archived consoles, newest first. */

@@ -1,6 +1,16 @@
 // Which kept consoles of stopped VMs to drop (pure), and merging several consoles in time order.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { consolesToDrop, consoleShowsFailure } from "../../src/run/console-archive.js";
+import {
+  archiveConsole,
+  consolesToDrop,
+  consoleShowsFailure,
+  listStoppedConsoles,
+  MAX_CONSOLE_BYTES,
+  retireVmDir,
+} from "../../src/run/console-archive.js";
 import { mergeConsoles } from "../../src/run/console-merge.js";
 
 const at = (minute: number) => `2026-11-29T10:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -69,5 +79,41 @@ describe("mergeConsoles", () => {
       { label: "b", lines: [`${at(8)} b`], since: at(7) },
     ]);
     expect(merged.lines).toEqual([`b | ${at(8)} b`, "a | no stamp"]);
+  });
+});
+
+describe("retireVmDir", () => {
+  function vmDir(console: string | Buffer) {
+    const root = mkdtempSync(path.join(os.tmpdir(), "kiln-archive-"));
+    const dir = path.join(root, "vms", "0a1b2c3d");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "vm.json"), JSON.stringify({ id: "0a1b2c3d", name: "shop-0a1b2c3d", image: "shop:1.0.0" }));
+    writeFileSync(path.join(dir, "user-data"), "SECRET=1\n");
+    writeFileSync(path.join(dir, "console.log"), console);
+    return { home: { root }, dir };
+  }
+
+  it("keeps the console (owner only) with how the VM ended, and removes the VM's directory", async () => {
+    const { home, dir } = vmDir("2026-11-29T10:00:00.000Z hello\n");
+    const kept = await retireVmDir(home, dir, { how: "app-killed", stoppedAt: new Date("2026-11-29T10:01:00Z") });
+    expect(existsSync(dir)).toBe(false);
+    expect(readFileSync(kept!, "utf8")).toContain("hello");
+    expect(statSync(kept!).mode & 0o077).toBe(0);
+    expect(await listStoppedConsoles(home)).toMatchObject([
+      { id: "0a1b2c3d", image: "shop:1.0.0", how: "app-killed", failed: false, stoppedAt: "2026-11-29T10:01:00.000Z" },
+    ]);
+    // A kiln that comes second (the run that watched it fail) gets the same file and marks the failure.
+    mkdirSync(dir, { recursive: true });
+    expect(await archiveConsole(home, dir, { how: "clean", failed: true, reason: "exited" })).toBe(kept);
+    expect(await listStoppedConsoles(home)).toMatchObject([{ failed: true, reason: "exited" }]);
+  });
+
+  it("keeps only the last MAX_CONSOLE_BYTES of a huge console, from a line start, and says so", async () => {
+    const line = `${"x".repeat(99)}\n`;
+    const { home, dir } = vmDir(Buffer.from(`first\n${line.repeat(MAX_CONSOLE_BYTES / 100 + 10)}last\n`));
+    const text = readFileSync((await retireVmDir(home, dir, { how: "clean" }))!, "utf8");
+    expect(text).toMatch(/^\[kiln: the first \d+ bytes of this console were not kept\]\nx{99}\n/);
+    expect(text.endsWith("last\n")).toBe(true);
+    expect(text.length).toBeLessThanOrEqual(MAX_CONSOLE_BYTES + 100);
   });
 });
