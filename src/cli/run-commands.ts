@@ -1,21 +1,25 @@
 /** run, ps, stop, logs: boot an image locally (QEMU or VirtualBox) and manage the running VMs. */
-import { open } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import { InputError } from "../errors.js";
+import { InputError, NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { ensureFormat, FORMATS, parseFormats } from "../image/formats.js";
 import { ImageStore } from "../image/store.js";
 import { LocalVm } from "../providers/qemu.js";
 import type { Accelerator, Firmware } from "../providers/qemu-args.js";
 import { VirtualBoxVm } from "../providers/virtualbox.js";
-import { findVm, listVms, stopVm, vmStillRunning } from "../providers/vm-registry.js";
+import { listVms, stopVm } from "../providers/vm-registry.js";
 import { resolveForwards, runImage } from "../run/run.js";
-import { superviseRun, type SupervisedVm } from "../run/supervise.js";
-import { bootEnv } from "../run/seed.js";
+import { superviseRun, type RunEnding, type SupervisedVm } from "../run/supervise.js";
+import { bootEnv, readEnvFiles } from "../run/seed.js";
 import { schemaProblems } from "../config/schema.js";
 import { resolveRegion } from "../aws/clients.js";
-import { isAppLine, showInstanceConsole } from "../run/console.js";
+import { showInstanceConsole } from "../run/console.js";
+import { findLogTarget, showConsole, showEnvConsoles } from "../run/logs.js";
+import { loadSpec } from "../config/load.js";
+import type { Spec } from "../config/types.js";
+import { loadBakers } from "../bake/bakers.js";
+import { loadEnvironment } from "../config/environments.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -27,6 +31,7 @@ type Hypervisor = (typeof HYPERVISORS)[number];
 interface RunFlags {
   publish: string[];
   env: string[];
+  envFile: string[];
   kilnEnv: string;
   uefi?: boolean;
   tcg?: boolean;
@@ -69,7 +74,13 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .description("boot an image in a local VM (QEMU, or VirtualBox with --vbox), forward ports, stream the console; Ctrl-C shuts it down")
     .argument("<ref>", "name:version")
     .option("-p, --publish <ports>", "forward HOST:GUEST (repeatable; default: the app's port)", collect, [])
-    .option("-e, --env <NAME=value>", "boot-time environment variable (repeatable), via the seed drive", collect, [])
+    .option(
+      "-e, --env <NAME=value>",
+      "boot-time environment variable (repeatable), via the seed drive; NAME alone passes the host's value",
+      collect,
+      [],
+    )
+    .option("--env-file <file>", "boot-time variables from a file of NAME=value lines (# comments; repeatable; -e wins)", collect, [])
     .option("--kiln-env <env>", "value of KILN_ENV inside the VM", "dev")
     .option("--uefi", "boot with UEFI firmware (OVMF / VirtualBox EFI) instead of legacy BIOS")
     .option("--vbox", "boot in VirtualBox (same as --hypervisor virtualbox)")
@@ -78,11 +89,14 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .option("--name <vm-name>", "VM name (VirtualBox default: kiln-<name>-<version>)")
     .option("--tcg", "force software emulation even where KVM works (QEMU)")
     .option("--quiet", "do not stream the console")
-    .option("--detach", "return once the app is healthy and leave the VM running")
+    .option("-d, --detach", "return once the app is healthy and leave the VM running")
     .option("--health-timeout <seconds>", "override the image's health check timeout")
     .option("--json", "print one JSON object once healthy")
     .action(async (ref: string, opts: RunFlags) => {
       const { hypervisor, format } = resolveRunTarget(opts);
+      // Checked before anything is looked up or booted: a typo should not cost a boot.
+      const envFiles = await readEnvFiles(opts.envFile);
+      const env = bootEnv(opts.kilnEnv, opts.env, envFiles);
       const firmware: Firmware = opts.uefi ? "uefi" : "bios";
       const consoleOn = !opts.quiet && !opts.json;
       const healthTimeoutSeconds = opts.healthTimeout ? Number(opts.healthTimeout) : undefined;
@@ -92,6 +106,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
             ref,
             ports: opts.publish,
             env: opts.env,
+            envFiles,
             firmware,
             console: consoleOn,
             detach: Boolean(opts.detach),
@@ -107,13 +122,12 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
           );
         }
         if (opts.detach) return;
-        process.stderr.write(`kiln: VM stopped (${await outcome.stopped})\n`);
+        await reportStopped(outcome.vm, outcome.vm.record.id, await outcome.stopped);
         return;
       }
 
       const image = await new ImageStore(home()).resolve(ref);
       const forwards = resolveForwards(opts.publish, image.manifest.port);
-      const env = bootEnv(opts.kilnEnv, opts.env);
       const badName = opts.name === undefined ? [] : schemaProblems("/definitions/vmName", opts.name, "--name");
       if (badName.length > 0) throw new InputError(badName.join("\n"), { hint: "for example --name shop-test" });
       let vm: SupervisedVm;
@@ -121,7 +135,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       if (hypervisor === "virtualbox") {
         const vbox = await VirtualBoxVm.start({ image, home: home(), firmware, forwards, env, ...(opts.name ? { name: opts.name } : {}) });
         process.stderr.write(
-          `Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: ${vbox.consoleFile}\n`,
+          `Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: kiln logs ${vbox.record.id}\n`,
         );
         vm = vbox;
         described = { id: vbox.record.id, name: vbox.record.name, uuid: vbox.record.uuid };
@@ -138,7 +152,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
           ...(opts.name ? { name: opts.name } : {}),
         });
         process.stderr.write(
-          `Booting ${image.ref} (${image.digest.slice(0, 19)}) from its ${format} disk under ${qemu.record.accelerator.toUpperCase()}, ${firmware.toUpperCase()}; console: ${qemu.consoleFile}\n`,
+          `Booting ${image.ref} (${image.digest.slice(0, 19)}) from its ${format} disk under ${qemu.record.accelerator.toUpperCase()}, ${firmware.toUpperCase()}; console: kiln logs ${qemu.record.id}\n`,
         );
         vm = qemu;
         described = { id: qemu.record.id, pid: qemu.record.pid, accelerator: qemu.record.accelerator, format, disk: converted.path };
@@ -154,7 +168,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
         );
       }
       if (opts.detach) return;
-      process.stderr.write(`kiln: VM stopped (${await outcome.stopped})\n`);
+      await reportStopped(vm, String(described.id), await outcome.stopped);
     });
 
   program
@@ -190,68 +204,126 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .option("--timeout <seconds>", "grace period before killing", "30")
     .action(async (id: string, opts: { timeout: string }) => {
       const result = await stopVm(home(), id, Number(opts.timeout) * 1000);
-      process.stdout.write(`stopped ${result.id} (${result.how})\n`);
+      const how =
+        result.how === "clean"
+          ? "clean"
+          : result.how === "app-killed"
+            ? "the app did not stop within its stopTimeout and was killed; the VM then powered off"
+            : `the VM did not power off within ${opts.timeout}s and was killed`;
+      process.stdout.write(`stopped ${result.id} (${how})\n`);
+      if (result.console) process.stderr.write(`kiln: its console is kept: kiln logs ${result.id}\n`);
     });
 
   program
     .command("logs")
-    .description("show the console of a local VM or, with --instance, of an EC2 instance (app output; --all adds kernel and init lines)")
-    .argument("[id-or-name]", "from kiln ps")
+    .description(
+      "show the console of a local VM, running or stopped (app output; --all adds kernel and init lines), of a local environment's instances (--env), or of an EC2 instance (--instance)",
+    )
+    .argument("[vm]", "VM id (or a unique prefix), VM name, or image (name:version): kiln ps lists running VMs")
     .option("-f, --follow", "keep printing new output until the VM stops or Ctrl-C")
     .option("--all", "include kernel and init lines, not only the app's")
+    .option("--env <name>", "a local environment: its instances' consoles merged in time order, each line prefixed with the instance")
+    .option("--config <path>", "with --env: kiln.yml (or its directory) that defines the environment", ".")
+    .option("--app <name>", "with --env: app name (default: the name in --config's kiln.yml)")
     .option("--instance <instance-id>", "an EC2 instance's console (GetConsoleOutput; needs ec2:GetConsoleOutput)")
     .option("--region <region>", "with --instance: AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
-    .action(async (id: string | undefined, opts: { follow?: boolean; all?: boolean; instance?: string; region?: string }) => {
+    .action(async (id: string | undefined, opts: LogsFlags) => {
       if (opts.instance !== undefined) return showEc2Console(opts.instance, id, opts);
+      if (opts.env !== undefined) return showEnvLogs(home(), id, opts);
       if (id === undefined)
-        throw new InputError("kiln logs needs a VM id or name (kiln ps lists them), or --instance i-… for an EC2 instance");
-      const vm = await findVm(home(), id);
-      const keep = (line: string) => opts.all || isAppLine(line);
-      await followFile(
-        path.join(vm.dir, "console.log"),
-        Boolean(opts.follow),
-        () => vmStillRunning(vm),
-        (line) => {
-          if (keep(line)) process.stdout.write(`${line}\n`);
-        },
+        throw new InputError("kiln logs needs a VM id, name or image (kiln ps lists the running VMs)", {
+          hint: "or --env NAME for a local environment, or --instance i-… for an EC2 instance",
+        });
+      const target = await findLogTarget(home(), id);
+      if (target.state === "stopped") {
+        const s = target.stopped;
+        process.stderr.write(
+          `kiln: VM ${s.id} (${s.name}, ${s.image}) has stopped (${describeStop(s.how)}) at ${s.stoppedAt}${s.failed ? "; the run failed" : ""}. Its kept console:\n`,
+        );
+      }
+      await withInterrupt((signal) =>
+        showConsole(home(), target, {
+          follow: Boolean(opts.follow),
+          all: Boolean(opts.all),
+          signal,
+          onLine: (line) => process.stdout.write(`${line}\n`),
+        }),
       );
     });
 }
 
-/** Prints a file line by line; with follow, keeps reading until the VM has stopped. */
-async function followFile(file: string, follow: boolean, running: () => Promise<boolean>, onLine: (line: string) => void): Promise<void> {
-  let offset = 0;
-  let pending = "";
-  let interrupted = false;
-  const stop = () => (interrupted = true);
-  process.once("SIGINT", stop);
+/** After a foreground run: the VM's directory goes, its console is kept, and the user hears how it ended. */
+async function reportStopped(vm: SupervisedVm, id: string, how: RunEnding): Promise<void> {
+  const kept = await vm.cleanup({ how });
+  process.stderr.write(`kiln: VM stopped (${describeStop(how)})${kept ? `; its console stays readable: kiln logs ${id}` : ""}\n`);
+}
+
+interface LogsFlags {
+  follow?: boolean;
+  all?: boolean;
+  env?: string;
+  config: string;
+  app?: string;
+  instance?: string;
+  region?: string;
+}
+
+const STOP_WORDS: Record<string, string> = {
+  clean: "clean",
+  "app-killed": "the app did not stop within its stopTimeout and was killed",
+  killed: "the VM was killed",
+  "already-stopped": "it powered itself off",
+  "stopped-unwatched": "found stopped",
+};
+
+async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once("SIGINT", onSignal);
   try {
-    for (;;) {
-      const fh = await open(file, "r");
-      let bytesRead = 0;
-      const buf = Buffer.alloc(64 * 1024);
-      try {
-        // VirtualBox truncates its serial log when a VM (re)starts: begin again at the top.
-        if ((await fh.stat()).size < offset) offset = 0;
-        ({ bytesRead } = await fh.read(buf, 0, buf.length, offset));
-      } finally {
-        await fh.close();
-      }
-      if (bytesRead > 0) {
-        offset += bytesRead;
-        pending += buf.subarray(0, bytesRead).toString("utf8").replace(/\r/g, "");
-        const lines = pending.split("\n");
-        pending = lines.pop() ?? "";
-        lines.forEach(onLine);
-        continue;
-      }
-      if (!follow || interrupted || !(await running())) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    if (pending) onLine(pending);
+    return await work(controller.signal);
   } finally {
-    process.off("SIGINT", stop);
+    process.off("SIGINT", onSignal);
   }
+}
+
+function describeStop(how: string): string {
+  return STOP_WORDS[how] ?? how;
+}
+
+/** kiln logs --env: a local environment's instances, merged; an AWS one is not there yet. */
+async function showEnvLogs(home: KilnHome, extra: string | undefined, opts: LogsFlags): Promise<void> {
+  if (extra !== undefined) throw new InputError(`kiln logs --env takes no VM (got '${extra}')`, { hint: "drop it, or drop --env" });
+  const dir = /\.ya?ml$/.test(opts.config) ? path.dirname(opts.config) : opts.config;
+  let spec: Spec | undefined;
+  if (!opts.app) {
+    try {
+      spec = await loadSpec(dir, {}, await loadBakers());
+    } catch (error) {
+      throw new InputError(`cannot tell which app's ${opts.env} environment you mean: ${(error as Error).message}`, {
+        hint: "pass --app NAME, or --config pointing at the app's directory",
+        cause: error,
+      });
+    }
+  }
+  const app = opts.app ?? spec!.name;
+  const env = await loadEnvironment(opts.config, app, spec?.healthcheck.path ?? "/", opts.env!);
+  if (env.target !== "local")
+    throw new InputError(`merged logs of an AWS environment (${env.name}) are not available yet`, {
+      hint: `read one instance at a time: kiln logs --instance i-… --region ${env.region} (kiln status --env ${env.name} lists the instances)`,
+    });
+  const shown = await withInterrupt((signal) =>
+    showEnvConsoles(home, `env:${app}/${env.name}`, {
+      follow: Boolean(opts.follow),
+      all: Boolean(opts.all),
+      signal,
+      onLine: (line) => process.stdout.write(`${line}\n`),
+    }),
+  );
+  if (shown === 0)
+    throw new NotFoundError(`${app}'s ${env.name} environment has no running instance`, {
+      hint: `kiln status --env ${env.name} shows its releases; kiln logs VM-ID reads the kept console of a stopped one`,
+    });
 }
 
 /** kiln logs --instance: the console of an EC2 instance, app lines unless --all; -f polls. */

@@ -5,7 +5,7 @@
  * deploy target.
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, open, readFile, rm } from "node:fs/promises";
+import { copyFile, open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../errors.js";
 import { requireTools, spawnDetached, type Spawned } from "../exec.js";
@@ -26,6 +26,7 @@ import {
 } from "./qemu-args.js";
 import { qmpCommand } from "./qmp.js";
 import { consoleTailOf } from "../console-text.js";
+import { retireVmDir, type StopHow } from "../run/console-archive.js";
 import { makePrivate, makePrivateDir, writePrivateFile } from "../private-fs.js";
 
 const OVMF_CODE = ["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd"];
@@ -95,6 +96,7 @@ export class LocalVm {
     readonly dir: string,
     readonly process: Spawned,
     readonly startedAtMs: number,
+    private readonly home: KilnHome,
   ) {}
 
   get consoleFile(): string {
@@ -164,7 +166,7 @@ export class LocalVm {
       ...(options.owner ? { owner: options.owner } : {}),
     };
     await writePrivateFile(path.join(dir, "vm.json"), `${JSON.stringify(record, null, 2)}\n`);
-    return new LocalVm(record, dir, child, startedAtMs);
+    return new LocalVm(record, dir, child, startedAtMs, options.home);
   }
 
   /** Resolves with a description once QEMU has exited. */
@@ -239,8 +241,11 @@ export class LocalVm {
     this.process.child.unref();
   }
 
-  /** Removes the VM's directory (console log included); call after shutdown. */
-  async cleanup(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+  /**
+   * Removes the VM's directory after shutdown; its console is kept (kiln logs ID) in the archive of
+   * stopped VMs' consoles, whose path this returns. `failed` keeps it among the failed runs.
+   */
+  async cleanup(ending: { how?: StopHow; failed?: boolean; reason?: string } = {}): Promise<string | undefined> {
+    return retireVmDir(this.home, this.dir, { how: ending.how ?? "clean", ...ending, stoppedAt: new Date() });
   }
 }

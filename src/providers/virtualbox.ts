@@ -10,6 +10,7 @@
  * `kiln ps`, `logs` and `stop` treat both alike.
  */
 import type { LocalVmOptions } from "./qemu.js";
+import { retireVmDir, type StopHow } from "../run/console-archive.js";
 import { processAlive } from "../process-alive.js";
 import { randomBytes } from "node:crypto";
 import { open, readdir, readFile, rm } from "node:fs/promises";
@@ -473,9 +474,11 @@ export class VirtualBoxVm {
     this.detached = true;
   }
 
-  /** Removes this run's directory (console log included); call after shutdown. */
-  async cleanup(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+  /** Removes this run's directory after shutdown, keeping its console (kiln logs ID); returns the kept console's path. */
+  async cleanup(ending: { how?: StopHow; failed?: boolean; reason?: string } = {}): Promise<string | undefined> {
+    // The run directory is $KILN_HOME/vms/<id>.
+    const home = { root: path.dirname(path.dirname(this.dir)) };
+    return retireVmDir(home, this.dir, { how: ending.how ?? "clean", ...ending, stoppedAt: new Date() });
   }
 }
 
@@ -533,7 +536,7 @@ export async function stopVirtualBoxVm(record: VboxVmRecord, dir: string, graceM
 export async function forgetVirtualBoxVm(record: VboxVmRecord, dir: string): Promise<void> {
   const still = parseVmList(await vboxManage(["list", "vms"]).catch(() => "")).some((v) => v.uuid === record.uuid);
   if (still) await vboxManage(["unregistervm", record.uuid, "--delete"]).catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
+  await retireVmDir({ root: path.dirname(path.dirname(dir)) }, dir, { how: "stopped-unwatched" });
 }
 
 export function ownerAlive(record: VboxVmRecord): boolean {

@@ -3,12 +3,14 @@
  * running while its QEMU pid is alive and still QEMU; a VirtualBox VM while VirtualBox lists
  * its UUID among the running VMs. Used by `kiln ps`, `kiln logs` and `kiln stop`.
  */
-import { readdir, readFile, rm } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import type { VmRecord } from "./qemu.js";
 import { qmpCommand } from "./qmp.js";
+import { retireVmDir } from "../run/console-archive.js";
+import { appKilledAtStop } from "../run/diagnose.js";
 import { forgetVirtualBoxVm, ownerAlive, runningVirtualBoxVms, stopVirtualBoxVm, type VboxVmRecord } from "./virtualbox.js";
 
 export type QemuVmEntry = VmRecord & { readonly hypervisor: "qemu"; readonly dir: string };
@@ -38,7 +40,7 @@ export async function listVms(home: KilnHome): Promise<LocalVmEntry[]> {
       else if (ownerAlive(record)) out.push({ ...record, dir, state: "starting" });
       else if (running !== undefined) await forgetVirtualBoxVm(record, dir); // stopped without kiln
     } else if (await isQemu(record.pid)) out.push({ ...record, hypervisor: "qemu", dir });
-    else await rm(dir, { recursive: true, force: true }); // stopped without kiln: forget it
+    else await retireVmDir(home, dir, { how: "stopped-unwatched" }); // stopped without kiln: keep only its console
   }
   return out;
 }
@@ -56,24 +58,35 @@ export async function vmStillRunning(vm: LocalVmEntry): Promise<boolean> {
   return isQemu(vm.pid);
 }
 
-/** ACPI power button, wait up to graceMs for the VM to power off, then kill it. */
-export async function stopVm(home: KilnHome, idOrName: string, graceMs = 30_000): Promise<{ id: string; how: "clean" | "killed" }> {
+/**
+ * How a VM ended: "killed" when kiln had to kill the VM, "app-killed" when the VM powered off
+ * but its init had to kill the app after stopTimeout (the console says so), else "clean".
+ */
+export type StopResult = { id: string; how: "clean" | "app-killed" | "killed"; console?: string };
+
+/** ACPI power button, wait up to graceMs for the VM to power off, then kill it. The console is kept. */
+export async function stopVm(home: KilnHome, idOrName: string, graceMs = 30_000): Promise<StopResult> {
   const vm = await findVm(home, idOrName);
-  if (vm.hypervisor === "virtualbox") return { id: vm.id, how: await stopVirtualBoxVm(vm, vm.dir, graceMs) };
+  if (vm.hypervisor === "virtualbox") {
+    const how = await stopVirtualBoxVm(vm, vm.dir, graceMs);
+    return { id: vm.id, how };
+  }
   await qmpCommand(path.join(vm.dir, "qmp.sock"), "system_powerdown").catch(() => undefined);
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    if (!(await isQemu(vm.pid))) {
-      await rm(vm.dir, { recursive: true, force: true });
-      return { id: vm.id, how: "clean" };
+  let how: StopResult["how"] | undefined;
+  while (Date.now() < deadline && !how) {
+    if (!(await isQemu(vm.pid))) how = "clean";
+    else await new Promise((r) => setTimeout(r, 200));
+  }
+  if (!how) {
+    try {
+      process.kill(-vm.pid, "SIGKILL");
+    } catch {
+      process.kill(vm.pid, "SIGKILL");
     }
-    await new Promise((r) => setTimeout(r, 200));
+    how = "killed";
   }
-  try {
-    process.kill(-vm.pid, "SIGKILL");
-  } catch {
-    process.kill(vm.pid, "SIGKILL");
-  }
-  await rm(vm.dir, { recursive: true, force: true });
-  return { id: vm.id, how: "killed" };
+  if (how === "clean" && appKilledAtStop(await readFile(path.join(vm.dir, "console.log"), "utf8").catch(() => ""))) how = "app-killed";
+  const kept = await retireVmDir(home, vm.dir, { how, stoppedAt: new Date() });
+  return { id: vm.id, how, ...(kept ? { console: kept } : {}) };
 }

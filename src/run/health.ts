@@ -1,7 +1,9 @@
 /** Waits until the app answers its health check over HTTP (2xx or 3xx), or gives up. */
 import http from "node:http";
 
-export type HealthOutcome = { healthy: true; status: number; afterMs: number } | { healthy: false; reason: string; afterMs: number };
+export type HealthOutcome =
+  | { healthy: true; status: number; afterMs: number }
+  | { healthy: false; reason: string; afterMs: number; lastStatus?: number };
 
 export function probeHttp(url: string, timeoutMs: number): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -27,16 +29,27 @@ export async function waitHealthy(
   let stopped: string | undefined;
   void stop.then((reason) => (stopped = reason));
   let last = "no answer yet";
+  let lastStatus: number | undefined;
   while (performance.now() - startedAt < timeoutMs) {
-    if (stopped !== undefined) return { healthy: false, reason: stopped, afterMs: performance.now() - startedAt };
+    if (stopped !== undefined)
+      return {
+        healthy: false,
+        reason: stopped,
+        afterMs: performance.now() - startedAt,
+        ...(lastStatus !== undefined ? { lastStatus } : {}),
+      };
     const status = await probeHttp(url, 2000);
     if (status !== undefined && status >= 200 && status < 400) return { healthy: true, status, afterMs: performance.now() - startedAt };
-    if (status !== undefined) last = `last answer: HTTP ${status}`;
+    if (status !== undefined) {
+      last = `last answer: HTTP ${status}`;
+      lastStatus = status;
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
     healthy: false,
     reason: `no healthy answer from ${url} within ${Math.round(timeoutMs / 1000)}s (${last})`,
     afterMs: performance.now() - startedAt,
+    ...(lastStatus !== undefined ? { lastStatus } : {}),
   };
 }

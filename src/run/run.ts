@@ -7,13 +7,15 @@ import type { KilnHome } from "../home.js";
 import { ImageStore } from "../image/store.js";
 import { LocalVm } from "../providers/qemu.js";
 import { parsePortForward, type Accelerator, type Firmware, type PortForward } from "../providers/qemu-args.js";
-import { superviseRun } from "./supervise.js";
+import { superviseRun, type RunEnding } from "./supervise.js";
 import { bootEnv } from "./seed.js";
 
 export interface RunOptions {
   readonly ref: string;
   readonly ports: readonly string[];
   readonly env: readonly string[];
+  /** --env-file contents (read by the caller); -e values win over them. */
+  readonly envFiles?: readonly { readonly name: string; readonly text: string }[];
   readonly firmware: Firmware;
   readonly accelerator?: Accelerator;
   /** Stream the console to stderr (the default for an interactive run). */
@@ -29,7 +31,7 @@ export interface RunOutcome {
   readonly url: string | undefined;
   readonly bootToHealthySeconds: number | undefined;
   /** Resolves when the VM has stopped (after Ctrl-C/SIGTERM or the guest powering off). */
-  readonly stopped: Promise<"clean" | "killed" | "already-stopped">;
+  readonly stopped: Promise<RunEnding>;
 }
 
 export function resolveForwards(ports: readonly string[], guestPort: number | undefined): PortForward[] {
@@ -47,10 +49,10 @@ export function resolveForwards(ports: readonly string[], guestPort: number | un
 }
 
 export async function runImage(options: RunOptions, home: KilnHome): Promise<RunOutcome> {
+  const env = bootEnv(options.kilnEnv, options.env, options.envFiles);
   const image = await new ImageStore(home).resolve(options.ref);
   const manifest = image.manifest;
   const forwards = resolveForwards(options.ports, manifest.port);
-  const env = bootEnv(options.kilnEnv, options.env);
   const vm = await LocalVm.start({
     image,
     home,
@@ -60,7 +62,7 @@ export async function runImage(options: RunOptions, home: KilnHome): Promise<Run
     ...(options.accelerator ? { accelerator: options.accelerator } : {}),
   });
   process.stderr.write(
-    `Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: ${vm.consoleFile}\n`,
+    `Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: kiln logs ${vm.record.id}\n`,
   );
   const outcome = await superviseRun(vm, image, forwards, {
     console: options.console,

@@ -2,11 +2,22 @@
  * The foreground part of `kiln run`, for every hypervisor: stream the console, wait for the
  * health check, shut the VM down cleanly on Ctrl-C/SIGTERM (a second one powers it off).
  */
+import { readFile } from "node:fs/promises";
 import { UnhealthyError } from "../errors.js";
 import type { StoredImage } from "../image/store.js";
 import { formatSeconds } from "../progress.js";
 import type { PortForward } from "../providers/qemu-args.js";
 import { waitHealthy } from "./health.js";
+import { appKilledAtStop, describeStartFailure, diagnoseStart } from "./diagnose.js";
+import type { StopHow } from "./console-archive.js";
+import { consoleTailOf } from "../console-text.js";
+
+/** How a `kiln run` VM ended ("app-killed": the VM powered off after its init killed the app at stopTimeout). */
+export type RunEnding = "clean" | "app-killed" | "killed" | "already-stopped";
+
+async function readTail(file: string | undefined): Promise<string> {
+  return file ? consoleTailOf(await readFile(file, "utf8").catch(() => ""), 25) : "";
+}
 
 /** What the foreground loop needs from a VM; LocalVm (QEMU) and VirtualBoxVm both have it. */
 export interface SupervisedVm {
@@ -17,6 +28,8 @@ export interface SupervisedVm {
   consoleTail(lines?: number): Promise<string>;
   shutdown(graceMs?: number): Promise<"clean" | "killed" | "already-stopped">;
   detach(): void;
+  /** Removes the stopped VM's directory, keeping its console; returns the kept console's path. */
+  cleanup(ending: { how?: StopHow; failed?: boolean; reason?: string }): Promise<string | undefined>;
 }
 
 export async function superviseRun(
@@ -27,8 +40,12 @@ export async function superviseRun(
 ) {
   const manifest = image.manifest;
   const follower = options.console ? vm.followConsole((text) => process.stderr.write(text)) : undefined;
-  let stopping: Promise<"clean" | "killed" | "already-stopped"> | undefined;
-  const stop = (graceMs: number) => (stopping ??= vm.shutdown(graceMs));
+  let stopping: Promise<RunEnding> | undefined;
+  // "clean" when the VM powered off, but its init may have had to kill the app first (stopTimeout).
+  const stop = (graceMs: number) =>
+    (stopping ??= vm
+      .shutdown(graceMs)
+      .then(async (how) => (how === "clean" && appKilledAtStop(await vm.consoleTail(200)) ? "app-killed" : how)));
   const onSignal = () => {
     if (stopping) {
       process.stderr.write("\nkiln: powering the VM off\n");
@@ -61,14 +78,22 @@ export async function superviseRun(
     vm.startedAtMs,
   );
   if (!outcome.healthy) {
-    await stop(5000);
+    const how = await stop(5000);
     await stopped;
-    throw new UnhealthyError(
-      `${image.ref} never became healthy: ${outcome.reason}\n--- console (last lines) ---\n${await vm.consoleTail(25)}`,
-      {
-        hint: `check that the app listens on 0.0.0.0:${manifest.port ?? "PORT"} and answers ${manifest.healthcheck.path}; the full console is in ${vm.consoleFile}`,
-      },
-    );
+    await follower?.stop();
+    const diagnosis = diagnoseStart(await vm.consoleTail(5000), outcome.lastStatus);
+    const kept = await vm.cleanup({ how, failed: true, reason: outcome.reason });
+    const report = describeStartFailure(diagnosis, {
+      port: manifest.port,
+      healthPath: manifest.healthcheck.path,
+      consoleFile: kept ?? vm.consoleFile,
+    });
+    // Without the app's own lines (it never ran), the console's last lines are the evidence.
+    const tail =
+      diagnosis.kind === "boot-failed" || diagnosis.kind === "not-started" ? `\n--- console (last lines) ---\n${await readTail(kept)}` : "";
+    throw new UnhealthyError(`${image.ref} never became healthy: ${report.message}\n(health check: ${outcome.reason})${tail}`, {
+      hint: report.hint,
+    });
   }
   if (options.detach) {
     unhook();

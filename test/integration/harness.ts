@@ -92,7 +92,8 @@ export function cli(
   onStderr?: (text: string, child: ReturnType<typeof spawn>) => void,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(repo, "bin", "kiln.js"), ...args], {
+    // "--" as in bin/kiln.js's #! line: Node 20 would read kiln's --env-file as its own.
+    const child = spawn(process.execPath, ["--", path.join(repo, "bin", "kiln.js"), ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

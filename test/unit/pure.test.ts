@@ -304,7 +304,7 @@ describe("parseEnvFlags", () => {
     expect(error.exitCode).toBe(2);
     const lines = error.message.split("\n");
     expect(lines).toEqual([
-      "-e NOEQUALS: expected NAME=value with NAME made of letters, digits and _",
+      "-e NOEQUALS: NOEQUALS is not set in this shell (-e NAME passes the host's value); set it, or pass -e NOEQUALS=value",
       "-e =nokey: expected NAME=value with NAME made of letters, digits and _",
       "-e 1BAD: not a valid environment variable name",
       "-e BAD-DASH: not a valid environment variable name",

@@ -28,6 +28,7 @@ import {
 import { canaryWeights, judgeErrorRates } from "./canary.js";
 import { readState, writeState, type LocalEnvState, type LocalInstance } from "./state.js";
 import { consoleTailOf } from "../../console-text.js";
+import { retireVmDir } from "../../run/console-archive.js";
 import { makePrivateDir } from "../../private-fs.js";
 import { acquireLockFile } from "./lock-file.js";
 
@@ -320,7 +321,7 @@ export class LocalProvider implements DeployProvider {
           await removeServer(this.paths.socket, i.server);
         }
         if (processAlive(i.pid)) await stopVm(this.home, i.vmId, 20_000).catch(() => killProcessGroup(i.pid));
-        await rm(path.join(this.home.vms, i.vmId), { recursive: true, force: true });
+        await retireVmDir(this.home, path.join(this.home.vms, i.vmId), { how: "stopped-unwatched" }); // keeps its console
       }),
     );
     state.releases = state.releases.filter((r) => r.id !== release);
