@@ -116,7 +116,14 @@ function defaultDev(app: string, healthPath: string): LocalEnvironment {
  * keys); what relates several settings or environments is checked here. All problems of the
  * section are reported in one SpecError.
  */
-export function parseEnvironments(raw: unknown, app: string, healthPath: string, where: string): Map<string, Environment> {
+export function parseEnvironments(
+  raw: unknown,
+  app: string,
+  healthPath: string,
+  where: string,
+  /** kiln.yml's top-level healthcheck.timeout: an environment's health gate when it sets none. */
+  healthTimeoutSeconds = 300,
+): Map<string, Environment> {
   const envs = new Map<string, Environment>();
   if (raw === undefined || raw === null) {
     envs.set("dev", defaultDev(app, healthPath));
@@ -149,7 +156,7 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
         checkTimeoutSeconds: (health.checkTimeout as number | undefined) ?? 4,
         healthyThreshold: (health.healthyThreshold as number | undefined) ?? 2,
         unhealthyThreshold: (health.unhealthyThreshold as number | undefined) ?? 2,
-        timeoutSeconds: (health.timeout as number | undefined) ?? 300,
+        timeoutSeconds: (health.timeout as number | undefined) ?? healthTimeoutSeconds,
       },
     };
     if (v.target !== "aws") {
@@ -225,7 +232,11 @@ export async function loadEnvironment(configPath: string, app: string, healthPat
   const file = configPath.endsWith(".yml") || configPath.endsWith(".yaml") ? configPath : path.join(configPath, "kiln.yml");
   const text = await readFile(file, "utf8").catch(() => "");
   const doc = (text ? parseYaml(text) : {}) as Record<string, unknown> | null;
-  const envs = parseEnvironments(doc?.environments, app, healthPath, file);
+  // The top-level health check timeout ("from VM start to healthy") is the deploy's health gate
+  // too, unless the environment sets its own; only a valid one counts (loadSpec reports the rest).
+  const top = (doc?.healthcheck as { timeout?: unknown } | undefined)?.timeout;
+  const timeout = Number.isInteger(top) && (top as number) >= 1 && (top as number) <= 3600 ? (top as number) : undefined;
+  const envs = parseEnvironments(doc?.environments, app, healthPath, file, timeout);
   const env = envs.get(name);
   if (!env)
     throw new InputError(`environment '${name}' is not defined in ${file}`, {
