@@ -4,13 +4,13 @@ import type { Command } from "commander";
 import { loadBakers } from "../bake/bakers.js";
 import { parseCanary } from "../deploy/canary.js";
 import { describeStep } from "../deploy/plan.js";
-import { destroyEnv, envStatus, promote, rollback, scaleEnv, type PromoteResult } from "../deploy/promote.js";
+import { destroyEnv, envStatus, promote, restartEnv, rollback, scaleEnv, type PromoteResult } from "../deploy/promote.js";
 import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
 import { loadSpec } from "../config/load.js";
 
-interface EnvFlags {
+export interface EnvFlags {
   env: string;
   config: string;
   app?: string;
@@ -18,7 +18,7 @@ interface EnvFlags {
   dryRun?: boolean;
 }
 
-async function appName(flags: EnvFlags): Promise<string> {
+export async function appName(flags: EnvFlags): Promise<string> {
   if (flags.app) return flags.app;
   const dir = flags.config.endsWith(".yml") ? path.dirname(flags.config) : flags.config;
   try {
@@ -30,7 +30,7 @@ async function appName(flags: EnvFlags): Promise<string> {
   }
 }
 
-function printPlan(result: PromoteResult, json: boolean | undefined): void {
+export function printPlan(result: PromoteResult, json: boolean | undefined): void {
   if (json)
     return void process.stdout.write(
       `${JSON.stringify({ ...result.plan, executed: result.executed, endpoint: result.endpoint }, null, 2)}\n`,
@@ -40,7 +40,7 @@ function printPlan(result: PromoteResult, json: boolean | undefined): void {
   else if (result.endpoint) process.stdout.write(`serving at ${result.endpoint}\n`);
 }
 
-function envOptions(cmd: Command): Command {
+export function envOptions(cmd: Command): Command {
   return cmd
     .requiredOption("--env <name>", "environment (dev, test, prod, …)")
     .option("--config <path>", "kiln.yml (or its directory) that defines the environments", ".")
@@ -85,11 +85,30 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
         printPlan(result, flags.json);
       });
   }
-  envOptions(program.command("rollback").description("blue/green back to the previous healthy release (no rebuild)"))
+  envOptions(program.command("rollback").description("blue/green back to the previous healthy release, or to any kept one (no rebuild)"))
+    .option("--to <release>", "a kept release: its id, version, name:version or digest (kiln history --env lists them)")
+    .option("--dry-run", "print the plan and exit")
+    .action(async (flags: EnvFlags & { to?: string }) =>
+      printPlan(
+        await rollback({
+          home: home(),
+          config: flags.config,
+          envName: flags.env,
+          progress: stderrProgress(),
+          app: await appName(flags),
+          dryRun: Boolean(flags.dryRun),
+          ...(flags.to !== undefined ? { to: flags.to } : {}),
+        }),
+        flags.json,
+      ),
+    );
+  envOptions(
+    program.command("restart").description("replace the live release's instances with new ones (same image and configuration, blue/green)"),
+  )
     .option("--dry-run", "print the plan and exit")
     .action(async (flags: EnvFlags) =>
       printPlan(
-        await rollback({
+        await restartEnv({
           home: home(),
           config: flags.config,
           envName: flags.env,

@@ -9,6 +9,7 @@ import { registerRunCommands } from "./run-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { registerAwsCommands } from "./aws-commands.js";
 import { registerDeployCommands } from "./deploy-commands.js";
+import { registerConfigCommands } from "./config-commands.js";
 import { registerMaintenanceCommands } from "./maintenance-commands.js";
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerExportCommands(program, () => openKilnHome());
   registerAwsCommands(program, () => openKilnHome());
   registerDeployCommands(program, () => openKilnHome());
+  registerConfigCommands(program, () => openKilnHome());
   registerMaintenanceCommands(program, () => openKilnHome());
   return program;
 }

@@ -90,7 +90,7 @@ export type Environment = LocalEnvironment | AwsEnvironment;
 const DEFAULT_ORDER = ["dev", "test", "prod"];
 
 /** Without any environments in kiln.yml, `dev` is two local instances behind a load balancer on 8000. */
-function defaultDev(app: string, healthPath: string): LocalEnvironment {
+function defaultDev(app: string, healthPath: string, healthTimeoutSeconds: number): LocalEnvironment {
   return {
     name: "dev",
     app,
@@ -106,7 +106,7 @@ function defaultDev(app: string, healthPath: string): LocalEnvironment {
       checkTimeoutSeconds: 4,
       healthyThreshold: 2,
       unhealthyThreshold: 2,
-      timeoutSeconds: 300,
+      timeoutSeconds: healthTimeoutSeconds,
     },
   };
 }
@@ -126,7 +126,7 @@ export function parseEnvironments(
 ): Map<string, Environment> {
   const envs = new Map<string, Environment>();
   if (raw === undefined || raw === null) {
-    envs.set("dev", defaultDev(app, healthPath));
+    envs.set("dev", defaultDev(app, healthPath, healthTimeoutSeconds));
     return envs;
   }
   const problems = schemaProblems("/properties/environments", raw, "environments");
@@ -227,10 +227,24 @@ function whole(value: unknown): number | undefined {
   return typeof value === "number" && Number.isInteger(value) ? value : undefined;
 }
 
-/** Reads kiln.yml from a directory (or a file path) for its environments. */
-export async function loadEnvironment(configPath: string, app: string, healthPath: string, name: string): Promise<Environment> {
-  const file = configPath.endsWith(".yml") || configPath.endsWith(".yaml") ? configPath : path.join(configPath, "kiln.yml");
-  const text = await readFile(file, "utf8").catch(() => "");
+/** The kiln.yml a --config flag names: the file itself, or kiln.yml in that directory. */
+export function configFile(configPath: string): string {
+  return configPath.endsWith(".yml") || configPath.endsWith(".yaml") ? configPath : path.join(configPath, "kiln.yml");
+}
+
+/**
+ * Reads kiln.yml from a directory (or a file path) for its environments; `edited`: a kiln.yml
+ * text to use instead of the file (kiln config --dry-run plans with the edit it did not write).
+ */
+export async function loadEnvironment(
+  configPath: string,
+  app: string,
+  healthPath: string,
+  name: string,
+  edited?: string,
+): Promise<Environment> {
+  const file = configFile(configPath);
+  const text = edited ?? (await readFile(file, "utf8").catch(() => ""));
   const doc = (text ? parseYaml(text) : {}) as Record<string, unknown> | null;
   // The top-level health check timeout ("from VM start to healthy") is the deploy's health gate
   // too, unless the environment sets its own; only a valid one counts (loadSpec reports the rest).
