@@ -170,6 +170,8 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       for (const i of r.instances) process.stdout.write(`         ${i.id}  ${i.zone}  ${i.healthy ? "healthy" : "unhealthy"}\n`);
     }
     if (status.live.releases.length === 0) process.stdout.write("  nothing deployed\n");
+    // The URL above is what kiln.yml says; until a promote fixes drift, the load balancer may answer elsewhere.
+    for (const d of status.live.drift ?? []) process.stdout.write(`  drift: ${d} (kiln promote or kiln restart fixes it)\n`);
   });
   envOptions(program.command("history").description("releases of an environment with time, digest and result")).action(
     async (flags: EnvFlags) => {

@@ -110,6 +110,17 @@ describe("a release is an image plus its launch configuration (item 1)", () => {
   });
 });
 
+describe("drift of the shared resources (item 2)", () => {
+  it("a live release with a drifted load balancer: only the fix is planned, and the summary says so", () => {
+    const live = { ...liveWith(env), drift: ["HAProxy listens on 127.0.0.1:8000, the environment says 8001"] };
+    const plan = planBlueGreen(env, v2, "2.0.0", live, now);
+    expect(plan.steps.map(describeStep)).toEqual([
+      "bring the environment's HAProxy load balancer back in line: HAProxy listens on 127.0.0.1:8000, the environment says 8001",
+    ]);
+    expect(plan.summary).toBe("shop:2.0.0 is already live in dev; only the shared resources change");
+  });
+});
+
 describe("restart: new instances of the same release (item 1)", () => {
   it("plans a blue/green swap to a fresh copy of the live release, and converges after an interruption", () => {
     const live = liveWith(env);
