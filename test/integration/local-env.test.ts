@@ -216,4 +216,37 @@ describe.sequential("local environment: blue/green under load", () => {
     expect(status.stdout).toMatch(new RegExp(`LIVE .*${refs.v1.replace(/[.]/g, "\\.")}`));
     expect(status.stdout.match(/zone-[ab] {2}healthy/g)).toHaveLength(2);
   });
+
+  // Issue 18, items 1 and 2: a release is an image plus its configuration, and the load balancer follows kiln.yml.
+  it("config set releases the live image with the new value (0 errors), restart replaces the VMs, a new port moves HAProxy", async () => {
+    const url = `http://127.0.0.1:${port}/`;
+    const load = startWrk(url, { connections: 4, maxSeconds: 300 });
+    const set = await cli(["config", "set", "GREETING=bonjour", "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/same image, launch configuration changed: env\.GREETING added/);
+    expectNoErrors(await load.stop());
+    const body = (await (await fetch(url)).json()) as { image: string; message: string };
+    expect([body.image, body.message]).toEqual([refs.v1, "bonjour"]);
+    expect(readFileSync(path.join(app, "kiln.yml"), "utf8")).toContain("GREETING: bonjour");
+
+    const before = (await envPids()).vms;
+    const restart = await cli(["restart", "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(restart.code, restart.stderr).toBe(0);
+    const after = await readState(localEnvDir(home, APP, "dev"));
+    expect(after.releases.map((r) => [r.id.endsWith("-r1"), r.image.ref, r.serving])).toEqual([[true, refs.v1, true]]);
+    for (const pid of before) expect(processAlive(pid)).toBe(false);
+
+    const oldPort = port;
+    port = await findFreePort();
+    const yml = readFileSync(path.join(app, "kiln.yml"), "utf8");
+    writeFileSync(path.join(app, "kiln.yml"), yml.replace(`    port: ${oldPort}\n`, `    port: ${port}\n`));
+    const status = await cli(["status", "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(status.stdout).toContain(`drift: HAProxy listens on 127.0.0.1:${oldPort}, the environment says ${port}`);
+    const moved = await cli(["promote", refs.v1, "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toContain(`${refs.v1} is already live in dev; only the shared resources change`);
+    const answer = await fetch(`http://127.0.0.1:${port}/`);
+    expect(((await answer.json()) as { message: string }).message).toBe("bonjour");
+    await expect(fetch(`http://127.0.0.1:${oldPort}/`)).rejects.toThrow();
+  });
 });

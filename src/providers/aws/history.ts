@@ -22,6 +22,7 @@ function encodeHistory(entry: HistoryEntry): string {
   const fields = [entry.result, entry.at, entry.image.digest, entry.image.ref, entry.release];
   if (!entry.config) return fields.join(" ");
   const withHash = [...fields, entry.config.hash].join(" ");
+  if (withHash.length > TAG_VALUE_MAX) return fields.join(" ");
   const settings = Object.entries(entry.config.settings ?? {}).map(([k, v]) => `${k}=${v}`);
   const full = [withHash, ...settings].join(" ");
   const fits = full.length <= TAG_VALUE_MAX && TAG_VALUE_CHARS.test(full) && settings.every((s) => !/\s/.test(s));
