@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { configFile, loadEnvironment } from "../config/environments.js";
 import { editEnvironmentEnv } from "../config/env-edit.js";
+import { InputError } from "../errors.js";
 import { writeFileAtomic } from "../fsutil.js";
 import { type EnvCommandOptions, type PromoteResult, releaseLiveImage } from "./promote.js";
 
@@ -23,7 +24,10 @@ export async function editConfig(
   opts: EnvCommandOptions & { app: string; set: Readonly<Record<string, string>>; unset: readonly string[]; release: boolean },
 ): Promise<ConfigEditResult> {
   const file = configFile(opts.config);
-  const text = await readFile(file, "utf8");
+  const text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== "ENOENT") throw error;
+    throw new InputError(`there is no ${file} to edit`, { hint: "run kiln config in the app's directory, or pass --config PATH/kiln.yml" });
+  });
   const edited = editEnvironmentEnv(text, file, opts.envName, opts.set, opts.unset);
   const changed = edited.text !== text;
   if (changed && !opts.dryRun) {

@@ -199,6 +199,13 @@ export function lockHoldSeconds(env: Environment, canary?: CanarySettings): numb
 
 export function planScale(env: Environment, live: LiveState, instances: number): DeployPlan {
   const serving = live.releases.find((r) => r.serving);
+  // Local instances launch with kiln.yml's values as they are now (AWS: the release's launch
+  // template): more instances of a release after its configuration changed would mix two configurations.
+  const ranWith = serving ? /-([0-9a-f]{6})(-r\d+)?$/.exec(serving.id)?.[1] : undefined;
+  if (env.target === "local" && ranWith && ranWith !== launchConfig(env).hash && instances > (serving?.instances.length ?? 0))
+    throw new InputError(`the configuration of ${env.name} in kiln.yml changed since ${serving!.id} was released`, {
+      hint: `release it first (kiln restart --env ${env.name}), then scale`,
+    });
   return {
     environment: env.name,
     target: env.target,

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadEnvironment } from "../../src/config/environments.js";
 import { configChanges, launchConfig } from "../../src/deploy/launch-config.js";
-import { describeStep, findRollbackTarget, planBlueGreen, releaseId } from "../../src/deploy/plan.js";
+import { describeStep, findRollbackTarget, planBlueGreen, planScale, releaseId } from "../../src/deploy/plan.js";
 import type { HistoryEntry, LiveState } from "../../src/deploy/types.js";
 import { InputError } from "../../src/errors.js";
 import { appendHistory, historyFromTags } from "../../src/providers/aws/history.js";
@@ -107,6 +107,16 @@ describe("a release is an image plus its launch configuration (item 1)", () => {
     ]);
     const old = { "kiln:h:000001": `live 2026-01-01T00:00:00.000Z ${v1.digest} ${v1.ref} r0` };
     expect(historyFromTags(old)).toEqual([{ release: "r0", image: v1, result: "live", at: "2026-01-01T00:00:00.000Z" }]);
+  });
+});
+
+describe("scale after a configuration change (item 1)", () => {
+  it("a local scale-up refuses to mix two configurations in one release; AWS scales from the release's template", () => {
+    const live = liveWith(env);
+    const changed = { ...env, env: { GREETING: "new" } };
+    expect(() => planScale(changed, live, 4)).toThrow(/configuration of dev in kiln.yml changed since .* was released/);
+    expect(planScale(env, live, 4).steps.map((s) => s.kind)).toEqual(["scale", "wait-healthy"]);
+    expect(planScale(changed, live, 1).steps.map((s) => s.kind)).toEqual(["scale", "wait-healthy"]);
   });
 });
 
