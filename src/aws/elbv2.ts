@@ -304,6 +304,7 @@ const forwardsTo = (rule: Rule, targetGroupArn: string) =>
  * listener answers 503), a rule matching only requests that carry RELEASE_HEADER forwards to the
  * new group. Idempotent: a re-run finds the group attached and leaves it at weight 0.
  */
+/** `release`: the header value that reaches the release (≤ 128 characters, an ALB condition's limit). */
 export async function attachTargetGroup(clients: AwsClients, listenerArn: string, targetGroupArn: string, release: string): Promise<void> {
   const current = forwardGroups(await listenerDefault(clients, listenerArn)).filter((g) => g.arn !== targetGroupArn);
   if (current.length > 0) {

@@ -5,14 +5,14 @@ import { loadBakers } from "../bake/bakers.js";
 import { parseCanary } from "../deploy/canary.js";
 import { describeStep } from "../deploy/plan.js";
 import { catchStopSignals, PromoteInterrupted } from "../deploy/interrupt.js";
-import { destroyEnv, envStatus, promote, rollback, scaleEnv, type EnvStatus, type PromoteResult } from "../deploy/promote.js";
+import { destroyEnv, type EnvStatus, envStatus, type PromoteResult, promote, restartEnv, rollback, scaleEnv } from "../deploy/promote.js";
 import { DEGRADED_EXIT_CODE, statusExitCode } from "../deploy/status.js";
 import { InputError, SpecError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
 import { loadSpec } from "../config/load.js";
 
-interface EnvFlags {
+export interface EnvFlags {
   env: string;
   config: string;
   app?: string;
@@ -20,7 +20,7 @@ interface EnvFlags {
   dryRun?: boolean;
 }
 
-async function appName(flags: EnvFlags): Promise<string> {
+export async function appName(flags: EnvFlags): Promise<string> {
   if (flags.app) return flags.app;
   const dir = flags.config.endsWith(".yml") ? path.dirname(flags.config) : flags.config;
   try {
@@ -37,7 +37,7 @@ async function appName(flags: EnvFlags): Promise<string> {
   }
 }
 
-function printPlan(result: PromoteResult, json: boolean | undefined): void {
+export function printPlan(result: PromoteResult, json: boolean | undefined): void {
   if (json)
     return void process.stdout.write(
       `${JSON.stringify({ ...result.plan, executed: result.executed, endpoint: result.endpoint, ...(result.removed ? { removed: result.removed } : {}) }, null, 2)}\n`,
@@ -80,7 +80,7 @@ async function interruptible(json: boolean | undefined, work: (signal: AbortSign
   }
 }
 
-function envOptions(cmd: Command): Command {
+export function envOptions(cmd: Command): Command {
   return cmd
     .requiredOption("--env <name>", "environment (dev, test, prod, …)")
     .option("--config <path>", "kiln.yml (or its directory) that defines the environments", ".")
@@ -131,12 +131,33 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
         printPlan(result, flags.json);
       });
   }
-  envOptions(program.command("rollback").description("blue/green back to the previous healthy release (no rebuild)"))
+  envOptions(program.command("rollback").description("blue/green back to the previous healthy release, or to any kept one (no rebuild)"))
+    .option("--to <release>", "a kept release: its id, version, name:version or digest (kiln history --env lists them)")
+    .option("--dry-run", "print the plan and exit")
+    .action(async (flags: EnvFlags & { to?: string }) => {
+      const app = await appName(flags);
+      const result = await interruptible(flags.json, (signal) =>
+        rollback({
+          home: home(),
+          config: flags.config,
+          envName: flags.env,
+          progress: stderrProgress(),
+          app,
+          dryRun: Boolean(flags.dryRun),
+          signal,
+          ...(flags.to !== undefined ? { to: flags.to } : {}),
+        }),
+      );
+      printPlan(result, flags.json);
+    });
+  envOptions(
+    program.command("restart").description("replace the live release's instances with new ones (same image and configuration, blue/green)"),
+  )
     .option("--dry-run", "print the plan and exit")
     .action(async (flags: EnvFlags) => {
       const app = await appName(flags);
       const result = await interruptible(flags.json, (signal) =>
-        rollback({
+        restartEnv({
           home: home(),
           config: flags.config,
           envName: flags.env,
@@ -225,6 +246,8 @@ function printStatus(status: EnvStatus): void {
   const where = status.endpoint && (status.state === "live" || status.state === "degraded") ? ` at ${status.endpoint}` : "";
   process.stdout.write(`${status.environment} (${status.target})  ${STATE_WORDS[status.state]}${where}\n`);
   for (const p of status.problems) process.stdout.write(`  ! ${p}\n`);
+  // The URL above is what kiln.yml says; until a promote fixes drift, the load balancer may answer elsewhere.
+  for (const d of status.live.drift ?? []) process.stdout.write(`  drift: ${d} (kiln promote or kiln restart fixes it)\n`);
   for (const r of status.releases) {
     const label = r.state === "live" ? "LIVE " : r.state === "degraded" ? "DEGR " : "     ";
     process.stdout.write(

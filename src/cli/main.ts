@@ -9,6 +9,7 @@ import { registerRunCommands } from "./run-commands.js";
 import { registerExportCommands } from "./export-commands.js";
 import { registerAwsCommands } from "./aws-commands.js";
 import { registerDeployCommands } from "./deploy-commands.js";
+import { registerConfigCommands } from "./config-commands.js";
 import { registerMaintenanceCommands } from "./maintenance-commands.js";
 import { registerInitCommands } from "./init-commands.js";
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerExportCommands(program, () => openKilnHome());
   registerAwsCommands(program, () => openKilnHome());
   registerDeployCommands(program, () => openKilnHome());
+  registerConfigCommands(program, () => openKilnHome());
   registerMaintenanceCommands(program, () => openKilnHome());
   // A mistyped command (kiln promot) gets commander's "Did you mean promote?" and a pointer,
   // not the whole list of commands.

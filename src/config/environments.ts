@@ -90,7 +90,7 @@ export type Environment = LocalEnvironment | AwsEnvironment;
 const DEFAULT_ORDER = ["dev", "test", "prod"];
 
 /** Without any environments in kiln.yml, `dev` is two local instances behind a load balancer on 8000. */
-function defaultDev(app: string, healthPath: string): LocalEnvironment {
+function defaultDev(app: string, healthPath: string, healthTimeoutSeconds: number): LocalEnvironment {
   return {
     name: "dev",
     app,
@@ -106,7 +106,7 @@ function defaultDev(app: string, healthPath: string): LocalEnvironment {
       checkTimeoutSeconds: 4,
       healthyThreshold: 2,
       unhealthyThreshold: 2,
-      timeoutSeconds: 300,
+      timeoutSeconds: healthTimeoutSeconds,
     },
   };
 }
@@ -116,10 +116,17 @@ function defaultDev(app: string, healthPath: string): LocalEnvironment {
  * keys); what relates several settings or environments is checked here. All problems of the
  * section are reported in one SpecError.
  */
-export function parseEnvironments(raw: unknown, app: string, healthPath: string, where: string): Map<string, Environment> {
+export function parseEnvironments(
+  raw: unknown,
+  app: string,
+  healthPath: string,
+  where: string,
+  /** kiln.yml's top-level healthcheck.timeout: an environment's health gate when it sets none. */
+  healthTimeoutSeconds = 300,
+): Map<string, Environment> {
   const envs = new Map<string, Environment>();
   if (raw === undefined || raw === null) {
-    envs.set("dev", defaultDev(app, healthPath));
+    envs.set("dev", defaultDev(app, healthPath, healthTimeoutSeconds));
     return envs;
   }
   const problems = schemaProblems("/properties/environments", raw, "environments");
@@ -149,7 +156,7 @@ export function parseEnvironments(raw: unknown, app: string, healthPath: string,
         checkTimeoutSeconds: (health.checkTimeout as number | undefined) ?? 4,
         healthyThreshold: (health.healthyThreshold as number | undefined) ?? 2,
         unhealthyThreshold: (health.unhealthyThreshold as number | undefined) ?? 2,
-        timeoutSeconds: (health.timeout as number | undefined) ?? 300,
+        timeoutSeconds: (health.timeout as number | undefined) ?? healthTimeoutSeconds,
       },
     };
     if (v.target !== "aws") {
@@ -220,12 +227,30 @@ function whole(value: unknown): number | undefined {
   return typeof value === "number" && Number.isInteger(value) ? value : undefined;
 }
 
-/** Reads kiln.yml from a directory (or a file path) for its environments. */
-export async function loadEnvironment(configPath: string, app: string, healthPath: string, name: string): Promise<Environment> {
-  const file = configPath.endsWith(".yml") || configPath.endsWith(".yaml") ? configPath : path.join(configPath, "kiln.yml");
-  const text = await readFile(file, "utf8").catch(() => "");
+/** The kiln.yml a --config flag names: the file itself, or kiln.yml in that directory. */
+export function configFile(configPath: string): string {
+  return configPath.endsWith(".yml") || configPath.endsWith(".yaml") ? configPath : path.join(configPath, "kiln.yml");
+}
+
+/**
+ * Reads kiln.yml from a directory (or a file path) for its environments; `edited`: a kiln.yml
+ * text to use instead of the file (kiln config --dry-run plans with the edit it did not write).
+ */
+export async function loadEnvironment(
+  configPath: string,
+  app: string,
+  healthPath: string,
+  name: string,
+  edited?: string,
+): Promise<Environment> {
+  const file = configFile(configPath);
+  const text = edited ?? (await readFile(file, "utf8").catch(() => ""));
   const doc = (text ? parseKilnYaml(text, file) : {}) as Record<string, unknown> | null;
-  const envs = parseEnvironments(doc?.environments, app, healthPath, file);
+  // The top-level health check timeout ("from VM start to healthy") is the deploy's health gate
+  // too, unless the environment sets its own; only a valid one counts (loadSpec reports the rest).
+  const top = (doc?.healthcheck as { timeout?: unknown } | undefined)?.timeout;
+  const timeout = Number.isInteger(top) && (top as number) >= 1 && (top as number) <= 3600 ? (top as number) : undefined;
+  const envs = parseEnvironments(doc?.environments, app, healthPath, file, timeout);
   const env = envs.get(name);
   if (!env)
     throw new InputError(`environment '${name}' is not defined in ${file}`, {

@@ -4,11 +4,40 @@
  * after an interruption plans only what is still missing.
  */
 import type { Environment } from "../config/environments.js";
-import type { DeployPlan, DeployStep, ImageRef, LiveState } from "./types.js";
+import { InputError } from "../errors.js";
+import { configChanges, launchConfig } from "./launch-config.js";
+import type { DeployPlan, DeployStep, HistoryEntry, ImageRef, LiveState, ReleaseState } from "./types.js";
 
+/**
+ * A release is an image plus the environment's launch configuration: app, environment, version,
+ * the digest's first 7 hex digits and the configuration's hash (launch-config.ts). AWS names its
+ * resources after it (names.ts hashes what exceeds a limit).
+ */
 export function releaseId(env: Environment, image: ImageRef, version: string): string {
   const safe = version.replace(/[^A-Za-z0-9-]/g, "-");
-  return `${env.app}-${env.name}-${safe}-${image.digest.slice(7, 14)}`;
+  return `${env.app}-${env.name}-${safe}-${image.digest.slice(7, 14)}-${launchConfig(env).hash}`;
+}
+
+/** A restart runs a copy of a release under `<id>-r<n>`: same image, same configuration, new instances. */
+const RESTART_SUFFIX = /-r(\d+)$/;
+
+function baseRelease(id: string): string {
+  return id.replace(RESTART_SUFFIX, "");
+}
+
+/** The copy a restart launches: one left by an interrupted restart, else the next number. */
+function restartCopy(base: string, live: LiveState): string {
+  const waiting = live.releases.find((r) => !r.serving && r.id !== base && baseRelease(r.id) === base);
+  if (waiting) return waiting.id;
+  const ids = [...live.releases.map((r) => r.id), ...live.history.map((h) => h.release)].filter((id) => baseRelease(id) === base);
+  const highest = Math.max(0, ...ids.map((id) => Number(RESTART_SUFFIX.exec(id)?.[1] ?? 0)));
+  return `${base}-r${highest + 1}`;
+}
+
+/** The release `green` stands for among the live ones: itself, or a restarted copy of it (the serving one first). */
+function sameRelease(live: LiveState, green: string): ReleaseState | undefined {
+  const matches = live.releases.filter((r) => baseRelease(r.id) === green);
+  return matches.find((r) => r.serving) ?? matches.find((r) => r.id === green) ?? matches[0];
 }
 
 export function zonesFor(env: Environment): string[] {
@@ -65,6 +94,23 @@ function zonesOf(env: Environment, live: LiveState): string[] {
   return placed.length ? placed.map((p) => `${p.subnet} (${p.zone})`) : zonesFor(env);
 }
 
+/** What the serving release's launch configuration was, next to the new one, for the plan's summary. */
+function configSummary(env: Environment, image: ImageRef, live: LiveState): string {
+  const serving = live.releases.find((r) => r.serving);
+  if (!serving) return "";
+  const recorded = [...live.history].reverse().find((h) => h.release === serving.id && h.config)?.config;
+  const same = serving.image.digest === image.digest ? "same image, " : "";
+  if (!recorded) return `; ${same}launch configuration not recorded for the live release`;
+  const changes = configChanges(recorded, launchConfig(env));
+  if (changes.length === 0) return same ? "; same image and launch configuration" : "";
+  return `; ${same}launch configuration changed: ${changes.join(", ")}`;
+}
+
+export interface BlueGreenOptions {
+  /** New instances of the live release (kiln restart), even when it is already live. */
+  readonly restart?: boolean;
+}
+
 export function planBlueGreen(
   env: Environment,
   image: ImageRef,
@@ -72,8 +118,12 @@ export function planBlueGreen(
   live: LiveState,
   now: Date,
   canary?: CanarySettings,
+  options: BlueGreenOptions = {},
 ): DeployPlan {
-  const green = releaseId(env, image, version);
+  const base = releaseId(env, image, version);
+  const current = sameRelease(live, base);
+  const restartOf = options.restart && current?.serving ? current.id : undefined;
+  const green = restartOf ? restartCopy(base, live) : (current?.id ?? base);
   const existing = live.releases.find((r) => r.id === green);
   const others = live.releases.filter((r) => r.id !== green);
   const blue = others.filter((o) => o.serving).map((o) => o.id);
@@ -86,12 +136,14 @@ export function planBlueGreen(
   if (!alreadyLive) {
     if (!existing || existing.instances.length < env.instances) {
       const rootVolume = rootVolumeEncryption(env);
+      // Locally instance i goes to zone i mod n: name only the zones the instances use.
+      const zones = zonesOf(env, live);
       steps.push({
         kind: "launch",
         release: green,
         image,
         instances: env.instances,
-        zones: zonesOf(env, live),
+        zones: env.target === "local" ? zones.slice(0, Math.max(1, env.instances)) : zones,
         ...(rootVolume ? { rootVolume } : {}),
       });
     }
@@ -111,27 +163,30 @@ export function planBlueGreen(
     steps.push({ kind: "delete-release", release: old.id, ...keep });
   }
   const at = now.toISOString();
+  const config = launchConfig(env);
   const undo: DeployStep[] = [
     { kind: "delete-release", release: green },
-    { kind: "record", entry: { release: green, image, result: "failed", at } },
+    { kind: "record", entry: { release: green, image, result: "failed", at, config } },
   ];
   // A failed canary already sent some traffic to green: give it all back before green goes.
   if (withCanary) undo.unshift({ kind: "switch-traffic", to: blue[0]!, from: [green] });
   if (!alreadyLive) {
-    steps.push({ kind: "record", entry: { release: green, image, result: "live", at } });
+    steps.push({ kind: "record", entry: { release: green, image, result: "live", at, config } });
     for (const old of others.filter((o) => o.serving))
-      steps.push({ kind: "record", entry: { release: old.id, image: old.image, result: "replaced", at } });
+      steps.push({ kind: "record", entry: { release: old.id, image: old.image, result: "replaced", at, ...recordedConfig(live, old.id) } });
   }
-  return {
-    environment: env.name,
-    target: env.target,
-    steps,
-    onFailure: undo,
-    summary:
-      alreadyLive && others.length === 0
-        ? `${image.ref} is already live in ${env.name}; nothing to do`
-        : `${image.ref} → ${env.name} (${green}), blue/green${withCanary ? `, canary ${canary.percent}% for ${canary.seconds}s first` : canary && !alreadyLive ? " (no release serves yet: no canary)" : ""}`,
-  };
+  const how = `blue/green${withCanary ? `, canary ${canary.percent}% for ${canary.seconds}s first` : canary && !alreadyLive ? " (no release serves yet: no canary)" : ""}`;
+  let summary = `${image.ref} → ${env.name} (${green}), ${how}${configSummary(env, image, live)}`;
+  if (alreadyLive && others.length === 0)
+    summary = `${image.ref} is already live in ${env.name}; ${steps.length ? "only the shared resources change" : "nothing to do"}`;
+  else if (restartOf) summary = `restart ${restartOf} in ${env.name}: new instances of the same image and configuration (${green}), ${how}`;
+  return { environment: env.name, target: env.target, steps, onFailure: undo, summary };
+}
+
+/** The configuration a release was recorded live with, carried into its later entries (replaced). */
+function recordedConfig(live: LiveState, release: string): Pick<HistoryEntry, "config"> {
+  const config = [...live.history].reverse().find((h) => h.release === release && h.config)?.config;
+  return config ? { config } : {};
 }
 
 /**
@@ -144,6 +199,13 @@ export function lockHoldSeconds(env: Environment, canary?: CanarySettings): numb
 
 export function planScale(env: Environment, live: LiveState, instances: number): DeployPlan {
   const serving = live.releases.find((r) => r.serving);
+  // Local instances launch with kiln.yml's values as they are now (AWS: the release's launch
+  // template): more instances of a release after its configuration changed would mix two configurations.
+  const ranWith = serving ? /-([0-9a-f]{6})(-r\d+)?$/.exec(serving.id)?.[1] : undefined;
+  if (env.target === "local" && ranWith && ranWith !== launchConfig(env).hash && instances > (serving?.instances.length ?? 0))
+    throw new InputError(`the configuration of ${env.name} in kiln.yml changed since ${serving!.id} was released`, {
+      hint: `release it first (kiln restart --env ${env.name}), then scale`,
+    });
   return {
     environment: env.name,
     target: env.target,
@@ -172,6 +234,35 @@ export function planDestroy(env: Environment, live: LiveState, now: Date): Deplo
   return { environment: env.name, target: env.target, steps, onFailure: [], summary: `destroy everything of ${env.app} in ${env.name}` };
 }
 
+/**
+ * The release `rollback --to` names: a release id, a version, name:version, or a digest (prefix,
+ * with or without sha256:), among the releases history kept (live or replaced, newest first),
+ * the serving one excluded.
+ */
+export function findRollbackTarget(live: LiveState, to: string, envName: string): ImageRef {
+  const serving = live.releases.find((r) => r.serving);
+  const kept: HistoryEntry[] = [];
+  for (const h of [...live.history].reverse()) {
+    if ((h.result !== "live" && h.result !== "replaced") || h.release === serving?.id) continue;
+    if (serving && baseRelease(h.release) === baseRelease(serving.id)) continue;
+    if (!kept.some((k) => k.release === h.release)) kept.push(h);
+  }
+  const hex = to.replace(/^sha256:/, "");
+  const matches = (h: HistoryEntry) =>
+    h.release === to ||
+    h.image.ref === to ||
+    h.image.ref.slice(h.image.ref.lastIndexOf(":") + 1) === to ||
+    (/^[0-9a-f]{7,64}$/.test(hex) && h.image.digest.startsWith(`sha256:${hex}`));
+  const found = kept.find(matches);
+  if (found) return found.image;
+  const candidates = kept.map((h) => `${h.image.ref} (${h.release})`);
+  throw new InputError(`no kept release of ${envName} matches '${to}'`, {
+    hint: candidates.length
+      ? `releases you can roll back to, newest first: ${candidates.join(", ")}`
+      : "history keeps no earlier live release (kiln history --env shows what there is)",
+  });
+}
+
 /** The release to go back to: the newest history entry that was live before the current one. */
 export function previousRelease(live: LiveState): ImageRef | undefined {
   const current = live.releases.find((r) => r.serving)?.image.digest;
@@ -187,8 +278,15 @@ export function describeStep(step: DeployStep): string {
       const where = step.subnets?.length ? `; load balancer in ${step.subnets.map((p) => `${p.subnet} (${p.zone})`).join(", ")}` : "";
       return `create the environment's ${step.resources}${where}${step.deletionProtection ? "; deletion protection on" : ""}`;
     }
-    case "launch":
-      return `launch ${step.release}: ${step.instances} × ${step.image.ref} across ${step.zones.join(", ")}${step.rootVolume ? `, ${step.rootVolume}` : ""}`;
+    case "launch": {
+      const where =
+        step.zones.length === 1
+          ? `in ${step.zones[0]}`
+          : step.instances === 1
+            ? `in one of ${step.zones.join(", ")}`
+            : `across ${step.zones.join(", ")}`;
+      return `launch ${step.release}: ${step.instances} × ${step.image.ref} ${where}${step.rootVolume ? `, ${step.rootVolume}` : ""}`;
+    }
     case "attach":
       return step.from.length
         ? `attach the target group of ${step.release} to the listener with weight 0 (all requests stay on ${step.from.join(", ")})`

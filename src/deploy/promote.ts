@@ -13,7 +13,15 @@ import { SingleInstanceProvider } from "../providers/aws/single-instance.js";
 import { createAwsClients } from "../aws/clients.js";
 import { loadEnvironment, type Environment } from "../config/environments.js";
 import { executePlan } from "./execute.js";
-import { lockHoldSeconds, planBlueGreen, planDestroy, planScale, previousRelease, type CanarySettings } from "./plan.js";
+import {
+  findRollbackTarget,
+  lockHoldSeconds,
+  planBlueGreen,
+  planDestroy,
+  planScale,
+  previousRelease,
+  type CanarySettings,
+} from "./plan.js";
 import { judgeEnvironment, type EnvironmentHealth } from "./status.js";
 import type { DeployPlan, DeployProvider, DeployStep, LiveState } from "./types.js";
 
@@ -33,6 +41,8 @@ export interface EnvCommandOptions {
   readonly progress: Progress;
   readonly providers?: ProviderFactory;
   readonly dryRun?: boolean;
+  /** A kiln.yml text to plan with instead of the file (kiln config --dry-run). */
+  readonly edited?: string;
   /** Test hook: runs before each step (the interruption tests kill kiln there). */
   readonly beforeStep?: (step: DeployStep, index: number) => Promise<void>;
   /** Aborted on Ctrl-C/SIGTERM (reason: the signal's name): the promote stops at a safe point (interrupt.ts). */
@@ -57,7 +67,7 @@ async function environmentFor(
   app: string,
   healthPath: string,
 ): Promise<{ env: Environment; provider: DeployProvider }> {
-  const env = await loadEnvironment(opts.config, app, healthPath, opts.envName);
+  const env = await loadEnvironment(opts.config, app, healthPath, opts.envName, opts.edited);
   return { env, provider: (opts.providers ?? defaultProviders)(env, opts.home) };
 }
 
@@ -101,7 +111,9 @@ async function withLock<T>(provider: DeployProvider, progress: Progress, work: (
   return result;
 }
 
-export async function promote(opts: EnvCommandOptions & { ref: string; force?: boolean; canary?: CanarySettings }): Promise<PromoteResult> {
+export async function promote(
+  opts: EnvCommandOptions & { ref: string; force?: boolean; canary?: CanarySettings; restart?: boolean },
+): Promise<PromoteResult> {
   const image = await new ImageStore(opts.home).resolve(opts.ref);
   const { env, provider } = await environmentFor(opts, image.manifest.name, image.manifest.healthcheck.path);
   if (opts.canary && !(provider.splitTraffic && provider.canaryCheck)) {
@@ -113,7 +125,8 @@ export async function promote(opts: EnvCommandOptions & { ref: string; force?: b
   await provider.validate?.();
   const run = async () => {
     const live = await provider.observe();
-    const plan = planBlueGreen(env, { ref: image.ref, digest: image.digest }, image.manifest.version, live, new Date(), opts.canary);
+    const ref = { ref: image.ref, digest: image.digest };
+    const plan = planBlueGreen(env, ref, image.manifest.version, live, new Date(), opts.canary, { restart: Boolean(opts.restart) });
     return runPlan(opts, provider, plan);
   };
   return opts.dryRun ? run() : withLock(provider, opts.progress, run, lockHoldSeconds(env, opts.canary));
@@ -134,16 +147,39 @@ function refuseRollbackOfNothing(envName: string, live: LiveState): void {
   });
 }
 
-export async function rollback(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
+/** Back to the previous release, or with `to` to any release history kept (release id, version, name:version, digest). */
+export async function rollback(opts: EnvCommandOptions & { app: string; to?: string }): Promise<PromoteResult> {
   const { provider } = await environmentFor(opts, opts.app, "/");
   const live = await provider.observe();
   refuseRollbackOfNothing(opts.envName, live);
+  if (opts.to !== undefined) return promote({ ...opts, ref: findRollbackTarget(live, opts.to, opts.envName).digest, force: true });
   const previous = previousRelease(live);
   if (!previous)
     throw new InputError(`${opts.app} has no earlier release in ${opts.envName} to roll back to`, {
       hint: "kiln history --env shows the releases",
     });
   return promote({ ...opts, ref: previous.digest, force: true });
+}
+
+/** New instances for the live release: same image, same configuration, blue/green. */
+export async function restartEnv(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
+  const { provider } = await environmentFor(opts, opts.app, "/");
+  const serving = (await provider.observe()).releases.find((r) => r.serving);
+  if (!serving)
+    throw new InputError(`nothing serves in ${opts.envName}, so there is nothing to restart`, {
+      hint: `kiln promote REF --env ${opts.envName} starts a release`,
+    });
+  return promote({ ...opts, ref: serving.image.digest, force: true, restart: true });
+}
+
+/**
+ * Releases the environment's live image again after its configuration changed (kiln config
+ * set/unset): the same plan as a promote of that image; `undefined` when nothing serves yet.
+ */
+export async function releaseLiveImage(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult | undefined> {
+  const { provider } = await environmentFor(opts, opts.app, "/");
+  const serving = (await provider.observe()).releases.find((r) => r.serving);
+  return serving ? promote({ ...opts, ref: serving.image.digest, force: true }) : undefined;
 }
 
 export async function scaleEnv(opts: EnvCommandOptions & { app: string; instances: number }): Promise<PromoteResult> {

@@ -5,6 +5,7 @@
  * provider, so the orchestration proven locally under load is the one that runs in AWS.
  */
 import type { Environment } from "../config/environments.js";
+import type { RecordedConfig } from "./launch-config.js";
 
 export interface ImageRef {
   readonly ref: string;
@@ -35,6 +36,8 @@ export interface HistoryEntry {
   readonly result: "live" | "failed" | "rolled-back" | "replaced" | "destroyed";
   readonly at: string;
   readonly detail?: string;
+  /** The launch configuration the release ran with (absent in entries written before kiln recorded it). */
+  readonly config?: RecordedConfig;
 }
 
 /** A subnet something is placed in, with its zone (AWS). */

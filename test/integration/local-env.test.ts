@@ -82,6 +82,14 @@ function qemusOfHome(): number[] {
 }
 let qemusBefore: number[] = [];
 
+function runningProcess(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
 beforeAll(async () => {
   qemusBefore = qemusOfHome();
   execFileSync("make", ["-s", "-C", path.join(repo, "examples", "hello-native")]);
@@ -215,5 +223,43 @@ describe.sequential("local environment: blue/green under load", () => {
     expect(status.stdout).toContain(`dev (local)  serving at http://127.0.0.1:${port}/`);
     expect(status.stdout).toMatch(new RegExp(`LIVE .*${refs.v1.replace(/[.]/g, "\\.")}`));
     expect(status.stdout.match(/zone-[ab] {2}healthy/g)).toHaveLength(2);
+  });
+
+  // Issue 18, items 1 and 2: a release is an image plus its configuration, and the load balancer follows kiln.yml.
+  it("config set releases the live image with the new value (0 errors), restart replaces the VMs, a new port moves HAProxy", async () => {
+    const url = `http://127.0.0.1:${port}/`;
+    const load = startWrk(url, { connections: 4, maxSeconds: 300 });
+    const set = await cli(["config", "set", "GREETING=bonjour", "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/same image, launch configuration changed: env\.GREETING added/);
+    expectNoErrors(await load.stop());
+    const body = (await (await fetch(url)).json()) as { image: string; message: string };
+    expect([body.image, body.message]).toEqual([refs.v1, "bonjour"]);
+    expect(readFileSync(path.join(app, "kiln.yml"), "utf8")).toContain("GREETING: bonjour");
+
+    const before = (await envPids()).vms;
+    const released = (await readState(localEnvDir(home, APP, "dev"))).releases.find((r) => r.serving)!.id;
+    const restart = await cli(["restart", "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(restart.code, restart.stderr).toBe(0);
+    const after = await readState(localEnvDir(home, APP, "dev"));
+    // A copy of the live release: its id plus -rN (N counts the restarts history knows of).
+    expect(after.releases.map((r) => [r.id.replace(/-r\d+$/, ""), r.id !== released, r.image.ref, r.serving])).toEqual([
+      [released, true, refs.v1, true],
+    ]);
+    // Gone, or a zombie: QEMUs started by an exited kiln are reaped by PID 1, which in some containers takes its time.
+    for (const pid of before) expect(runningProcess(pid)).toBe(false);
+
+    const oldPort = port;
+    port = await findFreePort();
+    const yml = readFileSync(path.join(app, "kiln.yml"), "utf8");
+    writeFileSync(path.join(app, "kiln.yml"), yml.replace(`    port: ${oldPort}\n`, `    port: ${port}\n`));
+    const status = await cli(["status", "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(status.stdout).toContain(`drift: HAProxy listens on 127.0.0.1:${oldPort}, the environment says ${port}`);
+    const moved = await cli(["promote", refs.v1, "--env", "dev", "--config", app], { KILN_HOME: home.root });
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toContain(`${refs.v1} is already live in dev; only the shared resources change`);
+    const answer = await fetch(`http://127.0.0.1:${port}/`);
+    expect(((await answer.json()) as { message: string }).message).toBe("bonjour");
+    await expect(fetch(`http://127.0.0.1:${oldPort}/`)).rejects.toThrow();
   });
 });

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { describeStep, planBlueGreen, planDestroy, planScale, previousRelease, releaseId } from "../../src/deploy/plan.js";
 import type { LiveState } from "../../src/deploy/types.js";
 import { parseEnvironments } from "../../src/config/environments.js";
+import { launchConfig } from "../../src/deploy/launch-config.js";
 import { SpecError } from "../../src/errors.js";
 import { env, now, r1, r2, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
 const lines = (live: LiveState, image = v2, version = "2.0.0") => planBlueGreen(env, image, version, live, now).steps.map(describeStep);
@@ -79,7 +80,8 @@ describe("planBlueGreen (golden plans)", () => {
     const plan = planBlueGreen(env, v2, "2.0.0", state(true, [release(r1, v1, true)]), now);
     expect(plan.onFailure).toEqual([
       { kind: "delete-release", release: r2 },
-      { kind: "record", entry: { release: r2, image: v2, result: "failed", at: now.toISOString() } },
+      // The failure is recorded with the launch configuration it was tried with.
+      { kind: "record", entry: { release: r2, image: v2, result: "failed", at: now.toISOString(), config: launchConfig(env) } },
     ]);
   });
 

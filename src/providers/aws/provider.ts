@@ -43,7 +43,7 @@ import type { KilnHome } from "../../home.js";
 import type { AwsEnvironment } from "../../config/environments.js";
 import { deleteInstanceRole } from "../../aws/iam.js";
 import { appendHistory, historyFromTags } from "./history.js";
-import { instanceRoleName, launchTemplateName, loadBalancerName, securityGroupName, targetGroupName } from "./names.js";
+import { instanceRoleName, launchTemplateName, loadBalancerName, releaseHeaderValue, securityGroupName, targetGroupName } from "./names.js";
 import { checkNetwork, planLoadBalancedNetwork, refuseProblems, type Network } from "./network.js";
 import type { Placement } from "./subnet-choice.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
@@ -255,7 +255,7 @@ export class AwsProvider implements DeployProvider {
     const lb = await findLoadBalancer(this.clients, loadBalancerName(this.env.app, this.env.name));
     const tg = await findTargetGroup(this.clients, targetGroupName(release));
     if (!lb?.listenerArn || !tg) throw new KilnError(`cannot attach ${release} in ${this.env.name}: load balancer or target group missing`);
-    await attachTargetGroup(this.clients, lb.listenerArn, tg, release);
+    await attachTargetGroup(this.clients, lb.listenerArn, tg, releaseHeaderValue(release));
   }
 
   async waitHealthy(release: string, timeoutSeconds: number): Promise<HealthResult> {

@@ -5,7 +5,7 @@
  */
 import net from "node:net";
 import path from "node:path";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { KilnError } from "../../errors.js";
 import { run } from "../../exec.js";
 
@@ -139,11 +139,18 @@ export async function removeServer(socketPath: string, server: string): Promise<
   throw new KilnError(`HAProxy would not remove server ${name}`, { hint: "kiln destroy --env … --yes, then promote again" });
 }
 
-export async function startHaproxy(paths: HaproxyPaths, config: string): Promise<void> {
-  await writeFile(paths.config, config);
-  await run(["haproxy", "-c", "-q", "-f", paths.config]);
+/** `replacing`: the pid of a running HAProxy the new one takes over from (-sf: it stops listening, finishes its requests, exits). */
+export async function startHaproxy(paths: HaproxyPaths, config: string, replacing?: number): Promise<void> {
+  // Checked before it replaces the file the running HAProxy was started from.
+  const candidate = `${paths.config}.new`;
+  await writeFile(candidate, config);
+  await run(["haproxy", "-c", "-q", "-f", candidate]).catch(async (error: unknown) => {
+    await rm(candidate, { force: true });
+    throw error;
+  });
+  await rename(candidate, paths.config);
   // -D: HAProxy daemonises, so the environment keeps serving after kiln exits.
-  await run(["haproxy", "-D", "-f", paths.config, "-p", paths.pidFile]);
+  await run(["haproxy", "-D", "-f", paths.config, "-p", paths.pidFile, ...(replacing ? ["-sf", String(replacing)] : [])]);
 }
 
 export async function haproxyPid(paths: HaproxyPaths): Promise<number | undefined> {

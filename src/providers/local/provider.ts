@@ -31,6 +31,7 @@ import { consoleTailOf } from "../../console-text.js";
 import { retireVmDir } from "../../run/console-archive.js";
 import { makePrivateDir } from "../../private-fs.js";
 import { acquireLockFile } from "./lock-file.js";
+import { listeningPorts } from "./listeners.js";
 
 const SERVING_WEIGHT = 100;
 
@@ -91,7 +92,8 @@ export class LocalProvider implements DeployProvider {
   /** Reads the state, forgetting VMs that no longer run (a crash or a reboot of the host). */
   async observe(): Promise<LiveState> {
     const state = await this.state();
-    const running = (await haproxyPid(this.paths)) !== undefined;
+    const pid = await haproxyPid(this.paths);
+    const running = pid !== undefined;
     const statuses = running ? await serverStatuses(this.paths.socket).catch(() => []) : [];
     const up = new Set(statuses.filter((s) => s.status.startsWith("UP")).map((s) => s.name));
     let changed = false;
@@ -105,8 +107,10 @@ export class LocalProvider implements DeployProvider {
     // ensure-infrastructure re-adds them.
     const known = new Set(statuses.map((s) => s.name));
     const complete = state.releases.every((r) => r.instances.every((i) => known.has(i.server)));
+    const drift = pid === undefined ? [] : (await this.observeLoadBalancer(pid)).drift;
     return {
       infrastructure: running && complete,
+      ...(drift.length ? { drift } : {}),
       releases: state.releases.map((r) => ({
         id: r.id,
         image: r.image,
@@ -137,37 +141,74 @@ export class LocalProvider implements DeployProvider {
     );
   }
 
-  async ensureInfrastructure(): Promise<void> {
-    if (!(await haproxyPid(this.paths))) {
-      await checkPortFree("127.0.0.1", this.env.port).catch((error: unknown) => {
-        throw new InputError(
-          `the ${this.env.name} load balancer cannot listen on 127.0.0.1:${this.env.port}: ${(error as Error).message}`,
-          { hint: `set environments.${this.env.name}.port in kiln.yml to a free port` },
-        );
-      });
-      await startHaproxy(
-        this.paths,
-        renderHaproxyConfig({
-          port: this.env.port,
-          socket: this.paths.socket,
-          pidFile: this.paths.pidFile,
-          healthPath: this.env.health.path,
-          intervalMs: Math.max(200, this.env.health.intervalSeconds * 1000),
-          rise: this.env.health.healthyThreshold,
-          ...(process.env.KILN_HAPROXY_LOG ? { logTarget: process.env.KILN_HAPROXY_LOG } : {}),
-        }),
-      );
+  /** haproxy.cfg as the environment asks for it now. */
+  private desiredConfig(): string {
+    return renderHaproxyConfig({
+      port: this.env.port,
+      socket: this.paths.socket,
+      pidFile: this.paths.pidFile,
+      healthPath: this.env.health.path,
+      intervalMs: Math.max(200, this.env.health.intervalSeconds * 1000),
+      rise: this.env.health.healthyThreshold,
+      ...(process.env.KILN_HAPROXY_LOG ? { logTarget: process.env.KILN_HAPROXY_LOG } : {}),
+    });
+  }
+
+  /**
+   * The running HAProxy against the environment: the ports its process really listens on (from
+   * /proc; the config file when that cannot be read), and the settings of the config it was
+   * started with (health check). Each difference is one line of drift. There is no TLS locally.
+   */
+  private async observeLoadBalancer(pid: number): Promise<{ drift: string[]; portMoves: boolean }> {
+    const running = await readFile(this.paths.config, "utf8").catch(() => "");
+    const listening = (await listeningPorts(pid)).filter((l) => l.address === "127.0.0.1").map((l) => l.port);
+    const ports = listening.length ? listening : [...running.matchAll(/^\s*bind 127\.0\.0\.1:(\d+)\s*$/gm)].map((m) => Number(m[1]));
+    const drift: string[] = [];
+    const portMoves = ports.length > 0 && !ports.includes(this.env.port);
+    if (portMoves) drift.push(`HAProxy listens on 127.0.0.1:${[...new Set(ports)].join(", ")}, the environment says ${this.env.port}`);
+    // Settings other than the port, line by line: "directive old → new" (log lines follow KILN_HAPROXY_LOG, not kiln.yml).
+    const settings = (text: string) =>
+      text
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("#") && !l.startsWith("bind ") && !/\blog\b/.test(l));
+    const now = settings(running);
+    for (const line of settings(this.desiredConfig()).filter((l) => running && !now.includes(l))) {
+      const key = line.split(" ").slice(0, 2).join(" ");
+      const was = now.find((l) => l.startsWith(`${key} `) || l === key);
+      drift.push(`HAProxy runs '${was ?? "(nothing)"}', the environment asks for '${line}'`);
     }
-    // After a HAProxy restart the runtime servers are gone: re-add every known instance.
+    return { drift, portMoves };
+  }
+
+  async ensureInfrastructure(): Promise<void> {
+    const pid = await haproxyPid(this.paths);
+    const observed = pid === undefined ? undefined : await this.observeLoadBalancer(pid);
+    const drifted = observed !== undefined && observed.drift.length > 0;
+    if (pid === undefined || drifted) {
+      // A HAProxy that keeps its port holds it itself; a new port must be free.
+      if (pid === undefined || observed?.portMoves) {
+        await checkPortFree("127.0.0.1", this.env.port).catch((error: unknown) => {
+          throw new InputError(
+            `the ${this.env.name} load balancer cannot listen on 127.0.0.1:${this.env.port}: ${(error as Error).message}`,
+            { hint: `set environments.${this.env.name}.port in kiln.yml to a free port` },
+          );
+        });
+      }
+      // A drifted HAProxy is replaced: the new one takes over (-sf), the old one finishes its requests and exits.
+      await startHaproxy(this.paths, this.desiredConfig(), drifted ? pid : undefined);
+    }
+    // After a HAProxy restart the runtime servers are gone: re-add every known instance. Serving
+    // ones were healthy a moment ago: they start UP, so the replaced HAProxy's traffic carries on.
     const known = new Set((await serverStatuses(this.paths.socket)).map((s) => s.name));
     const state = await this.state();
     for (const release of state.releases) {
       for (const instance of release.instances)
-        if (!known.has(instance.server)) await this.addServer(instance, release.serving ? SERVING_WEIGHT : 0);
+        if (!known.has(instance.server)) await this.addServer(instance, release.serving ? SERVING_WEIGHT : 0, release.serving);
     }
   }
 
-  private async addServer(instance: LocalInstance, weight: number): Promise<void> {
+  private async addServer(instance: LocalInstance, weight: number, serving = false): Promise<void> {
     // A server of that name left behind (an interrupted delete) would shadow the new instance.
     if ((await serverStatuses(this.paths.socket)).some((s) => s.name === instance.server))
       await removeServer(this.paths.socket, instance.server);
@@ -176,7 +217,7 @@ export class LocalProvider implements DeployProvider {
     await haproxyDo(this.paths.socket, `set server ${BACKEND}/${instance.server} state ready`);
     // HAProxy assumes a ready server is UP until checks fail; a booting VM must start DOWN and
     // earn UP through `rise` passing health checks (weight 0 meanwhile: no traffic either way).
-    await haproxyDo(this.paths.socket, `set server ${BACKEND}/${instance.server} health down`);
+    if (!serving) await haproxyDo(this.paths.socket, `set server ${BACKEND}/${instance.server} health down`);
   }
 
   async launch(release: string, image: ImageRef, instances: number, zones: readonly string[]): Promise<void> {
