@@ -8,6 +8,7 @@
  */
 import type { StrictRule } from "../layer.js";
 import { awsError } from "../protocol.js";
+import { oneAtATime } from "./one-at-a-time.js";
 
 export const amiNamesRule: StrictRule = {
   name: "ami-names",
@@ -16,10 +17,7 @@ export const amiNamesRule: StrictRule = {
   async around(request, ctx, next) {
     if (request.service !== "ec2" || (request.action !== "RegisterImage" && request.action !== "CopyImage")) return next();
     const name = request.params.get("Name") ?? "";
-    const key = `${request.region}/${name}`;
-    const queues = ctx.state("ami-names", () => new Map<string, Promise<unknown>>());
-    const before = queues.get(key) ?? Promise.resolve();
-    const mine = before.then(async () => {
+    return oneAtATime(ctx, "ami-names", `${request.region}/${name}`, async () => {
       const xml = await ctx.query("ec2", request.region, {
         Action: "DescribeImages",
         Version: "2016-11-15",
@@ -31,10 +29,5 @@ export const amiNamesRule: StrictRule = {
       if (taken) return awsError(request, 400, "InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${taken}`);
       return next();
     });
-    queues.set(
-      key,
-      mine.catch(() => undefined),
-    );
-    return mine;
   },
 };

@@ -8,6 +8,7 @@
  */
 import type { StrictRule } from "../layer.js";
 import { awsError } from "../protocol.js";
+import { oneAtATime } from "./one-at-a-time.js";
 
 export const asgNamesRule: StrictRule = {
   name: "asg-names",
@@ -16,11 +17,7 @@ export const asgNamesRule: StrictRule = {
   async around(request, ctx, next) {
     if (request.service !== "autoscaling" || request.action !== "CreateAutoScalingGroup") return next();
     const name = request.params.get("AutoScalingGroupName") ?? "";
-    const key = `${request.region}/${name}`;
-    const queues = ctx.state("asg-names", () => new Map<string, Promise<unknown>>());
-    // Check and create as one step per name, as AWS decides it.
-    const before = queues.get(key) ?? Promise.resolve();
-    const mine = before.then(async () => {
+    return oneAtATime(ctx, "asg-names", `${request.region}/${name}`, async () => {
       const xml = await ctx.query("autoscaling", request.region, {
         Action: "DescribeAutoScalingGroups",
         Version: "2011-01-01",
@@ -35,10 +32,5 @@ export const asgNamesRule: StrictRule = {
         );
       return next();
     });
-    queues.set(
-      key,
-      mine.catch(() => undefined),
-    );
-    return mine;
   },
 };

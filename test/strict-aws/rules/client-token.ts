@@ -16,6 +16,7 @@
  */
 import type { StrictRule } from "../layer.js";
 import { type AwsRequest, type AwsResponse, awsError } from "../protocol.js";
+import { oneAtATime } from "./one-at-a-time.js";
 
 interface Remembered {
   readonly parameters: string;
@@ -44,12 +45,11 @@ export const clientTokenRule: StrictRule = {
     const token = tokenOf(request);
     if (token === undefined) return next();
     const key = `${request.service}/${request.region}/${request.action}/${token}`;
-    const state = ctx.state("client-token", () => ({ done: new Map<string, Remembered>(), queues: new Map<string, Promise<unknown>>() }));
+    const done = ctx.state("client-token", () => new Map<string, Remembered>());
     // One request per token at a time: a retry racing its first attempt waits for that attempt's result.
-    const before = state.queues.get(key) ?? Promise.resolve();
-    const mine = before.then(async () => {
+    return oneAtATime(ctx, "client-token", key, async () => {
       const parameters = parametersOf(request);
-      const known = state.done.get(key);
+      const known = done.get(key);
       if (known && known.parameters !== parameters) {
         return request.service === "ebs"
           ? awsError(request, 409, "ConflictException", "The request uses the same client token as a previous, but non-identical request.")
@@ -57,13 +57,8 @@ export const clientTokenRule: StrictRule = {
       }
       if (known) return known.response;
       const response = await next();
-      if (response.status >= 200 && response.status < 300) state.done.set(key, { parameters, response });
+      if (response.status >= 200 && response.status < 300) done.set(key, { parameters, response });
       return response;
     });
-    state.queues.set(
-      key,
-      mine.catch(() => undefined),
-    );
-    return mine;
   },
 };

@@ -8,6 +8,7 @@
  * layer hands moto one create per name at a time.
  */
 import type { StrictRule } from "../layer.js";
+import { oneAtATime } from "./one-at-a-time.js";
 
 export const launchTemplateNames: StrictRule = {
   name: "launch-template-names",
@@ -15,14 +16,6 @@ export const launchTemplateNames: StrictRule = {
     "Amazon EC2 API Reference: CreateLaunchTemplate (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html)",
   async around(request, ctx, next) {
     if (request.service !== "ec2" || request.action !== "CreateLaunchTemplate") return next();
-    const key = `${request.region}/${request.params.get("LaunchTemplateName") ?? ""}`;
-    const queues = ctx.state("launch-template-names", () => new Map<string, Promise<unknown>>());
-    const before = queues.get(key) ?? Promise.resolve();
-    const mine = before.then(next, next);
-    queues.set(
-      key,
-      mine.catch(() => undefined),
-    );
-    return mine;
+    return oneAtATime(ctx, "launch-template-names", `${request.region}/${request.params.get("LaunchTemplateName") ?? ""}`, next);
   },
 };
