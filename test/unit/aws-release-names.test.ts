@@ -3,24 +3,9 @@
 import { describe, expect, it } from "vitest";
 import { releaseId } from "../../src/deploy/plan.js";
 import { launchTemplateName, releaseHeaderValue, targetGroupName } from "../../src/providers/aws/names.js";
-import { env, v2 } from "./helpers/deploy-fixtures.js";
+import { awsEnv, v2 } from "./helpers/deploy-fixtures.js";
 
-const aws = {
-  ...env,
-  app: "a".repeat(63),
-  name: "e".repeat(21),
-  target: "aws",
-  region: "eu-west-1",
-  vpc: undefined,
-  subnets: [],
-  instanceType: "t3.micro",
-  min: 2,
-  max: 2,
-  mode: "load-balanced",
-  certificateArn: undefined,
-  keepReleases: 3,
-  deletionProtection: false,
-} as const;
+const aws = { ...awsEnv, app: "a".repeat(63), name: "e".repeat(21) };
 
 describe("AWS names of releases that differ only in their configuration", () => {
   const version = "1".repeat(64);

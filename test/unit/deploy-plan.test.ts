@@ -6,7 +6,7 @@ import type { LiveState } from "../../src/deploy/types.js";
 import { parseEnvironments } from "../../src/config/environments.js";
 import { launchConfig } from "../../src/deploy/launch-config.js";
 import { SpecError } from "../../src/errors.js";
-import { env, now, r1, r2, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
+import { awsEnv, env, now, r1, r2, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
 const lines = (live: LiveState, image = v2, version = "2.0.0") => planBlueGreen(env, image, version, live, now).steps.map(describeStep);
 
 describe("planBlueGreen (golden plans)", () => {
@@ -165,20 +165,7 @@ describe("environments in kiln.yml", () => {
 });
 
 describe("launch templates kept for rollback (AWS)", () => {
-  const aws = {
-    ...env,
-    target: "aws",
-    region: "eu-west-1",
-    vpc: undefined,
-    subnets: [],
-    instanceType: "t3.micro",
-    min: 2,
-    max: 2,
-    mode: "load-balanced",
-    certificateArn: undefined,
-    keepReleases: 3,
-    deletionProtection: false,
-  } as const;
+  const aws = awsEnv;
   const a1 = releaseId(aws, v1, "1.0.0");
   const a2 = releaseId(aws, v2, "2.0.0");
   const deletes = (live: LiveState) => planBlueGreen(aws, v2, "2.0.0", live, now).steps.filter((s) => s.kind === "delete-release");

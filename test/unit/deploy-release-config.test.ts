@@ -10,22 +10,9 @@ import { describeStep, findRollbackTarget, planBlueGreen, planScale, releaseId }
 import type { HistoryEntry, LiveState } from "../../src/deploy/types.js";
 import { InputError } from "../../src/errors.js";
 import { appendHistory, historyFromTags } from "../../src/providers/aws/history.js";
-import { env, now, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
+import { awsEnv, env, now, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
 
-const aws = {
-  ...env,
-  target: "aws",
-  region: "eu-west-1",
-  vpc: undefined,
-  subnets: [],
-  instanceType: "t3.micro",
-  min: 2,
-  max: 2,
-  mode: "load-balanced",
-  certificateArn: undefined,
-  keepReleases: 3,
-  deletionProtection: false,
-} as const;
+const aws = awsEnv;
 
 /** v2 live with `live` as its environment, recorded in history with its launch configuration. */
 function liveWith(live: typeof env | typeof aws): LiveState {

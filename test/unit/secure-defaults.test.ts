@@ -11,7 +11,7 @@ import { SpecError } from "../../src/errors.js";
 import { checkKernelConfig, parseFragment, parseKernelConfig } from "../../src/kmod/kconfig.js";
 import { iamPolicy } from "../../src/push/iam-policy.js";
 import { amiNetworkFlags } from "../../src/push/push.js";
-import { env, now, r1, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
+import { awsEnv, now, r1, release, state, v1, v2 } from "./helpers/deploy-fixtures.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const template = (name: string) => readFileSync(path.join(repo, "templates", name), "utf8");
@@ -84,21 +84,7 @@ describe("environment settings", () => {
 });
 
 describe("the plan shows the environment's protections", () => {
-  const aws: AwsEnvironment = {
-    ...env,
-    target: "aws",
-    region: "eu-west-1",
-    vpc: undefined,
-    subnets: [],
-    instanceType: "t3.micro",
-    min: 2,
-    max: 2,
-    mode: "load-balanced",
-    certificateArn: CERT,
-    sslPolicy: "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
-    keepReleases: 3,
-    deletionProtection: false,
-  };
+  const aws: AwsEnvironment = { ...awsEnv, certificateArn: CERT, sslPolicy: "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09" };
   const lines = (e: AwsEnvironment, live = state(false)) => planBlueGreen(e, v2, "2.0.0", live, now).steps.map(describeStep);
 
   it("a new HTTPS environment: TLS policy, the redirect, dropped invalid headers, encrypted root volumes", () => {

@@ -1,7 +1,7 @@
 /** Shared planner fixtures: a local two-instance environment, two images, their releases and live states. */
 import { releaseId } from "../../../src/deploy/plan.js";
 import type { ImageRef, LiveState, ReleaseState } from "../../../src/deploy/types.js";
-import type { LocalEnvironment } from "../../../src/config/environments.js";
+import type { AwsEnvironment, LocalEnvironment } from "../../../src/config/environments.js";
 
 export const env: LocalEnvironment = {
   name: "dev",
@@ -13,6 +13,21 @@ export const env: LocalEnvironment = {
   env: {},
   after: [],
   health: { path: "/healthz", intervalSeconds: 1, checkTimeoutSeconds: 4, healthyThreshold: 2, unhealthyThreshold: 2, timeoutSeconds: 120 },
+};
+/** The same environment on AWS, load-balanced in the default VPC. */
+export const awsEnv: AwsEnvironment = {
+  ...env,
+  target: "aws",
+  region: "eu-west-1",
+  vpc: undefined,
+  subnets: [],
+  instanceType: "t3.micro",
+  min: 2,
+  max: 2,
+  mode: "load-balanced",
+  certificateArn: undefined,
+  keepReleases: 3,
+  deletionProtection: false,
 };
 export const now = new Date("2026-11-22T10:00:00Z");
 export const v1: ImageRef = { ref: "shop:1.0.0", digest: `sha256:${"1".repeat(64)}` };
