@@ -40,7 +40,11 @@ export async function appName(flags: EnvFlags): Promise<string> {
 export function printPlan(result: PromoteResult, json: boolean | undefined): void {
   if (json)
     return void process.stdout.write(
-      `${JSON.stringify({ ...result.plan, executed: result.executed, endpoint: result.endpoint, ...(result.removed ? { removed: result.removed } : {}) }, null, 2)}\n`,
+      `${JSON.stringify(
+        { ...result.plan, executed: result.executed, endpoint: result.endpoint, ...(result.removed ? { removed: result.removed } : {}) },
+        null,
+        2,
+      )}\n`,
     );
   process.stdout.write(`${result.plan.summary}\n`);
   if (!result.executed) result.plan.steps.forEach((s, i) => process.stdout.write(`  ${i + 1}. ${describeStep(s)}\n`));
@@ -228,7 +232,8 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       if (flags.json) return void process.stdout.write(`${JSON.stringify(status.live.history, null, 2)}\n`);
       for (const h of status.live.history)
         process.stdout.write(
-          `${h.at}  ${h.result.padEnd(11)} ${h.image.ref.padEnd(28)} ${h.image.digest.slice(0, 19)}  ${h.result === "destroyed" ? `environment destroyed (last release ${h.release})` : h.release}\n`,
+          `${h.at}  ${h.result.padEnd(11)} ${h.image.ref.padEnd(28)} ${h.image.digest.slice(0, 19)}  ` +
+            `${h.result === "destroyed" ? `environment destroyed (last release ${h.release})` : h.release}\n`,
         );
     },
   );

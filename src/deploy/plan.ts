@@ -175,7 +175,12 @@ export function planBlueGreen(
     for (const old of others.filter((o) => o.serving))
       steps.push({ kind: "record", entry: { release: old.id, image: old.image, result: "replaced", at, ...recordedConfig(live, old.id) } });
   }
-  const how = `blue/green${withCanary ? `, canary ${canary.percent}% for ${canary.seconds}s first` : canary && !alreadyLive ? " (no release serves yet: no canary)" : ""}`;
+  const canaryNote = withCanary
+    ? `, canary ${canary.percent}% for ${canary.seconds}s first`
+    : canary && !alreadyLive
+      ? " (no release serves yet: no canary)"
+      : "";
+  const how = `blue/green${canaryNote}`;
   let summary = `${image.ref} → ${env.name} (${green}), ${how}${configSummary(env, image, live)}`;
   if (alreadyLive && others.length === 0)
     summary = `${image.ref} is already live in ${env.name}; ${steps.length ? "only the shared resources change" : "nothing to do"}`;

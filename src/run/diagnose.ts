@@ -100,15 +100,22 @@ export function describeStartFailure(
       };
     case "read-only":
       return {
-        message: `the app tried to write to a read-only file system${diagnosis.exitStatus !== undefined ? ` and exited with status ${diagnosis.exitStatus}` : ""}: ${diagnosis.line}${quote(diagnosis.lastLines)}`,
-        hint: `/app (the app's files) and the whole root are read-only in a kiln image: write under /tmp (the app's $HOME unless env: sets HOME), a RAM disk emptied at every boot, and keep lasting data in a database or object store; ${full}`,
+        message:
+          "the app tried to write to a read-only file system" +
+          `${diagnosis.exitStatus !== undefined ? ` and exited with status ${diagnosis.exitStatus}` : ""}: ` +
+          `${diagnosis.line}${quote(diagnosis.lastLines)}`,
+        hint:
+          "/app (the app's files) and the whole root are read-only in a kiln image: write under /tmp (the app's $HOME unless " +
+          `env: sets HOME), a RAM disk emptied at every boot, and keep lasting data in a database or object store; ${full}`,
       };
     case "exited": {
       const times =
         diagnosis.exits > 1 ? ` (${diagnosis.exits} times${diagnosis.poweredOff ? "; the init then powered the VM off" : ""})` : "";
       return {
         message: `the app exited with status ${diagnosis.exitStatus}${times}${quote(diagnosis.lastLines)}`,
-        hint: `the app stopped on its own before answering ${context.healthPath}: fix what its last lines say (a missing setting? pass it with -e NAME=value); ${full}`,
+        hint:
+          `the app stopped on its own before answering ${context.healthPath}: fix what its last lines say ` +
+          `(a missing setting? pass it with -e NAME=value); ${full}`,
       };
     }
     case "answers-badly":
@@ -119,7 +126,9 @@ export function describeStartFailure(
     case "port-closed":
       return {
         message: `the app is running but nothing answers on port ${port}`,
-        hint: `check that the app listens on 0.0.0.0:${port} (not 127.0.0.1 or localhost, which the forwarded port cannot reach) and answers ${context.healthPath}; ${full}`,
+        hint:
+          `check that the app listens on 0.0.0.0:${port} (not 127.0.0.1 or localhost, which the forwarded port cannot reach) ` +
+          `and answers ${context.healthPath}; ${full}`,
       };
   }
 }
