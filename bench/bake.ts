@@ -4,6 +4,9 @@
  *   - cold bake (empty kiln home, packages downloaded) vs warm app-only rebake;
  *   - image: raw / allocated / gzip-compressed size, split kernel/init/libs/runtime/app;
  *   - boot to healthy in QEMU (BIOS, UEFI) vs the same app started as a plain host process.
+ * Then the realistic apps of bench/fixtures/ (bench/fixtures.ts): cold bake, warm rebakes after a
+ * source and a dependency change, and the blocks each rebake's incremental push would upload.
+ * `npm run bench -- NAME…` measures only the named rows (examples or fixtures).
  * The last stdout line is one JSON object with every figure.
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -14,6 +17,7 @@ import { createGzip } from "node:zlib";
 import { bake } from "../src/bake/bake.js";
 import { installRoot, kilnHome } from "../src/home.js";
 import type { Progress } from "../src/progress.js";
+import { type FixtureResult, fixtures, formatFixture, measureFixture } from "./fixtures.js";
 import { probeHttp } from "../src/run/health.js";
 import { findFreePort } from "../src/run/ports.js";
 import { runImage } from "../src/run/run.js";
@@ -94,8 +98,17 @@ async function measure(example: string) {
 }
 
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+const examples = ["hello-native", "hello-node"];
+const only = process.argv.slice(2);
+const known = [...examples, ...fixtures.map((f) => f.name)];
+const unknown = only.filter((name) => !known.includes(name));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: no row named ${unknown.join(", ")}; rows: ${known.join(", ")}\n`);
+  process.exit(2);
+}
+const wanted = (name: string) => only.length === 0 || only.includes(name);
 const results = [];
-for (const example of ["hello-native", "hello-node"]) {
+for (const example of examples.filter(wanted)) {
   process.stderr.write(`measuring ${example}…\n`);
   const r = await measure(example);
   results.push(r);
@@ -110,4 +123,13 @@ for (const example of ["hello-native", "hello-node"]) {
     ].join("\n"),
   );
 }
-process.stdout.write(`${JSON.stringify({ machine: { cpus: os.cpus().length, kernel: os.release() }, results })}\n`);
+const fixtureResults: FixtureResult[] = [];
+for (const fixture of fixtures.filter((f) => wanted(f.name))) {
+  process.stderr.write(`measuring ${fixture.name}…\n`);
+  const r = await measureFixture(fixture);
+  fixtureResults.push(r);
+  process.stdout.write(formatFixture(r));
+}
+process.stdout.write(
+  `${JSON.stringify({ machine: { cpus: os.cpus().length, kernel: os.release() }, results, fixtures: fixtureResults })}\n`,
+);

@@ -1,0 +1,172 @@
+/**
+ * Realistic apps for npm run bench (bench/fixtures/): a Node service with ~200 production
+ * packages and a Python service with compiled wheels. Per fixture, with its own empty kiln home:
+ * a cold bake, a warm rebake after a one-line source change, a warm rebake after a dependency
+ * change, and the 512 KiB blocks the incremental push of each rebake would upload (the previous
+ * bake being the parent snapshot), each as a ratio of the cold bake of the same run.
+ * Every change is made to a temporary copy; the committed fixtures are never edited.
+ */
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { bake } from "../src/bake/bake.js";
+import type { CommittedImage } from "../src/image/store.js";
+import { installRoot, kilnHome } from "../src/home.js";
+import type { Progress } from "../src/progress.js";
+import { BLOCK_SIZE, planBlocks, type BlockHashes } from "../src/push/blocks.js";
+import { scanDiskBlocks } from "../src/push/scan.js";
+
+const FIXTURES = path.join(installRoot(), "bench", "fixtures");
+
+interface Fixture {
+  readonly name: string;
+  /** The one-line source change: a file of the app and the line appended to it. */
+  readonly source: { readonly file: string; readonly line: string };
+  /** The dependency change, made to the app copy in place. */
+  changeDependency(app: string): void;
+  readonly dependencyChange: string;
+}
+
+export const fixtures: readonly Fixture[] = [
+  {
+    name: "node-service",
+    source: { file: "server.js", line: "// bench: a one-line source change\n" },
+    // npm ci needs package.json and its lock file in step: the pair with uuid added is committed
+    // beside the fixture (made with npm install --package-lock-only), so the bench runs no npm on the host.
+    changeDependency: (app) => cpSync(path.join(FIXTURES, "node-service-dep-change"), app, { recursive: true }),
+    dependencyChange: "uuid@10.0.0 added",
+  },
+  {
+    name: "python-service",
+    source: { file: "app.py", line: "# bench: a one-line source change\n" },
+    changeDependency: (app) => appendFileSync(path.join(app, "requirements.txt"), "python-dotenv==1.0.1\n"),
+    dependencyChange: "python-dotenv==1.0.1 added",
+  },
+];
+
+export interface BakeRow {
+  readonly bake: string;
+  readonly seconds: number;
+  readonly secondsOverCold: number;
+  readonly rawDiskBytes: number;
+  readonly appBytes: number;
+  /** Blocks a push would upload: every non-zero block for the cold bake, changed blocks for a rebake. */
+  readonly uploadBlocks: number;
+  readonly uploadOverCold: number;
+  /** The three slowest bake steps, as the progress lines name them. */
+  readonly slowestSteps: readonly { label: string; seconds: number }[];
+}
+
+export interface FixtureResult {
+  readonly fixture: string;
+  readonly packages: number;
+  readonly dependencyChange: string;
+  readonly rows: readonly BakeRow[];
+}
+
+/** A Progress that prints nothing and keeps each step's duration. */
+function timingProgress(steps: { label: string; seconds: number }[]): Progress {
+  return {
+    async step(label, work) {
+      const started = performance.now();
+      try {
+        return await work();
+      } finally {
+        steps.push({ label, seconds: (performance.now() - started) / 1000 });
+      }
+    },
+    info: () => undefined,
+  };
+}
+
+export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
+  const app = mkdtempSync(path.join(os.tmpdir(), `kiln-bench-${fixture.name}-`));
+  cpSync(path.join(FIXTURES, fixture.name), app, { recursive: true });
+  rmSync(path.join(app, "kiln.lock"), { force: true });
+  const home = kilnHome({ KILN_HOME: mkdtempSync(path.join(os.tmpdir(), "kiln-bench-home-")) });
+  const rows: BakeRow[] = [];
+  try {
+    let cold: { seconds: number; blocks: number } | undefined;
+    let parent: BlockHashes | undefined;
+    const bakeOnce = async (label: string) => {
+      const steps: { label: string; seconds: number }[] = [];
+      const { image, seconds } = await bake(app, { name: fixture.name }, home, timingProgress(steps));
+      const blocks = await scanDiskBlocks(image.dir, image.disk);
+      const upload = planBlocks(blocks, parent).upload.length;
+      parent = blocks;
+      cold ??= { seconds, blocks: upload };
+      rows.push(rowOf(label, image, seconds, upload, cold, steps));
+    };
+    await bakeOnce("cold");
+    appendFileSync(path.join(app, fixture.source.file), fixture.source.line);
+    await bakeOnce(`source change (${fixture.source.file})`);
+    fixture.changeDependency(app);
+    await bakeOnce(`dependency change (${fixture.dependencyChange})`);
+  } finally {
+    rmSync(home.root, { recursive: true, force: true });
+    rmSync(app, { recursive: true, force: true });
+  }
+  return { fixture: fixture.name, packages: dependencyCount(fixture.name), dependencyChange: fixture.dependencyChange, rows };
+}
+
+function rowOf(
+  label: string,
+  image: CommittedImage,
+  seconds: number,
+  upload: number,
+  cold: { seconds: number; blocks: number },
+  steps: { label: string; seconds: number }[],
+): BakeRow {
+  return {
+    bake: label,
+    seconds,
+    secondsOverCold: seconds / cold.seconds,
+    rawDiskBytes: image.manifest.sizes.rawDisk,
+    appBytes: image.manifest.sizes.app,
+    uploadBlocks: upload,
+    uploadOverCold: upload / cold.blocks,
+    slowestSteps: [...steps].sort((a, b) => b.seconds - a.seconds).slice(0, 3),
+  };
+}
+
+const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
+const mib = (b: number) => `${(b / 1048576).toFixed(1)}`;
+
+/** The fixture's rows as a fixed-width table, with the slowest steps of each bake under it. */
+export function formatFixture(result: FixtureResult): string {
+  const header = ["bake", "seconds", "vs cold", "blocks to push", "MiB to push", "vs cold", "app MiB"];
+  const body = result.rows.map((r) => [
+    r.bake,
+    r.seconds.toFixed(2),
+    pct(r.secondsOverCold),
+    String(r.uploadBlocks),
+    mib(r.uploadBlocks * BLOCK_SIZE),
+    pct(r.uploadOverCold),
+    mib(r.appBytes),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")}`;
+  const slowest = result.rows.map(
+    (r) => `  slowest steps, ${r.bake}: ${r.slowestSteps.map((s) => `${s.label} ${s.seconds.toFixed(2)}s`).join(", ")}`,
+  );
+  return [
+    `${result.fixture}, ${result.packages} packages (fresh kiln home; pushes at ${BLOCK_SIZE / 1024} KiB blocks, each against the previous bake)`,
+    line(header),
+    ...body.map(line),
+    ...slowest,
+    "",
+  ].join("\n");
+}
+
+/** Packages a fixture installs: lock file entries for Node, pinned requirement lines for Python. */
+export function dependencyCount(fixture: string): number {
+  const dir = path.join(FIXTURES, fixture);
+  const lockFile = path.join(dir, "package-lock.json");
+  if (existsSync(lockFile)) {
+    const lock = JSON.parse(readFileSync(lockFile, "utf8")) as { packages: Record<string, unknown> };
+    return Object.keys(lock.packages).filter((k) => k !== "").length;
+  }
+  return readFileSync(path.join(dir, "requirements.txt"), "utf8")
+    .split("\n")
+    .filter((l) => /^[A-Za-z0-9]/.test(l)).length;
+}
