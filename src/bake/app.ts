@@ -5,7 +5,7 @@
  */
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { InputError } from "../errors.js";
+import { InputError, KilnError } from "../errors.js";
 import { parseElf, isElf } from "../elf/elf.js";
 import { makeErofs } from "../image/erofs.js";
 import { exists, hashTree, listTree, cachedSha256 } from "../fsutil.js";
@@ -137,6 +137,8 @@ export async function stageApp(spec: Spec, baker: Baker, runtime: Runtime, ctx: 
     KILN_CRASH_WINDOW: String(spec.restarts.windowSeconds),
     KILN_ON_CRASH_LOOP: spec.restarts.onCrashLoop ?? "poweroff",
     KILN_SECCOMP: spec.seccomp ? "on" : "off",
+    // Where the init mounts the dependency partition (4): the baker's choice (node_modules, site-packages).
+    ...(deps ? { KILN_DEPS_DIR: checkDepsDir(deps.imageDir) } : {}),
   };
   await mkdir(path.join(root, "kiln"), { recursive: true });
   await writeFile(path.join(root, "kiln", "cmd"), renderCmdFile(argv));
@@ -168,4 +170,13 @@ async function cachedErofs(name: string, source: string, key: string, ctx: BakeC
     await rename(tmp, out);
   }
   return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached };
+}
+
+/** The dependency layer's mount point: a plain directory under /app that the app layer keeps empty. */
+function checkDepsDir(imageDir: string): string {
+  const rel = imageDir.startsWith("/app/") ? imageDir.slice("/app/".length) : "";
+  const plain = /^[A-Za-z0-9._/-]+$/.test(rel) && path.posix.normalize(rel) === rel && !rel.split("/").includes("..");
+  if (!plain || rel.endsWith("/"))
+    throw new KilnError(`the dependency layer's mount point ${imageDir} is not a plain directory under /app`);
+  return imageDir;
 }

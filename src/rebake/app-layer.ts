@@ -4,7 +4,7 @@
  * unpacked (fsck.erofs --extract) so the bake can still compute the shared-library closure
  * and the SBOM from the app's files. The app is not staged again: no npm ci, no pip, no copy.
  */
-import { open, stat } from "node:fs/promises";
+import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { AppLayerSource } from "../bake/bake.js";
 import type { DepsLayer } from "../bake/app.js";
@@ -65,7 +65,7 @@ export async function reuseAppLayer(image: StoredImage, scratch: string): Promis
     if (error instanceof ToolMissingError) throw new ToolMissingError("fsck.erofs", "erofs-utils");
     throw error;
   }
-  const deps = await reuseDepsLayer(image, scratch);
+  const deps = await reuseDepsLayer(image, scratch, root);
   return {
     sha256: carved.sha256,
     async stage(spec) {
@@ -101,7 +101,11 @@ export async function reuseAppLayer(image: StoredImage, scratch: string): Promis
 }
 
 /** The stored image's dependency partition (if it has one), reused byte for byte like the app's. */
-async function reuseDepsLayer(image: StoredImage, scratch: string): Promise<{ staged: StagedDeps; layer: DepsLayer } | undefined> {
+async function reuseDepsLayer(
+  image: StoredImage,
+  scratch: string,
+  appRoot: string,
+): Promise<{ staged: StagedDeps; layer: DepsLayer } | undefined> {
   if (!image.manifest.layout.partitions.some((p) => p.name === "deps")) return undefined;
   const file = path.join(scratch, "deps-layer.erofs");
   const carved = await extractPartition(image, "deps", file);
@@ -111,11 +115,16 @@ async function reuseDepsLayer(image: StoredImage, scratch: string): Promise<{ st
       hint: "the image in the store is damaged: kiln rm it and bake again",
     });
   }
-  // Named like its mount point, so the SBOM scan sees node_modules/… as in the image.
-  const hostDir = path.join(scratch, "deps-root", "node_modules");
+  // The app layer says where the init mounts it; the copy is named like that mount point, so the
+  // SBOM scan sees node_modules/… (or site-packages/…) as in the image.
+  const launch = await readFile(path.join(appRoot, "kiln", "launch.conf"), "utf8");
+  const imageDir = /^KILN_DEPS_DIR='(\/app\/[^'\n]+)'$/m.exec(launch)?.[1];
+  if (imageDir === undefined)
+    throw new KilnError(`${image.ref} has a dependency partition but its app layer does not say where it is mounted`);
+  const hostDir = path.join(scratch, "deps-root", path.posix.basename(imageDir));
   await run(["fsck.erofs", `--extract=${hostDir}`, "--no-preserve-owner", file]);
   return {
-    staged: { imageDir: "/app/node_modules", hostDir, key: carved.sha256.slice(0, 32), cached: true },
+    staged: { imageDir, hostDir, key: carved.sha256.slice(0, 32), cached: true },
     layer: { path: file, sha256: carved.sha256, bytes: carved.bytes, cached: true },
   };
 }
