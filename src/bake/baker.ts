@@ -87,7 +87,8 @@ export interface Baker {
    * Copies the app into `dest`, which becomes /app. Its production dependencies either go into
    * `dest` too, or are returned as a dependency layer (own partition, cached by its key).
    */
-  stageApp(spec: Spec, ctx: BakeContext, dest: string, runtime: Runtime): Promise<StagedDeps | undefined>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: bakers without a dependency layer just return.
+  stageApp(spec: Spec, ctx: BakeContext, dest: string, runtime: Runtime): Promise<StagedDeps | void>;
   /**
    * Problems with the start file the command names (a script or jar that does not exist), found
    * from the app's files alone; the bake refuses them before fetching anything.
