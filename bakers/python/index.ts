@@ -113,7 +113,7 @@ export const baker: Baker = {
     const layer = await layerTree(site, key, ctx);
     await mkdir(path.join(dest, SITE_PACKAGES.slice("/app/".length)), { recursive: true });
     ctx.progress.info(`  dependencies ${key.slice(0, 12)}${layer.cached ? " (cached: pip not run)" : " (installed)"}`);
-    return { imageDir: SITE_PACKAGES, hostDir: layer.dir, key: `python-${key}`, cached: layer.cached };
+    return { imageDir: SITE_PACKAGES, hostDir: layer.dir, key, cached: layer.cached };
   },
 };
 
