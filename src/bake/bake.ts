@@ -116,12 +116,15 @@ export async function bake(
       "Shared libraries",
       async () => {
         const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app"))];
+        if (staged.deps) roots.push(...(await findElfFiles(staged.deps.hostDir, staged.deps.imageDir)));
         for (const file of runtime.files) {
           const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest));
           roots.push(...found.filter((f) => f.hostPath === file.source));
         }
         // Runtime trees (a JRE, a stdlib's lib-dynload) resolve their own libraries inside the tree.
-        const staging = new Map([["/app", staged.appDir]]);
+        // The dependency layer's mount point comes first: the first prefix that matches wins.
+        const staging = new Map(staged.deps ? [[staged.deps.imageDir, staged.deps.hostDir]] : []);
+        staging.set("/app", staged.appDir);
         for (const tree of runtime.trees ?? []) {
           const extra = tree.libraryPath ?? [];
           for (const root of await findElfFiles(tree.source, tree.dest)) {
@@ -190,6 +193,7 @@ export async function bake(
               boot: { path: boot.path, bytes: boot.bytes, sha256: boot.sha256 },
               system: { path: system.path, bytes: system.bytes, sha256: system.sha256 },
               app: { path: app.path, bytes: app.bytes, sha256: app.sha256 },
+              ...(app.deps ? { deps: { path: app.deps.path, bytes: app.deps.bytes, sha256: app.deps.sha256 } } : {}),
             },
             path.join(imageDir, "disk.raw"),
           ),
@@ -204,7 +208,11 @@ export async function bake(
       const sbom = await progress.step(
         "SBOM",
         () =>
-          imageSbom({ name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages }, staged.appDir),
+          imageSbom(
+            { name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages },
+            // The dependency layer's host directory is named like its mount point (node_modules).
+            staged.deps ? [staged.appDir, path.dirname(staged.deps.hostDir)] : [staged.appDir],
+          ),
         (b) => `${b.components.length} components`,
       );
       const baseManifest: ImageManifest = {
@@ -234,6 +242,7 @@ export async function bake(
           { name: "init", sha256: init.sha256, bytes: init.bytes, cached: init.cached },
           { name: "boot", sha256: boot.sha256, bytes: boot.bytes, cached: boot.cached },
           { name: "system", sha256: system.sha256, bytes: system.bytes, cached: system.cached },
+          ...(app.deps ? [{ name: "deps" as const, sha256: app.deps.sha256, bytes: app.deps.bytes, cached: app.deps.cached }] : []),
           { name: "app", sha256: app.sha256, bytes: app.bytes, cached: app.cached },
         ],
         sizes: {

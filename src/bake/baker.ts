@@ -62,14 +62,33 @@ export interface Runtime {
   readonly headersDir?: string;
 }
 
+/**
+ * Installed dependencies as their own read-only layer, mounted over an empty directory of the app
+ * layer. `hostDir` is immutable once returned (a cache entry) and is named like the last part of
+ * `imageDir`, so scanners see the same relative paths (node_modules/…) as in the image.
+ */
+export interface StagedDeps {
+  /** Where the layer is mounted in the image, e.g. /app/node_modules. */
+  readonly imageDir: string;
+  readonly hostDir: string;
+  /** Identity of everything that decided the installed tree; the layer's cache key. */
+  readonly key: string;
+  /** True when the install was reused from the cache (npm did not run). */
+  readonly cached: boolean;
+}
+
 export interface Baker {
   readonly name: string;
   /** Returns undefined when the app is not of this baker's kind. */
   detect(source: AppSource): Promise<Detection | undefined>;
   /** Fetches the runtime (pinned by the lock) for the system layer. */
   prepareRuntime(spec: Spec, ctx: BakeContext): Promise<Runtime>;
-  /** Copies the app (and its production dependencies) into `dest`, which becomes /app. */
-  stageApp(spec: Spec, ctx: BakeContext, dest: string, runtime: Runtime): Promise<void>;
+  /**
+   * Copies the app into `dest`, which becomes /app. Its production dependencies either go into
+   * `dest` too, or are returned as a dependency layer (own partition, cached by its key).
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: bakers without a dependency layer just return.
+  stageApp(spec: Spec, ctx: BakeContext, dest: string, runtime: Runtime): Promise<StagedDeps | void>;
   /**
    * Problems with the start file the command names (a script or jar that does not exist), found
    * from the app's files alone; the bake refuses them before fetching anything.

@@ -21,6 +21,8 @@ export interface DiskParts {
   readonly boot: DiskPart;
   readonly system: DiskPart;
   readonly app: DiskPart;
+  /** Installed dependencies (partition 4), when the app has a dependency layer. */
+  readonly deps?: DiskPart;
 }
 
 /**
@@ -41,13 +43,18 @@ export function describeDisk(layout: DiskLayout, mbr: Buffer, hashes: Readonly<R
 const CHUNK = 1024 * 1024;
 
 export async function assembleDisk(parts: DiskParts, outFile: string): Promise<{ layout: DiskLayout; digest: string; descriptor: string }> {
-  const layout = planDiskLayout({ bootBytes: parts.boot.bytes, systemBytes: parts.system.bytes, appBytes: parts.app.bytes });
+  const layout = planDiskLayout({
+    bootBytes: parts.boot.bytes,
+    systemBytes: parts.system.bytes,
+    appBytes: parts.app.bytes,
+    ...(parts.deps ? { depsBytes: parts.deps.bytes } : {}),
+  });
   const mbr = buildMbr({ bootCode: parts.bootCode, diskSignature: parts.diskSignature, partitions: layoutToMbrPartitions(layout) });
   const out = await open(outFile, "w");
   try {
     await out.truncate(layout.totalBytes);
     await out.write(mbr, 0, mbr.length, 0);
-    const sources = { boot: parts.boot.path, system: parts.system.path, app: parts.app.path };
+    const sources = { boot: parts.boot.path, system: parts.system.path, app: parts.app.path, deps: parts.deps?.path ?? "" };
     for (const partition of layout.partitions) {
       let offset = partition.offsetBytes;
       for await (const chunk of createReadStream(sources[partition.name], { highWaterMark: CHUNK })) {
@@ -59,7 +66,13 @@ export async function assembleDisk(parts: DiskParts, outFile: string): Promise<{
   } finally {
     await out.close();
   }
-  const descriptor = describeDisk(layout, mbr, { boot: parts.boot.sha256, system: parts.system.sha256, app: parts.app.sha256 });
+  const hashes = {
+    boot: parts.boot.sha256,
+    system: parts.system.sha256,
+    app: parts.app.sha256,
+    ...(parts.deps ? { deps: parts.deps.sha256 } : {}),
+  };
+  const descriptor = describeDisk(layout, mbr, hashes);
   return { layout, descriptor, digest: `sha256:${createHash("sha256").update(descriptor).digest("hex")}` };
 }
 

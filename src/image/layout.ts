@@ -6,6 +6,12 @@ import type { MbrPartition } from "./mbr.js";
  * bytes, so EBS direct-API snapshot uploads (512 KiB blocks, unchanged blocks skipped)
  * only send the app. Every offset is a multiple of 1 MiB, hence of 512 KiB, so a
  * partition never shares an EBS block with its neighbour.
+ *
+ * An app with installed dependencies (node_modules) gets a fourth partition for them, placed
+ * between system and app on the disk: a source change resizes only the app, the last slot, so
+ * the dependency partition keeps its offset and bytes. Partition numbers stay boot 1, system 2,
+ * app 3 (what the init mounts), deps 4. An app without dependencies has no fourth partition,
+ * so its disk is byte for byte what it was before dependency layers existed.
  */
 
 export interface DiskLayout {
@@ -13,8 +19,8 @@ export interface DiskLayout {
   totalBytes: number;
   volumeGiB: number;
   partitions: {
-    name: "boot" | "system" | "app";
-    number: 1 | 2 | 3;
+    name: "boot" | "system" | "deps" | "app";
+    number: 1 | 2 | 3 | 4;
     offsetBytes: number;
     sizeBytes: number;
     contentBytes: number;
@@ -31,10 +37,11 @@ export const PART_TYPE_LINUX = 0x83;
 const BOOT_MIN = 64 * MiB;
 const SYSTEM_GRANULE = 64 * MiB;
 const APP_GRANULE = 16 * MiB;
+const DEPS_GRANULE = 16 * MiB;
 const HEADROOM = 1.25;
 const MAX_DISK = 2 ** 32 * 512;
 
-export function planDiskLayout(sizes: { bootBytes: number; systemBytes: number; appBytes: number }): DiskLayout {
+export function planDiskLayout(sizes: { bootBytes: number; systemBytes: number; appBytes: number; depsBytes?: number }): DiskLayout {
   for (const [key, value] of Object.entries(sizes)) {
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new Error(`disk layout: ${key} must be a non-negative integer, got ${value}`);
@@ -44,7 +51,9 @@ export function planDiskLayout(sizes: { bootBytes: number; systemBytes: number; 
   const bootSize = Math.max(BOOT_MIN, roundUp(sizes.bootBytes, MiB));
   const systemOffset = roundUp(bootOffset + bootSize, MiB);
   const systemSize = slotSize(sizes.systemBytes * HEADROOM, SYSTEM_GRANULE);
-  const appOffset = roundUp(systemOffset + systemSize, MiB);
+  const depsOffset = roundUp(systemOffset + systemSize, MiB);
+  const depsSize = sizes.depsBytes === undefined ? 0 : slotSize(sizes.depsBytes * HEADROOM + MiB, DEPS_GRANULE);
+  const appOffset = roundUp(depsOffset + depsSize, MiB);
   // The extra 1 MiB keeps a tiny app from landing exactly on a granule boundary.
   const appSize = slotSize(sizes.appBytes * HEADROOM + MiB, APP_GRANULE);
   const totalBytes = roundUp(appOffset + appSize, MiB);
@@ -74,6 +83,19 @@ export function planDiskLayout(sizes: { bootBytes: number; systemBytes: number; 
         type: PART_TYPE_LINUX,
         bootable: false,
       },
+      ...(sizes.depsBytes === undefined
+        ? []
+        : [
+            {
+              name: "deps" as const,
+              number: 4 as const,
+              offsetBytes: depsOffset,
+              sizeBytes: depsSize,
+              contentBytes: sizes.depsBytes,
+              type: PART_TYPE_LINUX,
+              bootable: false,
+            },
+          ]),
       {
         name: "app",
         number: 3,

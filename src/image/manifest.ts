@@ -4,7 +4,7 @@ import type { CycloneDxBom } from "../packages/sbom.js";
 import type { DiskLayout } from "./layout.js";
 
 export interface LayerRecord {
-  readonly name: "kernel" | "init" | "boot" | "system" | "app";
+  readonly name: "kernel" | "init" | "boot" | "system" | "deps" | "app";
   readonly sha256: string;
   readonly bytes: number;
   readonly cached: boolean;

@@ -148,10 +148,12 @@ export function distroOf(packages: readonly LockEntry[]): string | undefined {
 /** The SBOM of a baked image: its base packages plus the dependencies found in the staged app. */
 export async function imageSbom(
   image: Omit<SbomInputs, "appDependencies" | "kilnVersion" | "distro">,
-  appDir: string,
+  appDirs: readonly string[],
 ): Promise<CycloneDxBom> {
   const kilnVersion =
     (JSON.parse(await readFile(path.join(installRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0.0.0";
   const distro = distroOf(image.packages);
-  return buildSbom({ ...image, appDependencies: await scanAppDependencies(appDir), kilnVersion, ...(distro ? { distro } : {}) });
+  // The app layer and the dependency layer are scanned alike (node_modules/… in either).
+  const appDependencies = (await Promise.all(appDirs.map((dir) => scanAppDependencies(dir)))).flat();
+  return buildSbom({ ...image, appDependencies, kilnVersion, ...(distro ? { distro } : {}) });
 }

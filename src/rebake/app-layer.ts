@@ -4,9 +4,11 @@
  * unpacked (fsck.erofs --extract) so the bake can still compute the shared-library closure
  * and the SBOM from the app's files. The app is not staged again: no npm ci, no pip, no copy.
  */
-import { open, stat } from "node:fs/promises";
+import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { AppLayerSource } from "../bake/bake.js";
+import type { DepsLayer } from "../bake/app.js";
+import type { StagedDeps } from "../bake/baker.js";
 import { InputError, KilnError, ToolMissingError } from "../errors.js";
 import { run } from "../exec.js";
 import { sha256File } from "../fsutil.js";
@@ -17,7 +19,7 @@ const CHUNK = 4 * 1024 * 1024;
 /** Copies the app partition's content bytes of a raw disk into `outFile`; returns their sha256. */
 export async function extractPartition(
   image: StoredImage,
-  name: "boot" | "system" | "app",
+  name: "boot" | "system" | "deps" | "app",
   outFile: string,
 ): Promise<{ bytes: number; sha256: string }> {
   const partition = image.manifest.layout.partitions.find((p) => p.name === name);
@@ -63,6 +65,7 @@ export async function reuseAppLayer(image: StoredImage, scratch: string): Promis
     if (error instanceof ToolMissingError) throw new ToolMissingError("fsck.erofs", "erofs-utils");
     throw error;
   }
+  const deps = await reuseDepsLayer(image, scratch, root);
   return {
     sha256: carved.sha256,
     async stage(spec) {
@@ -80,11 +83,48 @@ export async function reuseAppLayer(image: StoredImage, scratch: string): Promis
           },
         );
       }
-      return { root, appDir: path.join(root, "app"), argv: m.cmd, env: m.env };
+      return { root, appDir: path.join(root, "app"), argv: m.cmd, env: m.env, ...(deps ? { deps: deps.staged } : {}) };
     },
     async layer() {
       const entries = (await stat(file)).size;
-      return { path: file, sha256: carved.sha256, bytes: entries, cached: true, appBytes: m.sizes.app, fileCount: 0 };
+      return {
+        path: file,
+        sha256: carved.sha256,
+        bytes: entries,
+        cached: true,
+        appBytes: m.sizes.app,
+        fileCount: 0,
+        ...(deps ? { deps: deps.layer } : {}),
+      };
     },
+  };
+}
+
+/** The stored image's dependency partition (if it has one), reused byte for byte like the app's. */
+async function reuseDepsLayer(
+  image: StoredImage,
+  scratch: string,
+  appRoot: string,
+): Promise<{ staged: StagedDeps; layer: DepsLayer } | undefined> {
+  if (!image.manifest.layout.partitions.some((p) => p.name === "deps")) return undefined;
+  const file = path.join(scratch, "deps-layer.erofs");
+  const carved = await extractPartition(image, "deps", file);
+  const recorded = image.manifest.layers.find((l) => l.name === "deps")?.sha256;
+  if (recorded !== carved.sha256) {
+    throw new KilnError(`the dependency partition of ${image.ref} does not match its manifest`, {
+      hint: "the image in the store is damaged: kiln rm it and bake again",
+    });
+  }
+  // The app layer says where the init mounts it; the copy is named like that mount point, so the
+  // SBOM scan sees node_modules/… (or site-packages/…) as in the image.
+  const launch = await readFile(path.join(appRoot, "kiln", "launch.conf"), "utf8");
+  const imageDir = /^KILN_DEPS_DIR='(\/app\/[^'\n]+)'$/m.exec(launch)?.[1];
+  if (imageDir === undefined)
+    throw new KilnError(`${image.ref} has a dependency partition but its app layer does not say where it is mounted`);
+  const hostDir = path.join(scratch, "deps-root", path.posix.basename(imageDir));
+  await run(["fsck.erofs", `--extract=${hostDir}`, "--no-preserve-owner", file]);
+  return {
+    staged: { imageDir, hostDir, key: carved.sha256.slice(0, 32), cached: true },
+    layer: { path: file, sha256: carved.sha256, bytes: carved.bytes, cached: true },
   };
 }

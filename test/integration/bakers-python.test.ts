@@ -16,6 +16,9 @@ describe.sequential("python baker", () => {
     const m = image.manifest;
     expect(m.baker).toBe("python");
     expect(m.cmd).toEqual(["/usr/bin/python3", "-u", "app.py"]);
+    // The wheels are the dependency layer (partition 4, mounted on /app/.kiln/site-packages), not part of the app layer.
+    expect(m.layout.partitions.find((p) => p.name === "deps")).toMatchObject({ number: 4 });
+    expect(m.layers.find((l) => l.name === "deps")?.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(m.packages.map((p) => `${p.name}:${p.role}`)).toEqual(
       expect.arrayContaining([
         "python3.11-minimal:runtime",

@@ -6,7 +6,7 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const base = { bootBytes: 40 * MiB, systemBytes: 30 * MiB, appBytes: 5 * MiB };
 
-function part(layout: DiskLayout, name: "boot" | "system" | "app") {
+function part(layout: DiskLayout, name: "boot" | "system" | "deps" | "app") {
   const p = layout.partitions.find((x) => x.name === name);
   if (!p) throw new Error(`no ${name}`);
   return p;
@@ -109,5 +109,35 @@ describe("planDiskLayout", () => {
     const entries = layoutToMbrPartitions(l);
     expect(entries[0]).toEqual({ bootable: true, type: 0xef, startLba: 2048, sectors: 131072 });
     expect(parseMbr(buildMbr({ diskSignature: 7, partitions: entries })).partitions).toEqual(entries);
+  });
+
+  test("a dependency partition (number 4) sits between system and app and does not move when the app sources change", () => {
+    const withDeps = { ...base, depsBytes: 26 * MiB };
+    const before = planDiskLayout(withDeps);
+    expect(before.partitions.map((p) => [p.name, p.number])).toEqual([
+      ["boot", 1],
+      ["system", 2],
+      ["deps", 4],
+      ["app", 3],
+    ]);
+    // 26 MiB * 1.25 + 1 MiB = 33.5 MiB -> 48 MiB slot right after system; the app follows it.
+    expect(part(before, "deps")).toMatchObject({ offsetBytes: 129 * MiB, sizeBytes: 48 * MiB, contentBytes: 26 * MiB });
+    expect(part(before, "app")).toMatchObject({ offsetBytes: 177 * MiB, sizeBytes: 16 * MiB });
+    for (const p of before.partitions) expect([p.offsetBytes % MiB, p.sizeBytes % MiB]).toEqual([0, 0]);
+    // A source change (a bigger app layer, even past its slot) moves neither the deps nor the app.
+    for (const appBytes of [5 * MiB + 4096, 40 * MiB]) {
+      const after = planDiskLayout({ ...withDeps, appBytes });
+      expect(part(after, "deps")).toEqual(part(before, "deps"));
+      expect(part(after, "app").offsetBytes).toBe(part(before, "app").offsetBytes);
+    }
+    // Partition 4 is a real MBR entry; the table keeps number order, not disk order.
+    const entries = layoutToMbrPartitions(before);
+    expect(entries.map((e) => e.startLba * 512)).toEqual([MiB, 65 * MiB, 177 * MiB, 129 * MiB]);
+    expect(parseMbr(buildMbr({ diskSignature: 7, partitions: entries })).partitions).toEqual(entries);
+  });
+
+  test("an app without dependencies has no fourth partition (its disk is unchanged)", () => {
+    expect(planDiskLayout(base)).toEqual(planDiskLayout({ ...base }));
+    expect(planDiskLayout(base).partitions.map((p) => p.name)).toEqual(["boot", "system", "app"]);
   });
 });
