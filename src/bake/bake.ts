@@ -16,7 +16,7 @@ import { makePrivateDir, writePrivateFileAtomic } from "../private-fs.js";
 import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
 import { describeChange, diffPackages } from "../packages/outdated.js";
 import { imageSbom } from "../packages/sbom.js";
-import { formatBytes, type Progress } from "../progress.js";
+import { countFiles, formatBytes, type Progress } from "../progress.js";
 import { loadSpec } from "../config/load.js";
 import type { Spec, SpecOverrides } from "../config/types.js";
 import { buildAppLayer, stageApp, type AppLayer, type StagedApp } from "./app.js";
@@ -26,6 +26,7 @@ import { createBakeContext, type BakeContext } from "./context.js";
 import { buildInitramfs } from "./initramfs.js";
 import { prepareKernel } from "./kernel.js";
 import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
+import { ElfScanCache } from "../elf/scan-cache.js";
 import { buildSystemLayer } from "./system.js";
 import { verifyUsedPackages } from "./verify-packages.js";
 
@@ -115,16 +116,19 @@ export async function bake(
     const libs = await progress.step(
       "Shared libraries",
       async () => {
-        const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app"))];
+        // Results are remembered by file identity and content: a rebake reads only what changed.
+        const cache = await ElfScanCache.open(path.join(home.cache, "elf-scan"));
+        const scan = { cache, onFile: countFiles(progress, "Shared libraries") };
+        const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app", scan))];
         for (const file of runtime.files) {
-          const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest));
+          const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest), scan);
           roots.push(...found.filter((f) => f.hostPath === file.source));
         }
         // Runtime trees (a JRE, a stdlib's lib-dynload) resolve their own libraries inside the tree.
         const staging = new Map([["/app", staged.appDir]]);
         for (const tree of runtime.trees ?? []) {
           const extra = tree.libraryPath ?? [];
-          for (const root of await findElfFiles(tree.source, tree.dest)) {
+          for (const root of await findElfFiles(tree.source, tree.dest, scan)) {
             roots.push(
               extra.length === 0
                 ? root
@@ -140,6 +144,7 @@ export async function bake(
           }
           staging.set(tree.dest, tree.source);
         }
+        await cache.save();
         return collectLibraries(spec, roots, staging, ctx);
       },
       (l) => `${l.length} files`,
