@@ -85,7 +85,7 @@ export async function findElfFiles(stagedDir: string, imageDir: string, options:
         const info = await cache.scan(hostPath, `${imageDir}/${childRel}`);
         options.onFile?.();
         // Prebuilt binaries for other platforms (common in node_modules) are never loaded here.
-        if (!info || info.machineName !== "x86-64" || info.bits !== 64) continue;
+        if (info?.machineName !== "x86-64" || info.bits !== 64) continue;
         if (info.type === "exec" || info.type === "dyn") out.push({ imagePath: `${imageDir}/${childRel}`, hostPath, info });
       }
     }

@@ -14,8 +14,14 @@ function countingReader(): FileReader & { reads: string[] } {
   const reads: string[] = [];
   return {
     reads,
-    head: (file, bytes) => (reads.push(`head ${path.basename(file)}`), fsReader.head(file, bytes)),
-    whole: (file) => (reads.push(`whole ${path.basename(file)}`), fsReader.whole(file)),
+    head(file, bytes) {
+      reads.push(`head ${path.basename(file)}`);
+      return fsReader.head(file, bytes);
+    },
+    whole(file) {
+      reads.push(`whole ${path.basename(file)}`);
+      return fsReader.whole(file);
+    },
   };
 }
 
