@@ -16,6 +16,7 @@ import { makePrivateDir, writePrivateFileAtomic } from "../private-fs.js";
 import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
 import { describeChange, diffPackages } from "../packages/outdated.js";
 import { imageSbom } from "../packages/sbom.js";
+import { findUnpinned, refuseUnpinned, unpinnedWarning } from "../packages/pinning.js";
 import { countFiles, formatBytes, type Progress } from "../progress.js";
 import { loadSpec } from "../config/load.js";
 import type { Spec, SpecOverrides } from "../config/types.js";
@@ -87,10 +88,14 @@ export async function bake(
   if (entry.length > 0) {
     throw new SpecError(spec.appFile ?? spec.appDir, entry, ENTRY_HINT);
   }
+  // A reused app layer (rebake) resolves nothing; otherwise loose versions are refused or announced.
+  const unpinned = options.app ? [] : await findUnpinned(spec.baker, spec.appDir, spec.appFile);
+  if (options.frozen) refuseUnpinned(unpinned);
   await requireTools(BAKE_TOOLS);
   const sandboxed = !options.noSandbox && process.env.KILN_NO_SANDBOX !== "1";
   const sandbox = await openSandbox({ enabled: sandboxed, warn: (message) => progress.info(message) });
   progress.info(`Baking ${spec.name}:${spec.version} (${spec.baker}) from ${spec.appFile ?? spec.appDir}`);
+  for (const u of unpinned) progress.info(unpinnedWarning(u));
 
   // Bake scratch holds the image being built (env baked into it): owner only.
   await makePrivateDir(home.tmp);
@@ -209,7 +214,11 @@ export async function bake(
       const sbom = await progress.step(
         "SBOM",
         () =>
-          imageSbom({ name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages }, staged.appDir),
+          imageSbom(
+            { name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages },
+            staged.appDir,
+            unpinned.map((u) => path.relative(spec.appDir, u.file)),
+          ),
         (b) => `${b.components.length} components`,
       );
       const baseManifest: ImageManifest = {
