@@ -3,6 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, rename, rm, writeFile, readdir, lstat, readlink, copyFile, chmod, symlink } from "node:fs/promises";
 import path from "node:path";
+import { identityFromStats, recordCopy } from "./file-identity.js";
 
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
@@ -48,6 +49,8 @@ export interface TreeEntry {
   readonly mode: number;
   readonly size: number;
   readonly target?: string;
+  /** A file's (dev, ino, size, mtime, ctime) when listed: see file-identity.ts. */
+  readonly identity?: string;
 }
 
 /** Lists a tree in sorted order (deterministic across filesystems). */
@@ -59,12 +62,19 @@ export async function listTree(root: string, skip: (rel: string) => boolean = ()
       const childRel = rel ? `${rel}/${name}` : name;
       if (skip(childRel)) continue;
       const full = path.join(root, childRel);
-      const info = await lstat(full);
+      const info = await lstat(full, { bigint: true });
       if (info.isSymbolicLink()) out.push({ rel: childRel, type: "symlink", mode: 0o777, size: 0, target: await readlink(full) });
       else if (info.isDirectory()) {
-        out.push({ rel: childRel, type: "dir", mode: info.mode & 0o7777, size: 0 });
+        out.push({ rel: childRel, type: "dir", mode: Number(info.mode) & 0o7777, size: 0 });
         await walk(childRel);
-      } else if (info.isFile()) out.push({ rel: childRel, type: "file", mode: info.mode & 0o7777, size: info.size });
+      } else if (info.isFile())
+        out.push({
+          rel: childRel,
+          type: "file",
+          mode: Number(info.mode) & 0o7777,
+          size: Number(info.size),
+          identity: identityFromStats(info),
+        });
     }
   }
   await walk("");
@@ -89,6 +99,7 @@ export async function copyListedTree(from: string, to: string, entries: TreeEntr
     else {
       await copyFile(path.join(from, entry.rel), dest);
       await chmod(dest, entry.mode & 0o111 ? 0o755 : 0o644);
+      if (entry.identity) await recordCopy(path.join(from, entry.rel), entry.identity, dest);
     }
   }
   for (const entry of entries) if (entry.type === "dir") await chmod(path.join(to, entry.rel), 0o755);

@@ -8,6 +8,7 @@ import path from "node:path";
 import { requireTools } from "../exec.js";
 import { openSandbox } from "../sandbox.js";
 import { makeScratchDir, removeDir } from "../fsutil.js";
+import { forgetCopies } from "../file-identity.js";
 import type { KilnHome } from "../home.js";
 import { assembleDisk, diskSignatureFor } from "../image/disk.js";
 import type { ImageManifest } from "../image/manifest.js";
@@ -277,6 +278,7 @@ export async function bake(
       await removeDir(imageDir);
     }
   } finally {
+    forgetCopies(scratch);
     await removeDir(scratch);
   }
 }

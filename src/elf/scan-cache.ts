@@ -9,8 +9,9 @@
  * KILN_HOME is private, but what is read back is still validated: a malformed entry is a miss.
  */
 import { createHash } from "node:crypto";
-import { lstat, open, readFile } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
+import { fileIdentity } from "../file-identity.js";
 import { writePrivateFileAtomic } from "../private-fs.js";
 import { isElf, parseElf, type ElfInfo } from "./elf.js";
 
@@ -59,7 +60,7 @@ export class ElfScanCache {
 
   /** The file's ElfInfo, or undefined when it is not an ELF file. Malformed ELF throws, as parseElf does. */
   async scan(file: string, label: string): Promise<ElfInfo | undefined> {
-    const key = await statKey(file);
+    const key = await fileIdentity(file);
     const known = this.used.get(key) ?? this.previous.get(key);
     if (known === NOT_ELF) return this.remember(key, NOT_ELF, undefined);
     if (known !== undefined) {
@@ -114,12 +115,6 @@ export class ElfScanCache {
   }
 }
 
-/** The cheap identity of a file's content: any write changes size, mtime or ctime (nanoseconds). */
-async function statKey(file: string): Promise<string> {
-  const s = await lstat(file, { bigint: true });
-  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-}
-
 async function readIndex(file: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   let parsed: unknown;
@@ -130,7 +125,7 @@ async function readIndex(file: string): Promise<Map<string, string>> {
   }
   if (!isRecord(parsed) || parsed.version !== INDEX_VERSION || !isRecord(parsed.entries)) return out;
   for (const [key, value] of Object.entries(parsed.entries)) {
-    if (!/^\d+:\d+:\d+:\d+:\d+$/.test(key)) continue;
+    if (!/^c?\d+:\d+:\d+:\d+:\d+$/.test(key)) continue;
     if (value === NOT_ELF || (typeof value === "string" && SHA256.test(value))) out.set(key, value);
   }
   return out;

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { findElfFiles } from "../../src/bake/libs.js";
+import { copyTreeNormalized } from "../../src/fsutil.js";
 import { ElfScanCache, fsReader, type FileReader } from "../../src/elf/scan-cache.js";
 import { DF_1_PIE, ET, buildElf } from "./helpers/elf-builder.js";
 
@@ -128,5 +129,31 @@ describe("ELF scan cache", () => {
     const roots = await findElfFiles(tree, "/app", { cache: await ElfScanCache.open(cacheDir) });
     expect(roots.find((r) => r.imagePath === "/app/server")?.info.interpreter).toBe("/lib64/ld-linux-x86-64.so.2");
     expect(roots.find((r) => r.imagePath === "/app/node_modules/addon/build/addon.node")?.info.soname).toBe("addon.node");
+  });
+
+  it("a fresh staging copy of an unchanged source (new inodes, as every bake makes) reads nothing", async () => {
+    const stage = async (n: number) => {
+      const staged = path.join(dir, `stage-${n}`);
+      await copyTreeNormalized(tree, staged);
+      return staged;
+    };
+    const first = await stage(1);
+    const c1 = await ElfScanCache.open(cacheDir);
+    await findElfFiles(first, "/app", { cache: c1 });
+    await c1.save();
+
+    const reader = countingReader();
+    const roots = await findElfFiles(await stage(2), "/app", { cache: await ElfScanCache.open(cacheDir, reader) });
+    expect(reader.reads).toEqual([]);
+    expect(roots.map((r) => r.imagePath)).toEqual(["/app/node_modules/addon/build/addon.node", "/app/server"]);
+
+    // The source changes: its next copy is read. A copy changed after staging is read too.
+    await writeFile(path.join(tree, "server"), buildElf({ ...PROGRAM, needed: ["libssl.so.3"] }));
+    const third = await stage(3);
+    await writeFile(path.join(third, "node_modules", "addon", "build", "addon.node"), buildElf({ ...ADDON, soname: "other.node" }));
+    const again = countingReader();
+    const changed = await findElfFiles(third, "/app", { cache: await ElfScanCache.open(cacheDir, again) });
+    expect(again.reads.sort()).toEqual(["head addon.node", "head server", "whole addon.node", "whole server"]);
+    expect(changed.map((r) => r.info.soname ?? r.info.needed.join(","))).toEqual(["other.node", "libssl.so.3"]);
   });
 });
