@@ -14,9 +14,16 @@ export function countFiles(progress: Progress, label: string): () => void {
 /** A stage that runs longer than this prints a line this often, so a big bake never looks hung. */
 const HEARTBEAT_MS = 3000;
 
-export function stderrProgress(options: { quiet?: boolean; heartbeatMs?: number } = {}): Progress {
+export interface ProgressOptions {
+  readonly quiet?: boolean;
+  readonly heartbeatMs?: number;
+  /** Where lines go (stderr unless a test captures them). */
+  readonly write?: (text: string) => void;
+}
+
+export function stderrProgress(options: ProgressOptions = {}): Progress {
   const write = (text: string) => {
-    if (!options.quiet) process.stderr.write(text);
+    if (!options.quiet) (options.write ?? ((t: string) => process.stderr.write(t)))(text);
   };
   const counts = new Map<string, number>();
   return {
