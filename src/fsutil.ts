@@ -1,8 +1,9 @@
 /** Small filesystem helpers shared by the store, the caches and the bake stages. */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, rename, rm, writeFile, readdir, lstat, readlink, copyFile, chmod, symlink } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile, readdir, lstat, readlink, copyFile, chmod, symlink, readFile } from "node:fs/promises";
 import path from "node:path";
+import { identityFromStats, recordCopy } from "./file-identity.js";
 
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
@@ -48,6 +49,8 @@ export interface TreeEntry {
   readonly mode: number;
   readonly size: number;
   readonly target?: string;
+  /** A file's (dev, ino, size, mtime, ctime) when listed: see file-identity.ts. */
+  readonly identity?: string;
 }
 
 /** Lists a tree in sorted order (deterministic across filesystems). */
@@ -59,12 +62,19 @@ export async function listTree(root: string, skip: (rel: string) => boolean = ()
       const childRel = rel ? `${rel}/${name}` : name;
       if (skip(childRel)) continue;
       const full = path.join(root, childRel);
-      const info = await lstat(full);
+      const info = await lstat(full, { bigint: true });
       if (info.isSymbolicLink()) out.push({ rel: childRel, type: "symlink", mode: 0o777, size: 0, target: await readlink(full) });
       else if (info.isDirectory()) {
-        out.push({ rel: childRel, type: "dir", mode: info.mode & 0o7777, size: 0 });
+        out.push({ rel: childRel, type: "dir", mode: Number(info.mode) & 0o7777, size: 0 });
         await walk(childRel);
-      } else if (info.isFile()) out.push({ rel: childRel, type: "file", mode: info.mode & 0o7777, size: info.size });
+      } else if (info.isFile())
+        out.push({
+          rel: childRel,
+          type: "file",
+          mode: Number(info.mode) & 0o7777,
+          size: Number(info.size),
+          identity: identityFromStats(info),
+        });
     }
   }
   await walk("");
@@ -79,18 +89,37 @@ export async function copyTreeNormalized(from: string, to: string, skip: (rel: s
   return copyListedTree(from, to, await listTree(from, skip));
 }
 
+/**
+ * Files the tree walkers handle at once: enough to hide per-file latency on trees of tens of
+ * thousands of small files, few enough that memory stays bounded (at most this many small files
+ * are held whole; bigger ones are streamed).
+ */
+const PARALLEL_FILES = 32;
+const SMALL_FILE = 1024 * 1024;
+
+async function inBatches<T, R>(items: readonly T[], work: (item: T) => Promise<R>, each: (item: T, result: R) => void): Promise<void> {
+  for (let i = 0; i < items.length; i += PARALLEL_FILES) {
+    const batch = items.slice(i, i + PARALLEL_FILES);
+    const results = await Promise.all(batch.map(work));
+    batch.forEach((item, n) => each(item, results[n]!));
+  }
+}
+
 /** copyTreeNormalized for entries already listed (and checked) by the caller. */
 export async function copyListedTree(from: string, to: string, entries: TreeEntry[]): Promise<TreeEntry[]> {
   await mkdir(to, { recursive: true });
-  for (const entry of entries) {
+  // Directories first (in listing order, parents before children), then the files in parallel.
+  for (const entry of entries) if (entry.type === "dir") await mkdir(path.join(to, entry.rel), { recursive: true, mode: 0o755 });
+  const copyEntry = async (entry: TreeEntry): Promise<void> => {
     const dest = path.join(to, entry.rel);
-    if (entry.type === "dir") await mkdir(dest, { recursive: true, mode: 0o755 });
-    else if (entry.type === "symlink") await symlink(entry.target!, dest);
-    else {
+    if (entry.type === "symlink") await symlink(entry.target!, dest);
+    else if (entry.type === "file") {
       await copyFile(path.join(from, entry.rel), dest);
       await chmod(dest, entry.mode & 0o111 ? 0o755 : 0o644);
+      if (entry.identity) await recordCopy(path.join(from, entry.rel), entry.identity, dest);
     }
-  }
+  };
+  await inBatches(entries, copyEntry, () => {});
   for (const entry of entries) if (entry.type === "dir") await chmod(path.join(to, entry.rel), 0o755);
   return entries;
 }
@@ -98,17 +127,22 @@ export async function copyListedTree(from: string, to: string, entries: TreeEntr
 /** Hash of a tree's names, types, exec bits and contents: the cache key of a layer built from it. */
 export async function hashTree(root: string, skip: (rel: string) => boolean = () => false): Promise<string> {
   const hash = createHash("sha256");
-  for (const entry of await listTree(root, skip)) {
+  const contentHash = async (entry: TreeEntry): Promise<string> => {
+    if (entry.type !== "file") return "";
+    const file = path.join(root, entry.rel);
+    // A small file is read in one call; a stream would allocate its 4 MiB buffer for each of them.
+    return entry.size <= SMALL_FILE ? sha256(await readFile(file)) : sha256File(file);
+  };
+  await inBatches(await listTree(root, skip), contentHash, (entry, digest) => {
     hash.update(`${entry.type}\0${entry.rel}\0${entry.mode & 0o111 ? "x" : "-"}\0${entry.target ?? ""}\0`);
-    if (entry.type === "file") hash.update(await sha256File(path.join(root, entry.rel)));
-  }
+    hash.update(digest);
+  });
   return hash.digest("hex");
 }
 
 /** sha256 of an immutable cache file, remembered in a sidecar so warm bakes do not re-read it. */
 export async function cachedSha256(file: string): Promise<string> {
   const sidecar = `${file}.sha256`;
-  const { readFile } = await import("node:fs/promises");
   const known = (await readFile(sidecar, "utf8").catch(() => "")).trim();
   if (/^[0-9a-f]{64}$/.test(known)) return known;
   const digest = await sha256File(file);

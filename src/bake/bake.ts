@@ -8,6 +8,7 @@ import path from "node:path";
 import { requireTools } from "../exec.js";
 import { openSandbox } from "../sandbox.js";
 import { makeScratchDir, removeDir } from "../fsutil.js";
+import { forgetCopies } from "../file-identity.js";
 import type { KilnHome } from "../home.js";
 import { assembleDisk, diskSignatureFor } from "../image/disk.js";
 import type { ImageManifest } from "../image/manifest.js";
@@ -16,7 +17,8 @@ import { makePrivateDir, writePrivateFileAtomic } from "../private-fs.js";
 import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
 import { describeChange, diffPackages } from "../packages/outdated.js";
 import { imageSbom } from "../packages/sbom.js";
-import { formatBytes, type Progress } from "../progress.js";
+import { findUnpinned, refuseUnpinned, unpinnedWarning } from "../packages/pinning.js";
+import { countFiles, formatBytes, type Progress } from "../progress.js";
 import { loadSpec } from "../config/load.js";
 import type { Spec, SpecOverrides } from "../config/types.js";
 import { buildAppLayer, stageApp, type AppLayer, type StagedApp } from "./app.js";
@@ -26,6 +28,7 @@ import { createBakeContext, type BakeContext } from "./context.js";
 import { buildInitramfs } from "./initramfs.js";
 import { prepareKernel } from "./kernel.js";
 import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
+import { ElfScanCache } from "../elf/scan-cache.js";
 import { buildSystemLayer } from "./system.js";
 import { verifyUsedPackages } from "./verify-packages.js";
 
@@ -86,10 +89,14 @@ export async function bake(
   if (entry.length > 0) {
     throw new SpecError(spec.appFile ?? spec.appDir, entry, ENTRY_HINT);
   }
+  // A reused app layer (rebake) resolves nothing; otherwise loose versions are refused or announced.
+  const unpinned = options.app ? [] : await findUnpinned(spec.baker, spec.appDir, spec.appFile);
+  if (options.frozen) refuseUnpinned(unpinned);
   await requireTools(BAKE_TOOLS);
   const sandboxed = !options.noSandbox && process.env.KILN_NO_SANDBOX !== "1";
   const sandbox = await openSandbox({ enabled: sandboxed, warn: (message) => progress.info(message) });
   progress.info(`Baking ${spec.name}:${spec.version} (${spec.baker}) from ${spec.appFile ?? spec.appDir}`);
+  for (const u of unpinned) progress.info(unpinnedWarning(u));
 
   // Bake scratch holds the image being built (env baked into it): owner only.
   await makePrivateDir(home.tmp);
@@ -115,10 +122,13 @@ export async function bake(
     const libs = await progress.step(
       "Shared libraries",
       async () => {
-        const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app"))];
-        if (staged.deps) roots.push(...(await findElfFiles(staged.deps.hostDir, staged.deps.imageDir)));
+        // Results are remembered by file identity and content: a rebake reads only what changed.
+        const cache = await ElfScanCache.open(path.join(home.cache, "elf-scan"));
+        const scan = { cache, onFile: countFiles(progress, "Shared libraries") };
+        const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app", scan))];
+        if (staged.deps) roots.push(...(await findElfFiles(staged.deps.hostDir, staged.deps.imageDir, scan)));
         for (const file of runtime.files) {
-          const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest));
+          const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest), scan);
           roots.push(...found.filter((f) => f.hostPath === file.source));
         }
         // Runtime trees (a JRE, a stdlib's lib-dynload) resolve their own libraries inside the tree.
@@ -127,7 +137,7 @@ export async function bake(
         staging.set("/app", staged.appDir);
         for (const tree of runtime.trees ?? []) {
           const extra = tree.libraryPath ?? [];
-          for (const root of await findElfFiles(tree.source, tree.dest)) {
+          for (const root of await findElfFiles(tree.source, tree.dest, scan)) {
             roots.push(
               extra.length === 0
                 ? root
@@ -143,6 +153,7 @@ export async function bake(
           }
           staging.set(tree.dest, tree.source);
         }
+        await cache.save();
         return collectLibraries(spec, roots, staging, ctx);
       },
       (l) => `${l.length} files`,
@@ -212,6 +223,7 @@ export async function bake(
             { name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages },
             // The dependency layer's host directory is named like its mount point (node_modules).
             staged.deps ? [staged.appDir, path.dirname(staged.deps.hostDir)] : [staged.appDir],
+            unpinned.map((u) => path.relative(spec.appDir, u.file)),
           ),
         (b) => `${b.components.length} components`,
       );
@@ -272,6 +284,7 @@ export async function bake(
       await removeDir(imageDir);
     }
   } finally {
+    forgetCopies(scratch);
     await removeDir(scratch);
   }
 }

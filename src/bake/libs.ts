@@ -7,7 +7,8 @@ import { lstat, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { InputError } from "../errors.js";
 import { computeLibClosure, type LibRequest, type ResolvedLib } from "../elf/closure.js";
-import { isElf, parseElf, type ElfInfo } from "../elf/elf.js";
+import { parseElf, type ElfInfo } from "../elf/elf.js";
+import { ElfScanCache } from "../elf/scan-cache.js";
 import { confinedPath, hostPathBeneath, printable } from "../confine.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
 import type { Spec } from "../config/types.js";
@@ -64,30 +65,43 @@ function checkInterpreter(interpreter: string, program: string): void {
   });
 }
 
+export interface ElfScanOptions {
+  /** Remembers results across bakes (KILN_HOME/cache/elf-scan); without it every file is read. */
+  readonly cache?: ElfScanCache;
+  /** Called after each file, for progress on trees of many thousand files. */
+  readonly onFile?: () => void;
+}
+
+const SCAN_BATCH = 32;
+
 /** Finds every ELF file under a staged directory (app files, node_modules addons). */
-export async function findElfFiles(stagedDir: string, imageDir: string): Promise<ElfRoot[]> {
+export async function findElfFiles(stagedDir: string, imageDir: string, options: ElfScanOptions = {}): Promise<ElfRoot[]> {
+  const cache = options.cache ?? (await ElfScanCache.open(undefined));
   const out: ElfRoot[] = [];
+  async function scanBatch(batch: readonly string[]): Promise<void> {
+    const infos = await Promise.all(batch.map((childRel) => cache.scan(path.join(stagedDir, childRel), `${imageDir}/${childRel}`)));
+    batch.forEach((childRel, n) => {
+      const info = infos[n];
+      options.onFile?.();
+      // Prebuilt binaries for other platforms (common in node_modules) are never loaded here.
+      if (info?.machineName !== "x86-64" || info.bits !== 64) return;
+      if (info.type === "exec" || info.type === "dyn")
+        out.push({ imagePath: `${imageDir}/${childRel}`, hostPath: path.join(stagedDir, childRel), info });
+    });
+  }
+  // Files are scanned a batch at a time (on a warm cache most are one stat), in sorted order.
   async function walk(rel: string): Promise<void> {
+    let batch: string[] = [];
     for (const entry of (await readdir(path.join(stagedDir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const childRel = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) await walk(childRel);
-      else if (entry.isFile()) {
-        const hostPath = path.join(stagedDir, childRel);
-        const head = Buffer.alloc(4);
-        const { open } = await import("node:fs/promises");
-        const fh = await open(hostPath, "r");
-        try {
-          await fh.read(head, 0, 4, 0);
-        } finally {
-          await fh.close();
-        }
-        if (!isElf(head)) continue;
-        const info = parseElf(await readFile(hostPath), `${imageDir}/${childRel}`);
-        // Prebuilt binaries for other platforms (common in node_modules) are never loaded here.
-        if (info.machineName !== "x86-64" || info.bits !== 64) continue;
-        if (info.type === "exec" || info.type === "dyn") out.push({ imagePath: `${imageDir}/${childRel}`, hostPath, info });
+      if (entry.isFile()) batch.push(childRel);
+      if (batch.length === SCAN_BATCH || (entry.isDirectory() && batch.length > 0)) {
+        await scanBatch(batch);
+        batch = [];
       }
+      if (entry.isDirectory()) await walk(childRel);
     }
+    if (batch.length > 0) await scanBatch(batch);
   }
   await walk("");
   return out;

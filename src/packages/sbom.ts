@@ -46,6 +46,11 @@ export interface SbomInputs {
   readonly kilnVersion: string;
   /** Debian release the packages come from, for the purl's distro qualifier (e.g. debian-12). */
   readonly distro?: string;
+  /**
+   * App files whose dependency versions were resolved at bake time (no lock file, loose
+   * requirements): the components list what was resolved, and this says it was not pinned.
+   */
+  readonly unpinned?: readonly string[];
 }
 
 /** purl segments and versions are percent-encoded (':' and '+' in Debian versions included). */
@@ -125,7 +130,10 @@ export function buildSbom(inputs: SbomInputs): CycloneDxBom {
         "bom-ref": imageRef,
         name: inputs.name,
         version: inputs.version,
-        properties: [{ name: "kiln:digest", value: inputs.digest }],
+        properties: [
+          { name: "kiln:digest", value: inputs.digest },
+          ...(inputs.unpinned ?? []).map((file) => ({ name: "kiln:unpinned-dependencies", value: file })),
+        ],
       },
     },
     components: list,
@@ -147,13 +155,14 @@ export function distroOf(packages: readonly LockEntry[]): string | undefined {
 
 /** The SBOM of a baked image: its base packages plus the dependencies found in the staged app. */
 export async function imageSbom(
-  image: Omit<SbomInputs, "appDependencies" | "kilnVersion" | "distro">,
+  image: Omit<SbomInputs, "appDependencies" | "kilnVersion" | "distro" | "unpinned">,
   appDirs: readonly string[],
+  unpinned: readonly string[] = [],
 ): Promise<CycloneDxBom> {
   const kilnVersion =
     (JSON.parse(await readFile(path.join(installRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0.0.0";
   const distro = distroOf(image.packages);
   // The app layer and the dependency layer are scanned alike (node_modules/… in either).
   const appDependencies = (await Promise.all(appDirs.map((dir) => scanAppDependencies(dir)))).flat();
-  return buildSbom({ ...image, appDependencies, kilnVersion, ...(distro ? { distro } : {}) });
+  return buildSbom({ ...image, appDependencies, kilnVersion, unpinned, ...(distro ? { distro } : {}) });
 }
