@@ -346,20 +346,7 @@ describe("health check settings of a load-balanced AWS environment (what CreateT
 });
 
 describe("AWS network and destroy in the plan (issue 13, bugs 5 and 7)", () => {
-  const aws = {
-    ...env,
-    target: "aws",
-    region: "eu-west-1",
-    vpc: undefined,
-    subnets: [],
-    instanceType: "t3.micro",
-    min: 2,
-    max: 2,
-    mode: "load-balanced",
-    certificateArn: undefined,
-    keepReleases: 3,
-    deletionProtection: true,
-  } as const;
+  const aws = { ...awsEnv, deletionProtection: true };
   const network = {
     loadBalancer: [
       { subnet: "subnet-1", zone: "eu-west-1a" },
