@@ -205,10 +205,7 @@ const REDIRECT_TO_HTTPS = [
 
 /** The HTTP listener on 80 becomes (or is created as) a redirect to HTTPS. */
 export async function redirectHttpToHttps(clients: AwsClients, lbArn: string, httpListenerArn: string | undefined): Promise<void> {
-  if (httpListenerArn)
-    await aws("ModifyListener", httpListenerArn, () =>
-      clients.elbv2.send(new ModifyListenerCommand({ ListenerArn: httpListenerArn, DefaultActions: REDIRECT_TO_HTTPS })),
-    );
+  if (httpListenerArn) await setListenerActions(clients, httpListenerArn, REDIRECT_TO_HTTPS);
   else
     await aws("CreateListener", lbArn, () =>
       clients.elbv2.send(
@@ -240,11 +237,7 @@ export async function setLoadBalancerAttributes(
 }
 
 export async function forwardListener(clients: AwsClients, listenerArn: string, targetGroupArn: string): Promise<void> {
-  await aws("ModifyListener", listenerArn, () =>
-    clients.elbv2.send(
-      new ModifyListenerCommand({ ListenerArn: listenerArn, DefaultActions: [{ Type: "forward", TargetGroupArn: targetGroupArn }] }),
-    ),
-  );
+  await setListenerActions(clients, listenerArn, [{ Type: "forward", TargetGroupArn: targetGroupArn }]);
 }
 
 /** Weighted forward (a canary): each target group gets weight / sum of weights of new requests. */
@@ -352,27 +345,13 @@ export async function detachTargetGroup(clients: AwsClients, listenerArn: string
 }
 
 export async function answerUnavailable(clients: AwsClients, listenerArn: string): Promise<void> {
-  await aws("ModifyListener", listenerArn, () =>
-    clients.elbv2.send(
-      new ModifyListenerCommand({
-        ListenerArn: listenerArn,
-        DefaultActions: [
-          { Type: "fixed-response", FixedResponseConfig: { StatusCode: "503", ContentType: "text/plain", MessageBody: "no release" } },
-        ],
-      }),
-    ),
-  );
+  await setListenerActions(clients, listenerArn, [
+    { Type: "fixed-response", FixedResponseConfig: { StatusCode: "503", ContentType: "text/plain", MessageBody: "no release" } },
+  ]);
 }
 
 export async function deleteLoadBalancer(clients: AwsClients, lb: LoadBalancer): Promise<void> {
-  if (lb.listenerArn)
-    await awsDelete(
-      "DeleteListener",
-      lb.listenerArn,
-      () => clients.elbv2.send(new DeleteListenerCommand({ ListenerArn: lb.listenerArn })),
-      (code) => code === "ListenerNotFoundException" || code === "ListenerNotFound",
-      "elasticloadbalancing",
-    );
+  if (lb.listenerArn) await deleteListener(clients, lb.listenerArn);
   await awsDelete(
     "DeleteLoadBalancer",
     lb.arn,

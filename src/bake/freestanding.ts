@@ -19,7 +19,8 @@ export interface FreestandingBuild {
   readonly hint?: string;
 }
 
-const COMMON_FLAGS = [
+/** The compile flags every helper gets (tests that build one by hand use them too). */
+export const FREESTANDING_FLAGS = [
   "-static",
   "-nostdlib",
   "-ffreestanding",
@@ -45,7 +46,10 @@ export async function compileFreestanding(ctx: BakeContext, build: FreestandingB
     await mkdir(ctx.layers, { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;
     const link = libraries.length > 0 ? [...libraries, "-lgcc"] : [];
-    await run(["gcc", ...COMMON_FLAGS, ...(build.extraFlags ?? []), "-o", tmp, source, ...link], build.hint ? { hint: build.hint } : {});
+    await run(
+      ["gcc", ...FREESTANDING_FLAGS, ...(build.extraFlags ?? []), "-o", tmp, source, ...link],
+      build.hint ? { hint: build.hint } : {},
+    );
     await rename(tmp, out);
   }
   return readFile(out);

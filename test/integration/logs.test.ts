@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FREESTANDING_FLAGS } from "../../src/bake/freestanding.js";
 import { createAwsClients } from "../../src/aws/clients.js";
 import { getConsoleOutput } from "../../src/aws/ec2.js";
 import { bake } from "../../src/bake/bake.js";
@@ -60,22 +61,7 @@ describe("kiln-log on a pseudo-terminal", () => {
   it("timestamps lines, keeps order, maps <N> to severity, splits long lines, and ships RFC 5424 over TCP", async () => {
     const work = mkdtempSync(path.join(os.tmpdir(), "kiln-log-"));
     const binary = path.join(work, "kiln-log");
-    execFileSync("gcc", [
-      "-static",
-      "-nostdlib",
-      "-ffreestanding",
-      "-fno-builtin",
-      "-Os",
-      "-fno-stack-protector",
-      "-fno-asynchronous-unwind-tables",
-      "-fno-pie",
-      "-no-pie",
-      "-Wl,--build-id=none",
-      "-s",
-      "-o",
-      binary,
-      path.join(repo, "templates", "init", "kiln-log.c"),
-    ]);
+    execFileSync("gcc", [...FREESTANDING_FLAGS, "-o", binary, path.join(repo, "templates", "init", "kiln-log.c")]);
     const syslog = await tcpSyslog();
     const ttyFile = path.join(work, "app.tty");
     const child = spawn(binary, [ttyFile, "myapp", "host-1", "tcp", "127.0.0.1", String(syslog.port)], {

@@ -208,21 +208,7 @@ describe("launch templates kept for rollback (AWS)", () => {
 describe("load-balanced AWS: the new target group is attached before the health gate (golden plans)", () => {
   // An ALB health-checks only target groups a listener forwards to: until then real AWS reports
   // every target `unused` (Target.NotInUse), and a health gate before the attach times out.
-  const aws = {
-    ...env,
-    name: "test",
-    target: "aws",
-    region: "eu-west-1",
-    vpc: undefined,
-    subnets: [],
-    instanceType: "t3.micro",
-    min: 2,
-    max: 2,
-    mode: "load-balanced",
-    certificateArn: undefined,
-    keepReleases: 3,
-    deletionProtection: false,
-  } as const;
+  const aws = { ...awsEnv, name: "test" };
   const a1 = releaseId(aws, v1, "1.0.0");
   const a2 = releaseId(aws, v2, "2.0.0");
   const plan = (live: LiveState, canary?: { percent: number; seconds: number }) =>
