@@ -28,6 +28,7 @@ import { createBakeContext, type BakeContext } from "./context.js";
 import { buildInitramfs } from "./initramfs.js";
 import { prepareKernel } from "./kernel.js";
 import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
+import { immutableDirKey, isBeneath, KeyedResults } from "./keyed-results.js";
 import { ElfScanCache } from "../elf/scan-cache.js";
 import { buildSystemLayer } from "./system.js";
 import { verifyUsedPackages } from "./verify-packages.js";
@@ -111,6 +112,8 @@ export async function bake(
     const signature = diskSignatureFor(spec.name);
     const signatureHex = signature.toString(16).padStart(8, "0");
 
+    // What is derived from a cached dependency layer (its ELF files, its SBOM components), by the layer's key.
+    const results = new KeyedResults(path.join(home.cache, "derived"));
     const runtime = await progress.step(
       `Runtime (${spec.baker})`,
       () => baker.prepareRuntime(spec, ctx),
@@ -119,6 +122,10 @@ export async function bake(
     const staged = await progress.step(options.app ? "App files (reused)" : "App files", () =>
       options.app ? options.app.stage(spec, ctx) : stageApp(spec, baker, runtime, ctx),
     );
+    // A dependency layer from kiln's cache never changes: what is derived from it is kept by its key.
+    // (A rebake's layer, unpacked into scratch for this bake only, is scanned afresh.)
+    const depsKey =
+      staged.deps && isBeneath(home.cache, staged.deps.hostDir) ? await immutableDirKey(staged.deps.key, staged.deps.hostDir) : undefined;
     const libs = await progress.step(
       "Shared libraries",
       async () => {
@@ -126,7 +133,10 @@ export async function bake(
         const cache = await ElfScanCache.open(path.join(home.cache, "elf-scan"));
         const scan = { cache, onFile: countFiles(progress, "Shared libraries") };
         const roots: ElfRoot[] = [...(await findElfFiles(staged.appDir, "/app", scan))];
-        if (staged.deps) roots.push(...(await findElfFiles(staged.deps.hostDir, staged.deps.imageDir, scan)));
+        if (staged.deps) {
+          const options = depsKey ? { ...scan, immutable: { key: depsKey, results } } : scan;
+          roots.push(...(await findElfFiles(staged.deps.hostDir, staged.deps.imageDir, options)));
+        }
         for (const file of runtime.files) {
           const found = await findElfFiles(path.dirname(file.source), path.posix.dirname(file.dest), scan);
           roots.push(...found.filter((f) => f.hostPath === file.source));
@@ -222,7 +232,12 @@ export async function bake(
           imageSbom(
             { name: spec.name, version: spec.version, digest: disk.digest, bakedAt, packages: newLock.packages },
             // The dependency layer's host directory is named like its mount point (node_modules).
-            staged.deps ? [staged.appDir, path.dirname(staged.deps.hostDir)] : [staged.appDir],
+            staged.deps
+              ? [
+                  { dir: staged.appDir },
+                  { dir: path.dirname(staged.deps.hostDir), ...(depsKey ? { immutable: { key: depsKey, results } } : {}) },
+                ]
+              : [{ dir: staged.appDir }],
             unpinned.map((u) => path.relative(spec.appDir, u.file)),
           ),
         (b) => `${b.components.length} components`,

@@ -9,6 +9,7 @@ import { InputError } from "../errors.js";
 import { computeLibClosure, type LibRequest, type ResolvedLib } from "../elf/closure.js";
 import { parseElf, type ElfInfo } from "../elf/elf.js";
 import { ElfScanCache } from "../elf/scan-cache.js";
+import type { KeyedResults } from "./keyed-results.js";
 import { confinedPath, hostPathBeneath, printable } from "../confine.js";
 import { lockEntryOf, type DebianPackage } from "../packages/apt.js";
 import type { Spec } from "../config/types.js";
@@ -70,23 +71,60 @@ export interface ElfScanOptions {
   readonly cache?: ElfScanCache;
   /** Called after each file, for progress on trees of many thousand files. */
   readonly onFile?: () => void;
+  /**
+   * For a directory that never changes once made (a cached dependency layer): the list of its
+   * ELF files is remembered by the directory's key, so a rebake does not even list the tree.
+   */
+  readonly immutable?: { readonly key: string; readonly results: KeyedResults };
 }
 
 const SCAN_BATCH = 32;
 
+/** An ELF file found in a tree, by its path relative to the tree and the sha256 its scan is filed under. */
+interface TreeElf {
+  readonly rel: string;
+  readonly sha256: string;
+}
+
+/** A remembered list is used only when every path stays inside the tree it is joined to. */
+function validTreeElves(value: unknown): TreeElf[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const out: TreeElf[] = [];
+  for (const v of value as unknown[]) {
+    const { rel, sha256 } = (v ?? {}) as { rel?: unknown; sha256?: unknown };
+    if (typeof rel !== "string" || typeof sha256 !== "string") return undefined;
+    const parts = rel.split("/");
+    if (rel.includes("\0") || parts.some((p) => p === "" || p === "." || p === "..")) return undefined;
+    out.push({ rel, sha256 });
+  }
+  return out;
+}
+
 /** Finds every ELF file under a staged directory (app files, node_modules addons). */
 export async function findElfFiles(stagedDir: string, imageDir: string, options: ElfScanOptions = {}): Promise<ElfRoot[]> {
   const cache = options.cache ?? (await ElfScanCache.open(undefined));
+  const toRoot = (rel: string, info: ElfInfo): ElfRoot[] =>
+    // Prebuilt binaries for other platforms (common in node_modules) are never loaded here.
+    info.machineName === "x86-64" && info.bits === 64 && (info.type === "exec" || info.type === "dyn")
+      ? [{ imagePath: `${imageDir}/${rel}`, hostPath: path.join(stagedDir, rel), info }]
+      : [];
+  const immutable = options.cache ? options.immutable : undefined;
+  const known = immutable ? await immutable.results.get("elf-tree", immutable.key, validTreeElves) : undefined;
+  if (known) {
+    const infos = await Promise.all(known.map((e) => cache.infoOf(e.sha256)));
+    // Every entry's scan must still be in the content store; else the tree is walked as if new.
+    if (infos.every((i) => i !== undefined)) return known.flatMap((e, n) => toRoot(e.rel, infos[n]!));
+  }
   const out: ElfRoot[] = [];
+  const elves: TreeElf[] = [];
   async function scanBatch(batch: readonly string[]): Promise<void> {
-    const infos = await Promise.all(batch.map((childRel) => cache.scan(path.join(stagedDir, childRel), `${imageDir}/${childRel}`)));
+    const found = await Promise.all(batch.map((childRel) => cache.scanFile(path.join(stagedDir, childRel), `${imageDir}/${childRel}`)));
     batch.forEach((childRel, n) => {
-      const info = infos[n];
+      const elf = found[n];
       options.onFile?.();
-      // Prebuilt binaries for other platforms (common in node_modules) are never loaded here.
-      if (info?.machineName !== "x86-64" || info.bits !== 64) return;
-      if (info.type === "exec" || info.type === "dyn")
-        out.push({ imagePath: `${imageDir}/${childRel}`, hostPath: path.join(stagedDir, childRel), info });
+      if (!elf) return;
+      elves.push({ rel: childRel, sha256: elf.sha256 });
+      out.push(...toRoot(childRel, elf.info));
     });
   }
   // Files are scanned a batch at a time (on a warm cache most are one stat), in sorted order.
@@ -104,6 +142,7 @@ export async function findElfFiles(stagedDir: string, imageDir: string, options:
     if (batch.length > 0) await scanBatch(batch);
   }
   await walk("");
+  if (immutable) await immutable.results.put("elf-tree", immutable.key, elves);
   return out;
 }
 

@@ -41,6 +41,11 @@ const NOT_ELF = "n";
 const MAX_KEPT = 200_000;
 const SHA256 = /^[0-9a-f]{64}$/;
 
+export interface ScannedElf {
+  readonly sha256: string;
+  readonly info: ElfInfo;
+}
+
 export class ElfScanCache {
   private readonly used = new Map<string, string>();
   private readonly contents = new Map<string, ElfInfo>();
@@ -60,12 +65,17 @@ export class ElfScanCache {
 
   /** The file's ElfInfo, or undefined when it is not an ELF file. Malformed ELF throws, as parseElf does. */
   async scan(file: string, label: string): Promise<ElfInfo | undefined> {
+    return (await this.scanFile(file, label))?.info;
+  }
+
+  /** Like scan, with the content's sha256 the result is filed under (for lists of ELF files kept by a tree's key). */
+  async scanFile(file: string, label: string): Promise<ScannedElf | undefined> {
     const key = await fileIdentity(file);
     const known = this.used.get(key) ?? this.previous.get(key);
     if (known === NOT_ELF) return this.remember(key, NOT_ELF, undefined);
     if (known !== undefined) {
       const info = await this.content(known);
-      if (info) return this.remember(key, known, info);
+      if (info) return this.remember(key, known, { sha256: known, info });
     }
     if (!isElf(await this.reader.head(file, 4))) return this.remember(key, NOT_ELF, undefined);
     const bytes = await this.reader.whole(file);
@@ -75,7 +85,12 @@ export class ElfScanCache {
       this.contents.set(digest, info);
       if (this.dir) await writePrivateFileAtomic(this.contentFile(digest), `${JSON.stringify({ sha256: digest, info })}\n`);
     }
-    return this.remember(key, digest, info);
+    return this.remember(key, digest, { sha256: digest, info });
+  }
+
+  /** The ElfInfo filed under a content sha256, if this cache holds a valid entry for it. */
+  async infoOf(sha256: string): Promise<ElfInfo | undefined> {
+    return SHA256.test(sha256) ? this.content(sha256) : undefined;
   }
 
   /** Writes the stat index: this scan's entries first, then earlier ones up to a bound. */
@@ -93,12 +108,12 @@ export class ElfScanCache {
     this.dirty = false;
   }
 
-  private remember(key: string, value: string, info: ElfInfo | undefined): ElfInfo | undefined {
+  private remember(key: string, value: string, found: ScannedElf | undefined): ScannedElf | undefined {
     if (this.used.get(key) !== value) {
       this.used.set(key, value);
       if (this.previous.get(key) !== value) this.dirty = true;
     }
-    return info;
+    return found;
   }
 
   private contentFile(digest: string): string {

@@ -9,6 +9,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { installRoot } from "../home.js";
 import { scanAppDependencies, type AppDependency } from "./app-deps.js";
+import type { KeyedResults } from "../bake/keyed-results.js";
 import type { LockEntry } from "./lock.js";
 
 export interface CycloneDxComponent {
@@ -153,16 +154,50 @@ export function distroOf(packages: readonly LockEntry[]): string | undefined {
   return undefined;
 }
 
+/** A directory whose dependencies go into the SBOM; an immutable one (a cached dependency layer) is scanned once per key. */
+export interface DependencyScan {
+  readonly dir: string;
+  readonly immutable?: { readonly key: string; readonly results: KeyedResults };
+}
+
+const ECOSYSTEMS: readonly string[] = ["npm", "pypi", "maven"];
+
+/** A remembered scan is used only when every entry has the shape scanAppDependencies gives. */
+function validDependencies(value: unknown): AppDependency[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const text = (x: unknown): x is string => typeof x === "string" && x.length > 0 && x.length <= 4096 && !x.includes("\0");
+  const out: AppDependency[] = [];
+  for (const v of value as unknown[]) {
+    const d = (v ?? {}) as Record<string, unknown>;
+    if (!ECOSYSTEMS.includes(d.ecosystem as string) || !text(d.name) || !text(d.version) || typeof d.path !== "string") return undefined;
+    if (d.group !== undefined && !text(d.group)) return undefined;
+    out.push({
+      ecosystem: d.ecosystem as AppDependency["ecosystem"],
+      group: d.group as string | undefined,
+      name: d.name,
+      version: d.version,
+      path: d.path,
+    });
+  }
+  return out;
+}
+
+async function scanDependencies(scan: DependencyScan): Promise<AppDependency[]> {
+  const { immutable } = scan;
+  if (!immutable) return scanAppDependencies(scan.dir);
+  return immutable.results.remember("sbom-deps", immutable.key, validDependencies, () => scanAppDependencies(scan.dir));
+}
+
 /** The SBOM of a baked image: its base packages plus the dependencies found in the staged app. */
 export async function imageSbom(
   image: Omit<SbomInputs, "appDependencies" | "kilnVersion" | "distro" | "unpinned">,
-  appDirs: readonly string[],
+  scans: readonly DependencyScan[],
   unpinned: readonly string[] = [],
 ): Promise<CycloneDxBom> {
   const kilnVersion =
     (JSON.parse(await readFile(path.join(installRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0.0.0";
   const distro = distroOf(image.packages);
   // The app layer and the dependency layer are scanned alike (node_modules/… in either).
-  const appDependencies = (await Promise.all(appDirs.map((dir) => scanAppDependencies(dir)))).flat();
+  const appDependencies = (await Promise.all(scans.map(scanDependencies))).flat();
   return buildSbom({ ...image, appDependencies, kilnVersion, unpinned, ...(distro ? { distro } : {}) });
 }
