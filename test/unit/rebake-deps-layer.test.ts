@@ -104,11 +104,21 @@ describe("rebake: reusing a stored image's dependency partition", () => {
     expect(error.hint).toMatch(/kiln rm/);
   });
 
-  for (const dir of ["/app/..", "/app/../etc", "/app/node_modules/../../etc", "/app/./node_modules", "/app/node_modules/", "/app//x"]) {
+  for (const dir of [
+    "/app/..",
+    "/app/.",
+    "/app",
+    "/etc",
+    "/app/../etc",
+    "/app/node_modules/../../etc",
+    "/app/./node_modules",
+    "/app/node_modules/",
+    "/app//x",
+  ]) {
     it(`refuses KILN_DEPS_DIR='${dir}' (not a plain directory under /app) and writes nothing of it`, async () => {
       const { image, scratch } = await craftImage(`KILN_DEPS_DIR='${dir}'\n`);
       const error = await refusal(reuseAppLayer(image, scratch));
-      expect(error.message).toContain(`KILN_DEPS_DIR ${dir} is not a plain directory under /app`);
+      expect(error.message).toContain(`KILN_DEPS_DIR ${dir}, which is not a plain directory under /app`);
       expect(error.hint).toMatch(/kiln rm/);
       expect(existsSync(path.join(scratch, "planted-by-deps"))).toBe(false);
       expect(existsSync(path.join(scratch, "deps-root"))).toBe(false);
