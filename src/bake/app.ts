@@ -174,9 +174,13 @@ async function cachedErofs(name: string, source: string, key: string, ctx: BakeC
 
 /** The dependency layer's mount point: a plain directory under /app that the app layer keeps empty. */
 function checkDepsDir(imageDir: string): string {
-  const rel = imageDir.startsWith("/app/") ? imageDir.slice("/app/".length) : "";
-  const plain = /^[A-Za-z0-9._/-]+$/.test(rel) && path.posix.normalize(rel) === rel && !rel.split("/").includes("..");
-  if (!plain || rel.endsWith("/"))
-    throw new KilnError(`the dependency layer's mount point ${imageDir} is not a plain directory under /app`);
+  if (!isPlainDepsDir(imageDir)) throw new KilnError(`the dependency layer's mount point ${imageDir} is not a plain directory under /app`);
   return imageDir;
+}
+
+/** Whether a dependency mount point is a plain directory under /app (no `.`, `..`, `//` or trailing `/`); a rebake checks it too. */
+export function isPlainDepsDir(imageDir: string): boolean {
+  const rel = imageDir.startsWith("/app/") ? imageDir.slice("/app/".length) : "";
+  // Every name between slashes is a real name: no "" (a leading, doubled or trailing slash), "." or "..".
+  return /^[A-Za-z0-9._/-]+$/.test(rel) && !rel.split("/").some((s) => s === "" || s === "." || s === "..");
 }

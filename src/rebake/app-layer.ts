@@ -4,11 +4,12 @@
  * unpacked (fsck.erofs --extract) so the bake can still compute the shared-library closure
  * and the SBOM from the app's files. The app is not staged again: no npm ci, no pip, no copy.
  */
-import { open, readFile, stat } from "node:fs/promises";
+import { mkdir, open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { AppLayerSource } from "../bake/bake.js";
-import type { DepsLayer } from "../bake/app.js";
+import { type DepsLayer, isPlainDepsDir } from "../bake/app.js";
 import type { StagedDeps } from "../bake/baker.js";
+import { printable } from "../confine.js";
 import { InputError, KilnError, ToolMissingError } from "../errors.js";
 import { run } from "../exec.js";
 import { sha256File } from "../fsutil.js";
@@ -117,11 +118,22 @@ async function reuseDepsLayer(
   }
   // The app layer says where the init mounts it; the copy is named like that mount point, so the
   // SBOM scan sees node_modules/… (or site-packages/…) as in the image.
-  const launch = await readFile(path.join(appRoot, "kiln", "launch.conf"), "utf8");
-  const imageDir = /^KILN_DEPS_DIR='(\/app\/[^'\n]+)'$/m.exec(launch)?.[1];
+  const damaged = { hint: "the image in the store is damaged or was not made by kiln bake: kiln rm it and bake again" };
+  const launch = await readFile(path.join(appRoot, "kiln", "launch.conf"), "utf8").catch(() => "");
+  const imageDir = /^KILN_DEPS_DIR='([^'\n]*)'$/m.exec(launch)?.[1];
   if (imageDir === undefined)
-    throw new KilnError(`${image.ref} has a dependency partition but its app layer does not say where it is mounted`);
+    throw new KilnError(`${image.ref} has a dependency partition but its app layer does not say where it is mounted`, damaged);
+  // The app layer is the one part of the old image a rebake trusts no more than the app: the mount
+  // point must be what kiln bake writes (a plain directory under /app), so its last name
+  // (node_modules, site-packages) is a plain name: never "..", which would unpack into scratch itself.
+  if (!isPlainDepsDir(imageDir))
+    throw new KilnError(
+      `${image.ref}'s app layer mounts its dependency partition on KILN_DEPS_DIR ${printable(imageDir)}, which is not a plain directory under /app`,
+      damaged,
+    );
   const hostDir = path.join(scratch, "deps-root", path.posix.basename(imageDir));
+  // fsck.erofs makes only the last directory of --extract.
+  await mkdir(path.dirname(hostDir), { recursive: true });
   await run(["fsck.erofs", `--extract=${hostDir}`, "--no-preserve-owner", file]);
   return {
     staged: { imageDir, hostDir, key: carved.sha256.slice(0, 32), cached: true },
