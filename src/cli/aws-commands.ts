@@ -1,11 +1,10 @@
-/** push, iam-policy: AWS commands. */
+/**
+ * push, iam-policy, amis, rmi: AWS commands. The AWS SDK takes over a second to load, so its
+ * modules are imported when one of these commands runs, not when the CLI starts (issue 16).
+ */
 import type { Command } from "commander";
 import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
-import { createAwsClients, resolveRegion } from "../aws/clients.js";
-import { iamPolicy } from "../push/iam-policy.js";
-import { pushImage } from "../push/push.js";
-import { listAmis, removeAmi } from "../push/amis.js";
 import { formatBytes } from "../progress.js";
 
 export function registerAwsCommands(program: Command, home: () => KilnHome): void {
@@ -20,6 +19,7 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
     .option("--json", "print one JSON object with the result")
     .action(async (ref: string, opts: { region?: string; copyTo?: string; kmsKey?: string; concurrency: string; json?: boolean }) => {
       const region = await regionOrFail(opts.region);
+      const [{ createAwsClients }, { pushImage }] = await Promise.all([import("../aws/clients.js"), import("../push/push.js")]);
       const concurrency = Number(opts.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)
         throw new InputError(`--concurrency ${opts.concurrency}: must be a whole number from 1 to 256`);
@@ -62,7 +62,8 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
   program
     .command("iam-policy")
     .description("print the least-privilege IAM policy kiln needs")
-    .action(() => {
+    .action(async () => {
+      const { iamPolicy } = await import("../push/iam-policy.js");
       process.stdout.write(`${JSON.stringify(iamPolicy(), null, 2)}\n`);
     });
 
@@ -83,6 +84,7 @@ export function registerAwsCommands(program: Command, home: () => KilnHome): voi
 }
 
 async function regionOrFail(flag: string | undefined): Promise<string> {
+  const { resolveRegion } = await import("../aws/clients.js");
   const region = await resolveRegion(flag);
   if (!region)
     throw new InputError("no AWS region given", {
@@ -92,7 +94,9 @@ async function regionOrFail(flag: string | undefined): Promise<string> {
 }
 
 export async function printAmis(regionFlag: string | undefined, app: string | undefined, json: boolean | undefined): Promise<void> {
-  const amis = await listAmis(createAwsClients({ region: await regionOrFail(regionFlag) }), app);
+  const region = await regionOrFail(regionFlag);
+  const [{ createAwsClients }, { listAmis }] = await Promise.all([import("../aws/clients.js"), import("../push/amis.js")]);
+  const amis = await listAmis(createAwsClients({ region }), app);
   if (json) return void process.stdout.write(`${JSON.stringify(amis, null, 2)}\n`);
   process.stdout.write(`${"IMAGE".padEnd(30)} ${"AMI".padEnd(22)} ${"DIGEST".padEnd(20)} ${"CREATED".padEnd(25)} IN USE BY\n`);
   for (const a of amis)
@@ -102,6 +106,8 @@ export async function printAmis(regionFlag: string | undefined, app: string | un
 }
 
 export async function removeAmiCommand(ref: string, regionFlag: string | undefined): Promise<void> {
-  const removed = await removeAmi(createAwsClients({ region: await regionOrFail(regionFlag) }), ref);
+  const region = await regionOrFail(regionFlag);
+  const [{ createAwsClients }, { removeAmi }] = await Promise.all([import("../aws/clients.js"), import("../push/amis.js")]);
+  const removed = await removeAmi(createAwsClients({ region }), ref);
   process.stdout.write(`deregistered ${removed.ami} (${removed.name}:${removed.version}) and deleted its snapshot\n`);
 }

@@ -1,9 +1,7 @@
-/** bake; the store's own commands (images, inspect, rm, prune) are in image-commands.ts. */
+/** bake (its modules load when it runs); the store's own commands (images, inspect, rm, prune) are in image-commands.ts. */
 import type { Command } from "commander";
-import { bake } from "../bake/bake.js";
 import type { KilnHome } from "../home.js";
-import { requireTools } from "../exec.js";
-import { ensureFormat, parseFormats, type DiskFormat, type FormatFile } from "../image/formats.js";
+import type { DiskFormat, FormatFile } from "../image/formats.js";
 import { formatBytes, stderrProgress } from "../progress.js";
 import { describeMove, registerImageCommands, summary } from "./image-commands.js";
 
@@ -48,6 +46,11 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
         },
       ) => {
         const { json, format, frozen, sandbox, ...overrides } = opts;
+        const [{ bake }, { requireTools }, { ensureFormat, parseFormats }] = await Promise.all([
+          import("../bake/bake.js"),
+          import("../exec.js"),
+          import("../image/formats.js"),
+        ]);
         // Formats are checked before any bake work starts.
         const formats: DiskFormat[] = format === undefined ? [] : parseFormats(format);
         if (formats.some((f) => f !== "raw")) await requireTools(["qemu-img"]);

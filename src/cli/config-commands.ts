@@ -1,7 +1,9 @@
-/** kiln config [set|unset] --env E: an environment's variables in kiln.yml, released like a promote of the live image. */
+/**
+ * kiln config [set|unset] --env E: an environment's variables in kiln.yml, released like a promote of the live image.
+ * The deploy code loads when one of these commands runs.
+ */
 import type { Command } from "commander";
-import { editConfig, listConfig, type ConfigEditResult } from "../deploy/config-release.js";
-import { parseAssignments } from "../config/env-edit.js";
+import type { ConfigEditResult } from "../deploy/config-release.js";
 import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
@@ -9,13 +11,13 @@ import { appName, envOptions, printPlan, type EnvFlags } from "./deploy-commands
 
 type EditFlags = EnvFlags & { release: boolean };
 
-function printEdit(result: ConfigEditResult, flags: EditFlags): void {
+async function printEdit(result: ConfigEditResult, flags: EditFlags): Promise<void> {
   if (flags.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   const what = result.changes.length ? result.changes.join(", ") : "nothing changed";
   process.stdout.write(
     `${flags.dryRun ? "would edit" : result.written ? "edited" : "left"} ${result.file}: environments.${flags.env}.env: ${what}\n`,
   );
-  if (result.release) return void printPlan(result.release, false);
+  if (result.release) return printPlan(result.release, false);
   if (result.nothingServes) process.stdout.write(`nothing serves in ${flags.env} yet: the next kiln promote uses the new values\n`);
   else if (!flags.release && result.changes.length)
     process.stdout.write(`not released (--no-release): kiln restart --env ${flags.env} or the next promote uses the new values\n`);
@@ -34,6 +36,10 @@ function editCommand(parent: Command, name: "set" | "unset", home: () => KilnHom
     .action(async (words: string[], flags: EditFlags) => {
       if (name === "unset")
         for (const w of words) if (w.includes("=")) throw new InputError(`'${w}': kiln config unset takes names, not KEY=VALUE`);
+      const [{ editConfig }, { parseAssignments }] = await Promise.all([
+        import("../deploy/config-release.js"),
+        import("../config/env-edit.js"),
+      ]);
       const result = await editConfig({
         home: home(),
         config: flags.config,
@@ -45,7 +51,7 @@ function editCommand(parent: Command, name: "set" | "unset", home: () => KilnHom
         release: flags.release,
         dryRun: Boolean(flags.dryRun),
       });
-      printEdit(result, flags);
+      await printEdit(result, flags);
     });
 }
 
@@ -60,6 +66,7 @@ export function registerConfigCommands(program: Command, home: () => KilnHome): 
     .option("--json", "print JSON")
     .action(async (flags: Omit<EnvFlags, "env"> & { env?: string }) => {
       if (!flags.env) throw new InputError("kiln config needs --env NAME", { hint: "kiln config --env dev lists dev's variables" });
+      const { listConfig } = await import("../deploy/config-release.js");
       const values = await listConfig({ config: flags.config, envName: flags.env, app: await appName({ ...flags, env: flags.env }) });
       if (flags.json) return void process.stdout.write(`${JSON.stringify(values, null, 2)}\n`);
       const keys = Object.keys(values).sort();

@@ -1,16 +1,14 @@
-/** promote (deploy), rollback, scale, destroy, status, history: environments. */
+/**
+ * promote (deploy), rollback, scale, destroy, status, history: environments. The deploy code
+ * (and through it the AWS SDK) loads when one of these commands runs, not when the CLI starts.
+ */
 import path from "node:path";
 import type { Command } from "commander";
-import { loadBakers } from "../bake/bakers.js";
-import { parseCanary } from "../deploy/canary.js";
-import { describeStep } from "../deploy/plan.js";
-import { catchStopSignals, PromoteInterrupted } from "../deploy/interrupt.js";
-import { destroyEnv, type EnvStatus, envStatus, type PromoteResult, promote, restartEnv, rollback, scaleEnv } from "../deploy/promote.js";
+import type { EnvStatus, PromoteResult } from "../deploy/promote.js";
 import { DEGRADED_EXIT_CODE, statusExitCode } from "../deploy/status.js";
 import { InputError, SpecError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { stderrProgress } from "../progress.js";
-import { loadSpec } from "../config/load.js";
 
 export interface EnvFlags {
   env: string;
@@ -23,6 +21,7 @@ export interface EnvFlags {
 export async function appName(flags: EnvFlags): Promise<string> {
   if (flags.app) return flags.app;
   const dir = flags.config.endsWith(".yml") ? path.dirname(flags.config) : flags.config;
+  const [{ loadSpec }, { loadBakers }] = await Promise.all([import("../config/load.js"), import("../bake/bakers.js")]);
   try {
     return (await loadSpec(dir, {}, await loadBakers())).name;
   } catch (error) {
@@ -37,7 +36,7 @@ export async function appName(flags: EnvFlags): Promise<string> {
   }
 }
 
-export function printPlan(result: PromoteResult, json: boolean | undefined): void {
+export async function printPlan(result: PromoteResult, json: boolean | undefined): Promise<void> {
   if (json)
     return void process.stdout.write(
       `${JSON.stringify(
@@ -47,6 +46,7 @@ export function printPlan(result: PromoteResult, json: boolean | undefined): voi
       )}\n`,
     );
   process.stdout.write(`${result.plan.summary}\n`);
+  const { describeStep } = await import("../deploy/plan.js");
   if (!result.executed) result.plan.steps.forEach((s, i) => process.stdout.write(`  ${i + 1}. ${describeStep(s)}\n`));
   else if (result.removed) printRemoved(result);
   else if (result.endpoint) process.stdout.write(`serving at ${result.endpoint}\n`);
@@ -69,6 +69,7 @@ function printRemoved(result: PromoteResult): void {
  * it left behind may still hold a timer.
  */
 async function interruptible(json: boolean | undefined, work: (signal: AbortSignal) => Promise<PromoteResult>): Promise<PromoteResult> {
+  const { catchStopSignals, PromoteInterrupted } = await import("../deploy/interrupt.js");
   const stop = catchStopSignals((message) => process.stderr.write(`${message}\n`));
   try {
     return await work(stop.signal);
@@ -110,7 +111,9 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
       .action(async (ref: string, flags: EnvFlags & { force?: boolean; canary?: string; canaryFor?: string }) => {
         if (!flags.canary && flags.canaryFor !== undefined)
           throw new InputError("--canary-for needs --canary PERCENT", { hint: "for example --canary 10% --canary-for 5m" });
+        const { parseCanary } = await import("../deploy/canary.js");
         const canary = flags.canary ? parseCanary(flags.canary, flags.canaryFor) : undefined;
+        const { promote } = await import("../deploy/promote.js");
         // Test hook: die (SIGKILL, no cleanup) right before a step kind, to prove re-runs converge.
         const dieAt = process.env.KILN_TEST_DIE_BEFORE_STEP;
         const beforeStep = dieAt
@@ -132,7 +135,7 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
             ...(beforeStep ? { beforeStep } : {}),
           }),
         );
-        printPlan(result, flags.json);
+        await printPlan(result, flags.json);
       });
   }
   envOptions(program.command("rollback").description("blue/green back to the previous healthy release, or to any kept one (no rebuild)"))
@@ -140,6 +143,7 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
     .option("--dry-run", "print the plan and exit")
     .action(async (flags: EnvFlags & { to?: string }) => {
       const app = await appName(flags);
+      const { rollback } = await import("../deploy/promote.js");
       const result = await interruptible(flags.json, (signal) =>
         rollback({
           home: home(),
@@ -152,7 +156,7 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
           ...(flags.to !== undefined ? { to: flags.to } : {}),
         }),
       );
-      printPlan(result, flags.json);
+      await printPlan(result, flags.json);
     });
   envOptions(
     program.command("restart").description("replace the live release's instances with new ones (same image and configuration, blue/green)"),
@@ -160,6 +164,7 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
     .option("--dry-run", "print the plan and exit")
     .action(async (flags: EnvFlags) => {
       const app = await appName(flags);
+      const { restartEnv } = await import("../deploy/promote.js");
       const result = await interruptible(flags.json, (signal) =>
         restartEnv({
           home: home(),
@@ -171,14 +176,15 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
           signal,
         }),
       );
-      printPlan(result, flags.json);
+      await printPlan(result, flags.json);
     });
   envOptions(
     program.command("scale").description("change the number of instances of the live release").argument("<instances>", "instance count"),
   ).action(async (count: string, flags: EnvFlags) => {
     const instances = Number(count);
     if (!Number.isInteger(instances) || instances < 1) throw new InputError(`instances: '${count}' must be a whole number ≥ 1`);
-    printPlan(
+    const { scaleEnv } = await import("../deploy/promote.js");
+    await printPlan(
       await scaleEnv({
         home: home(),
         config: flags.config,
@@ -197,7 +203,8 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
         throw new InputError(`destroy removes every instance and the load balancer of ${flags.env}`, {
           hint: "run again with --yes to confirm",
         });
-      printPlan(
+      const { destroyEnv } = await import("../deploy/promote.js");
+      await printPlan(
         await destroyEnv({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags) }),
         flags.json,
       );
@@ -209,6 +216,7 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
         `what runs in an environment: release, image digest, instances per zone and health; exits ${DEGRADED_EXIT_CODE} when degraded or not serving`,
       ),
   ).action(async (flags: EnvFlags) => {
+    const { envStatus } = await import("../deploy/promote.js");
     const status = await envStatus({
       home: home(),
       config: flags.config,
@@ -222,6 +230,7 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
   });
   envOptions(program.command("history").description("releases of an environment with time, digest and result")).action(
     async (flags: EnvFlags) => {
+      const { envStatus } = await import("../deploy/promote.js");
       const status = await envStatus({
         home: home(),
         config: flags.config,

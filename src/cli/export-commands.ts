@@ -2,12 +2,9 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../errors.js";
-import { requireTools } from "../exec.js";
-import { sha256File } from "../fsutil.js";
 import type { KilnHome } from "../home.js";
 import { describeFormats, exportFormat, FORMATS, inspectDiskFile, parseFormats } from "../image/formats.js";
 import { OVA_TARGETS, type OvaTarget } from "../image/ova.js";
-import { ImageStore } from "../image/store.js";
 import { formatBytes } from "../progress.js";
 
 export function registerExportCommands(program: Command, home: () => KilnHome): void {
@@ -33,6 +30,11 @@ export function registerExportCommands(program: Command, home: () => KilnHome): 
         problems.push("--hypervisor applies to --format ova only (disk formats carry no virtual hardware)");
       if (problems.length) throw new InputError(problems.join("\n"), { hint: "e.g. kiln export myapp:1.0 --format vdi -o myapp.vdi" });
       const format = formats[0]!;
+      const [{ requireTools }, { sha256File }, { ImageStore }] = await Promise.all([
+        import("../exec.js"),
+        import("../fsutil.js"),
+        import("../image/store.js"),
+      ]);
       await requireTools(["qemu-img"]);
 
       const image = await new ImageStore(home()).resolve(ref);

@@ -1,10 +1,8 @@
-/** images, inspect, rm, prune: the local image store. */
+/** images, inspect, rm, prune: the local image store (its modules load when a command runs). */
 import type { Command } from "commander";
 import type { KilnHome } from "../home.js";
-import { pruneImages } from "../image/prune.js";
 import { shortDigest } from "../image/short-digest.js";
-import { type CommittedImage, ImageStore, type StoreEntry, type StoredImage } from "../image/store.js";
-import { describeUses, whereColumn } from "../image/usage.js";
+import type { CommittedImage, StoreEntry, StoredImage } from "../image/store.js";
 import { formatBytes } from "../progress.js";
 import { printAmis, removeAmiCommand } from "./aws-commands.js";
 
@@ -43,6 +41,7 @@ function imageRows(entries: readonly StoreEntry[], all: boolean) {
 }
 
 async function listImages(home: KilnHome, opts: { json?: boolean; all?: boolean }): Promise<void> {
+  const [{ ImageStore }, { whereColumn }] = await Promise.all([import("../image/store.js"), import("../image/usage.js")]);
   const entries = await new ImageStore(home).listAll();
   const rows = imageRows(entries, Boolean(opts.all));
   if (opts.json) {
@@ -89,7 +88,10 @@ export function registerImageCommands(program: Command, home: () => KilnHome): v
     .description("show an image's layers, files and sizes, and packages with versions")
     .argument("<ref>", "name:version, or a digest (sha256:… or its first 4+ hex characters)")
     .option("--json", "print the manifest as JSON")
-    .action(async (ref: string, opts: { json?: boolean }) => printInspect(await new ImageStore(home()).resolve(ref), Boolean(opts.json)));
+    .action(async (ref: string, opts: { json?: boolean }) => {
+      const { ImageStore } = await import("../image/store.js");
+      printInspect(await new ImageStore(home()).resolve(ref), Boolean(opts.json));
+    });
 
   program
     .command("rm")
@@ -103,6 +105,7 @@ export function registerImageCommands(program: Command, home: () => KilnHome): v
     .option("--json", "print JSON")
     .action(async (ref: string, opts: { json?: boolean; region?: string; force?: boolean }) => {
       if (opts.region) return removeAmiCommand(ref, opts.region);
+      const [{ ImageStore }, { describeUses }] = await Promise.all([import("../image/store.js"), import("../image/usage.js")]);
       const removed = await new ImageStore(home()).remove(ref, { force: Boolean(opts.force) });
       if (removed.usedBy.length > 0)
         process.stderr.write(
@@ -121,6 +124,7 @@ export function registerImageCommands(program: Command, home: () => KilnHome): v
     .option("--dry-run", "list what would be removed and the space it would free")
     .option("--json", "print JSON")
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+      const { pruneImages } = await import("../image/prune.js");
       const result = await pruneImages(home(), { dryRun: Boolean(opts.dryRun) });
       if (opts.json) return printJson(result);
       const verb = result.dryRun ? "would remove" : "removed";

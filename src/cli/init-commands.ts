@@ -1,7 +1,5 @@
-/** init: a commented starter kiln.yml for the app in a directory. */
+/** init: a commented starter kiln.yml for the app in a directory (its modules load when it runs). */
 import type { Command } from "commander";
-import { loadBakers } from "../bake/bakers.js";
-import { initConfig } from "../config/init.js";
 
 export function registerInitCommands(program: Command): void {
   program
@@ -13,6 +11,7 @@ export function registerInitCommands(program: Command): void {
     .option("--force", "replace an existing kiln.yml")
     .option("--json", "print one JSON object with what was written")
     .action(async (dir: string, flags: { force?: boolean; json?: boolean }) => {
+      const [{ loadBakers }, { initConfig }] = await Promise.all([import("../bake/bakers.js"), import("../config/init.js")]);
       const result = await initConfig(dir, { force: Boolean(flags.force) }, await loadBakers());
       if (flags.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       process.stderr.write(

@@ -1,16 +1,13 @@
-/** outdated, rebake, pipeline run|show, schedule install|show|remove|run-now: keeping images patched. */
+/**
+ * outdated, rebake, pipeline run|show, schedule install|show|remove|run-now: keeping images patched.
+ * Their modules (package sources, deploys, the AWS SDK) load when one of these commands runs.
+ */
 import type { Command } from "commander";
-import { loadBakers } from "../bake/bakers.js";
 import type { KilnHome } from "../home.js";
-import { describeChange, type PackageUpdate } from "../packages/outdated.js";
-import { loadPipeline } from "../pipeline/config.js";
-import { pipelineRuns, runPipeline, WAITING_FOR_APPROVAL_EXIT_CODE, type PipelineReport } from "../pipeline/run.js";
+import type { PackageUpdate } from "../packages/outdated.js";
+import type { PipelineReport } from "../pipeline/run.js";
 import { stderrProgress } from "../progress.js";
-import { outdated, UP_TO_DATE_EXIT_CODE } from "../rebake/outdated-images.js";
-import { appDirOf, rebake } from "../rebake/rebake.js";
-import { runScheduled } from "../schedule/run-now.js";
-import { installSchedule, removeSchedule, showSchedule } from "../schedule/schedule.js";
-import { loadSpec } from "../config/load.js";
+import { UP_TO_DATE_EXIT_CODE } from "../rebake/exit-codes.js";
 import { describeMove } from "./image-commands.js";
 
 function printJson(value: unknown): void {
@@ -33,7 +30,8 @@ function printPipeline(report: PipelineReport): void {
   process.stdout.write(`  log: ${report.log}\n`);
 }
 
-function setPipelineExit(report: PipelineReport): void {
+async function setPipelineExit(report: PipelineReport): Promise<void> {
+  const { WAITING_FOR_APPROVAL_EXIT_CODE } = await import("../pipeline/run.js");
   if (report.status === "failed") process.exitCode = 7;
   else if (report.status === "waiting-approval") process.exitCode = WAITING_FOR_APPROVAL_EXIT_CODE;
 }
@@ -61,6 +59,7 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
         envs: boolean;
         json?: boolean;
       }) => {
+        const { outdated } = await import("../rebake/outdated-images.js");
         const report = await outdated({
           home: home(),
           config: flags.config,
@@ -99,6 +98,13 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
     .option("--json", "print JSON")
     .action(async (ref: string, flags: { config: string; version?: string; force?: boolean; dryRun?: boolean; json?: boolean }) => {
       const progress = stderrProgress();
+      const [{ loadSpec }, { loadBakers }, { loadPipeline }, { appDirOf, rebake }, { describeChange }] = await Promise.all([
+        import("../config/load.js"),
+        import("../bake/bakers.js"),
+        import("../pipeline/config.js"),
+        import("../rebake/rebake.js"),
+        import("../packages/outdated.js"),
+      ]);
       const app = (await loadSpec(appDirOf(flags.config), {}, await loadBakers()).catch(() => undefined))?.name;
       const versionFormat = app
         ? await loadPipeline(flags.config, app).then(
@@ -152,6 +158,7 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
     .option("--approve <env...>", "approve these stages (manual approval)")
     .option("--json", "print the run report as JSON")
     .action(async (flags: { config: string; image?: string; approve?: string[]; json?: boolean }) => {
+      const { runPipeline } = await import("../pipeline/run.js");
       const report = await runPipeline({
         home: home(),
         config: flags.config,
@@ -159,7 +166,7 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
         ...(flags.image ? { image: flags.image } : {}),
         approve: flags.approve ?? [],
       });
-      setPipelineExit(report);
+      await setPipelineExit(report);
       if (flags.json) return printJson(report);
       printPipeline(report);
     });
@@ -169,6 +176,13 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
     .option("--config <path>", "the app's directory (or kiln.yml)", ".")
     .option("--json", "print JSON")
     .action(async (flags: { config: string; json?: boolean }) => {
+      const [{ loadSpec }, { loadBakers }, { loadPipeline }, { appDirOf }, { pipelineRuns }] = await Promise.all([
+        import("../config/load.js"),
+        import("../bake/bakers.js"),
+        import("../pipeline/config.js"),
+        import("../rebake/rebake.js"),
+        import("../pipeline/run.js"),
+      ]);
       const app = (await loadSpec(appDirOf(flags.config), {}, await loadBakers())).name;
       const config = await loadPipeline(flags.config, app);
       const runs = await pipelineRuns(home(), app);
@@ -197,6 +211,7 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
     .option("--ci <path>", "also write a CI workflow (GitHub Actions) to this path")
     .option("--json", "print JSON")
     .action(async (flags: { config: string; unitDir?: string; cron?: string; cronUser?: string; ci?: string; json?: boolean }) => {
+      const { installSchedule } = await import("../schedule/schedule.js");
       const record = await installSchedule({
         home: home(),
         config: flags.config,
@@ -218,6 +233,7 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
     .option("--lines <n>", "log lines to show", "20")
     .option("--json", "print JSON")
     .action(async (flags: { config: string; lines: string; json?: boolean }) => {
+      const { showSchedule } = await import("../schedule/schedule.js");
       const show = await showSchedule({ home: home(), config: flags.config, lines: Number(flags.lines) || 20 });
       if (flags.json) return printJson(show);
       const i = show.installed;
@@ -235,6 +251,7 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
     .option("--config <path>", "the app's directory (or kiln.yml)", ".")
     .option("--json", "print JSON")
     .action(async (flags: { config: string; json?: boolean }) => {
+      const { removeSchedule } = await import("../schedule/schedule.js");
       const record = await removeSchedule({ home: home(), config: flags.config, log: (m) => process.stderr.write(`${m}\n`) });
       if (flags.json) return printJson({ removed: record });
       process.stdout.write(`removed the ${record.kind} schedule of ${record.app}\n`);
@@ -246,13 +263,14 @@ export function registerMaintenanceCommands(program: Command, home: () => KilnHo
     .option("--security-only", "only security updates trigger the pipeline")
     .option("--json", "print JSON")
     .action(async (flags: { config: string; securityOnly?: boolean; json?: boolean }) => {
+      const { runScheduled } = await import("../schedule/run-now.js");
       const result = await runScheduled({
         home: home(),
         config: flags.config,
         progress: stderrProgress(),
         ...(flags.securityOnly ? { securityOnly: true } : {}),
       });
-      if (result.pipeline) setPipelineExit(result.pipeline);
+      if (result.pipeline) await setPipelineExit(result.pipeline);
       if (flags.json) return printJson(result);
       if (result.outcome === "up-to-date") process.stdout.write("up to date: nothing to rebake\n");
       if (result.pipeline) printPipeline(result.pipeline);

@@ -1,25 +1,11 @@
-/** run, ps, stop, logs: boot an image locally (QEMU or VirtualBox) and manage the running VMs. */
+/** run, ps, stop, logs: boot an image locally (QEMU or VirtualBox) and manage the running VMs; their modules load when one runs. */
 import path from "node:path";
 import type { Command } from "commander";
 import { InputError, NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
-import { ensureFormat, FORMATS, parseFormats } from "../image/formats.js";
-import { ImageStore } from "../image/store.js";
-import { LocalVm } from "../providers/qemu.js";
 import type { Accelerator, Firmware } from "../providers/qemu-args.js";
-import { VirtualBoxVm } from "../providers/virtualbox.js";
-import { listVms, stopVm } from "../providers/vm-registry.js";
-import { resolveForwards, runImage } from "../run/run.js";
-import { superviseRun, type RunEnding, type SupervisedVm } from "../run/supervise.js";
-import { bootEnv, readEnvFiles } from "../run/seed.js";
-import { schemaProblems } from "../config/schema.js";
-import { resolveRegion } from "../aws/clients.js";
-import { showInstanceConsole } from "../run/console.js";
-import { findLogTarget, showConsole, showEnvConsoles } from "../run/logs.js";
-import { loadSpec } from "../config/load.js";
+import type { RunEnding, SupervisedVm } from "../run/supervise.js";
 import type { Spec } from "../config/types.js";
-import { loadBakers } from "../bake/bakers.js";
-import { loadEnvironment } from "../config/environments.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -46,7 +32,8 @@ interface RunFlags {
 }
 
 /** Checks the flag combination before anything is booted; every problem at once. */
-function resolveRunTarget(opts: RunFlags): { hypervisor: Hypervisor; format: string | undefined } {
+async function resolveRunTarget(opts: RunFlags): Promise<{ hypervisor: Hypervisor; format: string | undefined }> {
+  const { FORMATS, parseFormats } = await import("../image/formats.js");
   const problems: string[] = [];
   const hypervisor = (opts.vbox ? "virtualbox" : (opts.hypervisor ?? "qemu").toLowerCase()) as Hypervisor;
   if (!HYPERVISORS.includes(hypervisor)) problems.push(`--hypervisor ${opts.hypervisor}: expected ${HYPERVISORS.join(" or ")}`);
@@ -93,7 +80,8 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .option("--health-timeout <seconds>", "override the image's health check timeout")
     .option("--json", "print one JSON object once healthy")
     .action(async (ref: string, opts: RunFlags) => {
-      const { hypervisor, format } = resolveRunTarget(opts);
+      const { hypervisor, format } = await resolveRunTarget(opts);
+      const { bootEnv, readEnvFiles } = await import("../run/seed.js");
       // Checked before anything is looked up or booted: a typo should not cost a boot.
       const envFiles = await readEnvFiles(opts.envFile);
       const env = bootEnv(opts.kilnEnv, opts.env, envFiles);
@@ -101,6 +89,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       const consoleOn = !opts.quiet && !opts.json;
       const healthTimeoutSeconds = opts.healthTimeout ? Number(opts.healthTimeout) : undefined;
       if (hypervisor === "qemu" && format === undefined) {
+        const { runImage } = await import("../run/run.js");
         const outcome = await runImage(
           {
             ref,
@@ -126,6 +115,12 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
         return;
       }
 
+      const [{ ImageStore }, { resolveForwards }, { schemaProblems }, { superviseRun }] = await Promise.all([
+        import("../image/store.js"),
+        import("../run/run.js"),
+        import("../config/schema.js"),
+        import("../run/supervise.js"),
+      ]);
       const image = await new ImageStore(home()).resolve(ref);
       const forwards = resolveForwards(opts.publish, image.manifest.port);
       const badName = opts.name === undefined ? [] : schemaProblems("/definitions/vmName", opts.name, "--name");
@@ -133,6 +128,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
       let vm: SupervisedVm;
       let described: Record<string, unknown>;
       if (hypervisor === "virtualbox") {
+        const { VirtualBoxVm } = await import("../providers/virtualbox.js");
         const vbox = await VirtualBoxVm.start({ image, home: home(), firmware, forwards, env, ...(opts.name ? { name: opts.name } : {}) });
         process.stderr.write(
           `Booting ${image.ref} (${image.digest.slice(0, 19)}) in VirtualBox as '${vbox.record.name}', ${firmware.toUpperCase()}; console: kiln logs ${vbox.record.id}\n`,
@@ -140,6 +136,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
         vm = vbox;
         described = { id: vbox.record.id, name: vbox.record.name, uuid: vbox.record.uuid };
       } else {
+        const [{ ensureFormat, FORMATS }, { LocalVm }] = await Promise.all([import("../image/formats.js"), import("../providers/qemu.js")]);
         const converted = await ensureFormat(image, format as keyof typeof FORMATS);
         const qemu = await LocalVm.start({
           image,
@@ -176,6 +173,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .description("list running local VMs (QEMU and VirtualBox)")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
+      const { listVms } = await import("../providers/vm-registry.js");
       const vms = await listVms(home());
       if (opts.json)
         return void process.stdout.write(
@@ -203,6 +201,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .argument("<id-or-name>", "from kiln ps")
     .option("--timeout <seconds>", "grace period before killing", "30")
     .action(async (id: string, opts: { timeout: string }) => {
+      const { stopVm } = await import("../providers/vm-registry.js");
       const result = await stopVm(home(), id, Number(opts.timeout) * 1000);
       const how =
         result.how === "clean"
@@ -234,6 +233,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
         throw new InputError("kiln logs needs a VM id, name or image (kiln ps lists the running VMs)", {
           hint: "or --env NAME for a local environment, or --instance i-… for an EC2 instance",
         });
+      const { findLogTarget, showConsole } = await import("../run/logs.js");
       const target = await findLogTarget(home(), id);
       if (target.state === "stopped") {
         const s = target.stopped;
@@ -294,6 +294,12 @@ function describeStop(how: string): string {
 /** kiln logs --env: a local environment's instances, merged; an AWS one is not there yet. */
 async function showEnvLogs(home: KilnHome, extra: string | undefined, opts: LogsFlags): Promise<void> {
   if (extra !== undefined) throw new InputError(`kiln logs --env takes no VM (got '${extra}')`, { hint: "drop it, or drop --env" });
+  const [{ loadSpec }, { loadBakers }, { loadEnvironment }, { showEnvConsoles }] = await Promise.all([
+    import("../config/load.js"),
+    import("../bake/bakers.js"),
+    import("../config/environments.js"),
+    import("../run/logs.js"),
+  ]);
   const dir = /\.ya?ml$/.test(opts.config) ? path.dirname(opts.config) : opts.config;
   let spec: Spec | undefined;
   if (!opts.app) {
@@ -335,6 +341,7 @@ async function showEc2Console(
   if (extra !== undefined) throw new InputError(`kiln logs --instance takes no VM id (got '${extra}')`);
   if (!/^i-[0-9a-f]{8,17}$/.test(instanceId))
     throw new InputError(`--instance ${instanceId}: not an EC2 instance id (i-0123456789abcdef0)`);
+  const [{ resolveRegion }, { showInstanceConsole }] = await Promise.all([import("../aws/clients.js"), import("../run/console.js")]);
   const region = await resolveRegion(opts.region);
   if (!region)
     throw new InputError("no AWS region given", {

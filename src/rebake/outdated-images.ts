@@ -50,8 +50,7 @@ export interface OutdatedOptions {
   readonly environments?: boolean;
 }
 
-/** Exit code of `kiln outdated` when nothing needs a rebake (0 means: rebake needed). */
-export const UP_TO_DATE_EXIT_CODE = 10;
+export { UP_TO_DATE_EXIT_CODE } from "./exit-codes.js";
 
 interface Target {
   image: StoredImage;

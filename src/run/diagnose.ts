@@ -4,7 +4,7 @@
  * the app's own lines say what it tried. The message follows that evidence; the hint about
  * listening on 0.0.0.0 is only for an app that runs while its port stays closed.
  */
-import { isAppLine, splitConsole } from "./console.js";
+import { isAppLine, splitConsole } from "./console-lines.js";
 
 const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z /;
 const STARTING = /kiln-init: starting app: /;

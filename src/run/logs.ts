@@ -9,7 +9,7 @@ import { InputError, NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { listVms, vmStillRunning, type LocalVmEntry } from "../providers/vm-registry.js";
 import { consolesDir, listStoppedConsoles, type StoppedConsole } from "./console-archive.js";
-import { isAppLine } from "./console.js";
+import { isAppLine } from "./console-lines.js";
 import { mergeConsoles } from "./console-merge.js";
 
 export type LogTarget =

@@ -16,7 +16,7 @@ import { getConsoleOutput } from "../../src/aws/ec2.js";
 import { bake } from "../../src/bake/bake.js";
 import { ImageStore } from "../../src/image/store.js";
 import { LocalVm } from "../../src/providers/qemu.js";
-import { isAppLine, newConsoleLines } from "../../src/run/console.js";
+import { isAppLine, newConsoleLines } from "../../src/run/console-lines.js";
 import { waitHealthy } from "../../src/run/health.js";
 import { findFreePort } from "../../src/run/ports.js";
 import { cli, httpGet, quiet, repo, sharedHome } from "./harness.js";
