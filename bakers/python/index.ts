@@ -5,14 +5,14 @@
  * host's pip from the configured index as wheels only (pure Python or manylinux for the image's
  * glibc), so nothing compiles and nothing needs a compiler in the image.
  */
-import { chmod, copyFile, mkdir, readFile, readdir } from "node:fs/promises";
+import { chmod, copyFile, lstat, mkdir, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
 import { resolveDebian, type BakeContext } from "../../src/bake/context.js";
 import { CommandFailedError, InputError, KilnError } from "../../src/errors.js";
 import { copyAppTree } from "../../src/bake/app-tree.js";
 import { hostPythonAccess, pipAccess } from "../../src/sandbox-access.js";
-import { copyTreeNormalized, exists, makeScratchDir, publishDir, removeDir, sha256 } from "../../src/fsutil.js";
+import { copyTreeNormalized, exists, hashTree, makeScratchDir, publishDir, removeDir, sha256, sha256File } from "../../src/fsutil.js";
 import { lockEntryOf } from "../../src/packages/apt.js";
 import { appHas, appRelative, missingEntry, programName, scriptArgument } from "../../src/bake/entry.js";
 import { explainPipFailure, glibcOf, parseRequirements, pythonCommand, targetWheelArgs } from "./requirements.js";
@@ -118,6 +118,24 @@ export const baker: Baker = {
 };
 
 /**
+ * The contents of the local files requirements.txt makes pip read (a wheel rebuilt under the same
+ * name must not reuse the old install). Only paths inside the app directory count: pip runs in a
+ * sandbox that sees nothing else, and kiln reads nothing outside the app to make a key.
+ */
+async function localInputHashes(appDir: string, inputs: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const rel of inputs) {
+    if (path.isAbsolute(rel) || rel.split("/").includes("..") || rel.includes("\0")) continue;
+    const target = path.join(appDir, rel);
+    const info = await lstat(target).catch(() => undefined);
+    if (info?.isFile()) out.push(`${rel}:${await sha256File(target)}`);
+    else if (info?.isDirectory()) out.push(`${rel}/:${await hashTree(target)}`);
+    else out.push(`${rel}:missing`);
+  }
+  return out;
+}
+
+/**
  * The installed tree as the dependency layer sees it: modes normalised, once per install key,
  * as <key>/site-packages (named like its mount point, so the SBOM scan sees the same paths).
  */
@@ -153,7 +171,8 @@ async function installRequirements(file: string, runtime: { python: string; key:
   if (!glibc) throw new KilnError(`cannot tell the glibc version from libc6 ${libc.version}`);
   const wheelArgs = targetWheelArgs(PYTHON_VERSION, glibc);
   const settings = PIP_ENV.map((k) => `${k}=${process.env[k] ?? ""}`);
-  const key = sha256([text, runtime.key, ...wheelArgs, ...settings].join("\n")).slice(0, 32);
+  const locals = await localInputHashes(path.dirname(file), parsed.localInputs);
+  const key = sha256([text, runtime.key, ...wheelArgs, ...settings, ...locals].join("\n")).slice(0, 32);
   const cached = path.join(ctx.home.cache, "python-packages", key);
   if (await exists(cached)) return cached;
   if (parsed.requirements.length === 0) return emptyDir(ctx, cached);

@@ -15,6 +15,18 @@ export interface Requirement {
 export interface ParsedRequirements {
   readonly requirements: readonly Requirement[];
   readonly problems: readonly string[];
+  /**
+   * Local files and directories the install reads besides requirements.txt itself, relative to
+   * it as written (./wheels/x.whl, -r base.txt, -c constraints.txt, --find-links wheels): their
+   * contents decide what pip installs, so they are part of the install's cache key.
+   */
+  readonly localInputs: readonly string[];
+}
+
+/** A path as written in requirements.txt, when it names something local (not a URL). */
+function localPath(target: string): string | undefined {
+  if (target.startsWith("file:")) return target.slice("file:".length).replace(/^\/\/(localhost)?(?=\/)/, "");
+  return /^[a-z][a-z0-9+.-]*:/i.test(target) ? undefined : target;
 }
 
 /** Options pip accepts inside requirements.txt that are fine with wheel-only installs. */
@@ -24,6 +36,7 @@ const ALLOWED_OPTIONS =
 export function parseRequirements(text: string, file = "requirements.txt"): ParsedRequirements {
   const requirements: Requirement[] = [];
   const problems: string[] = [];
+  const localInputs: string[] = [];
   // Backslash-newline continues a line; '#' after whitespace starts a comment.
   const lines = text.replace(/\r\n?/g, "\n").split("\n");
   for (let i = 0; i < lines.length; i++) {
@@ -43,6 +56,9 @@ export function parseRequirements(text: string, file = "requirements.txt"): Pars
         problems.push(
           `${file}:${number}: option '${line.split(/\s+/)[0]}' is not supported in a kiln bake (kiln runs pip with --only-binary=:all: --target)`,
         );
+      const fileOption = /^(-r|--requirement|-c|--constraint|-f|--find-links)(?:\s*=\s*|\s+)(\S+)/.exec(line);
+      const local = fileOption ? localPath(fileOption[2]!) : undefined;
+      if (local !== undefined) localInputs.push(local);
       continue;
     }
     const spec = line.split(";")[0]!.trim();
@@ -59,10 +75,12 @@ export function parseRequirements(text: string, file = "requirements.txt"): Pars
       );
       continue;
     }
+    const local = direct === undefined ? undefined : localPath(direct);
+    if (local !== undefined) localInputs.push(local);
     const name = /^([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(spec)?.[1] ?? spec;
     requirements.push({ name, text: line, line: number });
   }
-  return { requirements, problems };
+  return { requirements, problems, localInputs };
 }
 
 /** glibc version of Debian's libc6 package version: "2.36-9+deb12u14" → [2, 36]. */

@@ -14,6 +14,29 @@ import {
 } from "../../bakers/python/requirements.js";
 
 describe("parseRequirements", () => {
+  it("names the local files pip reads (wheels, -r, -c, --find-links), so a wheel rebuilt under its name is not served from the old install", () => {
+    const parsed = parseRequirements(
+      [
+        "-r base.txt",
+        "--constraint=constraints.txt",
+        "--find-links wheels/",
+        "-f https://wheels.example/simple",
+        "./wheels/local-1.0-py3-none-any.whl",
+        "other @ file:wheels/other-2.0-py3-none-any.whl",
+        "remote @ https://files.example/remote-1.0-py3-none-any.whl",
+        "flask==3.0.3",
+      ].join("\n"),
+    );
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.localInputs).toEqual([
+      "base.txt",
+      "constraints.txt",
+      "wheels/",
+      "./wheels/local-1.0-py3-none-any.whl",
+      "wheels/other-2.0-py3-none-any.whl",
+    ]);
+  });
+
   it("reads names, skipping comments, blank lines and allowed options, joining continuations", () => {
     const parsed = parseRequirements(
       [
