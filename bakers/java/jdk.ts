@@ -73,8 +73,11 @@ async function rerootSymlinks(root: string): Promise<void> {
   }
 }
 
-/** The app's jars as jdeps inputs; a Spring Boot jar's classes and nested jars are extracted. */
-async function jdepsInputs(jars: readonly string[], work: string): Promise<string[]> {
+/**
+ * The app's jars as jdeps inputs; a Spring Boot jar's classes and nested jars are extracted
+ * (only its classes when its libraries are analysed on their own, as a cached layer).
+ */
+async function jdepsInputs(jars: readonly string[], work: string, classesOnly: boolean): Promise<string[]> {
   const inputs: string[] = [];
   for (const [i, jar] of jars.entries()) {
     const bytes = await readFile(jar);
@@ -93,7 +96,7 @@ async function jdepsInputs(jars: readonly string[], work: string): Promise<strin
         if (!target.startsWith(classes + path.sep)) continue;
         await mkdir(path.dirname(target), { recursive: true });
         await writeFile(target, readZipEntry(bytes, entry));
-      } else if (/^BOOT-INF\/lib\/[^/]+\.jar$/.test(entry.name)) {
+      } else if (!classesOnly && /^BOOT-INF\/lib\/[^/]+\.jar$/.test(entry.name)) {
         await writeFile(path.join(libs, path.basename(entry.name)), readZipEntry(bytes, entry));
         inputs.push(path.join(libs, path.basename(entry.name)));
       }
@@ -107,16 +110,22 @@ async function jdepsInputs(jars: readonly string[], work: string): Promise<strin
  * The JDK modules the jars use (jdeps --print-module-deps), cached by the jars' content. If
  * jdeps cannot analyse them, the whole Java SE is used and the bake says so.
  */
-export async function modulesFor(jars: readonly string[], jdk: Jdk, ctx: BakeContext): Promise<string[]> {
+export async function modulesFor(
+  jars: readonly string[],
+  jdk: Jdk,
+  ctx: BakeContext,
+  options: { classesOnly?: boolean } = {},
+): Promise<string[]> {
+  const classesOnly = options.classesOnly ?? false;
   const hashes = await Promise.all(jars.map((j) => sha256File(j)));
-  const key = sha256([jdk.key, ...hashes].join("\n")).slice(0, 32);
+  const key = sha256([jdk.key, ...hashes, ...(classesOnly ? ["classes-only"] : [])].join("\n")).slice(0, 32);
   const cached = path.join(ctx.home.cache, "java", `modules-${key}.txt`);
   const known = (await readFile(cached, "utf8").catch(() => "")).trim();
   if (known) return known.split(",");
   const work = await makeScratchDir(ctx.scratch, "jdeps");
   let modules: string[];
   try {
-    const inputs = await jdepsInputs(jars, work);
+    const inputs = await jdepsInputs(jars, work, classesOnly);
     const argv = [
       path.join(jdk.home, "bin", "jdeps"),
       "--print-module-deps",
