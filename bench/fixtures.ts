@@ -1,15 +1,18 @@
 /**
  * Realistic apps for npm run bench (bench/fixtures/): a Node service with ~200 production
- * packages and a Python service with compiled wheels. Per fixture, with its own empty kiln home:
+ * packages, a Python service with compiled wheels and a Spring Boot service (built with Maven
+ * before each bake, in the temporary copy). Per fixture, with its own empty kiln home:
  * a cold bake, a warm rebake after a one-line source change, a warm rebake after a dependency
  * change, and the 512 KiB blocks the incremental push of each rebake would upload (the previous
  * bake being the parent snapshot), each as a ratio of the cold bake of the same run.
  * Every change is made to a temporary copy; the committed fixtures are never edited.
  */
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { readZipEntries } from "../bakers/java/jar.js";
 import { bake } from "../src/bake/bake.js";
+import { run } from "../src/exec.js";
 import type { CommittedImage } from "../src/image/store.js";
 import { installRoot, kilnHome } from "../src/home.js";
 import type { Progress } from "../src/progress.js";
@@ -25,6 +28,32 @@ interface Fixture {
   /** The dependency change, made to the app copy in place. */
   changeDependency(app: string): void;
   readonly dependencyChange: string;
+  /** Builds the app copy (after each change) and returns what to bake; without it, the copy itself. */
+  build?(app: string): Promise<string>;
+  /** Packages of the built app, when the committed fixture has no lock file to count them from. */
+  countPackages?(built: string): number;
+  /** A baseline measured only when named (npm run bench -- NAME), not in every run. */
+  readonly onlyWhenNamed?: boolean;
+}
+
+const SPRING_SOURCE = "src/main/java/com/example/service/ServiceApplication.java";
+const SPRING_JAR = "target/spring-service-1.0.0.jar";
+
+/** mvn package in the app copy (tests skipped): the fat jar the Spring Boot rows bake. */
+async function buildSpringJar(app: string): Promise<string> {
+  await run(["mvn", "-q", "-B", "package", "-DskipTests"], { cwd: app, inheritEnv: true, timeoutMs: 900_000 });
+  return path.join(app, SPRING_JAR);
+}
+
+/** commons-lang3 added to the copy's pom (its version comes from the Spring Boot parent). */
+function addSpringDependency(app: string): void {
+  const pom = path.join(app, "pom.xml");
+  const dependency = "<dependency><groupId>org.apache.commons</groupId><artifactId>commons-lang3</artifactId></dependency>";
+  writeFileSync(pom, readFileSync(pom, "utf8").replace("<dependencies>", `<dependencies>\n    ${dependency}`));
+}
+
+function countBootLibraries(jar: string): number {
+  return readZipEntries(readFileSync(jar)).filter((e) => /^BOOT-INF\/lib\/[^/]+\.jar$/.test(e.name)).length;
 }
 
 export const fixtures: readonly Fixture[] = [
@@ -41,6 +70,28 @@ export const fixtures: readonly Fixture[] = [
     source: { file: "app.py", line: "# bench: a one-line source change\n" },
     changeDependency: (app) => appendFileSync(path.join(app, "requirements.txt"), "python-dotenv==1.0.1\n"),
     dependencyChange: "python-dotenv==1.0.1 added",
+  },
+  {
+    name: "spring-service",
+    source: { file: SPRING_SOURCE, line: "// bench: a one-line source change\n" },
+    changeDependency: addSpringDependency,
+    dependencyChange: "commons-lang3 added",
+    build: buildSpringJar,
+    countPackages: countBootLibraries,
+  },
+  {
+    // The same service run with java -jar (a cmd in kiln.yml): the whole fat jar in the app layer.
+    name: "spring-service-whole-jar",
+    source: { file: SPRING_SOURCE, line: "// bench: a one-line source change\n" },
+    changeDependency: addSpringDependency,
+    dependencyChange: "commons-lang3 added",
+    async build(app) {
+      const jar = await buildSpringJar(app);
+      writeFileSync(path.join(path.dirname(jar), "kiln.yml"), `cmd: [java, -jar, ${path.basename(jar)}]\n`);
+      return jar;
+    },
+    countPackages: countBootLibraries,
+    onlyWhenNamed: true,
   },
 ];
 
@@ -81,7 +132,8 @@ function timingProgress(steps: { label: string; seconds: number }[]): Progress {
 
 export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
   const app = mkdtempSync(path.join(os.tmpdir(), `kiln-bench-${fixture.name}-`));
-  cpSync(path.join(FIXTURES, fixture.name), app, { recursive: true });
+  cpSync(path.join(FIXTURES, fixture.name.replace(/-whole-jar$/, "")), app, { recursive: true });
+  let packages = 0;
   rmSync(path.join(app, "kiln.lock"), { force: true });
   const home = kilnHome({ KILN_HOME: mkdtempSync(path.join(os.tmpdir(), "kiln-bench-home-")) });
   const rows: BakeRow[] = [];
@@ -90,7 +142,9 @@ export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
     let parent: BlockHashes | undefined;
     const bakeOnce = async (label: string) => {
       const steps: { label: string; seconds: number }[] = [];
-      const { image, seconds } = await bake(app, { name: fixture.name }, home, timingProgress(steps));
+      const target = fixture.build ? await fixture.build(app) : app;
+      packages = fixture.countPackages ? fixture.countPackages(target) : dependencyCount(fixture.name);
+      const { image, seconds } = await bake(target, { name: fixture.name }, home, timingProgress(steps));
       const blocks = await scanDiskBlocks(image.dir, image.disk);
       const upload = planBlocks(blocks, parent).upload.length;
       parent = blocks;
@@ -106,7 +160,7 @@ export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
     rmSync(home.root, { recursive: true, force: true });
     rmSync(app, { recursive: true, force: true });
   }
-  return { fixture: fixture.name, packages: dependencyCount(fixture.name), dependencyChange: fixture.dependencyChange, rows };
+  return { fixture: fixture.name, packages, dependencyChange: fixture.dependencyChange, rows };
 }
 
 function rowOf(
