@@ -19,7 +19,9 @@ import { inspectJar, isZip, nameAndVersionOf, readZipEntries, ZipFormatError, ty
 import { appHas, appRelative, missingEntry, programName } from "../../src/bake/entry.js";
 import { checkClassVersion, linkJre, modulesFor, prepareJdk, treeBytes, type Jdk } from "./jdk.js";
 import { jreModules } from "./jdeps.js";
-import { BOOT_LIB, bootLaunch, writeBootEntries } from "./boot-layers.js";
+import { BOOT_LIB, bootLaunch, inflateEntry, writeBootEntries } from "./boot-layers.js";
+import { jdkReferences } from "./class-refs.js";
+import { sha256 } from "../../src/fsutil.js";
 import { bootJarOf, bootLibraries, libraryJars, type BootJar } from "./boot-stage.js";
 import { JVM_OPTIONS } from "./jvm.js";
 
@@ -196,9 +198,25 @@ export const baker: Baker = {
 async function bootModules(boot: BootJar, allJars: readonly string[], jdk: Jdk, ctx: BakeContext): Promise<string[]> {
   const libs = libraryJars(boot, await bootLibraries(boot, ctx));
   const others = allJars.filter((j) => j !== boot.jar);
-  const own = await modulesFor([boot.jar], jdk, ctx, { classesOnly: true });
+  const refs = appClassReferences(boot);
+  const own = await modulesFor([boot.jar], jdk, ctx, { classesOnly: true, ...(refs ? { inputsKey: refs } : {}) });
   const rest = libs.length + others.length > 0 ? await modulesFor([...libs, ...others], jdk, ctx) : [];
   return jreModules([...own, ...rest]);
+}
+
+/**
+ * The JDK classes the app's own classes refer to, as one key (jdeps' answer for them depends on
+ * nothing else); undefined when a class file cannot be read, so jdeps is keyed by the jar's bytes.
+ */
+function appClassReferences(boot: BootJar): string | undefined {
+  const refs = new Set<string>();
+  for (const entry of boot.split.app) {
+    if (!entry.name.startsWith("BOOT-INF/classes/") || !entry.name.endsWith(".class")) continue;
+    const found = jdkReferences(inflateEntry(path.basename(boot.jar), boot.zip, entry));
+    if (!found) return undefined;
+    for (const r of found) refs.add(r);
+  }
+  return sha256([...refs].sort().join("\n"));
 }
 
 /**

@@ -114,18 +114,19 @@ export async function modulesFor(
   jars: readonly string[],
   jdk: Jdk,
   ctx: BakeContext,
-  options: { classesOnly?: boolean } = {},
+  options: { classesOnly?: boolean; inputsKey?: string } = {},
 ): Promise<string[]> {
   const classesOnly = options.classesOnly ?? false;
-  const hashes = await Promise.all(jars.map((j) => sha256File(j)));
-  const key = sha256([jdk.key, ...hashes, ...(classesOnly ? ["classes-only"] : [])].join("\n")).slice(0, 32);
+  // inputsKey: what decides jdeps' answer, when the caller knows it better than the jars' bytes.
+  const inputs = options.inputsKey !== undefined ? [`refs:${options.inputsKey}`] : await Promise.all(jars.map((j) => sha256File(j)));
+  const key = sha256([jdk.key, ...inputs, ...(classesOnly ? ["classes-only"] : [])].join("\n")).slice(0, 32);
   const cached = path.join(ctx.home.cache, "java", `modules-${key}.txt`);
   const known = (await readFile(cached, "utf8").catch(() => "")).trim();
   if (known) return known.split(",");
   const work = await makeScratchDir(ctx.scratch, "jdeps");
   let modules: string[];
   try {
-    const inputs = await jdepsInputs(jars, work, classesOnly);
+    const jdepsArgs = await jdepsInputs(jars, work, classesOnly);
     const argv = [
       path.join(jdk.home, "bin", "jdeps"),
       "--print-module-deps",
@@ -133,7 +134,7 @@ export async function modulesFor(
       "--multi-release",
       String(JAVA_RELEASE),
       "-q",
-      ...inputs,
+      ...jdepsArgs,
     ];
     // jdeps parses the app's class files: in the sandbox, the jars and the JDK read-only, no network.
     const stage = { readOnly: [jdk.root, work, ...jars], writable: [] };

@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { bootLaunch, planBootSplit, writeBootEntries } from "../../bakers/java/boot-layers.js";
+import { jdkReferences } from "../../bakers/java/class-refs.js";
 import { inspectJar } from "../../bakers/java/jar.js";
 import { baker, JVM_OPTIONS } from "../../bakers/java/index.js";
 import { InputError } from "../../src/errors.js";
@@ -168,5 +169,69 @@ describe("Spring Boot detection", () => {
     // A directory already holding a shop-1.4.0 entry beside the jar keeps java -jar: nothing is overwritten.
     await mkdir(path.join(dir, "shop-1.4.0"));
     expect((await baker.detect({ dir, file: undefined }))?.cmd).toEqual(["java", ...JVM_OPTIONS, "-jar", "shop-1.4.0.jar"]);
+  });
+});
+
+/** A class file with just a constant pool (what jdkReferences reads), built entry by entry. */
+function poolClass(entries: ({ utf8: string } | { class: number } | { long: bigint } | { tag: number; bytes: number })[]): Buffer {
+  const parts: Buffer[] = [];
+  let slots = 1;
+  for (const e of entries) {
+    if ("utf8" in e) {
+      const text = Buffer.from(e.utf8);
+      const head = Buffer.alloc(3);
+      head[0] = 1;
+      head.writeUInt16BE(text.length, 1);
+      parts.push(head, text);
+    } else if ("class" in e) {
+      const b = Buffer.alloc(3);
+      b[0] = 7;
+      b.writeUInt16BE(e.class, 1);
+      parts.push(b);
+    } else if ("long" in e) {
+      const b = Buffer.alloc(9);
+      b[0] = 5;
+      b.writeBigInt64BE(e.long, 1);
+      parts.push(b);
+      slots++;
+    } else parts.push(Buffer.concat([Buffer.from([e.tag]), Buffer.alloc(e.bytes)]));
+    slots++;
+  }
+  const head = Buffer.alloc(10);
+  head.writeUInt32BE(0xcafebabe, 0);
+  head.writeUInt16BE(61, 6);
+  head.writeUInt16BE(slots, 8);
+  return Buffer.concat([head, ...parts]);
+}
+
+describe("JDK references of the app's classes (the key of jdeps on them)", () => {
+  const pool = (literal: string) =>
+    poolClass([
+      { utf8: "java/sql/Connection" }, // 1
+      { class: 1 }, // 2
+      { long: 7n }, // 3 and 4
+      { utf8: "(Ljava/time/Instant;[Ljavax/net/ssl/SSLContext;)Lcom/example/Own;" }, // 5
+      { utf8: "com/example/Own" }, // 6
+      { class: 6 }, // 7
+      { utf8: literal }, // 8
+    ]);
+
+  it("finds class constants and descriptor types of the JDK, not the app's own classes", () => {
+    expect([...(jdkReferences(pool("hello")) ?? [])].sort()).toEqual([
+      "java/sql/Connection",
+      "java/time/Instant",
+      "javax/net/ssl/SSLContext",
+    ]);
+  });
+
+  it("is the same after a change that uses no new JDK class, different after one that does", () => {
+    expect(jdkReferences(pool("hello, one line later"))).toEqual(jdkReferences(pool("hello")));
+    expect(jdkReferences(pool("Ljava/util/logging/Logger;"))?.has("java/util/logging/Logger")).toBe(true);
+  });
+
+  it("gives up (so jdeps is keyed by the jar's bytes) on an unknown constant or a truncated pool", () => {
+    expect(jdkReferences(poolClass([{ utf8: "java/lang/Object" }, { tag: 99, bytes: 2 }]))).toBeUndefined();
+    expect(jdkReferences(pool("x").subarray(0, 30))).toBeUndefined();
+    expect(jdkReferences(Buffer.from("not a class"))).toBeUndefined();
   });
 });
