@@ -37,8 +37,19 @@ function sameCmd(a: readonly string[] | undefined, b: readonly string[]): boolea
   return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+// prepareRuntime and stageApp both ask: the jar is read, checked and its libraries hashed once per bake.
+const planned = new WeakMap<BakeContext, Promise<BootJar | undefined>>();
+
 /** The fat jar to bake exploded, or undefined when the app keeps today's whole-jar layout. */
-export async function bootJarOf(spec: Spec): Promise<BootJar | undefined> {
+export function bootJarOf(spec: Spec, ctx: BakeContext): Promise<BootJar | undefined> {
+  const known = planned.get(ctx);
+  if (known) return known;
+  const result = planBootJar(spec);
+  planned.set(ctx, result);
+  return result;
+}
+
+async function planBootJar(spec: Spec): Promise<BootJar | undefined> {
   const jar = await appJar(spec);
   if (!jar) return undefined;
   const zip = await readFile(jar);

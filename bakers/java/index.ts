@@ -156,7 +156,7 @@ export const baker: Baker = {
       checkClassVersion(jar, info.classMajor);
     }
     const jdk = await prepareJdk(ctx);
-    const boot = await bootJarOf(spec);
+    const boot = await bootJarOf(spec, ctx);
     const modules = boot ? await bootModules(boot, jars, jdk, ctx) : await modulesFor(jars, jdk, ctx);
     const jre = await linkJre(modules, jdk, ctx);
     if (!jre.cached) {
@@ -179,7 +179,7 @@ export const baker: Baker = {
   },
 
   async stageApp(spec, ctx, dest) {
-    const boot = await bootJarOf(spec);
+    const boot = await bootJarOf(spec, ctx);
     if (boot) return stageBootJar(spec, boot, ctx, dest);
     if (spec.appFile) {
       const target = path.join(dest, path.basename(spec.appFile));
@@ -231,7 +231,10 @@ async function stageBootJar(spec: Spec, boot: BootJar, ctx: BakeContext, dest: s
   ctx.progress.info(`  ${jarName} exploded: ${boot.split.app.length} entries in the app layer, ${boot.split.libs.length} libraries`);
   if (boot.split.libs.length === 0) return undefined;
   const libs = await bootLibraries(boot, ctx);
+  // The mount point stays empty in the app layer; its mode is fixed (the layer is hashed).
   await mkdir(path.join(exploded, BOOT_LIB), { recursive: true });
+  await chmod(path.join(exploded, BOOT_LIB), 0o755);
+  await chmod(path.join(exploded, "BOOT-INF"), 0o755);
   ctx.progress.info(`  libraries ${libs.key.slice(0, 12)}${libs.cached ? " (cached: not extracted again)" : " (extracted)"}`);
   return { imageDir: `${boot.dir}/${BOOT_LIB.replace(/\/$/, "")}`, hostDir: libs.dir, key: libs.key, cached: libs.cached };
 }
