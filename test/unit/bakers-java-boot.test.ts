@@ -6,7 +6,10 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { bootLaunch, planBootSplit, writeBootEntries } from "../../bakers/java/boot-layers.js";
+import { bootJarOf } from "../../bakers/java/boot-stage.js";
 import { jdkReferences } from "../../bakers/java/class-refs.js";
+import type { BakeContext } from "../../src/bake/context.js";
+import type { Spec } from "../../src/config/types.js";
 import { inspectJar } from "../../bakers/java/jar.js";
 import { baker, JVM_OPTIONS } from "../../bakers/java/index.js";
 import { InputError } from "../../src/errors.js";
@@ -233,5 +236,20 @@ describe("JDK references of the app's classes (the key of jdeps on them)", () =>
     expect(jdkReferences(poolClass([{ utf8: "java/lang/Object" }, { tag: 99, bytes: 2 }]))).toBeUndefined();
     expect(jdkReferences(pool("x").subarray(0, 30))).toBeUndefined();
     expect(jdkReferences(Buffer.from("not a class"))).toBeUndefined();
+  });
+});
+
+describe("when a Spring Boot jar is baked exploded", () => {
+  it("only with kiln's exploded cmd; a cmd the user set (java -jar) keeps the whole jar", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-bootcmd-"));
+    const file = path.join(dir, "shop.jar");
+    await writeFile(file, bootJar());
+    const specWith = (cmd: string[]) => ({ appDir: dir, appFile: file, cmd }) as unknown as Spec;
+    const exploded = ["java", ...JVM_OPTIONS, "-cp", "/app/shop", LAUNCHER];
+    const boot = await bootJarOf(specWith(exploded), {} as BakeContext);
+    expect(boot).toMatchObject({ jar: file, dir: "/app/shop" });
+    expect(boot?.split.libs).toHaveLength(2);
+    expect(await bootJarOf(specWith(["java", ...JVM_OPTIONS, "-jar", "shop.jar"]), {} as BakeContext)).toBeUndefined();
+    expect(await bootJarOf(specWith(["java", "-cp", "/app/shop", LAUNCHER]), {} as BakeContext)).toBeUndefined();
   });
 });
