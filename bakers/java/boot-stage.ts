@@ -9,7 +9,7 @@ import type { Spec } from "../../src/config/types.js";
 import type { BakeContext } from "../../src/bake/context.js";
 import { exists, makeScratchDir, publishDir, removeDir } from "../../src/fsutil.js";
 import { BOOT_LIB, bootLaunch, planBootSplit, writeBootEntries, type BootSplit } from "./boot-layers.js";
-import { inspectJar } from "./jar.js";
+import { inspectJar, type JarInfo, ZipFormatError } from "./jar.js";
 
 export interface BootJar {
   readonly jar: string;
@@ -50,10 +50,20 @@ export function bootJarOf(spec: Spec, ctx: BakeContext): Promise<BootJar | undef
 }
 
 async function planBootJar(spec: Spec): Promise<BootJar | undefined> {
+  // Only kiln's exploded cmd (java … -cp /app/<stem> <launcher>) explodes; anything else is not read here.
+  if (!spec.cmd?.includes("-cp")) return undefined;
   const jar = await appJar(spec);
   if (!jar) return undefined;
   const zip = await readFile(jar);
-  const launch = bootLaunch(path.basename(jar), inspectJar(zip));
+  let info: JarInfo;
+  try {
+    info = inspectJar(zip);
+  } catch (error) {
+    // An unreadable jar is reported by the runtime step (readJar), with its own hint.
+    if (error instanceof ZipFormatError || error instanceof RangeError) return undefined;
+    throw error;
+  }
+  const launch = bootLaunch(path.basename(jar), info);
   if (!launch || !sameCmd(spec.cmd, launch.cmd)) return undefined;
   return { jar, zip, dir: launch.dir, split: planBootSplit(path.basename(jar), zip) };
 }
