@@ -124,7 +124,7 @@ for (const example of examples.filter(wanted)) {
   );
 }
 const fixtureResults: FixtureResult[] = [];
-for (const fixture of fixtures.filter((f) => wanted(f.name))) {
+for (const fixture of fixtures.filter((f) => (f.onlyWhenNamed ? only.includes(f.name) : wanted(f.name)))) {
   process.stderr.write(`measuring ${fixture.name}…\n`);
   const r = await measureFixture(fixture);
   fixtureResults.push(r);

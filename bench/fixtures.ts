@@ -1,16 +1,19 @@
 /**
  * Realistic apps for npm run bench (bench/fixtures/): a Node service with ~200 production
- * packages and a Python service with compiled wheels. Per fixture, with its own empty kiln home:
+ * packages, a Python service with compiled wheels and a Spring Boot service (built with Maven
+ * before each bake, in the temporary copy). Per fixture, with its own empty kiln home:
  * a cold bake, a warm rebake after a one-line source change, a warm rebake after a dependency
  * change, and the 512 KiB blocks the incremental push of each rebake would upload (the previous
  * bake being the parent snapshot), each as a ratio of the cold bake of the same run.
  * Every change is made to a temporary copy; the committed fixtures are never edited.
  */
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { readZipEntries } from "../bakers/java/jar.js";
 import { bake } from "../src/bake/bake.js";
 import { execFileSync } from "node:child_process";
+import { run } from "../src/exec.js";
 import { ImageStore, type StoredImage } from "../src/image/store.js";
 import { installRoot, kilnHome } from "../src/home.js";
 import type { Progress } from "../src/progress.js";
@@ -21,11 +24,37 @@ const FIXTURES = path.join(installRoot(), "bench", "fixtures");
 
 interface Fixture {
   readonly name: string;
-  /** The one-line source change: a file of the app and the line appended to it. */
-  readonly source: { readonly file: string; readonly line: string };
+  /** The one-line source change: a file of the app and the line appended to it (then `again`, for a second change). */
+  readonly source: { readonly file: string; readonly line: string; readonly again?: string };
   /** The dependency change, made to the app copy in place. */
   changeDependency(app: string): void;
   readonly dependencyChange: string;
+  /** Builds the app copy (after each change) and returns what to bake; without it, the copy itself. */
+  build?(app: string): Promise<string>;
+  /** Packages of the built app, when the committed fixture has no lock file to count them from. */
+  countPackages?(built: string): number;
+  /** A baseline measured only when named (npm run bench -- NAME), not in every run. */
+  readonly onlyWhenNamed?: boolean;
+}
+
+const SPRING_SOURCE = "src/main/java/com/example/service/ServiceApplication.java";
+const SPRING_JAR = "target/spring-service-1.0.0.jar";
+
+/** mvn package in the app copy (tests skipped): the fat jar the Spring Boot rows bake. */
+async function buildSpringJar(app: string): Promise<string> {
+  await run(["mvn", "-q", "-B", "package", "-DskipTests"], { cwd: app, inheritEnv: true, timeoutMs: 900_000 });
+  return path.join(app, SPRING_JAR);
+}
+
+/** commons-lang3 added to the copy's pom (its version comes from the Spring Boot parent). */
+function addSpringDependency(app: string): void {
+  const pom = path.join(app, "pom.xml");
+  const dependency = "<dependency><groupId>org.apache.commons</groupId><artifactId>commons-lang3</artifactId></dependency>";
+  writeFileSync(pom, readFileSync(pom, "utf8").replace("<dependencies>", `<dependencies>\n    ${dependency}`));
+}
+
+function countBootLibraries(jar: string): number {
+  return readZipEntries(readFileSync(jar)).filter((e) => /^BOOT-INF\/lib\/[^/]+\.jar$/.test(e.name)).length;
 }
 
 export const fixtures: readonly Fixture[] = [
@@ -42,6 +71,29 @@ export const fixtures: readonly Fixture[] = [
     source: { file: "app.py", line: "# bench: a one-line source change\n" },
     changeDependency: (app) => appendFileSync(path.join(app, "requirements.txt"), "python-dotenv==1.0.1\n"),
     dependencyChange: "python-dotenv==1.0.1 added",
+  },
+  {
+    name: "spring-service",
+    // A comment would compile to the same classes (and the same image): one line of code instead.
+    source: { file: SPRING_SOURCE, line: "class BenchChange {}\n", again: "class BenchChangeAgain {}\n" },
+    changeDependency: addSpringDependency,
+    dependencyChange: "commons-lang3 added",
+    build: buildSpringJar,
+    countPackages: countBootLibraries,
+  },
+  {
+    // The same service run with java -jar (a cmd in kiln.yml): the whole fat jar in the app layer.
+    name: "spring-service-whole-jar",
+    source: { file: SPRING_SOURCE, line: "class BenchChange {}\n", again: "class BenchChangeAgain {}\n" },
+    changeDependency: addSpringDependency,
+    dependencyChange: "commons-lang3 added",
+    async build(app) {
+      const jar = await buildSpringJar(app);
+      writeFileSync(path.join(path.dirname(jar), "kiln.yml"), `cmd: [java, -jar, ${path.basename(jar)}]\n`);
+      return jar;
+    },
+    countPackages: countBootLibraries,
+    onlyWhenNamed: true,
   },
 ];
 
@@ -82,7 +134,8 @@ function timingProgress(steps: { label: string; seconds: number }[]): Progress {
 
 export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
   const app = mkdtempSync(path.join(os.tmpdir(), `kiln-bench-${fixture.name}-`));
-  cpSync(path.join(FIXTURES, fixture.name), app, { recursive: true });
+  cpSync(path.join(FIXTURES, fixture.name.replace(/-whole-jar$/, "")), app, { recursive: true });
+  let packages = 0;
   rmSync(path.join(app, "kiln.lock"), { force: true });
   const home = kilnHome({ KILN_HOME: mkdtempSync(path.join(os.tmpdir(), "kiln-bench-home-")) });
   const rows: BakeRow[] = [];
@@ -91,7 +144,9 @@ export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
     let parent: BlockHashes | undefined;
     const bakeOnce = async (label: string) => {
       const steps: { label: string; seconds: number }[] = [];
-      const { image, seconds } = await bake(app, { name: fixture.name }, home, timingProgress(steps));
+      const target = fixture.build ? await fixture.build(app) : app;
+      packages = fixture.countPackages ? fixture.countPackages(target) : dependencyCount(fixture.name);
+      const { image, seconds } = await bake(target, { name: fixture.name }, home, timingProgress(steps));
       const blocks = await scanDiskBlocks(image.dir, image.disk);
       const upload = planBlocks(blocks, parent).upload.length;
       parent = blocks;
@@ -100,7 +155,8 @@ export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
     };
     const bakeByCli = async (label: string) => {
       const started = performance.now();
-      execFileSync(process.execPath, [path.join(installRoot(), "bin", "kiln.js"), "bake", app, "--name", fixture.name], {
+      const target = fixture.build ? await fixture.build(app) : app;
+      execFileSync(process.execPath, [path.join(installRoot(), "bin", "kiln.js"), "bake", target, "--name", fixture.name], {
         env: { ...process.env, KILN_HOME: home.root },
         stdio: ["ignore", "ignore", "pipe"],
       });
@@ -115,13 +171,13 @@ export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
     appendFileSync(path.join(app, fixture.source.file), fixture.source.line);
     await bakeOnce(`source change (${fixture.source.file})`);
     // The same change as the user sees it: `kiln bake` in a new process, start-up included.
-    appendFileSync(path.join(app, fixture.source.file), fixture.source.line);
+    appendFileSync(path.join(app, fixture.source.file), fixture.source.again ?? fixture.source.line);
     await bakeByCli(`source change, kiln bake command`);
     fixture.changeDependency(app);
     await bakeOnce(`dependency change (${fixture.dependencyChange})`);
     // The first bake of an app in a kiln home that already has the base packages and system
     // layer: its dependencies installed, scanned and compressed from nothing.
-    for (const dir of ["node-deps", "python-deps", "derived", "elf-scan"])
+    for (const dir of ["node-deps", "python-deps", "java-deps", "derived", "elf-scan"])
       rmSync(path.join(home.cache, dir), { recursive: true, force: true });
     for (const layer of readdirSync(path.join(home.cache, "layers")).filter((f) => /^(app|deps)-/.test(f)))
       rmSync(path.join(home.cache, "layers", layer), { force: true });
@@ -130,7 +186,7 @@ export async function measureFixture(fixture: Fixture): Promise<FixtureResult> {
     rmSync(home.root, { recursive: true, force: true });
     rmSync(app, { recursive: true, force: true });
   }
-  return { fixture: fixture.name, packages: dependencyCount(fixture.name), dependencyChange: fixture.dependencyChange, rows };
+  return { fixture: fixture.name, packages, dependencyChange: fixture.dependencyChange, rows };
 }
 
 function rowOf(

@@ -14,6 +14,7 @@ packages=(
   python3-pip                              # python baker: installs requirements (wheels) at bake time
   g++                                      # node baker: node-gyp compiles C++ addons (examples/node-addon)
   openjdk-17-jdk-headless                  # builds examples/hello-java (javac, jar); bakes use the JDK from apt
+  maven                                    # builds bench/fixtures/spring-service (the Spring Boot fat jar the bench and its test bake)
   ca-certificates
   libbearssl-dev                           # kiln-https, the image's TLS client for secrets (static libbearssl.a)
   dpkg-dev                                 # rebake tests: dpkg-scanpackages indexes a loopback Debian repository

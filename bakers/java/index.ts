@@ -2,24 +2,33 @@
  * java: an executable jar (a plain Main-Class jar or a Spring Boot fat jar), given as the file
  * itself or as a directory holding one jar. Runtime: a JRE made with jlink from Debian's
  * OpenJDK 17 (pinned in kiln.lock) holding only the modules jdeps finds in the app's jars,
- * so it is tens of MB instead of Debian's ~180 MB JRE. Start command: java -jar <jar>.
+ * so it is tens of MB instead of Debian's ~180 MB JRE. Start command: java -jar <jar>; a Spring
+ * Boot fat jar is baked exploded instead (its libraries as a cached dependency layer, see
+ * boot-layers.ts) and started with its launcher: java -cp /app/<jar stem> <Main-Class>.
  */
-import { chmod, copyFile, readFile, readdir, open } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, readdir, open } from "node:fs/promises";
 import path from "node:path";
-import type { AppSource, Baker, Detection } from "../../src/bake/baker.js";
+import type { AppSource, Baker, Detection, StagedDeps } from "../../src/bake/baker.js";
+import type { BakeContext } from "../../src/bake/context.js";
+import type { Spec } from "../../src/config/types.js";
 import { InputError } from "../../src/errors.js";
 import { copyAppTree } from "../../src/bake/app-tree.js";
 import { lockEntryOf } from "../../src/packages/apt.js";
 import { formatBytes } from "../../src/progress.js";
 import { inspectJar, isZip, nameAndVersionOf, readZipEntries, ZipFormatError, type JarInfo } from "./jar.js";
 import { appHas, appRelative, missingEntry, programName } from "../../src/bake/entry.js";
-import { checkClassVersion, linkJre, modulesFor, prepareJdk, treeBytes } from "./jdk.js";
+import { checkClassVersion, linkJre, modulesFor, prepareJdk, treeBytes, type Jdk } from "./jdk.js";
+import { jreModules } from "./jdeps.js";
+import { BOOT_LIB, bootLaunch, inflateEntry, writeBootEntries } from "./boot-layers.js";
+import { jdkReferences } from "./class-refs.js";
+import { sha256 } from "../../src/fsutil.js";
+import { bootJarOf, bootLibraries, libraryJars, type BootJar } from "./boot-stage.js";
+import { JVM_OPTIONS } from "./jvm.js";
 
 export const priority = 30;
 
 export const JRE_DEST = "/usr/lib/jvm/kiln-jre";
-/** A VM runs one app: let the heap use most of its memory, and let the init restart the app on OOM. */
-export const JVM_OPTIONS: readonly string[] = ["-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError"];
+export { JVM_OPTIONS } from "./jvm.js";
 const DEFAULT_PORT = 8080;
 const SKIP = new Set([".git", "kiln.yml", "kiln.lock", ".kiln"]);
 
@@ -44,8 +53,14 @@ async function readJar(file: string): Promise<JarInfo | { problem: string }> {
   }
 }
 
-/** The cmd for one jar, or the problem that keeps `java -jar` from starting it. */
-function commandFor(jarName: string, info: JarInfo): { cmd?: string[]; problem?: string } {
+/**
+ * The cmd for one jar, or the problem that keeps `java -jar` from starting it. A Spring Boot fat
+ * jar starts exploded (unless `taken` names are in the app directory beside it, where its
+ * directory would go).
+ */
+function commandFor(jarName: string, info: JarInfo, taken: readonly string[] = []): { cmd?: string[]; problem?: string } {
+  const boot = bootLaunch(jarName, info);
+  if (boot && !taken.includes(path.posix.basename(boot.dir))) return { cmd: boot.cmd };
   if (info.mainClass) return { cmd: ["java", ...JVM_OPTIONS, "-jar", jarName] };
   return {
     problem:
@@ -110,7 +125,7 @@ export const baker: Baker = {
     const info = await readJar(path.join(source.dir, jars[0]!));
     if ("problem" in info) return { ...base, problems: [info.problem] };
     const version = info.manifest["Implementation-Version"] ?? nameAndVersionOf(jars[0]!).version;
-    const { cmd, problem } = commandFor(jars[0]!, info);
+    const { cmd, problem } = commandFor(jars[0]!, info, await readdir(source.dir));
     return { ...base, ...(version ? { version } : {}), ...(cmd ? { cmd } : {}), ...(problem ? { problems: [problem] } : {}) };
   },
 
@@ -141,7 +156,8 @@ export const baker: Baker = {
       checkClassVersion(jar, info.classMajor);
     }
     const jdk = await prepareJdk(ctx);
-    const modules = await modulesFor(jars, jdk, ctx);
+    const boot = await bootJarOf(spec, ctx);
+    const modules = boot ? await bootModules(boot, jars, jdk, ctx) : await modulesFor(jars, jdk, ctx);
     const jre = await linkJre(modules, jdk, ctx);
     if (!jre.cached) {
       const full = await treeBytes(
@@ -162,7 +178,9 @@ export const baker: Baker = {
     };
   },
 
-  async stageApp(spec, _ctx, dest) {
+  async stageApp(spec, ctx, dest) {
+    const boot = await bootJarOf(spec, ctx);
+    if (boot) return stageBootJar(spec, boot, ctx, dest);
     if (spec.appFile) {
       const target = path.join(dest, path.basename(spec.appFile));
       await copyFile(spec.appFile, target);
@@ -172,6 +190,54 @@ export const baker: Baker = {
     await copyAppTree(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!));
   },
 };
+
+/**
+ * The JDK modules of an exploded Spring Boot app: its libraries' (cached by their bytes, like
+ * their layer) and its own classes' (and any other jar in the app directory), together.
+ */
+async function bootModules(boot: BootJar, allJars: readonly string[], jdk: Jdk, ctx: BakeContext): Promise<string[]> {
+  const libs = libraryJars(boot, await bootLibraries(boot, ctx));
+  const others = allJars.filter((j) => j !== boot.jar);
+  const refs = appClassReferences(boot);
+  const own = await modulesFor([boot.jar], jdk, ctx, { classesOnly: true, ...(refs ? { inputsKey: refs } : {}) });
+  const rest = libs.length + others.length > 0 ? await modulesFor([...libs, ...others], jdk, ctx) : [];
+  return jreModules([...own, ...rest]);
+}
+
+/**
+ * The JDK classes the app's own classes refer to, as one key (jdeps' answer for them depends on
+ * nothing else); undefined when a class file cannot be read, so jdeps is keyed by the jar's bytes.
+ */
+function appClassReferences(boot: BootJar): string | undefined {
+  const refs = new Set<string>();
+  for (const entry of boot.split.app) {
+    if (!entry.name.startsWith("BOOT-INF/classes/") || !entry.name.endsWith(".class")) continue;
+    const found = jdkReferences(inflateEntry(path.basename(boot.jar), boot.zip, entry));
+    if (!found) return undefined;
+    for (const r of found) refs.add(r);
+  }
+  return sha256([...refs].sort().join("\n"));
+}
+
+/**
+ * The fat jar exploded at /app/<stem> without its libraries, which are the dependency layer
+ * mounted at /app/<stem>/BOOT-INF/lib. Other files of an app directory stay where they were.
+ */
+async function stageBootJar(spec: Spec, boot: BootJar, ctx: BakeContext, dest: string): Promise<StagedDeps | undefined> {
+  const jarName = path.basename(boot.jar);
+  if (!spec.appFile) await copyAppTree(spec.appDir, dest, (rel) => SKIP.has(rel.split("/")[0]!) || rel === jarName);
+  const exploded = path.join(dest, boot.dir.slice("/app/".length));
+  await writeBootEntries(jarName, boot.zip, boot.split.app, exploded);
+  ctx.progress.info(`  ${jarName} exploded: ${boot.split.app.length} entries in the app layer, ${boot.split.libs.length} libraries`);
+  if (boot.split.libs.length === 0) return undefined;
+  const libs = await bootLibraries(boot, ctx);
+  // The mount point stays empty in the app layer; its mode is fixed (the layer is hashed).
+  await mkdir(path.join(exploded, BOOT_LIB), { recursive: true });
+  await chmod(path.join(exploded, BOOT_LIB), 0o755);
+  await chmod(path.join(exploded, "BOOT-INF"), 0o755);
+  ctx.progress.info(`  libraries ${libs.key.slice(0, 12)}${libs.cached ? " (cached: not extracted again)" : " (extracted)"}`);
+  return { imageDir: `${boot.dir}/${BOOT_LIB.replace(/\/$/, "")}`, hostDir: libs.dir, key: libs.key, cached: libs.cached };
+}
 
 function sanitize(name: string): string {
   return (

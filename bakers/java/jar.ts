@@ -13,6 +13,11 @@ export interface ZipEntry {
   readonly size: number;
   /** Offset of the entry's local header. */
   readonly headerOffset: number;
+  /** General purpose flags (bit 0: encrypted). */
+  readonly flags: number;
+  /** "Version made by": its high byte is the host system (3 = Unix, whose mode is in externalAttributes' high 16 bits). */
+  readonly madeBy: number;
+  readonly externalAttributes: number;
 }
 
 const EOCD = 0x06054b50;
@@ -49,6 +54,9 @@ export function readZipEntries(zip: Buffer): ZipEntry[] {
     entries.push({
       name: zip.toString("utf8", at + 46, at + 46 + nameLength),
       method: zip.readUInt16LE(at + 10),
+      flags: zip.readUInt16LE(at + 8),
+      madeBy: zip.readUInt16LE(at + 4),
+      externalAttributes: zip.readUInt32LE(at + 38),
       compressedSize: zip.readUInt32LE(at + 20),
       size: zip.readUInt32LE(at + 24),
       headerOffset: zip.readUInt32LE(at + 42),

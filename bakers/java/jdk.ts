@@ -73,8 +73,11 @@ async function rerootSymlinks(root: string): Promise<void> {
   }
 }
 
-/** The app's jars as jdeps inputs; a Spring Boot jar's classes and nested jars are extracted. */
-async function jdepsInputs(jars: readonly string[], work: string): Promise<string[]> {
+/**
+ * The app's jars as jdeps inputs; a Spring Boot jar's classes and nested jars are extracted
+ * (only its classes when its libraries are analysed on their own, as a cached layer).
+ */
+async function jdepsInputs(jars: readonly string[], work: string, classesOnly: boolean): Promise<string[]> {
   const inputs: string[] = [];
   for (const [i, jar] of jars.entries()) {
     const bytes = await readFile(jar);
@@ -93,7 +96,7 @@ async function jdepsInputs(jars: readonly string[], work: string): Promise<strin
         if (!target.startsWith(classes + path.sep)) continue;
         await mkdir(path.dirname(target), { recursive: true });
         await writeFile(target, readZipEntry(bytes, entry));
-      } else if (/^BOOT-INF\/lib\/[^/]+\.jar$/.test(entry.name)) {
+      } else if (!classesOnly && /^BOOT-INF\/lib\/[^/]+\.jar$/.test(entry.name)) {
         await writeFile(path.join(libs, path.basename(entry.name)), readZipEntry(bytes, entry));
         inputs.push(path.join(libs, path.basename(entry.name)));
       }
@@ -107,16 +110,23 @@ async function jdepsInputs(jars: readonly string[], work: string): Promise<strin
  * The JDK modules the jars use (jdeps --print-module-deps), cached by the jars' content. If
  * jdeps cannot analyse them, the whole Java SE is used and the bake says so.
  */
-export async function modulesFor(jars: readonly string[], jdk: Jdk, ctx: BakeContext): Promise<string[]> {
-  const hashes = await Promise.all(jars.map((j) => sha256File(j)));
-  const key = sha256([jdk.key, ...hashes].join("\n")).slice(0, 32);
+export async function modulesFor(
+  jars: readonly string[],
+  jdk: Jdk,
+  ctx: BakeContext,
+  options: { classesOnly?: boolean; inputsKey?: string } = {},
+): Promise<string[]> {
+  const classesOnly = options.classesOnly ?? false;
+  // inputsKey: what decides jdeps' answer, when the caller knows it better than the jars' bytes.
+  const inputs = options.inputsKey !== undefined ? [`refs:${options.inputsKey}`] : await Promise.all(jars.map((j) => sha256File(j)));
+  const key = sha256([jdk.key, ...inputs, ...(classesOnly ? ["classes-only"] : [])].join("\n")).slice(0, 32);
   const cached = path.join(ctx.home.cache, "java", `modules-${key}.txt`);
   const known = (await readFile(cached, "utf8").catch(() => "")).trim();
   if (known) return known.split(",");
   const work = await makeScratchDir(ctx.scratch, "jdeps");
   let modules: string[];
   try {
-    const inputs = await jdepsInputs(jars, work);
+    const jdepsArgs = await jdepsInputs(jars, work, classesOnly);
     const argv = [
       path.join(jdk.home, "bin", "jdeps"),
       "--print-module-deps",
@@ -124,7 +134,7 @@ export async function modulesFor(jars: readonly string[], jdk: Jdk, ctx: BakeCon
       "--multi-release",
       String(JAVA_RELEASE),
       "-q",
-      ...inputs,
+      ...jdepsArgs,
     ];
     // jdeps parses the app's class files: in the sandbox, the jars and the JDK read-only, no network.
     const stage = { readOnly: [jdk.root, work, ...jars], writable: [] };

@@ -44,6 +44,10 @@ export async function scanAppDependencies(appDir: string): Promise<AppDependency
           if (dep) add(dep);
         } else if (name.toLowerCase().endsWith(".jar")) {
           for (const dep of await mavenArtifacts(full, childRel)) add(dep);
+        } else if (name === "pom.properties" && /(^|\/)META-INF\/maven\/[^/]+\/[^/]+$/.test(rel)) {
+          // An exploded jar (a Spring Boot app baked exploded): its coordinates as a loose file.
+          const dep = mavenCoordinates(await readFile(full, "utf8").catch(() => ""), childRel);
+          if (dep) add(dep);
         }
       }
     }
@@ -90,14 +94,19 @@ async function mavenArtifacts(file: string, rel: string): Promise<AppDependency[
   const out: AppDependency[] = [];
   for (const entry of zipEntries(zip)) {
     if (!/^META-INF\/maven\/[^/]+\/[^/]+\/pom\.properties$/.test(entry.name)) continue;
-    const text = readZipEntry(zip, entry)?.toString("utf8") ?? "";
-    const prop = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1]?.trim();
-    const group = prop("groupId");
-    const name = prop("artifactId");
-    const version = prop("version");
-    if (group && name && version) out.push({ ecosystem: "maven", group, name, version, path: rel });
+    const dep = mavenCoordinates(readZipEntry(zip, entry)?.toString("utf8") ?? "", rel);
+    if (dep) out.push(dep);
   }
   return out;
+}
+
+/** groupId, artifactId and version from a pom.properties text. */
+function mavenCoordinates(text: string, rel: string): AppDependency | undefined {
+  const prop = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1]?.trim();
+  const group = prop("groupId");
+  const name = prop("artifactId");
+  const version = prop("version");
+  return group && name && version ? { ecosystem: "maven", group, name, version, path: rel } : undefined;
 }
 
 interface ZipEntry {

@@ -5,7 +5,6 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { baker } from "../../bakers/java/index.js";
 import {
@@ -21,60 +20,7 @@ import {
 import { checkClassVersion } from "../../bakers/java/jdk.js";
 import { jreModules, parseModuleDeps } from "../../bakers/java/jdeps.js";
 import { InputError } from "../../src/errors.js";
-
-interface ZipInput {
-  name: string;
-  data: Buffer | string;
-  deflate?: boolean;
-}
-
-/** A minimal zip writer (no CRCs: the reader does not check them), enough to make test jars. */
-function makeZip(inputs: readonly ZipInput[]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const input of inputs) {
-    const raw = Buffer.isBuffer(input.data) ? input.data : Buffer.from(input.data);
-    const body = input.deflate ? deflateRawSync(raw) : raw;
-    const name = Buffer.from(input.name);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(input.deflate ? 8 : 0, 8);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(raw.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(input.deflate ? 8 : 0, 10);
-    central.writeUInt32LE(body.length, 20);
-    central.writeUInt32LE(raw.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, name, body);
-    centrals.push(central, name);
-    offset += local.length + name.length + body.length;
-  }
-  const dir = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(inputs.length, 8);
-  end.writeUInt16LE(inputs.length, 10);
-  end.writeUInt32LE(dir.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, dir, end]);
-}
-
-/** The first bytes of a class file of the given major version (61 = Java 17). */
-function classFile(major: number): Buffer {
-  const b = Buffer.alloc(64);
-  b.writeUInt32BE(0xcafebabe, 0);
-  b.writeUInt16BE(0, 4);
-  b.writeUInt16BE(major, 6);
-  return b;
-}
+import { classFile, makeZip } from "./helpers/zip-builder.js";
 
 const MANIFEST =
   "Manifest-Version: 1.0\r\nMain-Class: com.example.shop.Appli\r\n cation\r\nImplementation-Version: 1.4.0\r\n\r\nName: com/example/\r\nSealed: true\r\n";

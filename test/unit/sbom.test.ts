@@ -81,6 +81,25 @@ const packages: LockEntry[] = [
 ];
 
 describe("SBOM (CycloneDX 1.5)", () => {
+  it("finds the Maven coordinates of an exploded jar (a Spring Boot app baked exploded, issue 16)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-sbom-exploded-"));
+    const pom = path.join(dir, "shop-1.4.0/META-INF/maven/com.example/shop/pom.properties");
+    mkdirSync(path.dirname(pom), { recursive: true });
+    writeFileSync(pom, "artifactId=shop\ngroupId=com.example\nversion=1.4.0\n");
+    // Not under META-INF/maven/<group>/<artifact>/: not a coordinate file.
+    mkdirSync(path.join(dir, "x"), { recursive: true });
+    writeFileSync(path.join(dir, "x/pom.properties"), "artifactId=no\ngroupId=no\nversion=0\n");
+    expect(await scanAppDependencies(dir)).toEqual([
+      {
+        ecosystem: "maven",
+        group: "com.example",
+        name: "shop",
+        version: "1.4.0",
+        path: "shop-1.4.0/META-INF/maven/com.example/shop/pom.properties",
+      },
+    ]);
+  });
+
   it("finds npm, PyPI and Maven dependencies in the staged app", async () => {
     const deps = await scanAppDependencies(stagedApp());
     expect(deps.map((d) => `${d.ecosystem}:${d.group ? `${d.group}/` : ""}${d.name}@${d.version}`)).toEqual([
