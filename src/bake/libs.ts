@@ -175,6 +175,18 @@ class LibraryResolver {
    * Maps an image path to the staged host path, for libraries the app ships itself; links are
    * followed only inside the staged directory they belong to.
    */
+  private readonly stagedPaths = new Map<string, Promise<string | undefined>>();
+
+  /** staged(), asked once per image path: every program of a tree looks for libc in its $ORIGIN. */
+  private stagedOnce(imagePath: string): Promise<string | undefined> {
+    let host = this.stagedPaths.get(imagePath);
+    if (!host) {
+      host = this.staged(imagePath);
+      this.stagedPaths.set(imagePath, host);
+    }
+    return host;
+  }
+
   private async staged(imagePath: string): Promise<string | undefined> {
     for (const [prefix, dir] of this.stagedRoots) {
       if (imagePath !== prefix && !imagePath.startsWith(`${prefix}/`)) continue;
@@ -184,13 +196,24 @@ class LibraryResolver {
     return undefined;
   }
 
+  /** Staged libraries parsed once per bake: a JRE's 29 programs each need its 20 MB libjvm.so. */
+  private readonly parsed = new Map<string, Promise<ElfInfo>>();
+
+  private parsedOnce(host: string): Promise<ElfInfo> {
+    let info = this.parsed.get(host);
+    if (!info) {
+      info = readFile(host).then((bytes) => parseElf(bytes, host));
+      this.parsed.set(host, info);
+    }
+    return info;
+  }
+
   async resolve(req: LibRequest): Promise<(ResolvedLib & { identity: string; fromApp: boolean }) | undefined> {
     checkLibraryName(req.soname, req.neededBy);
     for (const dir of [...req.rpath, ...req.runpath]) {
       const imageDir = dir.replaceAll("$ORIGIN", req.origin).replaceAll("${ORIGIN}", req.origin);
-      const host = await this.staged(path.posix.join(imageDir, req.soname));
-      if (host)
-        return { soname: req.soname, path: host, info: parseElf(await readFile(host), host), identity: `app:${host}`, fromApp: true };
+      const host = await this.stagedOnce(path.posix.join(imageDir, req.soname));
+      if (host) return { soname: req.soname, path: host, info: await this.parsedOnce(host), identity: `app:${host}`, fromApp: true };
     }
     const inTree = await this.findInTrees(req.soname);
     if (inTree) return inTree;
@@ -200,9 +223,55 @@ class LibraryResolver {
     return this.findInTrees(req.soname);
   }
 
+  /**
+   * Libraries found in the package trees, by soname: every root (a JRE has dozens) needs libc and
+   * friends again, and each lookup walks the trees and reads and parses the library. A miss is
+   * not kept: a package added later (the owner of another library) may ship it.
+   */
+  private readonly foundInTrees = new Map<string, Promise<(ResolvedLib & { identity: string; fromApp: boolean }) | undefined>>();
+
   private async findInTrees(soname: string): Promise<(ResolvedLib & { identity: string; fromApp: boolean }) | undefined> {
+    // The lookups of one closure level run concurrently: the pending search is shared.
+    let search = this.foundInTrees.get(soname);
+    if (!search) {
+      search = this.searchTrees(soname);
+      this.foundInTrees.set(soname, search);
+    }
+    const found = await search;
+    if (!found && this.foundInTrees.get(soname) === search) this.foundInTrees.delete(soname);
+    return found;
+  }
+
+  /**
+   * The names in each package tree's library directories, listed once: most trees lack most
+   * sonames, and ruling a name out by listing is one readdir, not a confined walk per lookup.
+   * A library directory that is a link (usr-merged trees) is not listed, so never ruled out.
+   */
+  private readonly listings = new Map<string, Promise<Map<string, ReadonlySet<string> | "unlisted">>>();
+
+  private listing(tree: string): Promise<Map<string, ReadonlySet<string> | "unlisted">> {
+    let known = this.listings.get(tree);
+    if (!known) {
+      known = (async () => {
+        const out = new Map<string, ReadonlySet<string> | "unlisted">();
+        for (const dir of TREE_LIB_DIRS) {
+          const info = await lstat(path.join(tree, dir)).catch(() => undefined);
+          if (info?.isDirectory()) out.set(dir, new Set(await readdir(path.join(tree, dir))));
+          else if (info?.isSymbolicLink()) out.set(dir, "unlisted");
+        }
+        return out;
+      })();
+      this.listings.set(tree, known);
+    }
+    return known;
+  }
+
+  private async searchTrees(soname: string): Promise<(ResolvedLib & { identity: string; fromApp: boolean }) | undefined> {
     for (const { pkg, tree } of this.trees) {
+      const listing = await this.listing(tree);
       for (const dir of TREE_LIB_DIRS) {
+        const names = listing.get(dir);
+        if (names === undefined || (names !== "unlisted" && !names.has(soname))) continue;
         const real = await realPathInTree(tree, `${dir}/${soname}`);
         if (real)
           return {
