@@ -1,6 +1,6 @@
 /**
- * IAM: the instance role of an environment, created only when the image needs one (boot-time
- * ssm:/kms: secrets), with exactly the permissions those references need.
+ * IAM: the instance role of an environment, created when its instances need one (boot-time
+ * ssm:/kms: secrets, shipping logs to CloudWatch Logs), with exactly the permissions those need.
  */
 import {
   AddRoleToInstanceProfileCommand,
@@ -22,10 +22,13 @@ const ASSUME_EC2 = JSON.stringify({
   Version: "2012-10-17",
   Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
 });
-const POLICY_NAME = "kiln-secrets";
+/** The role's one inline policy: what the instances' secrets and log shipping need. */
+const POLICY_NAME = "kiln-instance";
+/** Its name before the role also carried the log permissions: removed from roles that still have it. */
+const LEGACY_POLICY_NAME = "kiln-secrets";
 
-/** The policy for a set of secret references (`ssm:NAME`, `kms:CIPHERTEXT`); undefined when none. Pure. */
-export function secretsPolicy(refs: readonly string[], region: string): Record<string, unknown> | undefined {
+/** The statements a set of secret references (`ssm:NAME`, `kms:CIPHERTEXT`) needs; none without any. Pure. */
+export function secretsStatements(refs: readonly string[], region: string): Record<string, unknown>[] {
   const parameters = [...new Set(refs.filter((r) => r.startsWith("ssm:")).map((r) => r.slice(4)))].sort();
   const statements: Record<string, unknown>[] = [];
   if (parameters.length) {
@@ -44,6 +47,25 @@ export function secretsPolicy(refs: readonly string[], region: string): Record<s
   }
   // A kms: ciphertext names its key inside the blob, which kiln cannot read offline.
   if (refs.some((r) => r.startsWith("kms:"))) statements.push({ Effect: "Allow", Action: "kms:Decrypt", Resource: "*" });
+  return statements;
+}
+
+/**
+ * What an instance's log shipper needs on its environment's group, and nothing else: a stream
+ * per instance and the lines into it. The ARN ends in `:*`, the form CloudWatch Logs checks
+ * stream-level actions against (the group's ARN followed by `:log-stream:NAME`). `account`: the
+ * account's id when kiln knows it, else `*`. Pure.
+ */
+export function logShippingStatement(group: string, region: string, account: string): Record<string, unknown> {
+  return {
+    Effect: "Allow",
+    Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+    Resource: `arn:aws:logs:${region}:${account}:log-group:${group}:*`,
+  };
+}
+
+/** One policy of the statements of several; undefined when there are none. Pure. */
+export function mergePolicies(...statements: readonly Record<string, unknown>[]): Record<string, unknown> | undefined {
   return statements.length ? { Version: "2012-10-17", Statement: statements } : undefined;
 }
 
@@ -78,6 +100,8 @@ export async function ensureInstanceRole(
   await aws("PutRolePolicy", name, () =>
     client.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME, PolicyDocument: JSON.stringify(policy) })),
   );
+  // A role made before the policy was renamed keeps no permissions the new one does not state.
+  if (exists) await deleteRolePolicy(client, name, LEGACY_POLICY_NAME);
   return name;
 }
 
@@ -108,12 +132,16 @@ export async function deleteInstanceRole(client: AwsClients["iam"], name: string
     gone,
     "iam",
   );
+  for (const policy of [POLICY_NAME, LEGACY_POLICY_NAME]) await deleteRolePolicy(client, name, policy);
+  await awsDelete("DeleteRole", name, () => client.send(new DeleteRoleCommand({ RoleName: name })), gone, "iam");
+}
+
+async function deleteRolePolicy(client: AwsClients["iam"], role: string, policy: string): Promise<void> {
   await awsDelete(
     "DeleteRolePolicy",
-    name,
-    () => client.send(new DeleteRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME })),
-    gone,
+    role,
+    () => client.send(new DeleteRolePolicyCommand({ RoleName: role, PolicyName: policy })),
+    (code) => code === "NoSuchEntityException" || code === "NoSuchEntity",
     "iam",
   );
-  await awsDelete("DeleteRole", name, () => client.send(new DeleteRoleCommand({ RoleName: name })), gone, "iam");
 }

@@ -15,9 +15,10 @@ const aws = awsService("logs");
 
 // ---- environment log groups (promote/destroy)
 
-/** What kiln reconciles of a log group: its retention (undefined: kept forever). */
+/** What kiln reconciles of a log group: its retention (undefined: kept forever); and its ARN (it names the account). */
 export interface LogGroupFacts {
   readonly retentionDays: number | undefined;
+  readonly arn: string | undefined;
 }
 
 /**
@@ -53,7 +54,7 @@ export async function describeLogGroup(clients: AwsClients, name: string): Promi
       clients.logs.send(new DescribeLogGroupsCommand({ logGroupNamePrefix: name, ...(nextToken ? { nextToken } : {}) })),
     );
     const group = page.logGroups?.find((g) => g.logGroupName === name);
-    if (group) return { retentionDays: group.retentionInDays };
+    if (group) return { retentionDays: group.retentionInDays, arn: group.arn };
     nextToken = page.nextToken;
   } while (nextToken);
   return undefined;

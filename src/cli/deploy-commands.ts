@@ -57,6 +57,12 @@ function printRemoved(result: PromoteResult): void {
   for (const r of removed.releases)
     process.stdout.write(`removed release ${r.id} (${r.ref}, ${r.instances} instance${r.instances === 1 ? "" : "s"})\n`);
   if (removed.shared) process.stdout.write(`removed the environment's ${removed.shared}\n`);
+  if (removed.logGroup)
+    process.stdout.write(
+      removed.logGroup.keep
+        ? `kept log group ${removed.logGroup.name} and its logs\n`
+        : `removed log group ${removed.logGroup.name} and its logs\n`,
+    );
   if (removed.releases.length === 0 && !removed.shared)
     process.stdout.write(`nothing to remove: ${result.plan.environment} did not exist\n`);
   else if (result.plan.target === "aws") process.stdout.write("its release history went with the load balancer's tags\n");
@@ -198,14 +204,22 @@ export function registerDeployCommands(program: Command, home: () => KilnHome): 
   });
   envOptions(program.command("destroy").description("delete everything kiln made for the environment"))
     .option("--yes", "do not ask for confirmation")
-    .action(async (flags: EnvFlags & { yes?: boolean }) => {
+    .option("--keep-logs", "keep the environment's CloudWatch Logs group and its logs (AWS)")
+    .action(async (flags: EnvFlags & { yes?: boolean; keepLogs?: boolean }) => {
       if (!flags.yes)
         throw new InputError(`destroy removes every instance and the load balancer of ${flags.env}`, {
           hint: "run again with --yes to confirm",
         });
       const { destroyEnv } = await import("../deploy/promote.js");
       await printPlan(
-        await destroyEnv({ home: home(), config: flags.config, envName: flags.env, progress: stderrProgress(), app: await appName(flags) }),
+        await destroyEnv({
+          home: home(),
+          config: flags.config,
+          envName: flags.env,
+          progress: stderrProgress(),
+          app: await appName(flags),
+          keepLogs: flags.keepLogs === true,
+        }),
         flags.json,
       );
     });

@@ -83,6 +83,40 @@ export interface AwsEnvironment extends EnvironmentBase {
   readonly keepReleases: number;
   /** destroy refuses while on, and the ALB carries deletion_protection.enabled (default: on for an environment named prod). */
   readonly deletionProtection: boolean;
+  /** Shipping to the CloudWatch Logs group /kiln/<app>/<env> (default on), kept `retentionDays` (default 30). */
+  readonly logs: LogSettings;
+}
+
+export interface LogSettings {
+  readonly cloudwatch: boolean;
+  readonly retentionDays: number;
+}
+
+/**
+ * The retentions CloudWatch Logs accepts (PutRetentionPolicy, CloudWatch Logs API Reference:
+ * retentionInDays "Valid Values"); any other number is refused by AWS.
+ */
+export const CLOUDWATCH_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/** The allowed retentions closest to `days`, below and above it. */
+function nearestRetentions(days: number): number[] {
+  const below = CLOUDWATCH_RETENTION_DAYS.filter((d) => d < days).at(-1);
+  const above = CLOUDWATCH_RETENTION_DAYS.find((d) => d > days);
+  return [below, above].filter((d): d is (typeof CLOUDWATCH_RETENTION_DAYS)[number] => d !== undefined);
+}
+
+/** logs: as the environment runs with it, and what is wrong with it (the schema checked its types and range). */
+function logSettings(raw: unknown, at: string, problems: string[]): LogSettings {
+  const v = (typeof raw === "object" && raw !== null ? raw : {}) as { cloudwatch?: unknown; retentionDays?: unknown };
+  const retentionDays = whole(v.retentionDays) ?? 30;
+  if (!(CLOUDWATCH_RETENTION_DAYS as readonly number[]).includes(retentionDays) && retentionDays >= 1 && retentionDays <= 3653)
+    problems.push(
+      `${at}.logs.retentionDays: CloudWatch Logs does not keep logs ${retentionDays} days; ` +
+        `the nearest it accepts: ${nearestRetentions(retentionDays).join(" or ")} (all: ${CLOUDWATCH_RETENTION_DAYS.join(", ")})`,
+    );
+  return { cloudwatch: typeof v.cloudwatch === "boolean" ? v.cloudwatch : true, retentionDays };
 }
 
 export type Environment = LocalEnvironment | AwsEnvironment;
@@ -160,6 +194,12 @@ export function parseEnvironments(
       },
     };
     if (v.target !== "aws") {
+      // Refused rather than ignored: a local environment's logs are its VMs' consoles (kiln logs --env),
+      // and a `cloudwatch: true` that silently ships nothing would mislead.
+      if (v.logs !== undefined)
+        problems.push(
+          `${at}.logs: only an aws environment ships logs to CloudWatch; a local one keeps its VMs' consoles (kiln logs --env)`,
+        );
       envs.set(name, { ...base, target: "local", port: (v.port as number | undefined) ?? 8000 });
       continue;
     }
@@ -197,6 +237,7 @@ export function parseEnvironments(
       kmsKeyId: v.kmsKeyId as string | undefined,
       keepReleases: (v.keepReleases as number | undefined) ?? 3,
       deletionProtection: (v.deletionProtection as boolean | undefined) ?? name === "prod",
+      logs: logSettings(v.logs, at, problems),
     });
   }
   if (problems.length > 0) throw new SpecError(where, problems, "fix the environments: section of kiln.yml");

@@ -63,7 +63,7 @@ async function runStep(provider: DeployProvider, step: DeployStep): Promise<void
     case "record":
       return provider.record(step.entry);
     case "delete-infrastructure":
-      return provider.deleteInfrastructure();
+      return provider.deleteInfrastructure({ keepLogs: step.logGroup?.keep === true });
   }
 }
 

@@ -4,7 +4,9 @@
  *
  * The fields, per target:
  * - every target: the environment variables (`env:`; KILN_ENV is the environment's name, fixed);
- * - AWS (both modes): `instanceType`, `kmsKeyId` (root volume), `vpc`, `subnets`;
+ * - AWS (both modes): `instanceType`, `kmsKeyId` (root volume), `vpc`, `subnets`, and `logs.cloudwatch`
+ *   (on: the user-data names the log group and the role may write to it; the group's retention
+ *   is the group's, not the instances', so it is drift of the shared resources instead);
  * - AWS load-balanced: the target group's health check (`healthcheck.path`, `interval`,
  *   `checkTimeout`, `healthyThreshold`, `unhealthyThreshold`) and `deregistrationDelay`, since
  *   each release has its own target group.
@@ -45,6 +47,7 @@ function launchValues(env: Environment): [string, string][] {
   if (env.target !== "aws") return values;
   values.push(["instanceType", env.instanceType], ["kmsKeyId", env.kmsKeyId ?? "-"], ["vpc", env.vpc ?? "-"]);
   values.push(["subnets", env.subnets.length ? env.subnets.join("/") : "-"]);
+  values.push(["logs.cloudwatch", env.logs.cloudwatch ? "on" : "off"]);
   if (env.mode === "load-balanced") {
     const h = env.health;
     values.push(

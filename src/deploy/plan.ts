@@ -5,6 +5,7 @@
  */
 import type { Environment } from "../config/environments.js";
 import { InputError } from "../errors.js";
+import { logGroupName } from "../providers/aws/names.js";
 import { configChanges, launchConfig } from "./launch-config.js";
 import type { DeployPlan, DeployStep, HistoryEntry, ImageRef, LiveState, ReleaseState } from "./types.js";
 
@@ -80,11 +81,13 @@ function attachesBeforeHealthGate(env: Environment): boolean {
 function ensureStep(env: Environment, live: LiveState): Extract<DeployStep, { kind: "ensure-infrastructure" }> {
   const lb = live.network?.loadBalancer ?? [];
   const protect = env.target === "aws" && env.mode === "load-balanced" && env.deletionProtection;
+  const logs = env.target === "aws" && env.logs.cloudwatch;
   return {
     kind: "ensure-infrastructure",
     resources: sharedResources(env),
     ...(lb.length ? { subnets: lb } : {}),
     ...(protect ? { deletionProtection: true } : {}),
+    ...(logs ? { logGroup: { name: logGroupName(env.app, env.name), retentionDays: env.logs.retentionDays } } : {}),
   };
 }
 
@@ -225,18 +228,37 @@ export function planScale(env: Environment, live: LiveState, instances: number):
   };
 }
 
-export function planDestroy(env: Environment, live: LiveState, now: Date): DeployPlan {
+export interface DestroyOptions {
+  /** The environment's log group stays, with its logs (destroy --keep-logs). */
+  readonly keepLogs?: boolean;
+}
+
+export function planDestroy(env: Environment, live: LiveState, now: Date, options: DestroyOptions = {}): DeployPlan {
   const steps: DeployStep[] = live.releases.map((r) => ({ kind: "delete-release", release: r.id }));
+  const keepLogs = options.keepLogs === true;
   // Leftovers found by tag count too: a destroy interrupted after the load balancer went must still remove its security groups.
-  if (live.infrastructure || (live.leftovers ?? []).length > 0)
-    steps.push({ kind: "delete-infrastructure", resources: sharedResources(env) });
+  // So does a log group alone (kept by an earlier --keep-logs, or left by an interrupted destroy), unless it is kept again.
+  if (live.infrastructure || (live.leftovers ?? []).length > 0 || (live.logGroup !== undefined && !keepLogs))
+    steps.push({
+      kind: "delete-infrastructure",
+      resources: sharedResources(env),
+      ...(live.logGroup !== undefined ? { logGroup: { name: live.logGroup, keep: keepLogs } } : {}),
+    });
   // The history says the environment is gone, naming what ran last (else its last release stays `live`).
   // AWS keeps history in the load balancer's tags, which go with it: there the record finds nothing to write to.
   const last = live.releases.find((r) => r.serving) ?? live.releases.at(-1) ?? live.history.at(-1);
   const lastId = last && ("id" in last ? last.id : last.release);
   if (steps.length > 0 && last && lastId && live.history.at(-1)?.result !== "destroyed")
     steps.push({ kind: "record", entry: { release: lastId, image: last.image, result: "destroyed", at: now.toISOString() } });
-  return { environment: env.name, target: env.target, steps, onFailure: [], summary: `destroy everything of ${env.app} in ${env.name}` };
+  const logs =
+    live.logGroup === undefined ? "" : keepLogs ? `, keeping log group ${live.logGroup}` : `, log group ${live.logGroup} included`;
+  return {
+    environment: env.name,
+    target: env.target,
+    steps,
+    onFailure: [],
+    summary: `destroy everything of ${env.app} in ${env.name}${logs}`,
+  };
 }
 
 /**
@@ -281,7 +303,8 @@ export function describeStep(step: DeployStep): string {
     case "ensure-infrastructure": {
       if (step.fixes?.length) return `bring the environment's ${step.resources} back in line: ${step.fixes.join("; ")}`;
       const where = step.subnets?.length ? `; load balancer in ${step.subnets.map((p) => `${p.subnet} (${p.zone})`).join(", ")}` : "";
-      return `create the environment's ${step.resources}${where}${step.deletionProtection ? "; deletion protection on" : ""}`;
+      const logs = step.logGroup ? `; log group ${step.logGroup.name} keeping logs ${step.logGroup.retentionDays} days` : "";
+      return `create the environment's ${step.resources}${where}${step.deletionProtection ? "; deletion protection on" : ""}${logs}`;
     }
     case "launch": {
       const where =
@@ -310,7 +333,10 @@ export function describeStep(step: DeployStep): string {
       return `scale ${step.release} to ${step.instances}`;
     case "record":
       return `record ${step.entry.release} as ${step.entry.result}`;
-    case "delete-infrastructure":
-      return `delete the environment's ${step.resources}`;
+    case "delete-infrastructure": {
+      if (!step.logGroup) return `delete the environment's ${step.resources}`;
+      const { name, keep } = step.logGroup;
+      return `delete the environment's ${step.resources}${keep ? `; keep log group ${name} and its logs` : ` and log group ${name} with its logs`}`;
+    }
   }
 }

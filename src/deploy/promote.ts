@@ -60,6 +60,8 @@ export interface PromoteResult {
 export interface DestroyedResources {
   readonly releases: readonly { readonly id: string; readonly ref: string; readonly instances: number }[];
   readonly shared?: string;
+  /** The environment's log group: deleted, or kept with its logs (--keep-logs). */
+  readonly logGroup?: { readonly name: string; readonly keep: boolean };
 }
 
 async function environmentFor(
@@ -192,7 +194,7 @@ export async function scaleEnv(opts: EnvCommandOptions & { app: string; instance
   );
 }
 
-export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Promise<PromoteResult> {
+export async function destroyEnv(opts: EnvCommandOptions & { app: string; keepLogs?: boolean }): Promise<PromoteResult> {
   const { env, provider } = await environmentFor(opts, opts.app, "/");
   // kiln.yml says whether the environment may go; refused before anything is touched.
   if (env.target === "aws" && env.deletionProtection)
@@ -203,13 +205,14 @@ export async function destroyEnv(opts: EnvCommandOptions & { app: string }): Pro
     });
   return withLock(provider, opts.progress, async () => {
     const live = await provider.observe();
-    const plan = planDestroy(env, live, new Date());
+    const plan = planDestroy(env, live, new Date(), { keepLogs: opts.keepLogs === true });
     if (opts.dryRun) return { plan, executed: false, endpoint: await provider.endpoint() };
     await executePlan(plan, provider, opts.progress);
     const shared = plan.steps.find((s) => s.kind === "delete-infrastructure");
     const removed: DestroyedResources = {
       releases: live.releases.map((r) => ({ id: r.id, ref: r.image.ref, instances: r.instances.length })),
       ...(shared ? { shared: shared.resources } : {}),
+      ...(shared?.logGroup ? { logGroup: shared.logGroup } : {}),
     };
     // Nothing serves any more: no URL.
     return { plan, executed: true, endpoint: undefined, removed };

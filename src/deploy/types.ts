@@ -57,6 +57,8 @@ export interface LiveState {
    * balancer, security groups): a destroy interrupted after the load balancer went still has these to delete.
    */
   readonly leftovers?: readonly string[];
+  /** The environment's log group, when it has one (AWS: CloudWatch Logs /kiln/<app>/<env>), which destroy deletes or keeps. */
+  readonly logGroup?: string;
   /** Where the environment's network puts things, once the target checked it (AWS: the plan names the subnets). */
   readonly network?: {
     readonly loadBalancer: readonly SubnetPlacement[];
@@ -68,7 +70,7 @@ export type DeployStep =
   /**
    * `resources`: what the environment shares between releases, for people reading the plan;
    * `fixes`: drifted settings an existing environment gets back; `subnets`: where the load balancer
-   * goes; `deletionProtection`: set on the load balancer.
+   * goes; `deletionProtection`: set on the load balancer; `logGroup`: the log group the instances ship to, with its retention.
    */
   | {
       readonly kind: "ensure-infrastructure";
@@ -76,6 +78,7 @@ export type DeployStep =
       readonly fixes?: readonly string[];
       readonly subnets?: readonly SubnetPlacement[];
       readonly deletionProtection?: boolean;
+      readonly logGroup?: { readonly name: string; readonly retentionDays: number };
     }
   | {
       readonly kind: "launch";
@@ -105,7 +108,12 @@ export type DeployStep =
   | { readonly kind: "delete-release"; readonly release: string; readonly keepForRollback?: boolean }
   | { readonly kind: "scale"; readonly release: string; readonly instances: number }
   | { readonly kind: "record"; readonly entry: HistoryEntry }
-  | { readonly kind: "delete-infrastructure"; readonly resources: string };
+  /** `logGroup`: the environment's log group, deleted or (`keep`, destroy --keep-logs) left with its logs. */
+  | {
+      readonly kind: "delete-infrastructure";
+      readonly resources: string;
+      readonly logGroup?: { readonly name: string; readonly keep: boolean };
+    };
 
 export interface DeployPlan {
   readonly environment: string;
@@ -142,7 +150,8 @@ export interface DeployProvider {
   deleteRelease(release: string, keepForRollback?: boolean): Promise<void>;
   scale(release: string, instances: number): Promise<void>;
   record(entry: HistoryEntry): Promise<void>;
-  deleteInfrastructure(): Promise<void>;
+  /** `keepLogs`: the environment's log group stays (destroy --keep-logs). */
+  deleteInfrastructure(options?: { readonly keepLogs?: boolean }): Promise<void>;
   /** The last console lines of a failing instance of a release, for error messages. */
   consoleTail(release: string): Promise<string>;
   /** Where the environment answers (LB URL). */

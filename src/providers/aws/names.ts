@@ -20,3 +20,8 @@ export const instanceRoleName = (app: string, env: string) => short(`kiln-${app}
 export const securityGroupName = (app: string, env: string, role: "lb" | "instances") => `kiln-${app}-${env}-${role}`;
 /** The attach rule's X-Kiln-Release header value: an ALB condition value holds at most 128 characters. */
 export const releaseHeaderValue = (release: string) => short(release, 128);
+/**
+ * The environment's CloudWatch Logs group. App and environment names are lowercase letters,
+ * digits, ".", "_" and "-", well inside what a group name takes (512 characters of [.\-_/#A-Za-z0-9]).
+ */
+export const logGroupName = (app: string, env: string) => `/kiln/${app}/${env}`;

@@ -50,6 +50,7 @@ import { putReleaseTemplate, releaseImage, releaseTags } from "./release-templat
 import { lockEnvironment } from "./env-lock.js";
 import { loadBalancerDrift, secureLoadBalancer } from "./lb-security.js";
 import { consoleTailOf } from "../../console-text.js";
+import { deleteEnvironmentLogGroup, ensureEnvironmentLogGroup, observeLogGroup } from "./log-group.js";
 
 export type HealthSource = (targetGroupArn: string, release: string) => Promise<{ id: string; state: string; reason?: string }[]>;
 
@@ -151,7 +152,8 @@ export class AwsProvider implements DeployProvider {
       }),
     );
     const history = lb ? historyFromTags(await resourceTags(this.clients, lb.arn)) : [];
-    const drift = lb ? await loadBalancerDrift(this.clients, this.env, lb.arn) : [];
+    const logs = await observeLogGroup(this.clients, this.env, Boolean(lb?.listenerArn));
+    const drift = [...(lb ? await loadBalancerDrift(this.clients, this.env, lb.arn) : []), ...logs.drift];
     const securityGroups = await findSecurityGroupsByTags(this.clients, this.baseTags);
     const leftovers = [...(lb ? [loadBalancerName(this.env.app, this.env.name)] : []), ...securityGroups.map((g) => g.id)];
     const network = this.loadBalancerSubnets.length
@@ -162,6 +164,7 @@ export class AwsProvider implements DeployProvider {
       releases,
       history,
       leftovers,
+      ...(logs.logGroup ? { logGroup: logs.logGroup } : {}),
       ...(network ? { network } : {}),
       ...(drift.length ? { drift } : {}),
     };
@@ -201,6 +204,7 @@ export class AwsProvider implements DeployProvider {
       lb = await findLoadBalancer(this.clients, name);
     }
     if (lb) await secureLoadBalancer(this.clients, this.env, lb.arn);
+    await ensureEnvironmentLogGroup(this.clients, this.env);
   }
 
   private async instanceSecurityGroup(port: number): Promise<string> {
@@ -420,7 +424,7 @@ export class AwsProvider implements DeployProvider {
    * this is cut short there, the next destroy still sees the groups (observe(): leftovers).
    * Deletion protection was checked by destroy against kiln.yml; the attribute goes off here.
    */
-  async deleteInfrastructure(): Promise<void> {
+  async deleteInfrastructure(options: { readonly keepLogs?: boolean } = {}): Promise<void> {
     // Templates kept for rollback go with the environment.
     for (const template of await this.releaseTemplates()) if (!template.running) await deleteLaunchTemplate(this.clients, template.name);
     await deleteInstanceRole(this.clients.iam, instanceRoleName(this.env.app, this.env.name));
@@ -439,6 +443,8 @@ export class AwsProvider implements DeployProvider {
         maxWaitSeconds: this.options.securityGroupWaitSeconds ?? 600,
         ...(this.options.securityGroupRetryMs !== undefined ? { minDelayMs: this.options.securityGroupRetryMs } : {}),
       });
+    // Last: a destroy cut short before here still sees the log group (observe()) and deletes it next time.
+    if (!options.keepLogs) await deleteEnvironmentLogGroup(this.clients, this.env);
   }
 
   async consoleTail(release: string): Promise<string> {

@@ -1,20 +1,21 @@
 /**
  * What every AWS release launches from, in both modes: the image's AMI (pushed if this region
  * lacks it), the release's tags, and one launch template per release with the environment's
- * user-data, IMDSv2 only, and an instance role only when secrets need one.
+ * user-data, IMDSv2 only, and an instance role when secrets or log shipping need one.
  */
 import { InputError } from "../../errors.js";
 import type { AwsClients } from "../../aws/clients.js";
 import { putLaunchTemplateVersion } from "../../aws/ec2-deploy.js";
 import { findKilnAmis, waitAmiAvailable } from "../../aws/ec2.js";
-import { ensureInstanceRole, secretsPolicy } from "../../aws/iam.js";
+import { ensureInstanceRole, logShippingStatement, mergePolicies, secretsStatements } from "../../aws/iam.js";
+import { describeLogGroup } from "../../aws/logs.js";
 import type { ImageRef } from "../../deploy/types.js";
 import type { KilnHome } from "../../home.js";
 import { ImageStore } from "../../image/store.js";
 import { pushImage } from "../../push/push.js";
 import { renderUserData } from "../../run/seed.js";
 import type { AwsEnvironment } from "../../config/environments.js";
-import { instanceRoleName, launchTemplateName } from "./names.js";
+import { instanceRoleName, launchTemplateName, logGroupName } from "./names.js";
 
 export interface ReleaseImage {
   readonly ami: string;
@@ -72,21 +73,56 @@ export async function putReleaseTemplate(
       ...(instanceProfile ? { instanceProfile } : {}),
       ...(env.kmsKeyId ? { rootVolumeKmsKeyId: env.kmsKeyId } : {}),
       rootVolumeGiB: input.launch.volumeGiB,
-      userData: renderUserData({ KILN_ENV: env.name, ...env.env }),
+      userData: renderUserData(releaseUserData(env)),
       description: `${input.release} ${input.image.digest}`.slice(0, 255),
     },
     input.tags,
   );
 }
 
-/** A role only when baked or environment values reference secrets; with exactly those permissions. */
+/**
+ * The variables the release's instances boot with: the environment's name, its env: values, and
+ * with CloudWatch Logs on the group the guest ships to (KILN_CLOUDWATCH_LOGS; its region is
+ * the instance's own, from IMDS). Pure (env: cannot name KILN_* variables: the schema refuses them).
+ */
+export function releaseUserData(env: AwsEnvironment): Record<string, string> {
+  return {
+    KILN_ENV: env.name,
+    ...env.env,
+    ...(env.logs.cloudwatch ? { KILN_CLOUDWATCH_LOGS: logGroupName(env.app, env.name) } : {}),
+  };
+}
+
+/**
+ * The instance role's policy: what the secret references among baked or environment values
+ * need, and with CloudWatch Logs on, writing to the environment's log group; undefined (no
+ * role) when neither applies. `account`: the account id, `*` when unknown. Pure.
+ */
+export function instancePolicy(
+  env: AwsEnvironment,
+  bakedEnv: Readonly<Record<string, string>>,
+  region: string,
+  account: string,
+): Record<string, unknown> | undefined {
+  const refs = [...Object.values(bakedEnv), ...Object.values(env.env)].filter((v) => /^(ssm|kms):/.test(v));
+  const logs = env.logs.cloudwatch ? [logShippingStatement(logGroupName(env.app, env.name), region, account)] : [];
+  return mergePolicies(...secretsStatements(refs, region), ...logs);
+}
+
+/** The account id in a CloudWatch Logs ARN (arn:aws:logs:REGION:ACCOUNT:log-group:NAME), else `*`. */
+export function accountOf(arn: string | undefined): string {
+  return /^arn:[\w-]+:logs:[\w-]*:(\d{12}):/.exec(arn ?? "")?.[1] ?? "*";
+}
+
+/** A role when the instances need one (secrets, log shipping), with exactly those permissions. */
 async function instanceRole(
   clients: AwsClients,
   env: AwsEnvironment,
   bakedEnv: Readonly<Record<string, string>>,
 ): Promise<string | undefined> {
-  const refs = [...Object.values(bakedEnv), ...Object.values(env.env)].filter((v) => /^(ssm|kms):/.test(v));
-  const policy = secretsPolicy(refs, clients.region);
+  // The log group's ARN names the account (kiln has no STS client): the role then grants exactly that group.
+  const account = env.logs.cloudwatch ? accountOf((await describeLogGroup(clients, logGroupName(env.app, env.name)))?.arn) : "*";
+  const policy = instancePolicy(env, bakedEnv, clients.region, account);
   if (!policy) return undefined;
   return ensureInstanceRole(clients.iam, instanceRoleName(env.app, env.name), policy, { "kiln:app": env.app, "kiln:env": env.name });
 }

@@ -45,6 +45,7 @@ import { instanceRoleName, launchTemplateName, securityGroupName } from "./names
 import { checkNetwork, refuseProblems, type Network } from "./network.js";
 import { singleInstanceSubnet } from "./subnet-choice.js";
 import { putReleaseTemplate, releaseImage, releaseTags } from "./release-template.js";
+import { deleteEnvironmentLogGroup, ensureEnvironmentLogGroup, observeLogGroup } from "./log-group.js";
 import { lockEnvironment } from "./env-lock.js";
 import { consoleTailOf } from "../../console-text.js";
 
@@ -155,7 +156,15 @@ export class SingleInstanceProvider implements DeployProvider {
           ),
         })),
     );
-    return { infrastructure: Boolean(address && group), releases, history: address ? historyFromTags(address.tags) : [] };
+    const infrastructure = Boolean(address && group);
+    const logs = await observeLogGroup(this.clients, this.env, infrastructure);
+    return {
+      infrastructure,
+      releases,
+      history: address ? historyFromTags(address.tags) : [],
+      ...(logs.logGroup ? { logGroup: logs.logGroup } : {}),
+      ...(logs.drift.length ? { drift: logs.drift } : {}),
+    };
   }
 
   private async healthyNow(release: string, instance: ReleaseInstance): Promise<boolean> {
@@ -186,6 +195,7 @@ export class SingleInstanceProvider implements DeployProvider {
     await this.securityGroup();
     // Tagged at allocation, so an interrupted run finds it instead of allocating a second one.
     if (!(await findAddress(this.clients, this.envTags))) await allocateAddress(this.clients, this.envTags);
+    await ensureEnvironmentLogGroup(this.clients, this.env);
   }
 
   async launch(release: string, image: ImageRef, instances: number): Promise<void> {
@@ -298,7 +308,7 @@ export class SingleInstanceProvider implements DeployProvider {
    * both exist, so a destroy interrupted between the two is repeated by the next run
    * (lock() recreates the group), never left half done.
    */
-  async deleteInfrastructure(): Promise<void> {
+  async deleteInfrastructure(options: { readonly keepLogs?: boolean } = {}): Promise<void> {
     await deleteInstanceRole(this.clients.iam, instanceRoleName(this.env.app, this.env.name));
     const vpc = await this.vpc();
     const group = vpc ? await findSecurityGroup(this.clients, vpc, this.groupName) : undefined;
@@ -306,6 +316,8 @@ export class SingleInstanceProvider implements DeployProvider {
     const address = await findAddress(this.clients, this.envTags);
     if (address?.associationId) await disassociateAddress(this.clients, address.associationId);
     if (address) await releaseAddress(this.clients, address.allocationId);
+    // Last: observe() still reports the group, so a destroy cut short before here deletes it next time.
+    if (!options.keepLogs) await deleteEnvironmentLogGroup(this.clients, this.env);
   }
 
   async consoleTail(release: string): Promise<string> {

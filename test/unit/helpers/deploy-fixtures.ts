@@ -28,6 +28,7 @@ export const awsEnv: AwsEnvironment = {
   certificateArn: undefined,
   keepReleases: 3,
   deletionProtection: false,
+  logs: { cloudwatch: true, retentionDays: 30 },
 };
 export const now = new Date("2026-11-22T10:00:00Z");
 export const v1: ImageRef = { ref: "shop:1.0.0", digest: `sha256:${"1".repeat(64)}` };
