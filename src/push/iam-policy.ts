@@ -84,6 +84,29 @@ export function iamPolicy(): Record<string, unknown> {
         Resource: "*",
       },
       {
+        // Each AWS environment's log group, /kiln/<app>/<env>: promote creates it (tagged) with its
+        // retention, destroy deletes it, kiln logs --env reads its streams (one per instance).
+        Sid: "KilnEnvironmentLogs",
+        Effect: "Allow",
+        Action: [
+          "logs:CreateLogGroup",
+          "logs:TagResource",
+          "logs:PutRetentionPolicy",
+          "logs:DeleteLogGroup",
+          "logs:DescribeLogStreams",
+          "logs:FilterLogEvents",
+          "logs:GetLogEvents",
+        ],
+        Resource: ["arn:aws:logs:*:*:log-group:/kiln/*"],
+      },
+      {
+        // Listing log groups is authorized per account (on log-group:*), not per group.
+        Sid: "KilnDescribeLogGroups",
+        Effect: "Allow",
+        Action: ["logs:DescribeLogGroups"],
+        Resource: "*",
+      },
+      {
         // mode: single-instance: kiln runs and terminates the instance itself and moves the
         // environment's Elastic IP (RunInstances, DescribeInstances, CreateTags/DeleteTags above).
         Sid: "KilnSingleInstance",
@@ -99,7 +122,7 @@ export function iamPolicy(): Record<string, unknown> {
         Resource: "*",
       },
       {
-        Sid: "KilnInstanceRoleForSecrets",
+        Sid: "KilnInstanceRole",
         Effect: "Allow",
         Action: [
           "iam:CreateRole",

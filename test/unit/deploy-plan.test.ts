@@ -196,6 +196,7 @@ describe("launch templates kept for rollback (AWS)", () => {
     expect(planBlueGreen(single, v2, "2.0.0", state(false), now).steps[0]).toEqual({
       kind: "ensure-infrastructure",
       resources: "Elastic IP and security group",
+      logGroup: { name: "/kiln/shop/dev", retentionDays: 30 },
     });
   });
   it("locally there is nothing to keep", () => {
@@ -219,7 +220,8 @@ describe("load-balanced AWS: the new target group is attached before the health 
       state(false),
       undefined,
       [
-        "create the environment's load balancer (drops invalid HTTP header fields), HTTP listener on 80 and security groups",
+        "create the environment's load balancer (drops invalid HTTP header fields), HTTP listener on 80 and security groups; " +
+          "log group /kiln/shop/test keeping logs 30 days",
         `launch ${a2}: 2 × shop:2.0.0 across a, b, root volume encrypted with the account's default EBS key`,
         `attach the target group of ${a2} to the listener through a rule for its own header only (no release serves yet)`,
         `wait until every instance of ${a2} is healthy (≤ 120s)`,
@@ -349,7 +351,7 @@ describe("AWS network and destroy in the plan (issue 13, bugs 5 and 7)", () => {
     const steps = planBlueGreen(aws, v1, "1.0.0", { ...state(false), network }, now).steps.map(describeStep);
     expect(steps[0]).toBe(
       "create the environment's load balancer (drops invalid HTTP header fields), HTTP listener on 80 and security groups; load balancer in subnet-1 (eu-west-1a), " +
-        "subnet-3 (eu-west-1b); deletion protection on",
+        "subnet-3 (eu-west-1b); deletion protection on; log group /kiln/shop/dev keeping logs 30 days",
     );
     expect(steps[1]).toMatch(
       /across subnet-1 \(eu-west-1a\), subnet-2 \(eu-west-1a\), subnet-3 \(eu-west-1b\), root volume encrypted with the account.s default EBS key$/,

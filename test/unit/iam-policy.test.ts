@@ -20,7 +20,9 @@ const SRC = path.join(import.meta.dirname, "..", "..", "src");
  *   https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_switch-role-ec2.html);
  * - an Auto Scaling group launched from a launch template needs ec2:RunInstances for the caller
  *   ("Control Amazon EC2 launch template usage in Auto Scaling groups", Amazon EC2 Auto Scaling
- *   User Guide: https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html).
+ *   User Guide: https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html);
+ * - a log group created with tags needs logs:TagResource too ("CreateLogGroup", CloudWatch Logs API
+ *   Reference, parameter tags: https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html).
  */
 const ALSO_NEEDS: Record<string, readonly string[]> = {
   "ec2:RunInstances": ["ec2:CreateTags", "iam:PassRole"],
@@ -36,6 +38,7 @@ const ALSO_NEEDS: Record<string, readonly string[]> = {
   "elasticloadbalancing:CreateTargetGroup": ["elasticloadbalancing:AddTags"],
   "iam:CreateRole": ["iam:TagRole"],
   "iam:CreateInstanceProfile": ["iam:TagInstanceProfile"],
+  "logs:CreateLogGroup": ["logs:TagResource"],
 };
 
 describe("kiln iam-policy", () => {
@@ -51,6 +54,7 @@ describe("kiln iam-policy", () => {
       "elasticloadbalancing:DescribeLoadBalancers",
       "iam:CreateRole",
       "cloudwatch:GetMetricData",
+      "logs:CreateLogGroup",
     ])
       expect(actions).toContain(known);
     expect(actions.size).toBeGreaterThan(50);
