@@ -8,6 +8,7 @@ import { albEniLinger } from "./alb-eni-linger.js";
 import { amiNamesRule } from "./ami-names.js";
 import { asgNamesRule } from "./asg-names.js";
 import { clientTokenRule } from "./client-token.js";
+import { logsGroupNameRule, logsPutEventsRule, logsRetentionRule } from "./cloudwatch-logs.js";
 import { createLoadBalancerRule } from "./create-load-balancer.js";
 import { createTargetGroupRule } from "./create-target-group.js";
 import { defaultVpcInternetRule } from "./default-vpc-internet.js";
@@ -46,4 +47,7 @@ export const STRICT_RULES: readonly StrictRule[] = [
   iamProfilePropagation({ windowMs: 1000 }),
   ec2DescribeAfterCreate({ windowMs: 2000 }),
   ec2CopiedImagePending({ windowMs: 1000 }),
+  logsRetentionRule,
+  logsGroupNameRule,
+  logsPutEventsRule,
 ];
