@@ -339,14 +339,20 @@ describe.sequential("kiln promote on AWS (moto)", () => {
       Action: "ssm:GetParameter",
       Resource: [`arn:aws:ssm:${REGION}:*:parameter/shop/test/db-password`],
     });
-    expect(policy.Statement.map((st) => st.Action).sort()).toEqual(["kms:Decrypt", "ssm:GetParameter"]);
+    // With the log shipping (cloudwatch on by default) in the same policy.
+    expect(policy.Statement.map((st) => st.Action)).toEqual([
+      "ssm:GetParameter",
+      "kms:Decrypt",
+      ["logs:CreateLogStream", "logs:PutLogEvents"],
+    ]);
     await destroyEnv({ ...opts(), app: "awsdemo" });
     await expect(clients().iam.send(new GetRoleCommand({ RoleName: "kiln-awsdemo-test" }))).rejects.toThrow(
       /not found|cannot be found|NoSuchEntity/i,
     );
   });
 
-  it("an environment without secrets gets no role", async () => {
+  it("an environment without secrets and without CloudWatch Logs gets no role", async () => {
+    writeConfig("    logs: { cloudwatch: false }\n");
     await promote({ ...opts(), ref: refs.v1 });
     const lt = calls.find((c) => c.op === "CreateLaunchTemplate" && !String(c.input.LaunchTemplateName).startsWith("kiln-lock-"))!
       .input as { LaunchTemplateData: { IamInstanceProfile?: unknown } };
