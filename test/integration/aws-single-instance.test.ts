@@ -408,9 +408,18 @@ describe.sequential("kiln promote, single-instance mode, on AWS (moto)", () => {
     const granted = new Set((iamPolicy().Statement as { Action: string | string[] }[]).flatMap((s) => [s.Action].flat()));
     const ops = [...new Set(calls.map((c) => c.op))];
     expect(ops).toEqual(
-      expect.arrayContaining(["AllocateAddress", "AssociateAddress", "RunInstances", "TerminateInstances", "ReleaseAddress", "CreateRole"]),
+      expect.arrayContaining([
+        "AllocateAddress",
+        "AssociateAddress",
+        "RunInstances",
+        "TerminateInstances",
+        "ReleaseAddress",
+        "CreateRole",
+        "CreateLogGroup",
+        "DeleteLogGroup",
+      ]),
     );
-    const missing = ops.filter((op) => !["ec2", "ebs", "iam"].some((service) => granted.has(`${service}:${op}`)));
+    const missing = ops.filter((op) => !["ec2", "ebs", "iam", "logs"].some((service) => granted.has(`${service}:${op}`)));
     expect(missing).toEqual([]);
   });
 });
