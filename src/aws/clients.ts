@@ -5,6 +5,7 @@
  */
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { CloudWatchLogsClient } from "@aws-sdk/client-cloudwatch-logs";
 import { EBSClient } from "@aws-sdk/client-ebs";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
@@ -34,6 +35,7 @@ export interface AwsClients {
   readonly elbv2: ElasticLoadBalancingV2Client;
   readonly iam: IAMClient;
   readonly cloudwatch: CloudWatchClient;
+  readonly logs: CloudWatchLogsClient;
 }
 
 function observe<T extends { middlewareStack: { add: (...args: never[]) => void } }>(
@@ -76,6 +78,7 @@ export function createAwsClients(options: AwsClientOptions): AwsClients {
     elbv2: observe(new ElasticLoadBalancingV2Client(common), options.onRequest),
     iam: observe(new IAMClient(common), options.onRequest),
     cloudwatch: observe(new CloudWatchClient(common), options.onRequest),
+    logs: observe(new CloudWatchLogsClient(common), options.onRequest),
   };
 }
 

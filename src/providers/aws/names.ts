@@ -20,3 +20,5 @@ export const instanceRoleName = (app: string, env: string) => short(`kiln-${app}
 export const securityGroupName = (app: string, env: string, role: "lb" | "instances") => `kiln-${app}-${env}-${role}`;
 /** The attach rule's X-Kiln-Release header value: an ALB condition value holds at most 128 characters. */
 export const releaseHeaderValue = (release: string) => short(release, 128);
+/** An environment's CloudWatch Logs group: one stream per instance, named by the instance id. */
+export const logGroupName = (app: string, env: string) => `/kiln/${app}/${env}`;
