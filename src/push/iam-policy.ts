@@ -84,6 +84,14 @@ export function iamPolicy(): Record<string, unknown> {
         Resource: "*",
       },
       {
+        // kiln logs --env reads an AWS environment's log group (/kiln/<app>/<env>); the zones of
+        // its instances come from ec2:DescribeInstances above.
+        Sid: "KilnReadEnvironmentLogs",
+        Effect: "Allow",
+        Action: ["logs:FilterLogEvents"],
+        Resource: "arn:aws:logs:*:*:log-group:/kiln/*",
+      },
+      {
         // mode: single-instance: kiln runs and terminates the instance itself and moves the
         // environment's Elastic IP (RunInstances, DescribeInstances, CreateTags/DeleteTags above).
         Sid: "KilnSingleInstance",

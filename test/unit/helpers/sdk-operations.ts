@@ -14,6 +14,7 @@ const SERVICE_OF_PACKAGE: Record<string, string> = {
   "client-elastic-load-balancing-v2": "elasticloadbalancing",
   "client-iam": "iam",
   "client-cloudwatch": "cloudwatch",
+  "client-cloudwatch-logs": "logs",
   "client-ssm": "ssm",
   "client-kms": "kms",
   "client-sts": "sts",
