@@ -6,6 +6,7 @@ import type { KilnHome } from "../home.js";
 import type { Accelerator, Firmware } from "../providers/qemu-args.js";
 import type { RunEnding, SupervisedVm } from "../run/supervise.js";
 import type { Spec } from "../config/types.js";
+import type { AwsEnvironment } from "../config/environments.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -364,12 +365,11 @@ const DEFAULT_AWS_SINCE_MS = 3_600_000;
 
 async function showAwsEnvironmentLogs(
   home: KilnHome,
-  env: import("../config/environments.js").Environment,
+  env: AwsEnvironment,
   app: string,
   since: number | undefined,
   opts: LogsFlags,
 ): Promise<void> {
-  if (env.target === "local") return;
   if (opts.all) throw new InputError("--all applies to consoles; CloudWatch Logs holds the lines the image ships", { hint: "drop --all" });
   const [{ createAwsClients }, { logGroupName }, { showAwsEnvLogs }] = await Promise.all([
     import("../aws/clients.js"),
@@ -404,11 +404,7 @@ async function showAwsEnvironmentLogs(
 }
 
 /** --release: that release's instances as the environment's live state lists them (what kiln status shows). */
-async function releaseInstances(
-  home: KilnHome,
-  env: import("../config/environments.js").Environment,
-  id: string,
-): Promise<{ id: string; instances: string[] }> {
+async function releaseInstances(home: KilnHome, env: AwsEnvironment, id: string): Promise<{ id: string; instances: string[] }> {
   const { defaultProviders } = await import("../deploy/promote.js");
   const live = await defaultProviders(env, home).observe();
   const found = live.releases.find((r) => r.id === id);

@@ -15,6 +15,9 @@ import { createAwsClients } from "../../src/aws/clients.js";
 import { showAwsEnvLogs } from "../../src/logs/aws-env.js";
 import { cli, repo } from "./harness.js";
 import { startMoto, useEmulatorCredentials, type Moto } from "./moto.js";
+import type { StrictRule } from "../strict-aws/layer.js";
+import { awsError } from "../strict-aws/protocol.js";
+import { STRICT_RULES } from "../strict-aws/rules/index.js";
 
 const region = "us-east-1";
 const app = "web";
@@ -27,6 +30,8 @@ describe.sequential("kiln logs --env (AWS: CloudWatch Logs, moto)", () => {
   let config = "";
   let logs: CloudWatchLogsClient;
   let env: Record<string, string> = {};
+  // The layer reads this list on every request: a test adds a refusal for its own run.
+  const rules: StrictRule[] = [...STRICT_RULES];
   const instances: { id: string; zone: string }[] = [];
   // Timestamps a minute ago, so --since 30s leaves them out; `old` two hours ago (outside the default hour).
   const t0 = Date.now() - 60_000;
@@ -38,7 +43,7 @@ describe.sequential("kiln logs --env (AWS: CloudWatch Logs, moto)", () => {
   }
 
   beforeAll(async () => {
-    moto = await startMoto();
+    moto = await startMoto({ strict: { rules } });
     useEmulatorCredentials();
     // Setup goes straight to moto: the layer's rules are about what kiln sends.
     const setup = createAwsClients({ region, endpoint: moto.upstream, maxAttempts: 1 });
@@ -242,6 +247,26 @@ describe.sequential("kiln logs --env (AWS: CloudWatch Logs, moto)", () => {
     const whole = await cli(["logs", "--env", "prod", "--app", app, "--config", config, "--since", iso(t0)], env);
     expect(lines.join("\n")).toBe(whole.stdout.trimEnd());
     expect(pages).toBeGreaterThanOrEqual(3);
+  });
+
+  it("a denied read says which permission is missing", async () => {
+    const deny: StrictRule = {
+      name: "test-deny-filter-log-events",
+      source: "test",
+      before: (request) =>
+        request.action === "FilterLogEvents"
+          ? awsError(request, 400, "AccessDeniedException", "User is not authorized to perform: logs:FilterLogEvents")
+          : undefined,
+    };
+    rules.unshift(deny);
+    try {
+      const out = await run();
+      expect(out.code).toBe(7);
+      expect(out.stderr).toMatch(/AWS FilterLogEvents on log group \/kiln\/web\/prod failed: AccessDeniedException/);
+      expect(out.stderr).toMatch(/lack permission logs:FilterLogEvents on log group \/kiln\/web\/prod; kiln iam-policy/);
+    } finally {
+      rules.splice(rules.indexOf(deny), 1);
+    }
   });
 
   it("a missing log group says why it may be missing and what to do", async () => {
