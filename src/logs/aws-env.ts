@@ -47,7 +47,6 @@ export async function showAwsEnvLogs(options: AwsEnvLogOptions): Promise<number>
     for (const e of events) {
       options.onLine(formatEvent(e, placements.get(e.stream), options.json));
       printed++;
-      if (e.time > newest) newest = e.time;
     }
   };
   for (;;) {
@@ -61,6 +60,9 @@ export async function showAwsEnvLogs(options: AwsEnvLogOptions): Promise<number>
         ...(options.release ? { streams: options.release.instances } : {}),
         ...(options.pageSize ? { pageSize: options.pageSize } : {}),
       })) {
+        // Every event read moves the next poll's start, printed or filtered out: a --filter that
+        // matches nothing must not make each poll read the whole --since window again.
+        for (const e of page.events) if (e.time > newest) newest = e.time;
         const fresh = page.events.filter((e) => matchesFilter(e.message, options.filter) && seen.admit(e));
         const taken = takeOrdered(held, fresh, page.last);
         held = taken.held;

@@ -249,6 +249,39 @@ describe.sequential("kiln logs --env (AWS: CloudWatch Logs, moto)", () => {
     expect(pages).toBeGreaterThanOrEqual(3);
   });
 
+  it("following with a --filter that matches nothing reads on from the newest event, not the whole window again", async () => {
+    const starts: number[] = [];
+    const clients = createAwsClients({
+      region,
+      endpoint: moto.endpoint,
+      maxAttempts: 1,
+      onRequest: (op, input) => op === "FilterLogEvents" && starts.push(input.startTime as number),
+    });
+    const controller = new AbortController();
+    const since = old - 1000;
+    const lines: string[] = [];
+    const following = showAwsEnvLogs({
+      clients,
+      group,
+      since,
+      follow: true,
+      filter: "no line has this",
+      json: false,
+      missingHint: "",
+      signal: controller.signal,
+      onLine: (line) => lines.push(line),
+      intervalMs: 50,
+    });
+    while (starts.length < 3) await new Promise((r) => setTimeout(r, 20));
+    controller.abort();
+    expect(await following).toBe(0);
+    expect(lines).toEqual([]);
+    expect(starts[0]).toBe(since);
+    // From 30 s before the newest event of the group (t0 + 30 or later), not from two hours ago.
+    expect(starts[1]).toBeGreaterThanOrEqual(t0 + 30 - 30_000);
+    expect(starts[2]).toBe(starts[1]);
+  });
+
   it("a denied read says which permission is missing", async () => {
     const deny: StrictRule = {
       name: "test-deny-filter-log-events",
