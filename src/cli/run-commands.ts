@@ -217,12 +217,12 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
   program
     .command("logs")
     .description(
-      "show the console of a local VM, running or stopped (app output; --all adds kernel and init lines), of a local environment's instances (--env), or of an EC2 instance (--instance)",
+      "show the console of a local VM, running or stopped (app output; --all adds kernel and init lines), the lines of an environment's instances (--env: local consoles merged, AWS from CloudWatch Logs), or an EC2 instance's console (--instance)",
     )
     .argument("[vm]", "VM id (or a unique prefix), VM name, or image (name:version): kiln ps lists running VMs")
     .option("-f, --follow", "keep printing new output until the VM stops or Ctrl-C")
     .option("--all", "include kernel and init lines, not only the app's")
-    .option("--env <name>", "a local environment: its instances' consoles merged in time order, each line prefixed with the instance")
+    .option("--env <name>", "an environment: its instances' lines in time order, each prefixed with the instance (and zone on AWS)")
     .option("--config <path>", "with --env: kiln.yml (or its directory) that defines the environment", ".")
     .option("--app <name>", "with --env: app name (default: the name in --config's kiln.yml)")
     .option("--instance <instance-id>", "an EC2 instance's console (GetConsoleOutput; needs ec2:GetConsoleOutput)")
@@ -399,6 +399,7 @@ async function showAwsEnvironmentLogs(
       missingHint,
       signal,
       onLine: (line) => process.stdout.write(`${line}\n`),
+      onWarning: (text) => process.stderr.write(`kiln: ${text}\n`),
     }),
   );
 }

@@ -5,6 +5,7 @@
  */
 import type { AwsClients } from "../aws/clients.js";
 import { instanceZones } from "../aws/ec2-instances.js";
+import { AwsError } from "../aws/errors.js";
 import { readLogEvents } from "../aws/logs.js";
 import { formatEvent, type LogEvent, matchesFilter, SeenEvents, type StreamPlacement, takeOrdered } from "./events.js";
 
@@ -29,6 +30,8 @@ export interface AwsEnvLogOptions {
   readonly missingHint: string;
   readonly signal: AbortSignal;
   readonly onLine: (line: string) => void;
+  /** Told once when zones cannot be looked up (lines still print, without zones). */
+  readonly onWarning?: (text: string) => void;
   readonly intervalMs?: number;
   readonly pageSize?: number;
 }
@@ -87,7 +90,16 @@ async function placeStreams(options: AwsEnvLogOptions, placements: Map<string, S
   const unknown = [...new Set(events.map((e) => e.stream))].filter((s) => !placements.has(s));
   if (unknown.length === 0) return;
   const ids = unknown.filter((s) => INSTANCE_ID.test(s));
-  const zones = ids.length ? await instanceZones(options.clients, ids) : new Map<string, string>();
+  let zones = new Map<string, string>();
+  if (ids.length) {
+    try {
+      zones = await instanceZones(options.clients, ids);
+    } catch (error) {
+      // The lines matter more than their zones: without ec2:DescribeInstances they print without them.
+      if (!(error instanceof AwsError && /AccessDenied|UnauthorizedOperation/.test(error.code))) throw error;
+      options.onWarning?.(`${error.message}; lines are shown without zones${error.hint ? ` (${error.hint})` : ""}`);
+    }
+  }
   for (const stream of unknown) {
     const zone = zones.get(stream);
     placements.set(stream, {

@@ -302,6 +302,29 @@ describe.sequential("kiln logs --env (AWS: CloudWatch Logs, moto)", () => {
     }
   });
 
+  it("without ec2:DescribeInstances the lines still print, without zones, and the missing permission is named", async () => {
+    const deny: StrictRule = {
+      name: "test-deny-describe-instances",
+      source: "test",
+      before: (request) =>
+        request.action === "DescribeInstances" ? awsError(request, 403, "UnauthorizedOperation", "You are not authorized") : undefined,
+    };
+    rules.unshift(deny);
+    try {
+      const out = await run("--filter", "first");
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout.trim().split("\n")).toEqual([
+        `${instances[0]!.id} | ${iso(t0)} a first`,
+        `${instances[1]!.id} | ${iso(t0 + 10)} b first`,
+      ]);
+      expect(out.stderr).toMatch(
+        /DescribeInstances .* failed: UnauthorizedOperation.*lines are shown without zones.*ec2:DescribeInstances/,
+      );
+    } finally {
+      rules.splice(rules.indexOf(deny), 1);
+    }
+  });
+
   it("a missing log group says why it may be missing and what to do", async () => {
     const out = await cli(["logs", "--env", "staging", "--app", app, "--config", config], env);
     expect(out.code).toBe(6);
