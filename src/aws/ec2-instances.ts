@@ -212,3 +212,25 @@ export async function terminateInstances(clients: AwsClients, ids: readonly stri
     waitUntilInstanceTerminated({ client: clients.ec2, maxWaitTime: 900, minDelay: 2, maxDelay: 15 }, { InstanceIds: [...ids] }),
   );
 }
+
+/**
+ * The zone of each instance that still exists, by id (kiln logs --env prefixes lines with it). A
+ * filter, not InstanceIds: one unknown id would fail the whole call, and gone instances are expected.
+ */
+export async function instanceZones(clients: AwsClients, ids: readonly string[]): Promise<Map<string, string>> {
+  const zones = new Map<string, string>();
+  // DescribeInstances takes at most 200 values per filter.
+  for (let at = 0; at < ids.length; at += 200) {
+    const chunk = ids.slice(at, at + 200);
+    let token: string | undefined;
+    do {
+      const out = await aws("DescribeInstances", `instances ${chunk.join(", ")}`, () =>
+        clients.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: chunk }], NextToken: token })),
+      );
+      for (const r of out.Reservations ?? [])
+        for (const i of r.Instances ?? []) zones.set(i.InstanceId ?? "", i.Placement?.AvailabilityZone ?? "");
+      token = out.NextToken;
+    } while (token);
+  }
+  return zones;
+}

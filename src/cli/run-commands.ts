@@ -6,6 +6,7 @@ import type { KilnHome } from "../home.js";
 import type { Accelerator, Firmware } from "../providers/qemu-args.js";
 import type { RunEnding, SupervisedVm } from "../run/supervise.js";
 import type { Spec } from "../config/types.js";
+import type { AwsEnvironment } from "../config/environments.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -216,17 +217,22 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
   program
     .command("logs")
     .description(
-      "show the console of a local VM, running or stopped (app output; --all adds kernel and init lines), of a local environment's instances (--env), or of an EC2 instance (--instance)",
+      "show the console of a local VM, running or stopped (app output; --all adds kernel and init lines), the lines of an environment's instances (--env: local consoles merged, AWS from CloudWatch Logs), or an EC2 instance's console (--instance)",
     )
     .argument("[vm]", "VM id (or a unique prefix), VM name, or image (name:version): kiln ps lists running VMs")
     .option("-f, --follow", "keep printing new output until the VM stops or Ctrl-C")
     .option("--all", "include kernel and init lines, not only the app's")
-    .option("--env <name>", "a local environment: its instances' consoles merged in time order, each line prefixed with the instance")
+    .option("--env <name>", "an environment: its instances' lines in time order, each prefixed with the instance (and zone on AWS)")
     .option("--config <path>", "with --env: kiln.yml (or its directory) that defines the environment", ".")
     .option("--app <name>", "with --env: app name (default: the name in --config's kiln.yml)")
     .option("--instance <instance-id>", "an EC2 instance's console (GetConsoleOutput; needs ec2:GetConsoleOutput)")
     .option("--region <region>", "with --instance: AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+    .option("--since <when>", "with --env: from this long ago (30s, 10m, 2h, 1d) or this ISO time (default: AWS the last hour, local all)")
+    .option("--filter <text>", "with --env: only lines containing this text (as typed, case-sensitive)")
+    .option("--release <id>", "with --env (AWS): only this release's instances (kiln status --env lists them)")
+    .option("--json", "with --env: one JSON object per line {time, instance, zone, release, message}")
     .action(async (id: string | undefined, opts: LogsFlags) => {
+      refuseEnvOnlyFlags(opts);
       if (opts.instance !== undefined) return showEc2Console(opts.instance, id, opts);
       if (opts.env !== undefined) return showEnvLogs(home(), id, opts);
       if (id === undefined)
@@ -266,6 +272,20 @@ interface LogsFlags {
   app?: string;
   instance?: string;
   region?: string;
+  since?: string;
+  filter?: string;
+  release?: string;
+  json?: boolean;
+}
+
+/** --since, --filter, --release and --json read an environment's logs; a single console has no use for them yet. */
+function refuseEnvOnlyFlags(opts: LogsFlags): void {
+  if (opts.env !== undefined) return;
+  const given = (["since", "filter", "release", "json"] as const).filter((f) => opts[f] !== undefined).map((f) => `--${f}`);
+  if (given.length)
+    throw new InputError(`${given.join(", ")} ${given.length === 1 ? "applies" : "apply"} to kiln logs --env only`, {
+      hint: "kiln logs --env NAME reads an environment's instances; drop the flag to read one VM or instance",
+    });
 }
 
 const STOP_WORDS: Record<string, string> = {
@@ -291,15 +311,18 @@ function describeStop(how: string): string {
   return STOP_WORDS[how] ?? how;
 }
 
-/** kiln logs --env: a local environment's instances, merged; an AWS one is not there yet. */
+/** kiln logs --env: an environment's instances in one time-ordered view (local: their consoles; AWS: CloudWatch Logs). */
 async function showEnvLogs(home: KilnHome, extra: string | undefined, opts: LogsFlags): Promise<void> {
   if (extra !== undefined) throw new InputError(`kiln logs --env takes no VM (got '${extra}')`, { hint: "drop it, or drop --env" });
-  const [{ loadSpec }, { loadBakers }, { loadEnvironment }, { showEnvConsoles }] = await Promise.all([
+  const [{ loadSpec }, { loadBakers }, { loadEnvironment }, { parseSince }] = await Promise.all([
     import("../config/load.js"),
     import("../bake/bakers.js"),
     import("../config/environments.js"),
-    import("../run/logs.js"),
+    import("../logs/since.js"),
   ]);
+  // Checked before anything is read: a bad --since fails at once, not after an AWS call.
+  const since = opts.since === undefined ? undefined : parseSince(opts.since, Date.now());
+  if (opts.filter === "") throw new InputError("--filter needs some text", { hint: "drop --filter to see every line" });
   const dir = /\.ya?ml$/.test(opts.config) ? path.dirname(opts.config) : opts.config;
   let spec: Spec | undefined;
   if (!opts.app) {
@@ -314,22 +337,85 @@ async function showEnvLogs(home: KilnHome, extra: string | undefined, opts: Logs
   }
   const app = opts.app ?? spec!.name;
   const env = await loadEnvironment(opts.config, app, spec?.healthcheck.path ?? "/", opts.env!);
-  if (env.target !== "local")
-    throw new InputError(`merged logs of an AWS environment (${env.name}) are not available yet`, {
-      hint: `read one instance at a time: kiln logs --instance i-… --region ${env.region} (kiln status --env ${env.name} lists the instances)`,
+  if (env.target !== "local") return showAwsEnvironmentLogs(home, env, app, since, opts);
+  if (opts.release !== undefined)
+    throw new InputError(`--release applies to AWS environments; ${env.name} is local`, {
+      hint: "a local environment's VMs are named after their release: kiln ps lists them, kiln logs VM reads one",
     });
+  const { showEnvConsoles } = await import("../run/logs.js");
   const shown = await withInterrupt((signal) =>
     showEnvConsoles(home, `env:${app}/${env.name}`, {
       follow: Boolean(opts.follow),
       all: Boolean(opts.all),
       signal,
       onLine: (line) => process.stdout.write(`${line}\n`),
+      ...(since !== undefined ? { since } : {}),
+      ...(opts.filter !== undefined ? { filter: opts.filter } : {}),
+      json: Boolean(opts.json),
     }),
   );
   if (shown === 0)
     throw new NotFoundError(`${app}'s ${env.name} environment has no running instance`, {
       hint: `kiln status --env ${env.name} shows its releases; kiln logs VM-ID reads the kept console of a stopped one`,
     });
+}
+
+/** The last hour when no --since is given: a group keeps weeks of lines, and reading them all is slow and costly. */
+const DEFAULT_AWS_SINCE_MS = 3_600_000;
+
+async function showAwsEnvironmentLogs(
+  home: KilnHome,
+  env: AwsEnvironment,
+  app: string,
+  since: number | undefined,
+  opts: LogsFlags,
+): Promise<void> {
+  if (opts.all) throw new InputError("--all applies to consoles; CloudWatch Logs holds the lines the image ships", { hint: "drop --all" });
+  const [{ createAwsClients }, { logGroupName }, { showAwsEnvLogs }] = await Promise.all([
+    import("../aws/clients.js"),
+    import("../providers/aws/names.js"),
+    import("../logs/aws-env.js"),
+  ]);
+  const group = logGroupName(app, env.name);
+  const release = opts.release === undefined ? undefined : await releaseInstances(home, env, opts.release);
+  // Read defensively: the logs settings arrive with the log group work (issue 17) and may not be in this build's type.
+  const cloudwatchOff = (env as { logs?: { cloudwatch?: boolean } }).logs?.cloudwatch === false;
+  const missingHint = cloudwatchOff
+    ? `${env.name} has logs: { cloudwatch: false } in kiln.yml: its instances do not ship their lines; set it to true and promote, ` +
+      `or read one instance's console: kiln logs --instance i-… --region ${env.region}`
+    : `kiln promote creates it with the environment's first release; if nothing has been promoted to ${env.name} yet, promote first ` +
+      `(kiln status --env ${env.name}); a group deleted by hand comes back with the next promote`;
+  // Credentials from the standard chain; AWS_ENDPOINT_URL (an emulator) is read by the SDK.
+  const clients = createAwsClients({ region: env.region });
+  await withInterrupt((signal) =>
+    showAwsEnvLogs({
+      clients,
+      group,
+      since: since ?? Date.now() - DEFAULT_AWS_SINCE_MS,
+      follow: Boolean(opts.follow),
+      ...(opts.filter !== undefined ? { filter: opts.filter } : {}),
+      json: Boolean(opts.json),
+      ...(release ? { release } : {}),
+      missingHint,
+      signal,
+      onLine: (line) => process.stdout.write(`${line}\n`),
+      onWarning: (text) => process.stderr.write(`kiln: ${text}\n`),
+    }),
+  );
+}
+
+/** --release: that release's instances as the environment's live state lists them (what kiln status shows). */
+async function releaseInstances(home: KilnHome, env: AwsEnvironment, id: string): Promise<{ id: string; instances: string[] }> {
+  const { defaultProviders } = await import("../deploy/promote.js");
+  const live = await defaultProviders(env, home).observe();
+  const found = live.releases.find((r) => r.id === id);
+  if (!found)
+    throw new InputError(`${env.name} has no release '${id}'`, {
+      hint: live.releases.length
+        ? `its releases: ${live.releases.map((r) => r.id).join(", ")} (kiln status --env ${env.name})`
+        : `nothing runs in ${env.name} (kiln status --env ${env.name}); drop --release to read every instance's lines`,
+    });
+  return { id: found.id, instances: found.instances.map((i) => i.id) };
 }
 
 /** kiln logs --instance: the console of an EC2 instance, app lines unless --all; -f polls. */

@@ -10,7 +10,7 @@ import type { KilnHome } from "../home.js";
 import { listVms, vmStillRunning, type LocalVmEntry } from "../providers/vm-registry.js";
 import { consolesDir, listStoppedConsoles, type StoppedConsole } from "./console-archive.js";
 import { isAppLine } from "./console-lines.js";
-import { mergeConsoles } from "./console-merge.js";
+import { keepMerged, mergeConsoles, mergedJson } from "./console-merge.js";
 
 export type LogTarget =
   | { readonly state: "running"; readonly vm: LocalVmEntry; readonly consoleFile: string }
@@ -99,6 +99,10 @@ export interface ShowOptions {
   readonly signal: AbortSignal;
   readonly onLine: (line: string) => void;
   readonly intervalMs?: number;
+  /** kiln logs --env: lines from this time (epoch ms) on, lines containing this text, JSON lines. */
+  readonly since?: number;
+  readonly filter?: string;
+  readonly json?: boolean;
 }
 
 /** Prints one VM's console (app lines unless `all`); following while the VM runs. */
@@ -141,7 +145,11 @@ export async function showEnvConsoles(home: KilnHome, owner: string, options: Sh
     }
     const merged = mergeConsoles(batch);
     for (const c of read.values()) c.since = merged.lastKeys.get(c.name) ?? c.since;
-    merged.lines.forEach((line) => options.onLine(line));
+    const since = options.since === undefined ? undefined : new Date(options.since).toISOString();
+    for (let i = 0; i < merged.entries.length; i++) {
+      const entry = merged.entries[i]!;
+      if (keepMerged(entry, since, options.filter)) options.onLine(options.json ? mergedJson(entry) : merged.lines[i]!);
+    }
     if (!options.follow || options.signal.aborted || vms.length === 0) break;
     await sleep(options.intervalMs ?? 500, options.signal);
   }

@@ -126,6 +126,20 @@ describe("kiln logs --env", () => {
       "r1-0 | 2026-11-29T10:00:03.000Z a three",
       "r1-1 | 2026-11-29T10:00:04.000Z b four",
     ]);
+    // The flags an AWS environment takes work on the local merge too.
+    const since = await kiln(home, ["logs", "--env", "dev", "--config", app, "--since", "2026-11-29T10:00:02.500Z", "--filter", "b "]);
+    expect(since.code, since.stderr).toBe(0);
+    expect(since.stdout).toBe("r1-1 | 2026-11-29T10:00:04.000Z b four\n");
+    const json = await kiln(home, ["logs", "--env", "dev", "--config", app, "--json", "--filter", "three"]);
+    expect(
+      json.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ).toEqual([{ time: "2026-11-29T10:00:03.000Z", instance: "r1-0", message: "a three" }]);
+    const release = await kiln(home, ["logs", "--env", "dev", "--config", app, "--release", "r1"]);
+    expect(release.code).toBe(2);
+    expect(release.stderr).toMatch(/--release applies to AWS environments; dev is local/);
 
     let stdout = "";
     const follow = spawn(process.execPath, [path.join(repo, "bin", "kiln.js"), "logs", "--env", "dev", "--config", app, "-f"], {
@@ -147,13 +161,15 @@ describe("kiln logs --env", () => {
     expect(await exited).toBe(0); // -f ends when the environment's instances have stopped
   });
 
-  it("says an AWS environment's merged logs are not available yet and points to --instance", async () => {
+  it("refuses the --env flags without --env, and --all for an AWS environment", async () => {
     const home = freshHome();
     const app = appDir("  prod:\n    target: aws\n    region: eu-west-1\n");
-    const result = await kiln(home, ["logs", "--env", "prod", "--config", app]);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/not available yet/);
-    expect(result.stderr).toContain("--instance");
+    const single = await kiln(home, ["logs", "aaaa0001", "--since", "10m", "--json"]);
+    expect(single.code).toBe(2);
+    expect(single.stderr).toMatch(/--since, --json apply to kiln logs --env only/);
+    const all = await kiln(home, ["logs", "--env", "prod", "--config", app, "--all"]);
+    expect(all.code).toBe(2);
+    expect(all.stderr).toMatch(/--all applies to consoles/);
   });
 });
 

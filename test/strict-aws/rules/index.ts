@@ -19,6 +19,7 @@ import { ec2CopiedImagePending } from "./ec2-copied-image-pending.js";
 import { ec2DescribeAfterCreate } from "./ec2-describe-after-create.js";
 import { iamProfilePropagation } from "./iam-profile-propagation.js";
 import { launchTemplateNames } from "./launch-template-names.js";
+import { logsInterleavedRule } from "./logs-interleaved.js";
 import { sslPolicyRule } from "./ssl-policy.js";
 import { targetGroupNamesRule } from "./target-group-names.js";
 import { targetHealthRule } from "./target-health.js";
@@ -50,4 +51,5 @@ export const STRICT_RULES: readonly StrictRule[] = [
   logsRetentionRule,
   logsGroupNameRule,
   logsPutEventsRule,
+  logsInterleavedRule,
 ];
