@@ -755,6 +755,9 @@ static void send_batch(void) {
                || error_is(&a, "InvalidSignatureException")) {
         why = "credentials refused";
         creds.expires = 0; /* fetch again before the next attempt */
+      } else if (error_is(&a, "AccessDeniedException")) {
+        /* A new role's policy takes seconds to apply everywhere: wait for it rather than drop. */
+        why = "access denied: the instance role needs logs:CreateLogStream and logs:PutLogEvents on the group";
       } else if (a.status == 400 && error_is(&a, "ResourceNotFoundException")) {
         why = "the log group does not exist";
       } else {

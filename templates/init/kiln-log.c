@@ -329,23 +329,41 @@ static int try_write(struct fifo *f, const char *record, long n) {
   return 0;
 }
 
+static char record[RECORD_MAX + 1];
+
+/* The "N lines dropped" record, once the FIFO takes it: 1 when nothing is owed any more. */
+static int report_drops(struct fifo *f, long ms) {
+  if (!f->dropped) return 1;
+  char note[80];
+  struct buf m = {note, 0, sizeof note};
+  putnum(&m, f->dropped, 1);
+  puts0(&m, " lines dropped: the log shipper fell behind");
+  long len = format_record(record, ms, 4, "kiln-log", note, m.n);
+  if (!try_write(f, record, len)) return 0;
+  f->dropped = 0;
+  return 1;
+}
+
 static void feed_fifos(int severity, const char *app, const char *text, long n) {
-  static char record[RECORD_MAX + 1];
   long ms = realtime_ms();
   for (int i = 0; i < fifo_count; i++) {
     struct fifo *f = &fifos[i];
-    if (f->dropped) {
-      char note[80];
-      struct buf m = {note, 0, sizeof note};
-      putnum(&m, f->dropped, 1);
-      puts0(&m, " lines dropped: the log shipper fell behind");
-      long len = format_record(record, ms, 4, "kiln-log", note, m.n);
-      if (!try_write(f, record, len)) { f->dropped++; continue; }
-      f->dropped = 0;
-    }
+    /* Drops are reported before the next line, so the record sits where the gap is. */
+    if (!report_drops(f, ms)) { f->dropped++; continue; }
     long len = format_record(record, ms, severity, app, text, n);
     if (!try_write(f, record, len)) f->dropped++;
   }
+}
+
+/* Called every second while drops are owed: a quiet app must not keep the count from arriving. */
+static int drops_owed(void) {
+  int owed = 0;
+  for (int i = 0; i < fifo_count; i++) owed |= fifos[i].dropped != 0;
+  return owed;
+}
+static void retry_drop_reports(void) {
+  long ms = realtime_ms();
+  for (int i = 0; i < fifo_count; i++) report_drops(&fifos[i], ms);
 }
 
 /* ---- lines ---------------------------------------------------------------------------- */
@@ -464,10 +482,13 @@ void kiln_main(long *sp) {
       wait = line_started_ms + 500 - monotonic_ms();
       if (wait < 0) wait = 0;
     }
+    int owed = drops_owed();
+    if (owed && (wait < 0 || wait > 1000)) wait = 1000;
     long ready = sys3(SYS_poll, (long)&pfd, 1, wait);
     if (ready == -EINTR) continue;
     if (ready == 0) {
-      if (line_len > 0) emit();
+      if (line_len > 0 && monotonic_ms() - line_started_ms >= 500) emit();
+      if (owed) retry_drop_reports();
       continue;
     }
     long got = sys3(SYS_read, master, (long)chunk, sizeof chunk);

@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import { closeSync, constants, existsSync, openSync, readFileSync, writeSync } from "node:fs";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import os from "node:os";
@@ -33,10 +33,10 @@ import { startMoto, type Moto } from "./moto.js";
 const GROUP = "/kiln/cwtest/prod";
 const REGION = "us-east-1";
 
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, ms: number, what: string, context = () => ""): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -324,22 +324,37 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     const filler = "y".repeat(1000);
     let written = 0;
     let slowest = 0;
-    const outageEnds = Date.now() + 30_000;
+    const outageMs = Number(process.env.KILN_TEST_OUTAGE_MS ?? 30_000);
+    const outageEnds = Date.now() + outageMs;
     while (Date.now() < outageEnds) {
       for (let i = 0; i < 15; i++) slowest = Math.max(slowest, log.write(`line ${++written} ${filler}\n`));
       await new Promise((r) => setTimeout(r, 100));
     }
     await proxy.start();
+    // The app writes nothing more: the drop count must still arrive, once the FIFO has room.
+    await until(
+      async () => (await eventsOf(stream)).some((e) => e.message?.startsWith("kiln-log: ")),
+      60_000,
+      "the dropped-lines record",
+      () => `${shipper.stderr()}\n${JSON.stringify(proxy.seen.slice(-8))}\n${log.console().slice(-300)}`,
+    );
     log.write("after the outage\n");
     await until(
       async () => (await eventsOf(stream)).some((e) => e.message === "after the outage"),
-      60_000,
+      30_000,
       "the line written after the outage",
+      () => `${shipper.stderr()}\n${JSON.stringify(proxy.seen.slice(-8))}\n${log.console().slice(-300)}`,
     );
     const events = await eventsOf(stream);
-    const numbered = events.map((e) => /^line (\d+) /.exec(e.message ?? "")?.[1]).filter(Boolean).map(Number);
+    const numbered = events
+      .map((e) => /^line (\d+) /.exec(e.message ?? "")?.[1])
+      .filter(Boolean)
+      .map(Number);
     const dropNotes = events.filter((e) => e.message?.startsWith("kiln-log: "));
-    const dropped = dropNotes.reduce((n, e) => n + Number(/^kiln-log: (\d+) lines dropped: the log shipper fell behind$/.exec(e.message!)![1]), 0);
+    const dropped = dropNotes.reduce(
+      (n, e) => n + Number(/^kiln-log: (\d+) lines dropped: the log shipper fell behind$/.exec(e.message!)![1]),
+      0,
+    );
     // Nothing lost silently: every line either arrived, in order, or is counted in a drop record.
     expect([...numbered].sort((a, b) => a - b)).toEqual(numbered);
     expect(new Set(numbered).size).toBe(numbered.length);
@@ -348,7 +363,7 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     expect(slowest).toBeLessThan(50);
     expect(shipper.stderr()).toMatch(/no answer from the endpoint/);
     console.log(
-      `figure: 30 s outage, ${written} lines of 1 KiB written: ${numbered.length} delivered, ${dropped} dropped and counted; ` +
+      `figure: ${outageMs / 1000} s outage, ${written} lines of 1 KiB written: ${numbered.length} delivered, ${dropped} dropped and counted; ` +
         `slowest terminal write ${slowest.toFixed(2)} ms`,
     );
     expect(await log.close()).toBe(0);
@@ -359,19 +374,24 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     const shipper = await startShipper(stream);
     const count = 50_000;
     const before = proxy.seen.length;
-    const fd = openSync(shipper.fifo, constants.O_WRONLY); // blocking: the figure is the shipper's pace
+    // Written from libuv's thread pool: a blocking write on this thread would stall the proxy and IMDS too.
+    const fifo = await open(shipper.fifo, "w");
     const started = Date.now();
     const text = "GET /api/items/42 200 3.1ms user=alice trace=0f3c9a1e5b7d4c2a";
     let chunk = "";
     for (let i = 1; i <= count; i++) {
       chunk += `${Date.now()} 6 bench ${text} ${i}\n`;
       if (i % 500 === 0) {
-        writeSync(fd, chunk);
+        await fifo.write(chunk);
         chunk = "";
       }
     }
-    closeSync(fd);
-    const shipped = () => proxy.seen.slice(before).filter((s) => s.status === 200).reduce((n, s) => n + s.events, 0);
+    await fifo.close();
+    const shipped = () =>
+      proxy.seen
+        .slice(before)
+        .filter((s) => s.status === 200)
+        .reduce((n, s) => n + s.events, 0);
     await until(() => shipped() >= count, 120_000, "every bench line accepted");
     const seconds = (Date.now() - started) / 1000;
     const status = readFileSync(`/proc/${shipper.child.pid}/status`, "utf8");
@@ -437,8 +457,17 @@ describe("kiln-cwlogs signs like the SDK", () => {
           { signingDate: new Date("2026-03-01T12:34:56Z") },
         );
         const ours = await run(
-          [binary, "sign", "eu-west-1", host, "20260301T123456Z", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token ?? "-",
-            "Logs_20140328.PutLogEvents"],
+          [
+            binary,
+            "sign",
+            "eu-west-1",
+            host,
+            "20260301T123456Z",
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            token ?? "-",
+            "Logs_20140328.PutLogEvents",
+          ],
           { input: body },
         );
         expect(ours.stdout.trim()).toBe(signed.headers.authorization);
