@@ -20,6 +20,9 @@
  * throttled), it is retried with exponential backoff and jitter and nothing more is read, so
  * the FIFO fills and kiln-log's drop count becomes the "lines dropped" record once it drains.
  *
+ * SIGTERM (the init, powering off, once kiln-log has written its last line) makes it ship what
+ * the FIFO still holds, with at most a few quick attempts, and exit.
+ *
  * The "sign" form prints the Authorization header for one request, so tests can compare the
  * signature with an independent SigV4 implementation.
  *
@@ -42,7 +45,8 @@ static long sys5(long n, long a, long b, long c, long d, long e) {
   __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
   return r;
 }
-enum { SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_poll = 7, SYS_rt_sigaction = 13, SYS_nanosleep = 35,
+enum { SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_poll = 7, SYS_rt_sigaction = 13, SYS_rt_sigprocmask = 14,
+  SYS_signalfd4 = 289, SYS_nanosleep = 35,
   SYS_socket = 41, SYS_connect = 42, SYS_setsockopt = 54, SYS_fcntl = 72, SYS_rename = 82, SYS_unlink = 87,
   SYS_mknod = 133, SYS_arch_prctl = 158, SYS_clock_gettime = 228, SYS_exit_group = 231, SYS_getrandom = 318 };
 enum { EINTR = 4, EAGAIN = 11 };
@@ -705,6 +709,19 @@ static void create_stream(void) {
   call_logs("CreateLogStream", body.p, body.n, &a); /* ResourceAlreadyExistsException is fine */
 }
 
+/* SIGTERM arrives on a signalfd (blocked as a signal), so waits can end early for it. */
+static int stop_fd = -1;
+static int stopping;
+
+struct pollfd { int fd; short events, revents; };
+
+/* Waits MS milliseconds, or less when SIGTERM arrives (then stopping is set). */
+static void wait_or_stop(long ms) {
+  if (stop_fd < 0) { sleep_ms(ms); return; }
+  struct pollfd pfd = { stop_fd, 1 /* POLLIN */, 0 };
+  if (sys3(SYS_poll, (long)&pfd, 1, ms) > 0) stopping = 1;
+}
+
 /* Transitions only, so a long outage is two console lines, not one per attempt. */
 static int failing;
 static unsigned long failed_attempts;
@@ -768,8 +785,10 @@ static void send_batch(void) {
       }
     }
     report_failure(why);
+    /* Powering off: a few quick attempts, then the batch is given up (the init waits 5 s at most). */
+    if (stopping && delay >= 2000) break;
     /* Exponential backoff with jitter (half to all of the delay), up to 10 s between attempts. */
-    sleep_ms(delay / 2 + (long)(random_number() % (unsigned long)(delay / 2 + 1)));
+    wait_or_stop(stopping ? delay / 2 : delay / 2 + (long)(random_number() % (unsigned long)(delay / 2 + 1)));
     if (delay < 10000) delay *= 2;
   }
   if (a.status == 200) report_success();
@@ -861,8 +880,6 @@ static void drain_fifo(int fd) {
   }
 }
 
-struct pollfd { int fd; short events, revents; };
-
 __attribute__((noreturn)) static void ship(int fifo) {
   start_batch();
   for (;;) {
@@ -871,9 +888,15 @@ __attribute__((noreturn)) static void ship(int fifo) {
       wait = batch_started_ms + FLUSH_MS - monotonic_ms();
       if (wait < 0) wait = 0;
     }
-    struct pollfd pfd = { fifo, 1 /* POLLIN */, 0 };
-    long ready = sys3(SYS_poll, (long)&pfd, 1, wait);
+    struct pollfd pfd[2] = { { fifo, 1 /* POLLIN */, 0 }, { stop_fd, 1, 0 } };
+    long ready = sys3(SYS_poll, (long)pfd, stop_fd >= 0 ? 2 : 1, wait);
+    if (ready > 0 && pfd[1].revents) stopping = 1;
     if (ready > 0) drain_fifo(fifo);
+    if (stopping) {
+      drain_fifo(fifo);
+      send_batch();
+      quit(0);
+    }
     if (batch_events && monotonic_ms() - batch_started_ms >= FLUSH_MS) send_batch();
   }
 }
@@ -999,6 +1022,9 @@ static int run(int argc, char **argv) {
   /* A reader that went away must not kill the writer of a socket: errors are handled where they occur. */
   struct { long handler, flags, restorer, mask; } ignore = { 1 /* SIG_IGN */, 0, 0, 0 };
   sys5(SYS_rt_sigaction, 13 /* SIGPIPE */, (long)&ignore, 0, 8, 0);
+  unsigned long term = 1UL << (15 /* SIGTERM */ - 1);
+  if (sys5(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, (long)&term, 0, 8, 0) == 0)
+    stop_fd = (int)sys5(SYS_signalfd4, -1, (long)&term, 8, 04000 /* NONBLOCK */ | 02000000 /* CLOEXEC */, 0);
   ship(open_fifo(argv[1]));
 }
 
