@@ -231,5 +231,13 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
     expect(frames).toContainEqual(expect.objectContaining({ app: "kiln-init", msg: expect.stringMatching(/^starting app: /) }));
     for (const secret of [dbPassword, apiKey, roleSecret, roleToken]) expect(datagrams.join("\n")).not.toContain(secret);
     expect(await vm!.shutdown(30_000)).toBe("clean");
+    // Powering off, the init has kiln-cwlogs send what it still held: the last line is in CloudWatch Logs.
+    const last = await awsCall(moto, "logs", "Logs_20140328.GetLogEvents", {
+      logGroupName: logGroup,
+      logStreamName: instanceId,
+      startFromHead: false,
+      limit: 5,
+    });
+    expect((last.events as { message: string }[]).map((e) => e.message)).toContain("kiln-init: powering off");
   });
 });

@@ -28,6 +28,7 @@ import { buildLogShipper } from "../../src/bake/https-client.js";
 import { run } from "../../src/exec.js";
 import { openSandbox } from "../../src/sandbox.js";
 import { quiet, repo, sharedHome } from "./harness.js";
+import { issue, makeCa, startTlsServer } from "../fixtures/tls/pki.js";
 import { startMoto, type Moto } from "./moto.js";
 
 const GROUP = "/kiln/cwtest/prod";
@@ -206,11 +207,14 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
   });
 
   /** Starts a shipper for STREAM reading FIFO; resolves once the FIFO exists. */
-  async function startShipper(stream: string): Promise<{ fifo: string; child: ChildProcess; stderr: () => string }> {
+  async function startShipper(
+    stream: string,
+    tls?: { endpoint: string; caFile: string },
+  ): Promise<{ fifo: string; child: ChildProcess; stderr: () => string }> {
     const fifo = path.join(dir, `${stream}.fifo`);
     const imdsPort = (imds.server.address() as AddressInfo).port;
-    const endpoint = `http://127.0.0.1:${proxy.port}`;
-    const args = [fifo, REGION, GROUP, stream, endpoint, "127.0.0.1", "-", `127.0.0.1:${imdsPort}`];
+    const endpoint = tls?.endpoint ?? `http://127.0.0.1:${proxy.port}`;
+    const args = [fifo, REGION, GROUP, stream, endpoint, "127.0.0.1", tls?.caFile ?? "-", `127.0.0.1:${imdsPort}`];
     const child = spawn(shipperBinary, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -377,6 +381,35 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     );
     expect(await log.close()).toBe(0);
   }, 180_000);
+
+  it("ships over TLS verified against its CA file, and sends nothing to a server whose certificate does not chain to it", async () => {
+    const root = await makeCa(dir, "cw-root");
+    const stranger = await makeCa(dir, "cw-stranger");
+    const good = await startTlsServer(await issue(dir, "cw-good", { dnsName: "logs.kiln.test", issuer: root }), {
+      forwardTo: Number(new URL(moto.upstream).port),
+    });
+    const forged = await startTlsServer(await issue(dir, "cw-forged", { dnsName: "logs.kiln.test", issuer: stranger }), {
+      forwardTo: Number(new URL(moto.upstream).port),
+    });
+    try {
+      const trusted = await startShipper("i-0tls", { endpoint: `https://logs.kiln.test:${good.port}`, caFile: root.cert });
+      const refused = await startShipper("i-0forged", { endpoint: `https://logs.kiln.test:${forged.port}`, caFile: root.cert });
+      for (const fifo of [trusted.fifo, refused.fifo]) {
+        const log = await startKilnLog(kilnLog, dir, fifo);
+        log.write("over TLS\n");
+        expect(await log.close()).toBe(0);
+      }
+      await until(async () => (await eventsOf("i-0tls")).length >= 1, 20_000, "the event sent over TLS", trusted.stderr);
+      expect((await eventsOf("i-0tls")).map((e) => e.message)).toEqual(["over TLS"]);
+      expect(good.received()).toContain("X-Amz-Target: Logs_20140328.PutLogEvents"); // what the TLS front decrypted
+      await until(() => /cannot deliver logs/.test(refused.stderr()), 20_000, "the refusal");
+      expect(await eventsOf("i-0forged")).toEqual([]);
+      expect(forged.received()).toBe(""); // refused during the handshake: not one byte of a request
+    } finally {
+      await good.close();
+      await forged.close();
+    }
+  }, 90_000);
 
   it("on SIGTERM (powering off) ships what it holds at once and exits", async () => {
     const shipper = await startShipper("i-0stop");
