@@ -407,6 +407,29 @@ static int sock_write(void *ctx, const unsigned char *buf, size_t len) {
   }
 }
 
+/* Why the last exchange got no answer, in words a person can act on (for the console line). */
+static const char *no_answer = "no answer from the endpoint";
+
+static const char *errno_text(long e) {
+  switch (e) {
+    case 111: return "connection refused";
+    case 110: case 115: case 11: return "timed out";
+    case 101: case 113: return "endpoint unreachable";
+    default: return "no answer from the endpoint";
+  }
+}
+
+static const char *tls_text(int err) {
+  switch (err) {
+    case BR_ERR_X509_NOT_TRUSTED: return "TLS: certificate not trusted (its chain leads to no CA in the CA file)";
+    case BR_ERR_X509_BAD_SERVER_NAME: return "TLS: certificate name mismatch";
+    case BR_ERR_X509_EXPIRED: return "TLS: certificate expired or not yet valid";
+    case BR_ERR_X509_TIME_UNKNOWN: return "TLS: the clock is not set";
+    case BR_ERR_IO: return errno_text(last_errno);
+    default: return "TLS handshake or protocol failure";
+  }
+}
+
 static int connect_to(const struct peer *p) {
   long fd = sys3(SYS_socket, 2 /* AF_INET */, 1 /* SOCK_STREAM */ | 0x80000 /* CLOEXEC */, 0);
   if (fd < 0) return -1;
@@ -420,6 +443,7 @@ static int connect_to(const struct peer *p) {
   long r;
   do r = sys3(SYS_connect, fd, (long)&sa, sizeof sa); while (r == -EINTR);
   if (r < 0) {
+    no_answer = errno_text(-r);
     sys3(SYS_close, fd, 0, 0);
     return -1;
   }
@@ -462,6 +486,7 @@ static void exchange(const struct peer *p, const char *head, size head_len, cons
   size got = 0;
   a->status = 0;
   a->body[0] = 0;
+  no_answer = "no answer from the endpoint";
   int fd = connect_to(p);
   if (fd < 0) return;
   if (!p->tls) {
@@ -498,6 +523,7 @@ static void exchange(const struct peer *p, const char *head, size head_len, cons
   }
   sys3(SYS_close, fd, 0, 0);
   parse_answer(a, raw, got);
+  if (!a->status) no_answer = p->tls ? tls_text(br_ssl_engine_last_error(&client.eng)) : "no HTTP answer from the endpoint";
 }
 
 /* ---- JSON ---------------------------------------------------------------------------- */
@@ -765,7 +791,7 @@ static void send_batch(void) {
         call_logs("PutLogEvents", batch.p, batch.n, &a);
         if (a.status == 200) break;
       }
-      if (a.status == 0) why = "no answer from the endpoint";
+      if (a.status == 0) why = no_answer;
       else if (error_is(&a, "ThrottlingException")) why = "throttled";
       else if (a.status >= 500) why = "the service failed";
       else if (a.status == 403 || error_is(&a, "ExpiredTokenException") || error_is(&a, "UnrecognizedClientException")
