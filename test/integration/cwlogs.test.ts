@@ -416,6 +416,40 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     }
   }, 90_000);
 
+  it("kiln-log keeps the console going when the shipper dies, and when a FIFO has no reader or does not exist", async () => {
+    const shipper = await startShipper("i-0dies");
+    const lonely = path.join(dir, "no-reader.fifo");
+    await run(["mkfifo", lonely]);
+    const child = spawn(kilnLog, [path.join(dir, "dies.tty"), "cwapp", "i-host", "--fifo", shipper.fifo, "--fifo", lonely], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await until(() => existsSync(path.join(dir, "dies.tty")), 5000, "kiln-log's terminal");
+    const fd = openSync(readFileSync(path.join(dir, "dies.tty"), "utf8").trim(), constants.O_WRONLY | constants.O_NOCTTY);
+    writeSync(fd, "before the shipper dies\n");
+    await until(async () => (await eventsOf("i-0dies")).length >= 1, 20_000, "the first event");
+    shipper.child.kill("SIGKILL");
+    await new Promise((r) => shipper.child.once("exit", r));
+    for (let i = 1; i <= 50; i++) writeSync(fd, `after ${i}\n`);
+    closeSync(fd);
+    expect(await exited).toBe(0); // not killed by SIGPIPE, not stuck on a FIFO without a reader
+    expect(out).toContain("after 50");
+    const missing = spawn(kilnLog, [
+      path.join(dir, "x.tty"),
+      "a",
+      "h",
+      "--fifo",
+      path.join(dir, "absent.fifo"),
+      "--fifo",
+      "/",
+      "--fifo",
+      "z",
+    ]);
+    expect(await new Promise((resolve) => missing.on("exit", resolve))).toBe(1); // a third --fifo is a usage error
+  }, 60_000);
+
   it("on SIGTERM (powering off) ships what it holds at once and exits", async () => {
     const shipper = await startShipper("i-0stop");
     const log = await startKilnLog(kilnLog, dir, shipper.fifo);
