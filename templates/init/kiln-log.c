@@ -295,8 +295,9 @@ static long realtime_ms(void) {
   return t.sec * 1000 + t.nsec / 1000000;
 }
 
-/* "<ms> <severity> <app> <text>\n", the text cut so the record fits in RECORD_MAX. */
-static long format_record(char *out, long ms, int severity, const char *app, const char *text, long n) {
+/* "<ms> <severity> <app> <text>\n" with as much of the text as fits in RECORD_MAX (cut between
+   UTF-8 characters); *used says how much that was, the caller sends the rest as more records. */
+static long format_record(char *out, long ms, int severity, const char *app, const char *text, long n, long *used) {
   struct buf r = {out, 0, RECORD_MAX};
   putnum(&r, (unsigned long)ms, 1);
   put(&r, " ", 1);
@@ -304,10 +305,13 @@ static long format_record(char *out, long ms, int severity, const char *app, con
   put(&r, " ", 1);
   puts0(&r, app);
   put(&r, " ", 1);
-  long room = RECORD_MAX - 1 - r.n;
-  put(&r, text, n < room ? n : room);
+  long take = RECORD_MAX - 1 - r.n;
+  if (take >= n) take = n;
+  else while (take > 0 && (text[take] & 0xc0) == 0x80) take--;
+  put(&r, text, take);
   r.cap = RECORD_MAX + 1; /* the newline always fits */
   put(&r, "\n", 1);
+  *used = take;
   return r.n;
 }
 
@@ -338,7 +342,8 @@ static int report_drops(struct fifo *f, long ms) {
   struct buf m = {note, 0, sizeof note};
   putnum(&m, f->dropped, 1);
   puts0(&m, " lines dropped: the log shipper fell behind");
-  long len = format_record(record, ms, 4, "kiln-log", note, m.n);
+  long used;
+  long len = format_record(record, ms, 4, "kiln-log", note, m.n, &used);
   if (!try_write(f, record, len)) return 0;
   f->dropped = 0;
   return 1;
@@ -348,10 +353,17 @@ static void feed_fifos(int severity, const char *app, const char *text, long n) 
   long ms = realtime_ms();
   for (int i = 0; i < fifo_count; i++) {
     struct fifo *f = &fifos[i];
-    /* Drops are reported before the next line, so the record sits where the gap is. */
-    if (!report_drops(f, ms)) { f->dropped++; continue; }
-    long len = format_record(record, ms, severity, app, text, n);
-    if (!try_write(f, record, len)) f->dropped++;
+    /* A line longer than a record goes as several; drops are reported before the next line,
+       so the record sits where the gap is. A line lost in part counts as one dropped line. */
+    const char *rest = text;
+    long left = n, used;
+    do {
+      if (!report_drops(f, ms)) { f->dropped++; break; }
+      long len = format_record(record, ms, severity, app, rest, left, &used);
+      if (!try_write(f, record, len)) { f->dropped++; break; }
+      rest += used;
+      left -= used;
+    } while (left > 0);
   }
 }
 

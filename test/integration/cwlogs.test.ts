@@ -268,6 +268,18 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     expect(await log.close()).toBe(0);
   }, 60_000);
 
+  it("sends a line longer than a FIFO record (4 KiB) whole, as consecutive events", async () => {
+    const shipper = await startShipper("i-0long");
+    const log = await startKilnLog(kilnLog, dir, shipper.fifo);
+    const long = "é".repeat(2040); // 4080 bytes: one kiln-log line, more than a record's text room
+    log.write(`${long}\n`);
+    await until(async () => (await eventsOf("i-0long")).length >= 2, 20_000, "the long line's events");
+    const messages = (await eventsOf("i-0long")).map((e) => e.message ?? "");
+    expect(messages.join("")).toBe(long);
+    expect(messages.every((m) => !m.includes("\ufffd"))).toBe(true); // cut between characters
+    expect(await log.close()).toBe(0);
+  }, 60_000);
+
   it("backs off on ThrottlingException, then delivers", async () => {
     await logs.send(new CreateLogStreamCommand({ logGroupName: GROUP, logStreamName: "i-0throttle" }));
     const shipper = await startShipper("i-0throttle");
