@@ -1,5 +1,5 @@
 /**
- * The init's small C helpers (kiln-exec, kiln-log, kiln-https) are built without libc (raw
+ * The init's small C helpers (kiln-exec, kiln-log, kiln-https, kiln-cwlogs) are built without libc (raw
  * system calls), so they are tiny, static and byte-reproducible. One compile recipe for all of
  * them, cached in the layers directory by (source, compiler, linked libraries).
  */

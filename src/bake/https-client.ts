@@ -52,19 +52,28 @@ export async function loadAwsRoots(ctx: BakeContext): Promise<{ pem: Buffer; pkg
  * libc; unlike it, it links Debian's static libbearssl.a (libbearssl-dev on the build host).
  */
 export async function buildHttpsClient(ctx: BakeContext): Promise<Buffer> {
+  return compileWithBearssl(ctx, "kiln-https");
+}
+
+/** kiln-cwlogs, the CloudWatch Logs shipper: BearSSL for its TLS, SHA-256 and HMAC, built like kiln-https. */
+export async function buildLogShipper(ctx: BakeContext): Promise<Buffer> {
+  return compileWithBearssl(ctx, "kiln-cwlogs");
+}
+
+async function compileWithBearssl(ctx: BakeContext, name: string): Promise<Buffer> {
   const library = (await run(["gcc", "-print-file-name=libbearssl.a"])).stdout.trim();
   // gcc echoes the bare name when it finds no such library.
   if (!path.isAbsolute(library)) {
-    throw new KilnError("the BearSSL library (libbearssl.a) is not installed: kiln compiles the image's HTTPS client against it", {
+    throw new KilnError(`the BearSSL library (libbearssl.a) is not installed: kiln compiles the image's ${name} against it`, {
       hint: "install the Debian package libbearssl-dev (scripts/install-deps.sh does)",
     });
   }
   // -fno-tree-loop-distribute-patterns: gcc must not turn the memcpy/memset it is compiling
   // into calls to themselves. --gc-sections drops the parts of BearSSL nothing reaches.
   return compileFreestanding(ctx, {
-    name: "kiln-https",
+    name,
     libraries: [library],
     extraFlags: ["-fno-tree-loop-distribute-patterns", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"],
-    hint: "kiln-https needs BearSSL's headers and static library: install libbearssl-dev",
+    hint: `${name} needs BearSSL's headers and static library: install libbearssl-dev`,
   });
 }

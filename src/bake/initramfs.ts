@@ -1,5 +1,6 @@
 /**
- * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, kiln-https
+ * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, kiln-https,
+ * kiln-cwlogs (the CloudWatch Logs shipper)
  * with Amazon's root CAs (from the pinned ca-certificates package), and the
  * kernel modules with their load-order and alias tables, as a reproducible gzipped cpio.
  * It depends only on the kernel, busybox and kiln's templates, never on the app, so every
@@ -14,7 +15,7 @@ import { exists, sha256, cachedSha256, writeFileAtomic } from "../fsutil.js";
 import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 import { compileFreestanding } from "./freestanding.js";
-import { buildHttpsClient, loadAwsRoots } from "./https-client.js";
+import { buildHttpsClient, buildLogShipper, loadAwsRoots } from "./https-client.js";
 import type { KernelLayer } from "./kernel.js";
 
 export interface InitLayer {
@@ -35,6 +36,7 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const kilnExec = await compileFreestanding(ctx, { name: "kiln-exec" });
   const kilnLog = await compileFreestanding(ctx, { name: "kiln-log" });
   const kilnHttps = await buildHttpsClient(ctx);
+  const kilnCwlogs = await buildLogShipper(ctx);
   const awsRoots = await loadAwsRoots(ctx);
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
   const scripts = await Promise.all(
@@ -47,6 +49,7 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
       sha256(kilnExec),
       sha256(kilnLog),
       sha256(kilnHttps),
+      sha256(kilnCwlogs),
       packageIdentity(awsRoots.pkg),
       sha256(awsRoots.pem),
       sha256(initScript),
@@ -73,6 +76,7 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
     { path: "bin/kiln-exec", type: "file", mode: 0o755, data: kilnExec },
     { path: "bin/kiln-log", type: "file", mode: 0o755, data: kilnLog },
     { path: "bin/kiln-https", type: "file", mode: 0o755, data: kilnHttps },
+    { path: "bin/kiln-cwlogs", type: "file", mode: 0o755, data: kilnCwlogs },
     { path: "etc/kiln/aws-roots.pem", type: "file", mode: 0o644, data: awsRoots.pem },
     ...scripts.map((s): CpioEntry => ({ path: `bin/${s.name}`, type: "file", mode: 0o755, data: s.data })),
     { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },

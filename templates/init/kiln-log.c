@@ -1,7 +1,7 @@
 /*
  * kiln-log: the app's console. Runs in the initramfs next to the init, for the whole boot.
  *
- *   kiln-log TTYFILE APPNAME HOSTNAME [udp|tcp ADDRESS PORT]
+ *   kiln-log TTYFILE APPNAME HOSTNAME [udp|tcp ADDRESS PORT] [--fifo PATH]...   (up to 2 FIFOs)
  *
  * It allocates a pseudo-terminal, writes the slave's path (/dev/pts/N) to TTYFILE, and from
  * then on reads everything written to that terminal: each line goes to the serial console
@@ -20,6 +20,13 @@
  * kiln-log exits once every writer has closed the terminal and it has printed what was left,
  * which is how the init knows the console is complete before powering off.
  *
+ * Each --fifo PATH gets every line as one record, "<unix-time-ms> <severity> <app-name> <text>\n",
+ * for a log shipper reading the FIFO (kiln-cwlogs). Records are written without blocking and
+ * at most PIPE_BUF bytes long, so each write is all or nothing: while the FIFO is full, or has
+ * no reader, lines are dropped and counted, and once it accepts again the first record says
+ * how many ("kiln-log" as app-name). A shipper that falls behind or dies costs lines, never
+ * the console or the app.
+ *
  * Built without libc (raw x86-64 syscalls), like kiln-exec: a few KB, static, reproducible.
  */
 #define SYS_read 0
@@ -34,10 +41,12 @@
 #define SYS_setsockopt 54
 #define SYS_exit 60
 #define SYS_rename 82
+#define SYS_rt_sigaction 13
 #define SYS_clock_gettime 228
 
 #define O_WRONLY 01
 #define O_RDWR 02
+#define O_NONBLOCK 04000
 #define O_CREAT 0100
 #define O_NOCTTY 0400
 #define O_TRUNC 01000
@@ -55,6 +64,7 @@
 #define POLLIN 1
 #define EINTR 4
 #define EIO 5
+#define EAGAIN 11
 #define CLOCK_REALTIME 0
 #define CLOCK_MONOTONIC 1
 
@@ -266,6 +276,108 @@ static void ship(int severity, const char *app, const char *msg, long n) {
   send_frame(frame, f.n);
 }
 
+/* ---- FIFO outputs for log shippers ---------------------------------------------------- */
+/* PIPE_BUF: writes up to this size to a pipe are atomic, so a record is never cut in two. */
+#define RECORD_MAX 4096
+#define MAX_FIFOS 2
+
+struct fifo {
+  const char *path;
+  long fd;                /* -1: not open (no reader yet, or the reader went away) */
+  unsigned long dropped;  /* lines lost since the last record that got through */
+};
+static struct fifo fifos[MAX_FIFOS];
+static int fifo_count;
+
+static long realtime_ms(void) {
+  struct timespec t;
+  sys3(SYS_clock_gettime, CLOCK_REALTIME, (long)&t, 0);
+  return t.sec * 1000 + t.nsec / 1000000;
+}
+
+/* "<ms> <severity> <app> <text>\n" with as much of the text as fits in RECORD_MAX (cut between
+   UTF-8 characters); *used says how much that was, the caller sends the rest as more records. */
+static long format_record(char *out, long ms, int severity, const char *app, const char *text, long n, long *used) {
+  struct buf r = {out, 0, RECORD_MAX};
+  putnum(&r, (unsigned long)ms, 1);
+  put(&r, " ", 1);
+  putnum(&r, (unsigned long)severity, 1);
+  put(&r, " ", 1);
+  puts0(&r, app);
+  put(&r, " ", 1);
+  long take = RECORD_MAX - 1 - r.n;
+  if (take >= n) take = n;
+  else while (take > 0 && (text[take] & 0xc0) == 0x80) take--;
+  put(&r, text, take);
+  r.cap = RECORD_MAX + 1; /* the newline always fits */
+  put(&r, "\n", 1);
+  *used = take;
+  return r.n;
+}
+
+/* One non-blocking write of a whole record: 1 if it went in. A reader that is gone closes the
+   FIFO here (SIGPIPE is ignored), and the next line tries to open it again. */
+static int try_write(struct fifo *f, const char *record, long n) {
+  if (f->fd < 0) {
+    /* ENXIO while nobody has the FIFO open for reading: the line is dropped, not waited for. */
+    f->fd = sys3(SYS_open, (long)f->path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
+    if (f->fd < 0) return 0;
+  }
+  long w;
+  do w = sys3(SYS_write, f->fd, (long)record, n); while (w == -EINTR);
+  if (w == n) return 1;
+  if (w != -EAGAIN) {
+    sys3(SYS_close, f->fd, 0, 0);
+    f->fd = -1;
+  }
+  return 0;
+}
+
+static char record[RECORD_MAX + 1];
+
+/* The "N lines dropped" record, once the FIFO takes it: 1 when nothing is owed any more. */
+static int report_drops(struct fifo *f, long ms) {
+  if (!f->dropped) return 1;
+  char note[80];
+  struct buf m = {note, 0, sizeof note};
+  putnum(&m, f->dropped, 1);
+  puts0(&m, " lines dropped: the log shipper fell behind");
+  long used;
+  long len = format_record(record, ms, 4, "kiln-log", note, m.n, &used);
+  if (!try_write(f, record, len)) return 0;
+  f->dropped = 0;
+  return 1;
+}
+
+static void feed_fifos(int severity, const char *app, const char *text, long n) {
+  long ms = realtime_ms();
+  for (int i = 0; i < fifo_count; i++) {
+    struct fifo *f = &fifos[i];
+    /* A line longer than a record goes as several; drops are reported before the next line,
+       so the record sits where the gap is. A line lost in part counts as one dropped line. */
+    const char *rest = text;
+    long left = n, used;
+    do {
+      if (!report_drops(f, ms)) { f->dropped++; break; }
+      long len = format_record(record, ms, severity, app, rest, left, &used);
+      if (!try_write(f, record, len)) { f->dropped++; break; }
+      rest += used;
+      left -= used;
+    } while (left > 0);
+  }
+}
+
+/* Called every second while drops are owed: a quiet app must not keep the count from arriving. */
+static int drops_owed(void) {
+  int owed = 0;
+  for (int i = 0; i < fifo_count; i++) owed |= fifos[i].dropped != 0;
+  return owed;
+}
+static void retry_drop_reports(void) {
+  long ms = realtime_ms();
+  for (int i = 0; i < fifo_count; i++) report_drops(&fifos[i], ms);
+}
+
 /* ---- lines ---------------------------------------------------------------------------- */
 #define LINE_MAX 4096
 static char line[LINE_MAX];
@@ -290,12 +402,14 @@ static void emit(void) {
   put(&o, text, n);
   put(&o, "\n", 1);
   write_all(1, out, o.n);
-  if (!proto) return;
+  if (!proto && !fifo_count) return;
   const char *prefix = "kiln-init: ";
+  const char *app = app_name;
   long plen = (long)length(prefix), i = 0;
   while (i < plen && i < n && text[i] == prefix[i]) i++;
-  if (i == plen) ship(severity, "kiln-init", text + plen, n - plen);
-  else ship(severity, app_name, text, n);
+  if (i == plen) app = "kiln-init", text += plen, n -= plen;
+  if (proto) ship(severity, app, text, n);
+  if (fifo_count) feed_fifos(severity, app, text, n);
 }
 
 static void take(const char *p, long n) {
@@ -310,9 +424,31 @@ static void take(const char *p, long n) {
 struct pollfd { int fd; short events, revents; };
 
 void kiln_main(long *sp) {
-  long argc = sp[0];
-  char **argv = (char **)(sp + 1);
-  if (argc != 4 && argc != 7) die("usage: kiln-log TTYFILE APPNAME HOSTNAME [udp|tcp ADDRESS PORT]");
+  long given = sp[0];
+  char **args = (char **)(sp + 1);
+  /* --fifo PATH may appear anywhere; the rest are positional. */
+  static char *argv[8];
+  long argc = 0;
+  for (long k = 0; k < given; k++) {
+    const char *a = args[k];
+    if (a[0] == '-' && a[1] == '-' && a[2] == 'f' && a[3] == 'i' && a[4] == 'f' && a[5] == 'o' && !a[6]) {
+      if (k + 1 >= given || !args[k + 1][0]) die("--fifo needs a path");
+      if (fifo_count == MAX_FIFOS) die("at most 2 --fifo outputs");
+      fifos[fifo_count].path = args[++k];
+      fifos[fifo_count].fd = -1;
+      fifo_count++;
+    } else if (argc < 8) {
+      argv[argc++] = args[k];
+    } else {
+      argc = 9; /* too many: refused below */
+    }
+  }
+  if (argc != 4 && argc != 7) die("usage: kiln-log TTYFILE APPNAME HOSTNAME [udp|tcp ADDRESS PORT] [--fifo PATH]...");
+  if (fifo_count) {
+    /* A FIFO whose reader went away makes write() raise SIGPIPE: that must not end the console. */
+    long ignore[4] = {1 /* SIG_IGN */, 0, 0, 0};
+    sys6(SYS_rt_sigaction, 13 /* SIGPIPE */, (long)ignore, 0, 8, 0, 0);
+  }
   app_name = argv[2];
   host_name = argv[3];
   if (argc == 7) {
@@ -358,10 +494,13 @@ void kiln_main(long *sp) {
       wait = line_started_ms + 500 - monotonic_ms();
       if (wait < 0) wait = 0;
     }
+    int owed = drops_owed();
+    if (owed && (wait < 0 || wait > 1000)) wait = 1000;
     long ready = sys3(SYS_poll, (long)&pfd, 1, wait);
     if (ready == -EINTR) continue;
     if (ready == 0) {
-      if (line_len > 0) emit();
+      if (line_len > 0 && monotonic_ms() - line_started_ms >= 500) emit();
+      if (owed) retry_drop_reports();
       continue;
     }
     long got = sys3(SYS_read, master, (long)chunk, sizeof chunk);

@@ -3,7 +3,8 @@
 // on the host answers at 169.254.169.254:80 through QEMU's guestfwd. From it the app gets the
 // user-data variables and the instance facts; ssm:/kms: values are resolved by the init with
 // the instance-role credentials IMDS hands out, against moto's SSM and KMS; the logs go to a
-// UDP syslog listener on the host as RFC 5424.
+// UDP syslog listener on the host as RFC 5424, and to moto's CloudWatch Logs (KILN_CLOUDWATCH_LOGS:
+// kiln-cwlogs, stream = the instance id IMDS served, signed with the role's credentials).
 import dgram from "node:dgram";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +26,8 @@ const dbPassword = 's3cret-from-ssm "quoted" ünïcode';
 const apiKey = "api-key-from-kms";
 const roleSecret = "role-secret-access-key-EXAMPLE";
 const roleToken = "role-session-token-EXAMPLE";
+const logGroup = "/kiln/env-app/staging";
+const instanceId = "i-0abc1234def567890";
 
 async function awsCall(moto: Moto, service: string, target: string, body: unknown): Promise<Record<string, unknown>> {
   const response = await fetch(`${moto.endpoint}/`, {
@@ -36,7 +39,8 @@ async function awsCall(moto: Moto, service: string, target: string, body: unknow
       authorization: `AWS4-HMAC-SHA256 Credential=testing/20250101/${region}/${service}/aws4_request, SignedHeaders=host, Signature=0`,
     },
   });
-  const json = (await response.json()) as Record<string, unknown>;
+  const text = await response.text(); // CreateLogGroup answers with an empty body
+  const json = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
   if (!response.ok) throw new Error(`${target}: ${JSON.stringify(json)}`);
   return json;
 }
@@ -82,6 +86,7 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
       KeyId: key.KeyMetadata.KeyId,
       Plaintext: Buffer.from(apiKey).toString("base64"),
     })) as { CiphertextBlob: string };
+    await awsCall(moto, "logs", "Logs_20140328.CreateLogGroup", { logGroupName: logGroup });
     syslog.on("message", (m) => datagrams.push(m.toString("utf8")));
     await new Promise<void>((resolve) => syslog.bind(0, "127.0.0.1", resolve));
     const motoPort = new URL(moto.endpoint).port;
@@ -102,6 +107,7 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
         // The guest reaches the host's loopback services at the user network's host address.
         `KILN_AWS_ENDPOINT=http://${IMDS_NETWORK_HOST}:${motoPort}`,
         `KILN_SYSLOG=udp://${IMDS_NETWORK_HOST}:${syslog.address().port}`,
+        `KILN_CLOUDWATCH_LOGS=${logGroup}`,
         "",
       ].join("\r\n"),
     });
@@ -175,6 +181,41 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
     for (const secret of [dbPassword, apiKey, roleSecret, roleToken, "s3cret"]) expect(console).not.toContain(secret);
   });
 
+  it("ships the app's and the init's lines to CloudWatch Logs, stream = the instance id", async () => {
+    const port = vm!.record.forwards[0]!.hostPort;
+    const written = Date.now();
+    await httpGet(`http://127.0.0.1:${port}/log`);
+    const messages = async (): Promise<{ message: string; timestamp: number }[]> => {
+      const page = await awsCall(moto, "logs", "Logs_20140328.GetLogEvents", {
+        logGroupName: logGroup,
+        logStreamName: instanceId,
+        startFromHead: true,
+      }).catch(() => ({ events: [] }));
+      return (page.events ?? []) as { message: string; timestamp: number }[];
+    };
+    const deadline = Date.now() + 30_000;
+    while (!(await messages()).some((e) => e.message === "env-app: an error on stderr") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const seenAfter = Date.now() - written;
+    const events = await messages();
+    const texts = events.map((e) => e.message);
+    expect(texts, `${texts.join("\n")}\n${await vm!.consoleTail(60)}`).toContain("env-app: an error on stderr");
+    expect(texts).toContain("env-app listening on 8080");
+    expect(texts).toContain("env-app: request to /log on stdout");
+    expect(texts).toContainEqual(expect.stringMatching(/^kiln-init: starting app: /));
+    expect(texts).toContainEqual(
+      `kiln-init: shipping logs to CloudWatch Logs: group ${logGroup}, stream ${instanceId}, ` +
+        `http://${IMDS_NETWORK_HOST}:${new URL(moto.endpoint).port} (${IMDS_NETWORK_HOST})`,
+    );
+    const times = events.map((e) => e.timestamp);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+    for (const secret of [dbPassword, apiKey, roleSecret, roleToken]) expect(texts.join("\n")).not.toContain(secret);
+    // The app still answers while its lines are shipped.
+    expect((await httpGet(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    console.log(`figure: guest app line -> visible in moto's CloudWatch Logs: ${seenAfter} ms (TCG guest, 1 s batches)`);
+  }, 60_000);
+
   it("ships the app's and the init's lines to the syslog server as RFC 5424 over UDP", async () => {
     const port = vm!.record.forwards[0]!.hostPort;
     await httpGet(`http://127.0.0.1:${port}/log`);
@@ -190,5 +231,13 @@ describe.sequential("configuration from EC2 instance metadata (IMDSv2)", () => {
     expect(frames).toContainEqual(expect.objectContaining({ app: "kiln-init", msg: expect.stringMatching(/^starting app: /) }));
     for (const secret of [dbPassword, apiKey, roleSecret, roleToken]) expect(datagrams.join("\n")).not.toContain(secret);
     expect(await vm!.shutdown(30_000)).toBe("clean");
+    // Powering off, the init has kiln-cwlogs send what it still held: the last line is in CloudWatch Logs.
+    const last = await awsCall(moto, "logs", "Logs_20140328.GetLogEvents", {
+      logGroupName: logGroup,
+      logStreamName: instanceId,
+      startFromHead: false,
+      limit: 5,
+    });
+    expect((last.events as { message: string }[]).map((e) => e.message)).toContain("kiln-init: powering off");
   });
 });
