@@ -52,19 +52,27 @@ export async function loadAwsRoots(ctx: BakeContext): Promise<{ pem: Buffer; pkg
  * libc; unlike it, it links Debian's static libbearssl.a (libbearssl-dev on the build host).
  */
 export async function buildHttpsClient(ctx: BakeContext): Promise<Buffer> {
+  return compileWithBearSsl(ctx, "kiln-https");
+}
+
+/** Compiles templates/init/NAME.c (freestanding) against Debian's static BearSSL library. */
+export async function compileWithBearSsl(ctx: BakeContext, name: string): Promise<Buffer> {
   const library = (await run(["gcc", "-print-file-name=libbearssl.a"])).stdout.trim();
   // gcc echoes the bare name when it finds no such library.
   if (!path.isAbsolute(library)) {
-    throw new KilnError("the BearSSL library (libbearssl.a) is not installed: kiln compiles the image's HTTPS client against it", {
-      hint: "install the Debian package libbearssl-dev (scripts/install-deps.sh does)",
-    });
+    throw new KilnError(
+      "the BearSSL library (libbearssl.a) is not installed: kiln compiles the image's TLS clients (kiln-https, kiln-syslog-tls) against it",
+      {
+        hint: "install the Debian package libbearssl-dev (scripts/install-deps.sh does)",
+      },
+    );
   }
   // -fno-tree-loop-distribute-patterns: gcc must not turn the memcpy/memset it is compiling
   // into calls to themselves. --gc-sections drops the parts of BearSSL nothing reaches.
   return compileFreestanding(ctx, {
-    name: "kiln-https",
+    name,
     libraries: [library],
     extraFlags: ["-fno-tree-loop-distribute-patterns", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"],
-    hint: "kiln-https needs BearSSL's headers and static library: install libbearssl-dev",
+    hint: `${name} needs BearSSL's headers and static library: install libbearssl-dev`,
   });
 }

@@ -1,6 +1,7 @@
 /**
  * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, kiln-https
- * with Amazon's root CAs (from the pinned ca-certificates package), and the
+ * with Amazon's root CAs (from the pinned ca-certificates package), kiln-syslog-tls with all of
+ * that package's roots (src/bake/syslog-tls.ts says why the image always carries them), and the
  * kernel modules with their load-order and alias tables, as a reproducible gzipped cpio.
  * It depends only on the kernel, busybox and kiln's templates, never on the app, so every
  * app baked with the same kernel shares it.
@@ -15,6 +16,7 @@ import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 import { compileFreestanding } from "./freestanding.js";
 import { buildHttpsClient, loadAwsRoots } from "./https-client.js";
+import { buildSyslogTlsClient, loadSystemRoots } from "./syslog-tls.js";
 import type { KernelLayer } from "./kernel.js";
 
 export interface InitLayer {
@@ -36,6 +38,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const kilnLog = await compileFreestanding(ctx, { name: "kiln-log" });
   const kilnHttps = await buildHttpsClient(ctx);
   const awsRoots = await loadAwsRoots(ctx);
+  const syslogTls = await buildSyslogTlsClient(ctx);
+  const systemRoots = await loadSystemRoots(ctx);
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
   const scripts = await Promise.all(
     INIT_SCRIPTS.map(async (name) => ({ name, data: await readFile(path.join(ctx.templates, "init", name)) })),
@@ -49,6 +53,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
       sha256(kilnHttps),
       packageIdentity(awsRoots.pkg),
       sha256(awsRoots.pem),
+      sha256(syslogTls),
+      sha256(systemRoots.pem),
       sha256(initScript),
       ...scripts.map((s) => sha256(s.data)),
       kernel.loadOrder.join(","),
@@ -74,6 +80,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
     { path: "bin/kiln-log", type: "file", mode: 0o755, data: kilnLog },
     { path: "bin/kiln-https", type: "file", mode: 0o755, data: kilnHttps },
     { path: "etc/kiln/aws-roots.pem", type: "file", mode: 0o644, data: awsRoots.pem },
+    { path: "bin/kiln-syslog-tls", type: "file", mode: 0o755, data: syslogTls },
+    { path: "etc/kiln/ca-bundle.pem", type: "file", mode: 0o644, data: systemRoots.pem },
     ...scripts.map((s): CpioEntry => ({ path: `bin/${s.name}`, type: "file", mode: 0o755, data: s.data })),
     { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },
     {
