@@ -9,11 +9,11 @@ import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBakeContext } from "../../src/bake/context.js";
+import { createBakeContext, resolveDebian } from "../../src/bake/context.js";
 import { buildSyslogTlsClient, loadSystemRoots } from "../../src/bake/syslog-tls.js";
 import { openSandbox } from "../../src/sandbox.js";
 import { issue, makeCa, type Issued } from "../fixtures/tls/pki.js";
-import { quiet, sharedHome } from "./harness.js";
+import { quiet, repo, sharedHome } from "./harness.js";
 
 const RFC5424 = /^<(\d+)>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (\S+) - - - (.*)$/s;
 
@@ -82,6 +82,7 @@ describe.sequential("kiln-syslog-tls ships records over verified TLS", () => {
   let shipper: string;
   let root: Issued;
   let good: Issued;
+  let busybox: string;
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
@@ -94,6 +95,7 @@ describe.sequential("kiln-syslog-tls ships records over verified TLS", () => {
     writeFileSync(path.join(dir, "ca-bundle.pem"), (await loadSystemRoots(ctx)).pem);
     root = await makeCa(dir, "syslog-test-root");
     good = await issue(dir, "good", { dnsName: "logs.kiln.test", issuer: root });
+    busybox = path.join(await ctx.apt.unpack(await resolveDebian(ctx, "busybox-static")), "bin", "busybox");
   }, 180_000);
 
   afterAll(() => {
@@ -225,4 +227,36 @@ describe.sequential("kiln-syslog-tls ships records over verified TLS", () => {
     expect(await feed.exited).toBe(0);
     await second.close();
   }, 90_000);
+
+  it("the init decodes KILN_SYSLOG_CA (base64 of the PEM, or PEM with \\n) and refuses one that is not a CA file", () => {
+    // The init's own function, run by the image's busybox with kiln-syslog-tls on its PATH.
+    const init = readFileSync(path.join(repo, "templates", "init", "init"), "utf8");
+    const fn = /^syslog_tls_trust\(\) \{[\s\S]*?^\}$/m.exec(init)?.[0];
+    expect(fn).toBeDefined();
+    const run = path.join(dir, "run");
+    execFileSync("mkdir", ["-p", run, path.join(dir, "bin")]);
+    execFileSync("cp", [shipper, path.join(dir, "bin", "kiln-syslog-tls")]);
+    const script = `${fn!.replaceAll("/run/kiln/", `${run}/`)}\nget_env() { printf '%s' "$CA_VALUE"; }\nsyslog_tls_trust`;
+    const trust = (value: string) => {
+      const env = { PATH: `${path.join(dir, "bin")}:${process.env.PATH}`, CA_VALUE: value };
+      try {
+        return {
+          ok: true,
+          out: execFileSync(busybox, ["sh", "-c", script], { env, stdio: ["ignore", "pipe", "pipe"] })
+            .toString()
+            .trim(),
+        };
+      } catch (error) {
+        return { ok: false, out: (error as { stderr: Buffer }).stderr.toString().trim() };
+      }
+    };
+    const pem = readFileSync(root.cert, "utf8");
+    expect(trust("")).toEqual({ ok: true, out: "/etc/kiln/ca-bundle.pem" });
+    for (const value of [Buffer.from(pem).toString("base64"), pem.trimEnd().replaceAll("\n", "\\n")]) {
+      expect(trust(value)).toEqual({ ok: true, out: path.join(run, "syslog-ca.pem") });
+      expect(readFileSync(path.join(run, "syslog-ca.pem"), "utf8").trim()).toBe(pem.trim());
+    }
+    expect(trust("not base64!")).toEqual({ ok: false, out: "KILN_SYSLOG_CA is neither PEM text nor base64 of a PEM file" });
+    expect(trust(Buffer.from("hello\n").toString("base64"))).toEqual({ ok: false, out: "KILN_SYSLOG_CA: holds no PEM certificate" });
+  });
 });
