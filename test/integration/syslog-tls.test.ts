@@ -11,9 +11,14 @@ import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBakeContext, resolveDebian } from "../../src/bake/context.js";
 import { buildSyslogTlsClient, loadSystemRoots } from "../../src/bake/syslog-tls.js";
+import { bake } from "../../src/bake/bake.js";
+import { ImageStore } from "../../src/image/store.js";
+import { LocalVm } from "../../src/providers/qemu.js";
+import { waitHealthy } from "../../src/run/health.js";
+import { findFreePort } from "../../src/run/ports.js";
 import { openSandbox } from "../../src/sandbox.js";
 import { issue, makeCa, type Issued } from "../fixtures/tls/pki.js";
-import { quiet, repo, sharedHome } from "./harness.js";
+import { httpGet, quiet, repo, sharedHome } from "./harness.js";
 
 const RFC5424 = /^<(\d+)>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (\S+) - - - (.*)$/s;
 
@@ -259,4 +264,54 @@ describe.sequential("kiln-syslog-tls ships records over verified TLS", () => {
     expect(trust("not base64!")).toEqual({ ok: false, out: "KILN_SYSLOG_CA is neither PEM text nor base64 of a PEM file" });
     expect(trust(Buffer.from("hello\n").toString("base64"))).toEqual({ ok: false, out: "KILN_SYSLOG_CA: holds no PEM certificate" });
   });
+});
+
+// The init hands kiln-log `--fifo PATH` (issue 17's shipper contract); until kiln-log takes it, a boot cannot ship.
+const kilnLogTakesFifo = readFileSync(path.join(repo, "templates", "init", "kiln-log.c"), "utf8").includes("--fifo");
+
+describe.skipIf(!kilnLogTakesFifo).sequential("a booted image ships to tls://10.0.2.2 trusting KILN_SYSLOG_CA", () => {
+  let vm: LocalVm | undefined;
+  let dir: string;
+  afterAll(async () => {
+    if (vm) {
+      await vm.shutdown(20_000);
+      await vm.cleanup();
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("delivers the app's and the init's lines as RFC 5424 over verified TLS", async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "kiln-syslog-tls-boot-"));
+    const root = await makeCa(dir, "boot-root");
+    // 10.0.2.2 is the host in QEMU's user network; BearSSL matches DNS names only, so the certificate names it as one.
+    const server = await syslogServer(await issue(dir, "host", { dnsName: "10.0.2.2", issuer: root }));
+    const home = sharedHome();
+    const { image } = await bake(path.join(repo, "test", "fixtures", "imds", "env-app"), {}, home, quiet);
+    const port = await findFreePort();
+    vm = await LocalVm.start({
+      image: await new ImageStore(home).resolve(image.ref),
+      home,
+      firmware: "bios",
+      forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
+      env: { KILN_SYSLOG: `tls://10.0.2.2:${server.port}`, KILN_SYSLOG_CA: readFileSync(root.cert).toString("base64") },
+    });
+    const health = await waitHealthy(`http://127.0.0.1:${port}/healthz`, 180_000, vm.exited, vm.startedAtMs);
+    expect(health.healthy, await vm.consoleTail(40)).toBe(true);
+    await httpGet(`http://127.0.0.1:${port}/log`);
+    const arrived = await until(() => server.frames.some((f) => f.includes("an error on stderr")), 30_000);
+    expect(arrived, `${server.frames.join("\n")}\n${await vm.consoleTail(40)}`).toBe(true);
+    const frames = server.frames.map(parse);
+    expect(frames.every(Boolean), server.frames.join("\n")).toBe(true);
+    expect(frames).toContainEqual(
+      expect.objectContaining({ pri: 14, host: vm.record.id, app: "env-app", msg: "env-app listening on 8080" }),
+    );
+    expect(frames).toContainEqual(
+      expect.objectContaining({ pri: 11, host: vm.record.id, app: "env-app", msg: "env-app: an error on stderr" }),
+    );
+    expect(frames).toContainEqual(expect.objectContaining({ app: "kiln-init", msg: expect.stringMatching(/^starting app: /) }));
+    expect(await vm.consoleTail(200)).toMatch(
+      /shipping logs to tls:\/\/10\.0\.2\.2:\d+ \(TLS to 10\.0\.2\.2:\d+, certificate for 10\.0\.2\.2 from KILN_SYSLOG_CA/,
+    );
+    await server.close();
+  }, 400_000);
 });
