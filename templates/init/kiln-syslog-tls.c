@@ -269,6 +269,8 @@ static int is_syslog_name(const char *s, size n, size max) {
 
 /* ---- the queue of octet-counted frames ----------------------------------------------- */
 #define QUEUE_SIZE (256 * 1024)
+#define READ_SIZE 4096
+#define READ_ROOM (32 * 1024)
 #define RECORD_MAX 8192
 static char queue[QUEUE_SIZE];
 static size q_start, q_end;
@@ -313,7 +315,46 @@ static void put_timestamp(struct buf *b, unsigned long ms) {
   putnum(b, ms % 1000, 3); put(b, "Z", 1);
 }
 
-static unsigned long malformed;
+static unsigned long malformed, overflowed;
+
+/* "LEN SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME - - - TEXT" into the queue, if it fits. Records are
+   read in small pieces while the queue has room, but a frame is longer than its record (the host
+   name, the date): one that does not fit is dropped and counted, and the count goes out first
+   once there is room again. NOTE_ROOM keeps space for that note. */
+#define NOTE_ROOM 512
+static void push_frame(unsigned long ms, int severity, const char *app, size app_len, const char *text, size text_len) {
+  static char message[RECORD_MAX + 512];
+  struct buf m = { message, 0, sizeof message };
+  put(&m, "<", 1);
+  putnum(&m, (unsigned long)(8 + severity), 1);
+  put(&m, ">1 ", 3);
+  put_timestamp(&m, ms);
+  put(&m, " ", 1);
+  put(&m, host_name, text_length(host_name));
+  put(&m, " ", 1);
+  put(&m, app, app_len);
+  put(&m, " - - - ", 7);
+  put(&m, text, text_len);
+  char head[24];
+  struct buf h = { head, 0, sizeof head };
+  putnum(&h, m.n, 1);
+  put(&h, " ", 1);
+  if (h.n + m.n + NOTE_ROOM > queue_room()) { overflowed++; return; }
+  enqueue(head, h.n);
+  enqueue(message, m.n);
+}
+
+static void push_overflow_note(void) {
+  if (!overflowed || queue_room() < 2 * NOTE_ROOM) return;
+  char note[96];
+  struct buf t = { note, 0, sizeof note };
+  putnum(&t, overflowed, 1);
+  const char *why = " lines dropped: the syslog server was away and the queue was full";
+  put(&t, why, text_length(why));
+  overflowed = 0;
+  const char *app = "kiln-syslog-tls";
+  push_frame((unsigned long)clock_ms(0), 4, app, text_length(app), note, t.n);
+}
 
 /* One FIFO record (without its newline) -> one frame in the queue. */
 static void take_record(const char *r, size n) {
@@ -330,24 +371,8 @@ static void take_record(const char *r, size n) {
     return;
   }
   size text = app_end < n ? app_end + 1 : n;
-  static char message[RECORD_MAX + 512];
-  struct buf m = { message, 0, sizeof message };
-  put(&m, "<", 1);
-  putnum(&m, (unsigned long)(8 + severity), 1);
-  put(&m, ">1 ", 3);
-  put_timestamp(&m, ms);
-  put(&m, " ", 1);
-  put(&m, host_name, text_length(host_name));
-  put(&m, " ", 1);
-  put(&m, r + app, app_end - app);
-  put(&m, " - - - ", 7);
-  put(&m, r + text, n - text);
-  char head[24];
-  struct buf h = { head, 0, sizeof head };
-  putnum(&h, m.n, 1);
-  put(&h, " ", 1);
-  enqueue(head, h.n);
-  enqueue(message, m.n);
+  push_overflow_note();
+  push_frame(ms, severity, r + app, app_end - app, r + text, n - text);
 }
 
 static char record[RECORD_MAX];
@@ -553,7 +578,7 @@ static int run(int argc, char **argv) {
   int closing = 0;
   long closing_deadline = 0;
   start_connect();
-  static char chunk[16384];
+  static char chunk[READ_SIZE];
   for (;;) {
     long now = monotonic_ms();
     if (state == DOWN && now >= next_attempt_ms) start_connect();
@@ -563,8 +588,9 @@ static int run(int argc, char **argv) {
 
     struct pollfd fds[2];
     int count = 0;
-    /* Read the FIFO only when a whole record fits: when it does not, kiln-log drops and counts. */
-    if (!closing && queue_room() >= RECORD_MAX + 1024) fds[count++] = (struct pollfd){ (int)fifo, POLLIN, 0 };
+    /* Read the FIFO only while the queue has room: when it has not, the FIFO fills and kiln-log
+       drops and counts lines; that is its contract, and it never waits on this program. */
+    if (!closing && queue_room() >= READ_ROOM) fds[count++] = (struct pollfd){ (int)fifo, POLLIN, 0 };
     int sock_slot = -1;
     short want = state == CONNECTING ? POLLOUT : (short)(((st & BR_SSL_SENDREC) ? POLLOUT : 0) | ((st & BR_SSL_RECVREC) ? POLLIN : 0));
     if (state != DOWN && want) { sock_slot = count; fds[count++] = (struct pollfd){ sock, want, 0 }; }
@@ -578,7 +604,7 @@ static int run(int argc, char **argv) {
     now = monotonic_ms();
 
     if (count > 0 && fds[0].fd == (int)fifo && fds[0].revents) {
-      long n = sys3(SYS_read, fifo, (long)chunk, sizeof chunk);
+      long n = sys3(SYS_read, fifo, (long)chunk, READ_SIZE);
       if (n > 0) take_bytes(chunk, (size)n);
       else if (n == 0 || (n != -EAGAIN && n != -EINTR)) {
         /* kiln-log let go of the FIFO: it is shutting down. Deliver what is queued, then leave. */

@@ -233,6 +233,48 @@ describe.sequential("kiln-syslog-tls ships records over verified TLS", () => {
     await second.close();
   }, 90_000);
 
+  it("never blocks the writer: with the server away it queues 256 KiB, then the FIFO fills and writes fail at once; all queued lines arrive", async () => {
+    // A port that was just free: nothing listens until the second server below.
+    const away = await syslogServer(good);
+    const port = away.port;
+    await away.close();
+    const feed = await start(port, root.cert);
+    const record = (i: number) => `1735689600000 6 myapp line ${String(i).padStart(6, "0")} ${"y".repeat(100)}\n`;
+    let written = 0;
+    const began = Date.now();
+    for (;;) {
+      try {
+        feed.write(record(written));
+        written++;
+      } catch (error) {
+        expect((error as NodeJS.ErrnoException).code).toBe("EAGAIN");
+        // The shipper may still take a chunk out of the FIFO: a full FIFO stays full once its queue is.
+        await new Promise((r) => setTimeout(r, 300));
+        try {
+          feed.write(record(written));
+          written++;
+        } catch {
+          break;
+        }
+      }
+    }
+    const blockedMs = Date.now() - began;
+    const queuedBytes = written * record(0).length;
+    // The 64 KiB pipe and the 256 KiB queue (whose frames are longer than the records), not an unbounded buffer.
+    expect(queuedBytes).toBeGreaterThan(200 * 1024);
+    expect(queuedBytes).toBeLessThan(400 * 1024);
+    const frames: string[] = [];
+    const server = await syslogServer(good, port, frames);
+    expect(await until(() => frames.length >= written, 30_000), `${frames.length} of ${written}: ${feed.stderr()}`).toBe(true);
+    expect(frames.map((f) => parse(f)?.msg.slice(0, 11))).toEqual(
+      Array.from({ length: written }, (_, i) => `line ${String(i).padStart(6, "0")}`),
+    );
+    feed.close();
+    expect(await feed.exited).toBe(0);
+    await server.close();
+    expect(blockedMs).toBeLessThan(10_000);
+  }, 90_000);
+
   it("the init decodes KILN_SYSLOG_CA (base64 of the PEM, or PEM with \\n) and refuses one that is not a CA file", () => {
     // The init's own function, run by the image's busybox with kiln-syslog-tls on its PATH.
     const init = readFileSync(path.join(repo, "templates", "init", "init"), "utf8");
