@@ -29,7 +29,9 @@ export async function loadSystemRoots(ctx: BakeContext): Promise<{ pem: Buffer; 
   const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith(".crt")).sort();
   if (names.length < MIN_ROOTS || names.length > MAX_ROOTS) {
     throw new KilnError(`${CA_CERTIFICATES} ${pkg.version} has ${names.length} certificates in ${MOZILLA_DIR}`, {
-      hint: `the image's syslog over TLS trusts that set (${MIN_ROOTS} to ${MAX_ROOTS} roots expected): pin a regular ca-certificates version in kiln.lock`,
+      hint:
+        `the image's syslog over TLS trusts that set (${MIN_ROOTS} to ${MAX_ROOTS} roots expected): ` +
+        "pin a regular ca-certificates version in kiln.lock",
     });
   }
   const parts: Buffer[] = [];

@@ -233,7 +233,7 @@ describe.sequential("kiln-syslog-tls ships records over verified TLS", () => {
     await second.close();
   }, 90_000);
 
-  it("never blocks the writer: with the server away it queues 256 KiB, then the FIFO fills and writes fail at once; all queued lines arrive", async () => {
+  it("never blocks the writer: with the server away it queues, then the FIFO fills and writes fail at once; all queued lines arrive", async () => {
     // A port that was just free: nothing listens until the second server below.
     const away = await syslogServer(good);
     const port = away.port;
