@@ -52,21 +52,25 @@ export async function loadAwsRoots(ctx: BakeContext): Promise<{ pem: Buffer; pkg
  * libc; unlike it, it links Debian's static libbearssl.a (libbearssl-dev on the build host).
  */
 export async function buildHttpsClient(ctx: BakeContext): Promise<Buffer> {
-  return compileWithBearssl(ctx, "kiln-https");
+  return compileWithBearSsl(ctx, "kiln-https");
 }
 
 /** kiln-cwlogs, the CloudWatch Logs shipper: BearSSL for its TLS, SHA-256 and HMAC, built like kiln-https. */
 export async function buildLogShipper(ctx: BakeContext): Promise<Buffer> {
-  return compileWithBearssl(ctx, "kiln-cwlogs");
+  return compileWithBearSsl(ctx, "kiln-cwlogs");
 }
 
-async function compileWithBearssl(ctx: BakeContext, name: string): Promise<Buffer> {
+/** Compiles templates/init/NAME.c (freestanding) against Debian's static BearSSL library. */
+export async function compileWithBearSsl(ctx: BakeContext, name: string): Promise<Buffer> {
   const library = (await run(["gcc", "-print-file-name=libbearssl.a"])).stdout.trim();
   // gcc echoes the bare name when it finds no such library.
   if (!path.isAbsolute(library)) {
-    throw new KilnError(`the BearSSL library (libbearssl.a) is not installed: kiln compiles the image's ${name} against it`, {
-      hint: "install the Debian package libbearssl-dev (scripts/install-deps.sh does)",
-    });
+    throw new KilnError(
+      `the BearSSL library (libbearssl.a) is not installed: kiln compiles the image's TLS clients (${name} among them) against it`,
+      {
+        hint: "install the Debian package libbearssl-dev (scripts/install-deps.sh does)",
+      },
+    );
   }
   // -fno-tree-loop-distribute-patterns: gcc must not turn the memcpy/memset it is compiling
   // into calls to themselves. --gc-sections drops the parts of BearSSL nothing reaches.

@@ -1,7 +1,8 @@
 /**
- * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, kiln-https,
- * kiln-cwlogs (the CloudWatch Logs shipper)
- * with Amazon's root CAs (from the pinned ca-certificates package), and the
+ * Init layer: busybox-static (pinned Debian package), the init script, kiln-exec, kiln-https
+ * with Amazon's root CAs (from the pinned ca-certificates package), kiln-cwlogs (the CloudWatch
+ * Logs shipper), kiln-syslog-tls with all of that package's roots (src/bake/syslog-tls.ts says
+ * why the image always carries them), and the
  * kernel modules with their load-order and alias tables, as a reproducible gzipped cpio.
  * It depends only on the kernel, busybox and kiln's templates, never on the app, so every
  * app baked with the same kernel shares it.
@@ -16,6 +17,7 @@ import { lockEntryOf, packageIdentity } from "../packages/apt.js";
 import { resolveDebian, type BakeContext } from "./context.js";
 import { compileFreestanding } from "./freestanding.js";
 import { buildHttpsClient, buildLogShipper, loadAwsRoots } from "./https-client.js";
+import { buildSyslogTlsClient, loadSystemRoots } from "./syslog-tls.js";
 import type { KernelLayer } from "./kernel.js";
 
 export interface InitLayer {
@@ -38,6 +40,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   const kilnHttps = await buildHttpsClient(ctx);
   const kilnCwlogs = await buildLogShipper(ctx);
   const awsRoots = await loadAwsRoots(ctx);
+  const syslogTls = await buildSyslogTlsClient(ctx);
+  const systemRoots = await loadSystemRoots(ctx);
   const initScript = await readFile(path.join(ctx.templates, "init", "init"));
   const scripts = await Promise.all(
     INIT_SCRIPTS.map(async (name) => ({ name, data: await readFile(path.join(ctx.templates, "init", name)) })),
@@ -52,6 +56,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
       sha256(kilnCwlogs),
       packageIdentity(awsRoots.pkg),
       sha256(awsRoots.pem),
+      sha256(syslogTls),
+      sha256(systemRoots.pem),
       sha256(initScript),
       ...scripts.map((s) => sha256(s.data)),
       kernel.loadOrder.join(","),
@@ -78,6 +84,8 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
     { path: "bin/kiln-https", type: "file", mode: 0o755, data: kilnHttps },
     { path: "bin/kiln-cwlogs", type: "file", mode: 0o755, data: kilnCwlogs },
     { path: "etc/kiln/aws-roots.pem", type: "file", mode: 0o644, data: awsRoots.pem },
+    { path: "bin/kiln-syslog-tls", type: "file", mode: 0o755, data: syslogTls },
+    { path: "etc/kiln/ca-bundle.pem", type: "file", mode: 0o644, data: systemRoots.pem },
     ...scripts.map((s): CpioEntry => ({ path: `bin/${s.name}`, type: "file", mode: 0o755, data: s.data })),
     { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },
     {
