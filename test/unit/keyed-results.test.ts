@@ -26,8 +26,14 @@ function countingReader(): FileReader & { reads: string[] } {
   const reads: string[] = [];
   return {
     reads,
-    head: (file, bytes) => (reads.push(path.basename(file)), fsReader.head(file, bytes)),
-    whole: (file) => (reads.push(path.basename(file)), fsReader.whole(file)),
+    head(file, bytes) {
+      reads.push(path.basename(file));
+      return fsReader.head(file, bytes);
+    },
+    whole(file) {
+      reads.push(path.basename(file));
+      return fsReader.whole(file);
+    },
   };
 }
 
