@@ -3,7 +3,7 @@
  * system calls), so they are tiny, static and byte-reproducible. One compile recipe for all of
  * them, cached in the layers directory by (source, compiler, linked libraries).
  */
-import { mkdir, readFile, rename } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../exec.js";
 import { exists, sha256, sha256File } from "../fsutil.js";
@@ -39,7 +39,15 @@ export async function compileFreestanding(ctx: BakeContext, build: FreestandingB
   const source = path.join(ctx.templates, "init", `${build.name}.c`);
   const compiler = (await run(["gcc", "--version"])).stdout.split("\n")[0] ?? "";
   const libraries = build.libraries ?? [];
-  const inputs = [await sha256File(source), compiler, ...(await Promise.all(libraries.map((l) => sha256File(l))))];
+  // The helpers share headers (kiln-trust-anchors.h, kiln-bearssl-runtime.h): every header beside
+  // the sources is an input, so a change to one rebuilds each helper that might include it.
+  const headers = (await readdir(path.dirname(source))).filter((f) => f.endsWith(".h")).sort();
+  const inputs = [
+    await sha256File(source),
+    ...(await Promise.all(headers.map(async (h) => `${h}:${await sha256File(path.join(path.dirname(source), h))}`))),
+    compiler,
+    ...(await Promise.all(libraries.map((l) => sha256File(l)))),
+  ];
   const key = sha256(inputs.join("\0")).slice(0, 24);
   const out = path.join(ctx.layers, `${build.name}-${key}`);
   if (!(await exists(out))) {

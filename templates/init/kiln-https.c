@@ -18,36 +18,11 @@
  */
 #include <bearssl.h>
 
-typedef unsigned long size;
-typedef long ssize;
+#include "kiln-freestanding.h"
 
 /* ---- system calls (x86-64) ---------------------------------------------------------- */
-static long sys3(long n, long a, long b, long c) {
-  long r;
-  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-  return r;
-}
-static long sys5(long n, long a, long b, long c, long d, long e) {
-  long r;
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
-  return r;
-}
 enum { SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_socket = 41, SYS_connect = 42,
   SYS_setsockopt = 54, SYS_arch_prctl = 158, SYS_clock_gettime = 228, SYS_exit_group = 231, SYS_getrandom = 318 };
-
-static int last_errno;
-
-__attribute__((noreturn)) static void quit(int code) {
-  for (;;) sys3(SYS_exit_group, code, 0, 0);
-}
-
-static size text_length(const char *s) {
-  size n = 0;
-  while (s[n]) n++;
-  return n;
-}
 
 static void write_all(int fd, const void *data, size len) {
   const char *p = data;
@@ -142,106 +117,7 @@ static void fail_tls(int err) {
 }
 
 /* ---- trust anchors from CAFILE ------------------------------------------------------- */
-#define MAX_ANCHORS 160
-static br_x509_trust_anchor anchors[MAX_ANCHORS];
-static size anchor_count;
-static unsigned char arena[256 * 1024]; /* DNs and public keys of the anchors */
-static size arena_used;
-static unsigned char der[16 * 1024];    /* the certificate being decoded */
-static size der_len;
-static int der_overflow;
-
-static unsigned char *keep(const void *data, size len) {
-  if (len > sizeof arena - arena_used) bad_cafile("too many certificates");
-  unsigned char *at = arena + arena_used;
-  for (size i = 0; i < len; i++) at[i] = ((const unsigned char *)data)[i];
-  arena_used += len;
-  return at;
-}
-
-static void append_der(void *ctx, const void *data, size_t len) {
-  (void)ctx;
-  if (len > sizeof der - der_len) { der_overflow = 1; return; }
-  for (size i = 0; i < len; i++) der[der_len + i] = ((const unsigned char *)data)[i];
-  der_len += len;
-}
-
-/* The decoder hands the subject DN over in pieces: it lands at the end of the arena. */
-static void append_dn(void *ctx, const void *data, size_t len) {
-  br_x500_name *dn = ctx;
-  keep(data, len);
-  dn->len += len;
-}
-
-static void add_anchor(void) {
-  if (der_overflow) bad_cafile("a certificate is larger than 16 KiB");
-  if (anchor_count == MAX_ANCHORS) bad_cafile("too many certificates");
-  br_x509_trust_anchor *ta = &anchors[anchor_count];
-  br_x509_decoder_context dc;
-  ta->dn.data = arena + arena_used;
-  ta->dn.len = 0;
-  br_x509_decoder_init(&dc, append_dn, &ta->dn);
-  br_x509_decoder_push(&dc, der, der_len);
-  br_x509_pkey *pk = br_x509_decoder_get_pkey(&dc);
-  if (!pk) bad_cafile("a certificate cannot be decoded");
-  /* A CA certificate anchors chains; any other certificate is trusted as that one server key. */
-  ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
-  ta->pkey.key_type = pk->key_type;
-  if (pk->key_type == BR_KEYTYPE_RSA) {
-    ta->pkey.key.rsa.n = keep(pk->key.rsa.n, pk->key.rsa.nlen);
-    ta->pkey.key.rsa.nlen = pk->key.rsa.nlen;
-    ta->pkey.key.rsa.e = keep(pk->key.rsa.e, pk->key.rsa.elen);
-    ta->pkey.key.rsa.elen = pk->key.rsa.elen;
-  } else if (pk->key_type == BR_KEYTYPE_EC) {
-    ta->pkey.key.ec.curve = pk->key.ec.curve;
-    ta->pkey.key.ec.q = keep(pk->key.ec.q, pk->key.ec.qlen);
-    ta->pkey.key.ec.qlen = pk->key.ec.qlen;
-  } else {
-    bad_cafile("a certificate has a key type other than RSA or EC");
-  }
-  anchor_count++;
-}
-
-static int same_text(const char *a, const char *b) {
-  while (*a && *a == *b) a++, b++;
-  return *a == *b;
-}
-
-static void load_anchors(const char *file) {
-  ca_path = file;
-  long fd = sys3(SYS_open, (long)file, 0 /* O_RDONLY */, 0);
-  if (fd < 0) bad_cafile("cannot open the file");
-  br_pem_decoder_context pc;
-  br_pem_decoder_init(&pc);
-  static unsigned char chunk[4096];
-  int in_certificate = 0;
-  for (;;) {
-    long n = sys3(SYS_read, fd, (long)chunk, sizeof chunk);
-    if (n < 0) bad_cafile("cannot read the file");
-    if (n == 0) break;
-    size off = 0;
-    while (off < (size)n) {
-      off += br_pem_decoder_push(&pc, chunk + off, (size)n - off);
-      switch (br_pem_decoder_event(&pc)) {
-        case BR_PEM_BEGIN_OBJ:
-          in_certificate = same_text(br_pem_decoder_name(&pc), "CERTIFICATE")
-            || same_text(br_pem_decoder_name(&pc), "X509 CERTIFICATE");
-          der_len = 0;
-          der_overflow = 0;
-          br_pem_decoder_setdest(&pc, in_certificate ? append_der : 0, 0);
-          break;
-        case BR_PEM_END_OBJ:
-          if (in_certificate) add_anchor();
-          in_certificate = 0;
-          break;
-        case BR_PEM_ERROR:
-          bad_cafile("not valid PEM");
-      }
-    }
-  }
-  sys3(SYS_close, fd, 0, 0);
-  if (anchor_count == 0) bad_cafile("holds no certificate");
-}
+#include "kiln-trust-anchors.h"
 
 /* ---- arguments ----------------------------------------------------------------------- */
 static int parse_ipv4(const char *s, unsigned char out[4]) {
@@ -330,6 +206,7 @@ static int run(int argc, char **argv) {
   unsigned char address[4];
   const char *where = argc == 4 ? argv[3] : server_name;
   if (!parse_ipv4(where, address)) usage(argc == 4 ? "ADDRESS must be an IPv4 address" : "HOST is a name: pass its IPv4 ADDRESS too");
+  ca_path = argv[2];
   load_anchors(argv[2]);
 
   struct { long sec, nsec; } now;
@@ -372,57 +249,6 @@ static int run(int argc, char **argv) {
   return 1;
 }
 
-/* ---- process entry: no libc, so set up what compiled code expects -------------------- */
-/* Debian's libbearssl is built with -fstack-protector: its functions read the canary at
-   %fs:0x28, so %fs must point at a block whose word 5 holds a random canary. */
-static unsigned long thread_block[8];
-
-__attribute__((used)) void start_c(long *sp) {
-  thread_block[0] = (unsigned long)thread_block;
-  sys3(SYS_getrandom, (long)&thread_block[5], sizeof thread_block[5], 0);
-  sys3(SYS_arch_prctl, 0x1002 /* ARCH_SET_FS */, (long)thread_block, 0);
-  quit(run((int)sp[0], (char **)(sp + 1)));
-}
-
-__asm__(".text\n.globl _start\n_start:\n xor %rbp, %rbp\n mov %rsp, %rdi\n and $-16, %rsp\n call start_c\n hlt\n");
-
-/* ---- the C library functions libbearssl.a calls -------------------------------------- */
-void *memcpy(void *d, const void *s, size_t n) {
-  unsigned char *dp = d;
-  const unsigned char *sp = s;
-  while (n--) *dp++ = *sp++;
-  return d;
-}
-void *memmove(void *d, const void *s, size_t n) {
-  unsigned char *dp = d;
-  const unsigned char *sp = s;
-  if (dp < sp) while (n--) *dp++ = *sp++;
-  else while (n--) dp[n] = sp[n];
-  return d;
-}
-void *memset(void *d, int c, size_t n) {
-  unsigned char *dp = d;
-  while (n--) *dp++ = (unsigned char)c;
-  return d;
-}
-int memcmp(const void *a, const void *b, size_t n) {
-  const unsigned char *ap = a, *bp = b;
-  for (; n; n--, ap++, bp++) if (*ap != *bp) return *ap - *bp;
-  return 0;
-}
-size_t strlen(const char *s) { return text_length(s); }
-/* _FORTIFY_SOURCE variants: the size checks abort as glibc's do. */
-void *__memcpy_chk(void *d, const void *s, size_t n, size_t room) { if (n > room) quit(127); return memcpy(d, s, n); }
-void *__memmove_chk(void *d, const void *s, size_t n, size_t room) { if (n > room) quit(127); return memmove(d, s, n); }
-void *__memset_chk(void *d, int c, size_t n, size_t room) { if (n > room) quit(127); return memset(d, c, n); }
-void __stack_chk_fail(void) { say("kiln-https: stack smashing detected\n"); quit(127); }
-int *__errno_location(void) { return &last_errno; }
-/* BearSSL's system seeder (unused: entropy is injected) and clock (unused: the time is set). */
-int open(const char *file, int flags, ...) {
-  long r = sys3(SYS_open, (long)file, flags, 0);
-  if (r < 0) { last_errno = (int)-r; return -1; }
-  return (int)r;
-}
-ssize read(int fd, void *buf, size n) { long r = sys3(SYS_read, fd, (long)buf, (long)n); if (r < 0) { last_errno = (int)-r; return -1; } return r; }
-int close(int fd) { return (int)sys3(SYS_close, fd, 0, 0); }
-long time(long *t) { struct { long sec, nsec; } now = { 0, 0 }; sys3(SYS_clock_gettime, 0, (long)&now, 0); if (t) *t = now.sec; return now.sec; }
+/* ---- process entry and the C library functions BearSSL calls ------------------------ */
+#define KILN_PROGRAM "kiln-https"
+#include "kiln-bearssl-runtime.h"
