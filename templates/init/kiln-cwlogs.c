@@ -514,6 +514,13 @@ static int fetch_credentials(void) {
     while (a.body[n] && a.body[n] != '\n' && a.body[n] != '\r' && n + 1 < sizeof role) role[n] = a.body[n], n++;
     role[n] = 0;
     if (!n) return 0;
+    /* The name goes into the next request line: only IAM's role-name characters may. */
+    for (size i = 0; i < n; i++) {
+      char c = role[i];
+      int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      for (const char *allowed = "+=,.@_-"; *allowed && !ok; allowed++) ok = c == *allowed;
+      if (!ok) return 0;
+    }
     static char path_buf[256];
     struct text path = { path_buf, 0, sizeof path_buf, 0 };
     add0(&path, "meta-data/iam/security-credentials/");

@@ -355,11 +355,18 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     const p99 = (xs: number[]) => xs[Math.floor(xs.length * 0.99)]!;
     await proxy.start();
     // The app writes nothing more: every line must still be accounted for, the drop count included.
+    // Delivery is at least once: a request the outage cuts after the endpoint took it is sent
+    // again, so its lines may arrive twice (PutLogEvents has no idempotency token). A line
+    // counts once, where it first arrived.
+    let duplicates = 0;
     const account = (events: OutputLogEvent[]) => {
-      const numbered = events
+      const seen = new Set<number>();
+      const all = events
         .map((e) => /^line (\d+) /.exec(e.message ?? "")?.[1])
         .filter(Boolean)
         .map(Number);
+      const numbered = all.filter((n) => !seen.has(n) && seen.add(n));
+      duplicates = all.length - numbered.length;
       const dropNotes = events.filter((e) => e.message?.startsWith("kiln-log: "));
       const note = /^kiln-log: (\d+) lines dropped: the log shipper fell behind$/;
       const dropped = dropNotes.reduce((n, e) => n + Number(note.exec(e.message!)![1]), 0);
@@ -384,17 +391,18 @@ describe.sequential("kiln-cwlogs ships kiln-log's lines to CloudWatch Logs", () 
     const { numbered, dropNotes, dropped } = account(await eventsOf(stream));
     // Nothing lost silently: every line either arrived, in order, or is counted in a drop record.
     expect([...numbered].sort((a, b) => a - b)).toEqual(numbered);
-    expect(new Set(numbered).size).toBe(numbered.length);
+    // At most the one batch in flight when the endpoint went away arrives twice.
+    expect(duplicates).toBeLessThanOrEqual(10_000);
     expect(dropNotes.length).toBeGreaterThan(0);
     expect(numbered.length + dropped).toBe(written);
     // Why delivery stopped is said once per outage: the first failure may be the request the
     // outage cut short, or a refused connection. (The app's write times are a figure, printed below,
     // not an assertion: timings belong to benchmarks.)
     expect(shipper.stderr()).toMatch(
-      /cannot deliver logs to CloudWatch Logs \((connection refused|no answer from the endpoint|timed out)\)/,
+      /cannot deliver logs to CloudWatch Logs \((connection refused|no (HTTP )?answer from the endpoint|timed out)\)/,
     );
     console.log(
-      `figure: ${outageMs / 1000} s outage, ${written} lines of 1 KiB written: ${numbered.length} delivered, ${dropped} dropped and counted; ` +
+      `figure: ${outageMs / 1000} s outage, ${written} lines of 1 KiB written: ${numbered.length} delivered (${duplicates} twice), ${dropped} dropped and counted; ` +
         `terminal write median/p99 ${median(baseline).toFixed(3)}/${p99(baseline).toFixed(2)} ms before, ` +
         `${median(during).toFixed(3)}/${p99(during).toFixed(2)} ms during the outage`,
     );
