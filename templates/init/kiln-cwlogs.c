@@ -44,19 +44,6 @@ static int starts_with(const char *s, const char *prefix) {
   return 1;
 }
 
-static void write_all(int fd, const void *data, size len) {
-  const char *p = data;
-  while (len > 0) {
-    long n = sys3(SYS_write, fd, (long)p, (long)len);
-    if (n == -EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    len -= (size)n;
-  }
-}
-
-static void say(const char *s) { write_all(2, s, text_length(s)); }
-
 __attribute__((noreturn)) static void usage(const char *why) {
   say("kiln-cwlogs: ");
   say(why);
@@ -258,17 +245,6 @@ struct peer {
   int tls;
   const char *server_name; /* SNI and the name the certificate must carry */
 };
-
-static int parse_ipv4(const char *s, unsigned char out[4]) {
-  for (int i = 0; i < 4; i++) {
-    unsigned v = 0, digits = 0;
-    while (*s >= '0' && *s <= '9' && digits < 4) v = v * 10 + (unsigned)(*s++ - '0'), digits++;
-    if (digits == 0 || v > 255) return 0;
-    out[i] = (unsigned char)v;
-    if (i < 3 && *s++ != '.') return 0;
-  }
-  return *s == 0;
-}
 
 static int sock_read(void *ctx, unsigned char *buf, size_t len) {
   for (;;) {

@@ -1,6 +1,6 @@
 /*
  * The ground every kiln TLS program stands on without libc (x86-64 Linux): its integer types,
- * raw system calls, exiting, and the string helpers they all use. Included first by kiln-https.c,
+ * raw system calls, exiting, writing messages, and the string and address helpers they all use. Included first by kiln-https.c,
  * kiln-cwlogs.c and kiln-syslog-tls.c (one translation unit each; unused helpers are dropped).
  */
 typedef unsigned long size;
@@ -39,4 +39,39 @@ static size text_length(const char *s) {
 __attribute__((unused)) static int same_text(const char *a, const char *b) {
   while (*a && *a == *b) a++, b++;
   return *a == *b;
+}
+
+/* Writes all of it (retrying interrupted writes): 1, or 0 when the descriptor refuses. */
+static int write_all(int fd, const void *data, size len) {
+  const char *p = data;
+  while (len > 0) {
+    long n = sys3(1 /* write */, fd, (long)p, (long)len);
+    if (n == -4 /* EINTR */) continue;
+    if (n <= 0) return 0;
+    p += n;
+    len -= (size)n;
+  }
+  return 1;
+}
+
+static void say(const char *s) { write_all(2, s, text_length(s)); }
+
+__attribute__((unused)) static void say_number(unsigned long v) {
+  char digits[24];
+  int i = sizeof digits;
+  digits[--i] = 0;
+  do digits[--i] = (char)('0' + v % 10); while ((v /= 10) && i > 0);
+  say(digits + i);
+}
+
+/* A dotted-quad IPv4 address, nothing before or after it: 1, or 0. */
+__attribute__((unused)) static int parse_ipv4(const char *s, unsigned char out[4]) {
+  for (int i = 0; i < 4; i++) {
+    unsigned v = 0, digits = 0;
+    while (*s >= '0' && *s <= '9' && digits < 4) v = v * 10 + (unsigned)(*s++ - '0'), digits++;
+    if (digits == 0 || v > 255) return 0;
+    out[i] = (unsigned char)v;
+    if (i < 3 && *s++ != '.') return 0;
+  }
+  return *s == 0;
 }

@@ -24,27 +24,6 @@
 enum { SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_socket = 41, SYS_connect = 42,
   SYS_setsockopt = 54, SYS_arch_prctl = 158, SYS_clock_gettime = 228, SYS_exit_group = 231, SYS_getrandom = 318 };
 
-static void write_all(int fd, const void *data, size len) {
-  const char *p = data;
-  while (len > 0) {
-    long n = sys3(SYS_write, fd, (long)p, (long)len);
-    if (n == -4) continue; /* EINTR */
-    if (n <= 0) quit(1);
-    p += n;
-    len -= (size)n;
-  }
-}
-
-static void say(const char *s) { write_all(2, s, text_length(s)); }
-
-static void say_number(unsigned long v) {
-  char digits[24];
-  int i = sizeof digits;
-  digits[--i] = 0;
-  do digits[--i] = (char)('0' + v % 10); while ((v /= 10) && i > 0);
-  say(digits + i);
-}
-
 /* ---- failures ------------------------------------------------------------------------ */
 static const char *server_name = "?";
 static unsigned port_number = 443;
@@ -120,17 +99,6 @@ static void fail_tls(int err) {
 #include "kiln-trust-anchors.h"
 
 /* ---- arguments ----------------------------------------------------------------------- */
-static int parse_ipv4(const char *s, unsigned char out[4]) {
-  for (int i = 0; i < 4; i++) {
-    unsigned v = 0, digits = 0;
-    while (*s >= '0' && *s <= '9' && digits < 4) v = v * 10 + (unsigned)(*s++ - '0'), digits++;
-    if (digits == 0 || v > 255) return 0;
-    out[i] = (unsigned char)v;
-    if (i < 3 && *s++ != '.') return 0;
-  }
-  return *s == 0;
-}
-
 static char host_buf[256];
 
 static void parse_target(const char *arg) {
@@ -238,7 +206,7 @@ static int run(int argc, char **argv) {
   for (;;) {
     int n = br_sslio_read(&io, data, sizeof data);
     if (n < 0) break;
-    write_all(1, data, (size)n);
+    if (!write_all(1, data, (size)n)) quit(1);
     received += (size)n;
   }
   int err = br_ssl_engine_last_error(&client.eng);

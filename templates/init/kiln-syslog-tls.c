@@ -45,27 +45,6 @@ enum { EINTR = 4, EAGAIN = 11, EINPROGRESS = 115 };
 #define POLLERR 8
 #define POLLHUP 16
 
-static void write_all(int fd, const void *data, size len) {
-  const char *p = data;
-  while (len > 0) {
-    long n = sys3(SYS_write, fd, (long)p, (long)len);
-    if (n == -EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    len -= (size)n;
-  }
-}
-
-static void say(const char *s) { write_all(2, s, text_length(s)); }
-
-static void say_number(unsigned long v) {
-  char digits[24];
-  int i = sizeof digits;
-  digits[--i] = 0;
-  do digits[--i] = (char)('0' + v % 10); while ((v /= 10) && i > 0);
-  say(digits + i);
-}
-
 struct timespec { long sec, nsec; };
 
 static long clock_ms(int which) {
@@ -103,17 +82,6 @@ static char server_name[256];
 static unsigned port_number = 6514;
 static unsigned char address[4];
 static const char *host_name;
-
-static int parse_ipv4(const char *s, unsigned char out[4]) {
-  for (int i = 0; i < 4; i++) {
-    unsigned v = 0, digits = 0;
-    while (*s >= '0' && *s <= '9' && digits < 4) v = v * 10 + (unsigned)(*s++ - '0'), digits++;
-    if (digits == 0 || v > 255) return 0;
-    out[i] = (unsigned char)v;
-    if (i < 3 && *s++ != '.') return 0;
-  }
-  return *s == 0;
-}
 
 static void parse_target(const char *arg) {
   size i = 0;
