@@ -37,6 +37,10 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Hint attached to a CommandFailedError. */
   hint?: string;
+  /** Called with each line of stdout as it arrives (a long build's progress). */
+  onStdoutLine?: (line: string) => void;
+  /** Stops the command (SIGTERM) when aborted; the run then fails. */
+  signal?: AbortSignal;
 }
 
 let debug = false;
@@ -87,7 +91,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   if (!file) throw new Error("run: empty argv");
   if (debug) process.stderr.write(`$ ${quoteArgv(argv)}\n`);
   try {
-    const result = await execa(file, args, {
+    const child = execa(file, args, {
       cwd: options.cwd,
       env: options.exactEnv ? options.env : cleanEnv(options.env, options.inheritEnv),
       extendEnv: false,
@@ -96,7 +100,10 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       timeout: options.timeoutMs,
       stripFinalNewline: false,
       maxBuffer: 256 * 1024 * 1024,
+      ...(options.signal ? { cancelSignal: options.signal } : {}),
     });
+    if (options.onStdoutLine) forEachLine(child, options.onStdoutLine);
+    const result = await child;
     return { stdout: String(result.stdout), stderr: String(result.stderr) };
   } catch (error) {
     const failure = toolError(argv, error);
@@ -105,6 +112,15 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     }
     throw failure;
   }
+}
+
+function forEachLine(child: ResultPromise, onLine: (line: string) => void): void {
+  let partial = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    const lines = (partial + chunk.toString("utf8")).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
+  });
 }
 
 /** Runs a command and returns its stdout as a Buffer (binary output, e.g. a tar stream). */

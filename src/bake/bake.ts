@@ -26,7 +26,7 @@ import { loadBakers } from "./bakers.js";
 import { buildBootPartition } from "./boot.js";
 import { createBakeContext, type BakeContext } from "./context.js";
 import { buildInitramfs } from "./initramfs.js";
-import { prepareKernel } from "./kernel.js";
+import { prepareKernel, startMinimalKernel } from "./kernel.js";
 import { collectLibraries, findElfFiles, type ElfRoot } from "./libs.js";
 import { immutableDirKey, isBeneath, KeyedResults } from "./keyed-results.js";
 import { ElfScanCache } from "../elf/scan-cache.js";
@@ -102,6 +102,8 @@ export async function bake(
   // Bake scratch holds the image being built (env baked into it): owner only.
   await makePrivateDir(home.tmp);
   const scratch = await makeScratchDir(home.tmp, "bake");
+  // A bake that fails before its Kernel step stops the compile (the next bake resumes it).
+  let stopKernelBuild = async () => {};
   try {
     const lock = options.ignoreLock ? undefined : await readLock(spec.appDir);
     if (options.frozen && !lock)
@@ -109,6 +111,14 @@ export async function bake(
         hint: "bake once without --frozen to write kiln.lock, commit it, then bake with --frozen",
       });
     const ctx = createBakeContext(home, scratch, lock, progress, sandbox, { frozen: Boolean(options.frozen) });
+    // A first minimal-kernel build takes minutes: it compiles while the app is staged.
+    const kernelBuild = new AbortController();
+    const minimal = spec.kernel.kind === "minimal" ? startMinimalKernel(ctx, kernelBuild.signal) : undefined;
+    minimal?.catch(() => undefined); // awaited at the Kernel step, which reports a failure
+    stopKernelBuild = async () => {
+      kernelBuild.abort();
+      await minimal?.catch(() => undefined);
+    };
     const signature = diskSignatureFor(spec.name);
     const signatureHex = signature.toString(16).padStart(8, "0");
 
@@ -171,8 +181,11 @@ export async function bake(
     // App problems (wrong architecture, missing libraries) surface before the kernel work.
     const kernel = await progress.step(
       "Kernel",
-      () => prepareKernel(spec, ctx),
-      (k) => `${k.release}, ${k.modules.size} modules`,
+      () => prepareKernel(spec, ctx, minimal),
+      (k) =>
+        k.kind === "minimal"
+          ? `${k.release}, built in${k.build ? `, built in ${k.build.buildSeconds}s` : ""}`
+          : `${k.release}, ${k.modules.size} modules`,
     );
     const init = await progress.step(
       "Initramfs",
@@ -260,12 +273,13 @@ export async function bake(
           release: kernel.release,
           cmdline: boot.cmdline,
           modules: [...kernel.modules.keys()].sort(),
+          ...(kernel.build ? { kind: "minimal" as const, build: kernel.build, builtIn: kernel.builtIn } : {}),
         },
         diskSignature: signatureHex,
         layout: disk.layout,
         diskDescriptor: disk.descriptor,
         layers: [
-          { name: "kernel", sha256: kernel.package.sha256, bytes: kernelBytes, cached: true },
+          { name: "kernel", sha256: kernel.build?.imageSha256 ?? kernel.package.sha256, bytes: kernelBytes, cached: true },
           { name: "init", sha256: init.sha256, bytes: init.bytes, cached: init.cached },
           { name: "boot", sha256: boot.sha256, bytes: boot.bytes, cached: boot.cached },
           { name: "system", sha256: system.sha256, bytes: system.bytes, cached: system.cached },
@@ -286,7 +300,7 @@ export async function bake(
         lock: newLock,
         sbom,
         baseInputs: {
-          kernelPackage: spec.kernel.package,
+          ...(spec.kernel.kind === "debian" ? { kernelPackage: spec.kernel.package } : { kernel: "minimal" as const }),
           ...(spec.baker === "node" && spec.node.version ? { nodeRange: spec.node.version } : {}),
         },
       };
@@ -299,6 +313,7 @@ export async function bake(
       await removeDir(imageDir);
     }
   } finally {
+    await stopKernelBuild();
     forgetCopies(scratch);
     await removeDir(scratch);
   }

@@ -78,16 +78,9 @@ export async function buildBootPartition(
     ["syslinux.cfg", "loader.conf", "kiln.conf"].map((f) => readFile(path.join(ctx.templates, "boot", f), "utf8")),
   );
   const key = sha256(
-    [
-      packageIdentity(kernel.package),
-      init.sha256,
-      packageIdentity(syslinuxPkg),
-      packageIdentity(sdbootPkg),
-      installer,
-      cmdline,
-      title,
-      ...templates,
-    ].join("\0"),
+    [kernel.identity, init.sha256, packageIdentity(syslinuxPkg), packageIdentity(sdbootPkg), installer, cmdline, title, ...templates].join(
+      "\0",
+    ),
   ).slice(0, 32);
   const out = path.join(ctx.layers, `boot-${key}.fat`);
   if (await exists(out))

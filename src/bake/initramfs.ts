@@ -48,7 +48,7 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
   );
   const key = sha256(
     [
-      packageIdentity(kernel.package),
+      kernel.identity,
       packageIdentity(busyboxPkg),
       sha256(kilnExec),
       sha256(kilnLog),
@@ -88,6 +88,23 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
     { path: "etc/kiln/ca-bundle.pem", type: "file", mode: 0o644, data: systemRoots.pem },
     ...scripts.map((s): CpioEntry => ({ path: `bin/${s.name}`, type: "file", mode: 0o755, data: s.data })),
     { path: "etc/kiln/image.conf", type: "file", mode: 0o644, data: Buffer.from(`KILN_ALWAYS_MODULES="${kernel.alwaysLoad.join(" ")}"\n`) },
+    // A kernel with everything built in (kernel: minimal) has no tables: the init skips its probe loop.
+    ...(kernel.modules.size === 0 ? [] : moduleTables(kernel)),
+    { path: "dev/console", type: "char", mode: 0o600, major: 5, minor: 1 },
+    { path: "dev/null", type: "char", mode: 0o666, major: 1, minor: 3 },
+    ...["proc", "sys", "run", "tmp", "mnt"].map((d): CpioEntry => ({ path: d, type: "dir", mode: 0o755 })),
+  ];
+  for (const applet of applets) entries.push({ path: `bin/${applet}`, type: "symlink", target: "busybox" });
+  for (const name of [...kernel.modules.keys()].sort()) {
+    entries.push({ path: `lib/modules/${name}.ko`, type: "file", mode: 0o644, data: await readFile(kernel.modules.get(name)!.path) });
+  }
+  const image = gzipDeterministic(buildCpio(entries));
+  await writeFileAtomic(out, image);
+  return { path: out, sha256: sha256(image), bytes: image.length, cached: false, busyboxVersion: busyboxPkg.version };
+}
+
+function moduleTables(kernel: KernelLayer): CpioEntry[] {
+  return [
     {
       path: "lib/modules/kiln.alias",
       type: "file",
@@ -100,15 +117,5 @@ export async function buildInitramfs(kernel: KernelLayer, ctx: BakeContext): Pro
       mode: 0o644,
       data: Buffer.from(renderDepTable(new Map([...kernel.modules].map(([n, m]) => [n, m.info])), [...kernel.modules.keys()])),
     },
-    { path: "dev/console", type: "char", mode: 0o600, major: 5, minor: 1 },
-    { path: "dev/null", type: "char", mode: 0o666, major: 1, minor: 3 },
-    ...["proc", "sys", "run", "tmp", "mnt"].map((d): CpioEntry => ({ path: d, type: "dir", mode: 0o755 })),
   ];
-  for (const applet of applets) entries.push({ path: `bin/${applet}`, type: "symlink", target: "busybox" });
-  for (const name of [...kernel.modules.keys()].sort()) {
-    entries.push({ path: `lib/modules/${name}.ko`, type: "file", mode: 0o644, data: await readFile(kernel.modules.get(name)!.path) });
-  }
-  const image = gzipDeterministic(buildCpio(entries));
-  await writeFileAtomic(out, image);
-  return { path: out, sha256: sha256(image), bytes: image.length, cached: false, busyboxVersion: busyboxPkg.version };
 }

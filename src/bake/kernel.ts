@@ -1,6 +1,8 @@
 /**
- * Kernel layer: the Debian kernel package (pinned), checked against kernel-configs/, and the
- * modules the initramfs needs with their load order and device aliases.
+ * Kernel layer. `kernel: debian` (the default): the Debian kernel package (pinned), checked
+ * against kernel-configs/kiln.config, and the modules the initramfs needs with their load order
+ * and device aliases. `kernel: minimal`: the kernel kiln compiles from Debian's kernel source
+ * (src/kernel/build.ts), everything built in, no modules.
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -12,9 +14,26 @@ import { lockEntryOf, packageIdentity, type DebianPackage } from "../packages/ap
 import type { Spec } from "../config/types.js";
 import type { BakeContext } from "./context.js";
 import { sha256, writeFileAtomic } from "../fsutil.js";
+import { parseKernelConfig as readConfigValues } from "../kmod/kconfig.js";
+import {
+  buildMinimalKernel,
+  KERNEL_SOURCE_PACKAGE,
+  minimalKernelInputs,
+  type BuiltKernel,
+  type KernelBuildRecord,
+} from "../kernel/build.js";
+import { resolveDebian } from "./context.js";
 
 export interface KernelLayer {
+  readonly kind: "debian" | "minimal";
+  /** The kernel image package, or for a minimal kernel the source package it was built from. */
   readonly package: DebianPackage;
+  /** What the layers built on this kernel are keyed by: the package, or the minimal kernel's build key. */
+  readonly identity: string;
+  /** The minimal kernel's build (source, configuration, compiler). */
+  readonly build?: KernelBuildRecord;
+  /** Drivers that matter to push (ixgbevf: SR-IOV), built into the kernel rather than modules. */
+  readonly builtIn: readonly string[];
   /** `uname -r` of the kernel, e.g. 6.1.0-56-cloud-amd64. */
   readonly release: string;
   readonly vmlinuz: string;
@@ -28,18 +47,17 @@ export interface KernelLayer {
 const ALWAYS_LOAD = ["erofs", "vfat", "nls_cp437", "nls_ascii", "evdev", "button"];
 
 /** A metapackage (linux-image-cloud-amd64) depends on exactly one versioned image package. */
-async function resolveKernelPackage(spec: Spec, ctx: BakeContext): Promise<DebianPackage> {
+async function resolveKernelPackage(name: string, ctx: BakeContext): Promise<DebianPackage> {
   const lockedImage = ctx.previousLock?.packages.find((p) => p.role === "kernel");
   if (lockedImage)
     return { name: lockedImage.name, version: lockedImage.version, sha256: lockedImage.sha256, source: lockedImage.source, depends: "" };
-  const meta = await ctx.apt.resolve(spec.kernel.package);
+  const meta = await ctx.apt.resolve(name);
   if (/^linux-image-\d/.test(meta.name)) return meta;
   const target = /(linux-image-\d[^\s,(|]*)/.exec(meta.depends)?.[1];
   if (!target)
-    throw new InputError(
-      `kernel.package ${spec.kernel.package} is not a Linux kernel image package (it depends on: ${meta.depends || "nothing"})`,
-      { hint: "use linux-image-cloud-amd64 or a versioned linux-image-* package" },
-    );
+    throw new InputError(`kernel.package ${name} is not a Linux kernel image package (it depends on: ${meta.depends || "nothing"})`, {
+      hint: "use linux-image-cloud-amd64 or a versioned linux-image-* package",
+    });
   const version = /\(=\s*([^)\s]+)\)/.exec(meta.depends)?.[1];
   return ctx.apt.resolve(target, version);
 }
@@ -53,8 +71,9 @@ interface KernelIndex {
 }
 
 /** The checked kernel and its module tables, cached per (package, fragment): warm bakes skip the scan. */
-export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<KernelLayer> {
-  const pkg = await resolveKernelPackage(spec, ctx);
+export async function prepareKernel(spec: Spec, ctx: BakeContext, minimal?: Promise<MinimalKernel>): Promise<KernelLayer> {
+  if (spec.kernel.kind === "minimal") return minimalKernelLayer(ctx, await (minimal ?? startMinimalKernel(ctx)));
+  const pkg = await resolveKernelPackage(spec.kernel.package, ctx);
   const tree = await ctx.apt.unpack(pkg);
   ctx.used.push(lockEntryOf(pkg, "kernel"));
   const fragmentText = await readFile(path.join(ctx.kernelConfigs, "kiln.config"), "utf8");
@@ -67,7 +86,10 @@ export async function prepareKernel(spec: Spec, ctx: BakeContext): Promise<Kerne
   if (!known) await writeFileAtomic(indexFile, JSON.stringify(index));
   const rooted = (rel: string) => path.join(tree, rel);
   return {
+    kind: "debian",
     package: pkg,
+    identity: packageIdentity(pkg),
+    builtIn: [],
     release: index.release,
     vmlinuz: rooted(index.vmlinuz),
     modules: new Map(index.modules.map(([name, m]) => [name, { path: rooted(m.path), info: m.info }])),
@@ -130,4 +152,58 @@ async function readModules(modulesDir: string, wanted: readonly string[]): Promi
     queue.push(...info.depends, ...info.softdepsPre);
   }
   return found;
+}
+
+/** Driver names (as their modules are called) of the built-in options push asks about. */
+const BUILT_IN_DRIVERS: Readonly<Record<string, string>> = {
+  ixgbevf: "CONFIG_IXGBEVF",
+  ena: "CONFIG_ENA_ETHERNET",
+  nvme: "CONFIG_BLK_DEV_NVME",
+  xen_blkfront: "CONFIG_XEN_BLKDEV_FRONTEND",
+  xen_netfront: "CONFIG_XEN_NETDEV_FRONTEND",
+};
+
+/**
+ * Starts (or finds) the minimal kernel's build. A bake calls this first thing, so a first
+ * compile runs while the app is staged; a progress line reports it every few seconds.
+ */
+export interface MinimalKernel {
+  readonly source: DebianPackage;
+  readonly built: BuiltKernel;
+}
+
+export async function startMinimalKernel(ctx: BakeContext, signal?: AbortSignal): Promise<MinimalKernel> {
+  const source = await resolveDebian(ctx, KERNEL_SOURCE_PACKAGE);
+  const inputs = await minimalKernelInputs(source, ctx.kernelConfigs);
+  const started = performance.now();
+  const built = await buildMinimalKernel(inputs, {
+    apt: ctx.apt,
+    cache: ctx.home.cache,
+    ...(signal ? { signal } : {}),
+    onProgress: (done) =>
+      ctx.progress.info(
+        `  Kernel build (first bake with this kernel; runs beside the other steps) … ${((performance.now() - started) / 1000).toFixed(0)}s, ${done}`,
+      ),
+  });
+  return { source, built };
+}
+
+async function minimalKernelLayer(ctx: BakeContext, { source, built }: MinimalKernel): Promise<KernelLayer> {
+  const { record } = built;
+  ctx.used.push(lockEntryOf(source, "kernel-source"));
+  const config = readConfigValues(await readFile(built.config, "utf8"));
+  return {
+    kind: "minimal",
+    package: source,
+    identity: `minimal:${record.key}:${record.imageSha256}`,
+    build: record,
+    builtIn: Object.entries(BUILT_IN_DRIVERS)
+      .filter(([, option]) => config.get(option) === "y")
+      .map(([name]) => name),
+    release: record.release,
+    vmlinuz: built.image,
+    modules: new Map(),
+    loadOrder: [],
+    alwaysLoad: [],
+  };
 }

@@ -19,6 +19,7 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
     .option("--name <name>", "image name (default: package.json name or the directory name)")
     .option("--version <version>", "image version (default: package.json version or 0.1.0)")
     .option("--baker <baker>", "force a baker instead of detecting one")
+    .option("--kernel <kernel>", "debian (Debian's cloud kernel, the default) or minimal (a kernel kiln builds: smaller, boots faster)")
     .option(
       "--format <formats>",
       "also write these disk formats, comma-separated (vdi, vmdk, vmdk-stream, vhd, qcow2, ova; see kiln export --help)",
@@ -39,6 +40,7 @@ export function registerBakeCommands(program: Command, home: () => KilnHome): vo
           name?: string;
           version?: string;
           baker?: string;
+          kernel?: string;
           format?: string;
           json?: boolean;
           frozen?: boolean;

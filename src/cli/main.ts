@@ -12,6 +12,7 @@ import { registerDeployCommands } from "./deploy-commands.js";
 import { registerConfigCommands } from "./config-commands.js";
 import { registerMaintenanceCommands } from "./maintenance-commands.js";
 import { registerInitCommands } from "./init-commands.js";
+import { registerKernelCommands } from "./kernel-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("kiln")
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerDeployCommands(program, () => openKilnHome());
   registerConfigCommands(program, () => openKilnHome());
   registerMaintenanceCommands(program, () => openKilnHome());
+  registerKernelCommands(program, () => openKilnHome());
   // A mistyped command (kiln promot) gets commander's "Did you mean promote?" and a pointer,
   // not the whole list of commands.
   program.showHelpAfterError("(kiln --help lists the commands)");

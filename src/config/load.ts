@@ -63,7 +63,7 @@ async function detectBaker(
 }
 
 /** Flags that stand in for a kiln.yml setting, each checked by that setting's schema. */
-const FLAG_SETTINGS = ["name", "version", "cmd", "port", "baker"] as const;
+const FLAG_SETTINGS = ["name", "version", "cmd", "port", "baker", "kernel"] as const;
 
 export async function loadSpec(target: string, overrides: SpecOverrides, bakers: readonly Baker[]): Promise<Spec> {
   const source = await resolveAppSource(target);
@@ -125,6 +125,9 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     problems.push(...schemaProblems("/properties/node/properties/version", detection.nodeVersion, "package.json engines.node"));
   }
 
+  const kernelSetting = setting("kernel", undefined);
+  checked("kernel", kernelSetting.value, kernelSetting.label);
+
   const health = (yml.healthcheck ?? {}) as { path?: string; timeout?: number };
   const healthPath = health.path ?? DEFAULTS.healthPath;
   try {
@@ -151,7 +154,7 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     port,
     env: Object.fromEntries(Object.entries((yml.env ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)])),
     healthcheck: { path: healthPath, timeoutSeconds: health.timeout ?? DEFAULTS.healthTimeoutSeconds },
-    kernel: { package: (yml.kernel as { package?: string } | undefined)?.package ?? DEFAULTS.kernelPackage },
+    kernel: readKernel(kernelSetting.value),
     resources: { memoryMiB: resources.memory ?? DEFAULTS.memoryMiB, cpus: resources.cpus ?? DEFAULTS.cpus },
     packages: (yml.packages as string[] | undefined) ?? [],
     stopTimeoutSeconds: (yml.stopTimeout as number | undefined) ?? DEFAULTS.stopTimeoutSeconds,
@@ -164,6 +167,13 @@ export async function loadSpec(target: string, overrides: SpecOverrides, bakers:
     seccomp: yml.seccomp === undefined ? DEFAULTS.seccomp : yml.seccomp === true || yml.seccomp === "on",
   };
   return deepFreeze(spec);
+}
+
+/** `kernel: minimal`, `kernel: debian` or `kernel: { package: … }` (checked by the schema already). */
+function readKernel(value: unknown): Spec["kernel"] {
+  if (value === "minimal") return { kind: "minimal" };
+  const pkg = typeof value === "object" && value !== null ? (value as { package?: string }).package : undefined;
+  return { kind: "debian", package: pkg ?? DEFAULTS.kernelPackage };
 }
 
 /**

@@ -12,7 +12,8 @@ export interface Spec {
   readonly port: number | undefined;
   readonly env: Readonly<Record<string, string>>;
   readonly healthcheck: { readonly path: string; readonly timeoutSeconds: number };
-  readonly kernel: { readonly package: string };
+  /** debian: a Debian kernel image package, drivers as modules; minimal: the kernel kiln builds (kernel-configs/minimal*.config). */
+  readonly kernel: { readonly kind: "debian"; readonly package: string } | { readonly kind: "minimal" };
   readonly resources: { readonly memoryMiB: number; readonly cpus: number };
   /** Extra Debian packages whose shared libraries the app may need. */
   readonly packages: readonly string[];
@@ -39,6 +40,7 @@ export interface SpecOverrides {
   cmd?: string;
   port?: string;
   baker?: string;
+  kernel?: string;
 }
 
 export const DEFAULTS = {

@@ -1,3 +1,4 @@
+import type { KernelBuildRecord } from "../kernel/build.js";
 import type { Lock, LockEntry } from "../packages/lock.js";
 import type { PackageChange } from "../packages/outdated.js";
 import type { CycloneDxBom } from "../packages/sbom.js";
@@ -30,6 +31,11 @@ export interface ImageManifest {
     readonly cmdline: string;
     /** Kernel modules in the initramfs (absent in images baked before this was recorded): push reads the drivers from it. */
     readonly modules?: readonly string[];
+    /** Set for the kernel kiln compiles (`kernel: minimal`); package and version then name its source package. */
+    readonly kind?: "minimal";
+    readonly build?: KernelBuildRecord;
+    /** Drivers push asks about that are built into the kernel instead of being modules. */
+    readonly builtIn?: readonly string[];
   };
   readonly diskSignature: string;
   readonly layout: DiskLayout;
@@ -53,7 +59,7 @@ export interface ImageManifest {
   /** CycloneDX 1.5 SBOM: base packages and the app's dependencies (also images/<digest>/sbom.json). */
   readonly sbom?: CycloneDxBom;
   /** What outdated and rebake resolve against: the kernel metapackage and the runtime's version range. */
-  readonly baseInputs?: { readonly kernelPackage: string; readonly nodeRange?: string };
+  readonly baseInputs?: { readonly kernelPackage?: string; readonly kernel?: "minimal"; readonly nodeRange?: string };
   /** Set on a rebake: the image whose app layer was reused, and the base packages that changed. */
   readonly rebake?: RebakeRecord;
 }

@@ -14,8 +14,8 @@ export interface LockEntry {
   /** "debian:<suite>/<component>" or "npm". */
   readonly source: string;
   readonly sha256: string;
-  /** What the package is for in the image: kernel, init, runtime, lib. */
-  readonly role: "kernel" | "init" | "boot" | "runtime" | "lib";
+  /** What the package is for in the image: kernel, kernel-source (kiln compiles the kernel from it), init, runtime, lib. */
+  readonly role: "kernel" | "kernel-source" | "init" | "boot" | "runtime" | "lib";
 }
 
 export interface Lock {

@@ -1,6 +1,9 @@
 /** The QEMU command line for a kiln VM, as a pure function of its settings. */
 export type Firmware = "bios" | "uefi";
 export type Accelerator = "kvm" | "tcg";
+/** The root disk's controller: virtio (QEMU's default), nvme (as on EC2 Nitro), ide (PIIX, as in kiln's VirtualBox VMs). */
+export type DiskBus = "virtio" | "nvme" | "ide";
+export const DISK_BUSES: readonly DiskBus[] = ["virtio", "nvme", "ide"];
 
 export interface PortForward {
   readonly hostAddress: string;
@@ -28,6 +31,8 @@ export interface QemuVmConfig {
   readonly disk: string;
   /** Disk format as qemu-img names it (raw, vdi, vmdk, vpc, qcow2). */
   readonly diskFormat: string;
+  /** Default virtio. */
+  readonly diskBus?: DiskBus;
   readonly seed: string | undefined;
   readonly firmware: Firmware;
   /** OVMF code and a writable copy of the variable store, for UEFI. */
@@ -51,10 +56,12 @@ export function buildQemuArgs(vm: QemuVmConfig): string[] {
     .map((g) => `,guestfwd=tcp:${g.guestAddress}:${g.guestPort}-cmd:${g.command.replaceAll(",", ",,")}`)
     .join("");
   const network = vm.network ? `,net=${vm.network}` : "";
+  const bus = vm.diskBus ?? "virtio";
   const args = [
     "qemu-system-x86_64",
     "-machine",
-    "q35",
+    // PIIX IDE is on the i440FX machine; q35's IDE is AHCI, which neither kernel drives.
+    bus === "ide" ? "pc" : "q35",
     "-accel",
     vm.accelerator,
     // TCG's "max" model has every instruction a modern runtime (Node, JVM) may probe for.
@@ -78,9 +85,7 @@ export function buildQemuArgs(vm: QemuVmConfig): string[] {
     `unix:${vm.qmpSocket},server=on,wait=off`,
     "-pidfile",
     vm.pidFile,
-    // Read-only: the store's image must never change, and the root is read-only anyway.
-    "-drive",
-    `file=${vm.disk},format=${vm.diskFormat},if=virtio,readonly=on`,
+    ...rootDriveArgs(vm.disk, vm.diskFormat, bus),
     "-netdev",
     `user,id=net0${network}${hostfwd}${guestfwd}`,
     "-device",
@@ -99,6 +104,17 @@ export function buildQemuArgs(vm: QemuVmConfig): string[] {
     );
   }
   return args;
+}
+
+/**
+ * The store's image must never change: read-only where the controller allows it; IDE has no
+ * read-only drives, so its writes (there are none: the root is read-only) go to a throwaway overlay.
+ */
+function rootDriveArgs(disk: string, format: string, bus: DiskBus): string[] {
+  const file = `file=${disk},format=${format}`;
+  if (bus === "virtio") return ["-drive", `${file},if=virtio,readonly=on`];
+  if (bus === "ide") return ["-drive", `${file},if=ide,snapshot=on`];
+  return ["-drive", `${file},if=none,id=root,readonly=on`, "-device", "nvme,drive=root,serial=kiln-root"];
 }
 
 /** Parses -p values: "8080", "18080:8080" or "127.0.0.1:18080:8080". */

@@ -20,6 +20,7 @@ import {
   IMDS_ADDRESS,
   IMDS_USER_NETWORK,
   type Accelerator,
+  type DiskBus,
   type Firmware,
   type GuestForward,
   type PortForward,
@@ -48,6 +49,8 @@ export interface StartVmOptions extends LocalVmOptions {
   readonly accelerator?: Accelerator;
   /** Disk to boot instead of the store's raw disk (another format of the same image). */
   readonly disk?: { readonly path: string; readonly format: string };
+  /** The root disk's controller (default virtio). */
+  readonly diskBus?: DiskBus;
   readonly name?: string;
   /** Who started the VM (a local environment), so it can find VMs it lost track of. */
   readonly owner?: string;
@@ -135,6 +138,7 @@ export class LocalVm {
     const argv = buildQemuArgs({
       disk: options.disk?.path ?? options.image.disk,
       diskFormat: options.disk?.format ?? "raw",
+      ...(options.diskBus ? { diskBus: options.diskBus } : {}),
       seed,
       firmware: options.firmware,
       ...(ovmf ? { ovmf } : {}),

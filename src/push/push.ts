@@ -287,7 +287,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       snapshotId: progress.snapshotId,
       volumeGiB: image.manifest.layout.volumeGiB,
       bootMode: "uefi-preferred",
-      ...amiNetworkFlags(image.manifest.kernel.modules),
+      ...amiNetworkFlags([...(image.manifest.kernel.modules ?? []), ...(image.manifest.kernel.builtIn ?? [])]),
       tags,
     });
   } catch (error) {

@@ -6,7 +6,7 @@ import { InputError } from "../errors.js";
 import type { KilnHome } from "../home.js";
 import { ImageStore } from "../image/store.js";
 import { LocalVm } from "../providers/qemu.js";
-import { parsePortForward, type Accelerator, type Firmware, type PortForward } from "../providers/qemu-args.js";
+import { parsePortForward, type Accelerator, type DiskBus, type Firmware, type PortForward } from "../providers/qemu-args.js";
 import { superviseRun, type RunEnding } from "./supervise.js";
 import { bootEnv } from "./seed.js";
 
@@ -18,6 +18,8 @@ export interface RunOptions {
   readonly envFiles?: readonly { readonly name: string; readonly text: string }[];
   readonly firmware: Firmware;
   readonly accelerator?: Accelerator;
+  /** The root disk's controller (default virtio): nvme as on EC2 Nitro, ide as in VirtualBox. */
+  readonly diskBus?: DiskBus;
   /** Stream the console to stderr (the default for an interactive run). */
   readonly console: boolean;
   /** Return as soon as the app is healthy, leaving the VM running. */
@@ -60,6 +62,7 @@ export async function runImage(options: RunOptions, home: KilnHome): Promise<Run
     forwards,
     env,
     ...(options.accelerator ? { accelerator: options.accelerator } : {}),
+    ...(options.diskBus ? { diskBus: options.diskBus } : {}),
   });
   process.stderr.write(
     `Booting ${image.ref} (${image.digest.slice(0, 19)}) under ${vm.record.accelerator.toUpperCase()}, ${options.firmware.toUpperCase()}; console: kiln logs ${vm.record.id}\n`,

@@ -106,7 +106,7 @@ describe("Node.js apps with no kiln.yml", () => {
     expect(spec.node.version).toBe("20");
     expect(spec.cmd).toEqual(["node", "index.js"]);
     expect(spec.healthcheck).toEqual({ path: DEFAULTS.healthPath, timeoutSeconds: DEFAULTS.healthTimeoutSeconds });
-    expect(spec.kernel).toEqual({ package: DEFAULTS.kernelPackage });
+    expect(spec.kernel).toEqual({ kind: "debian", package: DEFAULTS.kernelPackage });
     expect(spec.resources).toEqual({ memoryMiB: DEFAULTS.memoryMiB, cpus: DEFAULTS.cpus });
     expect(spec.packages).toEqual([]);
     expect(spec.stopTimeoutSeconds).toBe(DEFAULTS.stopTimeoutSeconds);
@@ -258,6 +258,26 @@ describe("kiln.yml and flags", () => {
     }
     const dir = await appDir({ "package.json": packageFile, "kiln.yml": "seccomp: maybe\n" });
     expect((await specError(dir)).problems).toEqual(["seccomp: 'maybe' must be on or off"]);
+  });
+
+  it("read kernel: debian, minimal, a package, or --kernel; refuse anything else naming the choices", async () => {
+    const packageFile = packageJson({ name: "k", scripts: { start: "node server.js" } });
+    const withKernel = async (yml: string, overrides: SpecOverrides = {}) =>
+      load(await appDir({ "package.json": packageFile, "kiln.yml": yml }), overrides);
+    expect((await withKernel("kernel: minimal\n")).kernel).toEqual({ kind: "minimal" });
+    expect((await withKernel("kernel: debian\n")).kernel).toEqual({ kind: "debian", package: DEFAULTS.kernelPackage });
+    expect((await withKernel("kernel: { package: linux-image-6.1.0-9-cloud-amd64 }\n")).kernel).toEqual({
+      kind: "debian",
+      package: "linux-image-6.1.0-9-cloud-amd64",
+    });
+    expect((await withKernel("kernel: debian\n", { kernel: "minimal" })).kernel).toEqual({ kind: "minimal" });
+    const dir = await appDir({ "package.json": packageFile, "kiln.yml": "kernel: tiny\n" });
+    expect((await specError(dir)).problems).toEqual(["kernel: 'tiny' must be debian or minimal (or a mapping with package:)"]);
+    expect((await specError(dir, { kernel: "small" })).problems).toEqual([
+      "--kernel: 'small' must be debian or minimal (or a mapping with package:)",
+    ]);
+    const listed = await appDir({ "package.json": packageFile, "kiln.yml": "kernel: [minimal]\n" });
+    expect((await specError(listed)).problems).toEqual(["kernel: must be debian, minimal, or a mapping with package:"]);
   });
 
   it("accept cmd as a list", async () => {
