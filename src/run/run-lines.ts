@@ -2,6 +2,10 @@
  * The two lines a foreground `kiln run` prints on stderr that scripts and `npm run bench` read:
  * the app is healthy, and the VM has stopped (after which kiln exits at once). Their wording is
  * an interface: the formatters and the parser live together so they change together.
+ *
+ * Timing Ctrl-C to exit (the bench): start `kiln run REF --quiet`, read stderr line by line until
+ * parseRunLine says "healthy", send SIGINT, and time until the process exits; the "stopped" line
+ * comes just before the exit (test/integration/run-exit.test.ts holds kiln to that).
  */
 import { formatSeconds } from "../progress.js";
 
