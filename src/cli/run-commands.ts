@@ -7,6 +7,7 @@ import type { Accelerator, Firmware } from "../providers/qemu-args.js";
 import type { RunEnding, SupervisedVm } from "../run/supervise.js";
 import type { Spec } from "../config/types.js";
 import type { AwsEnvironment } from "../config/environments.js";
+import { describeStop, stoppedLine } from "../run/run-lines.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -261,7 +262,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
 /** After a foreground run: the VM's directory goes, its console is kept, and the user hears how it ended. */
 async function reportStopped(vm: SupervisedVm, id: string, how: RunEnding): Promise<void> {
   const kept = await vm.cleanup({ how });
-  process.stderr.write(`kiln: VM stopped (${describeStop(how)})${kept ? `; its console stays readable: kiln logs ${id}` : ""}\n`);
+  process.stderr.write(stoppedLine(how, kept ? id : undefined));
 }
 
 interface LogsFlags {
@@ -288,14 +289,6 @@ function refuseEnvOnlyFlags(opts: LogsFlags): void {
     });
 }
 
-const STOP_WORDS: Record<string, string> = {
-  clean: "clean",
-  "app-killed": "the app did not stop within its stopTimeout and was killed",
-  killed: "the VM was killed",
-  "already-stopped": "it powered itself off",
-  "stopped-unwatched": "found stopped",
-};
-
 async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -305,10 +298,6 @@ async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Prom
   } finally {
     process.off("SIGINT", onSignal);
   }
-}
-
-function describeStop(how: string): string {
-  return STOP_WORDS[how] ?? how;
 }
 
 /** kiln logs --env: an environment's instances in one time-ordered view (local: their consoles; AWS: CloudWatch Logs). */

@@ -26,6 +26,7 @@ import {
   type PortForward,
 } from "./qemu-args.js";
 import { qmpCommand } from "./qmp.js";
+import { settlesWithin } from "../settles-within.js";
 import { consoleTailOf } from "../console-text.js";
 import { retireVmDir, type StopHow } from "../run/console-archive.js";
 import { makePrivate, makePrivateDir, writePrivateFile } from "../private-fs.js";
@@ -221,15 +222,15 @@ export class LocalVm {
    * `graceMs`, then kills QEMU. Returns how the VM ended.
    */
   async shutdown(graceMs = 30_000): Promise<"clean" | "killed" | "already-stopped"> {
-    const exited = this.process.exited.then(() => true);
-    if (await Promise.race([exited, new Promise<false>((r) => setTimeout(() => r(false), 0))])) return "already-stopped";
+    const exited = this.process.exited;
+    if ((await settlesWithin(exited, 0)).settled) return "already-stopped";
     try {
       await qmpCommand(path.join(this.dir, "qmp.sock"), "system_powerdown");
     } catch {
       // QMP not up yet or already gone: fall through to the timeout and kill.
     }
-    const clean = await Promise.race([exited, new Promise<false>((r) => setTimeout(() => r(false), graceMs))]);
-    if (clean) return "clean";
+    // The grace timer must not outlive the VM: it would hold kiln run open for the rest of graceMs.
+    if ((await settlesWithin(exited, graceMs)).settled) return "clean";
     try {
       process.kill(-this.record.pid, "SIGKILL");
     } catch {

@@ -39,5 +39,10 @@ export async function qmpCommand(socketPath: string, command: string, timeoutMs 
       clearTimeout(timer);
       reject(error);
     });
+    // QEMU exiting mid-handshake closes the socket: say so now rather than when the timer fires.
+    socket.on("close", () => {
+      clearTimeout(timer);
+      reject(new Error(`QMP ${command}: QEMU closed the socket before answering`));
+    });
   });
 }

@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { UnhealthyError } from "../errors.js";
 import type { StoredImage } from "../image/store.js";
-import { formatSeconds } from "../progress.js";
+import { healthyLine } from "./run-lines.js";
 import type { PortForward } from "../providers/qemu-args.js";
 import { waitHealthy } from "./health.js";
 import { appKilledAtStop, describeStartFailure, diagnoseStart } from "./diagnose.js";
@@ -100,8 +100,7 @@ export async function superviseRun(
     await follower?.stop();
     vm.detach();
   }
-  process.stderr.write(
-    `kiln: ${image.ref} is healthy at http://${health.hostAddress}:${health.hostPort}/ after ${formatSeconds(outcome.afterMs)} (boot to healthy)\n`,
-  );
-  return { url: `http://${health.hostAddress}:${health.hostPort}/`, bootToHealthySeconds: outcome.afterMs / 1000, stopped };
+  const appUrl = `http://${health.hostAddress}:${health.hostPort}/`;
+  process.stderr.write(healthyLine(image.ref, appUrl, outcome.afterMs));
+  return { url: appUrl, bootToHealthySeconds: outcome.afterMs / 1000, stopped };
 }
