@@ -236,7 +236,16 @@ export async function bake(
       const { stat } = await import("node:fs/promises");
       const allocated = (await stat(path.join(imageDir, "disk.raw"))).blocks * 512;
       const kernelBytes = (await stat(kernel.vmlinuz)).size;
-      const newLock = buildLock(ctx.used);
+      const newLock = buildLock(
+        ctx.used,
+        kernel.build && {
+          key: kernel.build.key,
+          release: kernel.build.release,
+          configSha256: kernel.build.configSha256,
+          compiler: kernel.build.compiler,
+          imageSha256: kernel.build.imageSha256,
+        },
+      );
       if (options.frozen) checkFrozen(lock!, newLock);
       const bakedAt = new Date().toISOString();
       const sbom = await progress.step(
@@ -321,12 +330,22 @@ export async function bake(
 
 /** --frozen: the lock must list exactly what this bake used, nothing more or less. */
 function checkFrozen(lock: Lock, used: Lock): void {
-  const changes = diffPackages(lock.packages, used.packages);
+  const changes = diffPackages(lock.packages, used.packages).map(describeChange);
+  const [was, now] = [lock.kernelBuild, used.kernelBuild];
+  if (was?.key !== now?.key) {
+    const what = !was
+      ? "the lock has no minimal kernel build"
+      : !now
+        ? "the lock has a minimal kernel build this bake does not use"
+        : was.configSha256 !== now.configSha256
+          ? `the minimal kernel's configuration changed (config sha256 ${was.configSha256.slice(0, 12)} → ${now.configSha256.slice(0, 12)})`
+          : was.compiler !== now.compiler
+            ? `the minimal kernel's compiler changed (${was.compiler} → ${now.compiler})`
+            : `the minimal kernel's build key changed (${was.key} → ${now.key})`;
+    changes.push(what);
+  }
   if (changes.length === 0) return;
-  throw new InputError(
-    `--frozen: kiln.lock does not match what this bake uses:\n${changes.map((c) => `  - ${describeChange(c)}`).join("\n")}`,
-    {
-      hint: "bake without --frozen (or kiln rebake) to update kiln.lock, review and commit it, then bake with --frozen",
-    },
-  );
+  throw new InputError(`--frozen: kiln.lock does not match what this bake uses:\n${changes.map((c) => `  - ${c}`).join("\n")}`, {
+    hint: "bake without --frozen (or kiln rebake) to update kiln.lock, review and commit it, then bake with --frozen",
+  });
 }

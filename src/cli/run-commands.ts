@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { InputError, NotFoundError } from "../errors.js";
 import type { KilnHome } from "../home.js";
-import type { Accelerator, Firmware } from "../providers/qemu-args.js";
+import type { Accelerator, DiskBus, Firmware } from "../providers/qemu-args.js";
 import type { RunEnding, SupervisedVm } from "../run/supervise.js";
 import type { Spec } from "../config/types.js";
 import type { AwsEnvironment } from "../config/environments.js";
@@ -31,11 +31,15 @@ interface RunFlags {
   hypervisor?: string;
   format?: string;
   name?: string;
+  disk?: string;
 }
 
 /** Checks the flag combination before anything is booted; every problem at once. */
-async function resolveRunTarget(opts: RunFlags): Promise<{ hypervisor: Hypervisor; format: string | undefined }> {
-  const { FORMATS, parseFormats } = await import("../image/formats.js");
+async function resolveRunTarget(opts: RunFlags): Promise<{ hypervisor: Hypervisor; format: string | undefined; diskBus?: DiskBus }> {
+  const [{ FORMATS, parseFormats }, { DISK_BUSES }] = await Promise.all([
+    import("../image/formats.js"),
+    import("../providers/qemu-args.js"),
+  ]);
   const problems: string[] = [];
   const hypervisor = (opts.vbox ? "virtualbox" : (opts.hypervisor ?? "qemu").toLowerCase()) as Hypervisor;
   if (!HYPERVISORS.includes(hypervisor)) problems.push(`--hypervisor ${opts.hypervisor}: expected ${HYPERVISORS.join(" or ")}`);
@@ -53,8 +57,12 @@ async function resolveRunTarget(opts: RunFlags): Promise<{ hypervisor: Hyperviso
   }
   if (hypervisor === "virtualbox" && opts.tcg) problems.push("--tcg applies to QEMU only");
   if (hypervisor === "qemu" && opts.name && opts.format === undefined) problems.push("--name applies to --vbox and --format runs");
+  const diskBus = opts.disk as DiskBus | undefined;
+  if (diskBus !== undefined && !DISK_BUSES.includes(diskBus)) problems.push(`--disk ${opts.disk}: expected ${DISK_BUSES.join(", ")}`);
+  else if (diskBus !== undefined && (hypervisor !== "qemu" || opts.format !== undefined))
+    problems.push("--disk applies to QEMU runs of the raw disk (VirtualBox VMs use IDE)");
   if (problems.length) throw new InputError(problems.join("\n"), { hint: "kiln run --help lists the options" });
-  return { hypervisor, format };
+  return { hypervisor, format, ...(diskBus ? { diskBus } : {}) };
 }
 
 export function registerRunCommands(program: Command, home: () => KilnHome): void {
@@ -77,12 +85,13 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
     .option("--format <format>", "boot the image converted to this disk format (QEMU: vdi, vmdk, vmdk-stream, vhd, qcow2)")
     .option("--name <vm-name>", "VM name (VirtualBox default: kiln-<name>-<version>)")
     .option("--tcg", "force software emulation even where KVM works (QEMU)")
+    .option("--disk <bus>", "the root disk's controller: virtio (default), nvme (as on EC2 Nitro) or ide (as in VirtualBox)")
     .option("--quiet", "do not stream the console")
     .option("-d, --detach", "return once the app is healthy and leave the VM running")
     .option("--health-timeout <seconds>", "override the image's health check timeout")
     .option("--json", "print one JSON object once healthy")
     .action(async (ref: string, opts: RunFlags) => {
-      const { hypervisor, format } = await resolveRunTarget(opts);
+      const { hypervisor, format, diskBus } = await resolveRunTarget(opts);
       const { bootEnv, readEnvFiles } = await import("../run/seed.js");
       // Checked before anything is looked up or booted: a typo should not cost a boot.
       const envFiles = await readEnvFiles(opts.envFile);
@@ -103,6 +112,7 @@ export function registerRunCommands(program: Command, home: () => KilnHome): voi
             detach: Boolean(opts.detach),
             kilnEnv: opts.kilnEnv,
             ...(opts.tcg ? { accelerator: "tcg" as const } : {}),
+            ...(diskBus ? { diskBus } : {}),
             ...(healthTimeoutSeconds !== undefined ? { healthTimeoutSeconds } : {}),
           },
           home(),

@@ -18,9 +18,19 @@ export interface LockEntry {
   readonly role: "kernel" | "kernel-source" | "init" | "boot" | "runtime" | "lib";
 }
 
+/** The minimal kernel's build (kernel: minimal): its inputs' key, what it was built with, and the result. */
+export interface LockedKernelBuild {
+  readonly key: string;
+  readonly release: string;
+  readonly configSha256: string;
+  readonly compiler: string;
+  readonly imageSha256: string;
+}
+
 export interface Lock {
   readonly lockfileVersion: 1;
   readonly packages: readonly LockEntry[];
+  readonly kernelBuild?: LockedKernelBuild;
 }
 
 export const LOCK_FILE = "kiln.lock";
@@ -67,11 +77,11 @@ export function pinnedVersion(lock: Lock | undefined, name: string): string | un
 }
 
 /** Sorted, de-duplicated, so the file only changes when a package does. */
-export function buildLock(entries: readonly LockEntry[]): Lock {
+export function buildLock(entries: readonly LockEntry[], kernelBuild?: LockedKernelBuild): Lock {
   const byName = new Map<string, LockEntry>();
   for (const entry of entries) byName.set(entry.name, entry);
   const packages = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { lockfileVersion: 1, packages };
+  return kernelBuild ? { lockfileVersion: 1, packages, kernelBuild } : { lockfileVersion: 1, packages };
 }
 
 export function renderLock(lock: Lock): string {

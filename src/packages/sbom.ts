@@ -81,7 +81,14 @@ function uuidFrom(text: string): string {
 function baseComponent(p: LockEntry, distro: string | undefined): CycloneDxComponent {
   const purl = p.source === "npm" ? `pkg:npm/${enc(p.name)}@${enc(p.version)}` : debPurl(p.name, p.version, distro);
   return {
-    type: p.role === "kernel" || p.role === "kernel-source" ? "operating-system" : p.role === "runtime" ? "framework" : p.role === "boot" ? "firmware" : "library",
+    type:
+      p.role === "kernel" || p.role === "kernel-source"
+        ? "operating-system"
+        : p.role === "runtime"
+          ? "framework"
+          : p.role === "boot"
+            ? "firmware"
+            : "library",
     "bom-ref": purl,
     name: p.name,
     version: p.version,

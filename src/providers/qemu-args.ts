@@ -113,8 +113,9 @@ export function buildQemuArgs(vm: QemuVmConfig): string[] {
 function rootDriveArgs(disk: string, format: string, bus: DiskBus): string[] {
   const file = `file=${disk},format=${format}`;
   if (bus === "virtio") return ["-drive", `${file},if=virtio,readonly=on`];
-  if (bus === "ide") return ["-drive", `${file},if=ide,snapshot=on`];
-  return ["-drive", `${file},if=none,id=root,readonly=on`, "-device", "nvme,drive=root,serial=kiln-root"];
+  // bootindex: the firmware would otherwise try the (virtio) seed drive first and stop there.
+  if (bus === "ide") return ["-drive", `${file},if=none,id=root,snapshot=on`, "-device", "ide-hd,drive=root,bus=ide.0,bootindex=0"];
+  return ["-drive", `${file},if=none,id=root,readonly=on`, "-device", "nvme,drive=root,serial=kiln-root,bootindex=0"];
 }
 
 /** Parses -p values: "8080", "18080:8080" or "127.0.0.1:18080:8080". */

@@ -1,44 +1,4 @@
-// Real boots: both examples are baked and booted in QEMU (TCG here), under SeaBIOS and OVMF,
-// and must answer HTTP over a forwarded port with the values the image and the seed drive gave.
-import { describe, expect, it } from "vitest";
-import { boot, bakeExample, httpGet, processAlive, sharedHome, trackRuns } from "./harness.js";
+// Boots with Debian's cloud kernel (the default); boot-matrix.ts has the tests.
+import { describeBoots } from "./boot-matrix.js";
 
-const home = sharedHome();
-const running = trackRuns();
-
-describe.sequential("boot", () => {
-  it("hello-node answers HTTP under legacy BIOS, as uid 1000, with boot-time env from the seed drive", async () => {
-    const { image } = await bakeExample("hello-node", home);
-    const run = await boot(image.ref, home, { env: ["GREETING=from-seed"], kilnEnv: "test" });
-    running.push(run);
-    const answer = await httpGet(`http://127.0.0.1:${run.port}/`);
-    expect(answer.status).toBe(200);
-    const body = JSON.parse(answer.body) as Record<string, unknown>;
-    expect(body).toMatchObject({ message: "from-seed", env: "test", uid: 1000, image: "hello-node:0.1.0", hostname: "hello-node" });
-    expect(String(body.node)).toMatch(/^v20\./);
-  });
-
-  it("hello-node boots the same disk under UEFI (OVMF + systemd-boot)", async () => {
-    const { image } = await bakeExample("hello-node", home);
-    const run = await boot(image.ref, home, { firmware: "uefi" });
-    running.push(run);
-    const answer = await httpGet(`http://127.0.0.1:${run.port}/healthz`);
-    expect(answer).toEqual({ status: 200, body: "ok\n" });
-  });
-
-  it("hello-native (static C server) answers HTTP under BIOS and UEFI", async () => {
-    const { image } = await bakeExample("hello-native", home);
-    for (const firmware of ["bios", "uefi"] as const) {
-      const run = await boot(image.ref, home, { firmware });
-      running.push(run);
-      const answer = await httpGet(`http://127.0.0.1:${run.port}/`);
-      expect(answer.status).toBe(200);
-      expect(JSON.parse(answer.body)).toMatchObject({ runtime: "native", env: "dev", uid: 1000, image: "hello-native:0.1.0" });
-      const how = await run.vm.shutdown(30_000);
-      expect(how).toBe("clean");
-      expect(processAlive(run.vm.record.pid)).toBe(false);
-      // The init stopped the app with SIGTERM before powering off.
-      expect(await run.vm.consoleTail(10)).toMatch(/hello-native: SIGTERM, stopped[\s\S]*powering off/);
-    }
-  });
-});
+describeBoots("debian");

@@ -2,13 +2,14 @@ import { afterEach } from "vitest";
 /** Shared set-up for integration tests: one kiln home per suite run (downloads reused), helpers to bake and boot. */
 import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bake } from "../../src/bake/bake.js";
 import { kilnHome, type KilnHome } from "../../src/home.js";
 import type { Progress } from "../../src/progress.js";
+import type { DiskBus } from "../../src/providers/qemu-args.js";
 import { findFreePort } from "../../src/run/ports.js";
 import { runImage, type RunOutcome } from "../../src/run/run.js";
 
@@ -28,9 +29,24 @@ export const quiet: Progress = {
   info: () => undefined,
 };
 
-export async function bakeExample(name: string, home: KilnHome, overrides = {}) {
-  if (name === "hello-native") execFileSync("make", ["-s", "-C", path.join(repo, "examples", name)]);
-  return bake(path.join(repo, "examples", name), overrides, home, quiet);
+export type TestKernel = "debian" | "minimal";
+
+/**
+ * Bakes an example as it is; with the minimal kernel, a scratch copy with `kernel: minimal`
+ * added to its kiln.yml, so the example's own kiln.lock (which pins the Debian kernel) stays as committed.
+ */
+export async function bakeExample(name: string, home: KilnHome, overrides = {}, kernel: TestKernel = "debian") {
+  const example = path.join(repo, "examples", name);
+  if (name === "hello-native") execFileSync("make", ["-s", "-C", example]);
+  if (kernel === "debian") return bake(example, overrides, home, quiet);
+  const copy = mkdtempSync(path.join(os.tmpdir(), `kiln-${name}-minimal-`));
+  try {
+    cpSync(example, copy, { recursive: true });
+    appendFileSync(path.join(copy, "kiln.yml"), "\nkernel: minimal\n");
+    return await bake(copy, overrides, home, quiet);
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -61,7 +77,14 @@ export async function bakeNativeReleases(
 export async function boot(
   ref: string,
   home: KilnHome,
-  options: { firmware?: "bios" | "uefi"; env?: string[]; guestPort?: number; healthTimeoutSeconds?: number; kilnEnv?: string } = {},
+  options: {
+    firmware?: "bios" | "uefi";
+    env?: string[];
+    guestPort?: number;
+    healthTimeoutSeconds?: number;
+    kilnEnv?: string;
+    diskBus?: DiskBus;
+  } = {},
 ): Promise<RunOutcome & { port: number }> {
   const port = await findFreePort();
   const outcome = await runImage(
@@ -74,6 +97,7 @@ export async function boot(
       detach: false,
       healthTimeoutSeconds: options.healthTimeoutSeconds ?? 180,
       ...(options.kilnEnv !== undefined ? { kilnEnv: options.kilnEnv } : {}),
+      ...(options.diskBus ? { diskBus: options.diskBus } : {}),
     },
     home,
   );

@@ -211,6 +211,19 @@ describe("buildQemuArgs", () => {
     expect(valueAfter(args, "-drive")[0]).toMatch(/readonly=on$/);
   });
 
+  it("disk buses: NVMe read-only and IDE on the PIIX machine with a throwaway overlay, each the first boot device", () => {
+    const nvme = buildQemuArgs({ ...base, diskBus: "nvme" });
+    expect(valueAfter(nvme, "-machine")).toEqual(["q35"]);
+    expect(valueAfter(nvme, "-drive")[0]).toBe("file=/store/images/abc/disk.raw,format=raw,if=none,id=root,readonly=on");
+    expect(valueAfter(nvme, "-device")).toContain("nvme,drive=root,serial=kiln-root,bootindex=0");
+    const ide = buildQemuArgs({ ...base, diskBus: "ide" });
+    expect(valueAfter(ide, "-machine")).toEqual(["pc"]);
+    expect(valueAfter(ide, "-drive")[0]).toBe("file=/store/images/abc/disk.raw,format=raw,if=none,id=root,snapshot=on");
+    expect(valueAfter(ide, "-device")).toContain("ide-hd,drive=root,bus=ide.0,bootindex=0");
+    // The seed drive stays on virtio whatever the root's bus.
+    for (const args of [nvme, ide]) expect(valueAfter(args, "-drive")[1]).toBe("file=/vms/1/seed.img,format=raw,if=virtio,readonly=on");
+  });
+
   it("throws for UEFI without OVMF paths", () => {
     expect(() => buildQemuArgs({ ...base, firmware: "uefi" })).toThrow(/OVMF/);
   });
