@@ -20,6 +20,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   dpkg: "dpkg",
   npm: "npm",
   gcc: "gcc",
+  make: "make",
+  tar: "tar",
   bwrap: "bubblewrap",
   haproxy: "haproxy",
   wrk: "wrk",

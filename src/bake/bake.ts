@@ -14,7 +14,7 @@ import { assembleDisk, diskSignatureFor } from "../image/disk.js";
 import type { ImageManifest } from "../image/manifest.js";
 import { type CommittedImage, ImageStore } from "../image/store.js";
 import { makePrivateDir, writePrivateFileAtomic } from "../private-fs.js";
-import { buildLock, readLock, writeLock, type Lock } from "../packages/lock.js";
+import { buildLock, kernelBuildChange, readLock, writeLock, type Lock } from "../packages/lock.js";
 import { describeChange, diffPackages } from "../packages/outdated.js";
 import { imageSbom } from "../packages/sbom.js";
 import { findUnpinned, refuseUnpinned, unpinnedWarning } from "../packages/pinning.js";
@@ -331,19 +331,8 @@ export async function bake(
 /** --frozen: the lock must list exactly what this bake used, nothing more or less. */
 function checkFrozen(lock: Lock, used: Lock): void {
   const changes = diffPackages(lock.packages, used.packages).map(describeChange);
-  const [was, now] = [lock.kernelBuild, used.kernelBuild];
-  if (was?.key !== now?.key) {
-    const what = !was
-      ? "the lock has no minimal kernel build"
-      : !now
-        ? "the lock has a minimal kernel build this bake does not use"
-        : was.configSha256 !== now.configSha256
-          ? `the minimal kernel's configuration changed (config sha256 ${was.configSha256.slice(0, 12)} → ${now.configSha256.slice(0, 12)})`
-          : was.compiler !== now.compiler
-            ? `the minimal kernel's compiler changed (${was.compiler} → ${now.compiler})`
-            : `the minimal kernel's build key changed (${was.key} → ${now.key})`;
-    changes.push(what);
-  }
+  const kernel = kernelBuildChange(lock.kernelBuild, used.kernelBuild);
+  if (kernel) changes.push(kernel);
   if (changes.length === 0) return;
   throw new InputError(`--frozen: kiln.lock does not match what this bake uses:\n${changes.map((c) => `  - ${c}`).join("\n")}`, {
     hint: "bake without --frozen (or kiln rebake) to update kiln.lock, review and commit it, then bake with --frozen",

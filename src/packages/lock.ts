@@ -76,6 +76,17 @@ export function pinnedVersion(lock: Lock | undefined, name: string): string | un
   return lock?.packages.find((p) => p.name === name)?.version;
 }
 
+/** What differs between two locks' minimal kernel builds, in words; undefined when they agree. */
+export function kernelBuildChange(was: LockedKernelBuild | undefined, now: LockedKernelBuild | undefined): string | undefined {
+  if (was?.key === now?.key) return undefined;
+  if (!was) return "the lock has no minimal kernel build";
+  if (!now) return "the lock has a minimal kernel build this bake does not use";
+  if (was.configSha256 !== now.configSha256)
+    return `the minimal kernel's configuration changed (config sha256 ${was.configSha256.slice(0, 12)} → ${now.configSha256.slice(0, 12)})`;
+  if (was.compiler !== now.compiler) return `the minimal kernel's compiler changed (${was.compiler} → ${now.compiler})`;
+  return `the minimal kernel's build key changed (${was.key} → ${now.key})`;
+}
+
 /** Sorted, de-duplicated, so the file only changes when a package does. */
 export function buildLock(entries: readonly LockEntry[], kernelBuild?: LockedKernelBuild): Lock {
   const byName = new Map<string, LockEntry>();

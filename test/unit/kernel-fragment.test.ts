@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { readKernelFragments, X86_64 } from "../../src/kernel/build.js";
 import { parseConfigFragment, renderFragment, unmetLines } from "../../src/kernel/fragment.js";
+import { kernelBuildChange } from "../../src/packages/lock.js";
 
 const configs = path.join(import.meta.dirname, "..", "..", "kernel-configs");
 
@@ -57,5 +58,22 @@ describe("minimal kernel configuration fragments", () => {
     const debian = (await readFile(path.join(configs, "kiln.config"), "utf8")).matchAll(/^(CONFIG_\w+)=[ym]/gm);
     const missing = [...debian].map((m) => m[1]!).filter((o) => value(o) !== "y");
     expect(missing).toEqual([]);
+  });
+});
+
+describe("kiln.lock's minimal kernel build under --frozen", () => {
+  const build = { key: "k1", release: "6.1.192-kiln", configSha256: "a".repeat(64), compiler: "gcc 12.2.0", imageSha256: "b".repeat(64) };
+  it("agrees when the key is the same, and names what changed otherwise", () => {
+    expect(kernelBuildChange(build, { ...build })).toBeUndefined();
+    expect(kernelBuildChange(undefined, undefined)).toBeUndefined();
+    expect(kernelBuildChange(undefined, build)).toBe("the lock has no minimal kernel build");
+    expect(kernelBuildChange(build, undefined)).toBe("the lock has a minimal kernel build this bake does not use");
+    expect(kernelBuildChange(build, { ...build, key: "k2", configSha256: "c".repeat(64) })).toBe(
+      "the minimal kernel's configuration changed (config sha256 aaaaaaaaaaaa → cccccccccccc)",
+    );
+    expect(kernelBuildChange(build, { ...build, key: "k2", compiler: "gcc 13" })).toBe(
+      "the minimal kernel's compiler changed (gcc 12.2.0 → gcc 13)",
+    );
+    expect(kernelBuildChange(build, { ...build, key: "k2" })).toBe("the minimal kernel's build key changed (k1 → k2)");
   });
 });
