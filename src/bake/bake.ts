@@ -184,7 +184,7 @@ export async function bake(
       () => prepareKernel(spec, ctx, minimal),
       (k) =>
         k.kind === "minimal"
-          ? `${k.release}, built in${k.build ? `, built in ${k.build.buildSeconds}s` : ""}`
+          ? `${k.release}, no modules${k.compiled && k.build ? `, compiled in ${k.build.buildSeconds}s` : " (cached)"}`
           : `${k.release}, ${k.modules.size} modules`,
     );
     const init = await progress.step(

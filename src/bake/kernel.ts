@@ -32,6 +32,8 @@ export interface KernelLayer {
   readonly identity: string;
   /** The minimal kernel's build (source, configuration, compiler). */
   readonly build?: KernelBuildRecord;
+  /** The minimal kernel was compiled by this bake (not found in the cache). */
+  readonly compiled?: boolean;
   /** Drivers that matter to push (ixgbevf: SR-IOV), built into the kernel rather than modules. */
   readonly builtIn: readonly string[];
   /** `uname -r` of the kernel, e.g. 6.1.0-56-cloud-amd64. */
@@ -197,6 +199,7 @@ async function minimalKernelLayer(ctx: BakeContext, { source, built }: MinimalKe
     package: source,
     identity: `minimal:${record.key}:${record.imageSha256}`,
     build: record,
+    compiled: !built.cached,
     builtIn: Object.entries(BUILT_IN_DRIVERS)
       .filter(([, option]) => config.get(option) === "y")
       .map(([name]) => name),
