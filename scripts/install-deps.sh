@@ -20,7 +20,7 @@ packages=(
   dpkg-dev                                 # rebake tests: dpkg-scanpackages indexes a loopback Debian repository
   systemd                                  # schedule tests: systemd-analyze verify checks the generated units
   bubblewrap                               # bake sandbox (bwrap): installs, compiles, extraction confined
-  flex bison bc libelf-dev xz-utils        # kernel: minimal (kiln compiles the kernel from Debian's linux-source)
+  flex bison bc libelf-dev xz-utils zstd   # kernel: minimal (kiln compiles the kernel from Debian's linux-source; zstd initramfs)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
