@@ -150,7 +150,9 @@ function printInspect(image: StoredImage, json: boolean): void {
   const out: string[] = [
     `${image.ref}  ${image.digest}`,
     `baker ${m.baker}; cmd ${JSON.stringify(m.cmd)}; port ${m.port ?? "-"}; health ${m.healthcheck.path}`,
-    `kernel ${m.kernel.package} ${m.kernel.version} (${m.kernel.release})`,
+    m.kernel.build
+      ? `kernel minimal ${m.kernel.release}, built by kiln from ${m.kernel.package} ${m.kernel.version} (config sha256 ${m.kernel.build.configSha256.slice(0, 12)}, ${m.kernel.build.compiler})`
+      : `kernel ${m.kernel.package} ${m.kernel.version} (${m.kernel.release})`,
     "",
     "Partitions:",
     ...m.layout.partitions.map(
