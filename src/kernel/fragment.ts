@@ -37,7 +37,7 @@ export function parseConfigFragment(text: string, file: string): FragmentLine[] 
 
 /** The lines as Kconfig reads them; appended to tinyconfig's .config, a later line wins. */
 export function renderFragment(lines: readonly FragmentLine[]): string {
-  return lines.map((l) => (l.value === "n" ? `# ${l.option} is not set` : `${l.option}=${l.value}`)).join("\n") + "\n";
+  return `${lines.map((l) => (l.value === "n" ? `# ${l.option} is not set` : `${l.option}=${l.value}`)).join("\n")}\n`;
 }
 
 /**
