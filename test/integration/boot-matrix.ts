@@ -3,6 +3,11 @@
 // under SeaBIOS and OVMF, from virtio, NVMe and IDE disks, and must answer HTTP over a forwarded
 // port with the values the image and the seed drive gave, then shut down cleanly on ACPI.
 import { describe, expect, it } from "vitest";
+import { ImageStore } from "../../src/image/store.js";
+import { LocalVm } from "../../src/providers/qemu.js";
+import { waitHealthy } from "../../src/run/health.js";
+import { findFreePort } from "../../src/run/ports.js";
+import { startImds } from "../fixtures/imds/server.js";
 import { boot, bakeExample, httpGet, processAlive, sharedHome, trackRuns, type TestKernel } from "./harness.js";
 
 export function describeBoots(kernel: TestKernel): void {
@@ -56,6 +61,38 @@ export function describeBoots(kernel: TestKernel): void {
         const console = await run.vm.consoleTail(400);
         expect(console, diskBus).toMatch(diskBus === "nvme" ? /root disk \/dev\/nvme0n1/ : /root disk \/dev\/sda/);
         expect(await run.vm.shutdown(30_000), diskBus).toBe("clean");
+      }
+    });
+
+    it("hello-native boots as on EC2: NVMe disk, no seed drive, user-data and instance facts from IMDSv2", async () => {
+      const { image } = await bakeExample("hello-native", home, {}, kernel);
+      const imds = await startImds({
+        instanceId: "i-0123456789abcdef0",
+        availabilityZone: "eu-west-1b",
+        region: "eu-west-1",
+        userData: "KILN_ENV=prod\nGREETING=from-imds\n",
+      });
+      const port = await findFreePort();
+      const vm = await LocalVm.start({
+        image: await new ImageStore(home).resolve(image.ref),
+        home,
+        firmware: "bios",
+        forwards: [{ hostAddress: "127.0.0.1", hostPort: port, guestPort: 8080 }],
+        env: {},
+        seedDrive: false,
+        imds: { hostPort: imds.port },
+        diskBus: "nvme",
+      });
+      try {
+        const health = await waitHealthy(`http://127.0.0.1:${port}/healthz`, 180_000, vm.exited, vm.startedAtMs);
+        expect(health.healthy, await vm.consoleTail(40)).toBe(true);
+        expect(JSON.parse((await httpGet(`http://127.0.0.1:${port}/`)).body)).toMatchObject({ message: "from-imds", env: "prod" });
+        expect(imds.requests[0]).toMatchObject({ method: "PUT", path: "/latest/api/token", status: 200 });
+        expect(await vm.consoleTail(60)).toMatch(/instance i-0123456789abcdef0 in eu-west-1b/);
+      } finally {
+        await vm.shutdown(20_000);
+        await vm.cleanup();
+        await imds.close();
       }
     });
   });
