@@ -110,9 +110,10 @@ describe("kiln.yml values that would reach another program's configuration", () 
   });
 
   it("requires Debian package names for kernel.package and packages", async () => {
+    // kernel is checked with the flags that can stand in for it (--kernel), after the file's other settings.
     expect(await problems({ kernel: { package: "linux-image-amd64\nPackage: evil" }, packages: ["libpq5", "../../etc"] })).toEqual([
-      "kernel.package: contains a newline",
       "packages[1]: '../../etc' must be a Debian package name (lowercase letters, digits, '+', '-' and '.')",
+      "kernel.package: contains a newline",
     ]);
   });
 
