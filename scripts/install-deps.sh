@@ -20,6 +20,7 @@ packages=(
   dpkg-dev                                 # rebake tests: dpkg-scanpackages indexes a loopback Debian repository
   systemd                                  # schedule tests: systemd-analyze verify checks the generated units
   bubblewrap                               # bake sandbox (bwrap): installs, compiles, extraction confined
+  debootstrap e2fsprogs                    # npm run bench:boot builds the 'usual way' Debian image (debootstrap, mkfs.ext4 -d)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
