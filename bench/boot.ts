@@ -23,7 +23,7 @@ import { installRoot, kilnHome, type KilnHome } from "../src/home.js";
 import { ImageStore, type StoredImage } from "../src/image/store.js";
 import { bootOnce, type BootResult, type BootTarget, kilnTarget, measureCtrlC, usualWayTarget } from "./boot-measure.js";
 import { alternatingOrder, formatRatio, formatTable, median, smallestPassing } from "./stats.js";
-import { buildUsualWay, hostMirror, type UsualWayApp } from "./usual-way.js";
+import { buildUsualWay, hostMirror, removeTree, type UsualWayApp } from "./usual-way.js";
 
 const repo = installRoot();
 const kilnBin = path.join(repo, "bin", "kiln.js");
@@ -287,7 +287,7 @@ async function measureExample(example: Example, options: Options): Promise<Colum
     return columns;
   } finally {
     for (const home of homes) rmSync(home.root, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    await removeTree(work);
   }
 }
 

@@ -43,6 +43,29 @@ export interface UsualWayBuild {
   readonly kernel: string;
 }
 
+/**
+ * Mount points at or under `dir`, from /proc/mounts text (octal escapes such as \040 decoded).
+ * debootstrap mounts /proc and /sys (and may bind /dev) inside the tree while it installs; if it
+ * was cut short they stay, and a recursive delete of the tree would reach into the host's.
+ */
+export function mountsUnder(procMounts: string, dir: string): string[] {
+  const root = dir.replace(/\/+$/, "");
+  return procMounts
+    .split("\n")
+    .map((line) => line.split(" ")[1])
+    .filter((m): m is string => m !== undefined)
+    .map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))))
+    .filter((m) => m === root || m.startsWith(`${root}/`));
+}
+
+/** Removes a directory the bench made, refusing while anything is mounted inside it. */
+export async function removeTree(dir: string): Promise<void> {
+  const mounted = mountsUnder(await readFile("/proc/mounts", "utf8").catch(() => ""), dir);
+  if (mounted.length > 0)
+    throw new Error(`not removing ${dir}: ${mounted.join(", ")} still mounted (a cut-short debootstrap); unmount them first (umount -R)`);
+  await rm(dir, { recursive: true, force: true });
+}
+
 /** The host's mirror for bookworm, from /etc/apt/sources.list(.d); an InputError when none is configured. */
 export async function hostMirror(etcApt = "/etc/apt"): Promise<string> {
   const sources: AptSource[] = [];
@@ -181,7 +204,7 @@ async function writeDisk(out: string, signature: number, parts: readonly { path:
 export async function buildUsualWay(app: UsualWayApp, work: string, cacheDir: string, mirror: string): Promise<UsualWayBuild> {
   const started = performance.now();
   const tree = path.join(work, "tree");
-  await rm(tree, { recursive: true, force: true });
+  await removeTree(tree);
   await mkdir(cacheDir, { recursive: true });
   const include = ["systemd", "systemd-sysv", "linux-image-cloud-amd64", "initramfs-tools", ...app.runtimePackages];
   await run(["debootstrap", "--variant=minbase", `--cache-dir=${cacheDir}`, `--include=${include.join(",")}`, SUITE, tree, mirror], {

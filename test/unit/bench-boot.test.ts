@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { parseDeb822Sources, parseSourcesList, pickMirror } from "../../bench/apt-sources.js";
 import { alternatingOrder, formatRatio, formatTable, median, smallestPassing } from "../../bench/stats.js";
-import { hostMirror } from "../../bench/usual-way.js";
+import { hostMirror, mountsUnder } from "../../bench/usual-way.js";
 import { InputError } from "../../src/errors.js";
 
 // Mirror addresses here are made-up names under .example, never a real registry.
@@ -73,6 +73,28 @@ Types: deb\nURIs: http://a.example/debian\n http://b.example/debian\nSuites: boo
     } finally {
       rmSync(etc, { recursive: true, force: true });
     }
+  });
+});
+
+describe("mountsUnder", () => {
+  // Recorded shape of /proc/mounts while debootstrap installs into a tree (paths made up).
+  const mounts = [
+    "/dev/vda / ext4 rw,relatime 0 0",
+    "proc /tmp/work/tree/proc proc rw,relatime 0 0",
+    "sysfs /tmp/work/tree/sys sysfs rw,relatime 0 0",
+    "/dev /tmp/work/tree-other/dev none rw,bind 0 0",
+    "tmpfs /tmp/with\\040space/tree/dev tmpfs rw 0 0",
+  ].join("\n");
+
+  test("mount points inside the tree, not a sibling that shares its prefix", () => {
+    expect(mountsUnder(mounts, "/tmp/work/tree")).toEqual(["/tmp/work/tree/proc", "/tmp/work/tree/sys"]);
+    expect(mountsUnder(mounts, "/tmp/work/tree/")).toEqual(["/tmp/work/tree/proc", "/tmp/work/tree/sys"]);
+    expect(mountsUnder(mounts, "/tmp/work")).toEqual(["/tmp/work/tree/proc", "/tmp/work/tree/sys", "/tmp/work/tree-other/dev"]);
+    expect(mountsUnder(mounts, "/tmp/elsewhere")).toEqual([]);
+  });
+
+  test("octal escapes of /proc/mounts are decoded", () => {
+    expect(mountsUnder(mounts, "/tmp/with space")).toEqual(["/tmp/with space/tree/dev"]);
   });
 });
 
