@@ -22,7 +22,7 @@ import { run } from "../src/exec.js";
 import { installRoot, kilnHome, type KilnHome } from "../src/home.js";
 import { ImageStore, type StoredImage } from "../src/image/store.js";
 import { bootOnce, type BootResult, type BootTarget, kilnTarget, measureCtrlC, usualWayTarget } from "./boot-measure.js";
-import { alternatingOrder, formatRatio, formatTable, median, smallestPassing } from "./stats.js";
+import { alternatingOrder, formatRatio, formatTable, median, refusalReason, smallestPassing } from "./stats.js";
 import { buildUsualWay, hostMirror, removeTree, type UsualWayApp } from "./usual-way.js";
 
 const repo = installRoot();
@@ -137,7 +137,7 @@ async function bakeKilnColumn(example: Example, column: (typeof KILN_COLUMNS)[nu
   } catch (error) {
     rmSync(home.root, { recursive: true, force: true });
     if (column.bakeArgs.length > 0 && error instanceof CommandFailedError)
-      return { skipped: `kiln bake ${column.bakeArgs.join(" ")} was refused: ${error.message.split("\n").slice(-1)[0]?.trim()}` };
+      return { skipped: `kiln bake ${column.bakeArgs.join(" ")} was refused: ${refusalReason(error.stderrTail)}` };
     throw error;
   } finally {
     rmSync(app, { recursive: true, force: true });

@@ -63,3 +63,16 @@ export function alternatingOrder<T>(items: readonly T[], rounds: number): T[] {
   for (let r = 0; r < rounds; r++) order.push(...items);
   return order;
 }
+
+/** The line of a refused command's stderr that says why (commander prints "error: unknown option …" above its help). */
+export function refusalReason(stderrTail: string): string {
+  const lines = stderrTail
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const reason = lines.find((l) => /error|unknown|refus|not supported|invalid/i.test(l));
+  if (reason) return reason;
+  // The error line can be above the kept tail of a long usage text.
+  if (lines.some((l) => /^-h, --help\b/.test(l))) return "kiln printed its usage: the option is unknown to this kiln";
+  return lines[lines.length - 1] ?? "no reason given";
+}

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { parseDeb822Sources, parseSourcesList, pickMirror } from "../../bench/apt-sources.js";
-import { alternatingOrder, formatRatio, formatTable, median, smallestPassing } from "../../bench/stats.js";
+import { alternatingOrder, formatRatio, formatTable, median, refusalReason, smallestPassing } from "../../bench/stats.js";
 import { hostMirror, mountsUnder } from "../../bench/usual-way.js";
 import { InputError } from "../../src/errors.js";
 
@@ -156,5 +156,17 @@ describe("ratios and the table", () => {
 
   test("boots alternate image by image, every round in the same order", () => {
     expect(alternatingOrder(["a", "b", "c"], 2)).toEqual(["a", "b", "c", "a", "b", "c"]);
+  });
+});
+
+describe("refusalReason", () => {
+  test("the error line above commander's help, not the help's last line", () => {
+    const tail = "error: unknown option '--kernel'\nUsage: kiln bake [options] [dir]\n  -h, --help           display help for command";
+    expect(refusalReason(tail)).toBe("error: unknown option '--kernel'");
+    expect(refusalReason("Usage: kiln bake [options] [dir]\n  -h, --help           display help for command")).toBe(
+      "kiln printed its usage: the option is unknown to this kiln",
+    );
+    expect(refusalReason("something odd\nlast words\n")).toBe("last words");
+    expect(refusalReason("")).toBe("no reason given");
   });
 });
