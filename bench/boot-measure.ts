@@ -94,11 +94,13 @@ export function usualWayTarget(label: string, disk: string, home: KilnHome, port
         startedAtMs,
         exited,
         async stop() {
-          try {
-            process.kill(-child.pid, "SIGKILL");
-          } catch {
-            // already gone
-          }
+          // pid -1 is a QEMU that never started (and -(-1) would signal init).
+          if (child.pid > 0)
+            try {
+              process.kill(-child.pid, "SIGKILL");
+            } catch {
+              // already gone
+            }
           await child.exited;
           // The console stays when the boot failed, for a look at why.
           await rm(dir, { recursive: true, force: true });
