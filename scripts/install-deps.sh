@@ -21,6 +21,7 @@ packages=(
   systemd                                  # schedule tests: systemd-analyze verify checks the generated units
   bubblewrap                               # bake sandbox (bwrap): installs, compiles, extraction confined
   flex bison bc libelf-dev xz-utils zstd   # kernel: minimal (kiln compiles the kernel from Debian's linux-source; zstd initramfs)
+  debootstrap e2fsprogs                    # npm run bench:boot builds the 'usual way' Debian image (debootstrap, mkfs.ext4 -d)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
