@@ -13,7 +13,7 @@
  * --quick: hello-native only, 3 boots, memory bisected in 64 MiB steps.
  * Needs root (debootstrap, chroot) and the host's apt mirror for the usual way.
  */
-import { cpSync, createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createGzip } from "node:zlib";
@@ -118,6 +118,24 @@ async function copyExample(example: Example): Promise<string> {
   return app;
 }
 
+/** The user's kiln home's kernel builds (KILN_BENCH_KERNELS overrides): `kiln kernel build` fills it. */
+function userKernels(): string {
+  return process.env.KILN_BENCH_KERNELS ?? path.join(kilnHome({ ...process.env, KILN_HOME: undefined }).cache, "kernels");
+}
+
+/**
+ * A cold bake with `kernel: minimal` would otherwise time a kernel compile (minutes; reported on
+ * its own by `kiln kernel build`): finished builds are copied into the fresh home, sources and
+ * half-done builds are not. Returns how many were copied.
+ */
+function seedBuiltKernels(home: KilnHome): number {
+  const from = userKernels();
+  if (!existsSync(from)) return 0;
+  const built = readdirSync(from).filter((name) => /^[0-9a-f]{32}$/.test(name) && existsSync(path.join(from, name, "kernel.json")));
+  for (const name of built) cpSync(path.join(from, name), path.join(home.cache, "kernels", name), { recursive: true });
+  return built.length;
+}
+
 async function timeKilnBake(app: string, example: string, home: KilnHome, extra: readonly string[]): Promise<number> {
   const started = performance.now();
   await run([process.execPath, kilnBin, "bake", app, "--name", example, ...extra], { env: { KILN_HOME: home.root }, timeoutMs: 3_600_000 });
@@ -129,6 +147,8 @@ async function bakeKilnColumn(example: Example, column: (typeof KILN_COLUMNS)[nu
   const app = await copyExample(example);
   const home = kilnHome({ KILN_HOME: mkdtempSync(path.join(os.tmpdir(), "kiln-bench-boot-home-")) });
   try {
+    const prebuilt = column.id === "kiln-minimal" ? seedBuiltKernels(home) : 0;
+    if (prebuilt > 0) process.stderr.write(`  ${column.label}: the cold bake reuses ${prebuilt} kernel build(s) from ${userKernels()}\n`);
     const coldSeconds = await timeKilnBake(app, example, home, column.bakeArgs);
     writeFileSync(path.join(app, "bench-change.txt"), `changed at ${Date.now()}\n`);
     const warmSeconds = await timeKilnBake(app, example, home, column.bakeArgs);
