@@ -43,7 +43,8 @@ export async function bakeExample(name: string, home: KilnHome, overrides = {}, 
   try {
     cpSync(example, copy, { recursive: true });
     appendFileSync(path.join(copy, "kiln.yml"), "\nkernel: minimal\n");
-    return await bake(copy, overrides, home, quiet);
+    // The copy's directory name would become a native app's name.
+    return await bake(copy, { name, ...overrides }, home, quiet);
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }
