@@ -10,10 +10,9 @@
  * The last stdout line is one JSON object with every figure.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { createReadStream, cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createGzip } from "node:zlib";
 import { bake } from "../src/bake/bake.js";
 import { installRoot, kilnHome } from "../src/home.js";
 import type { Progress } from "../src/progress.js";
@@ -21,19 +20,10 @@ import { type FixtureResult, fixtures, formatFixture, measureFixture } from "./f
 import { probeHttp } from "../src/run/health.js";
 import { findFreePort } from "../src/run/ports.js";
 import { runImage } from "../src/run/run.js";
+import { gzipSize } from "./gzip-size.js";
 
 const quiet: Progress = { step: async (_l, work) => work(), info: () => undefined };
 const repo = installRoot();
-
-async function gzipSize(file: string): Promise<number> {
-  let bytes = 0;
-  const gz = createGzip({ level: 6 });
-  gz.on("data", (chunk: Buffer) => (bytes += chunk.length));
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(file).pipe(gz).on("end", resolve).on("error", reject);
-  });
-  return bytes;
-}
 
 async function timeHostStart(example: string, port: number): Promise<number> {
   const dir = path.join(repo, "examples", example);

@@ -13,10 +13,9 @@
  * --quick: hello-native only, 3 boots, memory bisected in 64 MiB steps.
  * Needs root (debootstrap, chroot) and the host's apt mirror for the usual way.
  */
-import { cpSync, createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createGzip } from "node:zlib";
 import { CommandFailedError } from "../src/errors.js";
 import { run } from "../src/exec.js";
 import { installRoot, kilnHome, type KilnHome } from "../src/home.js";
@@ -24,6 +23,7 @@ import { ImageStore, type StoredImage } from "../src/image/store.js";
 import { bootOnce, type BootResult, type BootTarget, kilnTarget, measureCtrlC, usualWayTarget } from "./boot-measure.js";
 import { alternatingOrder, formatRatio, formatTable, median, refusalReason, smallestPassing } from "./stats.js";
 import { buildUsualWay, hostMirror, removeTree, type UsualWayApp } from "./usual-way.js";
+import { gzipSize } from "./gzip-size.js";
 
 const repo = installRoot();
 const kilnBin = path.join(repo, "bin", "kiln.js");
@@ -97,16 +97,6 @@ function parseArgs(argv: readonly string[]): Options {
   }
   if (o.examples.length === 0) o.examples = [...EXAMPLES];
   return o;
-}
-
-async function gzipBytes(file: string): Promise<number> {
-  let bytes = 0;
-  const gz = createGzip({ level: 6 });
-  gz.on("data", (chunk: Buffer) => (bytes += chunk.length));
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(file).pipe(gz).on("end", resolve).on("error", reject);
-  });
-  return bytes;
 }
 
 /** A temporary copy of the example, built the way bench/bake.ts builds it (make for the native one). */
@@ -242,7 +232,7 @@ async function measureExample(example: Example, options: Options): Promise<Colum
         id: column.id,
         label: column.label,
         build: { coldSeconds: baked.coldSeconds, warmSeconds: baked.warmSeconds, warmIs: "kiln bake after an app change, same kiln home" },
-        bytes: { raw: m.sizes.rawDisk, allocated: m.sizes.allocated, gzip: await gzipBytes(baked.image.disk) },
+        bytes: { raw: m.sizes.rawDisk, allocated: m.sizes.allocated, gzip: await gzipSize(baked.image.disk) },
       });
       targets.push({ column: column.id, target: kilnTarget(column.label, baked.image, baked.home), memory: m.resources.memoryMiB });
     }
@@ -256,7 +246,7 @@ async function measureExample(example: Example, options: Options): Promise<Colum
           warmSeconds: warm.seconds,
           warmIs: "the whole image again (new tree) with debootstrap's cached .debs",
         },
-        bytes: { raw: warm.rawBytes, allocated: warm.allocatedBytes, gzip: await gzipBytes(warm.disk) },
+        bytes: { raw: warm.rawBytes, allocated: warm.allocatedBytes, gzip: await gzipSize(warm.disk) },
         kernel: warm.kernel,
       });
       // The home only serves QEMU's accelerator check and the VM's scratch directory.
