@@ -51,7 +51,8 @@ export function registerKernelCommands(program: Command, home: () => KilnHome): 
       ]);
       const h = home();
       const inputs = await inputsFor(h, target);
-      const progress = stderrProgress();
+      // The build prints its own line every 10 s (files compiled); the step heartbeat would only repeat it.
+      const progress = stderrProgress({ heartbeatMs: 600_000 });
       const started = performance.now();
       const built = await progress.step(
         `Kernel ${inputs.source.name} ${inputs.source.version}`,
