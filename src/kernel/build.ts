@@ -224,11 +224,13 @@ function sourceTreeName(source: DebianPackage): string {
  */
 async function removeStaleTrees(dir: string, key: string, source: DebianPackage): Promise<void> {
   const names = await readdir(dir);
+  // Another kiln compiling (a lock other than ours) may be reading any source tree: keep them all then.
+  const othersBuilding = names.some((n) => n.endsWith(".lock") && n !== `${key}.lock`);
   for (const name of names) {
     const other = /^build-([0-9a-f]{32})$/.exec(name)?.[1];
-    const stale =
-      (other && other !== key && !names.includes(`${other}.lock`)) || (name.startsWith("source-") && name !== sourceTreeName(source));
-    if (stale) await removeDir(path.join(dir, name));
+    const staleBuild = other !== undefined && other !== key && !names.includes(`${other}.lock`);
+    const staleSource = name.startsWith("source-") && name !== sourceTreeName(source) && !othersBuilding;
+    if (staleBuild || staleSource) await removeDir(path.join(dir, name));
   }
 }
 
