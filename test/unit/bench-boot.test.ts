@@ -80,16 +80,20 @@ describe("mountsUnder", () => {
   // Recorded shape of /proc/mounts while debootstrap installs into a tree (paths made up).
   const mounts = [
     "/dev/vda / ext4 rw,relatime 0 0",
-    "proc /tmp/work/tree/proc proc rw,relatime 0 0",
-    "sysfs /tmp/work/tree/sys sysfs rw,relatime 0 0",
-    "/dev /tmp/work/tree-other/dev none rw,bind 0 0",
+    "proc /var/tmp/bench/tree/proc proc rw,relatime 0 0",
+    "sysfs /var/tmp/bench/tree/sys sysfs rw,relatime 0 0",
+    "/dev /var/tmp/bench/tree-other/dev none rw,bind 0 0",
     "tmpfs /tmp/with\\040space/tree/dev tmpfs rw 0 0",
   ].join("\n");
 
   test("mount points inside the tree, not a sibling that shares its prefix", () => {
-    expect(mountsUnder(mounts, "/tmp/work/tree")).toEqual(["/tmp/work/tree/proc", "/tmp/work/tree/sys"]);
-    expect(mountsUnder(mounts, "/tmp/work/tree/")).toEqual(["/tmp/work/tree/proc", "/tmp/work/tree/sys"]);
-    expect(mountsUnder(mounts, "/tmp/work")).toEqual(["/tmp/work/tree/proc", "/tmp/work/tree/sys", "/tmp/work/tree-other/dev"]);
+    expect(mountsUnder(mounts, "/var/tmp/bench/tree")).toEqual(["/var/tmp/bench/tree/proc", "/var/tmp/bench/tree/sys"]);
+    expect(mountsUnder(mounts, "/var/tmp/bench/tree/")).toEqual(["/var/tmp/bench/tree/proc", "/var/tmp/bench/tree/sys"]);
+    expect(mountsUnder(mounts, "/var/tmp/bench")).toEqual([
+      "/var/tmp/bench/tree/proc",
+      "/var/tmp/bench/tree/sys",
+      "/var/tmp/bench/tree-other/dev",
+    ]);
     expect(mountsUnder(mounts, "/tmp/elsewhere")).toEqual([]);
   });
 
